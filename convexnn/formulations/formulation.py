@@ -1,0 +1,305 @@
+r"""The :class:`Formulation` (a convex program you can inspect, then solve) and its
+:class:`ConvexSolution`.
+
+Every builder (``c_relu``, ``c_grelu``, ``three_layer``, the deep programs) returns a subclass
+of :class:`Formulation`. It holds the ``cvxpy.Problem`` (``.problem``), the regularization
+strength as a nonnegative ``cp.Parameter`` (``.lam``: change ``.lam.value`` and re-solve, CVXPY
+reuses the compiled problem), the variables and named constraints, the validated data and the
+patterns. A subclass supplies four pieces of math: how to read the weights out of the solved
+variables, the predictions, the regularizer, and the map back to a network.
+
+Solving with an interior-point method goes through :meth:`Formulation.solve`; first-order
+methods (``convexnn.solve(..., method="first_order")``) produce the same :class:`ConvexSolution`,
+so mappings, KKT conditions and certificates work unchanged.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import time
+import warnings
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import cvxpy as cp
+import numpy as np
+
+from convexnn.arrangements.patterns import Patterns
+from convexnn.errors import InaccurateSolutionWarning, InputError, NotFittedError, SolverError
+from convexnn.formulations.losses import Loss
+
+__all__ = ["Formulation", "ConvexSolution", "default_solver", "mosek_available"]
+
+log = logging.getLogger("convexnn")
+
+_OK = {cp.OPTIMAL}
+_INACCURATE = {cp.OPTIMAL_INACCURATE}
+
+
+@lru_cache(maxsize=1)
+def mosek_available() -> bool:
+    """True when MOSEK is installed *and* licensed (probed once by solving a tiny problem)."""
+    if "MOSEK" not in cp.installed_solvers():
+        return False
+    try:
+        x = cp.Variable()
+        cp.Problem(cp.Minimize(cp.abs(x - 1))).solve(solver=cp.MOSEK)
+        return True
+    except Exception as exc:  # licence missing or expired
+        log.info("MOSEK is installed but not usable (%s); using Clarabel.", exc)
+        return False
+
+
+def default_solver() -> str:
+    """The interior-point solver used when none is named: MOSEK if licensed, else Clarabel."""
+    return cp.MOSEK if mosek_available() else cp.CLARABEL
+
+
+class Formulation(abc.ABC):
+    """A convex reformulation of a neural-network training problem, ready to inspect and solve.
+
+    Attributes
+    ----------
+    problem : cvxpy.Problem
+        The convex program. Inspect it (``print(f.problem)``, ``f.problem.is_dcp()``) before solving.
+    lam : cvxpy.Parameter
+        Nonnegative regularization strength; set ``f.lam.value`` and call :meth:`solve` again to
+        re-solve without recompiling.
+    kind : str
+        ``"c_relu"``, ``"c_grelu"``, ``"three_layer"``, ...
+    loss : Loss
+    X : ndarray, shape (n, d)
+        The validated data (without the bias column).
+    Xa : ndarray, shape (n, d')
+        The design matrix the weights act on (``[X, 1]`` when ``bias``).
+    y : ndarray, shape (n,) or (n, c)
+    patterns : Patterns
+    bias : bool
+    variables : dict[str, cvxpy.Variable]
+    constraints : dict[str, cvxpy.Constraint]
+        Named constraint groups (e.g. ``"cone_v"``); their ``dual_value`` after a solve holds the
+        multipliers used by :func:`convexnn.kkt`.
+    meta : dict
+        Builder-specific information (e.g. the size estimate).
+    """
+
+    kind: str = "formulation"
+
+    def __init__(
+        self,
+        problem: cp.Problem,
+        lam: cp.Parameter,
+        *,
+        X: np.ndarray,
+        Xa: np.ndarray,
+        y: np.ndarray,
+        loss: Loss,
+        patterns: Patterns,
+        bias: bool,
+        variables: dict[str, cp.Variable],
+        constraints: dict[str, cp.Constraint] | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        self.problem = problem
+        self.lam = lam
+        self.X = X
+        self.Xa = Xa
+        self.y = y
+        self.loss = loss
+        self.patterns = patterns
+        self.bias = bias
+        self.variables = dict(variables)
+        self.constraints = dict(constraints or {})
+        self.meta = dict(meta or {})
+        self.last_solution: ConvexSolution | None = None
+
+    # ----------------------------------------------------------------- the math a subclass gives
+    @abc.abstractmethod
+    def weights_from_variables(self) -> dict[str, np.ndarray]:
+        """Read the convex weights out of the solved CVXPY variables."""
+
+    @abc.abstractmethod
+    def predict(self, weights: dict[str, np.ndarray]) -> np.ndarray:
+        """Predictions of the convex model with ``weights`` on the training data."""
+
+    @abc.abstractmethod
+    def regularizer(self, weights: dict[str, np.ndarray]) -> float:
+        """The (unscaled) regularizer, e.g. ``sum_i ||v_i|| + ||w_i||``; the objective adds ``lam`` times it."""
+
+    @abc.abstractmethod
+    def to_network(self, solution: "ConvexSolution") -> Any:
+        """Map a solution of this program to a network with the same objective value."""
+
+    def constraint_violation(self, weights: dict[str, np.ndarray]) -> float:
+        """Largest violation of the program's constraints at ``weights`` (0 for unconstrained programs)."""
+        return 0.0
+
+    # ----------------------------------------------------------------- shared behaviour
+    @property
+    def lam_value(self) -> float:
+        """Current value of the regularization parameter as a float."""
+        if self.lam.value is None:
+            raise InputError("lam has no value; set formulation.lam.value first.")
+        return float(self.lam.value)
+
+    def set_lam(self, lam: float) -> "Formulation":
+        """Set the regularization strength (validated) and return ``self``."""
+        from convexnn.data import check_lam
+
+        self.lam.value = check_lam(lam)
+        return self
+
+    def objective(self, weights: dict[str, np.ndarray]) -> float:
+        """Convex objective ``loss(predict(weights), y) + lam * regularizer(weights)`` in numpy."""
+        return self.loss.value(self.predict(weights), self.y) + self.lam_value * self.regularizer(weights)
+
+    @property
+    def n_patterns(self) -> int:
+        return len(self.patterns)
+
+    def size(self) -> dict[str, int]:
+        """Number of scalar variables and constraints of the program (as CVXPY counts them)."""
+        n_var = int(sum(v.size for v in self.problem.variables()))
+        n_con = int(sum(c.size for c in self.problem.constraints))
+        return {"variables": n_var, "constraints": n_con, "patterns": self.n_patterns}
+
+    def solve(self, solver: str | None = None, *, verbose: bool = False, **kwargs: Any) -> "ConvexSolution":
+        """Solve with an interior-point (or any CVXPY) solver and return a :class:`ConvexSolution`.
+
+        Parameters
+        ----------
+        solver : str, optional
+            A CVXPY solver name. Default: MOSEK when installed and licensed, else Clarabel.
+            ``"SCS"`` is available on request (first-order, less accurate).
+        verbose : bool
+            Forwarded to CVXPY.
+        **kwargs
+            Forwarded to ``cvxpy.Problem.solve`` (solver options).
+
+        Raises
+        ------
+        SolverError
+            If the solver fails or reports infeasible / unbounded / user-limit statuses.
+
+        Warns
+        -----
+        InaccurateSolutionWarning
+            If the status is ``optimal_inaccurate`` (the solution is returned, flagged by ``.status``).
+        """
+        if self.lam.value is None:
+            raise InputError("lam has no value; set formulation.lam.value before solving.")
+        name = (solver or default_solver()).upper()
+        if name not in cp.installed_solvers():
+            raise SolverError(f"solver {name!r} is not installed; installed: {cp.installed_solvers()}.",
+                              solver=name)
+        if name == cp.MOSEK and solver is not None and not mosek_available():
+            raise SolverError("MOSEK is installed but not licensed; use solver='CLARABEL'.", solver=name)
+        t0 = time.perf_counter()
+        try:
+            self.problem.solve(solver=name, verbose=verbose, **kwargs)
+        except cp.error.SolverError as exc:
+            raise SolverError(f"{name} failed on {self.kind} ({self.size()}): {exc}", solver=name,
+                              status="solver_error") from exc
+        wall = time.perf_counter() - t0
+        status = self.problem.status
+        if status not in _OK | _INACCURATE:
+            raise SolverError(f"{name} returned status {status!r} for {self.kind}; no solution is "
+                              "returned.", status=status, solver=name)
+        if status in _INACCURATE:
+            warnings.warn(f"{name} returned status {status!r} for {self.kind}: the solution may be "
+                          "inaccurate (check .status, or try solver='MOSEK' / tighter tolerances).",
+                          InaccurateSolutionWarning, stacklevel=2)
+        compile_time = float(self.problem.compilation_time or 0.0)
+        stats = self.problem.solver_stats
+        solve_time = float(stats.solve_time) if stats and stats.solve_time is not None else wall - compile_time
+        weights = self.weights_from_variables()
+        sol = ConvexSolution(
+            formulation=self,
+            weights=weights,
+            value=float(self.problem.value),
+            status=status,
+            solver=name,
+            solve_time=solve_time,
+            compile_time=compile_time,
+            iterations=getattr(stats, "num_iters", None),
+            lam=self.lam_value,
+        )
+        self.last_solution = sol
+        return sol
+
+
+@dataclass
+class ConvexSolution:
+    """A solution of a :class:`Formulation`, from any solver.
+
+    Attributes
+    ----------
+    formulation : Formulation
+    weights : dict[str, ndarray]
+        The convex weights, e.g. ``{"V": (P, d), "W": (P, d)}`` for C-ReLU or ``{"U": (P, d)}``
+        for C-GReLU (``(P, d, c)`` for vector outputs). Also reachable as attributes
+        (``sol.V``).
+    value : float
+        The optimal value reported by the solver.
+    status : str
+        ``"optimal"`` or ``"optimal_inaccurate"`` (other statuses raise), or a first-order
+        solver's status (``"optimal"`` / ``"max_iter"``).
+    solver : str
+    solve_time, compile_time : float
+        Seconds spent in the solver and in CVXPY's compilation (0 for first-order methods).
+    iterations : int or None
+    lam : float
+        The regularization strength the solution is for.
+    info : dict
+        Solver-specific extras (duality gap reached, constraint violation, history, ...).
+    """
+
+    formulation: Formulation
+    weights: dict[str, np.ndarray]
+    value: float
+    status: str
+    solver: str
+    solve_time: float = 0.0
+    compile_time: float = 0.0
+    iterations: int | None = None
+    lam: float = float("nan")
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        weights = self.__dict__.get("weights")
+        if weights is not None and name in weights:
+            return weights[name]
+        raise AttributeError(f"ConvexSolution has no attribute {name!r}")
+
+    @property
+    def fit(self) -> np.ndarray:
+        """Predictions of the convex model on the training data."""
+        return self.formulation.predict(self.weights)
+
+    @property
+    def residual(self) -> np.ndarray:
+        """``fit - y``."""
+        return self.fit - self.formulation.y
+
+    def objective(self) -> float:
+        """The convex objective recomputed in numpy at these weights (with ``self.lam``)."""
+        f = self.formulation
+        return f.loss.value(self.fit, f.y) + self.lam * f.regularizer(self.weights)
+
+    @property
+    def constraint_violation(self) -> float:
+        return self.formulation.constraint_violation(self.weights)
+
+    def to_network(self) -> Any:
+        """Map to a network whose (non-convex) objective equals :attr:`value` (see the builder's docs)."""
+        if not self.weights:
+            raise NotFittedError("this solution holds no weights.")
+        return self.formulation.to_network(self)
+
+    def __repr__(self) -> str:
+        shapes = {k: tuple(np.shape(v)) for k, v in self.weights.items()}
+        return (f"ConvexSolution({self.formulation.kind}, value={self.value:.6g}, status={self.status!r}, "
+                f"solver={self.solver}, solve_time={self.solve_time:.3g}s, compile_time="
+                f"{self.compile_time:.3g}s, weights={shapes})")
