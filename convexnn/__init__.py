@@ -19,9 +19,54 @@ from convexnn.arrangements import Patterns
 from convexnn.formulations import ConvexSolution, Formulation, get_loss
 
 # --- arrangements (issue 2) ---
+from convexnn.arrangements import (
+    count_patterns,
+    cover_bound,
+    enumerate_patterns,
+    enumerate_patterns_lp,
+    sample_patterns,
+)
 # --- two-layer formulations, networks, mappings (issue 3) ---
+from convexnn.formulations.two_layer import (
+    CGReLU,
+    CReLU,
+    MinNormInterpolation,
+    c_grelu,
+    c_relu,
+    min_norm_interpolation,
+)
+from convexnn.networks.two_layer import GatedReLU, TwoLayerReLU
+from convexnn.mapping import ConeDecomposition, ConvexModel, cone_decomposition, from_network
 # --- duality and certificates (issue 4) ---
+from convexnn.duality import (
+    KKT,
+    Certificate,
+    DualityGap,
+    DualProblem,
+    OptimalSet,
+    certify,
+    dual_problem,
+    duality_gap,
+    kkt,
+    optimal_set,
+    prune,
+    prune_to,
+)
 # --- first-order solvers (issue 5) ---
+from convexnn.solvers import solve
 # --- three-layer and deep programs (issue 6) ---
+from convexnn.arrangements.layers import (
+    LayerPatterns,
+    NeuronCombos,
+    all_masks,
+    deep_layer_patterns,
+    first_layer_combos,
+    network_patterns,
+    sample_combos,
+    second_layer_patterns,
+)
+from convexnn.formulations.three_layer import ThreeLayerCertificate, ThreeLayerFormulation, three_layer, three_layer_gap
+from convexnn.formulations.deep import DeepFormulation, DeepGatedFormulation, deep_grelu, deep_relu
+from convexnn.networks.deep import DeepGatedReLU, DeepReLU, ThreeLayerReLU, train_deep, train_three_layer
 
 __version__ = "0.1.0"

@@ -1,0 +1,848 @@
+r"""Exact enumeration and counting of the chambers of a data arrangement.
+
+For a design matrix :math:`X_a \in \mathbb R^{n \times d'}` (``X`` or ``[X, 1]`` with
+``bias=True``) the *central hyperplane arrangement* is
+:math:`\mathcal A = \{H_i\}`, :math:`H_i = \{g : x_i^\top g = 0\}` (003, "hyperplane
+arrangements"; 004, eq. (13)). Its *chambers* (the connected components of
+:math:`\mathbb R^{d'} \setminus \bigcup_i H_i`) are exactly the sets of gates on which the
+activation pattern :math:`\mathbf 1[X_a g \ge 0]` is constant and strict; the chamber patterns
+are the diagonal matrices :math:`D_i` that make the convex programs of Pilanci & Ergen exact.
+
+Algorithm (``enumerate_patterns``)
+----------------------------------
+1. *Reduction.* Rows with :math:`\|x_i\| \le \tau \max_j \|x_j\|` are zero rows (always active
+   under the ``>= 0`` convention). The remaining rows are normalized and projected onto the row
+   space of :math:`X_a` (rank :math:`r`, singular values :math:`\le \tau\,\sigma_{\max}`
+   dropped), so the arrangement is *essential* in :math:`\mathbb R^r`. Positively and negatively
+   parallel rows define the same hyperplane and are merged.
+2. *Batched deletion--restriction.* Adding the hyperplanes :math:`H_1, \dots, H_k` one by one,
+   the chambers of :math:`\mathcal A_{\le j}` that :math:`H_j` cuts are in bijection with the
+   chambers of the restriction :math:`\mathcal A_{<j}^{H_j}` (an arrangement of :math:`j - 1`
+   hyperplanes in :math:`H_j \cong \mathbb R^{r-1}`), and
+   :math:`r(\mathcal A_{\le j}) = r(\mathcal A_{<j}) + r(\mathcal A_{<j}^{H_j})`
+   (Zaslavsky). A restriction chamber with interior point :math:`p \in H_j` yields the two
+   new chambers with witnesses :math:`p \pm t\,u_j`, where
+   :math:`t = \min\bigl(1, \tfrac12 \min_{i<j} |u_i^\top p| / |u_i^\top u_j|\bigr)` keeps every
+   sign :math:`\operatorname{sign}(u_i^\top p)` intact. All restrictions of one level are
+   independent, so they are solved *together* as one batch of ragged groups (one vectorized
+   numpy pass per level instead of one Python call per cell); the recursion ends in dimension 2,
+   where the chambers are the sectors between the sorted boundary rays. Every chamber of
+   :math:`\mathcal A` is born (as one of the two halves) at the last step that cuts it, with a
+   witness whose relative margin is at least half of its margin inside the restriction, so
+   keeping, per sign vector, the witness of largest margin and discarding witnesses whose margin
+   is at float-noise level (they lie on a hyperplane) gives every chamber exactly once.
+3. *Degeneracy.* A restricted normal of length :math:`\le \tau` means
+   :math:`H_i \cap H_j \subset` the same flat (or :math:`H_i = H_j`): it is dropped from the
+   restriction (and a hyperplane equal to an earlier one adds no chamber). This handles
+   duplicate / antipodal rows, many points on common hyperplanes and integer grids exactly.
+
+Tolerances (relative to the data scale; rows and witnesses are unit vectors): zero rows,
+numerical rank and coincident hyperplanes use :math:`\tau = 10^{-10}`; witnesses whose relative
+margin :math:`\min_i |x_i^\top g| / (\|x_i\| \|g\|)` is below :math:`10^{-13}` are treated as
+lying on a hyperplane. Data whose near-coincidences are between these two scales (angles below
+about :math:`10^{-10}` that are not exact) is resolved as degenerate.
+
+The reference :func:`enumerate_patterns_lp` (incremental, one HiGHS feasibility LP per candidate
+cell, Rada & Cerny 2018) is slow but independent; tests and the benchmark compare against it.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import Any, Callable
+
+import numpy as np
+
+from convexnn.arrangements.patterns import Patterns, data_fingerprint, design_matrix
+from convexnn.data import check_X
+from convexnn.errors import InputError, TooLargeError
+
+__all__ = [
+    "enumerate_patterns",
+    "enumerate_patterns_lp",
+    "count_patterns",
+    "cover_bound",
+]
+
+#: relative tolerance for zero rows, numerical rank and coincident (restricted) hyperplanes
+TOL = 1e-10
+#: witnesses with a smaller relative margin are considered to lie on a hyperplane
+MARGIN_TOL = 1e-13
+#: position of the witness ray inside a 2-D sector (fraction of its angle); an irrational
+#: fraction avoids landing exactly on a third line of symmetric integer configurations
+_ALPHA = math.sqrt(2.0) - 1.0
+#: births (candidate witnesses) processed per batch; bounds the memory of every level
+_BUDGET = 1_500_000
+#: floats per gathered block in the ragged products
+_BLOCK = 1 << 18
+
+
+# ----------------------------------------------------------------------------- bounds
+def cover_bound(n: int, r: int) -> int:
+    r"""Cover's bound on the number of chambers of ``n`` hyperplanes of rank ``r``.
+
+    .. math:: P \le 2 \sum_{k=0}^{r-1} \binom{n-1}{k}
+
+    (004, eq. (13); 003 "hyperplane arrangements"), attained iff the rows are in general position.
+    Exact Python integers. By convention ``cover_bound(n, 0) == 1`` and
+    ``cover_bound(0, r) == 1`` (the empty arrangement has one chamber, the whole space).
+
+    Parameters
+    ----------
+    n : int
+        Number of (distinct, nonzero) hyperplanes.
+    r : int
+        Rank of the data matrix.
+    """
+    n = int(n)
+    r = int(r)
+    if n < 0 or r < 0:
+        raise InputError(f"cover_bound needs n >= 0 and r >= 0; got n={n}, r={r}.")
+    if n == 0 or r == 0:
+        return 1
+    return 2 * sum(math.comb(n - 1, k) for k in range(r))
+
+
+def _cover_float(j: np.ndarray, q: int) -> np.ndarray:
+    """Vectorized float Cover bound for ``j`` hyperplanes of rank at most ``q`` (1 for j == 0)."""
+    j = np.asarray(j, dtype=np.float64)
+    out = np.zeros_like(j)
+    c = np.ones_like(j)  # C(j-1, k)
+    for k in range(max(q, 0)):
+        out += c
+        c = c * np.maximum(j - 1 - k, 0) / (k + 1)
+    return np.where(j > 0, 2 * out, 1.0)
+
+
+# ----------------------------------------------------------------------------- reduction
+class _Reduced:
+    """Data arrangement reduced to distinct unit normals in its row space."""
+
+    __slots__ = ("Xa", "V", "Y", "rank", "n_nonzero", "n_distinct")
+
+    def __init__(self, Xa: np.ndarray):
+        self.Xa = Xa
+        norms = np.linalg.norm(Xa, axis=1)
+        scale = float(norms.max()) if norms.size else 0.0
+        nz = norms > TOL * scale if scale > 0 else np.zeros(len(norms), bool)
+        self.n_nonzero = int(nz.sum())
+        if self.n_nonzero == 0:
+            self.V = np.zeros((Xa.shape[1], 0))
+            self.Y = np.zeros((0, 0))
+            self.rank = 0
+            self.n_distinct = 0
+            return
+        A = Xa[nz] / norms[nz, None]
+        _, s, vt = np.linalg.svd(A, full_matrices=False)
+        r = int(np.sum(s > TOL * s[0]))
+        self.V = vt[:r].T.copy()  # (d', r), orthonormal basis of the row space
+        Y = A @ self.V
+        Y /= np.linalg.norm(Y, axis=1, keepdims=True)
+        self.Y = _merge_parallel(Y)
+        self.rank = r
+        self.n_distinct = len(self.Y)
+
+
+def _merge_parallel(Y: np.ndarray) -> np.ndarray:
+    """Merge positively / negatively parallel unit rows (a fast pass; misses are harmless).
+
+    Exact duplicates are merged by rounding a canonical-sign copy; any parallel pair that
+    survives (rounding boundary) is resolved later as a zero restricted normal.
+    """
+    piv = np.argmax(np.abs(Y), axis=1)
+    sgn = np.sign(Y[np.arange(len(Y)), piv])
+    Z = np.round(Y * sgn[:, None] * 1e8).astype(np.int64)
+    Z = np.concatenate([piv[:, None], Z], axis=1)
+    _, first = np.unique(Z, axis=0, return_index=True)
+    return Y[np.sort(first)]
+
+
+# ----------------------------------------------------------------------------- core helpers
+def _bits_to_words(B: np.ndarray) -> np.ndarray:
+    """Pack a boolean (R, k) matrix into big-endian uint64 words (R, ceil(k/64))."""
+    R, k = B.shape
+    nw = max(1, (k + 63) // 64)
+    packed = np.packbits(B, axis=1)
+    pad = nw * 8 - packed.shape[1]
+    if pad:
+        packed = np.concatenate([packed, np.zeros((R, pad), np.uint8)], axis=1)
+    return np.ascontiguousarray(packed).view(">u8").astype(np.uint64)
+
+
+def _unique_best(keys: np.ndarray, margin: np.ndarray) -> np.ndarray:
+    """Indices of one representative per distinct key row: the one of largest margin."""
+    if len(margin) == 0:
+        return np.zeros(0, np.int64)
+    if keys.shape[1] == 1:
+        srt = np.argsort(keys[:, 0])
+        Ks = keys[srt, 0]
+        start = np.ones(len(srt), bool)
+        start[1:] = Ks[1:] != Ks[:-1]
+    else:
+        srt = np.lexsort(keys.T[::-1])
+        Ks = keys[srt]
+        start = np.ones(len(srt), bool)
+        start[1:] = np.any(Ks[1:] != Ks[:-1], axis=1)
+    pos = np.flatnonzero(start)
+    ms = margin[srt]
+    best = np.maximum.reduceat(ms, pos)
+    seg = np.cumsum(start) - 1
+    hit = ms == best[seg]
+    # first index of each segment that attains the segment's best margin
+    hit_pos = np.flatnonzero(hit)
+    first_hit = hit_pos[np.searchsorted(seg[hit_pos], np.arange(len(pos)))]
+    return np.sort(srt[first_hit])
+
+
+def _evaluate(W: np.ndarray, wg: np.ndarray, U: np.ndarray, gstart: np.ndarray,
+              wt: np.ndarray | None, dedup: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Signs, margins and step bounds of witnesses against the normals of their group.
+
+    For witness ``W[r]`` of group ``g = wg[r]`` (normals ``U[gstart[g]:gstart[g+1]]``):
+    ``margin = min_i |u_i . w|`` and ``tmin = min_i |u_i . w| * wt_i``. Witnesses with margin
+    below :data:`MARGIN_TOL` are dropped; with ``dedup`` only the best-margin witness per
+    (group, sign vector) is kept. Returns ``(kept indices, margin, tmin)``.
+    """
+    sizes = np.diff(gstart)
+    ksz = sizes[wg]
+    R = len(W)
+    margin = np.full(R, np.inf)
+    tmin = np.full(R, np.inf)
+    kept: list[np.ndarray] = []
+    Gbits = int(max(1, int(wg.max()) + 1 if R else 1)).bit_length()
+    for k in np.unique(ksz):
+        sel = np.flatnonzero(ksz == k)
+        if k == 0:
+            kept.append(sel[_unique_best(wg[sel, None].astype(np.uint64), margin[sel])] if dedup else sel)
+            continue
+        m = W.shape[1]
+        words = np.zeros((len(sel), (int(k) + 63) // 64), np.uint64)
+        gsel = wg[sel]
+        # groups with many witnesses: dense products; otherwise gathered ragged products
+        ng = len(np.unique(gsel))
+        if len(sel) >= 64 * ng:
+            bounds = np.flatnonzero(np.diff(gsel)) + 1
+            segs = np.split(np.arange(len(sel)), bounds)
+            for seg in segs:
+                g = gsel[seg[0]]
+                Ug = U[gstart[g]:gstart[g] + k]
+                wtg = None if wt is None else wt[gstart[g]:gstart[g] + k]
+                step = max(1, _BLOCK // int(k))
+                for a in range(0, len(seg), step):
+                    ss = seg[a:a + step]
+                    V = W[sel[ss]] @ Ug.T
+                    A = np.abs(V)
+                    margin[sel[ss]] = A.min(axis=1)
+                    if wtg is not None:
+                        tmin[sel[ss]] = (A * wtg).min(axis=1)
+                    if dedup:
+                        words[ss] = _bits_to_words(V >= 0)
+        else:
+            step = max(1, _BLOCK // (int(k) * m))
+            ar = np.arange(int(k))
+            for a in range(0, len(sel), step):
+                ss = np.arange(a, min(a + step, len(sel)))
+                idx = gstart[gsel[ss]][:, None] + ar
+                V = np.einsum("cm,ckm->ck", W[sel[ss]], U[idx])
+                A = np.abs(V)
+                margin[sel[ss]] = A.min(axis=1)
+                if wt is not None:
+                    tmin[sel[ss]] = (A * wt[idx]).min(axis=1)
+                if dedup:
+                    words[ss] = _bits_to_words(V >= 0)
+        ok = margin[sel] > MARGIN_TOL
+        sel_ok = sel[ok]
+        if not dedup:
+            kept.append(sel_ok)
+            continue
+        words = words[ok]
+        if words.shape[1] == 1 and int(k) + Gbits <= 64:
+            keys = ((wg[sel_ok].astype(np.uint64) << np.uint64(k))
+                    | (words[:, 0] >> np.uint64(64 - int(k))))[:, None]
+        else:
+            keys = np.concatenate([wg[sel_ok, None].astype(np.uint64), words], axis=1)
+        kept.append(sel_ok[_unique_best(keys, margin[sel_ok])])
+    idx = np.sort(np.concatenate(kept)) if kept else np.zeros(0, np.int64)
+    return idx, margin[idx], tmin[idx]
+
+
+def _sectors2(U: np.ndarray, gstart: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Chambers of batched central line arrangements in the plane (sorted boundary rays)."""
+    G = len(gstart) - 1
+    sizes = np.diff(gstart)
+    gid = np.repeat(np.arange(G), sizes)
+    phi = np.arctan2(U[:, 1], U[:, 0])
+    two_pi = 2 * np.pi
+    ang = np.concatenate([np.mod(phi + np.pi / 2, two_pi), np.mod(phi - np.pi / 2, two_pi)])
+    rg = np.concatenate([gid, gid])
+    order = np.lexsort((ang, rg))
+    ang = ang[order]
+    rg = rg[order]
+
+    def cyclic_gap(a: np.ndarray, g: np.ndarray) -> np.ndarray:
+        nxt = np.empty_like(a)
+        nxt[:-1] = a[1:]
+        last = np.ones(len(a), bool)
+        last[:-1] = g[1:] != g[:-1]
+        # first element of each group
+        firstpos = np.flatnonzero(np.concatenate([[True], g[1:] != g[:-1]]))
+        grp_first = np.repeat(firstpos, np.diff(np.append(firstpos, len(a))))
+        nxt[last] = a[grp_first[last]] + two_pi
+        return nxt - a
+
+    if len(ang):
+        gap = cyclic_gap(ang, rg)
+        keep = gap > TOL
+        ang, rg = ang[keep], rg[keep]
+        gap = cyclic_gap(ang, rg)
+        theta = ang + _ALPHA * gap
+        W = np.stack([np.cos(theta), np.sin(theta)], axis=1)
+    else:
+        W = np.zeros((0, 2))
+    empty = np.flatnonzero(sizes == 0)
+    if len(empty):
+        W = np.concatenate([W, np.zeros((len(empty), 2))])
+        rg = np.concatenate([rg, empty])
+        o = np.argsort(rg, kind="stable")
+        W, rg = W[o], rg[o]
+    return W, rg
+
+
+def _chambers(U: np.ndarray, gstart: np.ndarray, wt: np.ndarray | None, m: int,
+              progress: Callable[[float], None] | None = None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Chambers of a batch of central arrangements in :math:`\\mathbb R^m`, ``m >= 2``.
+
+    Group ``g`` has the unit normals ``U[gstart[g]:gstart[g+1]]`` (possibly repeated or
+    rank deficient, never zero). Returns ``(W, wg, margin, tmin)``: one witness per chamber
+    (unit rows, the zero vector for an empty group), its group id (sorted), its margin and
+    ``min_i |u_i . w| * wt_i`` (used by the caller to size the lifting step).
+    """
+    if m == 2:
+        W, wg = _sectors2(U, gstart)
+        idx, marg, tmin = _evaluate(W, wg, U, gstart, wt, dedup=False)
+        return W[idx], wg[idx], marg, tmin
+    G = len(gstart) - 1
+    sizes = np.diff(gstart)
+    N = len(U)
+    ug = np.repeat(np.arange(G), sizes)
+    uj = np.arange(N) - gstart[ug]  # number of earlier normals in the group
+    est = np.cumsum(2 * _cover_float(uj, m - 1))
+    cuts = [0]
+    while cuts[-1] < N:
+        base = est[cuts[-1] - 1] if cuts[-1] > 0 else 0.0
+        nxt = int(np.searchsorted(est, base + _BUDGET, side="right"))
+        cuts.append(max(nxt, cuts[-1] + 1))
+    colsel = np.array([[c for c in range(m) if c != p] for p in range(m)])
+    outW, outg, outm, outt = [], [], [], []
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        rows = np.arange(a, b)
+        cnt = uj[rows]
+        P = int(cnt.sum())
+        pu = np.repeat(rows, cnt)  # unit (hyperplane H_j) of each pair
+        off = np.repeat(np.cumsum(cnt) - cnt, cnt)
+        pi = gstart[ug[pu]] + (np.arange(P) - off)  # earlier normal i < j
+        Uj = U[rows]
+        piv = np.argmax(np.abs(Uj), axis=1)
+        sg = np.where(Uj[np.arange(len(rows)), piv] >= 0, 1.0, -1.0)
+        hv = Uj.copy()
+        hv[np.arange(len(rows)), piv] += sg
+        hvv = 2.0 * (1.0 + np.abs(Uj[np.arange(len(rows)), piv]))
+        if P:
+            loc = pu - a
+            Ui = U[pi]
+            c = np.einsum("pm,pm->p", Ui, Uj[loc])
+            Rf = Ui - (2.0 * np.einsum("pm,pm->p", Ui, hv[loc]) / hvv[loc])[:, None] * hv[loc]
+            sub = np.take_along_axis(Rf, colsel[piv[loc]], axis=1)
+            s = np.linalg.norm(sub, axis=1)
+            zero = s <= TOL
+            dup = np.zeros(len(rows), bool)
+            dup[loc[zero]] = True  # H_j equals an earlier hyperplane: no new chamber
+            keep = ~dup[loc]
+            sub = sub[keep] / s[keep, None]
+            wsub = s[keep] / np.maximum(np.abs(c[keep]), 1e-300)
+            wsub = np.minimum(wsub, 1e300)
+        else:
+            dup = np.zeros(len(rows), bool)
+            sub = np.zeros((0, m - 1))
+            wsub = np.zeros(0)
+        live = np.flatnonzero(~dup)
+        sgs = np.concatenate([[0], np.cumsum(cnt[live])])
+        Y, yg, _, ytmin = _chambers(sub, sgs, wsub, m - 1)
+        unit = live[yg]  # local unit index of each restriction chamber
+        # lift y -> p = H_j [y with 0 at the pivot]
+        E = np.zeros((len(Y), m))
+        np.put_along_axis(E, colsel[piv[unit]], Y, axis=1)
+        hvu = hv[unit]
+        p = E - (2.0 * np.einsum("pm,pm->p", E, hvu) / hvv[unit])[:, None] * hvu
+        t = np.minimum(1.0, 0.5 * ytmin)[:, None]
+        uju = Uj[unit]
+        births = np.concatenate([p + t * uju, p - t * uju])
+        births /= np.linalg.norm(births, axis=1, keepdims=True)
+        bg = np.concatenate([ug[rows][unit], ug[rows][unit]])
+        o = np.argsort(bg, kind="stable")
+        births, bg = births[o], bg[o]
+        idx, bm, bt = _evaluate(births, bg, U, gstart, wt, dedup=True)
+        outW.append(births[idx])
+        outg.append(bg[idx])
+        outm.append(bm)
+        outt.append(bt)
+        if progress is not None:
+            progress(float(est[b - 1] - (est[a - 1] if a > 0 else 0.0)))
+    empty = np.flatnonzero(sizes == 0)
+    outW.append(np.zeros((len(empty), m)))
+    outg.append(empty)
+    outm.append(np.full(len(empty), np.inf))
+    outt.append(np.full(len(empty), np.inf))
+    W = np.concatenate(outW)
+    wg = np.concatenate(outg)
+    o = np.argsort(wg, kind="stable")
+    W, wg = W[o], wg[o]
+    if len(cuts) > 2:
+        # a group may span several batches: deduplicate across them
+        idx, marg, tmin = _evaluate(W, wg, U, gstart, wt, dedup=True)
+        return W[idx], wg[idx], marg, tmin
+    return W, wg, np.concatenate(outm)[o], np.concatenate(outt)[o]
+
+
+def _chamber_witnesses(red: _Reduced, progress: Callable[[float], None] | None = None) -> np.ndarray:
+    """Unit witnesses (P, r) of all chambers of the reduced arrangement, in row-space coordinates."""
+    r = red.rank
+    if r == 0:
+        return np.zeros((1, 0))
+    if r == 1:
+        return np.array([[1.0], [-1.0]])
+    W, _, _, _ = _chambers(red.Y, np.array([0, len(red.Y)]), None, r, progress)
+    return W
+
+
+# ----------------------------------------------------------------------------- counting
+def _count_batch(U: np.ndarray, gstart: np.ndarray, m: int) -> np.ndarray:
+    """Exact chamber counts (Python ints in an object array) of a batch of central arrangements."""
+    G = len(gstart) - 1
+    sizes = np.diff(gstart)
+    if m == 2:
+        W, wg = _sectors2(U, gstart)
+        return np.bincount(wg, minlength=G).astype(object)
+    if m == 3:
+        return _count_rank3(U, gstart)
+    N = len(U)
+    ug = np.repeat(np.arange(G), sizes)
+    uj = np.arange(N) - gstart[ug]
+    total = np.ones(G, dtype=object)  # the chamber before any hyperplane
+    est = np.cumsum(np.maximum(uj, 1).astype(np.float64) ** 2)
+    cuts = [0]
+    while cuts[-1] < N:
+        base = est[cuts[-1] - 1] if cuts[-1] > 0 else 0.0
+        nxt = int(np.searchsorted(est, base + 4 * _BUDGET, side="right"))
+        cuts.append(max(nxt, cuts[-1] + 1))
+    colsel = np.array([[c for c in range(m) if c != p] for p in range(m)])
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        rows = np.arange(a, b)
+        cnt = uj[rows]
+        P = int(cnt.sum())
+        pu = np.repeat(rows, cnt)
+        off = np.repeat(np.cumsum(cnt) - cnt, cnt)
+        pi = gstart[ug[pu]] + (np.arange(P) - off)
+        Uj = U[rows]
+        piv = np.argmax(np.abs(Uj), axis=1)
+        sg = np.where(Uj[np.arange(len(rows)), piv] >= 0, 1.0, -1.0)
+        hv = Uj.copy()
+        hv[np.arange(len(rows)), piv] += sg
+        hvv = 2.0 * (1.0 + np.abs(Uj[np.arange(len(rows)), piv]))
+        dup = np.zeros(len(rows), bool)
+        sub = np.zeros((0, m - 1))
+        if P:
+            loc = pu - a
+            Ui = U[pi]
+            Rf = Ui - (2.0 * np.einsum("pm,pm->p", Ui, hv[loc]) / hvv[loc])[:, None] * hv[loc]
+            sub = np.take_along_axis(Rf, colsel[piv[loc]], axis=1)
+            s = np.linalg.norm(sub, axis=1)
+            dup[loc[s <= TOL]] = True
+            keep = ~dup[loc]
+            sub = sub[keep] / s[keep, None]
+        live = np.flatnonzero(~dup)
+        sgs = np.concatenate([[0], np.cumsum(cnt[live])])
+        sub_counts = _count_batch(sub, sgs, m - 1)
+        grp = ug[rows][live]
+        for g, c in zip(grp.tolist(), sub_counts.tolist()):
+            total[g] += c
+    return total
+
+
+def _count_rank3(U: np.ndarray, gstart: np.ndarray) -> np.ndarray:
+    r"""Chamber counts of central arrangements in :math:`\mathbb R^3` (closed form).
+
+    With distinct planes and :math:`m_p` the number of planes through the intersection line
+    :math:`p`, :math:`r = 2 + 2\sum_p (m_p - 1)` (Zaslavsky, :math:`|\chi(-1)|` with
+    :math:`\chi(1) = 0`); the sum is accumulated pair by pair as :math:`\sum_{a<b} 2/m_{ab}`.
+    """
+    G = len(gstart) - 1
+    out = np.ones(G, dtype=object)
+    for g in range(G):
+        Ug = U[gstart[g]:gstart[g + 1]]
+        if len(Ug) == 0:
+            continue
+        # distinct planes
+        cr = np.linalg.norm(np.cross(Ug[:, None, :], Ug[None, :, :]), axis=2)
+        same = cr <= TOL
+        first = np.argmax(same, axis=1) == np.arange(len(Ug))
+        Ug = Ug[first]
+        k = len(Ug)
+        if k == 1:
+            out[g] = 2
+            continue
+        a, b = np.triu_indices(k, 1)
+        v = np.cross(Ug[a], Ug[b])
+        v /= np.linalg.norm(v, axis=1, keepdims=True)
+        mult = np.zeros(len(a), np.int64)
+        step = max(1, _BLOCK // k)
+        for s0 in range(0, len(a), step):
+            mult[s0:s0 + step] = np.sum(np.abs(v[s0:s0 + step] @ Ug.T) <= 1e-9, axis=1)
+        mult = np.maximum(mult, 2)
+        vals, cnts = np.unique(mult, return_counts=True)
+        S = 0
+        for mv, cv in zip(vals.tolist(), cnts.tolist()):
+            S += (cv * 2) // mv  # number of lines of multiplicity mv, times (mv - 1)
+        out[g] = 2 + 2 * S
+    return out
+
+
+def count_patterns(X: Any, *, bias: bool = False) -> int:
+    r"""Exact number of chambers of the arrangement of ``X`` (without enumerating them).
+
+    This is the number of patterns :func:`enumerate_patterns` returns (with
+    ``include_faces=False``).
+
+    Method: reduce as in :func:`enumerate_patterns` (zero rows dropped, row space of rank
+    :math:`r`, parallel rows merged into :math:`k` distinct hyperplanes), then
+
+    * :math:`r = 0`: 1; :math:`r = 1`: 2; :math:`r = 2`: :math:`2k`;
+    * :math:`r = 3`: :math:`2 + 2\sum_{\ell}(m_\ell - 1)` over the intersection lines
+      :math:`\ell` of multiplicity :math:`m_\ell` (Zaslavsky's theorem
+      :math:`r(\mathcal A) = |\chi_{\mathcal A}(-1)|`, with the Whitney/Möbius coefficients of
+      the rank-3 intersection lattice);
+    * :math:`r \ge 4`: Zaslavsky's deletion--restriction identity
+      :math:`r(\mathcal A) = r(\mathcal A \setminus H) + r(\mathcal A^{H})`, applied to all
+      hyperplanes at once (batched like the enumeration) down to the rank-3 closed form.
+      The work is :math:`O(k^{r-1})` numbers instead of :math:`O(k^{r-1})` witness vectors
+      times :math:`k` signs, so it is always cheaper than enumerating; there is therefore no
+      enumeration fallback.
+
+    In general position the result equals :func:`cover_bound` ``(k, r)``.
+
+    Parameters
+    ----------
+    X : array, shape (n, d)
+    bias : bool
+        Count the chambers of ``[X, 1]`` (affine arrangement, 004 eq. (13) with a bias).
+
+    Returns
+    -------
+    int
+    """
+    red = _Reduced(design_matrix(X, bias))
+    r, k = red.rank, red.n_distinct
+    if r == 0:
+        return 1
+    if r == 1:
+        return 2
+    return int(_count_batch(red.Y, np.array([0, k]), r)[0])
+
+
+# ----------------------------------------------------------------------------- faces
+def _flats(Y: np.ndarray, limit: int) -> list[np.ndarray]:
+    """Membership matrices (F_s, k) of the flats of rank s = 1..r of the unit rows ``Y``."""
+    k, r = Y.shape
+    levels: list[np.ndarray] = []
+    # rank 1: closure of each hyperplane (parallel copies)
+    G = Y @ Y.T
+    cur = np.unique(1.0 - G ** 2 <= TOL ** 2 * 4, axis=0)
+    levels.append(cur)
+    total = len(cur)
+    for s in range(1, r):
+        new = []
+        for mem in cur:
+            Q = np.linalg.svd(Y[mem].T, full_matrices=False)[0][:, :s]
+            Rr = Y - (Y @ Q) @ Q.T
+            n2 = np.einsum("ij,ij->i", Rr, Rr)
+            cand = np.flatnonzero(n2 > TOL ** 2)
+            if len(cand) == 0:
+                continue
+            Gm = Rr[cand] @ Rr.T  # (c, k)
+            res = n2[None, :] - Gm ** 2 / n2[cand, None]
+            new.append(res <= TOL ** 2)
+        if not new:
+            break
+        cur = np.unique(np.concatenate(new), axis=0)
+        total += len(cur)
+        if total > limit:
+            raise TooLargeError(
+                f"the arrangement has more than {limit} flats; face patterns are too many to "
+                "enumerate (use include_faces=False).", estimate=total, limit=limit)
+        levels.append(cur)
+    return levels
+
+
+def _face_gates(red: _Reduced, limit: int) -> np.ndarray:
+    """Gates (P, d') in the relative interiors of all lower-dimensional faces (incl. g = 0)."""
+    Y, r = red.Y, red.rank
+    gates = [np.zeros((1, red.Xa.shape[1]))]  # the origin: all-ones pattern
+    if r <= 1:
+        return np.concatenate(gates)
+    for s, mems in enumerate(_flats(Y, limit), start=1):
+        dim = r - s
+        if dim <= 0:
+            continue
+        subsU, gst, bases = [], [0], []
+        for mem in mems:
+            # orthonormal basis of the flat (complement of the span of its normals)
+            _, sv, vt = np.linalg.svd(Y[mem], full_matrices=True)
+            B = vt[s:].T  # (r, dim)
+            Z = Y[~mem] @ B
+            nz = np.linalg.norm(Z, axis=1)
+            Z = Z[nz > TOL] / nz[nz > TOL, None]
+            subsU.append(Z)
+            gst.append(gst[-1] + len(Z))
+            bases.append(B)
+        U = np.concatenate(subsU) if subsU else np.zeros((0, dim))
+        gst = np.array(gst)
+        if dim == 1:
+            W = np.array([[1.0], [-1.0]] * len(mems))
+            wg = np.repeat(np.arange(len(mems)), 2)
+        else:
+            W, wg, _, _ = _chambers(U, gst, None, dim)
+        Bst = np.stack(bases)  # (F, r, dim)
+        g = np.einsum("frd,fd->fr", Bst[wg], W)
+        gates.append(g @ red.V.T)
+    return np.concatenate(gates)
+
+
+# ----------------------------------------------------------------------------- public API
+def _estimate(red: _Reduced) -> tuple[int, str]:
+    """Size estimate before enumerating: exact count when cheap, else the Cover bound."""
+    r, k = red.rank, red.n_distinct
+    if r <= 2:
+        return (1 if r == 0 else 2 if r == 1 else 2 * k), "exact count"
+    if r == 3 and k <= 400:
+        return int(_count_rank3(red.Y, np.array([0, k]))[0]), "exact count"
+    return cover_bound(k, r), "Cover bound"
+
+
+def _masks_packed(Xa: np.ndarray, G: np.ndarray, relax: float = 0.0) -> np.ndarray:
+    """Bit-packed ``1[Xa g >= 0]`` for the columns of ``G`` (chunked), shape (P, ceil(n/8))."""
+    n = Xa.shape[0]
+    P = G.shape[1]
+    out = np.zeros((P, (n + 7) // 8), np.uint8)
+    step = max(1, (1 << 22) // max(n, 1))
+    rn = np.linalg.norm(Xa, axis=1)[:, None]
+    for a in range(0, P, step):
+        Gc = G[:, a:a + step]
+        V = Xa @ Gc
+        if relax:
+            V = V + relax * rn * np.linalg.norm(Gc, axis=0)[None, :]
+        out[a:a + step] = np.packbits((V >= 0).T, axis=1)
+    return out
+
+
+def enumerate_patterns(
+    X: Any,
+    *,
+    bias: bool = False,
+    max_patterns: int = 10**7,
+    include_faces: bool = False,
+    progress: bool | None = None,
+) -> Patterns:
+    r"""All activation patterns of the chambers of the arrangement of ``X`` (EXACT).
+
+    The patterns are :math:`D = \operatorname{diag}(\mathbf 1[X_a g \ge 0])` for ``g`` in the
+    chambers (open full-dimensional cells) of the central arrangement
+    :math:`\{g : x_i^\top g = 0\}_{i=1}^n` of :math:`X_a = X` (or :math:`X_a = [X, \mathbf 1]`
+    when ``bias=True``, an affine arrangement of the data points); see 003 ("hyperplane
+    arrangements", the :math:`n = 3, d = 2` example) and 004 eq. (13). This set makes the
+    two-layer convex programs (C-ReLU, C-GReLU) exact.
+
+    The ``>= 0`` convention: a row with :math:`x_i^\top g = 0` counts as active. Inside a
+    chamber no row is zero except the zero rows of ``X`` (always active), so the chamber
+    patterns do not depend on the convention. On lower-dimensional faces the set
+    :math:`\{\mathbf 1[X_a g \ge 0] : g\}` can contain *extra* patterns (e.g. antipodal rows
+    :math:`x, -x` both active on :math:`x^\top g = 0`, and the all-ones pattern of
+    :math:`g = 0`); the chambers alone keep the convex programs exact, so these are only
+    added with ``include_faces=True``.
+
+    Parameters
+    ----------
+    X : array, shape (n, d)
+        Data matrix (finite). Degenerate data is handled exactly: zero rows, duplicate and
+        positively / negatively parallel rows, rank-deficient ``X`` (the gates live in its row
+        space), many points on common hyperplanes, integer grids.
+    bias : bool
+        Gates act on ``[X, 1]`` (dimension ``d + 1``).
+    max_patterns : int
+        Before enumerating, the number of chambers is estimated (exact for rank <= 3, the
+        Cover bound :func:`cover_bound` otherwise); a :class:`~convexnn.errors.TooLargeError`
+        with ``.estimate`` is raised when it exceeds this limit.
+    include_faces : bool
+        Also return the patterns of the lower-dimensional faces (and of ``g = 0``). Their
+        witness gates lie on the face up to rounding: the masks are defined with the rows
+        through the face active, and :math:`\mathbf 1[X_a g \ge 0]` reproduces them only up to
+        the rows with :math:`|x_i^\top g| \le 10^{-9}\|x_i\|\|g\|`.
+    progress : bool, optional
+        Show a tqdm progress bar; ``None`` shows it when at least :math:`10^6` chambers are
+        expected and stderr is a terminal.
+
+    Returns
+    -------
+    Patterns
+        ``exact=True``, ``kind="exact"``, ``fingerprint`` of ``X``; witness gates strictly
+        inside their chambers (relative margin :math:`> 10^{-13}`, typically far larger).
+
+    Raises
+    ------
+    InputError
+        Invalid ``X`` (NaN/inf, not 2-D, empty, non-numeric) or ``max_patterns``.
+    TooLargeError
+        The estimated number of patterns exceeds ``max_patterns``; use
+        :func:`convexnn.sample_patterns` instead.
+
+    Notes
+    -----
+    Algorithm, complexity and tolerances: see the module docstring. The cost is
+    :math:`O(r\,P\,k)` flops for :math:`P` chambers of :math:`k` distinct hyperplanes in rank
+    :math:`r`, in vectorized batches (no LP); memory is :math:`O(P\,(r + n/8))` for the result
+    plus bounded working batches.
+
+    Examples
+    --------
+    >>> import numpy as np, convexnn as cnn
+    >>> P = cnn.enumerate_patterns(np.array([[2., 2.], [3., 3.], [1., 0.]]))
+    >>> len(P)
+    4
+    """
+    Xc = check_X(X)
+    if isinstance(max_patterns, bool) or not isinstance(max_patterns, (int, np.integer)) or max_patterns < 1:
+        raise InputError(f"max_patterns must be a positive integer; got {max_patterns!r}.")
+    Xa = design_matrix(Xc, bias)
+    red = _Reduced(Xa)
+    est, how = _estimate(red)
+    if est > max_patterns:
+        raise TooLargeError(
+            f"the arrangement of X (n={Xa.shape[0]}, rank {red.rank}, {red.n_distinct} distinct "
+            f"hyperplanes) has {'exactly' if how == 'exact count' else 'up to'} {est:,} chambers "
+            f"({how}), more than max_patterns={max_patterns:,}. Use "
+            "convexnn.sample_patterns(X, n_samples) for a random subset, or raise max_patterns.",
+            estimate=est, limit=max_patterns)
+    show = progress if progress is not None else (est >= 10**6 and sys.stderr.isatty())
+    bar = None
+    cb = None
+    if show and red.rank >= 3:
+        from tqdm.auto import tqdm
+
+        total = float(np.sum(2 * _cover_float(np.arange(red.n_distinct), red.rank - 1)))
+        bar = tqdm(total=total, desc="enumerate_patterns", unit="cell", unit_scale=True)
+        cb = bar.update
+    try:
+        W = _chamber_witnesses(red, cb)
+    finally:
+        if bar is not None:
+            bar.close()
+    G = red.V @ W.T if red.rank else np.zeros((Xa.shape[1], 1))
+    packed = _masks_packed(Xa, G)
+    fp = data_fingerprint(Xc)
+    if include_faces:
+        Gf = _face_gates(red, limit=max_patterns).T
+        packed = np.concatenate([packed, _masks_packed(Xa, Gf, relax=1e-9)])
+        G = np.concatenate([G, Gf], axis=1)
+        if len(np.unique(packed, axis=0)) > max_patterns:
+            raise TooLargeError(
+                f"with include_faces=True there are more than max_patterns={max_patterns:,} "
+                "patterns.", estimate=len(packed), limit=max_patterns)
+    return Patterns.from_packed(packed, Xa.shape[0], G, bias=bias, exact=True, kind="exact",
+                                fingerprint=fp)
+
+
+def enumerate_patterns_lp(
+    X: Any,
+    *,
+    bias: bool = False,
+    max_patterns: int = 10**5,
+    time_limit: float | None = None,
+) -> Patterns:
+    r"""Reference enumerator: incremental, one feasibility LP per candidate cell (slow, independent).
+
+    Rows are added one at a time (Rada & Cerny 2018). Every cell of the current arrangement
+    (a sign vector :math:`s` on the rows seen so far, with a strict witness :math:`w`) spawns
+    the child on the side of :math:`w` for free, and the other child :math:`\sigma` is kept
+    iff the LP
+
+    .. math:: \max_{g, \tau}\ \tau \quad\text{s.t.}\quad
+              s_i \hat x_i^\top g \ge \tau\ (i < j),\ \sigma \hat x_j^\top g \ge \tau,\
+              -1 \le g \le 1,\ \tau \le 1
+
+    (unit rows :math:`\hat x_i`) has :math:`\tau^\star > 10^{-7}` and its solution is a strict
+    witness. Zero rows (norm :math:`\le 10^{-10}` times the largest) are skipped (always
+    active). It does not use the row-space reduction, the merging of parallel rows, nor any code
+    of :func:`enumerate_patterns`; tests and ``bench/bench_arrangements.py`` use it as the
+    independent reference. Solved with ``scipy.optimize.linprog(method="highs")``.
+
+    Parameters
+    ----------
+    X : array, shape (n, d)
+    bias : bool
+    max_patterns : int
+        Stop with :class:`TooLargeError` when more cells appear.
+    time_limit : float, optional
+        Stop with :class:`TooLargeError` after this many seconds (used by the benchmark).
+
+    Returns
+    -------
+    Patterns
+        ``exact=True``, ``kind="exact_lp"``.
+    """
+    import time
+
+    from scipy.optimize import linprog
+
+    Xc = check_X(X)
+    Xa = design_matrix(Xc, bias)
+    n, dp = Xa.shape
+    norms = np.linalg.norm(Xa, axis=1)
+    scale = norms.max()
+    rows = [i for i in range(n) if scale > 0 and norms[i] > TOL * scale]
+    A = Xa / np.where(norms > 0, norms, 1.0)[:, None]
+    t0 = time.perf_counter()
+    cells: list[tuple[np.ndarray, np.ndarray]] = [(np.zeros(0), np.zeros(dp))]
+    bounds = [(-1.0, 1.0)] * dp + [(None, 1.0)]
+    c_obj = np.zeros(dp + 1)
+    c_obj[-1] = -1.0
+    seen: list[int] = []
+    for j in rows:
+        seen.append(j)
+        Aseen = A[seen]
+        new: list[tuple[np.ndarray, np.ndarray]] = []
+        for s, w in cells:
+            v = float(A[j] @ w)
+            for sig in (1.0, -1.0):
+                S = np.append(s, sig)
+                if sig * v > 1e-9 * max(np.abs(w).max(), 1e-300):
+                    new.append((S, w))
+                    continue
+                Aub = np.hstack([-(S[:, None] * Aseen), np.ones((len(seen), 1))])
+                res = linprog(c_obj, A_ub=Aub, b_ub=np.zeros(len(seen)), bounds=bounds,
+                              method="highs")
+                if res.status == 0 and -res.fun > 1e-7:
+                    g = res.x[:dp]
+                    if np.min(S * (Aseen @ g)) > 1e-8:
+                        new.append((S, g))
+            if len(new) > max_patterns:
+                raise TooLargeError(f"more than max_patterns={max_patterns} cells.",
+                                    estimate=len(new), limit=max_patterns)
+            if time_limit is not None and time.perf_counter() - t0 > time_limit:
+                raise TooLargeError(f"LP enumeration exceeded time_limit={time_limit} s.",
+                                    estimate=len(new), limit=time_limit)
+        cells = new
+    G = np.stack([w for _, w in cells], axis=1)
+    masks = Xa @ G >= 0
+    return Patterns(masks, G, bias=bias, exact=True, kind="exact_lp",
+                    fingerprint=data_fingerprint(Xc), n_samples=n)

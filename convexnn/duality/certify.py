@@ -1,0 +1,456 @@
+r"""Certificates of global optimality for *any* trained two-layer ReLU network.
+
+Weak duality (002; 004 eq. (6) and Remark 3). For the network objective
+:math:`F(W_1, w_2) = \ell(\hat y, y) + \frac{\lambda}{2}\sum_j(\|W_{1j}\|^2 + w_{2j}^2)` with
+:math:`\hat y = \sum_j (X_a W_{1j})_+ w_{2j}` and any :math:`v \in \mathbb R^n` with
+
+.. math::
+
+    s(v) := \max_{\|u\|_2 \le 1,\ \sigma = \pm 1} \sigma\langle v, (X_a u)_+\rangle
+          = \max_{i,\sigma} \max_{u \in \mathcal K_i, \|u\| \le 1} \sigma\langle X_a^\top D_i v, u\rangle
+          \le \lambda ,
+
+Fenchel-Young gives :math:`\ell(\hat y) \ge -\ell^*(-v) - \langle v, \hat y\rangle` and
+:math:`\langle v, \hat y\rangle \le s(v)\sum_j \|W_{1j}\||w_{2j}| \le \frac{\lambda}{2}\sum_j(\|W_{1j}\|^2 + w_{2j}^2)`,
+hence :math:`F(W_1, w_2) \ge -\ell^*(-v)` for **every** network of **every** width: the dual
+objective of a dual-feasible :math:`v` is a lower bound on the global optimum. The middle
+expression is exact when the patterns :math:`D_i` are all chambers of the arrangement
+(:func:`convexnn.enumerate_patterns`); the inner maximum is the norm of a cone projection, one
+NNLS each (see :func:`convexnn.duality._common.cone_support`).
+
+Recipe of :func:`certify`: rebalance the neurons; take the dual candidate
+:math:`v_0 = -\nabla\ell(\hat y)` (:math:`= y - \hat y` for the squared loss); compute
+:math:`s(v_0)` and the most violated pattern; scale :math:`v_0` to feasibility and
+optimize the scale (and a combination with the zero-network candidate :math:`-\nabla \ell(0)`)
+for the best dual objective; report the gap. If :math:`s(v_0) > \lambda` the maximizing
+:math:`(u, \sigma)` is an *improving neuron*: adding :math:`(\sqrt t\, u, \sigma\sqrt t)` lowers the
+objective for small :math:`t > 0`, since the first-order change is
+:math:`t\,(\lambda - \sigma\langle v_0, (X_a u)_+\rangle) < 0`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from convexnn.arrangements.patterns import Patterns
+from convexnn.errors import InputError
+from convexnn.formulations.losses import Loss
+from convexnn.duality._common import (
+    ConeSupport,
+    NetworkArrays,
+    as_network_arrays,
+    best_scale,
+    cone_support,
+    design,
+    global_support_bound,
+    network_objective,
+    network_predict,
+    project_cone,
+    rebalance,
+    rebuild_network,
+    validate,
+)
+
+__all__ = ["Certificate", "certify", "resolve_patterns"]
+
+IMPROVE_RTOL = 1e-8  # an improving neuron must beat lam by this relative margin
+
+
+def resolve_patterns(X: np.ndarray, bias: bool, patterns: Patterns | None,
+                     max_patterns: int | None = None) -> Patterns:
+    """The exact patterns of ``X`` (``patterns=None``) or the validated given ones.
+
+    Raises
+    ------
+    TooLargeError
+        From :func:`convexnn.enumerate_patterns` when the exact set is too large to enumerate.
+    InputError
+        If given patterns were built for another ``X`` or bias setting.
+    """
+    if patterns is None:
+        from convexnn.arrangements.enumerate import enumerate_patterns
+
+        kwargs: dict[str, Any] = {"bias": bias}
+        if max_patterns is not None:
+            kwargs["max_patterns"] = max_patterns
+        return enumerate_patterns(X, **kwargs)
+    if not isinstance(patterns, Patterns):
+        raise InputError(f"patterns must be a convexnn.Patterns object or None; got {type(patterns).__name__}.")
+    if patterns.bias != bias:
+        raise InputError(f"the patterns have bias={patterns.bias} but the network has bias={bias}; "
+                         "build the patterns with the same bias setting as the network.")
+    patterns.check(X)
+    return patterns
+
+
+@dataclass
+class Certificate:
+    r"""A (certified) bound on the suboptimality of a two-layer ReLU network.
+
+    Attributes
+    ----------
+    primal : float
+        The network objective :math:`F(W_1, w_2)` of the network as given.
+    primal_balanced : float
+        The objective after rebalancing the neurons (:math:`\le` ``primal``, same predictions).
+    lower_bound : float
+        A valid lower bound on the global optimum over networks of any width (weak duality). With
+        sampled patterns it uses the pattern-free bound of
+        :func:`~convexnn.duality._common.global_support_bound`, so it is still valid.
+    gap, rel_gap : float
+        ``primal - lower_bound`` (:math:`\ge 0`) and ``gap / max(|primal|, 1e-300)``.
+    is_optimal : bool
+        ``rel_gap <= rtol``: a proof that the network is globally optimal up to ``rtol``.
+    exact : bool
+        True only when the bound used the complete pattern set (``patterns.exact``).
+    lam, rtol : float
+    loss : Loss
+    s : float
+        :math:`s(v_0)` over the patterns used (:math:`v_0 = -\nabla\ell(\hat y)`); ``s > lam``
+        means the dual constraint is violated and an improving neuron exists.
+    s_valid : float
+        The upper bound of :math:`s(v_0)` actually used (``= s`` when exact).
+    estimate : float or None
+        With sampled patterns: the dual objective obtained by trusting the sampled patterns (an
+        *estimate* of the bound, not a proof). ``None`` when exact.
+    violated_pattern : int or None
+        Index (into ``patterns``) of the most violated pattern when ``s > lam``.
+    violated_mask : ndarray of bool or None
+    improving_sign : int or None
+        ``+1`` / ``-1``: sign of the output weight of the improving neuron.
+    improving_neuron : ndarray of shape (d',) or None
+        Unit first-layer weight :math:`u` with :math:`\sigma\langle v_0, (X_a u)_+\rangle > \lambda`.
+    improving_score : float or None
+        :math:`\sigma\langle v_0, (X_a u)_+\rangle` for that ``u`` (compare with ``lam``).
+    dual_point : ndarray, shape (n,)
+        The scaled dual-feasible point whose dual objective is ``lower_bound``.
+    n_patterns : int
+    n_nnls : int
+        NNLS problems solved (the rest were pruned by bounds).
+    time : float
+        Seconds spent.
+    network : NetworkArrays
+        The certified network (arrays).
+    """
+
+    primal: float
+    primal_balanced: float
+    lower_bound: float
+    gap: float
+    rel_gap: float
+    is_optimal: bool
+    exact: bool
+    lam: float
+    rtol: float
+    loss: Loss
+    s: float
+    s_valid: float
+    estimate: float | None
+    violated_pattern: int | None
+    violated_mask: np.ndarray | None
+    improving_sign: int | None
+    improving_neuron: np.ndarray | None
+    improving_score: float | None
+    dual_point: np.ndarray
+    n_patterns: int
+    n_nnls: int
+    time: float
+    network: NetworkArrays
+    _Xa: np.ndarray = field(repr=False, default=None)  # type: ignore[assignment]
+    _y: np.ndarray = field(repr=False, default=None)  # type: ignore[assignment]
+
+    # ------------------------------------------------------------------ improvement
+    def improvement_step(self) -> tuple[float, float]:
+        r"""Best step for adding the improving neuron: ``(t, new_objective)``.
+
+        The new network appends the neuron :math:`(\sqrt t\,u, \sigma\sqrt t)` (balanced), so the
+        objective becomes :math:`\phi(t) = \ell(\hat y + \sigma t a) + \lambda t + R` with
+        :math:`a = (X_a u)_+` and :math:`R` the current weight decay. For the squared loss the
+        minimizer is :math:`t^\star = (\sigma\langle y - \hat y, a\rangle - \lambda)/\|a\|^2 > 0`, with
+        decrease :math:`(\sigma\langle y-\hat y, a\rangle - \lambda)^2 / (2\|a\|^2)`; other losses use a
+        bounded line search. Raises :class:`InputError` if no improving neuron exists.
+        """
+        if self.improving_neuron is None:
+            raise InputError("no improving neuron: the dual constraint is satisfied at the network's "
+                             f"residual (s = {self.s:.6g} <= lam = {self.lam:.6g}).")
+        net = self.network
+        Xa, y, lam, L = self._Xa, self._y, self.lam, self.loss
+        u, sig = self.improving_neuron, float(self.improving_sign)
+        a = np.maximum(Xa @ u, 0.0)
+        pred = network_predict(Xa, net.W1, net.w2)
+        reg = 0.5 * (float(np.sum(net.W1 ** 2)) + float(np.sum(net.w2 ** 2)))
+
+        def phi(t: float) -> float:
+            return L.value(pred + sig * t * a, y) + lam * (reg + t)
+
+        aa = float(a @ a)
+        if L.name == "squared":
+            t = max((sig * float((y - pred) @ a) - lam) / aa, 0.0)
+        else:
+            from scipy.optimize import minimize_scalar
+
+            hi = 1.0
+            while phi(2 * hi) < phi(hi) and hi < 1e12:
+                hi *= 2
+            t = float(minimize_scalar(phi, bounds=(0.0, 2 * hi), method="bounded").x)
+        return t, phi(t)
+
+    def improve(self) -> Any:
+        """The network with the improving neuron appended at the best step (strictly lower objective).
+
+        Returns a network of the same kind as the input (a convexnn network; a ``(W1, w2)`` tuple
+        for arrays and torch modules).
+        """
+        t, _ = self.improvement_step()
+        u, sig = self.improving_neuron, float(self.improving_sign)  # type: ignore[arg-type]
+        W1 = np.hstack([self.network.W1, np.sqrt(t) * u[:, None]])
+        w2 = np.append(self.network.w2, sig * np.sqrt(t))
+        return rebuild_network(self.network, W1, w2)
+
+    # ------------------------------------------------------------------ report
+    @property
+    def verdict(self) -> str:
+        if self.is_optimal:
+            return "GLOBALLY OPTIMAL (certified)" + ("" if self.exact else " by the pattern-free bound")
+        if self.improving_neuron is not None:
+            return "NOT OPTIMAL: an improving neuron exists"
+        return "NOT CERTIFIED: gap above tolerance"
+
+    def __str__(self) -> str:
+        lines = [
+            "Certificate of global optimality (two-layer ReLU network)",
+            f"  network objective (primal)   {self.primal:.10g}",
+            f"  after rebalancing            {self.primal_balanced:.10g}",
+            f"  lower bound on the optimum   {self.lower_bound:.10g}",
+            f"  duality gap                  {self.gap:.4g}   (relative {self.rel_gap:.3g}, tolerance {self.rtol:g})",
+            f"  dual constraint s(v)/lam     {self.s / self.lam if self.lam else float('inf'):.6g}",
+            f"  patterns                     {self.n_patterns} ({'complete: exact bound' if self.exact else 'SAMPLED'}), "
+            f"{self.n_nnls} NNLS, {self.time:.3g} s",
+        ]
+        if not self.exact:
+            lines.append("  NOTE: sampled patterns are not a proof; the lower bound above uses the looser "
+                         "pattern-free bound")
+            if self.estimate is not None:
+                lines.append(f"        (estimate trusting the sampled patterns: {self.estimate:.10g}, not a bound)")
+        if self.improving_neuron is not None and not self.is_optimal:
+            t, newobj = self.improvement_step()
+            lines.append(f"  most violated pattern        #{self.violated_pattern}, sign {self.improving_sign:+d}, "
+                         f"score {self.improving_score:.6g} > lam {self.lam:.6g}")
+            lines.append(f"  improving neuron             adding it with step t={t:.3g} lowers the objective to "
+                         f"{newobj:.10g}")
+        lines.append(f"  verdict                      {self.verdict}")
+        return "\n".join(lines)
+
+
+def _dual_candidates(L: Loss, v0: np.ndarray, vz: np.ndarray, y: np.ndarray, lam: float,
+                     s0: float, sz: float) -> tuple[float, float, np.ndarray]:
+    r"""Best dual objective over the cone spanned by two candidates, using sublinearity of ``s``.
+
+    ``s`` is sublinear (a maximum of support functions), so :math:`s(a v_0 + b v_z) \le a s_0 + b s_z`
+    for :math:`a, b \ge 0`; every combination with :math:`a s_0 + b s_z \le \lambda` is dual feasible.
+    A 1-D search over the mixing weight (each with the optimal scale) is done.
+    """
+    best = (-np.inf, 0.0, 0.0 * v0)
+    for t in np.linspace(0.0, 1.0, 21):
+        w = t * (v0 / s0 if s0 > 0 else 0 * v0) + (1 - t) * (vz / sz if sz > 0 else 0 * vz)
+        if not np.any(w):
+            continue
+        c, val = best_scale(L, w, y, lam)
+        if val > best[0]:
+            best = (val, c, c * w)
+    if not np.isfinite(best[0]):
+        return float(L.dual_value(0 * v0, y)), 0.0, 0 * v0
+    return best[0], best[1], best[2]
+
+
+def _pattern_values(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    r"""Exact :math:`\max_\sigma\|\Pi_{\mathcal K_i}(\sigma X_a^\top D_i v)\|` for the patterns ``idx`` (NNLS)."""
+    out = np.empty(len(idx))
+    for k, i in enumerate(idx):
+        m = np.asarray(masks[:, i], dtype=bool)
+        g = Xa.T @ np.where(m, v, 0.0)
+        sg = np.where(m, 1.0, -1.0)
+        out[k] = max(float(np.linalg.norm(project_cone(Xa, sg, g)[0])),
+                     float(np.linalg.norm(project_cone(Xa, sg, -g)[0])))
+    return out
+
+
+def _refine(Xa: np.ndarray, y: np.ndarray, masks: np.ndarray, lam: float, L: Loss, v0: np.ndarray,
+            cs0: ConeSupport, lower: float, vbest: np.ndarray, rounds: int) -> tuple[float, np.ndarray, int]:
+    """Cutting-plane refinement of the dual point (see :func:`certify`, ``refine``).
+
+    Working set: the patterns whose dual constraint at ``v0`` is within 0.1% of active (exact
+    values, computed only where the cheap bound allows it), at most ``max(50, 40000 // n)``;
+    each round solves the dual restricted to the working set with Clarabel, rescales the
+    solution into the feasible set of all patterns (exact ``s``), and adds the patterns it
+    violates.
+    """
+    import cvxpy as cp
+
+    from convexnn.duality.dual import build_dual
+
+    n, P = masks.shape
+    kmax = max(50, 40000 // max(n, 1))
+    ncand = 20000
+
+    def near(bounds: np.ndarray, v: np.ndarray, level: float, exclude: np.ndarray) -> np.ndarray:
+        cand = np.flatnonzero((bounds >= level) & ~exclude)
+        if cand.size > ncand:
+            cand = cand[np.argsort(-bounds[cand])[:ncand]]
+        vals = _pattern_values(Xa, masks, v, cand)
+        keep = vals >= level
+        return cand[keep][np.argsort(-vals[keep])]
+
+    chosen = np.zeros(P, dtype=bool)
+    first = near(cs0.bounds, v0, lam * (1 - 1e-3), chosen)[:kmax]
+    if first.size == 0:
+        return lower, vbest, 0
+    chosen[first] = True
+    done = 0
+    for _ in range(rounds):
+        D = build_dual(Xa, y, masks[:, chosen], lam, L, cones=True)
+        try:
+            D.solve(solver=cp.CLARABEL)
+        except (cp.error.SolverError, ValueError, ArithmeticError):
+            break
+        done += 1
+        if D.v.value is None or not np.all(np.isfinite(D.v.value)):
+            break
+        v1 = np.asarray(D.v.value, dtype=np.float64)
+        cs1 = cone_support(Xa, masks, v1)
+        if cs1.value <= 0:
+            break
+        c, val = best_scale(L, v1, y, lam / cs1.value)
+        if val > lower:
+            lower, vbest = val, c * v1
+        if cs1.value <= lam * (1 + 1e-9):
+            break
+        add = near(cs1.bounds, v1, lam * (1 + 1e-9), chosen)[: max(kmax // 2, 1)]
+        if add.size == 0:
+            break
+        chosen[add] = True
+    return lower, vbest, done
+
+
+def certify(
+    network: Any,
+    X: Any,
+    y: Any,
+    lam: float,
+    *,
+    loss: str | Loss = "squared",
+    patterns: Patterns | None = None,
+    rtol: float = 1e-6,
+    max_patterns: int = 10**6,
+    refine: int = 3,
+) -> Certificate:
+    r"""Certify (or refute) the global optimality of a trained two-layer ReLU network.
+
+    Parameters
+    ----------
+    network : TwoLayerReLU, tuple (W1, w2), or torch module
+        ``W1`` of shape ``(d', m)`` (``d' = d + 1`` when it has a hidden bias), ``w2`` of shape
+        ``(m,)``; or a torch ``Linear(d, m) -> ReLU -> Linear(m, 1, bias=False)`` module.
+    X : array, shape (n, d)
+    y : array, shape (n,)
+    lam : float
+        Weight decay, in the convention :math:`\frac{\lambda}{2}\sum_j(\|W_{1j}\|^2 + w_{2j}^2)`.
+    loss : {"squared", "logistic", "hinge"} or Loss
+    patterns : Patterns, optional
+        ``None`` (default): enumerate all chambers exactly (raises
+        :class:`~convexnn.errors.TooLargeError` when too many). A sampled set is accepted; then
+        ``exact=False`` and the lower bound uses the pattern-free bound
+        :math:`s(v) \le \min(\|v_\pm\|\sigma_{\max}(X_a), \sum_j (v_j)_\pm\|x_j\|)` (valid, looser).
+    rtol : float
+        Relative gap below which the network is declared globally optimal.
+    max_patterns : int
+        Largest exact pattern set to enumerate (forwarded to :func:`convexnn.enumerate_patterns`,
+        which raises :class:`~convexnn.errors.TooLargeError` with the estimate beyond it).
+    refine : int
+        Rounds of dual refinement (exact patterns only; 0 disables): solve the dual restricted to
+        the patterns whose dual constraints are nearly active at the network's residual (at most
+        ``max(50, 40000 // n)``), rescale the solution into the feasible set of **all** patterns,
+        add the patterns it violates, repeat. Each round is a cutting-plane step; the bound stays
+        valid whatever the restricted solve returns, and it tightens the certificate from the
+        accuracy of the network's residual to that of the solver (and, for a network far from
+        optimal, towards the global optimum itself).
+
+    Returns
+    -------
+    Certificate
+
+    Notes
+    -----
+    The lower bound is valid whatever the accuracy of the NNLS solves: every computed
+    :math:`s(v)` is an upper bound of the true maximum (see :mod:`convexnn.duality._common`).
+    Complexity: one ``(n, d') x (d', P)`` product for the cheap bounds, then one NNLS of size
+    ``d' x n`` per pattern that the bounds cannot discard.
+    """
+    t0 = time.perf_counter()
+    Xc, yc, lam, L = validate(X, y, lam, loss)
+    net = as_network_arrays(network, Xc.shape[1])
+    if not 0 < rtol < 1:
+        raise InputError(f"rtol must be in (0, 1); got {rtol}.")
+    _, Xa = design(Xc, net.bias)
+    pats = resolve_patterns(Xc, net.bias, patterns, max_patterns)
+    masks = pats.masks
+    exact = bool(pats.exact)
+
+    primal = network_objective(Xa, yc, net.W1, net.w2, lam, L)
+    W1b, w2b = rebalance(net.W1, net.w2)
+    primal_bal = network_objective(Xa, yc, W1b, w2b, lam, L)
+    pred = network_predict(Xa, net.W1, net.w2)
+
+    v0 = -L.grad(pred, yc)  # dual candidate at the network's fit
+    vz = -L.grad(np.zeros_like(yc), yc)  # dual candidate of the zero network
+    cs0: ConeSupport = cone_support(Xa, masks, v0)
+    csz: ConeSupport = cone_support(Xa, masks, vz)
+    s0, sz = cs0.value, csz.value
+    if exact:
+        s0v, szv = s0, sz
+        estimate = None
+    else:
+        s0v = max(s0, global_support_bound(Xa, v0))
+        szv = max(sz, global_support_bound(Xa, vz))
+        estimate = _dual_candidates(L, v0, vz, yc, lam, s0, sz)[0]
+    lower, _, vbest = _dual_candidates(L, v0, vz, yc, lam, s0v, szv)
+    # the sublinear bound is pessimistic for the mixture; rescale with its own s
+    if exact and np.any(vbest):
+        cs_b = cone_support(Xa, masks, vbest)
+        if cs_b.value > 0:
+            c, val = best_scale(L, vbest, yc, lam / cs_b.value)
+            if val > lower:
+                lower, vbest = val, c * vbest
+    n_refine = 0
+    if exact and refine > 0:
+        lower, vbest, n_refine = _refine(Xa, yc, masks, lam, L, v0, cs0, lower, vbest, refine)
+    gap = max(primal - lower, 0.0)
+    rel = gap / max(abs(primal), 1e-300)
+
+    cert = Certificate(
+        primal=primal, primal_balanced=primal_bal, lower_bound=float(lower), gap=gap, rel_gap=rel,
+        is_optimal=bool(rel <= rtol), exact=exact, lam=lam, rtol=rtol, loss=L, s=s0, s_valid=s0v,
+        estimate=estimate, dual_point=vbest, n_patterns=len(pats),
+        n_nnls=cs0.n_nnls + csz.n_nnls, time=0.0, network=net, _Xa=Xa, _y=yc,
+        violated_pattern=None, violated_mask=None, improving_sign=None, improving_neuron=None, improving_score=None,
+    )
+    # improving neuron: the maximizer of the most violated dual constraint, kept only when adding it
+    # lowers the objective by more than rounding error (score > lam (1 + IMPROVE_RTOL))
+    if s0 > lam * (1 + IMPROVE_RTOL) and cs0.index >= 0:
+        q = cs0.direction
+        nq = float(np.linalg.norm(q))
+        if nq > 0:
+            uu = q / nq
+            sc = cs0.sign * float(v0 @ np.maximum(Xa @ uu, 0.0))
+            if sc > lam * (1 + IMPROVE_RTOL):
+                cert.violated_pattern, cert.violated_mask = cs0.index, np.array(masks[:, cs0.index])
+                cert.improving_sign, cert.improving_neuron, cert.improving_score = cs0.sign, uu, sc
+                if cert.improvement_step()[1] >= primal:  # rounding: no measurable decrease
+                    cert.improving_sign = cert.improving_neuron = cert.improving_score = None
+                    cert.violated_pattern = cert.violated_mask = None
+    cert.time = time.perf_counter() - t0
+    return cert

@@ -1,0 +1,311 @@
+r"""``convexnn.solve``: one entry point for interior-point and first-order solvers.
+
+``method="interior"`` calls :meth:`Formulation.solve` (CVXPY + MOSEK/Clarabel).
+``method="first_order"`` runs R-FISTA (C-GReLU, :mod:`convexnn.solvers.fista`) or the augmented
+Lagrangian method (C-ReLU, :mod:`convexnn.solvers.augmented_lagrangian`) on numpy or torch
+(CPU/CUDA) and stops on a certified relative duality gap (:mod:`convexnn.solvers.gap`).
+``method="auto"`` estimates the interior-point cost from the problem size and picks one; the
+choice and its reason are logged and stored in ``solution.info["method"]`` /
+``info["auto_reason"]``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+
+from convexnn.errors import ConvergenceWarning, InputError
+from convexnn.formulations.formulation import ConvexSolution, Formulation
+from convexnn.solvers.augmented_lagrangian import solve_relu
+from convexnn.solvers.backend import Backend, get_backend
+from convexnn.solvers.fista import Reporter, solve_gated
+from convexnn.solvers.gap import gated_gap, lam_max, relu_gap, relu_violation, smooth_loss
+from convexnn.solvers.operators import MaskedDesign
+
+__all__ = ["solve", "estimate_interior_seconds", "FIRST_ORDER_KINDS"]
+
+log = logging.getLogger("convexnn")
+
+#: Formulation kinds the first-order solvers handle.
+FIRST_ORDER_KINDS = ("c_grelu", "c_relu")
+
+#: Seconds per nonzero of the conic constraint matrix for CVXPY + Clarabel, fitted on this
+#: project's measurements (diabetes, n=442, d'=11: C-ReLU P=100 in 18 s, P=400 in 37 s;
+#: C-GReLU P=100 in ~1 s). Only used to choose a method.
+_IP_SECONDS_PER_NNZ = {"c_relu": 1.2e-5, "c_grelu": 2.0e-6}
+#: ``auto`` picks the interior-point method below this estimated time (seconds).
+AUTO_INTERIOR_SECONDS = 1.0
+
+
+def estimate_interior_seconds(formulation: Formulation) -> float:
+    r"""Rough CVXPY + Clarabel time for a two-layer program: :math:`c_{\text{kind}}\cdot\mathrm{nnz}`
+    with :math:`\mathrm{nnz} = n P d'` (C-GReLU) or :math:`3 n P d'` (C-ReLU: fit and two cone
+    blocks), times the number of outputs."""
+    n, d = formulation.Xa.shape
+    P = len(formulation.patterns)
+    c = 1 if formulation.y.ndim == 1 else formulation.y.shape[1]
+    blocks = 3 if formulation.kind == "c_relu" else 1
+    nnz = blocks * n * P * d * c
+    return _IP_SECONDS_PER_NNZ.get(formulation.kind, 1.2e-5) * nnz
+
+
+def _first_order_unsupported(f: Formulation) -> str | None:
+    """Why the first-order solvers cannot handle ``f`` (None when they can)."""
+    if f.kind not in FIRST_ORDER_KINDS:
+        return (f"the first-order solvers handle {FIRST_ORDER_KINDS}, not {f.kind!r}; "
+                "use method='interior'")
+    name = getattr(f.loss, "name", "")
+    if name == "hinge":
+        return ("the hinge loss is non-smooth and is not supported by the first-order solvers; "
+                "use method='interior'")
+    if name not in ("squared", "logistic"):
+        return f"loss {name!r} is not supported by the first-order solvers; use method='interior'"
+    if f.y.ndim == 2 and getattr(f, "vector_reg", "group") != "group":
+        return ("vector outputs with vector_reg='nuclear' are not supported by the first-order "
+                "solvers; use method='interior'")
+    return None
+
+
+def _weights_from_warm(warm_start: Any, keys: tuple[str, ...]) -> dict[str, Any] | None:
+    if warm_start is None:
+        return None
+    w = warm_start.weights if isinstance(warm_start, ConvexSolution) else warm_start
+    if not isinstance(w, dict) or any(k not in w for k in keys):
+        raise InputError(f"warm_start must be a ConvexSolution or a dict with keys {keys}; got {type(w).__name__}"
+                         + (f" with keys {sorted(w)}" if isinstance(w, dict) else "") + ".")
+    return w
+
+
+def solve(
+    formulation: Formulation,
+    *,
+    method: str = "auto",
+    device: str | None = None,
+    dtype: Any = None,
+    tol: float = 1e-8,
+    max_iter: int | None = None,
+    warm_start: ConvexSolution | dict[str, Any] | None = None,
+    verbose: bool = False,
+    progress: bool = False,
+    viol_tol: float | None = None,
+    solver: str | None = None,
+) -> ConvexSolution:
+    r"""Solve a convex program with an interior-point or a first-order method.
+
+    Parameters
+    ----------
+    formulation : Formulation
+        From :func:`convexnn.c_grelu` / :func:`convexnn.c_relu` (first-order capable), or any
+        other builder (interior point only).
+    method : {"auto", "interior", "first_order"}
+        ``"auto"`` estimates the interior-point time (:func:`estimate_interior_seconds`) and
+        uses the interior-point method when it is below ~1 s or the first-order solvers do not
+        apply (hinge loss, other kinds, nuclear-norm vector outputs); otherwise first-order.
+    device : str, optional
+        First-order backend: ``None`` (numpy), ``"cpu"`` / ``"torch"`` (torch on the CPU),
+        ``"cuda"`` / ``"cuda:k"`` (torch on a GPU; :class:`InputError` without CUDA).
+    dtype : {"float32", "float64"}, optional
+        Working precision of the first-order iterations (default float64). The final
+        certificate is always evaluated in float64; float32 stops at its own precision
+        (tolerances are floored at :math:`50\,\varepsilon_{\text{float32}}`).
+    tol : float
+        Target *relative* certified duality gap :math:`(P - D)/|P|` (first-order), default 1e-8.
+    max_iter : int, optional
+        Iteration budget (default 20000 for C-GReLU, 50000 inner iterations for C-ReLU).
+    warm_start : ConvexSolution or dict, optional
+        Weights to start from (``{"U"}`` or ``{"V", "W"}``), e.g. the solution at a nearby
+        ``lam``; a C-ReLU solution from this solver also warm-starts the multipliers.
+    verbose : bool
+        Print the method choice and per-check objective / gap / violation lines.
+    progress : bool
+        Show a tqdm progress bar.
+    viol_tol : float, optional
+        C-ReLU: target relative cone violation (default ``tol``, floored at the dtype's precision).
+    solver : str, optional
+        CVXPY solver name for the interior-point method.
+
+    Returns
+    -------
+    ConvexSolution
+        ``solver`` is ``"fista"`` (C-GReLU) or ``"al"`` (C-ReLU) for first-order runs;
+        ``status`` is ``"optimal"`` (certified) or ``"max_iter"``; ``info`` holds ``method``,
+        ``gap`` (relative certified gap), ``gap_abs``, ``dual_value``, ``violation`` (relative
+        cone violation), ``violation_abs``, ``lam_max``, ``history`` (one dict per check),
+        ``backend`` and solver extras (``multipliers``, ``delta``, ``working_set``).
+
+    Raises
+    ------
+    InputError
+        Unknown method, a first-order request the solvers cannot handle (the message names
+        ``method='interior'``), CUDA requested but unavailable, bad warm start.
+
+    Warns
+    -----
+    ConvergenceWarning
+        The budget ran out before the certified gap reached ``tol``; the message reports the
+        gap and violation reached.
+    """
+    if not isinstance(formulation, Formulation):
+        raise InputError(f"solve() needs a convexnn Formulation; got {type(formulation).__name__}.")
+    if method not in ("auto", "interior", "first_order"):
+        raise InputError(f"method must be 'auto', 'interior' or 'first_order'; got {method!r}.")
+    if not (isinstance(tol, (int, float)) and tol > 0):
+        raise InputError(f"tol must be a positive number; got {tol!r}.")
+    why_not = _first_order_unsupported(formulation)
+    reason = ""
+    if method == "auto":
+        if why_not is not None:
+            method, reason = "interior", why_not.split(";")[0]
+        else:
+            est = estimate_interior_seconds(formulation)
+            if est < AUTO_INTERIOR_SECONDS:
+                method, reason = "interior", f"estimated interior-point time {est:.2g} s is small"
+            else:
+                method, reason = "first_order", f"estimated interior-point time {est:.2g} s"
+        msg = f"convexnn.solve: method='auto' picked {method!r} ({reason})."
+        log.info(msg)
+        if verbose:
+            print(msg, flush=True)
+    if method == "interior":
+        sol = formulation.solve(solver, verbose=verbose)
+        sol.info.setdefault("method", "interior")
+        if reason:
+            sol.info["auto_reason"] = reason
+        return sol
+    if why_not is not None:
+        raise InputError(why_not + ".")
+    bk = get_backend(device, dtype)
+    sol = _solve_first_order(formulation, bk, tol=float(tol), max_iter=max_iter, warm_start=warm_start,
+                             verbose=verbose, progress=progress, viol_tol=viol_tol)
+    if reason:
+        sol.info["auto_reason"] = reason
+    formulation.last_solution = sol
+    return sol
+
+
+def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int | None,
+                       warm_start: Any, verbose: bool, progress: bool,
+                       viol_tol: float | None) -> ConvexSolution:
+    t0 = time.perf_counter()
+    lam = f.lam_value
+    relu = f.kind == "c_relu"
+    keys = ("V", "W") if relu else ("U",)
+    warm = _weights_from_warm(warm_start, keys)
+    loss = smooth_loss(f.loss)
+    Xa, masks = np.asarray(f.Xa, dtype=np.float64), np.asarray(f.patterns.masks, dtype=bool)
+    Y = np.asarray(f.y, dtype=np.float64)
+    outputs = 1 if Y.ndim == 1 else Y.shape[1]
+    n, d = Xa.shape
+    P = masks.shape[1]
+    tol_eff = max(tol, 50.0 * bk.eps)
+    vtol = max(tol if viol_tol is None else float(viol_tol), 50.0 * bk.eps)
+    if max_iter is None:
+        max_iter = 50000 if relu else 20000
+    op = MaskedDesign(Xa, masks, bk)
+    multipliers = None
+    if relu and isinstance(warm_start, ConvexSolution):
+        multipliers = warm_start.info.get("multipliers")
+    reporter = Reporter(verbose=verbose, progress=progress, total=max_iter)
+    results: list[dict[str, Any]] = []
+    try:
+        for k in range(outputs):
+            y_k = Y if outputs == 1 else Y[:, k]
+            yb = bk.asarray(y_k)
+            lmax = lam_max(Xa, masks, y_k, loss.name)
+
+            def col(a: Any) -> Any:
+                a = np.asarray(a.detach().cpu().numpy() if hasattr(a, "detach") else a, dtype=np.float64)
+                return a if outputs == 1 else a[..., k]
+
+            if lam >= lmax:
+                # zero is optimal: its certified gap is 0 with the dual point grad f(0)
+                zero = bk.zeros((P, d))
+                res = {"weights": {key: zero for key in keys}, "converged": True, "iterations": 0,
+                       "history": [], "lam_max": lmax, "extra": {"zero_solution": True}}
+                results.append(res)
+                continue
+            if not relu:
+                U0 = None if warm is None else bk.asarray(col(warm["U"]))
+                r = solve_gated(op, loss, yb, lam, U0=U0, tol=tol_eff, max_iter=max_iter, reporter=reporter)
+                results.append({"weights": {"U": r.U}, "converged": r.converged, "iterations": r.iterations,
+                                "history": r.history, "lam_max": lmax,
+                                "extra": {"working_set": r.working_set, "rounds": r.outer, "step": r.step}})
+            else:
+                V0 = None if warm is None else bk.asarray(col(warm["V"]))
+                W0 = None if warm is None else bk.asarray(col(warm["W"]))
+                G0 = None
+                if multipliers is not None:
+                    m = multipliers[k] if isinstance(multipliers, list) else multipliers
+                    if tuple(m.shape) == (n, 2 * P):
+                        G0 = bk.asarray(m)
+                r = solve_relu(op, loss, yb, lam, V0=V0, W0=W0, Gam0=G0, tol=tol_eff, viol_tol=vtol,
+                               max_iter=max_iter, reporter=reporter)
+                results.append({"weights": {"V": r.V, "W": r.W}, "converged": r.converged,
+                                "iterations": r.iterations, "history": r.history, "lam_max": lmax,
+                                "extra": {"multipliers": r.Gam, "delta": r.delta, "outer": r.outer,
+                                          "step": r.step}})
+    finally:
+        reporter.close()
+    # final certificate, always in float64 on the same device
+    bk64 = bk if bk.dtype_name == "float64" else bk.with_dtype("float64")
+    op64 = op if bk64 is bk else MaskedDesign(Xa, masks, bk64)
+    weights: dict[str, np.ndarray] = {}
+    primal = dual = gap_abs = 0.0
+    viol_abs = viol_rel = 0.0
+    for k, res in enumerate(results):
+        y64 = bk64.asarray(Y if outputs == 1 else Y[:, k])
+        w64 = {key: bk64.asarray(res["weights"][key]) for key in keys}
+        if relu:
+            Gam = res["extra"].get("multipliers")
+            Gam64 = bk64.zeros((n, 2 * P)) if Gam is None else bk64.asarray(Gam)
+            fit = op64.fit(w64["V"] - w64["W"])
+            g = relu_gap(op64, loss, y64, lam, w64["V"], w64["W"], fit, Gam64[:, :P], Gam64[:, P:])
+            va, vr = relu_violation(op64, w64["V"], w64["W"])
+            viol_abs, viol_rel = max(viol_abs, va), max(viol_rel, vr)
+        else:
+            g = gated_gap(op64, loss, y64, lam, w64["U"], op64.fit(w64["U"]))
+        primal += g.primal
+        dual += g.dual
+        gap_abs += g.gap
+        res["rel_gap"] = g.rel_gap
+        for key in keys:
+            arr = bk64.to_numpy(w64[key])
+            weights.setdefault(key, []).append(arr)  # type: ignore[arg-type]
+    weights = {key: (v[0] if outputs == 1 else np.stack(v, axis=-1)) for key, v in weights.items()}
+    rel_gap = max(gap_abs, 0.0) / max(abs(primal), abs(dual), 1e-300)
+    converged = all(r["converged"] for r in results)
+    iterations = int(sum(r["iterations"] for r in results))
+    status = "optimal" if converged else "max_iter"
+    wall = time.perf_counter() - t0
+    info: dict[str, Any] = {
+        "method": "first_order",
+        "gap": rel_gap,
+        "gap_abs": gap_abs,
+        "dual_value": dual,
+        "violation": viol_rel,
+        "violation_abs": viol_abs,
+        "tol": tol_eff,
+        "lam_max": results[0]["lam_max"] if outputs == 1 else [r["lam_max"] for r in results],
+        "history": results[0]["history"] if outputs == 1 else [r["history"] for r in results],
+        "backend": repr(bk),
+        "device": bk.device,
+        "dtype": bk.dtype_name,
+    }
+    extras = [r["extra"] for r in results]
+    for key in extras[0]:
+        info[key] = extras[0][key] if outputs == 1 else [e.get(key) for e in extras]
+    if not converged:
+        msg = (f"{f.kind} first-order solver stopped after {iterations} iterations (max_iter={max_iter}) "
+               f"with certified relative gap {rel_gap:.3e} (tol {tol_eff:.1e})")
+        if relu:
+            msg += f" and relative cone violation {viol_rel:.2e}"
+        msg += "; raise max_iter, loosen tol, or use method='interior'."
+        warnings.warn(msg, ConvergenceWarning, stacklevel=3)
+    sol = ConvexSolution(formulation=f, weights=weights, value=float(primal), status=status,
+                         solver="al" if relu else "fista", solve_time=wall, compile_time=0.0,
+                         iterations=iterations, lam=lam, info=info)
+    return sol

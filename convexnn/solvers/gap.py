@@ -1,0 +1,236 @@
+r"""Certified duality gaps for the first-order solvers (the stopping rule) and :math:`\lambda_{\max}`.
+
+Write :math:`f(z) = \ell(z, y)` (summed loss), :math:`A_i = D_i \tilde X` and
+:math:`G_i = \operatorname{diag}(2m_i - 1)\tilde X` (so :math:`u \in \mathcal K_i \iff G_i u \ge 0`).
+
+**C-GReLU.** The program :math:`\min_u f(\sum_i A_i u_i) + \lambda\sum_i\|u_i\|_2` has the
+Fenchel dual
+
+.. math::
+
+    \max_\theta\; -f^*(\theta) \quad \text{s.t.}\quad \|A_i^\top \theta\|_2 \le \lambda\ \ \forall i,
+
+with :math:`\theta^\star = \nabla f(\mathcal A u^\star)`. At any iterate :math:`u` the gradient
+:math:`\theta = \nabla f(\mathcal A u)` is rescaled into the dual feasible set,
+:math:`\hat\theta = s\theta` with :math:`s = \min\{1, \lambda / \max_i\|A_i^\top\theta\|\}`,
+and :math:`P(u) - D(\hat\theta) \ge P(u) - P^\star \ge 0` certifies the suboptimality of
+:math:`u` (the same construction as the duality module: 002, 004 eq. (6), written there with
+:math:`v = -\theta` and :math:`-\ell^*(-v)`). As :math:`u \to u^\star`, :math:`s \to 1` and the
+gap :math:`\to 0`.
+
+**C-ReLU.** With multipliers :math:`\gamma_i, \zeta_i \ge 0` of the cone constraints
+:math:`G_i v_i \ge 0`, :math:`G_i w_i \ge 0`, the Lagrange dual is
+
+.. math::
+
+    \max_{\theta,\ \gamma \ge 0,\ \zeta \ge 0} -f^*(\theta) \quad\text{s.t.}\quad
+    \|A_i^\top\theta - G_i^\top\gamma_i\|_2 \le \lambda,\
+    \|A_i^\top\theta + G_i^\top\zeta_i\|_2 \le \lambda .
+
+The augmented-Lagrangian multipliers give :math:`(\gamma, \zeta)`; scaling
+:math:`(\theta, \gamma, \zeta)` jointly by :math:`s = \min\{1, \lambda / \max(\cdot)\}` keeps
+the multipliers nonnegative and makes the point dual feasible ("cone-aware" dual). The gap
+certifies optimality up to the cone violation of the primal iterate, reported separately.
+
+Both losses used here keep :math:`s\theta` in the domain of :math:`f^*` for
+:math:`s \in [0, 1]`: the squared loss has :math:`f^*(\theta) = \tfrac12\|\theta\|^2 +
+\theta^\top y` everywhere, and for the logistic loss
+:math:`\theta = -y\,\sigma(-y z)` has :math:`-y\theta \in (0, 1)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from convexnn.errors import InputError
+from convexnn.solvers.backend import Backend, get_backend
+from convexnn.solvers.operators import MaskedDesign
+
+__all__ = ["SmoothLoss", "smooth_loss", "GapResult", "gated_gap", "relu_gap", "lam_max",
+           "relu_violation", "minnorm_subgradient"]
+
+
+@dataclass(frozen=True)
+class SmoothLoss:
+    r"""A smooth loss :math:`f(z) = \sum_j \ell(z_j, y_j)` on a :class:`Backend`.
+
+    Attributes
+    ----------
+    name : str
+    lipschitz : float
+        Lipschitz constant of :math:`\nabla f` (1 for squared, 1/4 for logistic).
+    """
+
+    name: str
+    lipschitz: float
+
+    def value(self, bk: Backend, z: Any, y: Any) -> Any:
+        if self.name == "squared":
+            r = z - y
+            return 0.5 * bk.vdot(r, r)
+        return bk.sum(bk.softplus(-y * z))
+
+    def grad(self, bk: Backend, z: Any, y: Any) -> Any:
+        if self.name == "squared":
+            return z - y
+        return -y * bk.sigmoid(-y * z)
+
+    def bregman(self, bk: Backend, z1: Any, z0: Any, y: Any) -> Any:
+        r"""Bregman divergence :math:`f(z_1) - f(z_0) - \langle\nabla f(z_0), z_1 - z_0\rangle \ge 0`.
+
+        Computed without the cancellation of the naive difference (exactly
+        :math:`\tfrac12\|z_1 - z_0\|^2` for the squared loss; a fourth-order Taylor expansion
+        for small logistic increments), so the line search stays reliable near the optimum.
+        """
+        if self.name == "squared":
+            r = z1 - z0
+            return 0.5 * bk.vdot(r, r)
+        t0 = -y * z0
+        dt = -y * (z1 - z0)
+        s = bk.sigmoid(t0)
+        q = s * (1.0 - s)
+        taylor = q * dt * dt * (0.5 + dt * ((1.0 - 2.0 * s) / 6.0 + dt * (1.0 - 6.0 * q) / 24.0))
+        exact = bk.softplus(t0 + dt) - bk.softplus(t0) - s * dt
+        small = (dt * dt) < 1e-6
+        return bk.sum(bk.maximum(bk.where(small, taylor, exact), 0.0))
+
+    def conjugate(self, bk: Backend, theta: Any, y: Any) -> Any:
+        r""":math:`f^*(\theta)`; for the logistic loss ``theta`` must satisfy :math:`-y\theta \in [0, 1]`."""
+        if self.name == "squared":
+            return 0.5 * bk.vdot(theta, theta) + bk.vdot(theta, y)
+        a = bk.minimum(bk.maximum(-y * theta, 0.0), 1.0)
+        return bk.sum(bk.xlogx(a) + bk.xlogx(1.0 - a))
+
+
+_SMOOTH = {"squared": SmoothLoss("squared", 1.0), "logistic": SmoothLoss("logistic", 0.25)}
+
+
+def smooth_loss(loss: Any) -> SmoothLoss:
+    """The :class:`SmoothLoss` for a :class:`~convexnn.formulations.losses.Loss` (or its name).
+
+    Raises
+    ------
+    InputError
+        For losses the first-order solvers do not handle (hinge: non-smooth; use
+        ``method="interior"``).
+    """
+    name = getattr(loss, "name", loss)
+    if name in _SMOOTH:
+        return _SMOOTH[name]
+    if name == "hinge":
+        raise InputError("the hinge loss is non-smooth and is not supported by the first-order solvers; "
+                         "solve it with the interior-point method: convexnn.solve(f, method='interior').")
+    raise InputError(f"loss {name!r} is not supported by the first-order solvers (squared, logistic); "
+                     "use method='interior'.")
+
+
+@dataclass
+class GapResult:
+    """Primal value, certified dual value, gap and the dual-feasibility scaling of one check."""
+
+    primal: float
+    dual: float
+    gap: float
+    rel_gap: float
+    scale: float
+    group_norms: Any = None
+
+
+def _rel(gap: float, primal: float, dual: float) -> float:
+    den = max(abs(primal), abs(dual), 1e-300)
+    return max(gap, 0.0) / den
+
+
+def gated_gap(op: MaskedDesign, loss: SmoothLoss, y: Any, lam: float, U: Any, z: Any) -> GapResult:
+    r"""Certified duality gap of C-GReLU at ``U`` (with ``z = op.fit(U)``).
+
+    Returns a :class:`GapResult` whose ``group_norms`` are :math:`\|A_i^\top\theta\|_2` (used by
+    working sets to find violated groups).
+    """
+    bk = op.bk
+    theta = loss.grad(bk, z, y)
+    c = bk.row_norms(op.adjoint(theta))
+    cmax = float(bk.max(c)) if op.P else 0.0
+    primal = float(loss.value(bk, z, y)) + lam * float(bk.sum(bk.row_norms(U)))
+    s = 1.0 if cmax <= lam else lam / cmax
+    dual = -float(loss.conjugate(bk, s * theta, y))
+    gap = primal - dual
+    return GapResult(primal, dual, gap, _rel(gap, primal, dual), s, c)
+
+
+def relu_gap(op: MaskedDesign, loss: SmoothLoss, y: Any, lam: float, V: Any, W: Any, fit: Any,
+             gam_v: Any, gam_w: Any) -> GapResult:
+    r"""Cone-aware certified duality gap of C-ReLU at ``(V, W)`` with multipliers ``(gam_v, gam_w)``.
+
+    ``gam_v``, ``gam_w`` have shape ``(n, P)`` and are nonnegative; ``fit`` is
+    :math:`\sum_i D_i\tilde X(v_i - w_i)`.
+    """
+    bk = op.bk
+    theta = loss.grad(bk, fit, y)
+    B = op.adjoint(theta)
+    cv = bk.row_norms(B - op.cone_adjoint(gam_v))
+    cw = bk.row_norms(B + op.cone_adjoint(gam_w))
+    cmax = max(float(bk.max(cv)), float(bk.max(cw))) if op.P else 0.0
+    reg = float(bk.sum(bk.row_norms(V))) + float(bk.sum(bk.row_norms(W)))
+    primal = float(loss.value(bk, fit, y)) + lam * reg
+    s = 1.0 if cmax <= lam else lam / cmax
+    dual = -float(loss.conjugate(bk, s * theta, y))
+    gap = primal - dual
+    return GapResult(primal, dual, gap, _rel(gap, primal, dual), s, None)
+
+
+def relu_violation(op: MaskedDesign, V: Any, W: Any) -> tuple[float, float]:
+    r"""Cone violation of ``(V, W)``: absolute :math:`\max_{i,j}(-G_i v_i)_j^+` (and for ``w``) and
+    relative (divided by :math:`\max_{i,j}|(\tilde X v_i)_j|, |(\tilde X w_i)_j|`)."""
+    bk = op.bk
+    if op.P == 0:
+        return 0.0, 0.0
+    Cv, Cw = op.cone(V), op.cone(W)
+    viol = max(float(bk.max(bk.maximum(-Cv, 0.0))), float(bk.max(bk.maximum(-Cw, 0.0))))
+    scale = max(float(bk.max(bk.maximum(Cv, 0.0) + bk.maximum(-Cv, 0.0))),
+                float(bk.max(bk.maximum(Cw, 0.0) + bk.maximum(-Cw, 0.0))))
+    return viol, (viol / scale if scale > 0 else 0.0)
+
+
+def minnorm_subgradient(bk: Backend, grad: Any, U: Any, lam: float) -> Any:
+    r"""Per-group norm of the minimum-norm subgradient of :math:`h(U) + \lambda\sum_i\|u_i\|`.
+
+    For :math:`u_i \ne 0` it is :math:`\|\nabla_i h + \lambda u_i/\|u_i\|\|`, else
+    :math:`(\|\nabla_i h\| - \lambda)_+` (the termination measure of 001).
+    """
+    un = bk.row_norms(U)
+    safe = bk.maximum(un, 1e-300)
+    active = bk.row_norms(grad + lam * U / safe[:, None])
+    inactive = bk.maximum(bk.row_norms(grad) - lam, 0.0)
+    return bk.where(un > 0, active, inactive)
+
+
+def lam_max(Xa: Any, masks: Any, y: Any, loss: Any = "squared") -> float:
+    r"""Smallest :math:`\lambda` for which :math:`u = 0` solves C-GReLU:
+    :math:`\lambda_{\max} = \max_i \|(D_i\tilde X)^\top \nabla f(0)\|_2`.
+
+    :math:`\nabla f(0) = -y` for the squared loss and :math:`-y/2` for the logistic loss. For
+    C-ReLU, :math:`\lambda \ge \lambda_{\max}` also gives the zero solution (the dual point
+    :math:`\theta = \nabla f(0)`, :math:`\gamma = \zeta = 0` is feasible); the exact C-ReLU
+    threshold can be smaller.
+
+    Parameters
+    ----------
+    Xa : array, shape (n, d')
+    masks : bool array, shape (n, P)
+    y : array, shape (n,)
+    loss : str or Loss
+    """
+    sl = smooth_loss(loss)
+    bk = get_backend(None, "float64")
+    op = MaskedDesign(np.asarray(Xa, dtype=np.float64), np.asarray(masks, dtype=bool), bk)
+    yb = bk.asarray(y)
+    if yb.ndim != 1:
+        raise InputError("lam_max supports scalar outputs y of shape (n,).")
+    g0 = sl.grad(bk, bk.zeros((op.n,)), yb)
+    if op.P == 0:
+        return 0.0
+    return float(np.max(bk.row_norms(op.adjoint(g0))))

@@ -1,0 +1,51 @@
+"""Shared fixture: an exact pattern set for tiny data."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+import convexnn as cx
+
+
+
+def _vertex_patterns(X: np.ndarray, bias: bool) -> cx.Patterns:
+    """All chambers of the arrangement {Xa g = 0}, for data in general position.
+
+    Every chamber of a central arrangement whose normals span R^d' touches a vertex (a ray
+    where d'-1 hyperplanes meet). For each such ray v and each sign vector s of those
+    hyperplanes, g = v + eps * pinv(A_S) s lies in the chamber with signs s next to v.
+    Independent of convexnn.enumerate_patterns (used to cross-check it when it exists).
+    """
+    Xa = np.hstack([X, np.ones((X.shape[0], 1))]) if bias else X
+    n, d = Xa.shape
+    gates = []
+    if d == 1:
+        gates = [np.array([1.0]), np.array([-1.0])]
+    for S in itertools.combinations(range(n), d - 1):
+        A = Xa[list(S)]
+        _, sv, vt = np.linalg.svd(A)
+        v = vt[-1]
+        B = np.linalg.pinv(A)
+        for sgn_v in (1.0, -1.0):
+            for s in itertools.product((1.0, -1.0), repeat=d - 1):
+                gates.append(sgn_v * v + 1e-5 * (B @ np.array(s)))
+    G = np.array(gates).T
+    return cx.Patterns.from_gates(X, G, bias=bias, kind="exact", exact=True)
+
+
+@pytest.fixture(scope="session")
+def exact_patterns():
+    """``exact_patterns(X, bias)``: the complete chamber set (enumerate_patterns when available)."""
+
+    def build(X: np.ndarray, bias: bool = False) -> cx.Patterns:
+        enum = getattr(cx, "enumerate_patterns", None)
+        if enum is not None:
+            return enum(X, bias=bias)
+        return _vertex_patterns(np.asarray(X, dtype=float), bias)
+
+    return build
+
+
