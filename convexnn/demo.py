@@ -10,8 +10,8 @@ Steps (each printed with its timing):
 4. certify the trained network (:func:`convexnn.certify`): a lower bound on the global optimum
    over networks of *any* width, the duality gap and the verdict;
 5. solve the exact convex program (C-ReLU, Clarabel) and compare both objectives;
-6. add the improving neuron when the network is not optimal, and certify the convex optimum
-   mapped to a network and pruned to a minimal model.
+6. add the improving neuron when the network is not optimal;
+7. explore the optimal set (002), extract a minimal model and certify it.
 
 Run with ``python -m convexnn.demo`` (under two minutes on a laptop core).
 """
@@ -141,13 +141,21 @@ def main() -> None:
         better = cert.improve()
         print(f"  adding the improving neuron      objective {obj_nn:.10g} -> {better.objective(X, y, LAM):.10g}")
 
-    _rule("7. the convex optimum as a network, pruned and certified")
+    _rule("7. all optimal networks, a minimal one, and its certificate")
+    S = cx.optimal_set(sol)
     opt = sol.to_network()
-    small = cx.prune(opt, X)
+    print(f"C-ReLU solution -> network with {opt.n_neurons} neurons (interior-point solutions are dense)")
+    print(f"optimal set (002): polytope over {S.B.shape[1]} candidate neurons; unique up to symmetries: "
+          f"{S.is_unique()}")
+    objs = [net.objective(X, y, LAM) for net in S.sample(5, seed=SEED)]
+    print(f"5 random optimal networks: objectives within {max(objs) - min(objs):.2g} of each other")
+    small = S.minimal_model()
+    pruned = cx.prune(opt, X)
+    print(f"minimal model (vertex of the polytope): {small.n_neurons} neurons; pruning the dense network "
+          f"directly (002 algorithm): {pruned.n_neurons} neurons (both <= n = {X.shape[0]})")
     c2 = cx.certify(small, X, y, LAM, patterns=P)
-    print(f"C-ReLU solution -> {opt.n_neurons} neurons; optimal pruning (002) -> {small.n_neurons} neurons "
-          f"(<= n = {X.shape[0]}), objective {small.objective(X, y, LAM):.10g}")
-    print(f"certificate: gap {c2.gap:.3g} (relative {c2.rel_gap:.3g}) -> {c2.verdict}")
+    print(f"certificate of the minimal model: objective {c2.primal:.10g}, gap {c2.gap:.3g} "
+          f"(relative {c2.rel_gap:.3g}) -> {c2.verdict}")
 
     print(f"\ntotal time {time.perf_counter() - t_all:.1f} s")
 

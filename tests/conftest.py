@@ -49,3 +49,9 @@ def exact_patterns():
     return build
 
 
+
+
+@pytest.fixture(scope="session")
+def vertex_patterns():
+    """The vertex construction itself (to cross-check enumerate_patterns)."""
+    return _vertex_patterns

@@ -15,7 +15,7 @@ TIGHT = {"tol_gap_abs": 1e-9, "tol_gap_rel": 1e-9, "tol_feas": 1e-9, "max_iter":
 
 
 # ----------------------------------------------------------------------------- NC -> C -> NC
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=15, deadline=None, derandomize=True)
 @given(seed=st.integers(0, 10_000), n=st.integers(3, 10), d=st.integers(1, 3), m=st.integers(1, 6),
        bias=st.booleans(), loss=st.sampled_from(["squared", "logistic", "hinge"]))
 def test_round_trip_preserves_predictions_and_objective(seed, n, d, m, bias, loss):

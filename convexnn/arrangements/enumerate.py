@@ -232,12 +232,12 @@ def _evaluate(W: np.ndarray, wg: np.ndarray, U: np.ndarray, gstart: np.ndarray,
                 for a in range(0, len(seg), step):
                     ss = seg[a:a + step]
                     V = W[sel[ss]] @ Ug.T
-                    A = np.abs(V)
-                    margin[sel[ss]] = A.min(axis=1)
-                    if wtg is not None:
-                        tmin[sel[ss]] = (A * wtg).min(axis=1)
                     if dedup:
                         words[ss] = _bits_to_words(V >= 0)
+                    A = np.abs(V, out=V)
+                    margin[sel[ss]] = A.min(axis=1)
+                    if wtg is not None:
+                        tmin[sel[ss]] = np.multiply(A, wtg, out=A).min(axis=1)
         else:
             step = max(1, _BLOCK // (int(k) * m))
             ar = np.arange(int(k))
@@ -245,12 +245,12 @@ def _evaluate(W: np.ndarray, wg: np.ndarray, U: np.ndarray, gstart: np.ndarray,
                 ss = np.arange(a, min(a + step, len(sel)))
                 idx = gstart[gsel[ss]][:, None] + ar
                 V = np.einsum("cm,ckm->ck", W[sel[ss]], U[idx])
-                A = np.abs(V)
-                margin[sel[ss]] = A.min(axis=1)
-                if wt is not None:
-                    tmin[sel[ss]] = (A * wt[idx]).min(axis=1)
                 if dedup:
                     words[ss] = _bits_to_words(V >= 0)
+                A = np.abs(V, out=V)
+                margin[sel[ss]] = A.min(axis=1)
+                if wt is not None:
+                    tmin[sel[ss]] = np.multiply(A, wt[idx], out=A).min(axis=1)
         ok = margin[sel] > MARGIN_TOL
         sel_ok = sel[ok]
         if not dedup:
@@ -321,6 +321,9 @@ def _chambers(U: np.ndarray, gstart: np.ndarray, wt: np.ndarray | None, m: int,
     """
     if m == 2:
         W, wg = _sectors2(U, gstart)
+        if wt is None:  # top level: sector witnesses have margin sin(alpha * gap) by construction
+            inf = np.full(len(W), np.inf)
+            return W, wg, inf, inf
         idx, marg, tmin = _evaluate(W, wg, U, gstart, wt, dedup=False)
         return W[idx], wg[idx], marg, tmin
     G = len(gstart) - 1
@@ -419,18 +422,16 @@ def _chamber_witnesses(red: _Reduced, progress: Callable[[float], None] | None =
 
 # ----------------------------------------------------------------------------- counting
 def _count_batch(U: np.ndarray, gstart: np.ndarray, m: int) -> np.ndarray:
-    """Exact chamber counts (Python ints in an object array) of a batch of central arrangements."""
+    """Exact chamber counts (int64) of a batch of central arrangements in R^m (deletion-restriction)."""
     G = len(gstart) - 1
     sizes = np.diff(gstart)
     if m == 2:
         W, wg = _sectors2(U, gstart)
-        return np.bincount(wg, minlength=G).astype(object)
-    if m == 3:
-        return _count_rank3(U, gstart)
+        return np.bincount(wg, minlength=G).astype(np.int64)
     N = len(U)
     ug = np.repeat(np.arange(G), sizes)
     uj = np.arange(N) - gstart[ug]
-    total = np.ones(G, dtype=object)  # the chamber before any hyperplane
+    total = np.ones(G, dtype=np.int64)  # the chamber before any hyperplane
     est = np.cumsum(np.maximum(uj, 1).astype(np.float64) ** 2)
     cuts = [0]
     while cuts[-1] < N:
@@ -465,9 +466,7 @@ def _count_batch(U: np.ndarray, gstart: np.ndarray, m: int) -> np.ndarray:
         live = np.flatnonzero(~dup)
         sgs = np.concatenate([[0], np.cumsum(cnt[live])])
         sub_counts = _count_batch(sub, sgs, m - 1)
-        grp = ug[rows][live]
-        for g, c in zip(grp.tolist(), sub_counts.tolist()):
-            total[g] += c
+        np.add.at(total, ug[rows][live], sub_counts)
     return total
 
 
@@ -523,9 +522,11 @@ def count_patterns(X: Any, *, bias: bool = False) -> int:
       :math:`\ell` of multiplicity :math:`m_\ell` (Zaslavsky's theorem
       :math:`r(\mathcal A) = |\chi_{\mathcal A}(-1)|`, with the Whitney/Möbius coefficients of
       the rank-3 intersection lattice);
-    * :math:`r \ge 4`: Zaslavsky's deletion--restriction identity
+    * :math:`r \ge 4` (and rank 3 with more than 300 hyperplanes): Zaslavsky's
+      deletion--restriction identity
       :math:`r(\mathcal A) = r(\mathcal A \setminus H) + r(\mathcal A^{H})`, applied to all
-      hyperplanes at once (batched like the enumeration) down to the rank-3 closed form.
+      hyperplanes at once (batched like the enumeration) down to rank 2, where a restriction
+      with :math:`k'` distinct lines has :math:`2k'` chambers.
       The work is :math:`O(k^{r-1})` numbers instead of :math:`O(k^{r-1})` witness vectors
       times :math:`k` signs, so it is always cheaper than enumerating; there is therefore no
       enumeration fallback.
@@ -548,6 +549,8 @@ def count_patterns(X: Any, *, bias: bool = False) -> int:
         return 1
     if r == 1:
         return 2
+    if r == 3 and k <= 300:
+        return int(_count_rank3(red.Y, np.array([0, k]))[0])
     return int(_count_batch(red.Y, np.array([0, k]), r)[0])
 
 

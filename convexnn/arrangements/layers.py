@@ -60,6 +60,8 @@ __all__ = [
     "all_masks",
     "deep_layer_patterns",
     "network_patterns",
+    "network_combos",
+    "merge_combos",
 ]
 
 
@@ -190,6 +192,9 @@ class NeuronCombos:
         True when every tuple of ``m`` distinct pairs over a complete first-layer arrangement is
         present (up to the dominance reductions documented in :func:`first_layer_combos`).
     kind : str
+    second : ndarray of bool, shape (n, C), optional
+        The second-layer mask each tuple was sampled with (from a random or trained network);
+        ``three_layer(..., second_patterns="matched")`` pairs every tuple with its own mask only.
     """
 
     patterns: Patterns
@@ -197,8 +202,14 @@ class NeuronCombos:
     signs: np.ndarray
     exact: bool = False
     kind: str = "custom"
+    second: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        if self.second is not None:
+            sec = np.asarray(self.second, dtype=bool)
+            want = (self.patterns.n_samples, int(np.shape(self.index)[0]))
+            if sec.shape != want:
+                raise InputError(f"second must have shape (n, C) = {want}; got {sec.shape}.")
         idx = np.asarray(self.index)
         sg = np.asarray(self.signs, dtype=float)
         if idx.ndim != 2 or sg.shape != idx.shape:
@@ -316,21 +327,29 @@ def sample_combos(X: Any, m1: int, n_samples: int, *, bias: bool = False, seed: 
     signs = np.where(u2 >= 0, 1.0, -1.0)
     keep = (signs > 0).any(axis=1) & first_masks[:, index].any(axis=0).any(axis=1) \
         if S else np.zeros(0, bool)
-    combos = _unique_combos(first, index[keep], signs[keep], kind="sampled")
+    combos = _unique_combos(first, index[keep], signs[keep], kind="sampled", second=(z.T >= 0)[:, keep])
     second = LayerPatterns.build(z.T >= 0, level=2, kind="sampled", bias=bias,
                                  fingerprint=data_fingerprint(check_X(X)),
                                  witnesses=[[U1[s], u2[s]] for s in range(S)])
     return combos, second
 
 
-def _unique_combos(first: Patterns, index: np.ndarray, signs: np.ndarray, *, kind: str) -> NeuronCombos:
-    """Canonicalize each tuple (merge repeated pairs, sort) and drop duplicate tuples."""
+def _unique_combos(first: Patterns, index: np.ndarray, signs: np.ndarray, *, kind: str,
+                   second: np.ndarray | None = None) -> NeuronCombos:
+    """Canonicalize each tuple (merge repeated pairs, sort) and drop duplicates (of the
+    (tuple, second mask) pair when ``second`` of shape (n, C) is given)."""
     m = index.shape[1]
     rows = []
-    for idx, sg in zip(index, signs):
-        pairs = sorted(set(zip(idx.tolist(), sg.tolist())))
-        rows.append(tuple(pairs))
-    uniq = sorted(set(rows))
+    for c, (idx, sg) in enumerate(zip(index, signs)):
+        pairs = tuple(sorted(set(zip(idx.tolist(), sg.tolist()))))
+        key = b"" if second is None else np.packbits(second[:, c]).tobytes()
+        rows.append((pairs, key))
+    keys = sorted(set(rows))
+    uniq = [k[0] for k in keys]
+    sec = None
+    if second is not None:
+        sec = np.array([np.unpackbits(np.frombuffer(k[1], np.uint8), count=second.shape[0]).astype(bool)
+                        for k in keys]).T.reshape(second.shape[0], len(keys))
     width = max((len(r) for r in uniq), default=m)
     out_idx = np.zeros((len(uniq), width), dtype=int)
     out_sg = np.ones((len(uniq), width))
@@ -340,7 +359,7 @@ def _unique_combos(first: Patterns, index: np.ndarray, signs: np.ndarray, *, kin
         padded = list(r) + [r[0]] * (width - len(r))
         out_idx[c] = [p for p, _ in padded]
         out_sg[c] = [s for _, s in padded]
-    return NeuronCombos(first, out_idx, out_sg, exact=False, kind=kind)
+    return NeuronCombos(first, out_idx, out_sg, exact=False, kind=kind, second=sec)
 
 
 def all_masks(X: Any, *, level: int = 2, bias: bool = False, max_n: int = 16) -> LayerPatterns:
@@ -572,3 +591,65 @@ def network_patterns(net: Any, X: Any) -> list[Patterns | LayerPatterns]:
         out.append(LayerPatterns.build(pres[l] >= 0, level=l + 1, kind="network", bias=net.bias,
                                        fingerprint=fp, witnesses=wit))
     return out
+
+
+def merge_combos(a: NeuronCombos, b: NeuronCombos) -> NeuronCombos:
+    """Union of two tuple sets (re-indexed onto the union of their first-layer patterns)."""
+    first = a.patterns.union(b.patterns)
+    M = np.asarray(first.masks)
+    packed = np.ascontiguousarray(np.packbits(M.T, axis=1))
+    lookup = {packed[i].tobytes(): i for i in range(packed.shape[0])}
+
+    def reindex(c: NeuronCombos) -> np.ndarray:
+        Mc = np.asarray(c.patterns.masks)
+        rows = np.packbits(Mc.T, axis=1)
+        old_to_new = np.array([lookup[r.tobytes()] for r in rows], dtype=int)
+        return old_to_new[c.index]
+
+    width = max(a.width, b.width)
+
+    def widen(idx: np.ndarray, sg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        extra = width - idx.shape[1]
+        if extra == 0:
+            return idx, sg
+        return (np.hstack([idx, np.repeat(idx[:, :1], extra, axis=1)]),
+                np.hstack([sg, np.repeat(sg[:, :1], extra, axis=1)]))
+
+    ia, sa = widen(reindex(a), np.asarray(a.signs, float))
+    ib, sb = widen(reindex(b), np.asarray(b.signs, float))
+    sec = None
+    if a.second is not None and b.second is not None:
+        sec = np.hstack([a.second, b.second])
+    return _unique_combos(first, np.vstack([ia, ib]), np.vstack([sa, sb]), kind=f"{a.kind}+{b.kind}",
+                          second=sec)
+
+
+def network_combos(net: Any, X: Any) -> tuple[NeuronCombos, LayerPatterns]:
+    r"""The tuples and second-layer masks used by a :class:`~convexnn.ThreeLayerReLU` on ``X``.
+
+    Sub-network ``k`` gives the tuple :math:`(\mathbf 1[X_a W_{1k,:j} \ge 0], \operatorname{sign}
+    w_{2k,j})_j` and the mask :math:`\mathbf 1[(X_a W_{1k})_+ w_{2k} \ge 0]`; program (12) on
+    (a superset of) these contains the network (Remark 3's active-set view), so its value is at
+    most the network's objective (4). Sub-networks without an active positive neuron are skipped.
+    """
+    Xc = check_X(X)
+    Xa = design_matrix(Xc, net.bias)
+    K, dp, m = net.W1.shape
+    pre = np.einsum("nd,kdm->knm", Xa, net.W1)
+    z = np.einsum("knm,km->kn", np.maximum(pre, 0.0), net.w2)
+    first = Patterns.from_gates(Xc, net.W1.transpose(1, 0, 2).reshape(dp, K * m), bias=net.bias,
+                                kind="network")
+    M = np.asarray(first.masks)
+    packed = np.ascontiguousarray(np.packbits(M.T, axis=1))
+    lookup = {packed[i].tobytes(): i for i in range(packed.shape[0])}
+    nm = (pre >= 0).transpose(0, 2, 1).reshape(K * m, -1)
+    index = np.array([lookup[r.tobytes()] for r in np.packbits(nm, axis=1)], dtype=int).reshape(K, m)
+    signs = np.where(net.w2 >= 0, 1.0, -1.0)
+    ok = ((signs > 0) & M[:, index].any(axis=0)).any(axis=1)
+    if not ok.any():
+        raise InputError("the network has no sub-network with an active positive neuron on X.")
+    combos = _unique_combos(first, index[ok], signs[ok], kind="network", second=(z.T >= 0)[:, ok])
+    second = LayerPatterns.build(z.T >= 0, level=2, kind="network", bias=net.bias,
+                                 fingerprint=data_fingerprint(Xc),
+                                 witnesses=[[net.W1[k].copy(), net.w2[k].copy()] for k in range(K)])
+    return combos, second

@@ -72,7 +72,8 @@ def prune_columns(A: np.ndarray, cost: np.ndarray, *, rtol: float = 1e-9) -> np.
             idx = np.array(active)
             cols = A[:, idx] * f[idx]
             scale = np.linalg.norm(cols, axis=0)
-            _, s, Vt = np.linalg.svd(cols / scale, full_matrices=True)
+            # economy SVD while the working set fits in R^n; a full one only when it exceeds n
+            _, s, Vt = np.linalg.svd(cols / scale, full_matrices=len(idx) > n)
             smin = s[-1] if len(idx) <= n else 0.0
             if smin > rtol:
                 break

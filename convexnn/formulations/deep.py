@@ -179,6 +179,8 @@ class _DeepBase(Formulation):
             if l < self.depth - 2:
                 alive = np.asarray(self.agg[l].T @ alive.astype(float)).ravel() > 0
         need = tuple(int(k.size) for k in kept)
+        k = 1 if self.gated else 2
+        full = tuple(int(np.prod([k * P for P in self.counts[l:]])) for l in range(self.depth - 1))
         widths = self.widths if widths is None else tuple(int(w) for w in widths)
         if widths is not None:
             if len(widths) != self.depth - 1:
@@ -188,8 +190,8 @@ class _DeepBase(Formulation):
                     f"this solution needs hidden widths {need} (a tree network with one neuron per "
                     f"nonzero node); the requested widths {widths} are too small: the program drops "
                     "the tensor decomposition constraint of 000, so a network of these widths need "
-                    "not attain the convex value. Exactness needs d_l >= 2 P_l d_(l+1), i.e. "
-                    f"widths >= {tuple(int(np.prod([2 * P for P in self.counts[l:]])) for l in range(self.depth - 1))}.")
+                    f"not attain the convex value. Exactness needs d_l >= {k} P_l d_(l+1), i.e. "
+                    f"widths >= {full}.")
         Ws = [leaves[kept[0]].T.copy()]
         for l in range(self.depth - 2):
             child, par = kept[l], kept[l + 1]
@@ -408,4 +410,5 @@ def deep_grelu(
     Parameters as in :func:`deep_relu`. Its value is :math:`\le` the :func:`deep_relu` value
     with the same patterns (drop the cones); for ``L = 2`` this is C-GReLU.
     """
-    return _deep(DeepGatedFormulation, X, y, layer_patterns, lam, loss, bias, widths, max_size)  # type: ignore[return-value]
+    return _deep(DeepGatedFormulation, X, y, layer_patterns, lam, loss, bias, widths,  # type: ignore[return-value]
+                 max_size)

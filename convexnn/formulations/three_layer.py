@@ -331,9 +331,11 @@ def three_layer(
         (pattern, sign) pairs (:func:`~convexnn.arrangements.layers.first_layer_combos`; exact
         when the patterns are); :class:`~convexnn.arrangements.layers.NeuronCombos` (e.g.
         :func:`~convexnn.arrangements.layers.sample_combos`, 004 Remark 3) gives the tuples.
-    second_patterns : LayerPatterns or "complete"
-        Second-layer masks used with every tuple (product structure of (12)), or
-        ``"complete"``: the canonical masks of each tuple (exact, see module docstring).
+    second_patterns : LayerPatterns, "complete" or "matched"
+        Second-layer masks used with every tuple (product structure of (12)); ``"complete"``:
+        the canonical masks of each tuple (exact, see module docstring); ``"matched"``: each
+        sampled tuple with the mask it was sampled with (``NeuronCombos.second``; Remark 3 with
+        one block per random network -- much smaller, never exact).
     lam : float
         :math:`\beta > 0`, stored as the nonnegative ``cp.Parameter`` ``.lam``.
     m1 : int
@@ -369,10 +371,12 @@ def three_layer(
     if not isinstance(m1, (int, np.integer)) or int(m1) < 1:
         raise InputError(f"m1 must be a positive integer; got {m1!r}.")
     m1 = int(m1)
-    complete = isinstance(second_patterns, str)
+    matched = isinstance(second_patterns, str) and second_patterns == "matched"
+    complete = isinstance(second_patterns, str) and not matched
     if complete and second_patterns != "complete":
-        raise InputError(f"second_patterns must be a LayerPatterns or 'complete'; got {second_patterns!r}.")
-    if not complete and not isinstance(second_patterns, LayerPatterns):
+        raise InputError(f"second_patterns must be a LayerPatterns, 'complete' or 'matched'; got "
+                         f"{second_patterns!r}.")
+    if not (complete or matched) and not isinstance(second_patterns, LayerPatterns):
         raise InputError(f"second_patterns must be a LayerPatterns or 'complete'; got "
                          f"{type(second_patterns).__name__}.")
     if isinstance(first_patterns, NeuronCombos):
@@ -403,7 +407,14 @@ def three_layer(
         combos = first_layer_combos(pat, m1, mixed_signs_only=complete, max_combos=max_combos)
     M1 = np.asarray(pat.masks)
     m = combos.width
-    if not complete:
+    if matched:
+        if combos is None or combos.second is None:
+            raise InputError("second_patterns='matched' needs NeuronCombos that carry their own second-layer "
+                             "masks (from sample_combos or network_combos).")
+        sec = np.asarray(combos.second, dtype=bool)
+        live = sec.any(axis=0)
+        n_cl = int(live.sum())
+    elif not complete:
         second_patterns.check(Xc)
         if second_patterns.level != 2:
             raise InputError(f"second_patterns must be layer-2 patterns; got level {second_patterns.level}.")
@@ -424,6 +435,9 @@ def three_layer(
         raise InputError("the pattern sets give no block (no tuple with a positive neuron or no nonzero mask).")
     if complete:
         cid, masks2 = _canonical_second_masks(M1, combos)
+    elif matched:
+        cid = np.flatnonzero(live)
+        masks2 = sec[:, live]
     else:
         P2 = len(second_patterns)
         cid = np.repeat(np.arange(len(combos)), P2)
@@ -433,7 +447,7 @@ def three_layer(
     node_masks = np.hstack([masks2, masks2]).astype(float)
     leaf_pattern = combos.index[node_combo].reshape(-1)
     leaf_sign = combos.signs[node_combo].reshape(-1)
-    exact = bool(pat.exact and combos.exact and (complete or second_patterns.exact))
+    exact = bool(pat.exact and combos.exact and not matched and (complete or second_patterns.exact))
 
     lamp = cp.Parameter(nonneg=True, value=lam_value, name="lam")
     U = cp.Variable((dp, leaf_pattern.size), name="U")
@@ -450,7 +464,7 @@ def three_layer(
     Formulation.__init__(f, problem, lamp, X=Xc, Xa=Xa, y=yc, loss=lo, patterns=pat, bias=b,
                          variables={"U": U}, constraints={"cone_first": cone1, "cone_second": cone2},
                          meta={"size": size, "n_combos": len(combos), "m1": m1, "exact": exact,
-                               "second": "complete" if complete else second_patterns.kind,
+                               "second": second_patterns if isinstance(second_patterns, str) else second_patterns.kind,
                                "build_time": time.perf_counter() - t0})
     f.combos = combos
     return f

@@ -135,6 +135,9 @@ def solve_relu(
     max_iter: int = 50000,
     max_outer: int = 200,
     check_every: int = 10,
+    inner_max: int = 500,
+    delta_scale: float = 10.0,
+    adapt: bool = True,
     reporter: Reporter | None = None,
 ) -> ReluResult:
     r"""Solve C-ReLU by the augmented Lagrangian method with an R-FISTA inner solver.
@@ -182,7 +185,7 @@ def solve_relu(
     normA2 = op.norm_sq_estimate()
     normX2 = op.xa_norm_sq_estimate()
     if delta0 is None:
-        delta = loss.lipschitz * normA2 / max(normX2, 1e-300) if normA2 > 0 else 1.0
+        delta = delta_scale * loss.lipschitz * normA2 / max(normX2, 1e-300) if normA2 > 0 else 1.0
     else:
         delta = float(delta0)
     delta_max = delta * 1e6
@@ -205,7 +208,7 @@ def solve_relu(
         def check(st: APGState) -> bool:
             return st.residual <= inner_tol * grad_scale
 
-        st = accelerated_prox_grad(bk, h, lam, x, step, max_iter=max_iter - iters, check=check,
+        st = accelerated_prox_grad(bk, h, lam, x, step, max_iter=min(inner_max, max_iter - iters), check=check,
                                    check_every=check_every, img0=img)
         iters += st.iterations
         x, img, step = st.x, st.img, st.step
@@ -222,7 +225,7 @@ def solve_relu(
             converged = True
             break
         # penalty adaptation: the violation must shrink by a factor 4 per outer iteration
-        if viol_rel > viol_tol and viol_rel > 0.25 * prev_viol and delta < delta_max:
+        if adapt and viol_rel > viol_tol and viol_rel > 0.25 * prev_viol and delta < delta_max:
             step *= 1.0 / 4.0
             delta *= 4.0
         prev_viol = min(prev_viol, viol_rel)

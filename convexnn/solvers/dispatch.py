@@ -133,7 +133,9 @@ def solve(
     ConvexSolution
         ``solver`` is ``"fista"`` (C-GReLU) or ``"al"`` (C-ReLU) for first-order runs;
         ``status`` is ``"optimal"`` (certified) or ``"max_iter"``; ``info`` holds ``method``,
-        ``gap`` (relative certified gap), ``gap_abs``, ``dual_value``, ``violation`` (relative
+        ``gap`` (relative certified gap), ``gap_abs``, ``dual_value``, ``dual_point`` (the
+        certifying :math:`v = -s\nabla f` of shape ``(n,)``, in the convention of
+        :func:`convexnn.duality_gap`), ``violation`` (relative
         cone violation), ``violation_abs``, ``lam_max``, ``history`` (one dict per check),
         ``backend`` and solver extras (``multipliers``, ``delta``, ``working_set``).
 
@@ -272,6 +274,7 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
         dual += g.dual
         gap_abs += g.gap
         res["rel_gap"] = g.rel_gap
+        res["dual_point"] = bk64.to_numpy(g.dual_point)
         for key in keys:
             arr = bk64.to_numpy(w64[key])
             weights.setdefault(key, []).append(arr)  # type: ignore[arg-type]
@@ -289,6 +292,7 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
         "violation": viol_rel,
         "violation_abs": viol_abs,
         "tol": tol_eff,
+        "dual_point": results[0]["dual_point"] if outputs == 1 else np.stack([r["dual_point"] for r in results], -1),
         "lam_max": results[0]["lam_max"] if outputs == 1 else [r["lam_max"] for r in results],
         "history": results[0]["history"] if outputs == 1 else [r["history"] for r in results],
         "backend": repr(bk),

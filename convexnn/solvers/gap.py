@@ -137,6 +137,7 @@ class GapResult:
     rel_gap: float
     scale: float
     group_norms: Any = None
+    dual_point: Any = None
 
 
 def _rel(gap: float, primal: float, dual: float) -> float:
@@ -158,7 +159,7 @@ def gated_gap(op: MaskedDesign, loss: SmoothLoss, y: Any, lam: float, U: Any, z:
     s = 1.0 if cmax <= lam else lam / cmax
     dual = -float(loss.conjugate(bk, s * theta, y))
     gap = primal - dual
-    return GapResult(primal, dual, gap, _rel(gap, primal, dual), s, c)
+    return GapResult(primal, dual, gap, _rel(gap, primal, dual), s, c, -s * theta)
 
 
 def relu_gap(op: MaskedDesign, loss: SmoothLoss, y: Any, lam: float, V: Any, W: Any, fit: Any,
@@ -179,7 +180,7 @@ def relu_gap(op: MaskedDesign, loss: SmoothLoss, y: Any, lam: float, V: Any, W: 
     s = 1.0 if cmax <= lam else lam / cmax
     dual = -float(loss.conjugate(bk, s * theta, y))
     gap = primal - dual
-    return GapResult(primal, dual, gap, _rel(gap, primal, dual), s, None)
+    return GapResult(primal, dual, gap, _rel(gap, primal, dual), s, None, -s * theta)
 
 
 def relu_violation(op: MaskedDesign, V: Any, W: Any) -> tuple[float, float]:

@@ -303,3 +303,17 @@ def test_medium_instance_vs_cover_and_count():
     P = cnn.enumerate_patterns(X)
     assert len(P) == cnn.cover_bound(40, 5) == cnn.count_patterns(X)
     assert np.array_equal(X @ P.gates >= 0, P.masks)
+
+
+def test_rank3_large_count_recursion_vs_closed_form_and_enumeration():
+    from convexnn.arrangements.enumerate import _count_rank3, _Reduced
+
+    pts = np.array([[a, b] for a in range(19) for b in range(17)], float)  # 323 points, collinear
+    Xa = np.hstack([pts, np.ones((len(pts), 1))])
+    red = _Reduced(Xa)
+    closed = int(_count_rank3(red.Y, np.array([0, red.n_distinct]))[0])
+    c = cnn.count_patterns(pts, bias=True)  # > 300 hyperplanes: deletion-restriction path
+    assert c == closed == len(cnn.enumerate_patterns(pts, bias=True))
+    assert c < cnn.cover_bound(len(pts), 3)
+    Xg = np.random.default_rng(9).standard_normal((310, 3))
+    assert cnn.count_patterns(Xg) == cnn.cover_bound(310, 3)

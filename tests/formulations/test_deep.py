@@ -50,6 +50,7 @@ def test_three_layers_match_program_12():
     P = enumerate_patterns(X)
     S2 = all_masks(X)
     d3 = deep_relu(X, y, [P, S2], lam)
+    assert d3.exact and d3.problem.is_dcp() and d3.problem.is_dpp()
     s3 = d3.solve()
     p1 = int(np.asarray(P.masks).any(axis=0).sum())
     t_full = three_layer(X, y, P, S2, lam, m1=2 * p1).solve()

@@ -153,6 +153,26 @@ def test_figure4_setup_convex_below_every_adam_trial():
     sol = f.solve()
     net = sol.to_network()
     assert _rel(net.objective(X, y, beta), sol.value) <= 1e-6
-    trials = [train_three_layer(X, y, K=5, m1=m1, lam=beta, steps=1500, lr=1e-2, seed=s) for s in range(5)]
+    trials = [train_three_layer(X, y, K=5, m1=m1, lam=beta, steps=800, lr=1e-2, seed=s) for s in range(5)]
     objs = [t.objective(X, y, beta) for t in trials]
     assert all(sol.value <= o + 1e-9 for o in objs), (sol.value, objs)
+
+
+def test_matched_sampled_blocks_plus_network_patterns_beat_the_network():
+    """Remark 3 active set: a trained network's own tuples/masks make program (12) at most its
+    objective (4); the mapped network attains the program's value."""
+    from convexnn.arrangements.layers import merge_combos, network_combos
+
+    X, y = _data(21, 12, d=3)
+    lam = 0.05
+    net = train_three_layer(X, y, K=3, m1=2, lam=lam, steps=200, lr=2e-2, seed=0)
+    sampled, _ = sample_combos(X, 2, 10, seed=0)
+    own, own_masks = network_combos(net, X)
+    assert own.second is not None and len(own_masks) >= 1
+    f = three_layer(X, y, merge_combos(sampled, own), "matched", lam, m1=2)
+    assert not f.exact and f.n_blocks <= 2 * (10 + 3)
+    sol = f.solve()
+    assert sol.value <= net.objective(X, y, lam) + 1e-7
+    assert _rel(sol.to_network().objective(X, y, lam), sol.value) <= 1e-6
+    with pytest.raises(InputError, match="matched"):
+        three_layer(X, y, enumerate_patterns(X), "matched", lam, m1=2)

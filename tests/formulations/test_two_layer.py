@@ -28,7 +28,7 @@ def _data(seed: int, n: int, d: int, loss: str, c: int | None = None):
 
 
 # ----------------------------------------------------------------------------- C -> NC exactness
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=12, deadline=None, derandomize=True)
 @given(seed=st.integers(0, 10_000), n=st.integers(3, 6), d=st.integers(1, 2), bias=st.booleans(),
        loss=st.sampled_from(["squared", "logistic", "hinge"]))
 def test_p_convex_equals_mapped_network_objective(exact_patterns, seed, n, d, bias, loss):
@@ -55,7 +55,7 @@ def _tight() -> dict:
 
 
 # ----------------------------------------------------------------------------- weak side: GD
-def _gd_objective(X: np.ndarray, y: np.ndarray, lam: float, m: int, rng, bias: bool, iters: int = 3000) -> float:
+def _gd_objective(X: np.ndarray, y: np.ndarray, lam: float, m: int, rng, bias: bool, iters: int = 2000) -> float:
     Xa = np.hstack([X, np.ones((X.shape[0], 1))]) if bias else X
     W = rng.standard_normal((Xa.shape[1], m))
     w = rng.standard_normal(m)
@@ -72,6 +72,7 @@ def _gd_objective(X: np.ndarray, y: np.ndarray, lam: float, m: int, rng, bias: b
     return net.objective(X, y, lam)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bias", [False, True])
 def test_gradient_descent_never_below_p_convex(exact_patterns, bias):
     rng = np.random.default_rng(3)
@@ -85,7 +86,7 @@ def test_gradient_descent_never_below_p_convex(exact_patterns, bias):
 
 
 # ----------------------------------------------------------------------------- gated vs ReLU
-@settings(max_examples=8, deadline=None)
+@settings(max_examples=8, deadline=None, derandomize=True)
 @given(seed=st.integers(0, 10_000), bias=st.booleans())
 def test_gated_optimum_leq_relu_optimum_with_sampled_patterns(seed, bias):
     rng = np.random.default_rng(seed)
@@ -322,3 +323,14 @@ def test_input_errors():
     f = cx.c_relu(X, y, P, LAM)
     with pytest.raises(InputError, match="shape"):
         f.predict({"V": np.zeros((2, 2)), "W": np.zeros((2, 2))})
+
+
+def test_exact_pattern_fixture_matches_independent_vertex_construction(exact_patterns, vertex_patterns):
+    """The EXACT tests use enumerate_patterns; it must agree with the vertex construction of conftest."""
+    if getattr(cx, "enumerate_patterns", None) is None:
+        pytest.skip("convexnn.enumerate_patterns not available; the fixture uses the vertex construction")
+    rng = np.random.default_rng(12)
+    for n, d, bias in [(5, 2, False), (6, 2, True), (5, 1, True), (4, 3, False)]:
+        X = rng.standard_normal((n, d))
+        P = exact_patterns(X, bias)
+        assert P.exact and P == vertex_patterns(X, bias)
