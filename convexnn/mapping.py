@@ -86,6 +86,10 @@ class ConvexModel:
             return weights[name]
         raise AttributeError(f"ConvexModel has no attribute {name!r}")
 
+    def __repr__(self) -> str:
+        shapes = {k: tuple(np.shape(v)) for k, v in self.weights.items()}
+        return f"ConvexModel({self.kind}, P={len(self.patterns)}, bias={self.bias}, weights={shapes})"
+
     def _effective(self) -> np.ndarray:
         return self.weights["U"] if self.kind == "c_grelu" else self.weights["V"] - self.weights["W"]
 
@@ -338,6 +342,11 @@ class ConeDecomposition:
     solver: str
     solve_time: float
 
+    def __repr__(self) -> str:
+        return (f"ConeDecomposition({self.method}, neurons={self.network.n_neurons}, "
+                f"objective_change={self.objective_change:.4g}, bound={self.bound:.4g}, "
+                f"bound_applies={self.bound_applies}, max_prediction_error={self.max_prediction_error:.2g})")
+
 
 def cone_decomposition(
     gated_solution: ConvexSolution,
@@ -399,7 +408,7 @@ def cone_decomposition(
     masks = np.asarray(f.patterns.masks, dtype=float)
     signs = 2.0 * masks - 1.0
     norms = _block_norms(U)
-    nz = np.flatnonzero(norms > ZERO_RTOL * float(np.max(norms, initial=0.0)))
+    nz = np.flatnonzero(norms > f._zero_threshold(U))
     P, d = U.shape
     V_full, W_full = np.zeros((P, d)), np.zeros((P, d))
     name = (solver or default_solver()).upper()
@@ -428,8 +437,7 @@ def cone_decomposition(
         V_full[nz] = np.asarray(Vd.value).T
         W_full[nz] = np.asarray(Wd.value).T
     lam = gated_solution.lam
-    thr = ZERO_RTOL * max(float(np.max(_block_norms(V_full), initial=0.0)),
-                          float(np.max(_block_norms(W_full), initial=0.0)))
+    thr = f._zero_threshold(V_full, W_full)
     c1, o1 = _group_neurons(V_full, 1.0, thr)
     c2, o2 = _group_neurons(W_full, -1.0, thr)
     net = TwoLayerReLU(np.hstack([c1, c2]), np.concatenate([o1, o2]), bias=f.bias)

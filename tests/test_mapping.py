@@ -144,6 +144,8 @@ def test_cone_decomposition_errors_and_degenerate_cone():
     with pytest.raises(InputError, match="c_grelu"):
         cx.cone_decomposition(relu, X)
     g = cx.c_grelu(X, y, P, LAM).solve()
+    zero = cx.cone_decomposition(cx.c_grelu(X, y, P, 1e3).solve(), X)  # all-zero gated optimum
+    assert zero.network.n_neurons == 0 and abs(zero.objective_change) < 1e-6
     with pytest.raises(InputError, match="method"):
         cx.cone_decomposition(g, X, method="lp")
     with pytest.raises(InputError, match="another data matrix"):

@@ -73,7 +73,7 @@ MARGIN_TOL = 1e-13
 #: fraction avoids landing exactly on a third line of symmetric integer configurations
 _ALPHA = math.sqrt(2.0) - 1.0
 #: births (candidate witnesses) processed per batch; bounds the memory of every level
-_BUDGET = 1_500_000
+_BUDGET = 1_000_000
 #: floats per gathered block in the ragged products
 _BLOCK = 1 << 18
 
@@ -211,7 +211,7 @@ def _evaluate(W: np.ndarray, wg: np.ndarray, U: np.ndarray, gstart: np.ndarray,
     tmin = np.full(R, np.inf)
     kept: list[np.ndarray] = []
     Gbits = int(max(1, int(wg.max()) + 1 if R else 1)).bit_length()
-    for k in np.unique(ksz):
+    for k in np.flatnonzero(np.bincount(ksz)) if R else []:
         sel = np.flatnonzero(ksz == k)
         if k == 0:
             kept.append(sel[_unique_best(wg[sel, None].astype(np.uint64), margin[sel])] if dedup else sel)
@@ -220,7 +220,7 @@ def _evaluate(W: np.ndarray, wg: np.ndarray, U: np.ndarray, gstart: np.ndarray,
         words = np.zeros((len(sel), (int(k) + 63) // 64), np.uint64)
         gsel = wg[sel]
         # groups with many witnesses: dense products; otherwise gathered ragged products
-        ng = len(np.unique(gsel))
+        ng = 1 + int(np.count_nonzero(gsel[1:] != gsel[:-1]))  # witnesses are sorted by group
         if len(sel) >= 64 * ng:
             bounds = np.flatnonzero(np.diff(gsel)) + 1
             segs = np.split(np.arange(len(sel)), bounds)

@@ -57,7 +57,6 @@ __all__ = [
 ]
 
 _CHUNK = 4096  # patterns processed at once by cone_support (memory: n * _CHUNK floats)
-_TIGHTEN_MIN = 64  # batch-tighten the bounds when more pattern/sign pairs than this remain
 
 
 # ---------------------------------------------------------------------------------- networks
@@ -328,52 +327,11 @@ def cone_support(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, *, exact: boo
             best_val, best_idx, best_sign, best_dir = val, idx, sigma, q
 
     flat = ubs.ravel()
-    exact_pair(int(np.argmax(flat)))
-    cand = np.flatnonzero(flat > best_val)
-    if cand.size > _TIGHTEN_MIN:
-        tight = _tighten(Xa, masks, v, cand, P, flat[cand])
-        keep = tight > best_val
-        cand, cand_ub = cand[keep], tight[keep]
-    else:
-        cand_ub = flat[cand]
-    for j in np.argsort(-cand_ub):
-        if cand_ub[j] <= max(best_val, 0.0):
+    for k in np.argsort(-flat):  # decreasing upper bound; stop when no pair can beat the best
+        if flat[k] <= max(best_val, 0.0):
             break
-        exact_pair(int(cand[j]))
+        exact_pair(int(k))
     return ConeSupport(max(best_val, 0.0), best_idx, best_sign, best_dir, n_nnls, ubs.max(axis=0))
-
-
-def _tighten(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, pairs: np.ndarray, P: int, ub: np.ndarray,
-             iters: int = 40) -> np.ndarray:
-    r"""Tighter upper bounds :math:`\min_k \|g + A^\top\rho_k\|` for many pattern/sign pairs at once.
-
-    Accelerated projected gradient (FISTA) on :math:`\min_{\rho\ge0}\tfrac12\|g + X_a^\top(s\odot\rho)\|^2`,
-    batched over the pairs (two ``(n, d') x (d', c)`` products per iteration). Every iterate is
-    feasible (:math:`\rho \ge 0`), so every value is a valid upper bound of the projection norm.
-    """
-    step = 1.0 / max(float(np.linalg.norm(Xa, 2)) ** 2, 1e-300)
-    out = ub.copy()
-    for start in range(0, pairs.size, _CHUNK):
-        sl = slice(start, min(pairs.size, start + _CHUNK))
-        sgn, idx = np.divmod(pairs[sl], P)
-        sigma = 1.0 - 2.0 * sgn
-        Mb = np.asarray(masks[:, idx], dtype=bool)
-        S = np.where(Mb, 1.0, -1.0)
-        G = (Xa.T @ (Mb * v[:, None])) * sigma[None, :]
-        rho = np.zeros(Mb.shape)
-        z = rho.copy()
-        t = 1.0
-        best = out[sl]
-        for _ in range(iters):
-            Q = G + Xa.T @ (S * z)
-            rho_new = np.maximum(z - step * S * (Xa @ Q), 0.0)
-            t_new = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
-            z = rho_new + ((t - 1.0) / t_new) * (rho_new - rho)
-            rho, t = rho_new, t_new
-            vals = np.linalg.norm(G + Xa.T @ (S * rho), axis=0)
-            best = np.minimum(best, vals)
-        out[sl] = best
-    return out
 
 
 def global_support_bound(Xa: np.ndarray, v: np.ndarray) -> float:

@@ -58,6 +58,7 @@ from convexnn.duality._common import (
 __all__ = ["Certificate", "certify", "resolve_patterns"]
 
 IMPROVE_RTOL = 1e-8  # an improving neuron must beat lam by this relative margin
+_REFINE_BUDGET = 40000  # refinement working set: at most max(50, _REFINE_BUDGET // n) patterns
 
 
 def resolve_patterns(X: np.ndarray, bias: bool, patterns: Patterns | None,
@@ -130,7 +131,9 @@ class Certificate:
         The scaled dual-feasible point whose dual objective is ``lower_bound``.
     n_patterns : int
     n_nnls : int
-        NNLS problems solved (the rest were pruned by bounds).
+        NNLS problems solved for ``s(v0)`` and ``s(vz)`` (the rest were pruned by bounds).
+    n_refine : int
+        Refinement rounds actually run (restricted dual solves).
     time : float
         Seconds spent.
     network : NetworkArrays
@@ -158,6 +161,7 @@ class Certificate:
     dual_point: np.ndarray
     n_patterns: int
     n_nnls: int
+    n_refine: int
     time: float
     network: NetworkArrays
     _Xa: np.ndarray = field(repr=False, default=None)  # type: ignore[assignment]
@@ -294,7 +298,7 @@ def _refine(Xa: np.ndarray, y: np.ndarray, masks: np.ndarray, lam: float, L: Los
     from convexnn.duality.dual import build_dual
 
     n, P = masks.shape
-    kmax = max(50, 40000 // max(n, 1))
+    kmax = max(50, _REFINE_BUDGET // max(n, 1))
     ncand = 20000
 
     def near(bounds: np.ndarray, v: np.ndarray, level: float, exclude: np.ndarray) -> np.ndarray:
@@ -395,6 +399,8 @@ def certify(
     net = as_network_arrays(network, Xc.shape[1])
     if not 0 < rtol < 1:
         raise InputError(f"rtol must be in (0, 1); got {rtol}.")
+    if isinstance(refine, bool) or not isinstance(refine, (int, np.integer)) or refine < 0:
+        raise InputError(f"refine must be a nonnegative integer; got {refine!r}.")
     _, Xa = design(Xc, net.bias)
     pats = resolve_patterns(Xc, net.bias, patterns, max_patterns)
     masks = pats.masks
@@ -418,11 +424,13 @@ def certify(
         szv = max(sz, global_support_bound(Xa, vz))
         estimate = _dual_candidates(L, v0, vz, yc, lam, s0, sz)[0]
     lower, _, vbest = _dual_candidates(L, v0, vz, yc, lam, s0v, szv)
-    # the sublinear bound is pessimistic for the mixture; rescale with its own s
-    if exact and np.any(vbest):
-        cs_b = cone_support(Xa, masks, vbest)
-        if cs_b.value > 0:
-            c, val = best_scale(L, vbest, yc, lam / cs_b.value)
+    # the sublinear bound is pessimistic for the mixture; rescale with its own (valid) s
+    if np.any(vbest):
+        sb = cone_support(Xa, masks, vbest).value
+        if not exact:
+            sb = max(sb, global_support_bound(Xa, vbest))
+        if sb > 0:
+            c, val = best_scale(L, vbest, yc, lam / sb)
             if val > lower:
                 lower, vbest = val, c * vbest
     n_refine = 0
@@ -435,7 +443,7 @@ def certify(
         primal=primal, primal_balanced=primal_bal, lower_bound=float(lower), gap=gap, rel_gap=rel,
         is_optimal=bool(rel <= rtol), exact=exact, lam=lam, rtol=rtol, loss=L, s=s0, s_valid=s0v,
         estimate=estimate, dual_point=vbest, n_patterns=len(pats),
-        n_nnls=cs0.n_nnls + csz.n_nnls, time=0.0, network=net, _Xa=Xa, _y=yc,
+        n_nnls=cs0.n_nnls + csz.n_nnls, n_refine=n_refine, time=0.0, network=net, _Xa=Xa, _y=yc,
         violated_pattern=None, violated_mask=None, improving_sign=None, improving_neuron=None, improving_score=None,
     )
     # improving neuron: the maximizer of the most violated dual constraint, kept only when adding it

@@ -88,8 +88,9 @@ __all__ = [
     "ZERO_RTOL",
 ]
 
-#: Blocks whose norm is at most ``ZERO_RTOL`` times the largest block norm are treated as zero
-#: by the C -> NC mappings (interior-point solvers return ~1e-10 instead of exact zeros).
+#: Blocks whose norm is at most ``ZERO_RTOL`` times the largest block norm (or the data scale
+#: ``||y|| / ||Xa||_F`` if larger) are treated as zero by the C -> NC mappings
+#: (interior-point solvers return ~1e-10 instead of exact zeros).
 ZERO_RTOL = 1e-8
 
 _VECTOR_REGS = ("group", "nuclear")
@@ -213,14 +214,28 @@ class _TwoLayerFormulation(Formulation):
         """``2 * masks - 1``, shape ``(n, P)``: row signs of the cones :math:`\\mathcal K_i`."""
         return 2.0 * self.meta["masks"] - 1.0
 
+    def nnz_estimate(self) -> int:
+        """Nonzeros of the canonicalized program: ``k n P d' c`` with ``k = 4`` for C-ReLU (two
+        masked products, two cone constraints) and ``k = 1`` for C-GReLU."""
+        n, d = self.Xa.shape
+        k = 4 if "W" in self.variables else 1
+        return int(k * n * self.n_patterns * d * self.n_outputs)
+
     def _weight_shape(self) -> tuple[int, ...]:
         d = self.Xa.shape[1]
         P = self.n_patterns
         return (P, d) if self.n_outputs == 1 else (P, d, self.n_outputs)
 
     def _zero_threshold(self, *arrays: np.ndarray) -> float:
+        """``ZERO_RTOL`` times the larger of the largest block norm and the data scale ``||y|| / ||Xa||_F``.
+
+        The data scale keeps an all-zero optimum (large ``lam``) from being mapped to neurons
+        made of solver noise.
+        """
         scale = max((float(np.max(_block_norms(a))) for a in arrays if a.size), default=0.0)
-        return ZERO_RTOL * scale
+        xn = float(np.linalg.norm(self.Xa))
+        data = float(np.linalg.norm(self.y)) / xn if xn > 0 else 0.0
+        return ZERO_RTOL * max(scale, data)
 
 
 class CReLU(_TwoLayerFormulation):
@@ -259,7 +274,8 @@ class CReLU(_TwoLayerFormulation):
         Each nonzero block becomes one neuron,
         :math:`W_{1,:j} = v_i/\sqrt{\|v_i\|}`, :math:`w_{2,j} = \sqrt{\|v_i\|}` and
         :math:`W_{1,:j} = w_i/\sqrt{\|w_i\|}`, :math:`w_{2,j} = -\sqrt{\|w_i\|}`; zero blocks (norm
-        at most ``ZERO_RTOL`` times the largest) are dropped. Since :math:`v_i \in \mathcal K_i`,
+        at most ``ZERO_RTOL`` times the largest block norm or the data scale
+        :math:`\|y\|/\|X_a\|_F`, whichever is larger) are dropped. Since :math:`v_i \in \mathcal K_i`,
         :math:`(X_a v_i)_+ = D_i X_a v_i`, so the network has the convex model's predictions and
         weight decay :math:`\sum\|v_i\| + \|w_i\|`: the same objective.
         """
@@ -427,7 +443,7 @@ def _build_relu(
     bias: bool, lam_value: float, vector_reg: str, *, target: str | None = None,
 ) -> CReLU:
     t0 = time.perf_counter()
-    n, d = Xa.shape
+    d = Xa.shape[1]
     P = len(patterns)
     c = 1 if y.ndim == 1 else y.shape[1]
     masks = np.asarray(patterns.masks, dtype=float)
@@ -540,7 +556,7 @@ def c_grelu(
     Xc, Xa, yc, lo, b = _prepare(X, y, patterns, loss, bias, vector_reg)
     lam_value = check_lam(lam)
     t0 = time.perf_counter()
-    n, d = Xa.shape
+    d = Xa.shape[1]
     P = len(patterns)
     c = 1 if yc.ndim == 1 else yc.shape[1]
     masks = np.asarray(patterns.masks, dtype=float)

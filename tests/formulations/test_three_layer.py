@@ -153,6 +153,7 @@ def test_figure4_setup_convex_below_every_adam_trial():
     sol = f.solve()
     net = sol.to_network()
     assert _rel(net.objective(X, y, beta), sol.value) <= 1e-6
+    assert sol.value <= teacher.objective(X, y, beta) + 1e-9  # the teacher is a feasible K = 5 network
     trials = [train_three_layer(X, y, K=5, m1=m1, lam=beta, steps=800, lr=1e-2, seed=s) for s in range(5)]
     objs = [t.objective(X, y, beta) for t in trials]
     assert all(sol.value <= o + 1e-9 for o in objs), (sol.value, objs)

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 import convexnn as cx
 from convexnn.errors import ConvexNNWarning, InputError, SolverError
+from convexnn.formulations.two_layer import ZERO_RTOL
 
 LAM = 0.1
 
@@ -196,9 +197,10 @@ def test_clarabel_and_scs_agree():
     X, y = _data(4, 15, 2, "squared")
     P = cx.Patterns.from_gates(X, rng.standard_normal((3, 30)), bias=True)
     for build in (cx.c_relu, cx.c_grelu):
-        a = build(X, y, P, LAM).solve(solver="CLARABEL")
-        b = build(X, y, P, LAM).solve(solver="SCS", eps_abs=1e-9, eps_rel=1e-9, max_iters=200_000)
-        assert b.solver == "SCS"
+        f = build(X, y, P, LAM)  # the same formulation, solved by both
+        a = f.solve(solver="CLARABEL")
+        b = f.solve(solver="SCS", eps_abs=1e-9, eps_rel=1e-9, max_iters=200_000)
+        assert (a.solver, b.solver) == ("CLARABEL", "SCS")
         assert b.value == pytest.approx(a.value, rel=1e-4)
         np.testing.assert_allclose(b.fit, a.fit, atol=1e-3)
 
@@ -209,15 +211,23 @@ def test_dropping_zero_blocks_is_safe():
     P = cx.Patterns.from_gates(X, rng.standard_normal((2, 200)))
     sol = cx.c_relu(X, y, P, 0.5).solve(**_tight())
     norms = np.concatenate([np.linalg.norm(sol.V, axis=1), np.linalg.norm(sol.W, axis=1)])
+    thr = ZERO_RTOL * max(norms.max(), np.linalg.norm(y) / np.linalg.norm(X))
     net = sol.to_network()
     assert net.n_neurons < 2 * len(P)  # some blocks were zero and dropped
-    assert net.n_neurons == int(np.sum(norms > 1e-8 * norms.max()))
+    assert net.n_neurons == int(np.sum(norms > thr))
     assert net.objective(X, y, 0.5) == pytest.approx(sol.value, rel=1e-7)
     # setting the dropped blocks exactly to zero does not change the convex objective either
     V, W = sol.V.copy(), sol.W.copy()
-    V[np.linalg.norm(V, axis=1) <= 1e-8 * norms.max()] = 0.0
-    W[np.linalg.norm(W, axis=1) <= 1e-8 * norms.max()] = 0.0
+    V[np.linalg.norm(V, axis=1) <= thr] = 0.0
+    W[np.linalg.norm(W, axis=1) <= thr] = 0.0
     assert sol.formulation.objective({"V": V, "W": W}) == pytest.approx(sol.value, rel=1e-7)
+    # an all-zero optimum (lam above the critical value) maps to the empty network
+    for build in (cx.c_relu, cx.c_grelu):
+        big = build(X, y, P, 1e3).solve()
+        empty = big.to_network()
+        assert empty.n_neurons == 0
+        assert empty.objective(X, y, 1e3) == pytest.approx(0.5 * np.sum(y ** 2))
+        assert big.value == pytest.approx(0.5 * np.sum(y ** 2), rel=1e-6)
 
 
 # ----------------------------------------------------------------------------- vector outputs
