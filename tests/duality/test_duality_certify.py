@@ -158,6 +158,21 @@ def test_sampled_patterns_are_never_exact(small):
     assert "SAMPLED" in str(c) and "not a proof" in str(c)
 
 
+def test_sampled_estimate_is_not_a_bound_but_lower_bound_is(tight):
+    """Few sampled patterns underestimate s(v): trusting them overshoots p*, the reported bound does not."""
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((12, 2))
+    y = rng.standard_normal(12)
+    lam = 0.05
+    p_convex = tight(cx.c_relu(X, y, enumerate_patterns(X, bias=True), lam)).value
+    g = np.array([[1.0], [0.0], [-np.sort(X[:, 0])[-2]]])  # a gate activating only the two largest x_1
+    Ps = cx.Patterns.from_gates(X, g, bias=True)
+    c = cx.certify((np.zeros((3, 0)), np.zeros(0)), X, y, lam, patterns=Ps)
+    assert not c.exact
+    assert c.estimate > p_convex  # the sampled "bound" is wrong: not a proof
+    assert c.lower_bound <= p_convex
+
+
 def test_bad_inputs(small):
     X, y, lam, P = small["X"], small["y"], small["lam"], small["P"]
     with pytest.raises(cx.InputError):
