@@ -517,16 +517,18 @@ def count_patterns(X: Any, *, bias: bool = False) -> int:
     Method: reduce as in :func:`enumerate_patterns` (zero rows dropped, row space of rank
     :math:`r`, parallel rows merged into :math:`k` distinct hyperplanes), then
 
-    * :math:`r = 0`: 1; :math:`r = 1`: 2; :math:`r = 2`: :math:`2k`;
-    * :math:`r = 3`: :math:`2 + 2\sum_{\ell}(m_\ell - 1)` over the intersection lines
-      :math:`\ell` of multiplicity :math:`m_\ell` (Zaslavsky's theorem
-      :math:`r(\mathcal A) = |\chi_{\mathcal A}(-1)|`, with the Whitney/Möbius coefficients of
-      the rank-3 intersection lattice);
-    * :math:`r \ge 4` (and rank 3 with more than 300 hyperplanes): Zaslavsky's
-      deletion--restriction identity
+    * :math:`r = 0`: 1; :math:`r = 1`: 2; :math:`r = 2`: :math:`2k'` for :math:`k'`
+      distinct lines;
+    * :math:`r \ge 3`: Zaslavsky's deletion--restriction identity
       :math:`r(\mathcal A) = r(\mathcal A \setminus H) + r(\mathcal A^{H})`, applied to all
-      hyperplanes at once (batched like the enumeration) down to rank 2, where a restriction
-      with :math:`k'` distinct lines has :math:`2k'` chambers.
+      hyperplanes at once (batched like the enumeration) down to rank 2. It makes exactly the
+      same degeneracy decisions as :func:`enumerate_patterns`, so the two always agree, also on
+      nearly degenerate data. (The rank-3 closed form
+      :math:`2 + 2\sum_{\ell}(m_\ell - 1)` over the intersection lines :math:`\ell` of
+      multiplicity :math:`m_\ell` -- Zaslavsky's :math:`|\chi(-1)|` with the Möbius
+      coefficients of the rank-3 lattice -- is used for the size estimate of
+      :func:`enumerate_patterns` and agrees on exactly degenerate data; its pairwise
+      concurrency test can resolve near-coincidences below about :math:`10^{-9}` differently.)
       The work is :math:`O(k^{r-1})` numbers instead of :math:`O(k^{r-1})` witness vectors
       times :math:`k` signs, so it is always cheaper than enumerating; there is therefore no
       enumeration fallback.
@@ -549,8 +551,6 @@ def count_patterns(X: Any, *, bias: bool = False) -> int:
         return 1
     if r == 1:
         return 2
-    if r == 3 and k <= 300:
-        return int(_count_rank3(red.Y, np.array([0, k]))[0])
     return int(_count_batch(red.Y, np.array([0, k]), r)[0])
 
 

@@ -232,7 +232,12 @@ class Formulation(abc.ABC):
         try:
             self.problem.solve(solver=name, verbose=verbose, **kwargs)
         except cp.error.SolverError as exc:
-            raise SolverError(f"{name} failed on {self.kind} ({self.size()}): {exc}", solver=name,
+            hint = ("Try convexnn.solve(formulation, method='first_order'), another solver "
+                    "(solver='SCS' or 'MOSEK'), or fewer patterns.")
+            if self.loss.name == "logistic" and name == cp.CLARABEL:
+                hint = ("Clarabel is known to stall on logistic programs with many second-order "
+                        "cones; " + hint)
+            raise SolverError(f"{name} failed on {self.kind} ({self.size()}): {exc} {hint}", solver=name,
                               status="solver_error") from exc
         wall = time.perf_counter() - t0
         status = self.problem.status

@@ -231,6 +231,7 @@ def solve_relu(
         Gam = h.penalty_residual(img[1])  # multiplier update
         V, W = x[:P], x[P:]
         gap = relu_gap(op, loss, y, lam, V, W, img[0], Gam[:, :P], Gam[:, P:])
+
         viol, viol_rel = relu_violation(op, V, W)
         history.append({"iter": iters, "outer": outer, "time": time.perf_counter() - t0,
                         "objective": gap.primal, "rel_gap": gap.rel_gap, "violation": viol_rel,

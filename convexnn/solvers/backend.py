@@ -102,6 +102,8 @@ class Backend:
         if isinstance(a, torch.Tensor):
             return a.to(device=self.tdevice, dtype=dt)
         arr = np.ascontiguousarray(np.asarray(a))
+        if not arr.flags.writeable:  # torch refuses read-only buffers (e.g. Patterns.masks)
+            arr = arr.copy()
         if arr.dtype == np.bool_:
             return torch.from_numpy(arr).to(device=self.tdevice, dtype=dt)
         return torch.as_tensor(arr, dtype=dt, device=self.tdevice)

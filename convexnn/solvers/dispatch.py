@@ -124,7 +124,8 @@ def solve(
     progress : bool
         Show a tqdm progress bar.
     viol_tol : float, optional
-        C-ReLU: target relative cone violation (default ``tol``, floored at the dtype's precision).
+        C-ReLU: target relative cone violation (default ``min(tol, 1e-8)``, floored at
+        :math:`50\,\varepsilon` of the dtype).
     solver : str, optional
         CVXPY solver name for the interior-point method.
 
@@ -204,7 +205,7 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
     n, d = Xa.shape
     P = masks.shape[1]
     tol_eff = max(tol, 50.0 * bk.eps)
-    vtol = max(tol if viol_tol is None else float(viol_tol), 50.0 * bk.eps)
+    vtol = max(min(tol, 1e-8) if viol_tol is None else float(viol_tol), 50.0 * bk.eps)
     if max_iter is None:
         max_iter = 50000 if relu else 20000
     op = MaskedDesign(Xa, masks, bk)
