@@ -42,7 +42,8 @@ import convexnn as cx  # noqa: E402
 from convexnn.solvers import lam_max  # noqa: E402
 
 PEERS_PY = ROOT / ".venv-peers" / "bin" / "python"
-PEER_TIMEOUT = 240  # seconds per peer task
+PEER_TIMEOUT = 150  # seconds per peer task
+RELU_MAX_ITER = {100: 30000, 400: 8000}  # AL iteration budgets (the certificate lags, see RESULTS)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -137,8 +138,11 @@ def bench_instance(label: str, X, y, P: int, frac: float, kinds: list[str], *, c
             entries.append({"solver": "CVXPY+Clarabel (tight, reference)", "time": wall, "w": w,
                             "note": f"{s.status}; solver {s.solve_time:.2f} s + compile {s.compile_time:.2f} s"})
         tol = 1e-8 if kind == "c_grelu" else 1e-6
+        max_iter = 20000 if kind == "c_grelu" else RELU_MAX_ITER.get(len(pat), 10000)
         t0 = time.perf_counter()
-        sol = cx.solve(f, method="first_order", tol=tol, viol_tol=1e-8, max_iter=200000)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sol = cx.solve(f, method="first_order", tol=tol, viol_tol=1e-8, max_iter=max_iter)
         wall = time.perf_counter() - t0
         w = sol.weights["U"] if kind == "c_grelu" else np.stack([sol.weights["V"], sol.weights["W"]])
         entries.insert(0, {"solver": f"convexnn {sol.solver} (numpy, tol {tol:g})", "time": wall, "w": w,
@@ -146,6 +150,16 @@ def bench_instance(label: str, X, y, P: int, frac: float, kinds: list[str], *, c
                            "cx": True, "gap_abs": sol.info["gap_abs"]})
         if ref is None:
             ref = sol.value - max(sol.info["gap_abs"], 0.0)  # certified lower bound
+        # uncertified time to the target, read off the solver's history against the reference
+        target = 1e-8 if kind == "c_grelu" else 1e-6
+        hit = [h for h in sol.info["history"]
+               if abs(h["objective"] - ref) <= target * abs(ref) and h.get("violation", 0.0) <= 1e-8]
+        if hit and clarabel:
+            entries.insert(1, {"solver": f"convexnn {sol.solver}: first check at rel-subopt <= {target:g}"
+                               + (" and violation <= 1e-8" if kind == "c_relu" else ""),
+                               "time": hit[0]["time"], "w": None, "subopt": (hit[0]["objective"] - ref) / abs(ref),
+                               "viol": hit[0].get("violation", 0.0),
+                               "note": f"iteration {int(hit[0]['iter'])}, read from info['history'] (not certified)"})
         if peers_ok:
             for task in peer_tasks.get(kind, []):
                 rec, wp = run_peer(task, inst_path, PEER_TIMEOUT)
@@ -163,8 +177,8 @@ def bench_instance(label: str, X, y, P: int, frac: float, kinds: list[str], *, c
                 val, viol = objective(kind, Xa, y, M, lam, e["w"])
                 e["subopt"] = (val - ref) / abs(ref)
                 e["viol"] = viol
-            rows.append({"instance": tag, **{k: v for k, v in e.items() if k != "w"},
-                         "speedup": (e["time"] / cx_time) if e.get("time") and not e.get("cx") else None})
+            speed = (e["time"] / cx_time) if e.get("time") and not e.get("cx") and "first check" not in e["solver"] else None
+            rows.append({"instance": tag, **{k: v for k, v in e.items() if k != "w"}, "speedup": speed})
             print("   ", rows[-1], flush=True)
     os.unlink(inst_path)
 
@@ -254,7 +268,7 @@ def main() -> None:
         Xs, ys = make_instance("synthetic n=20000, d=50,", seed=2)
         bench_instance("synthetic n=20000 d=50", Xs, ys, 1000, 0.05, ["c_grelu"], clarabel=False,
                        peers_ok=peers_ok, peer_tasks={"c_grelu": g_tasks}, rows=rows)
-        scaling = scaling_curve([1000, 4000, 16000, 64000], peers_ok)
+        scaling = scaling_curve([1000, 4000, 16000, 32000], peers_ok)
     total = time.perf_counter() - t_start
     cmd = "OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/bench_solvers.py" + (" --quick" if args.quick else "")
     meta = {"command": cmd, "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "

@@ -114,16 +114,6 @@ class Backend:
             return np.asarray(a, dtype=np.float64)
         return a.detach().to("cpu", dtype=self._t.float64).numpy()
 
-    def item(self, a: Any) -> float:
-        """A 0-d array as a Python float (synchronizes a CUDA stream)."""
-        return float(a)
-
-    def to_float64(self, a: Any) -> Any:
-        """The same array in float64 on the same device."""
-        if self.lib == "numpy":
-            return np.asarray(a, dtype=np.float64)
-        return a.to(dtype=self._t.float64)
-
     def with_dtype(self, dtype: str) -> "Backend":
         """A backend on the same library and device with another dtype."""
         return Backend(self.lib, self.device, dtype)

@@ -23,7 +23,7 @@ from convexnn.formulations.formulation import ConvexSolution, Formulation
 from convexnn.solvers.augmented_lagrangian import solve_relu
 from convexnn.solvers.backend import Backend, get_backend
 from convexnn.solvers.fista import Reporter, solve_gated
-from convexnn.solvers.gap import gated_gap, lam_max, relu_gap, relu_violation, smooth_loss
+from convexnn.solvers.gap import gated_gap, lam_max_op, relu_gap, relu_violation, smooth_loss
 from convexnn.solvers.operators import MaskedDesign
 
 __all__ = ["solve", "estimate_interior_seconds", "FIRST_ORDER_KINDS"]
@@ -218,10 +218,13 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
         for k in range(outputs):
             y_k = Y if outputs == 1 else Y[:, k]
             yb = bk.asarray(y_k)
-            lmax = lam_max(Xa, masks, y_k, loss.name)
+            lmax = lam_max_op(op, loss, yb)
 
             def col(a: Any) -> Any:
                 a = np.asarray(a.detach().cpu().numpy() if hasattr(a, "detach") else a, dtype=np.float64)
+                want = (P, d) if outputs == 1 else (P, d, outputs)
+                if a.shape != want:
+                    raise InputError(f"warm_start weights must have shape {want}; got {a.shape}.")
                 return a if outputs == 1 else a[..., k]
 
             if lam >= lmax:
@@ -284,6 +287,7 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
     converged = all(r["converged"] for r in results)
     iterations = int(sum(r["iterations"] for r in results))
     status = "optimal" if converged else "max_iter"
+    bk.synchronize()
     wall = time.perf_counter() - t0
     info: dict[str, Any] = {
         "method": "first_order",

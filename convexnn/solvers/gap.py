@@ -50,7 +50,7 @@ from convexnn.solvers.backend import Backend, get_backend
 from convexnn.solvers.operators import MaskedDesign
 
 __all__ = ["SmoothLoss", "smooth_loss", "GapResult", "gated_gap", "relu_gap", "lam_max",
-           "relu_violation", "minnorm_subgradient"]
+           "lam_max_op", "relu_violation"]
 
 
 @dataclass(frozen=True)
@@ -196,17 +196,12 @@ def relu_violation(op: MaskedDesign, V: Any, W: Any) -> tuple[float, float]:
     return viol, (viol / scale if scale > 0 else 0.0)
 
 
-def minnorm_subgradient(bk: Backend, grad: Any, U: Any, lam: float) -> Any:
-    r"""Per-group norm of the minimum-norm subgradient of :math:`h(U) + \lambda\sum_i\|u_i\|`.
-
-    For :math:`u_i \ne 0` it is :math:`\|\nabla_i h + \lambda u_i/\|u_i\|\|`, else
-    :math:`(\|\nabla_i h\| - \lambda)_+` (the termination measure of 001).
-    """
-    un = bk.row_norms(U)
-    safe = bk.maximum(un, 1e-300)
-    active = bk.row_norms(grad + lam * U / safe[:, None])
-    inactive = bk.maximum(bk.row_norms(grad) - lam, 0.0)
-    return bk.where(un > 0, active, inactive)
+def lam_max_op(op: MaskedDesign, loss: SmoothLoss, y: Any) -> float:
+    r""":math:`\lambda_{\max}` (see :func:`lam_max`) for an operator and targets already on a backend."""
+    if op.P == 0:
+        return 0.0
+    g0 = loss.grad(op.bk, op.bk.zeros((op.n,)), y)
+    return float(op.bk.max(op.bk.row_norms(op.adjoint(g0))))
 
 
 def lam_max(Xa: Any, masks: Any, y: Any, loss: Any = "squared") -> float:
@@ -231,7 +226,4 @@ def lam_max(Xa: Any, masks: Any, y: Any, loss: Any = "squared") -> float:
     yb = bk.asarray(y)
     if yb.ndim != 1:
         raise InputError("lam_max supports scalar outputs y of shape (n,).")
-    g0 = sl.grad(bk, bk.zeros((op.n,)), yb)
-    if op.P == 0:
-        return 0.0
-    return float(np.max(bk.row_norms(op.adjoint(g0))))
+    return lam_max_op(op, sl, yb)

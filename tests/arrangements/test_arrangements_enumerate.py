@@ -324,3 +324,15 @@ def test_progress_bar_does_not_change_result(capsys):
     X = np.random.default_rng(12).standard_normal((15, 4))
     assert cnn.enumerate_patterns(X, progress=True) == cnn.enumerate_patterns(X, progress=False)
     assert "enumerate_patterns" in capsys.readouterr().err
+
+
+def test_too_large_by_memory():
+    # rank 2: only 2k chambers, but k = n = 300000 rows make the masks 2k * n / 8 bytes ~ 22 GiB
+    X = np.random.default_rng(0).standard_normal((300_000, 2))
+    with pytest.raises(TooLargeError) as ei:
+        cnn.enumerate_patterns(X)
+    assert "GiB" in str(ei.value)
+    # exact count: 2 per distinct line (a few of the 300000 random lines are closer than the
+    # 1e-8 tolerance and count as one)
+    assert ei.value.estimate == cnn.count_patterns(X)
+    assert 590_000 <= ei.value.estimate <= 600_000
