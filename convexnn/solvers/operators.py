@@ -91,7 +91,7 @@ class MaskedDesign:
         return (self.S * R).T @ self.Xa
 
     # ------------------------------------------------------------ norms
-    def norm_sq_estimate(self, iters: int = 8, seed: int = 0) -> float:
+    def norm_sq_estimate(self, iters: int = 15, seed: int = 0) -> float:
         r"""Estimate :math:`\|\mathcal A\|_2^2` by power iteration on :math:`\mathcal A^\top\mathcal A`.
 
         Used only for the first step size; the line search corrects it either way.

@@ -98,6 +98,20 @@ def test_certificate_agrees_with_duality_module():
     assert g.rel_gap <= 1e-8
 
 
+@pytest.mark.slow
+def test_relu_certificate_agrees_with_duality_module():
+    duality = pytest.importorskip("convexnn.duality.dual")
+    f = _build("c_relu", 3, bias=True)
+    sol = cx.solve(f, method="first_order", tol=1e-6)
+    assert sol.status == "optimal"
+    # the duality module rescales the same dual point with exact (NNLS) cone multipliers: its gap
+    # can only be smaller than ours, and is small as well
+    g = duality.duality_gap(f, sol, sol.info["dual_point"])
+    assert g.gap <= sol.info["gap_abs"] + 1e-9
+    assert g.rel_gap <= 1e-6
+    assert g.primal_infeasibility == pytest.approx(sol.info["violation_abs"], rel=1e-6, abs=1e-14)
+
+
 # --------------------------------------------------------------------------- backends
 @requires_torch
 @pytest.mark.parametrize("kind", ["c_grelu", pytest.param("c_relu", marks=pytest.mark.slow)])
