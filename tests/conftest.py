@@ -17,7 +17,7 @@ def _vertex_patterns(X: np.ndarray, bias: bool) -> cx.Patterns:
     Every chamber of a central arrangement whose normals span R^d' touches a vertex (a ray
     where d'-1 hyperplanes meet). For each such ray v and each sign vector s of those
     hyperplanes, g = v + eps * pinv(A_S) s lies in the chamber with signs s next to v.
-    Independent of convexnn.enumerate_patterns (used to cross-check it when it exists).
+    Independent of convexnn.enumerate_patterns (used to cross-check it).
     """
     Xa = np.hstack([X, np.ones((X.shape[0], 1))]) if bias else X
     n, d = Xa.shape
@@ -38,18 +38,12 @@ def _vertex_patterns(X: np.ndarray, bias: bool) -> cx.Patterns:
 
 @pytest.fixture(scope="session")
 def exact_patterns():
-    """``exact_patterns(X, bias)``: the complete chamber set (enumerate_patterns when available)."""
+    """``exact_patterns(X, bias)``: the complete chamber set, from :func:`convexnn.enumerate_patterns`."""
 
     def build(X: np.ndarray, bias: bool = False) -> cx.Patterns:
-        enum = getattr(cx, "enumerate_patterns", None)
-        if enum is not None:
-            return enum(X, bias=bias)
-        return _vertex_patterns(np.asarray(X, dtype=float), bias)
+        return cx.enumerate_patterns(X, bias=bias)
 
     return build
-
-
-
 
 @pytest.fixture(scope="session")
 def vertex_patterns():

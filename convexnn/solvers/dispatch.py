@@ -1,8 +1,9 @@
 r"""``convexnn.solve``: one entry point for interior-point and first-order solvers.
 
 ``method="interior"`` calls :meth:`Formulation.solve` (CVXPY + MOSEK/Clarabel).
-``method="first_order"`` runs R-FISTA (C-GReLU, :mod:`convexnn.solvers.fista`) or the augmented
-Lagrangian method (C-ReLU, :mod:`convexnn.solvers.augmented_lagrangian`) on numpy or torch
+``method="first_order"`` runs R-FISTA (C-GReLU, :mod:`convexnn.solvers.fista`) or, for C-ReLU,
+the active-set polish with a global certificate (:mod:`convexnn.solvers.active_set`, default) with
+the augmented Lagrangian method (:mod:`convexnn.solvers.augmented_lagrangian`) as fallback, on numpy or torch
 (CPU/CUDA) and stops on a certified relative duality gap (:mod:`convexnn.solvers.gap`).
 ``method="auto"`` estimates the interior-point cost from the problem size and picks one; the
 choice and its reason are logged and stored in ``solution.info["method"]`` /
@@ -20,10 +21,12 @@ import numpy as np
 
 from convexnn.errors import ConvergenceWarning, InputError
 from convexnn.formulations.formulation import ConvexSolution, Formulation
+from convexnn.formulations.losses import get_loss
+from convexnn.solvers.active_set import ActiveSetResult, certify_relu, solve_relu_active_set
 from convexnn.solvers.augmented_lagrangian import solve_relu
 from convexnn.solvers.backend import Backend, get_backend
 from convexnn.solvers.fista import Reporter, solve_gated
-from convexnn.solvers.gap import gated_gap, lam_max_op, relu_gap, relu_violation, smooth_loss
+from convexnn.solvers.gap import GapResult, gated_gap, lam_max_op, relu_gap, relu_violation, smooth_loss
 from convexnn.solvers.operators import MaskedDesign
 
 __all__ = ["solve", "estimate_interior_seconds", "FIRST_ORDER_KINDS"]
@@ -93,6 +96,7 @@ def solve(
     progress: bool = False,
     viol_tol: float | None = None,
     solver: str | None = None,
+    polish: bool = True,
 ) -> ConvexSolution:
     r"""Solve a convex program with an interior-point or a first-order method.
 
@@ -128,6 +132,16 @@ def solve(
         :math:`50\,\varepsilon` of the dtype).
     solver : str, optional
         CVXPY solver name for the interior-point method.
+    polish : bool
+        C-ReLU only (default True): solve by the active-set polish of
+        :mod:`convexnn.solvers.active_set` -- screen blocks with the C-GReLU solution (R-FISTA on
+        the requested backend), solve the C-ReLU program restricted to the working set with
+        CVXPY + Clarabel (CPU, float64), certify over **all** patterns with the cone-aware dual
+        (NNLS, :func:`convexnn.duality._common.cone_support`) and add violated blocks until the
+        certified gap is below ``tol``. ``info["polish"]`` reports the rounds, the working-set
+        size and why it stopped. If the polish cannot finish (solver failure, round/block budget)
+        the augmented Lagrangian takes over from its point. ``False``: the augmented Lagrangian
+        only (``info`` then has ``delta``, ``outer``).
 
     Returns
     -------
@@ -183,16 +197,59 @@ def solve(
         raise InputError(why_not + ".")
     bk = get_backend(device, dtype)
     sol = _solve_first_order(formulation, bk, tol=float(tol), max_iter=max_iter, warm_start=warm_start,
-                             verbose=verbose, progress=progress, viol_tol=viol_tol)
+                             verbose=verbose, progress=progress, viol_tol=viol_tol, polish=polish)
     if reason:
         sol.info["auto_reason"] = reason
     formulation.last_solution = sol
     return sol
 
+#: C-ReLU polish: relative certified gap at which the C-GReLU screening solve stops.
+SCREEN_TOL = 1e-5
+
+
+def _relu_active_set(f: Formulation, op: MaskedDesign, loss: Any, yb: Any, y: np.ndarray, lam: float,
+                     V0: np.ndarray | None, W0: np.ndarray | None, *, tol: float, viol_tol: float,
+                     t0: float, reporter: Reporter) -> ActiveSetResult:
+    r"""C-ReLU by the active-set polish (:mod:`convexnn.solvers.active_set`).
+
+    Screening (cold start): the C-GReLU program with the same patterns is solved by R-FISTA on
+    the requested backend to a relative gap of :data:`SCREEN_TOL`; its dual candidate
+    :math:`-\nabla f(\hat y_{\text{gated}})` picks the initial working set. With a warm start the
+    warm point's support and its own dual candidate are used instead.
+    """
+    bk = op.bk
+    v_screen = None
+    iters0 = 0
+    if V0 is None and W0 is None:
+        g = solve_gated(op, loss, yb, lam, tol=max(tol, SCREEN_TOL), max_iter=2000)
+        iters0 = g.iterations
+        v_screen = -np.asarray(bk.to_numpy(loss.grad(bk, op.fit(g.U), yb)), dtype=np.float64)
+    Xa = np.asarray(f.Xa, dtype=np.float64)
+    masks = np.asarray(f.patterns.masks, dtype=bool)
+
+    def report(it: int, obj: float, gap: float, viol: float, extra: str) -> None:
+        reporter.update(it, obj, gap, viol, extra=extra)
+
+    return solve_relu_active_set(Xa, masks, y, lam, get_loss(f.loss), v_screen=v_screen, V0=V0, W0=W0,
+                                 tol=tol, viol_tol=viol_tol, iterations0=iters0, t0=t0, report=report)
+
+
+def _polish_info(r: ActiveSetResult, fallback: bool = False) -> dict[str, Any]:
+    """The ``info["polish"]`` entry of a C-ReLU solve."""
+    return {"used": True, "reason": r.reason, "rounds": r.rounds, "working_set": r.working_set,
+            "certified_gap": r.certificate.rel_gap, "s": r.certificate.s, "fallback_al": fallback}
+
+
+def _polish_record(r: ActiveSetResult, lmax: float) -> dict[str, Any]:
+    """A per-output result record (as the AL branch builds) from an active-set solve."""
+    return {"weights": {"V": r.V, "W": r.W}, "converged": r.converged, "iterations": r.iterations,
+            "history": r.history, "lam_max": lmax, "certificate": r.certificate,
+            "extra": {"multipliers": r.multipliers, "polish": _polish_info(r)}}
+
 
 def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int | None,
                        warm_start: Any, verbose: bool, progress: bool,
-                       viol_tol: float | None) -> ConvexSolution:
+                       viol_tol: float | None, polish: bool = True) -> ConvexSolution:
     t0 = time.perf_counter()
     lam = f.lam_value
     relu = f.kind == "c_relu"
@@ -243,6 +300,19 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
             else:
                 V0 = None if warm is None else bk.asarray(col(warm["V"]))
                 W0 = None if warm is None else bk.asarray(col(warm["W"]))
+                polished = None
+                if polish:
+                    polished = _relu_active_set(
+                        f, op, loss, yb, np.asarray(y_k, dtype=np.float64), lam,
+                        None if warm is None else col(warm["V"]), None if warm is None else col(warm["W"]),
+                        tol=tol_eff, viol_tol=vtol, t0=t0, reporter=reporter)
+                    if polished.converged or polished.reason == "no_violated_block":
+                        results.append(_polish_record(polished, lmax))
+                        continue
+                    # the polish could not finish (solver failure, round or block budget): the AL
+                    # below takes over, warm-started from the polish's last point and multipliers
+                    V0, W0 = bk.asarray(polished.V), bk.asarray(polished.W)
+                    multipliers = polished.multipliers
                 G0 = None
                 if multipliers is not None:
                     m = multipliers[k] if isinstance(multipliers, list) else multipliers
@@ -250,10 +320,13 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
                         G0 = bk.asarray(m)
                 r = solve_relu(op, loss, yb, lam, V0=V0, W0=W0, Gam0=G0, tol=tol_eff, viol_tol=vtol,
                                max_iter=max_iter, reporter=reporter)
+                extra = {"multipliers": r.Gam, "delta": r.delta, "outer": r.outer, "step": r.step}
+                if polished is not None:
+                    extra["polish"] = _polish_info(polished, fallback=True)
                 results.append({"weights": {"V": r.V, "W": r.W}, "converged": r.converged,
-                                "iterations": r.iterations, "history": r.history, "lam_max": lmax,
-                                "extra": {"multipliers": r.Gam, "delta": r.delta, "outer": r.outer,
-                                          "step": r.step}})
+                                "iterations": r.iterations + (polished.iterations if polished else 0),
+                                "history": (polished.history if polished else []) + r.history,
+                                "lam_max": lmax, "extra": extra})
     finally:
         reporter.close()
     # final certificate, always in float64 on the same device
@@ -270,6 +343,15 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
             Gam64 = bk64.zeros((n, 2 * P)) if Gam is None else bk64.asarray(Gam)
             fit = op64.fit(w64["V"] - w64["W"])
             g = relu_gap(op64, loss, y64, lam, w64["V"], w64["W"], fit, Gam64[:, :P], Gam64[:, P:])
+            if polish and not res["extra"].get("zero_solution"):
+                # the global cone-aware certificate (NNLS multipliers, active_set.certify_relu) is
+                # valid as well; report the better of the two lower bounds
+                cert = res.get("certificate") or certify_relu(
+                    Xa, masks, np.asarray(Y if outputs == 1 else Y[:, k], dtype=np.float64), lam,
+                    get_loss(f.loss), bk64.to_numpy(w64["V"]), bk64.to_numpy(w64["W"]))
+                if cert.dual > g.dual:
+                    g = GapResult(cert.primal, cert.dual, cert.gap, cert.rel_gap, cert.scale, None,
+                                  bk64.asarray(cert.dual_point))
             va, vr = relu_violation(op64, w64["V"], w64["W"])
             viol_abs, viol_rel = max(viol_abs, va), max(viol_rel, vr)
         else:
@@ -286,6 +368,10 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
     rel_gap = max(gap_abs, 0.0) / max(abs(primal), abs(dual), 1e-300)
     converged = all(r["converged"] for r in results)
     iterations = int(sum(r["iterations"] for r in results))
+    if relu and polish:
+        # the polish converged on its own certificate; the final float64 one decides
+        converged = converged or all(r.get("rel_gap", 1.0) <= tol_eff for r in results)
+        converged = converged and viol_rel <= vtol
     status = "optimal" if converged else "max_iter"
     bk.synchronize()
     wall = time.perf_counter() - t0

@@ -337,8 +337,6 @@ def test_input_errors():
 
 def test_exact_pattern_fixture_matches_independent_vertex_construction(exact_patterns, vertex_patterns):
     """The EXACT tests use enumerate_patterns; it must agree with the vertex construction of conftest."""
-    if getattr(cx, "enumerate_patterns", None) is None:
-        pytest.skip("convexnn.enumerate_patterns not available; the fixture uses the vertex construction")
     rng = np.random.default_rng(12)
     for n, d, bias in [(5, 2, False), (6, 2, True), (5, 1, True), (4, 3, False)]:
         X = rng.standard_normal((n, d))

@@ -1,0 +1,151 @@
+"""C-ReLU active-set polish with a global certificate (convexnn/solvers/active_set.py)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import convexnn as cx
+import convexnn.solvers.active_set as asm
+from convexnn.formulations.losses import get_loss
+from convexnn.solvers.active_set import certify_relu, screen_blocks, solve_relu_active_set
+
+
+def _relu(seed: int, *, loss: str = "squared", bias: bool = True, n: int = 30, d: int = 3, P: int = 10,
+          lam: float = 0.1):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    if loss == "squared":
+        y = X @ rng.standard_normal(d) + 0.3 * rng.standard_normal(n)
+    else:
+        y = np.sign(X[:, 0] + 0.5 * rng.standard_normal(n))
+        y[y == 0] = 1.0
+    pat = cx.Patterns.from_gates(X, rng.standard_normal((d + bias, P)), bias=bias)
+    return cx.c_relu(X, y, pat, lam, loss=loss)
+
+
+def _tight(f) -> float:
+    with warnings.catch_warnings():  # tight tolerances can end "optimal_inaccurate" at ~1e-10
+        warnings.simplefilter("ignore")
+        return f.solve(solver="CLARABEL", tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10).value
+
+
+def _arrays(f):
+    return (np.asarray(f.Xa, dtype=float), np.asarray(f.patterns.masks, dtype=bool), np.asarray(f.y, dtype=float),
+            f.lam_value, get_loss(f.loss))
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+@pytest.mark.parametrize("bias", [False, True])
+def test_polish_matches_clarabel_with_certificate(loss, bias):
+    f = _relu(2, loss=loss, bias=bias)
+    ref = _tight(f)
+    sol = cx.solve(f, method="first_order", tol=1e-8)
+    assert sol.status == "optimal"
+    assert sol.info["polish"]["used"] and sol.info["polish"]["reason"] == "certified"
+    assert abs(sol.value - ref) <= 1e-6 * abs(ref)
+    assert sol.info["gap"] <= 1e-8
+    assert sol.info["violation"] <= 1e-8
+    # the certificate is a certificate: suboptimality against Clarabel below the certified gap
+    assert sol.value - ref <= sol.info["gap_abs"] + 1e-9 * abs(ref)
+    assert sol.info["multipliers"].shape == (f.Xa.shape[0], 2 * len(f.patterns))
+    assert sol.objective() == pytest.approx(sol.value, rel=1e-12)
+
+
+def test_certificate_agrees_with_duality_module():
+    from convexnn.duality.dual import duality_gap
+
+    f = _relu(3)
+    sol = cx.solve(f, method="first_order", tol=1e-8)
+    g = duality_gap(f, sol, sol.info["dual_point"])
+    # the duality module rescales the same dual point with exact NNLS multipliers
+    assert g.gap == pytest.approx(sol.info["gap_abs"], rel=1e-3, abs=1e-9)
+    assert g.rel_gap <= 1e-8
+
+
+def test_certificate_is_a_lower_bound_at_a_suboptimal_point():
+    f = _relu(4)
+    Xa, masks, y, lam, L = _arrays(f)
+    ref = _tight(f)
+    sol = cx.solve(f, method="first_order", tol=1e-8)
+    # a feasible but suboptimal point: the cones are cones, so scaling keeps feasibility
+    V, W = 0.5 * sol.weights["V"], 0.5 * sol.weights["W"]
+    c = certify_relu(Xa, masks, y, lam, L, V, W)
+    assert c.dual <= ref + 1e-9 * abs(ref)
+    assert c.primal - ref <= c.gap + 1e-9 * abs(ref)
+    assert c.rel_gap > 1e-3  # and it is not certified
+
+
+def test_working_set_loop_adds_a_missing_block():
+    f = _relu(5, P=12)
+    Xa, masks, y, lam, L = _arrays(f)
+    full = solve_relu_active_set(Xa, masks, y, lam, L, tol=1e-9)
+    assert full.converged
+    norms = np.stack([np.linalg.norm(full.V, axis=1), np.linalg.norm(full.W, axis=1)])
+    row, i = np.unravel_index(int(np.argmax(norms)), norms.shape)
+    # the wrong support: the largest block removed; restrict to the remaining support
+    wrong = norms > 0
+    wrong[row, i] = False
+    rs = asm.solve_restricted(Xa, masks, y, lam, L, wrong)
+    cert = certify_relu(Xa, masks, y, lam, L, rs.V, rs.W)
+    assert cert.s > lam * (1 + 1e-6) and cert.rel_gap > 1e-6  # the certificate sees the violation
+    add, vals = screen_blocks(Xa, masks, cert.v, lam * (1 + 1e-9), cert.bounds, exclude=wrong)
+    assert add.shape[0] >= 1 and np.all(vals > lam)
+    # started from the wrong support, the loop adds the block back and certifies
+    r = solve_relu_active_set(Xa, masks, y, lam, L, V0=rs.V, W0=rs.W, tol=1e-9, screen_level=10.0)
+    assert r.converged and r.rounds >= 1
+    assert r.blocks[row, i]
+    assert (r.V if row == 0 else r.W)[i].any()
+    assert r.certificate.primal == pytest.approx(full.certificate.primal, rel=1e-8)
+
+
+def test_block_budget_and_solver_failure_fall_back_to_al(monkeypatch):
+    f = _relu(6, n=20, P=6)
+    Xa, masks, y, lam, L = _arrays(f)
+    r = solve_relu_active_set(Xa, masks, y, lam, L, max_blocks=1)
+    assert not r.converged and r.reason == "too_many_blocks" and r.working_set >= 1
+    ref = _tight(f)
+
+    def broken(*args, **kwargs):
+        raise ArithmeticError("restricted solve failed")
+
+    monkeypatch.setattr(asm, "solve_restricted", broken)
+    sol = cx.solve(f, method="first_order", tol=1e-6, max_iter=20000)
+    assert sol.info["polish"]["fallback_al"] and sol.info["polish"]["reason"].startswith("solver_error")
+    assert "delta" in sol.info  # the augmented Lagrangian ran
+    assert abs(sol.value - ref) <= 1e-6 * abs(ref)
+    assert sol.info["violation"] <= 1e-8
+
+
+def test_polish_false_runs_the_augmented_lagrangian():
+    f = _relu(7, n=20, P=6)
+    sol = cx.solve(f, method="first_order", tol=1e-6, polish=False, max_iter=20000)
+    assert "polish" not in sol.info and "delta" in sol.info
+    ref = _tight(f)
+    assert abs(sol.value - ref) <= 1e-6 * abs(ref)
+
+
+def test_warm_start():
+    f = _relu(11)
+    a = cx.solve(f, method="first_order", tol=1e-8)
+    # a certified warm start is returned after one certificate, no restricted solve
+    again = cx.solve(f, method="first_order", tol=1e-8, warm_start=a)
+    assert again.status == "optimal" and again.iterations == 0 and again.info["polish"]["rounds"] == 0
+    assert again.value == pytest.approx(a.value, rel=1e-12)
+    # along a path: the warm-started solve agrees with a cold one
+    f.set_lam(0.09)
+    cold = cx.solve(f, method="first_order", tol=1e-8)
+    warm = cx.solve(f, method="first_order", tol=1e-8, warm_start=a)
+    assert warm.status == "optimal"
+    assert warm.value == pytest.approx(cold.value, rel=1e-7)
+    assert warm.info["polish"]["rounds"] >= 1
+
+
+def test_zero_working_set_start_uses_the_zero_solution_blocks():
+    f = _relu(12)
+    Xa, masks, y, lam, L = _arrays(f)
+    r = solve_relu_active_set(Xa, masks, y, lam, L, tol=1e-8)  # no screening signal at all
+    assert r.converged and r.certificate.rel_gap <= 1e-8
+    assert r.history and {"objective", "rel_gap", "violation", "working_set"} <= set(r.history[-1])
