@@ -25,6 +25,9 @@ AREAS = ["arrangements", "formulations", "certify", "solvers", "deep"]
 
 
 def main(argv: list[str]) -> int:
+    if argv == ["--assemble"]:
+        assemble()
+        return 0
     areas = argv or AREAS
     unknown = sorted(set(areas) - set(AREAS))
     if unknown:
@@ -34,7 +37,10 @@ def main(argv: list[str]) -> int:
     for area in areas:
         script = HERE / f"bench_{area}.py"
         print(f"=== {script.name} ===", flush=True)
-        rc = subprocess.call([sys.executable, str(script)], cwd=HERE.parent)
+        env = dict(os.environ)
+        if area == "solvers":  # as recorded in RESULTS_solvers.md: single-threaded BLAS
+            env.setdefault("OPENBLAS_NUM_THREADS", "1")
+        rc = subprocess.call([sys.executable, str(script)], cwd=HERE.parent, env=env)
         if rc != 0:
             failed.append(area)
     assemble()
@@ -48,8 +54,9 @@ def assemble() -> None:
     """Concatenate the per-area result files into bench/RESULTS.md."""
     parts = [
         "# convexnn benchmark results\n",
-        "Produced by `make bench` (= `.venv/bin/python bench/run.py`); each section also names "
-        "the command that reproduces it alone.\n",
+        "`make bench` (= `.venv/bin/python bench/run.py`) reruns every section and reassembles "
+        "this file; each section names the command that produced it and reproduces it alone. "
+        "`python bench/run.py --assemble` only reassembles the sections.\n",
         f"- assembled: {datetime.date.today().isoformat()}",
         f"- machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}\n",
     ]
