@@ -247,13 +247,28 @@ class RestrictedSolution:
     time: float
 
 
+def _row_scores(Xa: np.ndarray, rn: np.ndarray, sgn: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    r"""Normalized margins :math:`s_j x_j^\top r / \|x_j\|` of the cone rows of one block at ``ref``."""
+    return sgn * (Xa @ ref) / rn
+
+
 def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float, loss: Loss,
-                     active: np.ndarray, *, eps: float = 1e-10, max_iter: int = 200) -> RestrictedSolution:
+                     active: np.ndarray, *, V_ref: np.ndarray | None = None, W_ref: np.ndarray | None = None,
+                     v_ref: np.ndarray | None = None, rows_per_block: int | None = None,
+                     eps: float = 1e-10, max_iter: int = 200, row_rounds: int = 30) -> RestrictedSolution:
     r"""Solve C-ReLU restricted to the blocks ``active`` (others fixed at zero) with CVXPY + Clarabel.
 
-    The model is vectorized: with :math:`Z_V = X_a V_{\mathcal W}^\top` (``n x k_v``) the fit is
-    :math:`\operatorname{rowsum}(M_{\mathcal W} \odot Z_V) - \operatorname{rowsum}(M \odot Z_W)`
-    and the cone rows are :math:`S \odot Z_V \ge 0`, :math:`S = 2M - 1`.
+    Blocks are stacked in one vector :math:`x = (x_b)_{b \in \mathcal W}`; the fit is the dense
+    product :math:`F x` with :math:`F = [\sigma_b D_{i_b} X_a]_b` (``n x |W| d'``) and the cone rows
+    are one sparse matrix. **Row generation**: each block starts with only its
+    ``rows_per_block`` cone rows of smallest normalized margin at a reference direction (the
+    block's current weight ``V_ref`` / ``W_ref`` when nonzero, else :math:`\sigma X_a^\top D_i v`
+    for the dual candidate ``v_ref``); after each solve, the rows violated by more than
+    :math:`10^{-12}\max_j|x_j^\top u|` are added (at most ``rows_per_block`` per block and round),
+    until none is. The program with fewer rows is a relaxation, so a solution feasible for all
+    rows solves the restricted program; the loop ends because rows are only added (and with
+    all rows it is the restricted program itself). Interior-point cost grows with the rows,
+    which are ``|W| n`` in all but only a few per block are active.
 
     Parameters
     ----------
@@ -261,16 +276,26 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
         The C-ReLU data (``masks`` of shape ``(n, P)``).
     active : ndarray of bool, shape (2, P)
         Row 0: blocks :math:`v_i` in the working set; row 1: blocks :math:`w_i`.
+    V_ref, W_ref : ndarray, shape (P, d'), optional
+        Reference weights for choosing the initial rows.
+    v_ref : ndarray, shape (n,), optional
+        Reference dual candidate for blocks without a nonzero reference weight.
+    rows_per_block : int, optional
+        Initial (and per-round) rows per block; default ``max(4 d', 24)``; ``n`` or more means all
+        rows from the start (no row generation).
     eps : float
         Clarabel's gap and feasibility tolerances.
     max_iter : int
-        Clarabel iteration cap.
+        Clarabel iteration cap per solve.
+    row_rounds : int
+        Row-generation rounds at most (after which all rows are included).
 
     Returns
     -------
     RestrictedSolution
         ``multipliers`` of shape ``(n, 2P)`` are the cone multipliers :math:`[\gamma, \zeta]` of the
-        restricted solve (zero outside the working set), usable as an AL warm start.
+        restricted solve (zero outside the working set and the generated rows), usable as an AL
+        warm start; ``iterations`` sums Clarabel's iterations over the row rounds.
 
     Raises
     ------
@@ -278,46 +303,81 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
         When Clarabel fails outright (the caller falls back to the augmented Lagrangian).
     """
     import cvxpy as cp
+    import scipy.sparse as sp
 
     t0 = time.perf_counter()
     n, d = Xa.shape
     P = masks.shape[1]
     M = np.asarray(masks, dtype=np.float64)
     S = 2.0 * M - 1.0
-    iv, iw = np.flatnonzero(active[0]), np.flatnonzero(active[1])
-    fit: Any = 0.0
-    reg: Any = 0.0
-    cons, parts = [], []
-    for row, idx in enumerate((iv, iw)):
-        if idx.size == 0:
-            parts.append(None)
-            continue
-        U = cp.Variable((idx.size, d))
-        Z = Xa @ U.T
-        parts.append(U)
-        cons.append(cp.multiply(S[:, idx], Z) >= 0)
-        term = cp.sum(cp.multiply(M[:, idx], Z), axis=1)
-        fit = fit + term if row == 0 else fit - term
-        reg = reg + cp.sum(cp.norm(U, 2, axis=1))
-    prob = cp.Problem(cp.Minimize(loss.cvx(fit, y) + lam * reg), cons)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        prob.solve(solver=cp.CLARABEL, tol_gap_abs=eps, tol_gap_rel=eps, tol_feas=eps, max_iter=max_iter)
+    rn = np.linalg.norm(Xa, axis=1)
+    rn = np.where(rn > 0, rn, 1.0)
+    blocks = [(0, int(i)) for i in np.flatnonzero(active[0])] + [(1, int(i)) for i in np.flatnonzero(active[1])]
+    k = len(blocks)
     V, W = np.zeros((P, d)), np.zeros((P, d))
     Gam = np.zeros((n, 2 * P))
-    k = 0
-    for row, (idx, U) in enumerate(zip((iv, iw), parts)):
-        if U is None:
-            continue
-        if U.value is None:
+    if k == 0:
+        return RestrictedSolution(V, W, Gam, 0, "optimal", time.perf_counter() - t0)
+    m = max(4 * d, 24) if rows_per_block is None else int(rows_per_block)
+    F = np.hstack([(1.0 - 2.0 * r) * M[:, [i]] * Xa for r, i in blocks])  # (n, k d)
+    sel = np.zeros((n, k), dtype=bool)
+    for b, (r, i) in enumerate(blocks):
+        ref = None
+        R = V_ref if r == 0 else W_ref
+        if R is not None and np.any(R[i]):
+            ref = R[i]
+        elif v_ref is not None:
+            ref = (1.0 - 2.0 * r) * (Xa.T @ (M[:, i] * v_ref))
+        if ref is None or m >= n:
+            sel[:, b] = True
+        else:
+            sel[np.argsort(_row_scores(Xa, rn, S[:, i], ref), kind="stable")[:m], b] = True
+    iters = 0
+    status = ""
+    x = cp.Variable(k * d)
+    fit = F @ x
+    reg = lam * cp.sum(cp.norm(cp.reshape(x, (k, d), order="C"), 2, axis=1))
+    if loss.name == "squared":
+        # a QP objective (Gram matrix k d' x k d') instead of an n-dimensional second-order cone:
+        # the interior-point KKT system stays small when n is large
+        Q = F.T @ F
+        obj = 0.5 * cp.quad_form(x, cp.psd_wrap(0.5 * (Q + Q.T))) - (F.T @ y) @ x + 0.5 * float(y @ y) + reg
+    else:
+        obj = loss.cvx(fit, y) + reg
+    for rnd in range(row_rounds + 1):
+        if rnd == row_rounds:
+            sel[:] = True
+        jj, bb = np.nonzero(sel)
+        coef = S[jj, [blocks[b][1] for b in bb]][:, None] * Xa[jj]  # (nnz_rows, d)
+        C = sp.csr_matrix((coef.ravel(), (np.repeat(np.arange(jj.size), d),
+                                           (bb[:, None] * d + np.arange(d)[None, :]).ravel())),
+                          shape=(jj.size, k * d))
+        con = C @ x >= 0
+        prob = cp.Problem(cp.Minimize(obj), [con])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            prob.solve(solver=cp.CLARABEL, tol_gap_abs=eps, tol_gap_rel=eps, tol_feas=eps, max_iter=max_iter)
+        iters += int(getattr(prob.solver_stats, "num_iters", 0) or 0)
+        status = str(prob.status)
+        if x.value is None:
             raise cp.error.SolverError(f"Clarabel returned no solution (status {prob.status})")
-        (V if row == 0 else W)[idx] = U.value
-        dv = cons[k].dual_value
-        if dv is not None:
-            Gam[:, row * P + idx] = np.maximum(np.asarray(dv, dtype=np.float64), 0.0)
-        k += 1
-    iters = int(getattr(prob.solver_stats, "num_iters", 0) or 0)
-    return RestrictedSolution(V, W, Gam, iters, str(prob.status), time.perf_counter() - t0)
+        U = np.asarray(x.value, dtype=np.float64).reshape(k, d)
+        Z = Xa @ U.T  # (n, k)
+        marg = np.stack([S[:, i] for _, i in blocks], axis=1) * Z
+        scale = float(np.abs(Z).max()) if Z.size else 0.0
+        bad = (marg < -1e-12 * scale) & ~sel
+        if not bad.any():
+            break
+        for b in np.flatnonzero(bad.any(axis=0)):
+            cand = np.flatnonzero(bad[:, b])
+            sel[cand[np.argsort(marg[cand, b], kind="stable")[:m]], b] = True
+    dv = con.dual_value
+    for b, (r, i) in enumerate(blocks):
+        (V if r == 0 else W)[i] = U[b]
+    if dv is not None:
+        Gam[jj, np.array([blocks[b][0] * P + blocks[b][1] for b in bb], dtype=np.int64)] = \
+            np.maximum(np.asarray(dv, dtype=np.float64).ravel(), 0.0)
+    return RestrictedSolution(V, W, Gam, iters, status, time.perf_counter() - t0)
 
 
 @dataclass
@@ -362,6 +422,7 @@ def solve_relu_active_set(
     max_blocks: int | None = None,
     eps: float = 1e-10,
     eps_min: float = 1e-13,
+    rows_per_block: int | None = None,
     iterations0: int = 0,
     t0: float | None = None,
     report: Callable[[int, float, float, float, str], None] | None = None,
@@ -403,6 +464,8 @@ def solve_relu_active_set(
         When no block is violated but the gap is above ``tol`` (the restricted solve is the
         bottleneck, typically the exponential cones of the logistic loss), the same working set
         is solved again with ``eps`` divided by 100, down to ``eps_min``.
+    rows_per_block : int, optional
+        Row generation of the restricted solves (see :func:`solve_restricted`).
     iterations0 : int
         Iterations already spent (screening), added to the reported count.
     t0 : float, optional
@@ -467,7 +530,10 @@ def solve_relu_active_set(
     while rounds < max_rounds:
         rounds += 1
         try:
-            rs = solve_restricted(Xa, masks, y, lam, loss, active, eps=eps)
+            rs = solve_restricted(Xa, masks, y, lam, loss, active, V_ref=V, W_ref=W,
+                                  v_ref=None if cert is None else cert.v if v_screen is None or rounds > 1 else
+                                  np.asarray(v_screen, dtype=np.float64), eps=eps,
+                                  rows_per_block=rows_per_block)
         except Exception as exc:  # noqa: BLE001  (cvxpy.error.SolverError, numerical failures)
             reason = f"solver_error: {exc}"
             break
@@ -495,6 +561,8 @@ def solve_relu_active_set(
             break
         add = add[: max(1, min(n_add, max_blocks - int(active.sum())))]
         active[add[:, 0], add[:, 1]] = True
-    assert cert is not None
+    if cert is None:  # the first restricted solve failed: certify the starting point
+        cert = certify_relu(Xa, masks, y, lam, loss, V, W)
+        va, vr = violation(Xa, masks, V, W)
     return ActiveSetResult(V, W, cert, va, vr, Gam, int(active.sum()), active, rounds, iters,
                            reason == "certified", reason, history)
