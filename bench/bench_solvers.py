@@ -17,7 +17,9 @@ convexnn objective of the returned weights (negative: better than the reference)
 violation (C-ReLU), and the speedup of convexnn over each row. Where Clarabel is too slow
 (the synthetic n=20000 instance) the reference is the best gap-certified value.
 
-Options: ``--quick`` (small instances only, a smoke run), ``--no-peers``, ``--out PATH``.
+Options: ``--quick`` (small instances only, a smoke run), ``--no-peers``, ``--out PATH``,
+``--relu-diabetes`` (only the C-ReLU diabetes rows; write them with ``--out`` elsewhere and
+splice them into ``RESULTS_solvers.md``).
 """
 
 from __future__ import annotations
@@ -145,9 +147,14 @@ def bench_instance(label: str, X, y, P: int, frac: float, kinds: list[str], *, c
             sol = cx.solve(f, method="first_order", tol=tol, viol_tol=1e-8, max_iter=max_iter)
         wall = time.perf_counter() - t0
         w = sol.weights["U"] if kind == "c_grelu" else np.stack([sol.weights["V"], sol.weights["W"]])
-        entries.insert(0, {"solver": f"convexnn {sol.solver} (numpy, tol {tol:g})", "time": wall, "w": w,
-                           "note": f"{sol.status}, certified gap {sol.info['gap']:.1e}, {sol.iterations} it",
-                           "cx": True, "gap_abs": sol.info["gap_abs"]})
+        name = sol.solver
+        note = f"{sol.status}, certified gap {sol.info['gap']:.1e}, {sol.iterations} it"
+        if "polish" in sol.info:  # C-ReLU: active-set polish + global certificate (polish=True default)
+            pi = sol.info["polish"]
+            name = "active-set polish" + (" -> AL fallback" if pi["fallback_al"] else "")
+            note += f", {pi['rounds']} rounds, final working set {pi['working_set']} of {2 * len(pat)} blocks"
+        entries.insert(0, {"solver": f"convexnn {name} (numpy, tol {tol:g})", "time": wall, "w": w,
+                           "note": note, "cx": True, "gap_abs": sol.info["gap_abs"]})
         if ref is None:
             ref = sol.value - max(sol.info["gap_abs"], 0.0)  # certified lower bound
         # uncertified time to the issue's target, read off the solver's history against the reference
@@ -155,7 +162,7 @@ def bench_instance(label: str, X, y, P: int, frac: float, kinds: list[str], *, c
         hit = [h for h in sol.info["history"]
                if abs(h["objective"] - ref) <= target * abs(ref) and h.get("violation", 0.0) <= 1e-8]
         if hit and clarabel:
-            entries.insert(1, {"solver": f"convexnn {sol.solver}: first check at rel-subopt <= {target:g}"
+            entries.insert(1, {"solver": f"convexnn {name}: first check at rel-subopt <= {target:g}"
                                + (" and violation <= 1e-8" if kind == "c_relu" else ""),
                                "time": hit[0]["time"], "w": None, "subopt": (hit[0]["objective"] - ref) / abs(ref),
                                "viol": hit[0].get("violation", 0.0),
@@ -244,6 +251,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small instances only (smoke run)")
     ap.add_argument("--no-peers", action="store_true", help="skip pyscnn / adelie")
     ap.add_argument("--out", default=str(ROOT / "bench" / "RESULTS_solvers.md"))
+    ap.add_argument("--relu-diabetes", action="store_true",
+                    help="only the C-ReLU diabetes rows (P=100 at 0.05*lam_max, P=400 at 0.02*lam_max), with "
+                         "the tight Clarabel reference and pyscnn AL on P=100 as in the full run")
     args = ap.parse_args()
     t_start = time.perf_counter()
     log: list[str] = []
@@ -256,7 +266,13 @@ def main() -> None:
     tasks = {"c_grelu": g_tasks, "c_relu": r_tasks}
     rows: list[dict] = []
     X, y = make_instance("diabetes")
-    if args.quick:
+    if args.relu_diabetes:
+        bench_instance("diabetes", X, y, 100, 0.05, ["c_relu"], clarabel=True, peers_ok=peers_ok,
+                       peer_tasks=tasks, rows=rows)
+        bench_instance("diabetes", X, y, 400, 0.02, ["c_relu"], clarabel=True, peers_ok=peers_ok,
+                       peer_tasks={"c_relu": []}, rows=rows)
+        scaling = []
+    elif args.quick:
         bench_instance("diabetes", X, y, 50, 0.05, ["c_grelu", "c_relu"], clarabel=True, peers_ok=peers_ok,
                        peer_tasks=tasks, rows=rows)
         scaling = scaling_curve([1000, 4000], peers_ok)
@@ -270,7 +286,9 @@ def main() -> None:
                        peers_ok=peers_ok, peer_tasks={"c_grelu": g_tasks}, rows=rows)
         scaling = scaling_curve([1000, 4000, 16000, 32000], peers_ok)
     total = time.perf_counter() - t_start
-    cmd = "OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/bench_solvers.py" + (" --quick" if args.quick else "")
+    cmd = "OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/bench_solvers.py" + (" --quick" if args.quick else "") \
+        + (" --relu-diabetes" if args.relu_diabetes else "") + (" --no-peers" if args.no_peers else "") \
+        + (f" --out {args.out}" if args.out != str(ROOT / "bench" / "RESULTS_solvers.md") else "")
     meta = {"command": cmd, "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
             f"Python {platform.python_version()}, numpy {np.__version__}",
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "total": total,

@@ -38,19 +38,25 @@ restricted solve with prediction :math:`\hat y`:
    restricted program is solved again (a cutting-plane / column-generation step, as in the
    working sets of Blitz and Celer, and in 001 Sec. 4's termination by min-norm subgradient).
 
-The loop terminates: :math:`\mathcal W` grows strictly in every round that does not stop, and
-there are :math:`2P` blocks. When :math:`\mathcal W` holds all blocks the restricted program is
-the full one.
+The loop terminates: every round that does not stop adds at least one block that is not in
+:math:`\mathcal W`, and a block leaves :math:`\mathcal W` (when it is zero in the restricted
+solution, ``prune``) at most once, so there are at most :math:`4P` rounds; with all :math:`2P`
+blocks the restricted program is the full one.
 
-The restricted programs are solved to high accuracy by CVXPY + Clarabel on a vectorized model
-with :math:`|\mathcal W|` blocks (``|W| * n`` linear cone rows instead of ``2 P n``), which is
-what makes the polish cheap: the cost of an interior-point method grows superlinearly in the
-number of blocks, and the optimum typically has a few dozen active blocks out of hundreds.
+The restricted programs are small (``|W| d'`` variables, ``|W| n`` cone rows instead of
+``2 P n``) and are solved to high accuracy by Clarabel: the squared loss directly as a conic QP
+(:func:`_clarabel_squared`), the logistic loss through CVXPY (exponential cones). This is what
+makes the polish cheap: interior-point cost grows superlinearly in the number of blocks, and the
+optimum typically has a few dozen nonzero blocks out of hundreds.
 
 The initial working set comes from a *screening* dual point (the C-GReLU solution with the same
-patterns, cheap with R-FISTA, or a warm start): the blocks with
-:math:`s_{i\sigma}(v_{\text{screen}}) \ge \tau\lambda` (:math:`\tau` = ``screen_level``), plus the
-support of the warm start.
+patterns, cheap with R-FISTA, or a warm start): the (at most ``screen_limit``) most promising
+blocks with :math:`s_{i\sigma}(v_{\text{screen}}) \ge \tau\lambda` (:math:`\tau` =
+``screen_level``), plus the support of the warm start.
+
+References: 001 (Mishkin, Sahiner, Pilanci 2022: C-ReLU, termination by the min-norm
+subgradient), 002 / 004 eq. (6) (the cone-constrained dual), 000 bonus slides (AL fallback);
+Johnson & Guestrin, "Blitz" (ICML 2015) and Massias et al., "Celer" (ICML 2018) for working sets.
 """
 
 from __future__ import annotations
@@ -65,8 +71,8 @@ import numpy as np
 from convexnn.duality._common import best_scale, cone_support, project_cone
 from convexnn.formulations.losses import Loss
 
-__all__ = ["Certificate", "ActiveSetResult", "certify_relu", "block_values", "screen_blocks",
-           "solve_restricted", "solve_relu_active_set"]
+__all__ = ["Certificate", "ActiveSetResult", "RestrictedSolution", "certify_relu", "block_values",
+           "screen_blocks", "scan_blocks", "solve_restricted", "solve_relu_active_set", "violation"]
 
 _ADD_RTOL = 1e-9  # a block is violated when s_i > lam * (1 + _ADD_RTOL)
 
@@ -136,7 +142,7 @@ def violation(Xa: np.ndarray, masks: np.ndarray, V: np.ndarray, W: np.ndarray) -
 
 
 def certify_relu(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float, loss: Loss, V: np.ndarray,
-                 W: np.ndarray) -> Certificate:
+                 W: np.ndarray, *, exact: bool = True) -> Certificate:
     r"""Certified duality gap of the C-ReLU point ``(V, W)`` over **all** patterns of ``masks``.
 
     Uses the cone-aware dual of the module docstring: :math:`v = -\nabla f(\hat y)`, the exact
@@ -151,6 +157,9 @@ def certify_relu(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float, l
     lam : float
     loss : Loss
     V, W : ndarray, shape (P, d')
+    exact : bool
+        False: use the cheap half-space upper bounds of :math:`s(v)` only (no NNLS; a valid but
+        looser certificate, used between rounds of the working-set loop).
 
     Returns
     -------
@@ -158,12 +167,114 @@ def certify_relu(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float, l
     """
     primal, fit = _primal(Xa, masks, y, lam, loss, V, W)
     v = -np.asarray(loss.grad(fit, y), dtype=np.float64)
-    cs = cone_support(Xa, masks, v)
-    cmax = lam / cs.value if cs.value > 0 else np.inf
+    cs = cone_support(Xa, masks, v, exact=exact)
+    return _certificate(primal, v, y, lam, loss, cs.value, cs.bounds, cs.n_nnls)
+
+
+def _certificate(primal: float, v: np.ndarray, y: np.ndarray, lam: float, loss: Loss, s: float,
+                 bounds: np.ndarray, n_nnls: int) -> Certificate:
+    r"""The certificate of a primal value and a candidate ``v`` with a valid upper bound ``s`` of :math:`s(v)`."""
+    cmax = lam / s if s > 0 else np.inf
     c, dual = best_scale(loss, v, y, cmax)  # restricted to the conjugate's domain (logistic)
     gap = primal - dual
     rel = max(gap, 0.0) / max(abs(primal), abs(dual), 1e-300)
-    return Certificate(primal, float(dual), gap, rel, cs.value, c, c * v, cs.bounds, v, cs.n_nnls)
+    return Certificate(primal, float(dual), gap, rel, s, c, c * v, bounds, v, n_nnls)
+
+
+def scan_blocks(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, lam: float, active: np.ndarray,
+                limit: int) -> tuple[np.ndarray, float | None, np.ndarray, int]:
+    r"""One pass that finds violated blocks outside the working set *and* the exact :math:`s(v)`.
+
+    Patterns are visited in decreasing order of the cheap upper bound of
+    :func:`~convexnn.duality._common.cone_support` (``exact=False``), down to
+    :math:`\lambda(1 + 10^{-9})`; both signs get an NNLS (:func:`block_values`). The pass stops
+    early once ``limit`` violated blocks outside ``active`` are found (the loop will go on; no
+    exact :math:`s` is needed). Otherwise every pattern that could exceed the level was
+    examined, and
+
+    .. math:: s(v) \le \max\big(\max_{\text{examined}} \min(s_{i\sigma}, b_i),\ \max_{\text{not examined}} b_i\big)
+
+    is a valid upper bound (the same quantity as the branch and bound of ``cone_support``, which
+    this pass replaces in the working-set loop so that no NNLS is solved twice).
+
+    Returns
+    -------
+    (blocks, s, bounds, n_nnls)
+        ``blocks`` of shape ``(k, 2)`` (rows ``(sign_row, i)``, most violated first); ``s`` the
+        valid upper bound of :math:`s(v)`, or None after an early stop.
+    """
+    ub = _sign_bounds(Xa, masks, v)  # (2, P)
+    bounds = ub.max(axis=0)
+    level = lam * (1.0 + _ADD_RTOL)
+    rn = np.linalg.norm(Xa, axis=1)
+    rn = np.where(rn > 0, rn, 1.0)
+    flat = ub.ravel()
+    order = np.argsort(-flat, kind="stable")
+    P = masks.shape[1]
+    best = 0.0
+    found: list[tuple[float, int, int]] = []
+    n_nnls = 0
+    stopped = False
+    rest = 0.0
+    for pos, k in enumerate(order):
+        if flat[k] <= level:
+            rest = float(flat[k])
+            break
+        sgn, i = divmod(int(k), P)
+        m = np.asarray(masks[:, i], dtype=bool)
+        g = (1.0 - 2.0 * sgn) * (Xa.T @ np.where(m, v, 0.0))
+        val = min(_block_value(Xa, rn, np.where(m, 1.0, -1.0), g, level), float(flat[k]))
+        n_nnls += 1
+        best = max(best, val)
+        if val > level and not active[sgn, i]:
+            found.append((val, sgn, i))
+            if len(found) >= limit and pos + 1 < len(order):
+                stopped = True
+                break
+    found.sort(key=lambda t: -t[0])
+    blocks = np.array([[sg, i] for _, sg, i in found], dtype=np.int64).reshape(-1, 2)
+    return blocks, (None if stopped else max(best, rest)), bounds, n_nnls
+
+
+def _block_value(Xa: np.ndarray, rn: np.ndarray, sg: np.ndarray, g: np.ndarray, level: float) -> float:
+    r"""An upper bound of :math:`\|\Pi_{\mathcal K}(g)\|`, exact whenever it exceeds ``level``.
+
+    :math:`\min_{\rho \ge 0}\|g + A^\top\rho\|` with :math:`\rho` supported on a subset of rows is
+    still an upper bound (any :math:`\rho \ge 0` is, see :mod:`convexnn.duality._common`), so a
+    small NNLS over the :math:`3d'` rows most violated by ``g`` decides most blocks; only when it
+    stays above ``level`` is the full NNLS (:func:`~convexnn.duality._common.project_cone`) solved.
+    """
+    n, d = Xa.shape
+    kk = min(n, 3 * d)
+    if kk < n:
+        marg = sg * (Xa @ g) / rn
+        J = np.argpartition(marg, kk - 1)[:kk]
+        u1 = float(np.linalg.norm(project_cone(Xa[J], sg[J], g)[0]))
+        if u1 <= level:
+            return u1
+    else:
+        u1 = np.inf
+    return min(u1, float(np.linalg.norm(project_cone(Xa, sg, g)[0])))
+
+
+def _sign_bounds(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray) -> np.ndarray:
+    r"""Cheap upper bounds of :math:`s_{i\sigma}(v)` per sign, shape ``(2, P)``.
+
+    The single-half-space bound of :func:`~convexnn.duality._common.cone_support`
+    (:math:`\|\Pi_H(g)\|^2 = \|g\|^2 - \max_j (a_j^\top g)_-^2/\|a_j\|^2`, :math:`H \supseteq \mathcal K_i`),
+    kept separately for :math:`\sigma = \pm 1` (``cone_support`` returns their maximum).
+    """
+    rn = np.linalg.norm(Xa, axis=1)
+    Xn = Xa / np.where(rn > 0, rn, 1.0)[:, None]
+    Mb = np.asarray(masks, dtype=bool)
+    G = (Xa * v[:, None]).T @ Mb.astype(np.float64)  # (d', P): X_a^T D_i v
+    g2 = np.einsum("ij,ij->j", G, G)
+    Z = Xn @ G
+    np.negative(Z, out=Z, where=~Mb)
+    out = np.empty((2, Mb.shape[1]))
+    out[0] = np.sqrt(np.maximum(g2 - np.minimum(Z.min(axis=0), 0.0) ** 2, 0.0))
+    out[1] = np.sqrt(np.maximum(g2 - np.maximum(Z.max(axis=0), 0.0) ** 2, 0.0))
+    return out
 
 
 def block_values(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -211,24 +322,31 @@ def screen_blocks(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, level: float
         ``blocks`` of shape ``(k, 2)`` with rows ``(sign_row, i)`` (``sign_row`` 0 for
         :math:`v_i`, 1 for :math:`w_i`) and their values, sorted by decreasing value.
     """
-    if bounds is None:
-        bounds = cone_support(Xa, masks, v, exact=False).bounds
-    cand = np.flatnonzero(bounds >= level)
-    if exclude is not None:
-        cand = cand[~(exclude[0, cand] & exclude[1, cand])]
-    cand = cand[np.argsort(-bounds[cand], kind="stable")]
+    ub = _sign_bounds(Xa, masks, v)
+    if bounds is not None:
+        ub = np.minimum(ub, bounds[None, :])
+    rn = np.linalg.norm(Xa, axis=1)
+    rn = np.where(rn > 0, rn, 1.0)
+    P = masks.shape[1]
+    flat = ub.ravel()
     rows: list[int] = []
     cols: list[int] = []
     out: list[float] = []
-    for i in cand:
-        vals = block_values(Xa, masks, v, np.array([i]))[0]
-        for sgn in (0, 1):
-            if vals[sgn] >= level and (exclude is None or not exclude[sgn, i]):
-                rows.append(sgn)
-                cols.append(int(i))
-                out.append(float(vals[sgn]))
-        if limit is not None and len(out) >= limit:
+    for k in np.argsort(-flat, kind="stable"):
+        if flat[k] < level:
             break
+        sgn, i = divmod(int(k), P)
+        if exclude is not None and exclude[sgn, i]:
+            continue
+        m = np.asarray(masks[:, i], dtype=bool)
+        g = (1.0 - 2.0 * sgn) * (Xa.T @ np.where(m, v, 0.0))
+        val = _block_value(Xa, rn, np.where(m, 1.0, -1.0), g, level)
+        if val >= level:
+            rows.append(sgn)
+            cols.append(i)
+            out.append(val)
+            if limit is not None and len(out) >= limit:
+                break
     order = np.argsort(-np.asarray(out)) if out else np.zeros(0, dtype=np.int64)
     blocks = np.stack([np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)], axis=1)[order] \
         if out else np.zeros((0, 2), dtype=np.int64)
@@ -250,6 +368,58 @@ class RestrictedSolution:
 def _row_scores(Xa: np.ndarray, rn: np.ndarray, sgn: np.ndarray, ref: np.ndarray) -> np.ndarray:
     r"""Normalized margins :math:`s_j x_j^\top r / \|x_j\|` of the cone rows of one block at ``ref``."""
     return sgn * (Xa @ ref) / rn
+
+
+def _clarabel_squared(F: np.ndarray, y: np.ndarray, lam: float, C: Any, k: int, d: int, eps: float,
+                      max_iter: int) -> tuple[np.ndarray, np.ndarray, int, str]:
+    r"""The restricted squared-loss program as a conic QP, passed to Clarabel directly (no CVXPY).
+
+    Variables :math:`(x, t)` with :math:`x = (x_b)` (``k`` blocks of ``d``) and one epigraph
+    variable per block:
+
+    .. math::
+
+        \min\ \tfrac12 x^\top F^\top F x - (F^\top y)^\top x + \lambda\textstyle\sum_b t_b
+        \quad\text{s.t.}\quad Cx \ge 0,\ (t_b, x_b) \in \mathcal Q^{d+1}
+
+    (the constant :math:`\tfrac12\|y\|^2` dropped). A QP objective with the small Gram matrix
+    instead of an ``n``-dimensional second-order cone keeps the KKT system small.
+
+    Returns
+    -------
+    (x, z, iterations, status)
+        ``z`` are the multipliers of the rows of ``C`` (nonnegative).
+    """
+    import clarabel
+    import scipy.sparse as sp
+
+    nx = k * d
+    Q = F.T @ F
+    Pm = sp.block_diag([sp.csc_matrix(np.triu(0.5 * (Q + Q.T))), sp.csc_matrix((k, k))], format="csc")
+    q = np.concatenate([-(F.T @ y), np.full(k, lam)])
+    rows = C.shape[0]
+    # SOC rows: s_b = (t_b, x_b), i.e. -[e_{t_b}; I_{x_b}] [x; t] + s = 0
+    ridx = np.arange(k * (d + 1))
+    blk, pos = np.divmod(ridx, d + 1)
+    cidx = np.where(pos == 0, nx + blk, blk * d + pos - 1)
+    Asoc = sp.csc_matrix((-np.ones(ridx.size), (ridx, cidx)), shape=(k * (d + 1), nx + k))
+    Acone = sp.hstack([-C, sp.csc_matrix((rows, k))])
+    A = sp.vstack([Acone, Asoc], format="csc")
+    b = np.zeros(rows + k * (d + 1))
+    cones = [clarabel.NonnegativeConeT(rows)] + [clarabel.SecondOrderConeT(d + 1)] * k
+    st = clarabel.DefaultSettings()
+    st.verbose = False
+    st.tol_gap_abs = st.tol_gap_rel = st.tol_feas = eps
+    st.max_iter = max_iter
+    st.direct_solve_method = "qdldl"
+    sol = clarabel.DefaultSolver(Pm, q, A, b, cones, st).solve()
+    x = np.asarray(sol.x, dtype=np.float64)
+    status = str(sol.status)
+    if x.size != nx + k or not np.all(np.isfinite(x)) or "Solved" not in status:
+        import cvxpy as cp
+
+        raise cp.error.SolverError(f"Clarabel returned status {status}")
+    return x[:nx], np.maximum(np.asarray(sol.z, dtype=np.float64)[:rows], 0.0), int(sol.iterations), status
 
 
 def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float, loss: Loss,
@@ -281,8 +451,9 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
     v_ref : ndarray, shape (n,), optional
         Reference dual candidate for blocks without a nonzero reference weight.
     rows_per_block : int, optional
-        Initial (and per-round) rows per block; default ``max(4 d', 24)``; ``n`` or more means all
-        rows from the start (no row generation).
+        Initial (and per-round) rows per block; default (None) and ``n`` or more mean all rows
+        from the start (no row generation). On diabetes row generation did not pay: the
+        solver's cost was dominated by the dense Gram block, not by the cone rows.
     eps : float
         Clarabel's gap and feasibility tolerances.
     max_iter : int
@@ -318,7 +489,7 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
     Gam = np.zeros((n, 2 * P))
     if k == 0:
         return RestrictedSolution(V, W, Gam, 0, "optimal", time.perf_counter() - t0)
-    m = max(4 * d, 24) if rows_per_block is None else int(rows_per_block)
+    m = n if rows_per_block is None else int(rows_per_block)
     F = np.hstack([(1.0 - 2.0 * r) * M[:, [i]] * Xa for r, i in blocks])  # (n, k d)
     sel = np.zeros((n, k), dtype=bool)
     for b, (r, i) in enumerate(blocks):
@@ -335,15 +506,9 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
     iters = 0
     status = ""
     x = cp.Variable(k * d)
-    fit = F @ x
-    reg = lam * cp.sum(cp.norm(cp.reshape(x, (k, d), order="C"), 2, axis=1))
-    if loss.name == "squared":
-        # a QP objective (Gram matrix k d' x k d') instead of an n-dimensional second-order cone:
-        # the interior-point KKT system stays small when n is large
-        Q = F.T @ F
-        obj = 0.5 * cp.quad_form(x, cp.psd_wrap(0.5 * (Q + Q.T))) - (F.T @ y) @ x + 0.5 * float(y @ y) + reg
-    else:
-        obj = loss.cvx(fit, y) + reg
+    obj = None
+    if loss.name != "squared":
+        obj = loss.cvx(F @ x, y) + lam * cp.sum(cp.norm(cp.reshape(x, (k, d), order="C"), 2, axis=1))
     for rnd in range(row_rounds + 1):
         if rnd == row_rounds:
             sel[:] = True
@@ -352,16 +517,21 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
         C = sp.csr_matrix((coef.ravel(), (np.repeat(np.arange(jj.size), d),
                                            (bb[:, None] * d + np.arange(d)[None, :]).ravel())),
                           shape=(jj.size, k * d))
-        con = C @ x >= 0
-        prob = cp.Problem(cp.Minimize(obj), [con])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            prob.solve(solver=cp.CLARABEL, tol_gap_abs=eps, tol_gap_rel=eps, tol_feas=eps, max_iter=max_iter)
-        iters += int(getattr(prob.solver_stats, "num_iters", 0) or 0)
-        status = str(prob.status)
-        if x.value is None:
-            raise cp.error.SolverError(f"Clarabel returned no solution (status {prob.status})")
-        U = np.asarray(x.value, dtype=np.float64).reshape(k, d)
+        if obj is None:
+            xv, dv, it, status = _clarabel_squared(F, y, lam, C, k, d, eps, max_iter)
+        else:
+            con = C @ x >= 0
+            prob = cp.Problem(cp.Minimize(obj), [con])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                prob.solve(solver=cp.CLARABEL, tol_gap_abs=eps, tol_gap_rel=eps, tol_feas=eps,
+                           max_iter=max_iter, direct_solve_method="qdldl")
+            it, status = int(getattr(prob.solver_stats, "num_iters", 0) or 0), str(prob.status)
+            if x.value is None:
+                raise cp.error.SolverError(f"Clarabel returned no solution (status {prob.status})")
+            xv, dv = x.value, con.dual_value
+        iters += it
+        U = np.asarray(xv, dtype=np.float64).reshape(k, d)
         Z = Xa @ U.T  # (n, k)
         marg = np.stack([S[:, i] for _, i in blocks], axis=1) * Z
         scale = float(np.abs(Z).max()) if Z.size else 0.0
@@ -371,7 +541,6 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
         for b in np.flatnonzero(bad.any(axis=0)):
             cand = np.flatnonzero(bad[:, b])
             sel[cand[np.argsort(marg[cand, b], kind="stable")[:m]], b] = True
-    dv = con.dual_value
     for b, (r, i) in enumerate(blocks):
         (V if r == 0 else W)[i] = U[b]
     if dv is not None:
@@ -416,13 +585,15 @@ def solve_relu_active_set(
     W0: np.ndarray | None = None,
     tol: float = 1e-8,
     viol_tol: float = 1e-8,
-    screen_level: float = 0.9,
+    screen_level: float = 0.5,
     screen_limit: int = 16,
     max_rounds: int = 30,
     max_blocks: int | None = None,
     eps: float = 1e-10,
     eps_min: float = 1e-13,
     rows_per_block: int | None = None,
+    add_limit: int = 16,
+    prune: bool = True,
     iterations0: int = 0,
     t0: float | None = None,
     report: Callable[[int, float, float, float, str], None] | None = None,
@@ -452,7 +623,7 @@ def solve_relu_active_set(
         :math:`\tau` of the screening rule.
     screen_limit : int
         At most this many blocks are screened in (most promising patterns first); each later
-        round adds at most ``max(8, |W|)`` violated blocks.
+        round adds at most ``add_limit`` violated blocks.
     max_rounds : int
         Restricted solves at most.
     max_blocks : int, optional
@@ -466,6 +637,11 @@ def solve_relu_active_set(
         is solved again with ``eps`` divided by 100, down to ``eps_min``.
     rows_per_block : int, optional
         Row generation of the restricted solves (see :func:`solve_restricted`).
+    add_limit : int
+        Violated blocks added per round at most (the most violated first).
+    prune : bool
+        Drop blocks that are zero in the restricted solution from the working set (each block
+        at most once, so the loop still terminates); keeps the restricted programs small.
     iterations0 : int
         Iterations already spent (screening), added to the reported count.
     t0 : float, optional
@@ -527,27 +703,30 @@ def solve_relu_active_set(
         active[add[: max(1, min(8, len(add))), 0], add[: max(1, min(8, len(add))), 1]] = True
     reason = "max_rounds"
     rounds = 0
+    dropped = np.zeros_like(active)
     while rounds < max_rounds:
         rounds += 1
         try:
-            rs = solve_restricted(Xa, masks, y, lam, loss, active, V_ref=V, W_ref=W,
-                                  v_ref=None if cert is None else cert.v if v_screen is None or rounds > 1 else
-                                  np.asarray(v_screen, dtype=np.float64), eps=eps,
+            v_ref = cert.v if cert is not None else (None if v_screen is None else np.asarray(v_screen, float))
+            rs = solve_restricted(Xa, masks, y, lam, loss, active, V_ref=V, W_ref=W, v_ref=v_ref, eps=eps,
                                   rows_per_block=rows_per_block)
         except Exception as exc:  # noqa: BLE001  (cvxpy.error.SolverError, numerical failures)
             reason = f"solver_error: {exc}"
             break
         iters += rs.iterations
         V, W, Gam = rs.V, rs.W, rs.multipliers
-        cert = certify_relu(Xa, masks, y, lam, loss, V, W)
+        # one scan gives the violated blocks outside the working set and, when it is complete,
+        # the exact s(v); after an early stop the certificate uses the cheap bounds (valid, loose)
+        primal, fit = _primal(Xa, masks, y, lam, loss, V, W)
+        v = -np.asarray(loss.grad(fit, y), dtype=np.float64)
+        add, s_exact, bounds, nn = scan_blocks(Xa, masks, v, lam, active, add_limit)
+        cert = _certificate(primal, v, y, lam, loss, float(bounds.max()) if s_exact is None else s_exact,
+                            bounds, nn)
         va, vr = violation(Xa, masks, V, W)
         record(cert, vr, rounds, f"round {rounds} blocks {int(active.sum())} s/lam {cert.s / lam:.3g}")
         if cert.rel_gap <= tol and vr <= viol_tol:
             reason = "certified"
             break
-        n_add = max(8, int(active.sum()))
-        add, _ = screen_blocks(Xa, masks, cert.v, lam * (1.0 + _ADD_RTOL), cert.bounds, exclude=active,
-                               limit=n_add)
         if add.shape[0] == 0:
             if eps > eps_min:
                 # no block to add: the restricted solve's accuracy limits the certificate;
@@ -556,10 +735,17 @@ def solve_relu_active_set(
                 continue
             reason = "no_violated_block"
             break
+        if prune:
+            # zero blocks leave the working set (the restricted optimum without them is the same
+            # point), each at most once: a block that comes back stays, so the loop terminates
+            norms = np.stack([np.linalg.norm(V, axis=1), np.linalg.norm(W, axis=1)])
+            zero = active & (norms <= 1e-6 * max(float(norms.max()), 1e-300)) & ~dropped
+            active &= ~zero
+            dropped |= zero
         if int(active.sum()) >= max_blocks:
             reason = "too_many_blocks"
             break
-        add = add[: max(1, min(n_add, max_blocks - int(active.sum())))]
+        add = add[: max(1, min(add_limit, max_blocks - int(active.sum())))]
         active[add[:, 0], add[:, 1]] = True
     if cert is None:  # the first restricted solve failed: certify the starting point
         cert = certify_relu(Xa, masks, y, lam, loss, V, W)

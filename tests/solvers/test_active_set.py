@@ -149,3 +149,17 @@ def test_zero_working_set_start_uses_the_zero_solution_blocks():
     r = solve_relu_active_set(Xa, masks, y, lam, L, tol=1e-8)  # no screening signal at all
     assert r.converged and r.certificate.rel_gap <= 1e-8
     assert r.history and {"objective", "rel_gap", "violation", "working_set"} <= set(r.history[-1])
+
+
+def test_row_generation_gives_the_same_restricted_solution():
+    f = _relu(13, n=40)
+    Xa, masks, y, lam, L = _arrays(f)
+    full = solve_relu_active_set(Xa, masks, y, lam, L, tol=1e-9)
+    a = asm.solve_restricted(Xa, masks, y, lam, L, full.blocks)
+    # start every block from 3 rows only: violated rows are generated until feasible
+    b = asm.solve_restricted(Xa, masks, y, lam, L, full.blocks, V_ref=full.V, W_ref=full.W, v_ref=full.certificate.v,
+                             rows_per_block=3)
+    assert b.iterations > a.iterations  # more than one solve happened
+    assert asm.violation(Xa, masks, b.V, b.W)[1] <= 1e-9
+    ca, cb = certify_relu(Xa, masks, y, lam, L, a.V, a.W), certify_relu(Xa, masks, y, lam, L, b.V, b.W)
+    assert cb.primal == pytest.approx(ca.primal, rel=1e-8) and cb.rel_gap <= 1e-8
