@@ -185,14 +185,16 @@ def scan_blocks(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, lam: float, ac
                 limit: int) -> tuple[np.ndarray, float | None, np.ndarray, int]:
     r"""One pass that finds violated blocks outside the working set *and* the exact :math:`s(v)`.
 
-    Patterns are visited in decreasing order of the cheap upper bound of
-    :func:`~convexnn.duality._common.cone_support` (``exact=False``), down to
-    :math:`\lambda(1 + 10^{-9})`; both signs get an NNLS (:func:`block_values`). The pass stops
-    early once ``limit`` violated blocks outside ``active`` are found (the loop will go on; no
-    exact :math:`s` is needed). Otherwise every pattern that could exceed the level was
-    examined, and
+    Blocks :math:`(i, \sigma)` are visited in decreasing order of their cheap half-space upper
+    bound :math:`b_{i\sigma}` (:func:`_sign_bounds`, the bound of
+    :func:`~convexnn.duality._common.cone_support` per sign), down to
+    :math:`\lambda(1 + 10^{-9})`; each gets an upper bound of :math:`s_{i\sigma}(v)` that is exact
+    when above that level (:func:`_block_value`: a small NNLS on the most violated rows, then the
+    full NNLS). The pass stops early once ``limit`` violated blocks outside ``active`` are found
+    (the loop will go on; no exact :math:`s` is needed). Otherwise every block that could exceed
+    the level was examined, and
 
-    .. math:: s(v) \le \max\big(\max_{\text{examined}} \min(s_{i\sigma}, b_i),\ \max_{\text{not examined}} b_i\big)
+    .. math:: s(v) \le \max\big(\max_{\text{examined}} \min(\hat s_{i\sigma}, b_{i\sigma}),\ \max_{\text{not examined}} b_{i\sigma}\big)
 
     is a valid upper bound (the same quantity as the branch and bound of ``cone_support``, which
     this pass replaces in the working-set loop so that no NNLS is solved twice).
@@ -299,9 +301,8 @@ def screen_blocks(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, level: float
                   limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     r"""Blocks with :math:`s_{i\sigma}(v) \ge` ``level``, most violated first.
 
-    The cheap per-pattern upper bounds (``bounds``, or those of
-    :func:`~convexnn.duality._common.cone_support` with ``exact=False``) discard most patterns;
-    the rest get one NNLS per sign (:func:`block_values`).
+    The cheap per-sign half-space bounds (:func:`_sign_bounds`, capped by ``bounds`` when given)
+    discard most blocks; the rest get :func:`_block_value` (exact when above ``level``).
 
     Parameters
     ----------
@@ -309,12 +310,13 @@ def screen_blocks(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, level: float
         Data, patterns (``(n, P)``) and dual candidate ``(n,)``.
     level : float
     bounds : ndarray, shape (P,), optional
+        Valid per-pattern upper bounds (e.g. :attr:`Certificate.bounds`).
     exclude : ndarray of bool, shape (2, P), optional
         Blocks to skip (row 0: :math:`v_i`, row 1: :math:`w_i`).
     limit : int, optional
-        Stop once this many blocks are found: patterns are examined in decreasing order of
-        their bound, so the result holds the blocks of the most promising patterns (NNLS are
-        the cost; a certificate never depends on this list).
+        Stop once this many blocks are found: blocks are examined in decreasing order of
+        their bound, so the result holds the most promising ones (NNLS are the cost; a
+        certificate never depends on this list).
 
     Returns
     -------

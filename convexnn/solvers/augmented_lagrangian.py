@@ -1,5 +1,9 @@
 r"""Augmented Lagrangian method for C-ReLU (000, bonus slides "AL Method"; 001).
 
+Since the active-set polish (:mod:`convexnn.solvers.active_set`) became the default C-ReLU path
+of :func:`convexnn.solve`, this method runs with ``polish=False`` and as the fallback when the
+polish cannot finish (it is then warm-started from the polish's point and cone multipliers).
+
 C-ReLU is :math:`\min F(v, w)` subject to :math:`G_i v_i \ge 0,\ G_i w_i \ge 0` with
 :math:`G_i = \operatorname{diag}(2m_i - 1)\tilde X` and
 

@@ -140,8 +140,9 @@ def solve(
         (NNLS, :func:`convexnn.duality._common.cone_support`) and add violated blocks until the
         certified gap is below ``tol``. ``info["polish"]`` reports the rounds, the working-set
         size and why it stopped. If the polish cannot finish (solver failure, round/block budget)
-        the augmented Lagrangian takes over from its point. ``False``: the augmented Lagrangian
-        only (``info`` then has ``delta``, ``outer``).
+        the augmented Lagrangian takes over from its point (``max_iter`` is its budget; the
+        polish itself is bounded by 30 rounds). ``False``: the augmented Lagrangian only
+        (``info`` then has ``delta``, ``outer``).
 
     Returns
     -------
