@@ -147,7 +147,8 @@ def solve(
     Returns
     -------
     ConvexSolution
-        ``solver`` is ``"fista"`` (C-GReLU) or ``"al"`` (C-ReLU) for first-order runs;
+        ``solver`` is ``"fista"`` (C-GReLU), ``"active_set"`` (C-ReLU, polish path) or ``"al"``
+        (C-ReLU, augmented Lagrangian) for first-order runs;
         ``status`` is ``"optimal"`` (certified) or ``"max_iter"``; ``info`` holds ``method``,
         ``gap`` (relative certified gap), ``gap_abs``, ``dual_value``, ``dual_point`` (the
         certifying :math:`v = -s\nabla f` of shape ``(n,)``, in the convention of
@@ -401,7 +402,11 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
             msg += f" and relative cone violation {viol_rel:.2e}"
         msg += "; raise max_iter, loosen tol, or use method='interior'."
         warnings.warn(msg, ConvergenceWarning, stacklevel=3)
+    name = "fista"
+    if relu:  # the active-set path produced the answer unless the AL fallback ran
+        pol = [e.get("polish") for e in extras]
+        name = "active_set" if all(p and p.get("used") and not p.get("fallback_al") for p in pol) else "al"
     sol = ConvexSolution(formulation=f, weights=weights, value=float(primal), status=status,
-                         solver="al" if relu else "fista", solve_time=wall, compile_time=0.0,
+                         solver=name, solve_time=wall, compile_time=0.0,
                          iterations=iterations, lam=lam, info=info)
     return sol
