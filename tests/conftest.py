@@ -1,14 +1,22 @@
-"""Shared fixture: an exact pattern set for tiny data."""
+"""Shared test configuration: deterministic hypothesis runs, exact pattern sets for tiny data."""
 
 from __future__ import annotations
 
 import itertools
+import os
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
 
 import convexnn as cx
 
+# Property tests draw the same instances on every run (CI must not be flaky on an unlucky
+# draw); `HYPOTHESIS_PROFILE=explore pytest` draws fresh ones when hunting for bugs.
+settings.register_profile("ci", derandomize=True, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("explore", derandomize=False, deadline=None, max_examples=200)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def _vertex_patterns(X: np.ndarray, bias: bool) -> cx.Patterns:
