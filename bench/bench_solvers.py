@@ -19,7 +19,9 @@ violation (C-ReLU), and the speedup of convexnn over each row. Where Clarabel is
 
 Options: ``--quick`` (small instances only, a smoke run), ``--no-peers``, ``--out PATH``,
 ``--relu-diabetes`` (only the C-ReLU diabetes rows; write them with ``--out`` elsewhere and
-splice them into ``RESULTS_solvers.md``).
+splice them into ``RESULTS_solvers.md``), ``--gated-diabetes`` (the same for the C-GReLU diabetes
+rows, peers included), ``--gated-synthetic`` (only the C-GReLU synthetic n=20000 row, peers
+included).
 """
 
 from __future__ import annotations
@@ -149,10 +151,18 @@ def bench_instance(label: str, X, y, P: int, frac: float, kinds: list[str], *, c
         w = sol.weights["U"] if kind == "c_grelu" else np.stack([sol.weights["V"], sol.weights["W"]])
         name = sol.solver
         note = f"{sol.status}, certified gap {sol.info['gap']:.1e}, {sol.iterations} it"
-        if "polish" in sol.info:  # C-ReLU: active-set polish + global certificate (polish=True default)
+        if "polish" in sol.info and kind == "c_relu":  # active-set polish + global certificate (default)
             pi = sol.info["polish"]
             name = "active-set polish" + (" -> AL fallback" if pi["fallback_al"] else "")
             note += f", {pi['rounds']} rounds, final working set {pi['working_set']} of {2 * len(pat)} blocks"
+        elif "polish" in sol.info:  # C-GReLU: R-FISTA to a loose gap, Newton polish on the support
+            pi = sol.info["polish"]
+            if pi["used"] and not pi["fallback_fista"]:
+                name = "fista + Newton polish"
+                note += (f" ({sol.iterations - pi['newton_iterations']} R-FISTA + {pi['newton_iterations']} Newton), "
+                         f"{pi['rounds']} rounds, support {pi['working_set']} of {len(pat)} groups")
+            elif pi["used"]:
+                note += f", polish: {pi['reason']} (R-FISTA finished)"
         entries.insert(0, {"solver": f"convexnn {name} (numpy, tol {tol:g})", "time": wall, "w": w,
                            "note": note, "cx": True, "gap_abs": sol.info["gap_abs"]})
         if ref is None:
@@ -254,6 +264,11 @@ def main() -> None:
     ap.add_argument("--relu-diabetes", action="store_true",
                     help="only the C-ReLU diabetes rows (P=100 at 0.05*lam_max, P=400 at 0.02*lam_max), with "
                          "the tight Clarabel reference and pyscnn AL on P=100 as in the full run")
+    ap.add_argument("--gated-diabetes", action="store_true",
+                    help="only the C-GReLU diabetes rows (P=100 at 0.05*lam_max, P=400 at 0.02*lam_max), with "
+                         "the tight Clarabel reference and the peers as in the full run")
+    ap.add_argument("--gated-synthetic", action="store_true",
+                    help="only the C-GReLU synthetic n=20000, d=50, P=1000 row (peers as in the full run)")
     args = ap.parse_args()
     t_start = time.perf_counter()
     log: list[str] = []
@@ -272,6 +287,17 @@ def main() -> None:
         bench_instance("diabetes", X, y, 400, 0.02, ["c_relu"], clarabel=True, peers_ok=peers_ok,
                        peer_tasks={"c_relu": []}, rows=rows)
         scaling = []
+    elif args.gated_diabetes or args.gated_synthetic:
+        if args.gated_diabetes:
+            bench_instance("diabetes", X, y, 100, 0.05, ["c_grelu"], clarabel=True, peers_ok=peers_ok,
+                           peer_tasks={"c_grelu": g_tasks}, rows=rows)
+            bench_instance("diabetes", X, y, 400, 0.02, ["c_grelu"], clarabel=True, peers_ok=peers_ok,
+                           peer_tasks={"c_grelu": g_tasks}, rows=rows)
+        if args.gated_synthetic:
+            Xs, ys = make_instance("synthetic n=20000, d=50,", seed=2)
+            bench_instance("synthetic n=20000 d=50", Xs, ys, 1000, 0.05, ["c_grelu"], clarabel=False,
+                           peers_ok=peers_ok, peer_tasks={"c_grelu": g_tasks}, rows=rows)
+        scaling = []
     elif args.quick:
         bench_instance("diabetes", X, y, 50, 0.05, ["c_grelu", "c_relu"], clarabel=True, peers_ok=peers_ok,
                        peer_tasks=tasks, rows=rows)
@@ -287,7 +313,8 @@ def main() -> None:
         scaling = scaling_curve([1000, 4000, 16000, 32000], peers_ok)
     total = time.perf_counter() - t_start
     cmd = "OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/bench_solvers.py" + (" --quick" if args.quick else "") \
-        + (" --relu-diabetes" if args.relu_diabetes else "") + (" --no-peers" if args.no_peers else "") \
+        + (" --relu-diabetes" if args.relu_diabetes else "") + (" --gated-diabetes" if args.gated_diabetes else "") \
+        + (" --gated-synthetic" if args.gated_synthetic else "") + (" --no-peers" if args.no_peers else "") \
         + (f" --out {args.out}" if args.out != str(ROOT / "bench" / "RESULTS_solvers.md") else "")
     meta = {"command": cmd, "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
             f"Python {platform.python_version()}, numpy {np.__version__}",

@@ -1,7 +1,8 @@
 r"""``convexnn.solve``: one entry point for interior-point and first-order solvers.
 
 ``method="interior"`` calls :meth:`Formulation.solve` (CVXPY + MOSEK/Clarabel).
-``method="first_order"`` runs R-FISTA (C-GReLU, :mod:`convexnn.solvers.fista`) or, for C-ReLU,
+``method="first_order"`` runs R-FISTA (C-GReLU, :mod:`convexnn.solvers.fista`, followed by the
+Newton polish on the support of :mod:`convexnn.solvers.gated_active_set`) or, for C-ReLU,
 the active-set polish with a global certificate (:mod:`convexnn.solvers.active_set`, default) with
 the augmented Lagrangian method (:mod:`convexnn.solvers.augmented_lagrangian`) as fallback, on numpy or torch
 (CPU/CUDA) and stops on a certified relative duality gap (:mod:`convexnn.solvers.gap`).
@@ -26,6 +27,7 @@ from convexnn.solvers.active_set import ActiveSetResult, certify_relu, solve_rel
 from convexnn.solvers.augmented_lagrangian import solve_relu
 from convexnn.solvers.backend import Backend, get_backend
 from convexnn.solvers.fista import Reporter, solve_gated
+from convexnn.solvers.gated_active_set import solve_gated_active_set
 from convexnn.solvers.gap import GapResult, gated_gap, lam_max_op, relu_gap, relu_violation, smooth_loss
 from convexnn.solvers.operators import MaskedDesign
 
@@ -143,6 +145,11 @@ def solve(
         the augmented Lagrangian takes over from its point (``max_iter`` is its budget; the
         polish itself is bounded by 30 rounds). ``False``: the augmented Lagrangian only
         (``info`` then has ``delta``, ``outer``).
+        C-GReLU (default True): R-FISTA stops at the certified relative gap
+        :data:`GATED_POLISH_TOL`, then the Newton polish of
+        :mod:`convexnn.solvers.gated_active_set` (CPU, numpy, float64) solves the program on the
+        support with column generation until the certified gap over all patterns is below
+        ``tol``; R-FISTA resumes if it cannot (``info["polish"]``). ``False``: R-FISTA only.
 
     Returns
     -------
@@ -236,6 +243,58 @@ def _relu_active_set(f: Formulation, op: MaskedDesign, loss: Any, yb: Any, y: np
                                  tol=tol, viol_tol=viol_tol, iterations0=iters0, t0=t0, report=report)
 
 
+#: C-GReLU polish: relative certified gap at which R-FISTA hands over to the Newton polish.
+GATED_POLISH_TOL = 2e-3
+
+
+def _gated_polished(f: Formulation, op: MaskedDesign, loss: Any, yb: Any, y: np.ndarray, lam: float,
+                    U0: Any, *, tol: float, max_iter: int, t0: float, reporter: Reporter,
+                    lmax: float) -> dict[str, Any]:
+    r"""C-GReLU by R-FISTA to a loose gap, then the Newton polish on the support
+    (:mod:`convexnn.solvers.gated_active_set`, CPU / numpy / float64) with column generation
+    and the global certificate; R-FISTA resumes from the polish's best point when the polish
+    cannot certify ``tol`` (support too large, round budget, no violated group left).
+
+    Phase 1 stops at the certified relative gap ``max(tol, GATED_POLISH_TOL)`` (R-FISTA
+    identifies the support long before it converges); the returned record has the shape of the
+    plain R-FISTA branch's, plus ``extra["polish"]``.
+    """
+    bk = op.bk
+    r = solve_gated(op, loss, yb, lam, U0=U0, tol=max(tol, GATED_POLISH_TOL), max_iter=max_iter,
+                    reporter=reporter)
+    # not used: phase 1 already reached tol, or it ran out of max_iter before the hand-over gap
+    info: dict[str, Any] = {"used": False, "reason": "not_needed" if r.converged else "budget",
+                            "rounds": 0, "newton_iterations": 0,
+                            "working_set": 0, "certified_gap": r.gap.rel_gap, "fallback_fista": False}
+    U, iters, history = r.U, r.iterations, list(r.history)
+    converged, extra_ws, rounds, step = r.converged, r.working_set, r.outer, r.step
+    if r.converged and r.gap.rel_gap > tol:
+        pol = solve_gated_active_set(np.asarray(f.Xa, dtype=np.float64), np.asarray(f.patterns.masks, dtype=bool),
+                                     # half of tol: the final float64 certificate (same formula,
+                                     # other rounding) then lands below tol as well
+                                     y, lam, loss.name, bk.to_numpy(r.U), tol=0.5 * tol, t0=t0,
+                                     iterations0=r.iterations)
+        history += pol.history
+        iters += pol.newton_iterations
+        info = {"used": True, "reason": pol.reason, "rounds": pol.rounds,
+                "newton_iterations": pol.newton_iterations, "working_set": pol.working_set,
+                "certified_gap": pol.rel_gap, "fallback_fista": not pol.converged}
+        for h in pol.history:
+            reporter.update(int(h["iter"]), h["objective"], h["rel_gap"], extra="newton polish")
+        if pol.converged:
+            U = bk.asarray(pol.U)
+        else:
+            start = bk.asarray(pol.U) if pol.rel_gap < r.gap.rel_gap else r.U
+            r2 = solve_gated(op, loss, yb, lam, U0=start, tol=tol, max_iter=max(max_iter - iters, 0),
+                             step0=r.step, reporter=reporter)
+            U, converged = r2.U, r2.converged
+            iters += r2.iterations
+            history += r2.history
+            extra_ws, rounds, step = r2.working_set, r.outer + r2.outer, r2.step
+    return {"weights": {"U": U}, "converged": converged, "iterations": iters, "history": history,
+            "lam_max": lmax, "extra": {"working_set": extra_ws, "rounds": rounds, "step": step, "polish": info}}
+
+
 def _polish_info(r: ActiveSetResult, fallback: bool = False) -> dict[str, Any]:
     """The ``info["polish"]`` entry of a C-ReLU solve."""
     return {"used": True, "reason": r.reason, "rounds": r.rounds, "working_set": r.working_set,
@@ -295,6 +354,11 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
                 continue
             if not relu:
                 U0 = None if warm is None else bk.asarray(col(warm["U"]))
+                if polish:
+                    results.append(_gated_polished(f, op, loss, yb, np.asarray(y_k, dtype=np.float64), lam,
+                                                   U0, tol=tol_eff, max_iter=max_iter, t0=t0,
+                                                   reporter=reporter, lmax=lmax))
+                    continue
                 r = solve_gated(op, loss, yb, lam, U0=U0, tol=tol_eff, max_iter=max_iter, reporter=reporter)
                 results.append({"weights": {"U": r.U}, "converged": r.converged, "iterations": r.iterations,
                                 "history": r.history, "lam_max": lmax,

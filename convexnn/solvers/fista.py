@@ -165,7 +165,8 @@ def accelerated_prox_grad(
     check : callable, optional
         Called as ``check(state)`` every ``check_every`` iterations and at the end of the budget
         (``state.x``, ``state.img`` hold the current iterate; ``state.residual`` the largest
-        group norm of the proximal-gradient residual :math:`\|y_k - x_{k+1}\|/\eta_k`);
+        group norm of the proximal-gradient residual :math:`\|y_k - x_{k+1}\|/\eta_k`, updated
+        at the checks and after the last iteration only);
         returning True stops the iteration.
     check_every : int
     grow, shrink : float
@@ -217,12 +218,15 @@ def accelerated_prox_grad(
                 img_y = h.extrapolate(img_new, img_x, beta)
             else:
                 y, img_y = x_new, img_new
-        state.residual = float(bk.max(bk.row_norms(d))) / eta if d.shape[0] else 0.0
         x, img_x = x_new, img_new
         state.x, state.img, state.step = x, img_x, eta
         state.iterations = k + 1
+        last = k + 1 == max_iter
+        if last or (check is not None and (k + 1) % check_every == 0):
+            # only the checks (and the caller, after the last iteration) read the residual
+            state.residual = float(bk.max(bk.row_norms(d))) / eta if d.shape[0] else 0.0
         eta *= grow
-        if check is not None and ((k + 1) % check_every == 0 or k + 1 == max_iter):
+        if check is not None and ((k + 1) % check_every == 0 or last):
             if check(state):
                 state.stopped = True
                 break
@@ -236,9 +240,12 @@ class GatedProblem:
 
     def __init__(self, op: MaskedDesign, loss: SmoothLoss, y: Any) -> None:
         self.op, self.loss, self.y, self.bk = op, loss, y, op.bk
+        self._ones = op.bk.asarray(np.ones(op.d))
 
     def image(self, U: Any) -> Any:
-        return self.op.fit(U)
+        # op.fit(U) = rowsum(Xa * (M U)); the row sum as a product with ones is ~30% faster for
+        # small n (one BLAS call instead of a strided reduction), the same on numpy and torch
+        return ((self.op.M @ U) * self.op.Xa) @ self._ones
 
     def value(self, z: Any) -> float:
         return self.loss.value(self.bk, z, self.y)
@@ -327,7 +334,9 @@ def solve_gated(
     if full.rel_gap <= tol or P == 0:
         return GatedResult(U, z, full, 0, True, step0 or 0.0, history, P, 0)
     if step0 is None:
-        L = loss.lipschitz * op.norm_sq_estimate()
+        # a rough estimate is enough: the line search corrects the step either way, and on small
+        # problems 15 power iterations cost as much as ~15 FISTA iterations
+        L = loss.lipschitz * op.norm_sq_estimate(iters=5)
         step0 = 1.0 / L if L > 0 else 1.0
     use_ws = (P > 64) if working_set is None else bool(working_set)
     c_np = bk.to_numpy(full.group_norms)
