@@ -128,8 +128,8 @@ def test_numpy_and_torch_cpu_agree(kind):
 
 @pytest.mark.parametrize("device", [None, "cpu"])
 def test_float32_reaches_its_precision(device):
-    if device == "cpu" and not torch_available():
-        pytest.skip("torch is not installed")
+    if device == "cpu":
+        pytest.importorskip("torch", reason="the torch backend needs the optional torch extra")
     f = _build("c_grelu", 5, bias=True)
     ref = cx.solve(f, method="first_order").value
     with warnings.catch_warnings():
