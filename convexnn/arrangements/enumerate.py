@@ -317,6 +317,55 @@ def _sectors2(U: np.ndarray, gstart: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return W, rg
 
 
+def _batch_cuts(est: np.ndarray, budget: float) -> list[int]:
+    """Split the rows ``0..N-1`` into consecutive batches whose cumulative cost ``est`` grows by
+    about ``budget`` per batch (at least one row each), bounding the memory of one batch."""
+    cuts = [0]
+    while cuts[-1] < len(est):
+        base = est[cuts[-1] - 1] if cuts[-1] > 0 else 0.0
+        nxt = int(np.searchsorted(est, base + budget, side="right"))
+        cuts.append(max(nxt, cuts[-1] + 1))
+    return cuts
+
+
+def _restrict(U: np.ndarray, gstart: np.ndarray, ug: np.ndarray, uj: np.ndarray, colsel: np.ndarray,
+              a: int, b: int) -> tuple[np.ndarray, ...]:
+    r"""Restriction step of deletion-restriction for the hyperplanes ``H_j``, rows ``a..b-1``.
+
+    For every row ``j`` (unit normal :math:`u_j` of arrangement ``ug[j]``) and every earlier normal
+    :math:`u_i`, ``i < j`` of the same arrangement, the Householder reflection
+    :math:`H = I - 2 h h^	op / h^	op h`, :math:`h = u_j + \operatorname{sign}(u_{j,p}) e_p`
+    (pivot ``p`` = largest entry of :math:`u_j`), maps :math:`u_j` to :math:`\mp e_p`; dropping
+    coordinate ``p`` of :math:`H u_i` gives the normal of :math:`H_i \cap H_j` inside
+    :math:`H_j \cong \mathbb R^{m-1}`.
+
+    Returns
+    -------
+    rows, cnt, loc, Ui, Uj, piv, hv, hvv, sub, s
+        ``loc[k]``: local row of pair ``k``; ``Ui``: its earlier normal; ``Uj = U[rows]``;
+        ``piv, hv, hvv``: pivot, Householder vector and :math:`h^	op h` per row (to lift
+        points back); ``sub``: restricted normals (unnormalized), ``s`` their norms
+        (``s <= TOL``: :math:`H_i = H_j`).
+    """
+    rows = np.arange(a, b)
+    cnt = uj[rows]
+    P = int(cnt.sum())
+    pu = np.repeat(rows, cnt)  # unit (hyperplane H_j) of each pair
+    off = np.repeat(np.cumsum(cnt) - cnt, cnt)
+    pi = gstart[ug[pu]] + (np.arange(P) - off)  # earlier normal i < j
+    Uj = U[rows]
+    ar = np.arange(len(rows))
+    piv = np.argmax(np.abs(Uj), axis=1)
+    hv = Uj.copy()
+    hv[ar, piv] += np.where(Uj[ar, piv] >= 0, 1.0, -1.0)
+    hvv = 2.0 * (1.0 + np.abs(Uj[ar, piv]))
+    loc = pu - a
+    Ui = U[pi]
+    Rf = Ui - (2.0 * np.einsum("pm,pm->p", Ui, hv[loc]) / hvv[loc])[:, None] * hv[loc]
+    sub = np.take_along_axis(Rf, colsel[piv[loc]], axis=1)
+    return rows, cnt, loc, Ui, Uj, piv, hv, hvv, sub, np.linalg.norm(sub, axis=1)
+
+
 def _chambers(U: np.ndarray, gstart: np.ndarray, wt: np.ndarray | None, m: int,
               progress: Callable[[float], None] | None = None
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -340,44 +389,17 @@ def _chambers(U: np.ndarray, gstart: np.ndarray, wt: np.ndarray | None, m: int,
     ug = np.repeat(np.arange(G), sizes)
     uj = np.arange(N) - gstart[ug]  # number of earlier normals in the group
     est = np.cumsum(2 * _cover_float(uj, m - 1))
-    cuts = [0]
-    while cuts[-1] < N:
-        base = est[cuts[-1] - 1] if cuts[-1] > 0 else 0.0
-        nxt = int(np.searchsorted(est, base + _BUDGET, side="right"))
-        cuts.append(max(nxt, cuts[-1] + 1))
+    cuts = _batch_cuts(est, _BUDGET)
     colsel = np.array([[c for c in range(m) if c != p] for p in range(m)])
     outW, outg, outm, outt = [], [], [], []
     for a, b in zip(cuts[:-1], cuts[1:]):
-        rows = np.arange(a, b)
-        cnt = uj[rows]
-        P = int(cnt.sum())
-        pu = np.repeat(rows, cnt)  # unit (hyperplane H_j) of each pair
-        off = np.repeat(np.cumsum(cnt) - cnt, cnt)
-        pi = gstart[ug[pu]] + (np.arange(P) - off)  # earlier normal i < j
-        Uj = U[rows]
-        piv = np.argmax(np.abs(Uj), axis=1)
-        sg = np.where(Uj[np.arange(len(rows)), piv] >= 0, 1.0, -1.0)
-        hv = Uj.copy()
-        hv[np.arange(len(rows)), piv] += sg
-        hvv = 2.0 * (1.0 + np.abs(Uj[np.arange(len(rows)), piv]))
-        if P:
-            loc = pu - a
-            Ui = U[pi]
-            c = np.einsum("pm,pm->p", Ui, Uj[loc])
-            Rf = Ui - (2.0 * np.einsum("pm,pm->p", Ui, hv[loc]) / hvv[loc])[:, None] * hv[loc]
-            sub = np.take_along_axis(Rf, colsel[piv[loc]], axis=1)
-            s = np.linalg.norm(sub, axis=1)
-            zero = s <= TOL
-            dup = np.zeros(len(rows), bool)
-            dup[loc[zero]] = True  # H_j equals an earlier hyperplane: no new chamber
-            keep = ~dup[loc]
-            sub = sub[keep] / s[keep, None]
-            wsub = s[keep] / np.maximum(np.abs(c[keep]), 1e-300)
-            wsub = np.minimum(wsub, 1e300)
-        else:
-            dup = np.zeros(len(rows), bool)
-            sub = np.zeros((0, m - 1))
-            wsub = np.zeros(0)
+        rows, cnt, loc, Ui, Uj, piv, hv, hvv, sub, s = _restrict(U, gstart, ug, uj, colsel, a, b)
+        dup = np.zeros(len(rows), bool)
+        dup[loc[s <= TOL]] = True  # H_j equals an earlier hyperplane: no new chamber
+        keep = ~dup[loc]
+        c = np.einsum("pm,pm->p", Ui[keep], Uj[loc[keep]])
+        sub = sub[keep] / s[keep, None]
+        wsub = np.minimum(s[keep] / np.maximum(np.abs(c), 1e-300), 1e300)
         live = np.flatnonzero(~dup)
         sgs = np.concatenate([[0], np.cumsum(cnt[live])])
         Y, yg, _, ytmin = _chambers(sub, sgs, wsub, m - 1)
@@ -450,37 +472,14 @@ def _count_batch(U: np.ndarray, gstart: np.ndarray, m: int) -> np.ndarray:
     ug = np.repeat(np.arange(G), sizes)
     uj = np.arange(N) - gstart[ug]
     total = np.ones(G, dtype=np.int64)  # the chamber before any hyperplane
-    est = np.cumsum(np.maximum(uj, 1).astype(np.float64) ** 2)
-    cuts = [0]
-    while cuts[-1] < N:
-        base = est[cuts[-1] - 1] if cuts[-1] > 0 else 0.0
-        nxt = int(np.searchsorted(est, base + 4 * _BUDGET, side="right"))
-        cuts.append(max(nxt, cuts[-1] + 1))
+    cuts = _batch_cuts(np.cumsum(np.maximum(uj, 1).astype(np.float64) ** 2), 4 * _BUDGET)
     colsel = np.array([[c for c in range(m) if c != p] for p in range(m)])
     for a, b in zip(cuts[:-1], cuts[1:]):
-        rows = np.arange(a, b)
-        cnt = uj[rows]
-        P = int(cnt.sum())
-        pu = np.repeat(rows, cnt)
-        off = np.repeat(np.cumsum(cnt) - cnt, cnt)
-        pi = gstart[ug[pu]] + (np.arange(P) - off)
-        Uj = U[rows]
-        piv = np.argmax(np.abs(Uj), axis=1)
-        sg = np.where(Uj[np.arange(len(rows)), piv] >= 0, 1.0, -1.0)
-        hv = Uj.copy()
-        hv[np.arange(len(rows)), piv] += sg
-        hvv = 2.0 * (1.0 + np.abs(Uj[np.arange(len(rows)), piv]))
+        rows, cnt, loc, _, _, _, _, _, sub, s = _restrict(U, gstart, ug, uj, colsel, a, b)
         dup = np.zeros(len(rows), bool)
-        sub = np.zeros((0, m - 1))
-        if P:
-            loc = pu - a
-            Ui = U[pi]
-            Rf = Ui - (2.0 * np.einsum("pm,pm->p", Ui, hv[loc]) / hvv[loc])[:, None] * hv[loc]
-            sub = np.take_along_axis(Rf, colsel[piv[loc]], axis=1)
-            s = np.linalg.norm(sub, axis=1)
-            dup[loc[s <= TOL]] = True
-            keep = ~dup[loc]
-            sub = sub[keep] / s[keep, None]
+        dup[loc[s <= TOL]] = True
+        keep = ~dup[loc]
+        sub = sub[keep] / s[keep, None]
         live = np.flatnonzero(~dup)
         sgs = np.concatenate([[0], np.cumsum(cnt[live])])
         sub_counts = _count_batch(sub, sgs, m - 1)
