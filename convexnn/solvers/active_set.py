@@ -70,6 +70,9 @@ import numpy as np
 
 from convexnn.duality._common import best_scale, cone_support, project_cone
 from convexnn.formulations.losses import Loss
+from convexnn.solvers.backend import get_backend
+from convexnn.solvers.gap import relu_violation
+from convexnn.solvers.operators import MaskedDesign
 
 __all__ = ["Certificate", "ActiveSetResult", "RestrictedSolution", "certify_relu", "block_values",
            "screen_blocks", "scan_blocks", "solve_restricted", "solve_relu_active_set", "violation"]
@@ -129,16 +132,9 @@ def _primal(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float, loss: 
 
 
 def violation(Xa: np.ndarray, masks: np.ndarray, V: np.ndarray, W: np.ndarray) -> tuple[float, float]:
-    r"""Absolute :math:`\max_{i,j}(-A_i v_i)_j^+` (and for :math:`w`) and relative cone violation
-    (divided by :math:`\max_{i,j}|(X_a v_i)_j|, |(X_a w_i)_j|`), as in
+    r"""Absolute and relative cone violation of ``(V, W)`` in numpy float64: the numpy instance of
     :func:`convexnn.solvers.gap.relu_violation`."""
-    S = 2.0 * masks - 1.0
-    Cv, Cw = S * (Xa @ V.T), S * (Xa @ W.T)
-    if Cv.size == 0:
-        return 0.0, 0.0
-    viol = max(0.0, float(-Cv.min()), float(-Cw.min()))
-    scale = max(float(np.abs(Cv).max()), float(np.abs(Cw).max()))
-    return viol, (viol / scale if scale > 0 else 0.0)
+    return relu_violation(MaskedDesign(Xa, masks, get_backend()), V, W)
 
 
 def certify_relu(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float, loss: Loss, V: np.ndarray,
