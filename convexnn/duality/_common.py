@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import nnls
 
-from convexnn.data import add_bias, check_lam, check_X, check_y
+from convexnn.data import check_lam, check_X, check_y
 from convexnn.errors import InputError
 from convexnn.formulations.losses import Loss, get_loss
 
@@ -182,12 +182,6 @@ def rebuild_network(like: NetworkArrays, W1: np.ndarray, w2: np.ndarray) -> Any:
 
         return TwoLayerReLU(W1, w2, bias=like.bias)
     return (W1, w2)
-
-
-def design(X: Any, bias: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Validated ``X`` and the design matrix ``Xa``."""
-    Xc = check_X(X)
-    return Xc, (add_bias(Xc) if bias else Xc)
 
 
 def network_predict(Xa: np.ndarray, W1: np.ndarray, w2: np.ndarray) -> np.ndarray:

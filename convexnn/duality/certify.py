@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from convexnn.arrangements.patterns import Patterns
+from convexnn.arrangements.patterns import design_matrix
 from convexnn.errors import InputError
 from convexnn.formulations.losses import Loss
 from convexnn.duality._common import (
@@ -45,7 +46,6 @@ from convexnn.duality._common import (
     as_network_arrays,
     best_scale,
     cone_support,
-    design,
     global_support_bound,
     network_objective,
     network_predict,
@@ -401,7 +401,7 @@ def certify(
         raise InputError(f"rtol must be in (0, 1); got {rtol}.")
     if isinstance(refine, bool) or not isinstance(refine, (int, np.integer)) or refine < 0:
         raise InputError(f"refine must be a nonnegative integer; got {refine!r}.")
-    _, Xa = design(Xc, net.bias)
+    Xa = design_matrix(Xc, net.bias)
     pats = resolve_patterns(Xc, net.bias, patterns, max_patterns)
     masks = pats.masks
     exact = bool(pats.exact)

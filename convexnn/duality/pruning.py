@@ -34,7 +34,9 @@ from typing import Any
 import numpy as np
 
 from convexnn.errors import InputError
-from convexnn.duality._common import NetworkArrays, as_network_arrays, design, rebalance, rebuild_network
+from convexnn.arrangements.patterns import design_matrix
+from convexnn.data import check_X
+from convexnn.duality._common import NetworkArrays, as_network_arrays, rebalance, rebuild_network
 
 __all__ = ["prune", "prune_to", "prune_columns"]
 
@@ -110,10 +112,9 @@ def _as_net(network_or_solution: Any, X: Any) -> tuple[NetworkArrays, np.ndarray
         if obj.formulation.kind != "c_relu":
             raise InputError(f"prune() needs a C-ReLU solution or a ReLU network; got {obj.formulation.kind!r}.")
         obj = obj.to_network()
-    Xc, _ = design(X, False)
+    Xc = check_X(X)
     net = as_network_arrays(obj, Xc.shape[1])
-    _, Xa = design(Xc, net.bias)
-    return net, Xa
+    return net, design_matrix(Xc, net.bias)
 
 
 def prune(network: Any, X: Any, *, rtol: float = 1e-9) -> Any:
