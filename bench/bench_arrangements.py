@@ -1,4 +1,4 @@
-"""Benchmark: exact chamber enumeration vs the one-LP-per-cell reference (issue 2).
+"""Benchmark: exact chamber enumeration vs the one-LP-per-cell reference.
 
 Run from the repository root::
 

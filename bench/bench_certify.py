@@ -1,4 +1,4 @@
-"""Benchmark: certificates of global optimality (issue 4).
+"""Benchmark: certificates of global optimality.
 
 Run from the repository root::
 
@@ -161,7 +161,7 @@ def main() -> None:
     r1 = part1(sizes)
     r2 = part2(30 if args.quick else 40)
     text = [
-        "# Certificates of global optimality (issue 4)",
+        "# Certificates of global optimality",
         "",
         f"Command: `.venv/bin/python bench/bench_certify.py{' --quick' if args.quick else ''}` on "
         f"{platform.machine()} / {platform.processor() or platform.platform()}, {os.cpu_count()} cores "

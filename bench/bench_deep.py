@@ -1,4 +1,4 @@
-"""Benchmark of the three-layer / deep convex programs (issue 6): the shape of 004 Table 1.
+"""Benchmark of the three-layer / deep convex programs: the shape of 004 Table 1.
 
 Part A (Table 1 shape): training objective (4) of architecture (4) with (m1, K, beta) =
 (7, 10, 0.1) on small real datasets shipped with scikit-learn, trained by minibatch Adam

@@ -1,4 +1,4 @@
-"""Side-by-side benchmark of the first-order solvers (issue 5).
+"""Side-by-side benchmark of the first-order solvers.
 
 One command::
 
@@ -205,7 +205,7 @@ def fmt(v, spec):
 
 
 def write_results(rows: list[dict], out: Path, meta: dict, scaling: list[dict]) -> None:
-    lines = ["# First-order solvers: benchmark results (issue 5)", "",
+    lines = ["# First-order solvers: benchmark results", "",
              "Command (one run, peers included):", "", "```", meta["command"], "```", "",
              f"Machine: {meta['machine']}. Date: {meta['date']}. Total wall time {meta['total']:.0f} s.",
              "No GPU was available in this session: GPU numbers are not recorded.", "",

@@ -18,7 +18,7 @@ from convexnn.data import load_dataset
 from convexnn.arrangements import Patterns
 from convexnn.formulations import ConvexSolution, Formulation, get_loss
 
-# --- arrangements (issue 2) ---
+# --- arrangements ---
 from convexnn.arrangements import (
     count_patterns,
     cover_bound,
@@ -26,7 +26,7 @@ from convexnn.arrangements import (
     enumerate_patterns_lp,
     sample_patterns,
 )
-# --- two-layer formulations, networks, mappings (issue 3) ---
+# --- two-layer formulations, networks, mappings ---
 from convexnn.formulations.two_layer import (
     CGReLU,
     CReLU,
@@ -37,7 +37,7 @@ from convexnn.formulations.two_layer import (
 )
 from convexnn.networks.two_layer import GatedReLU, TwoLayerReLU
 from convexnn.mapping import ConeDecomposition, ConvexModel, cone_decomposition, from_network
-# --- duality and certificates (issue 4) ---
+# --- duality and certificates ---
 from convexnn.duality import (
     KKT,
     Certificate,
@@ -52,9 +52,9 @@ from convexnn.duality import (
     prune,
     prune_to,
 )
-# --- first-order solvers (issue 5) ---
+# --- solvers ---
 from convexnn.solvers import solve
-# --- three-layer and deep programs (issue 6) ---
+# --- three-layer and deep programs ---
 from convexnn.arrangements.layers import (
     LayerPatterns,
     NeuronCombos,

@@ -4,7 +4,7 @@ from convexnn.arrangements.patterns import Patterns, data_fingerprint, design_ma
 
 __all__ = ["Patterns", "data_fingerprint", "design_matrix"]
 
-# --- arrangements (issue 2) ---
+# --- arrangements ---
 from convexnn.arrangements.enumerate import (  # noqa: E402
     count_patterns,
     cover_bound,
@@ -16,7 +16,7 @@ from convexnn.arrangements.sample import sample_patterns  # noqa: E402
 __all__ += ["count_patterns", "cover_bound", "enumerate_patterns", "enumerate_patterns_lp",
             "sample_patterns"]
 
-# --- second-layer and deep patterns (issue 6) ---
+# --- second-layer and deep patterns ---
 from convexnn.arrangements.layers import (  # noqa: E402
     LayerPatterns,
     NeuronCombos,

@@ -7,7 +7,7 @@ from convexnn.formulations.two_layer import CGReLU, CReLU, MinNormInterpolation,
 __all__ = ["Formulation", "ConvexSolution", "Loss", "SquaredLoss", "LogisticLoss", "HingeLoss", "get_loss",
            "CReLU", "CGReLU", "MinNormInterpolation", "c_relu", "c_grelu", "min_norm_interpolation"]
 
-# --- three-layer and deep programs (issue 6) ---
+# --- three-layer and deep programs ---
 from convexnn.formulations.three_layer import (  # noqa: E402
     ThreeLayerCertificate,
     ThreeLayerFormulation,

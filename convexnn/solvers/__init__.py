@@ -1,4 +1,4 @@
-"""First-order solvers (issue 5): ``solve`` dispatch, R-FISTA for C-GReLU, augmented Lagrangian
+"""First-order solvers: ``solve`` dispatch, R-FISTA for C-GReLU, augmented Lagrangian
 for C-ReLU, certified duality gaps, and the numpy / torch array backends.
 
 See ``docs/solvers.md`` for the algorithms and their references.

@@ -1,4 +1,4 @@
-"""First-order solvers (issue 5): agreement with Clarabel, certificates, backends, degenerate inputs."""
+"""First-order solvers: agreement with Clarabel, certificates, backends, degenerate inputs."""
 
 from __future__ import annotations
 
