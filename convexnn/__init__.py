@@ -11,6 +11,7 @@ from convexnn.errors import (
     InaccurateSolutionWarning,
     InputError,
     NotFittedError,
+    NotProvenWarning,
     SolverError,
     TooLargeError,
 )
@@ -54,6 +55,16 @@ from convexnn.duality import (
 )
 # --- solvers ---
 from convexnn.solvers import solve
+# --- ecosystem: regularization paths, PyTorch conventions, scikit-learn, persistence ---
+from convexnn.path import PathResult, lam_max, path
+from convexnn.torch_interop import lam_from_torch, to_torch_weight_decay, torch_objective_scale
+from convexnn.estimators import (
+    ConvexGatedReLUClassifier,
+    ConvexGatedReLURegressor,
+    ConvexReLUClassifier,
+    ConvexReLURegressor,
+)
+from convexnn.io import load, save
 # --- three-layer and deep programs ---
 from convexnn.arrangements.layers import (
     LayerPatterns,
@@ -76,6 +87,7 @@ __all__ = [
     "InaccurateSolutionWarning",
     "InputError",
     "NotFittedError",
+    "NotProvenWarning",
     "SolverError",
     "TooLargeError",
     "load_dataset",
@@ -113,6 +125,18 @@ __all__ = [
     "prune",
     "prune_to",
     "solve",
+    "PathResult",
+    "lam_max",
+    "path",
+    "lam_from_torch",
+    "to_torch_weight_decay",
+    "torch_objective_scale",
+    "ConvexGatedReLUClassifier",
+    "ConvexGatedReLURegressor",
+    "ConvexReLUClassifier",
+    "ConvexReLURegressor",
+    "load",
+    "save",
     "LayerPatterns",
     "NeuronCombos",
     "all_masks",

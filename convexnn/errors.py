@@ -16,6 +16,8 @@ Warnings:
 * :class:`InaccurateSolutionWarning` -- the solver returned an ``*_inaccurate`` status.
 * :class:`ConvergenceWarning` -- an iterative method stopped before reaching its tolerance;
   the message reports the duality gap / violation reached.
+* :class:`NotProvenWarning` -- a result that is normally exact (a count, a complete pattern
+  set) could not be proven for this data; the message says why.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ __all__ = [
     "ConvexNNWarning",
     "InaccurateSolutionWarning",
     "ConvergenceWarning",
+    "NotProvenWarning",
 ]
 
 
@@ -88,3 +91,7 @@ class InaccurateSolutionWarning(ConvexNNWarning):
 
 class ConvergenceWarning(ConvexNNWarning):
     """An iterative solver stopped before reaching its tolerance (the gap reached is reported)."""
+
+
+class NotProvenWarning(ConvexNNWarning):
+    """A normally exact result could not be proven for this data (the message says what and why)."""

@@ -60,6 +60,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from convexnn.arrangements.exact import certified_signs, gamma, integer_rows, parallel_classes, rank_of_rows
 from convexnn.arrangements.patterns import Patterns, data_fingerprint, design_matrix
 from convexnn.data import check_X
 from convexnn.errors import InputError, TooLargeError
@@ -84,6 +85,12 @@ _BUDGET = 1_000_000
 _MAX_BYTES = 8 * 2**30
 #: floats per gathered block in the ragged products
 _BLOCK = 1 << 18
+#: unit roundoff of float64
+_U = 2.0 ** -53
+#: counting work (restricted normals) done up front by enumerate_patterns for an exact estimate
+_COUNT_NOW = 3e6
+#: counting work spent after enumerating to prove completeness of a degenerate arrangement
+_COUNT_LATER = 3e8
 
 
 # ----------------------------------------------------------------------------- bounds
@@ -125,45 +132,91 @@ def _cover_float(j: np.ndarray, q: int) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- reduction
 class _Reduced:
-    """Data arrangement reduced to distinct unit normals in its row space."""
+    r"""Data arrangement reduced to its distinct hyperplanes, in a well-conditioned basis.
 
-    __slots__ = ("Xa", "V", "Y", "rank", "n_nonzero", "n_distinct")
+    * Zero rows are the rows that are *exactly* zero (always active, no hyperplane); a tiny
+      nonzero row is a genuine hyperplane.
+    * Positively / negatively parallel rows define the same hyperplane; they are merged by an
+      exact test (:func:`convexnn.arrangements.exact.parallel_classes`). ``orig[t]`` is the row
+      of ``Xa`` representing reduced hyperplane ``t`` and ``Z`` its exact integer rows.
+    * The arrangement is invariant under :math:`X_a \to X_a T` for invertible ``T``, so the
+      chambers are computed for :math:`M = X_a T` with ``T`` centering the feature columns
+      (with a bias column) and scaling every column by a power of two to unit size, then in the
+      orthonormal basis of the row space of ``M`` (SVD). The gates map back by
+      :math:`g = T V_r h`.
+    * The rank is proven: a singular value above the rounding level of ``M`` proves a lower
+      bound; when the float rank is below ``d'`` the exact rank of the integer rows decides.
 
-    def __init__(self, Xa: np.ndarray):
+    Attributes
+    ----------
+    Y : ndarray (k, r)
+        Unit normals of the distinct hyperplanes in row-space coordinates.
+    err0 : float
+        Bound on the rounding error of the rows of ``Y`` (unit vectors).
+    issues : list of str
+        What could not be proven (empty when the reduction is exact).
+    """
+
+    __slots__ = ("Xa", "V", "Y", "rank", "n_nonzero", "n_distinct", "orig", "Z", "err0", "issues",
+                 "T")
+
+    def __init__(self, Xa: np.ndarray, bias: bool = False):
         self.Xa = Xa
-        norms = np.linalg.norm(Xa, axis=1)
-        scale = float(norms.max()) if norms.size else 0.0
-        nz = norms > TOL * scale if scale > 0 else np.zeros(len(norms), bool)
-        self.n_nonzero = int(nz.sum())
+        d = Xa.shape[1]
+        self.issues: list[str] = []
+        nz = np.flatnonzero(np.any(Xa != 0, axis=1))
+        self.n_nonzero = int(len(nz))
+        self.T = np.eye(d)
         if self.n_nonzero == 0:
-            self.V = np.zeros((Xa.shape[1], 0))
+            self.V = np.zeros((d, 0))
             self.Y = np.zeros((0, 0))
             self.rank = 0
             self.n_distinct = 0
+            self.orig = np.zeros(0, np.int64)
+            self.Z: list[list[int]] = []
+            self.err0 = 0.0
             return
-        A = Xa[nz] / norms[nz, None]
-        _, s, vt = np.linalg.svd(A, full_matrices=False)
-        r = int(np.sum(s > TOL * s[0]))
-        self.V = vt[:r].T.copy()  # (d', r), orthonormal basis of the row space
-        Y = A @ self.V
+        labels = parallel_classes(Xa[nz])
+        _, first = np.unique(labels, return_index=True)
+        self.orig = nz[np.sort(first)]
+        A = Xa[self.orig]
+        self.Z = integer_rows(A)
+        # preconditioning: centering (exact arrangement, rounding only in the preconditioner)
+        T = np.eye(d)
+        if bias and d > 1:
+            c = A[:, :-1].mean(axis=0)
+            T[-1, :-1] = -c
+        M = A @ T
+        cn = np.linalg.norm(M, axis=0)
+        e = np.where(cn > 0, np.exp2(-np.round(np.log2(np.where(cn > 0, cn, 1.0)))), 1.0)
+        T = T * e[None, :]
+        M = M * e[None, :]
+        self.T = T
+        rn = np.linalg.norm(M, axis=1)
+        rn[rn == 0] = 1.0
+        Mn = M / rn[:, None]
+        _, sv, vt = np.linalg.svd(Mn, full_matrices=False)
+        k = len(Mn)
+        noise = 64 * gamma(d + 2) * math.sqrt(k * d) * sv[0]
+        r = int(np.sum(sv > noise))
+        if r < min(k, d):
+            r_exact = rank_of_rows(self.Z)
+            if r_exact != r:
+                self.issues.append(
+                    f"X has exact rank {r_exact} but only {r} singular values above the rounding "
+                    f"level ({noise:.2g}): the smallest directions cannot be resolved in float64")
+                r = min(r, r_exact)
+        self.V = vt[:r].T.copy()  # (d', r), orthonormal basis of the row space of Mn
+        Y = Mn @ self.V
         Y /= np.linalg.norm(Y, axis=1, keepdims=True)
-        self.Y = _merge_parallel(Y)
+        self.Y = Y
         self.rank = r
-        self.n_distinct = len(self.Y)
+        self.n_distinct = len(Y)
+        self.err0 = float(noise / sv[r - 1]) + 32 * gamma(d + 2) if r else 0.0
 
-
-def _merge_parallel(Y: np.ndarray) -> np.ndarray:
-    """Merge positively / negatively parallel unit rows (a fast pass; misses are harmless).
-
-    Exact duplicates are merged by rounding a canonical-sign copy; any parallel pair that
-    survives (rounding boundary) is resolved later as a zero restricted normal.
-    """
-    piv = np.argmax(np.abs(Y), axis=1)
-    sgn = np.sign(Y[np.arange(len(Y)), piv])
-    Z = np.round(Y * sgn[:, None] * (10.0 / TOL)).astype(np.int64)  # buckets of width TOL / 10
-    Z = np.concatenate([piv[:, None], Z], axis=1)
-    _, first = np.unique(Z, axis=0, return_index=True)
-    return Y[np.sort(first)]
+    def gates(self, W: np.ndarray) -> np.ndarray:
+        """Gates ``(d', P)`` in the user's coordinates for row-space witnesses ``W`` of shape ``(P, r)``."""
+        return self.T @ (self.V @ W.T)
 
 
 # ----------------------------------------------------------------------------- core helpers
@@ -341,8 +394,8 @@ def _restrict(U: np.ndarray, gstart: np.ndarray, ug: np.ndarray, uj: np.ndarray,
 
     Returns
     -------
-    rows, cnt, loc, Ui, Uj, piv, hv, hvv, sub, s
-        ``loc[k]``: local row of pair ``k``; ``Ui``: its earlier normal; ``Uj = U[rows]``;
+    rows, cnt, loc, pi, Ui, Uj, piv, hv, hvv, sub, s
+        ``loc[k]``: local row of pair ``k``; ``pi[k]``: index of its earlier normal; ``Ui``: its earlier normal; ``Uj = U[rows]``;
         ``piv, hv, hvv``: pivot, Householder vector and :math:`h^	op h` per row (to lift
         points back); ``sub``: restricted normals (unnormalized), ``s`` their norms
         (``s <= TOL``: :math:`H_i = H_j`).
@@ -363,18 +416,118 @@ def _restrict(U: np.ndarray, gstart: np.ndarray, ug: np.ndarray, uj: np.ndarray,
     Ui = U[pi]
     Rf = Ui - (2.0 * np.einsum("pm,pm->p", Ui, hv[loc]) / hvv[loc])[:, None] * hv[loc]
     sub = np.take_along_axis(Rf, colsel[piv[loc]], axis=1)
-    return rows, cnt, loc, Ui, Uj, piv, hv, hvv, sub, np.linalg.norm(sub, axis=1)
+    return rows, cnt, loc, pi, Ui, Uj, piv, hv, hvv, sub, np.linalg.norm(sub, axis=1)
+
+
+class _Track:
+    """Exact bookkeeping of a batch of (restricted) arrangements.
+
+    ``idx[t]``: the reduced hyperplane that normal ``t`` restricts; ``chain[g]``: the reduced
+    hyperplanes whose intersection group ``g`` lives in; ``err[t]``: a first-order bound (with a
+    safety factor 2) on the rounding error of unit normal ``t``; ``Z``: exact integer rows of
+    the reduced hyperplanes. A degeneracy decision ("normal ``i`` restricted to ``H_j`` is zero",
+    "two lines coincide") is taken in floating point only when the computed value exceeds its
+    error bound; otherwise it is the exact rank test of the original rows involved.
+    """
+
+    __slots__ = ("Z", "idx", "chain", "err", "stats")
+
+    def __init__(self, Z: list[list[int]], idx: np.ndarray, chain: np.ndarray, err: np.ndarray,
+                 stats: dict[str, int]):
+        self.Z, self.idx, self.chain, self.err, self.stats = Z, idx, chain, err, stats
+
+    @classmethod
+    def top(cls, red: "_Reduced") -> "_Track":
+        k = red.n_distinct
+        return cls(red.Z, np.arange(k), np.zeros((1, 0), np.int64), np.full(k, red.err0),
+                   {"exact_tests": 0})
+
+    def dependent(self, g: int, members: list[int]) -> bool:
+        """Exact: do the chain of group ``g`` and the reduced hyperplanes ``members`` lose rank?"""
+        rows = [self.Z[t] for t in (*self.chain[g].tolist(), *members)]
+        self.stats["exact_tests"] += 1
+        return rank_of_rows(rows) < len(rows)
+
+    def dup_rows(self, rows: np.ndarray, loc: np.ndarray, pi: np.ndarray, s: np.ndarray,
+                 ug: np.ndarray, m: int) -> np.ndarray:
+        """Rows ``j`` whose hyperplane equals an earlier one of the same group (exactly)."""
+        thr = self.err[pi] + self.err[rows[loc]] + 16 * m * _U
+        dup = np.zeros(len(rows), bool)
+        for k in np.flatnonzero(s <= thr):
+            lj = int(loc[k])
+            if dup[lj]:
+                continue
+            j = int(rows[lj])
+            dup[lj] = self.dependent(int(ug[j]), [int(self.idx[j]), int(self.idx[pi[k]])])
+        return dup
+
+    def restricted(self, rows: np.ndarray, live: np.ndarray, ug: np.ndarray, pi: np.ndarray,
+                   s: np.ndarray, keep: np.ndarray, loc: np.ndarray, m: int) -> "_Track":
+        """Bookkeeping of the restrictions ``A_{<j}^{H_j}`` of the live rows."""
+        lj = rows[live]
+        chain = np.concatenate([self.chain[ug[lj]], self.idx[lj][:, None]], axis=1)
+        pk = pi[keep]
+        jk = rows[loc[keep]]
+        err = np.minimum(2.0 * (self.err[pk] + self.err[jk] + 16 * m * _U) / s[keep], 4.0)
+        return _Track(self.Z, self.idx[pk], chain, err, self.stats)
+
+
+def _count2(U: np.ndarray, gstart: np.ndarray, tr: _Track) -> np.ndarray:
+    """Exact chamber counts of batched central line arrangements in the plane: 2 x distinct lines.
+
+    Lines are sorted by angle; neighbours closer than their error bound are compared exactly.
+    """
+    G = len(gstart) - 1
+    sizes = np.diff(gstart)
+    out = np.where(sizes == 0, 1, 2 * sizes).astype(np.int64)
+    if len(U) == 0:
+        return out
+    gid = np.repeat(np.arange(G), sizes)
+    phi = np.mod(np.arctan2(U[:, 1], U[:, 0]), np.pi)
+    order = np.lexsort((phi, gid))
+    ph, gs, es = phi[order], gid[order], tr.err[order]
+    close = np.zeros(len(order), bool)  # close[t]: element t is close to its successor (cyclic)
+    same = gs[1:] == gs[:-1]
+    close[:-1] = same & (ph[1:] - ph[:-1] <= 2.0 * (es[1:] + es[:-1]) + 1e-15)
+    firsts = gstart[:-1][sizes > 1]
+    lasts = gstart[1:][sizes > 1] - 1
+    wrap = ph[firsts] + np.pi - ph[lasts] <= 2.0 * (es[firsts] + es[lasts]) + 1e-15
+    close[lasts[wrap]] = True
+    for g in np.unique(gs[close]):
+        a, b = int(gstart[g]), int(gstart[g + 1])
+        members = order[a:b]
+        cl = close[a:b]
+        # clusters: maximal cyclic runs of close links
+        n = b - a
+        start = int(np.argmin(cl)) + 1 if not cl.all() else 0  # begin after a non-close link
+        lost = 0
+        cluster: list[int] = []
+        for t in range(n):
+            pos = (start + t) % n
+            cluster.append(int(tr.idx[members[pos]]))
+            if not cl[pos] or t == n - 1:
+                if len(cluster) > 1:
+                    reps: list[int] = []
+                    for c in cluster:
+                        if not any(tr.dependent(int(g), [r, c]) for r in reps):
+                            reps.append(c)
+                    lost += len(cluster) - len(reps)
+                cluster = []
+        out[g] -= 2 * lost
+    return out
 
 
 def _chambers(U: np.ndarray, gstart: np.ndarray, wt: np.ndarray | None, m: int,
-              progress: Callable[[float], None] | None = None
+              progress: Callable[[float], None] | None = None, tr: _Track | None = None
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Chambers of a batch of central arrangements in :math:`\\mathbb R^m`, ``m >= 2``.
 
     Group ``g`` has the unit normals ``U[gstart[g]:gstart[g+1]]`` (possibly repeated or
     rank deficient, never zero). Returns ``(W, wg, margin, tmin)``: one witness per chamber
     (unit rows, the zero vector for an empty group), its group id (sorted), its margin and
-    ``min_i |u_i . w| * wt_i`` (used by the caller to size the lifting step).
+    ``min_i |u_i . w| * wt_i`` (used by the caller to size the lifting step). With ``tr``
+    the "equal hyperplane" decisions are exact (see :class:`_Track`); otherwise they use
+    :data:`TOL`.
     """
     if m == 2:
         W, wg = _sectors2(U, gstart)
@@ -393,16 +546,20 @@ def _chambers(U: np.ndarray, gstart: np.ndarray, wt: np.ndarray | None, m: int,
     colsel = np.array([[c for c in range(m) if c != p] for p in range(m)])
     outW, outg, outm, outt = [], [], [], []
     for a, b in zip(cuts[:-1], cuts[1:]):
-        rows, cnt, loc, Ui, Uj, piv, hv, hvv, sub, s = _restrict(U, gstart, ug, uj, colsel, a, b)
-        dup = np.zeros(len(rows), bool)
-        dup[loc[s <= TOL]] = True  # H_j equals an earlier hyperplane: no new chamber
+        rows, cnt, loc, pi, Ui, Uj, piv, hv, hvv, sub, s = _restrict(U, gstart, ug, uj, colsel, a, b)
+        if tr is None:
+            dup = np.zeros(len(rows), bool)
+            dup[loc[s <= TOL]] = True  # H_j equals an earlier hyperplane: no new chamber
+        else:
+            dup = tr.dup_rows(rows, loc, pi, s, ug, m)
         keep = ~dup[loc]
         c = np.einsum("pm,pm->p", Ui[keep], Uj[loc[keep]])
         sub = sub[keep] / s[keep, None]
         wsub = np.minimum(s[keep] / np.maximum(np.abs(c), 1e-300), 1e300)
         live = np.flatnonzero(~dup)
         sgs = np.concatenate([[0], np.cumsum(cnt[live])])
-        Y, yg, _, ytmin = _chambers(sub, sgs, wsub, m - 1)
+        sub_tr = None if tr is None else tr.restricted(rows, live, ug, pi, s, keep, loc, m)
+        Y, yg, _, ytmin = _chambers(sub, sgs, wsub, m - 1, tr=sub_tr)
         unit = live[yg]  # local unit index of each restriction chamber
         # lift y -> p = H_j [y with 0 at the pivot]
         E = np.zeros((len(Y), m))
@@ -456,18 +613,21 @@ def _chamber_witnesses(red: _Reduced, progress: Callable[[float], None] | None =
         return np.zeros((1, 0))
     if r == 1:
         return np.array([[1.0], [-1.0]])
-    W, _, _, _ = _chambers(red.Y, np.array([0, len(red.Y)]), None, r, progress)
+    W, _, _, _ = _chambers(red.Y, np.array([0, len(red.Y)]), None, r, progress, _Track.top(red))
     return W
 
 
 # ----------------------------------------------------------------------------- counting
-def _count_batch(U: np.ndarray, gstart: np.ndarray, m: int) -> np.ndarray:
-    """Exact chamber counts (int64) of a batch of central arrangements in R^m (deletion-restriction)."""
+def _count_batch(U: np.ndarray, gstart: np.ndarray, m: int, tr: _Track) -> np.ndarray:
+    """Exact chamber counts (int64) of a batch of central arrangements in R^m (deletion-restriction).
+
+    Every degeneracy decision is exact (see :class:`_Track`), so the counts are those of the
+    float64 data, not of a rounded copy.
+    """
     G = len(gstart) - 1
     sizes = np.diff(gstart)
     if m == 2:
-        W, wg = _sectors2(U, gstart)
-        return np.bincount(wg, minlength=G).astype(np.int64)
+        return _count2(U, gstart, tr)
     N = len(U)
     ug = np.repeat(np.arange(G), sizes)
     uj = np.arange(N) - gstart[ug]
@@ -475,14 +635,14 @@ def _count_batch(U: np.ndarray, gstart: np.ndarray, m: int) -> np.ndarray:
     cuts = _batch_cuts(np.cumsum(np.maximum(uj, 1).astype(np.float64) ** 2), 4 * _BUDGET)
     colsel = np.array([[c for c in range(m) if c != p] for p in range(m)])
     for a, b in zip(cuts[:-1], cuts[1:]):
-        rows, cnt, loc, _, _, _, _, _, sub, s = _restrict(U, gstart, ug, uj, colsel, a, b)
-        dup = np.zeros(len(rows), bool)
-        dup[loc[s <= TOL]] = True
+        rows, cnt, loc, pi, _, _, _, _, _, sub, s = _restrict(U, gstart, ug, uj, colsel, a, b)
+        dup = tr.dup_rows(rows, loc, pi, s, ug, m)
         keep = ~dup[loc]
-        sub = sub[keep] / s[keep, None]
         live = np.flatnonzero(~dup)
+        sub_tr = tr.restricted(rows, live, ug, pi, s, keep, loc, m)
+        sub = sub[keep] / s[keep, None]
         sgs = np.concatenate([[0], np.cumsum(cnt[live])])
-        sub_counts = _count_batch(sub, sgs, m - 1)
+        sub_counts = _count_batch(sub, sgs, m - 1, sub_tr)
         np.add.at(total, ug[rows][live], sub_counts)
     return total
 
@@ -525,7 +685,7 @@ def _count_rank3(U: np.ndarray, gstart: np.ndarray) -> np.ndarray:
     return out
 
 
-def count_patterns(X: Any, *, bias: bool = False) -> int:
+def count_patterns(X: Any, *, bias: bool = False, max_work: float = 1e10) -> int:
     r"""Exact number of chambers of the arrangement of ``X`` (without enumerating them).
 
     This is the number of patterns :func:`enumerate_patterns` returns (with
@@ -551,24 +711,71 @@ def count_patterns(X: Any, *, bias: bool = False) -> int:
 
     In general position the result equals :func:`cover_bound` ``(k, r)``.
 
+    Exactness: the count is that of the float64 data as given. Zero rows are exactly zero rows,
+    parallel rows are merged by an exact test, the rank is proven, and every degeneracy
+    decision of the recursion is taken in floating point only where the computed value exceeds
+    its rounding-error bound, and otherwise by an exact rank test on the original rows (see
+    :mod:`convexnn.arrangements.exact`). The computation runs in a well-conditioned basis of
+    the column space, so the result is the same for ``X`` and ``X A`` (``A`` invertible), for
+    feature offsets with a bias, and for columns in any units. When the rank cannot be
+    resolved in float64 (singular values at the rounding level but an exact rank above them) a
+    :class:`~convexnn.errors.NotProvenWarning` says so.
+
     Parameters
     ----------
     X : array, shape (n, d)
     bias : bool
-        Count the chambers of ``[X, 1]`` (affine arrangement, 004 eq. (13) with a bias).
+        Count the chambers of ``[X, 1]`` (affine arrangement; Ergen & Pilanci, ICML 2021,
+        eq. (13) with a bias).
+    max_work : float
+        Refuse (:class:`~convexnn.errors.TooLargeError`, before any allocation) when the
+        estimated number of restricted hyperplanes processed, about
+        :math:`\sum_{j<k} \mathrm{Cover}(j, r - 1) / 2`, exceeds it (default :math:`10^{10}`,
+        roughly 20 minutes on one core).
 
     Returns
     -------
     int
     """
-    red = _Reduced(design_matrix(X, bias))
+    Xa = design_matrix(X, bias)
+    if isinstance(max_work, bool) or not isinstance(max_work, (int, float, np.integer, np.floating)) \
+            or not max_work > 0:
+        raise InputError(f"max_work must be a positive number; got {max_work!r}.")
+    red = _Reduced(Xa, bias)
+    _warn_issues(red.issues, "count_patterns")
     r, k = red.rank, red.n_distinct
     if r == 0:
         return 1
     if r == 1:
         return 2
+    work = _count_work(k, r)
+    if work > max_work:
+        raise TooLargeError(
+            f"counting the chambers of X (n={Xa.shape[0]}, rank {r}, {k} distinct hyperplanes) "
+            f"would process about {work:.3g} restricted hyperplanes (~{work * 24 / 2**30:.3g} GiB "
+            f"streamed, roughly {work / 1e7:.3g} s), more than max_work={max_work:.3g}. "
+            f"The Cover bound cover_bound({k}, {r}) = {cover_bound(k, r):.4g} is an upper bound.",
+            estimate=work, limit=max_work)
     with _single_blas_thread():
-        return int(_count_batch(red.Y, np.array([0, k]), r)[0])
+        return int(_count_batch(red.Y, np.array([0, k]), r, _Track.top(red))[0])
+
+
+def _count_work(k: int, r: int) -> float:
+    """Estimated number of restricted normals the counting recursion processes (all levels)."""
+    if r <= 2:
+        return float(k)
+    j = np.arange(k, dtype=np.float64)
+    return float(np.sum(j * _cover_float(j, r - 2))) / 2 + k
+
+
+def _warn_issues(issues: list[str], where: str) -> None:
+    if issues:
+        import warnings
+
+        from convexnn.errors import NotProvenWarning
+
+        warnings.warn(f"{where}: result not proven exact: " + "; ".join(issues), NotProvenWarning,
+                      stacklevel=3)
 
 
 # ----------------------------------------------------------------------------- faces
@@ -635,7 +842,7 @@ def _face_gates(red: _Reduced, limit: int) -> np.ndarray:
             W, wg, _, _ = _chambers(U, gst, None, dim)
         Bst = np.stack(bases)  # (F, r, dim)
         g = np.einsum("frd,fd->fr", Bst[wg], W)
-        gates.append(g @ red.V.T)
+        gates.append(red.gates(g).T)
     return np.concatenate(gates)
 
 
@@ -645,10 +852,8 @@ def _estimate(red: _Reduced) -> tuple[int, str]:
     r, k = red.rank, red.n_distinct
     if r <= 1:
         return (1 if r == 0 else 2), "exact count"
-    if r == 2:
-        return int(_count_batch(red.Y, np.array([0, k]), 2)[0]), "exact count"
-    if r == 3 and k <= 400:
-        return int(_count_rank3(red.Y, np.array([0, k]))[0]), "exact count"
+    if _count_work(k, r) <= _COUNT_NOW:
+        return int(_count_batch(red.Y, np.array([0, k]), r, _Track.top(red))[0]), "exact count"
     return cover_bound(k, r), "Cover bound"
 
 
@@ -666,6 +871,28 @@ def _masks_packed(Xa: np.ndarray, G: np.ndarray, relax: float = 0.0) -> np.ndarr
             V = V + relax * rn * np.linalg.norm(Gc, axis=0)[None, :]
         out[a:a + step] = np.packbits((V >= 0).T, axis=1)
     return out
+
+
+def _verified_packed(Xa: np.ndarray, G: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Bit-packed exact masks ``1[Xa g >= 0]`` of the witnesses ``G`` and whether each is strict.
+
+    Signs are certified (float filter, exact fallback: :func:`certified_signs`). A witness is
+    *strict* when no nonzero row of ``Xa`` is orthogonal to it, i.e. it lies inside a chamber.
+    Returns ``(packed, strict, n_exact)``.
+    """
+    n = Xa.shape[0]
+    P = G.shape[1]
+    out = np.zeros((P, (n + 7) // 8), np.uint8)
+    strict = np.ones(P, bool)
+    nzrow = np.any(Xa != 0, axis=1)
+    n_exact = 0
+    step = max(1, (1 << 22) // max(n, 1))
+    for a in range(0, P, step):
+        S, ne = certified_signs(Xa, G[:, a:a + step])
+        n_exact += ne
+        out[a:a + step] = np.packbits((S >= 0).T, axis=1)
+        strict[a:a + step] = ~np.any((S == 0) & nzrow[:, None], axis=0)
+    return out, strict, n_exact
 
 
 def enumerate_patterns(
@@ -749,7 +976,7 @@ def enumerate_patterns(
     if isinstance(max_patterns, bool) or not isinstance(max_patterns, (int, np.integer)) or max_patterns < 1:
         raise InputError(f"max_patterns must be a positive integer; got {max_patterns!r}.")
     Xa = design_matrix(Xc, bias)
-    red = _Reduced(Xa)
+    red = _Reduced(Xa, bias)
     est, how = _estimate(red)
     if est > max_patterns:
         raise TooLargeError(
@@ -777,12 +1004,30 @@ def enumerate_patterns(
     try:
         with _single_blas_thread():
             W = _chamber_witnesses(red, cb)
-            G = red.V @ W.T if red.rank else np.zeros((Xa.shape[1], 1))
-            packed = _masks_packed(Xa, G)
+            G = red.gates(W) if red.rank else np.zeros((Xa.shape[1], 1))
+            packed, strict, _ = _verified_packed(Xa, G)
     finally:
         if bar is not None:
             bar.close()
+    packed, G = packed[strict], G[:, strict]
+    n_found = len(np.unique(packed.view(np.dtype((np.void, packed.shape[1]))).ravel())) if len(packed) else 0
+    reasons = list(red.issues)
+    if how == "exact count":
+        truth: int | None = est
+    elif n_found == est:  # the Cover bound is attained: every chamber is present
+        truth = est
+    elif _count_work(red.n_distinct, red.rank) <= _COUNT_LATER:
+        with _single_blas_thread():
+            truth = int(_count_batch(red.Y, np.array([0, red.n_distinct]), red.rank, _Track.top(red))[0])
+    else:
+        truth = None
+        reasons.append(f"found {n_found:,} chambers, below the Cover bound {est:,}, and the exact "
+                       "count is too expensive to confirm that none is missing")
+    if truth is not None and n_found != truth:
+        reasons.append(f"found {n_found:,} of the {truth:,} chambers (the data are nearly "
+                       "degenerate at the rounding level: chambers thinner than float64 resolves)")
     fp = data_fingerprint(Xc)
+    exact = not reasons
     if include_faces:
         Gf = _face_gates(red, limit=max_patterns).T
         packed = np.concatenate([packed, _masks_packed(Xa, Gf, relax=1e-9)])
@@ -791,8 +1036,15 @@ def enumerate_patterns(
             raise TooLargeError(
                 f"with include_faces=True there are more than max_patterns={max_patterns:,} "
                 "patterns.", estimate=len(packed), limit=max_patterns)
-    return Patterns.from_packed(packed, Xa.shape[0], G, bias=bias, exact=True, kind="exact",
-                                fingerprint=fp)
+    if not exact:
+        import warnings
+
+        from convexnn.errors import NotProvenWarning
+
+        warnings.warn("enumerate_patterns: the pattern set is not proven complete (exact=False): "
+                      + "; ".join(reasons), NotProvenWarning, stacklevel=2)
+    return Patterns.from_packed(packed, Xa.shape[0], G, bias=bias, exact=exact, kind="exact",
+                                fingerprint=fp, reason=None if exact else "; ".join(reasons))
 
 
 def enumerate_patterns_lp(

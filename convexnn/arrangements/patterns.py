@@ -72,6 +72,9 @@ class Patterns:
         :func:`data_fingerprint` of the data matrix the set was built for.
     n_samples : int, optional
         Needed only when ``P == 0``.
+    reason : str, optional
+        For a set that was meant to be complete but could not be proven so (``exact=False``
+        from :func:`convexnn.enumerate_patterns`): why.
 
     Notes
     -----
@@ -79,7 +82,7 @@ class Patterns:
     the canonical order, so ``Patterns(masks, gates)[i]`` need not be the input column ``i``.
     """
 
-    __slots__ = ("_packed", "_n", "_gates", "bias", "exact", "kind", "fingerprint", "__dict__")
+    __slots__ = ("_packed", "_n", "_gates", "bias", "exact", "kind", "fingerprint", "reason", "__dict__")
 
     def __init__(
         self,
@@ -91,6 +94,7 @@ class Patterns:
         kind: str = "custom",
         fingerprint: str | None = None,
         n_samples: int | None = None,
+        reason: str | None = None,
     ) -> None:
         masks = np.asarray(masks)
         gates = np.asarray(gates, dtype=np.float64)
@@ -116,6 +120,7 @@ class Patterns:
         self.exact = bool(exact)
         self.kind = str(kind)
         self.fingerprint = fingerprint
+        self.reason = reason
 
     # ------------------------------------------------------------------ construction
     @staticmethod
@@ -170,6 +175,7 @@ class Patterns:
         obj.exact = bool(kwargs.get("exact", False))
         obj.kind = str(kwargs.get("kind", "custom"))
         obj.fingerprint = kwargs.get("fingerprint")
+        obj.reason = kwargs.get("reason")
         return obj
 
     # ------------------------------------------------------------------ views

@@ -10,6 +10,7 @@ References used here (none shares code with ``enumerate_patterns``):
 from __future__ import annotations
 
 import itertools
+import warnings
 import math
 
 import numpy as np
@@ -207,18 +208,45 @@ def test_duplicate_antipodal_zero_rows():
 
 def test_rank_deficient_high_dimension():
     rng = np.random.default_rng(3)
-    X = rng.standard_normal((25, 2)) @ rng.standard_normal((2, 40))  # rank 2 in R^40
+    # an exactly rank-2 matrix in R^40 (small integers: the product is exact in float64)
+    X = (rng.integers(-9, 10, (25, 2)) @ rng.integers(-9, 10, (2, 40))).astype(float)
     P = cnn.enumerate_patterns(X)
-    assert len(P) == 50 == cnn.count_patterns(X)
+    assert P.exact and P.reason is None
+    assert len(P) == 2 * len({tuple(np.sign(r[np.flatnonzero(r)[0]]) * r / np.gcd.reduce(r.astype(int)))
+                              for r in X[:, :2].astype(int) if r.any()}) == cnn.count_patterns(X)
     assert np.array_equal(X @ P.gates >= 0, P.masks)
+
+
+def test_rounded_low_rank_product_is_not_called_exact():
+    """A float product A @ B of rank 2 has full exact rank: the tiny directions cannot be resolved."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((25, 2)) @ rng.standard_normal((2, 40))
+    with pytest.warns(cnn.NotProvenWarning, match="exact rank"):
+        P = cnn.enumerate_patterns(X)
+    assert not P.exact and "rank" in P.reason
+    assert np.array_equal(X @ P.gates >= 0, P.masks)  # what is returned is still right
 
 
 def test_scale_invariance():
     rng = np.random.default_rng(4)
     X = rng.integers(-3, 4, size=(12, 3)).astype(float)
     base = cnn.enumerate_patterns(X)
-    for s in (1e-6, 1e6):
-        assert mask_set(cnn.enumerate_patterns(X * s)) == mask_set(base)
+    assert base.exact
+    for s in (2.0 ** -40, 2.0 ** 40, 1e6):  # exact scalings keep the exactly degenerate arrangement
+        P = cnn.enumerate_patterns(X * s)
+        assert P.exact and mask_set(P) == mask_set(base)
+
+
+def test_rounded_scaling_of_degenerate_data_is_honest():
+    """X * 1e-6 rounds: collinear integer points become non-collinear by 1e-22 in float64."""
+    rng = np.random.default_rng(4)
+    X = rng.integers(-3, 4, size=(12, 3)).astype(float) * 1e-6
+    true_count = cnn.count_patterns(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", cnn.NotProvenWarning)
+        P = cnn.enumerate_patterns(X)
+    assert P.exact == (len(P) == true_count)
+    assert np.array_equal(X @ P.gates >= 0, P.masks)
 
 
 # ----------------------------------------------------------------------------- random gates

@@ -186,7 +186,6 @@ def test_resolve_after_changing_lam_does_not_recompile():
             f.lam.value = 0.03
             second = f.solve()
             assert canon.call_count == 1  # cached parametrized program: no canonicalization
-        assert second.compile_time < 0.5 * first.compile_time
         assert second.lam == 0.03
         fresh = build(X, y, P, 0.03).solve()
         assert second.value == pytest.approx(fresh.value, rel=1e-6)
