@@ -54,6 +54,8 @@ __all__ = [
     "project_cone",
     "global_support_bound",
     "best_scale",
+    "certified_dual_value",
+    "objective_error_bound",
 ]
 
 _CHUNK = 4096  # patterns processed at once by cone_support (memory: n * _CHUNK floats)
@@ -107,7 +109,41 @@ def _torch_arrays(module: Any) -> tuple[np.ndarray, np.ndarray, bool]:
     return W1, w2[0].copy(), bias
 
 
-def as_network_arrays(network: Any, d: int) -> NetworkArrays:
+def _verify_torch_forward(module: Any, X: np.ndarray, W1: np.ndarray, w2: np.ndarray, bias: bool) -> None:
+    """Refuse a torch module whose forward on ``X`` is not the extracted two-layer ReLU network.
+
+    The module is run on ``X`` (in its own dtype and device) and compared with
+    :math:`\sum_j (X_a W_{1j})_+ w_{2j}` computed in float64; the tolerance is
+    ``64 * eps(dtype) * (|X_a| |W_1|) |w_2|`` per sample, far below any real difference.
+    """
+    import torch
+
+    p = next(iter(module.parameters()), None)
+    dtype = p.dtype if p is not None else torch.float64
+    device = p.device if p is not None else "cpu"
+    with torch.no_grad():
+        out = module(torch.as_tensor(X, dtype=dtype, device=device))
+    out = np.asarray(out.detach().cpu().double().numpy())
+    if out.ndim == 2 and out.shape[1] == 1:
+        out = out[:, 0]
+    if out.shape != (X.shape[0],):
+        raise InputError(f"the torch module maps X to shape {tuple(out.shape)}; a scalar-output two-layer "
+                         "ReLU network gives one number per sample.")
+    Xa = np.hstack([X, np.ones((X.shape[0], 1))]) if bias else X
+    ref = network_predict(Xa, W1, w2)
+    scale = (np.abs(Xa) @ np.abs(W1)) @ np.abs(w2) + np.abs(ref)
+    tol = 64 * float(torch.finfo(dtype).eps) * scale + 1e-300
+    bad = np.abs(out - ref) > tol
+    if np.any(bad):
+        j = int(np.argmax(np.abs(out - ref) - tol))
+        raise InputError(
+            "the torch module's forward is not the two-layer ReLU network Linear -> ReLU -> Linear read "
+            f"from its layers: on sample {j} it returns {out[j]:.6g}, the extracted network {ref[j]:.6g} "
+            f"({int(bad.sum())} of {len(bad)} samples differ). A module with another activation, an "
+            "output nonlinearity, a scaled output or a skip connection cannot be certified as a ReLU network.")
+
+
+def as_network_arrays(network: Any, d: int, X: np.ndarray | None = None) -> NetworkArrays:
     """Normalize a network to :class:`NetworkArrays`.
 
     Parameters
@@ -118,6 +154,9 @@ def as_network_arrays(network: Any, d: int) -> NetworkArrays:
     d : int
         Number of features of ``X`` (used to infer ``bias`` for raw arrays: ``W1`` with
         ``d + 1`` rows acts on ``[X, 1]``).
+    X : ndarray, optional
+        The data. A torch module is only accepted when its forward on ``X`` equals the
+        extracted network (see :func:`_verify_torch_forward`).
     """
     if isinstance(network, (tuple, list)) and len(network) == 2:
         W1 = np.asarray(network[0], dtype=np.float64)
@@ -153,6 +192,9 @@ def as_network_arrays(network: Any, d: int) -> NetworkArrays:
             W1, w2, bias = _torch_arrays(network)
         if W1.shape[0] != d + bias:
             raise InputError(f"torch module expects {W1.shape[0] - bias} input features; X has {d}.")
+        if X is not None:
+            _verify_torch_forward(network, X, W1, np.asarray(w2).reshape(W1.shape[1], -1)[:, 0]
+                                  if np.asarray(w2).size == W1.shape[1] else np.asarray(w2), bias)
         source = "torch"
     else:
         raise InputError("network must be a convexnn TwoLayerReLU, a pair (W1, w2) of arrays, or a torch "
@@ -235,8 +277,8 @@ class ConeSupport:
     Attributes
     ----------
     value : float
-        :math:`s(v)`, a valid upper bound of :math:`\max_{i,\sigma}\|\Pi_{\mathcal K_i}(\sigma X_a^\top D_i v)\|`
-        over the given patterns (exact up to the NNLS accuracy, never below the true value).
+        :math:`s(v)` over the given patterns as computed in floating point (the largest cone
+        projection norm found).
     index : int
         Pattern attaining the maximum (``-1`` when there are no patterns).
     sign : int
@@ -247,7 +289,11 @@ class ConeSupport:
     n_nnls : int
         Number of NNLS problems actually solved (the rest were discarded by cheap bounds).
     bounds : ndarray, shape (P,)
-        Cheap per-pattern upper bounds (max over both signs).
+        Cheap per-pattern upper bounds (max over both signs, floating point).
+    valid : float
+        A rigorous upper bound of :math:`\max_{i,\sigma}\|\Pi_{\mathcal K_i}(\sigma X_a^\top D_i v)\|`
+        over the given patterns for the float64 ``Xa`` and ``v``: every rounding error of the
+        products, projections and norms is bounded (Higham's :math:`\gamma_k`) and added.
     """
 
     value: float
@@ -256,6 +302,12 @@ class ConeSupport:
     direction: np.ndarray
     n_nnls: int
     bounds: np.ndarray
+    valid: float = float("nan")
+
+
+def _gamma(k: int) -> float:
+    ku = k * 2.0 ** -53
+    return ku / (1.0 - ku)
 
 
 def cone_support(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, *, exact: bool = True) -> ConeSupport:
@@ -267,6 +319,13 @@ def cone_support(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, *, exact: boo
     is computed for all patterns at once with matrix products (in chunks); an NNLS is then solved
     only for the pattern/sign pairs, in decreasing order of the upper bound, until the next upper
     bound is no larger than the best value found. Every skipped pair provably cannot exceed it.
+
+    Rounding is accounted for in :attr:`ConeSupport.valid`: with
+    :math:`e_g = \gamma_{n+2}\,\| |X_a|^\top |v| \|_2` bounding the error of every computed
+    :math:`X_a^\top D_i v`, an NNLS value :math:`\|q\|` becomes
+    :math:`(\|q\| + \gamma_{n+2}\||A_i|^\top\rho\|)(1+\gamma_{d'+2}) + e_g` and a cheap bound
+    :math:`b` becomes :math:`\sqrt{b^2 + 8\gamma_{d'+4}(\|g\|^2 + c^2)} + e_g`; pairs whose
+    rigorous cheap bound exceeds the rigorous best value are evaluated exactly as well.
 
     Parameters
     ----------
@@ -283,11 +342,14 @@ def cone_support(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, *, exact: boo
     n, dp = Xa.shape
     P = masks.shape[1]
     if P == 0:
-        return ConeSupport(0.0, -1, 1, np.zeros(dp), 0, np.zeros(0))
+        return ConeSupport(0.0, -1, 1, np.zeros(dp), 0, np.zeros(0), 0.0)
     rn = np.linalg.norm(Xa, axis=1)
     Xn = Xa / np.where(rn > 0, rn, 1.0)[:, None]  # rows a_j / ||a_j|| (up to the sign s_j)
     Xv = (Xa * v[:, None]).T  # (d', n): G = Xv @ M
+    e_g = _gamma(n + 2) * float(np.linalg.norm(np.abs(Xa).T @ np.abs(v)))
+    gk = _gamma(dp + 4)
     ubs = np.empty((2, P))
+    slack = np.empty((2, P))
     for start in range(0, P, _CHUNK):
         sl = slice(start, min(P, start + _CHUNK))
         Mb = np.asarray(masks[:, sl], dtype=bool)
@@ -299,49 +361,124 @@ def cone_support(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, *, exact: boo
         cut_minus = np.maximum(Z.max(axis=0), 0.0) ** 2  # sigma = -1
         ubs[0, sl] = np.sqrt(np.maximum(g2 - cut_plus, 0.0))
         ubs[1, sl] = np.sqrt(np.maximum(g2 - cut_minus, 0.0))
+        slack[0, sl] = np.sqrt(ubs[0, sl] ** 2 + 8 * gk * (g2 + cut_plus)) - ubs[0, sl]
+        slack[1, sl] = np.sqrt(ubs[1, sl] ** 2 + 8 * gk * (g2 + cut_minus)) - ubs[1, sl]
+    rig = ubs + slack + e_g
+    rig *= 1 + gk
     if not exact:
         k = int(np.argmax(ubs))
         sgn, idx = divmod(k, P)
         m = np.asarray(masks[:, idx], dtype=np.float64)
         g = (1 - 2 * sgn) * (Xa.T @ (m * v))
-        return ConeSupport(float(ubs.flat[k]), idx, 1 - 2 * sgn, g, 0, ubs.max(axis=0))
+        return ConeSupport(float(ubs.flat[k]), idx, 1 - 2 * sgn, g, 0, ubs.max(axis=0), float(rig.max()))
     best_val, best_idx, best_sign, best_dir = -1.0, -1, 1, np.zeros(dp)
+    best_rig = 0.0
     n_nnls = 0
+    done = np.zeros(2 * P, bool)
+    flat = ubs.ravel()
+    rflat = rig.ravel()
 
     def exact_pair(k: int) -> None:
-        nonlocal best_val, best_idx, best_sign, best_dir, n_nnls
+        nonlocal best_val, best_idx, best_sign, best_dir, n_nnls, best_rig
         sgn, idx = divmod(int(k), P)
         sigma = 1 - 2 * sgn
         m = np.asarray(masks[:, idx], dtype=bool)
         g = sigma * (Xa.T @ np.where(m, v, 0.0))
-        q, _ = project_cone(Xa, np.where(m, 1.0, -1.0), g)
+        signs = np.where(m, 1.0, -1.0)
+        q, rho = project_cone(Xa, signs, g)
         n_nnls += 1
-        val = min(float(np.linalg.norm(q)), float(ubs.flat[k]))  # both are valid upper bounds
+        done[k] = True
+        nq = float(np.linalg.norm(q))
+        val = min(nq, float(flat[k]))  # both are upper bounds (in exact arithmetic)
+        e_q = _gamma(n + 2) * float(np.linalg.norm(np.abs(Xa).T @ rho)) if rho.size else 0.0
+        r_val = min((nq + e_q) * (1 + gk) + e_g, float(rflat[k]))
+        best_rig = max(best_rig, r_val)
         if val > best_val:
             best_val, best_idx, best_sign, best_dir = val, idx, sigma, q
 
-    flat = ubs.ravel()
     for k in np.argsort(-flat):  # decreasing upper bound; stop when no pair can beat the best
         if flat[k] <= max(best_val, 0.0):
             break
         exact_pair(int(k))
-    return ConeSupport(max(best_val, 0.0), best_idx, best_sign, best_dir, n_nnls, ubs.max(axis=0))
+    # rounding: pairs skipped in floating point whose rigorous bound exceeds the rigorous best
+    while True:
+        open_ = np.flatnonzero(~done & (rflat > best_rig))
+        if open_.size == 0:
+            break
+        if open_.size > 64 + P // 100:  # too many to evaluate: keep their rigorous bounds
+            best_rig = max(best_rig, float(rflat[open_].max()))
+            break
+        for k in open_[np.argsort(-rflat[open_])]:
+            if rflat[k] > best_rig:
+                exact_pair(int(k))
+    return ConeSupport(max(best_val, 0.0), best_idx, best_sign, best_dir, n_nnls, ubs.max(axis=0),
+                       max(best_rig, 0.0))
 
 
 def global_support_bound(Xa: np.ndarray, v: np.ndarray) -> float:
-    r"""An upper bound of :math:`s(v)` valid over **all** activation patterns (no enumeration).
+    r"""A rigorous upper bound of :math:`s(v)` valid over **all** activation patterns (no enumeration).
 
     For any unit :math:`u` and sign :math:`\sigma`,
     :math:`\sigma\langle v, (X_a u)_+\rangle \le \langle (\sigma v)_+, (X_a u)_+\rangle
-    \le \min\big(\|(\sigma v)_+\|_2\,\sigma_{\max}(X_a),\ \sum_j (\sigma v_j)_+ \|x_j\|_2\big)`.
+    \le \min\big(\|(\sigma v)_+\|_2\,\|X_a\|_F,\ \sum_j (\sigma v_j)_+ \|x_j\|_2\big)`
+    (the Frobenius norm bounds the spectral norm and is computed with a small rounding error;
+    both terms are inflated by :math:`\gamma_{n d' + 4}`).
     """
-    smax = float(np.linalg.norm(Xa, 2))
+    n, dp = Xa.shape
+    fro = float(np.linalg.norm(Xa))
     rn = np.linalg.norm(Xa, axis=1)
     out = 0.0
     for s in (1.0, -1.0):
         vp = np.maximum(s * v, 0.0)
-        out = max(out, min(float(np.linalg.norm(vp)) * smax, float(vp @ rn)))
-    return out
+        out = max(out, min(float(np.linalg.norm(vp)) * fro, float(vp @ rn)))
+    return out * (1 + _gamma(n * dp + 4)) ** 2
+
+
+def certified_dual_value(loss: Loss, v: np.ndarray, y: np.ndarray) -> float:
+    r"""A rigorous lower bound of the dual objective :math:`-\ell^*(-v)` for float64 ``v, y``.
+
+    The conjugate is evaluated in floating point and its rounding error bounded by
+    :math:`\gamma_{n+16}\sum_j (|t_j| + \kappa)` over its terms :math:`t_j` (:math:`\kappa = 0`
+    for the squared loss, whose terms are products; :math:`\kappa = 1` for losses whose terms
+    involve logarithms). Outside the conjugate's domain (e.g. :math:`y_j v_j \notin [0, 1]` for
+    logistic and hinge, checked exactly) the value is :math:`-\infty`: no bound.
+    """
+    v = np.asarray(v, dtype=np.float64)
+    n = v.size
+    if loss.name == "squared":
+        terms = 0.5 * v * v - v * y
+        err = _gamma(n + 16) * float(np.sum(np.abs(0.5 * v * v) + np.abs(v * y)))
+        return -float(np.sum(terms)) - err
+    if loss.name in ("logistic", "hinge"):
+        a = y * v
+        if np.any(a < 0) or np.any(a > 1):
+            return -np.inf
+    val = float(loss.dual_value(v, y))
+    if not np.isfinite(val):
+        return -np.inf
+    return val - _gamma(n + 16) * (abs(val) + float(np.sum(np.abs(v))) + n)
+
+
+def objective_error_bound(Xa: np.ndarray, y: np.ndarray, W1: np.ndarray, w2: np.ndarray, lam: float,
+                          loss: Loss) -> float:
+    r"""Bound on the rounding error of :func:`network_objective` for float64 data and weights.
+
+    Predictions: :math:`|\mathrm{fl}(\hat y_j) - \hat y_j| \le e_j = \gamma_{d'+m+2}\,(|X_a||W_1|\,|w_2|)_j`;
+    the loss moves by at most :math:`\sum_j L_j e_j` (:math:`L_j = |r_j| + e_j` for the squared
+    loss, 1 for logistic and hinge) plus the rounding of its own sum and of the weight decay.
+    """
+    n, dp = Xa.shape
+    m = W1.shape[1]
+    P = np.abs(Xa) @ np.abs(W1) @ np.abs(w2)
+    e = _gamma(dp + m + 2) * P
+    pred = network_predict(Xa, W1, w2)
+    if loss.name == "squared":
+        r = np.abs(pred - y)
+        err_loss = float(np.sum((r + e) * e)) + _gamma(n + 4) * float(np.sum(r * r))
+    else:
+        err_loss = float(np.sum(e)) + _gamma(n + 16) * (abs(loss.value(pred, y)) + n)
+    reg = 0.5 * (float(np.sum(W1 * W1)) + float(np.sum(w2 * w2)))
+    return err_loss + lam * reg * _gamma(W1.size + w2.size + 4) + 1e-300
 
 
 def best_scale(loss: Loss, v: np.ndarray, y: np.ndarray, c_max: float) -> tuple[float, float]:

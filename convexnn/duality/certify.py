@@ -31,6 +31,7 @@ objective for small :math:`t > 0`, since the first-order change is
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,17 +46,19 @@ from convexnn.duality._common import (
     NetworkArrays,
     as_network_arrays,
     best_scale,
+    certified_dual_value,
     cone_support,
     global_support_bound,
     network_objective,
     network_predict,
+    objective_error_bound,
     project_cone,
     rebalance,
     rebuild_network,
     validate,
 )
 
-__all__ = ["Certificate", "certify", "resolve_patterns"]
+__all__ = ["Certificate", "certify", "certified_lower_bound", "resolve_patterns"]
 
 IMPROVE_RTOL = 1e-8  # an improving neuron must beat lam by this relative margin
 _REFINE_BUDGET = 40000  # refinement working set: at most max(50, _REFINE_BUDGET // n) patterns
@@ -164,6 +167,7 @@ class Certificate:
     n_refine: int
     time: float
     network: NetworkArrays
+    note: str | None = None
     _Xa: np.ndarray = field(repr=False, default=None)  # type: ignore[assignment]
     _y: np.ndarray = field(repr=False, default=None)  # type: ignore[assignment]
 
@@ -222,7 +226,7 @@ class Certificate:
             return "GLOBALLY OPTIMAL (certified)" + ("" if self.exact else " by the pattern-free bound")
         if self.improving_neuron is not None:
             return "NOT OPTIMAL: an improving neuron exists"
-        return "NOT CERTIFIED: gap above tolerance"
+        return "NOT CERTIFIED: gap above tolerance" + (f" ({self.note})" if self.note else "")
 
     def __str__(self) -> str:
         lines = [
@@ -271,6 +275,35 @@ def _dual_candidates(L: Loss, v0: np.ndarray, vz: np.ndarray, y: np.ndarray, lam
     return best[0], best[1], best[2]
 
 
+def certified_lower_bound(Xa: np.ndarray, masks: np.ndarray | None, loss: Loss, v: np.ndarray,
+                          y: np.ndarray, lam: float) -> tuple[float, np.ndarray]:
+    r"""A rigorous lower bound on the global optimum from the dual candidate ``v`` (weak duality).
+
+    1. ``v`` is moved into the conjugate's domain exactly (:math:`y_j v_j \in [0, 1]` for
+       logistic and hinge; nothing for the squared loss);
+    2. ``v`` is scaled by :math:`c \le 1` until a *rigorous* upper bound :math:`S` of
+       :math:`s(c v)` satisfies :math:`S \le \lambda` -- over the complete pattern set ``masks``
+       (:attr:`ConeSupport.valid`), or by the pattern-free :func:`global_support_bound` when
+       ``masks`` is None;
+    3. the dual objective :math:`-\ell^*(-c v)` is evaluated with its rounding error subtracted
+       (:func:`certified_dual_value`).
+
+    Returns ``(bound, dual_point)``; the bound is valid for the float64 data as given.
+    """
+    v = np.asarray(v, dtype=np.float64).copy()
+    if loss.classification:
+        v = y * np.clip(y * v, 0.0, 1.0)
+    for _ in range(8):
+        if not np.any(v):
+            break
+        S = cone_support(Xa, masks, v).valid if masks is not None else global_support_bound(Xa, v)
+        if S <= lam:
+            return certified_dual_value(loss, v, y), v
+        v = v * (lam / S * (1.0 - 2.0 ** -40))
+    v = np.zeros_like(v)
+    return certified_dual_value(loss, v, y), v
+
+
 def _pattern_values(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, idx: np.ndarray) -> np.ndarray:
     r"""Exact :math:`\max_\sigma\|\Pi_{\mathcal K_i}(\sigma X_a^\top D_i v)\|` for the patterns ``idx`` (NNLS)."""
     out = np.empty(len(idx))
@@ -283,12 +316,29 @@ def _pattern_values(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, idx: np.nd
     return out
 
 
+def _network_pattern_index(pats: Patterns, Xa: np.ndarray, W1: np.ndarray) -> np.ndarray:
+    """Indices (into ``pats``) of the activation patterns of the network's neurons that ``pats`` holds."""
+    if W1.shape[1] == 0 or len(pats) == 0:
+        return np.zeros(0, np.int64)
+    q = np.packbits((Xa @ W1 >= 0).T, axis=1)
+    width = pats.packed.shape[1]
+    mine = np.ascontiguousarray(pats.packed).view(np.dtype((np.void, width))).ravel()
+    theirs = np.ascontiguousarray(q).view(np.dtype((np.void, width))).ravel()
+    pos = np.searchsorted(mine, theirs)
+    pos = np.minimum(pos, len(mine) - 1)
+    return np.unique(pos[mine[pos] == theirs])
+
+
 def _refine(Xa: np.ndarray, y: np.ndarray, masks: np.ndarray, lam: float, L: Loss, v0: np.ndarray,
-            cs0: ConeSupport, lower: float, vbest: np.ndarray, rounds: int) -> tuple[float, np.ndarray, int]:
+            cs0: ConeSupport, lower: float, vbest: np.ndarray, rounds: int,
+            seed: np.ndarray | None = None) -> tuple[float, np.ndarray, int]:
     """Cutting-plane refinement of the dual point (see :func:`certify`, ``refine``).
 
-    Working set: the patterns whose dual constraint at ``v0`` is within 0.1% of active (exact
-    values, computed only where the cheap bound allows it), at most ``max(50, 40000 // n)``;
+    Working set: the patterns of the network's own neurons (``seed``: by complementary
+    slackness their dual constraints are the active ones at an optimum, whatever subgradient
+    ``v0`` picks for a non-smooth loss) and the patterns whose dual constraint at ``v0`` is
+    within 0.1% of active (exact values, computed only where the cheap bound allows it), at
+    most ``max(50, 40000 // n)``;
     each round solves the dual restricted to the working set with Clarabel, rescales the
     solution into the feasible set of all patterns (exact ``s``), and adds the patterns it
     violates.
@@ -310,21 +360,27 @@ def _refine(Xa: np.ndarray, y: np.ndarray, masks: np.ndarray, lam: float, L: Los
         return cand[keep][np.argsort(-vals[keep])]
 
     chosen = np.zeros(P, dtype=bool)
+    if seed is not None and seed.size:
+        chosen[seed[:kmax]] = True
     first = near(cs0.bounds, v0, lam * (1 - 1e-3), chosen)[:kmax]
-    if first.size == 0:
-        return lower, vbest, 0
     chosen[first] = True
+    if not chosen.any():
+        return lower, vbest, 0
     done = 0
     for _ in range(rounds):
         D = build_dual(Xa, y, masks[:, chosen], lam, L, cones=True)
         try:
-            D.solve(solver=cp.CLARABEL)
+            with warnings.catch_warnings():  # an inaccurate solve is harmless: the bound is re-derived
+                warnings.simplefilter("ignore", UserWarning)
+                D.solve(solver=cp.CLARABEL)
         except (cp.error.SolverError, ValueError, ArithmeticError):
             break
         done += 1
         if D.v.value is None or not np.all(np.isfinite(D.v.value)):
             break
         v1 = np.asarray(D.v.value, dtype=np.float64)
+        if L.classification:  # the solver's point can leave the conjugate's domain by rounding
+            v1 = y * np.clip(y * v1, 0.0, 1.0)
         cs1 = cone_support(Xa, masks, v1)
         if cs1.value <= 0:
             break
@@ -344,13 +400,15 @@ def certify(
     network: Any,
     X: Any,
     y: Any,
-    lam: float,
+    lam: float | None = None,
     *,
     loss: str | Loss = "squared",
     patterns: Patterns | None = None,
     rtol: float = 1e-6,
     max_patterns: int = 10**6,
     refine: int = 3,
+    weight_decay: float | None = None,
+    reduction: str = "mean",
 ) -> Certificate:
     r"""Certify (or refute) the global optimality of a trained two-layer ReLU network.
 
@@ -363,6 +421,14 @@ def certify(
     y : array, shape (n,)
     lam : float
         Weight decay, in the convention :math:`\frac{\lambda}{2}\sum_j(\|W_{1j}\|^2 + w_{2j}^2)`.
+        Give either ``lam`` or ``weight_decay``.
+    weight_decay, reduction : float, {"mean", "sum"}
+        The PyTorch hyper-parameters instead of ``lam``: ``lam =
+        convexnn.lam_from_torch(weight_decay, len(X), reduction, loss=loss)`` (``MSELoss(reduction="mean")``
+        with coupled weight decay gives ``lam = n * weight_decay / 2``). The certificate then refers
+        to the objective that was trained: ``rel_gap`` and ``is_optimal`` are the same, and
+        ``primal`` / ``lower_bound`` times :func:`convexnn.torch_objective_scale` are in the
+        units of the PyTorch objective.
     loss : {"squared", "logistic", "hinge"} or Loss
     patterns : Patterns, optional
         ``None`` (default): enumerate all chambers exactly (raises
@@ -395,8 +461,12 @@ def certify(
     ``d' x n`` per pattern that the bounds cannot discard.
     """
     t0 = time.perf_counter()
+    if weight_decay is not None or lam is None:
+        from convexnn.torch_interop import resolve_lam
+
+        lam = resolve_lam(lam, weight_decay, reduction, X, loss)
     Xc, yc, lam, L = validate(X, y, lam, loss)
-    net = as_network_arrays(network, Xc.shape[1])
+    net = as_network_arrays(network, Xc.shape[1], Xc)
     if not 0 < rtol < 1:
         raise InputError(f"rtol must be in (0, 1); got {rtol}.")
     if isinstance(refine, bool) or not isinstance(refine, (int, np.integer)) or refine < 0:
@@ -406,7 +476,13 @@ def certify(
     masks = pats.masks
     exact = bool(pats.exact)
 
-    primal = network_objective(Xa, yc, net.W1, net.w2, lam, L)
+    with np.errstate(over="ignore", invalid="ignore"):
+        primal = network_objective(Xa, yc, net.W1, net.w2, lam, L)
+        big = np.float64(np.max(np.abs(Xa))) ** 2 * Xa.size * max(float(np.max(np.abs(yc), initial=1.0)), 1.0)
+    if not (np.isfinite(primal) and np.isfinite(big)):
+        raise InputError("the certificate's products overflow float64 (|X| up to "
+                         f"{float(np.max(np.abs(Xa))):.3g}, objective {primal:.3g}); rescale X, y and the "
+                         "network (the arrangement and the ratio of objectives are scale-invariant).")
     W1b, w2b = rebalance(net.W1, net.w2)
     primal_bal = network_objective(Xa, yc, W1b, w2b, lam, L)
     pred = network_predict(Xa, net.W1, net.w2)
@@ -435,8 +511,12 @@ def certify(
                 lower, vbest = val, c * vbest
     n_refine = 0
     if exact and refine > 0:
-        lower, vbest, n_refine = _refine(Xa, yc, masks, lam, L, v0, cs0, lower, vbest, refine)
-    gap = max(primal - lower, 0.0)
+        seed = _network_pattern_index(pats, Xa, W1b[:, np.abs(w2b) > 0])
+        lower, vbest, n_refine = _refine(Xa, yc, masks, lam, L, v0, cs0, lower, vbest, refine, seed)
+    # the proof: re-derive the bound for the final dual point with every rounding error counted
+    lower, vbest = certified_lower_bound(Xa, masks if exact else None, L, vbest, yc, lam)
+    err_primal = objective_error_bound(Xa, yc, net.W1, net.w2, lam, L)
+    gap = max(primal + err_primal - lower, 0.0)
     rel = gap / max(abs(primal), 1e-300)
 
     cert = Certificate(
@@ -447,7 +527,7 @@ def certify(
         violated_pattern=None, violated_mask=None, improving_sign=None, improving_neuron=None, improving_score=None,
     )
     # improving neuron: the maximizer of the most violated dual constraint, kept only when adding it
-    # lowers the objective by more than rounding error (score > lam (1 + IMPROVE_RTOL))
+    # lowers the objective by more than the rounding error of both objective values
     if s0 > lam * (1 + IMPROVE_RTOL) and cs0.index >= 0:
         q = cs0.direction
         nq = float(np.linalg.norm(q))
@@ -457,8 +537,15 @@ def certify(
             if sc > lam * (1 + IMPROVE_RTOL):
                 cert.violated_pattern, cert.violated_mask = cs0.index, np.array(masks[:, cs0.index])
                 cert.improving_sign, cert.improving_neuron, cert.improving_score = cs0.sign, uu, sc
-                if cert.improvement_step()[1] >= primal:  # rounding: no measurable decrease
+                t, new_obj = cert.improvement_step()
+                W1n = np.hstack([net.W1, np.sqrt(t) * uu[:, None]])
+                w2n = np.append(net.w2, cs0.sign * np.sqrt(t))
+                noise = err_primal + objective_error_bound(Xa, yc, W1n, w2n, lam, L)
+                if not new_obj < primal - noise:  # no decrease beyond rounding: not a refutation
                     cert.improving_sign = cert.improving_neuron = cert.improving_score = None
                     cert.violated_pattern = cert.violated_mask = None
+                    cert.note = (f"the most violated dual constraint (score {sc:.6g} vs lam {lam:.6g}) "
+                                 f"changes the objective by {primal - new_obj:.3g}, within its rounding "
+                                 f"error {noise:.3g}: neither a refutation nor a proof")
     cert.time = time.perf_counter() - t0
     return cert
