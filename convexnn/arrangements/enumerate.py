@@ -87,6 +87,9 @@ _MAX_BYTES = 8 * 2**30
 _BLOCK = 1 << 18
 #: unit roundoff of float64
 _U = 2.0 ** -53
+#: unit normals known to within this error are sorted by angle in the plane; the others are
+#: compared exactly with every class
+_SURE = 1e-6
 #: counting work (restricted normals) done up front by enumerate_patterns for an exact estimate
 _COUNT_NOW = 3e6
 #: counting work spent after enumerating to prove completeness of a degenerate arrangement
@@ -186,12 +189,20 @@ class _Reduced:
         if bias and d > 1:
             c = A[:, :-1].mean(axis=0)
             T[-1, :-1] = -c
-        M = A @ T
-        cn = np.linalg.norm(M, axis=0)
-        e = np.where(cn > 0, np.exp2(-np.round(np.log2(np.where(cn > 0, cn, 1.0)))), 1.0)
+        with np.errstate(over="ignore", invalid="ignore"):
+            M = A @ T
+            if not np.all(np.isfinite(M)):  # centering overflowed: precondition without it
+                T = np.eye(d)
+                M = A.copy()
+        # powers of two (exact, no overflow): columns, then rows, to unit size
+        e = np.exp2(-np.frexp(np.max(np.abs(M), axis=0))[1].astype(np.float64))
+        e[~np.isfinite(e) | (e == 0)] = 1.0
         T = T * e[None, :]
         M = M * e[None, :]
         self.T = T
+        f = np.exp2(-np.frexp(np.max(np.abs(M), axis=1))[1].astype(np.float64))
+        f[~np.isfinite(f) | (f == 0)] = 1.0
+        M = M * f[:, None]
         rn = np.linalg.norm(M, axis=1)
         rn[rn == 0] = 1.0
         Mn = M / rn[:, None]
@@ -451,7 +462,7 @@ class _Track:
     def dup_rows(self, rows: np.ndarray, loc: np.ndarray, pi: np.ndarray, s: np.ndarray,
                  ug: np.ndarray, m: int) -> np.ndarray:
         """Rows ``j`` whose hyperplane equals an earlier one of the same group (exactly)."""
-        thr = self.err[pi] + self.err[rows[loc]] + 16 * m * _U
+        thr = 3.0 * (self.err[pi] + self.err[rows[loc]]) + 16 * m * _U
         dup = np.zeros(len(rows), bool)
         for k in np.flatnonzero(s <= thr):
             lj = int(loc[k])
@@ -468,14 +479,17 @@ class _Track:
         chain = np.concatenate([self.chain[ug[lj]], self.idx[lj][:, None]], axis=1)
         pk = pi[keep]
         jk = rows[loc[keep]]
-        err = np.minimum(2.0 * (self.err[pk] + self.err[jk] + 16 * m * _U) / s[keep], 4.0)
+        err = np.minimum(4.0 * (self.err[pk] + self.err[jk] + 16 * m * _U) / s[keep], 4.0)
         return _Track(self.Z, self.idx[pk], chain, err, self.stats)
 
 
 def _count2(U: np.ndarray, gstart: np.ndarray, tr: _Track) -> np.ndarray:
     """Exact chamber counts of batched central line arrangements in the plane: 2 x distinct lines.
 
-    Lines are sorted by angle; neighbours closer than their error bound are compared exactly.
+    Normals whose direction is known to within :data:`_SURE` are sorted by angle (mod pi) and
+    neighbours closer than twice the group's largest such error are compared exactly (two
+    parallel normals are at most that far apart, so every element sorted between them is
+    linked to both); normals with a larger error bound are compared exactly with every class.
     """
     G = len(gstart) - 1
     sizes = np.diff(gstart)
@@ -483,36 +497,55 @@ def _count2(U: np.ndarray, gstart: np.ndarray, tr: _Track) -> np.ndarray:
     if len(U) == 0:
         return out
     gid = np.repeat(np.arange(G), sizes)
+    sure = tr.err <= _SURE
+    gmax = np.zeros(G)
+    np.maximum.at(gmax, gid[sure], tr.err[sure])
     phi = np.mod(np.arctan2(U[:, 1], U[:, 0]), np.pi)
+    phi[~sure] = -1.0 - np.arange(int((~sure).sum()))  # unsure normals first, never linked
     order = np.lexsort((phi, gid))
-    ph, gs, es = phi[order], gid[order], tr.err[order]
+    ph, gs = phi[order], gid[order]
+    thr = 2.0 * gmax + 1e-15
     close = np.zeros(len(order), bool)  # close[t]: element t is close to its successor (cyclic)
     same = gs[1:] == gs[:-1]
-    close[:-1] = same & (ph[1:] - ph[:-1] <= 2.0 * (es[1:] + es[:-1]) + 1e-15)
-    firsts = gstart[:-1][sizes > 1]
-    lasts = gstart[1:][sizes > 1] - 1
-    wrap = ph[firsts] + np.pi - ph[lasts] <= 2.0 * (es[firsts] + es[lasts]) + 1e-15
-    close[lasts[wrap]] = True
-    for g in np.unique(gs[close]):
+    both = sure[order][1:] & sure[order][:-1]
+    close[:-1] = same & both & (ph[1:] - ph[:-1] <= thr[gs[:-1]])
+    n_unsure = np.bincount(gid[~sure], minlength=G)
+    firsts = gstart[:-1] + n_unsure  # first sure element of each group (in sorted order)
+    lasts = gstart[1:] - 1
+    ok = sizes - n_unsure > 1
+    fi, la = firsts[ok], lasts[ok]
+    wrap = ph[fi] + np.pi - ph[la] <= thr[np.flatnonzero(ok)]
+    close[la[wrap]] = True
+    todo = np.union1d(np.unique(gs[close]), np.flatnonzero(n_unsure))
+    for g in todo:
         a, b = int(gstart[g]), int(gstart[g + 1])
         members = order[a:b]
-        cl = close[a:b]
-        # clusters: maximal cyclic runs of close links
-        n = b - a
-        start = int(np.argmin(cl)) + 1 if not cl.all() else 0  # begin after a non-close link
+        nu = int(n_unsure[g])
         lost = 0
-        cluster: list[int] = []
-        for t in range(n):
-            pos = (start + t) % n
-            cluster.append(int(tr.idx[members[pos]]))
-            if not cl[pos] or t == n - 1:
-                if len(cluster) > 1:
-                    reps: list[int] = []
+        reps: list[int] = []  # class representatives (reduced hyperplane indices)
+        sure_m = members[nu:]
+        cl = close[a + nu:b]
+        n = len(sure_m)
+        if n:
+            start = int(np.argmin(cl)) + 1 if not cl.all() else 0  # begin after a non-close link
+            cluster: list[int] = []
+            for t in range(n):
+                pos = (start + t) % n
+                cluster.append(int(tr.idx[sure_m[pos]]))
+                if not cl[pos] or t == n - 1:
+                    creps: list[int] = []
                     for c in cluster:
-                        if not any(tr.dependent(int(g), [r, c]) for r in reps):
-                            reps.append(c)
-                    lost += len(cluster) - len(reps)
-                cluster = []
+                        if not any(tr.dependent(int(g), [r, c]) for r in creps):
+                            creps.append(c)
+                    lost += len(cluster) - len(creps)
+                    reps.extend(creps)
+                    cluster = []
+        for t in members[:nu]:
+            c = int(tr.idx[t])
+            if any(tr.dependent(int(g), [r, c]) for r in reps):
+                lost += 1
+            else:
+                reps.append(c)
         out[g] -= 2 * lost
     return out
 

@@ -110,7 +110,7 @@ def _torch_arrays(module: Any) -> tuple[np.ndarray, np.ndarray, bool]:
 
 
 def _verify_torch_forward(module: Any, X: np.ndarray, W1: np.ndarray, w2: np.ndarray, bias: bool) -> None:
-    """Refuse a torch module whose forward on ``X`` is not the extracted two-layer ReLU network.
+    r"""Refuse a torch module whose forward on ``X`` is not the extracted two-layer ReLU network.
 
     The module is run on ``X`` (in its own dtype and device) and compared with
     :math:`\sum_j (X_a W_{1j})_+ w_{2j}` computed in float64; the tolerance is
