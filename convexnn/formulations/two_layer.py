@@ -73,8 +73,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from convexnn.arrangements.patterns import Patterns
-from convexnn.data import check_lam, check_X, check_y
-from convexnn.errors import ConvexNNWarning, InputError
+from convexnn.data import check_bool, check_lam, check_X, check_y
+from convexnn.errors import TooLargeError, ConvexNNWarning, InputError
 from convexnn.formulations.formulation import ConvexSolution, Formulation
 from convexnn.formulations.losses import Loss, get_loss
 
@@ -106,7 +106,7 @@ def _prepare(
     lo = get_loss(loss)
     if bias is None:
         bias = patterns.bias
-    elif bool(bias) != patterns.bias:
+    elif check_bool(bias, "bias") != patterns.bias:
         raise InputError(f"bias={bool(bias)} but the patterns were built with bias={patterns.bias}; "
                          "build the patterns with the same bias setting (or pass bias=None).")
     Xc = check_X(X)
@@ -117,6 +117,26 @@ def _prepare(
     if vector_reg not in _VECTOR_REGS:
         raise InputError(f"vector_reg must be one of {_VECTOR_REGS}; got {vector_reg!r}.")
     return Xc, Xa, yc, lo, bool(bias)
+
+
+#: largest dense data (bytes) a builder materializes before CVXPY compiles anything
+MAX_BUILD_BYTES = 2 * 2**30
+
+
+def _check_build_size(kind: str, n: int, P: int, c: int, copies: int) -> None:
+    """Refuse, before allocating, a program whose ``n x P`` constants would exceed :data:`MAX_BUILD_BYTES`.
+
+    A builder holds ``copies`` dense float64 ``n x (c P)`` arrays (masks, cone signs and the
+    constants of the masked products).
+    """
+    nbytes = 8 * n * P * c * copies
+    if nbytes > MAX_BUILD_BYTES:
+        raise TooLargeError(
+            f"{kind} with n={n}, P={P:,} patterns and {c} output(s) would hold about "
+            f"{nbytes / 2**30:.1f} GiB of dense constants before compiling (limit "
+            f"{MAX_BUILD_BYTES / 2**30:.0f} GiB). Use fewer patterns, or the first-order solvers "
+            "(convexnn.solve(..., method='first_order')) that never build the CVXPY program.",
+            estimate=nbytes, limit=MAX_BUILD_BYTES)
 
 
 def _lam_parameter(value: float) -> cp.Parameter:
@@ -529,6 +549,7 @@ def c_relu(
     """
     Xc, Xa, yc, lo, b = _prepare(X, y, patterns, loss, bias, vector_reg)
     lam_value = check_lam(lam)
+    _check_build_size("c_relu", Xa.shape[0], len(patterns), 1 if yc.ndim == 1 else yc.shape[1], 4)
     return _build_relu(CReLU, Xc, Xa, yc, lo, patterns, b, lam_value, vector_reg)
 
 
@@ -555,6 +576,7 @@ def c_grelu(
     """
     Xc, Xa, yc, lo, b = _prepare(X, y, patterns, loss, bias, vector_reg)
     lam_value = check_lam(lam)
+    _check_build_size("c_grelu", Xa.shape[0], len(patterns), 1 if yc.ndim == 1 else yc.shape[1], 2)
     t0 = time.perf_counter()
     d = Xa.shape[1]
     P = len(patterns)
@@ -608,5 +630,7 @@ def min_norm_interpolation(
     """
     loss = "hinge" if classification else "squared"
     Xc, Xa, yc, lo, b = _prepare(X, y, patterns, loss, bias, vector_reg)
+    _check_build_size("min_norm_interpolation", Xa.shape[0], len(patterns),
+                      1 if yc.ndim == 1 else yc.shape[1], 4)
     return _build_relu(MinNormInterpolation, Xc, Xa, yc, lo, patterns, b, 1.0, vector_reg,
                        target="margin" if classification else "fit")

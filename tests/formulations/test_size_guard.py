@@ -20,3 +20,22 @@ def test_interior_solve_refuses_with_estimate():
     g = cx.c_grelu(X, y, pats, lam=0.1)
     assert g.nnz_estimate() == est // 4
     g.solve(max_nnz=est // 4)  # exactly at the limit: solved
+
+
+def test_builders_refuse_before_allocating():
+    """A program whose dense n x P constants exceed the build limit is refused up front."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((2000, 10))
+    y = rng.standard_normal(1000)
+    P = cx.sample_patterns(X, 100_000, seed=0)
+    assert len(P) > 90_000
+    tracemalloc.start()
+    for build in (cx.c_relu, cx.c_grelu):
+        with pytest.raises(cx.TooLargeError, match="GiB") as ei:
+            build(X, y, P, 0.1)
+        assert ei.value.estimate > 2**31
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 300 * 2**20  # far below the 3 GB the program would hold
