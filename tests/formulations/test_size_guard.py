@@ -28,7 +28,7 @@ def test_builders_refuse_before_allocating():
 
     rng = np.random.default_rng(0)
     X = rng.standard_normal((2000, 10))
-    y = rng.standard_normal(1000)
+    y = rng.standard_normal(2000)
     P = cx.sample_patterns(X, 100_000, seed=0)
     assert len(P) > 90_000
     tracemalloc.start()
