@@ -81,8 +81,8 @@ MARGIN_TOL = 1e-13
 _ALPHA = math.sqrt(2.0) - 1.0
 #: births (candidate witnesses) processed per batch; bounds the memory of every level
 _BUDGET = 1_000_000
-#: largest result (packed masks + gates, bytes) enumerate_patterns agrees to build
-_MAX_BYTES = 8 * 2**30
+#: peak memory of enumerate_patterns relative to its result (measured: about 12x)
+_PEAK_FACTOR = 12
 #: floats per gathered block in the ragged products
 _BLOCK = 1 << 18
 #: unit roundoff of float64
@@ -932,7 +932,8 @@ def enumerate_patterns(
     X: Any,
     *,
     bias: bool = False,
-    max_patterns: int = 10**7,
+    max_patterns: int | None = None,
+    max_bytes: float = 8 * 2**30,
     include_faces: bool = False,
     progress: bool | None = None,
 ) -> Patterns:
@@ -961,10 +962,15 @@ def enumerate_patterns(
         space), many points on common hyperplanes, integer grids.
     bias : bool
         Gates act on ``[X, 1]`` (dimension ``d + 1``).
-    max_patterns : int
-        Before enumerating, the number of chambers is estimated (exact for rank <= 3, the
-        Cover bound :func:`cover_bound` otherwise); a :class:`~convexnn.errors.TooLargeError`
-        with ``.estimate`` is raised when it exceeds this limit.
+    max_patterns : int, optional
+        Before enumerating, the number of chambers is estimated (the exact count when it is
+        cheap, the Cover bound :func:`cover_bound` otherwise); a
+        :class:`~convexnn.errors.TooLargeError` with ``.estimate`` is raised when it exceeds
+        this limit.
+    max_bytes : float
+        Refuse, before any allocation, when the estimated peak memory exceeds this many bytes
+        (default 8 GiB). The result takes ``P * (ceil(n/8) + 8 d')`` bytes (packed masks and
+        gates); the peak is about :data:`_PEAK_FACTOR` times that.
     include_faces : bool
         Also return the patterns of the lower-dimensional faces (and of ``g = 0``). Their
         witness gates lie on the face up to rounding: the masks are defined with the rows
@@ -983,11 +989,30 @@ def enumerate_patterns(
     Raises
     ------
     InputError
-        Invalid ``X`` (NaN/inf, not 2-D, empty, non-numeric) or ``max_patterns``.
+        Invalid ``X`` (NaN/inf, not 2-D, empty, non-numeric), ``max_patterns`` or ``max_bytes``.
     TooLargeError
-        The estimated number of patterns exceeds ``max_patterns``, or the result would take more
-        than 8 GiB (``P * (ceil(n/8) + 8 d')`` bytes); use :func:`convexnn.sample_patterns`
-        instead.
+        The estimated number of patterns exceeds ``max_patterns``, or the estimated peak memory
+        exceeds ``max_bytes`` (the message says both numbers); use
+        :func:`convexnn.sample_patterns` instead.
+
+    Warns
+    -----
+    NotProvenWarning
+        When the set cannot be proven complete (then ``exact=False`` and ``reason`` says why).
+
+    Exactness
+    ---------
+    ``exact=True`` is a proof that every chamber of the arrangement of the float64 data as given
+    is present: every returned witness is verified to lie strictly inside its chamber (signs
+    certified by a floating-point error bound, exact rational arithmetic where the bound is not
+    conclusive), and the number of distinct chambers equals the exact count (the Cover bound
+    when attained, otherwise the exact deletion--restriction count of :func:`count_patterns`).
+    The computation runs in a well-conditioned basis of the column space (centered features with
+    a bias, columns scaled by powers of two, SVD), so badly scaled data (raw prices,
+    timestamps, mixed units) give the same chambers as standardized data. Data that are
+    degenerate only up to rounding (e.g. decimals that are collinear in decimal but not in
+    binary) have chambers thinner than float64 can resolve: those are reported honestly
+    (``exact=False`` with the count that was found and the true count).
 
     Notes
     -----
@@ -1006,12 +1031,16 @@ def enumerate_patterns(
     4
     """
     Xc = check_X(X)
-    if isinstance(max_patterns, bool) or not isinstance(max_patterns, (int, np.integer)) or max_patterns < 1:
-        raise InputError(f"max_patterns must be a positive integer; got {max_patterns!r}.")
+    if max_patterns is not None and (isinstance(max_patterns, bool) or not isinstance(max_patterns, (int, np.integer))
+                                     or max_patterns < 1):
+        raise InputError(f"max_patterns must be a positive integer or None; got {max_patterns!r}.")
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, (int, float, np.integer, np.floating)) \
+            or not max_bytes > 0:
+        raise InputError(f"max_bytes must be a positive number; got {max_bytes!r}.")
     Xa = design_matrix(Xc, bias)
     red = _Reduced(Xa, bias)
     est, how = _estimate(red)
-    if est > max_patterns:
+    if max_patterns is not None and est > max_patterns:
         raise TooLargeError(
             f"the arrangement of X (n={Xa.shape[0]}, rank {red.rank}, {red.n_distinct} distinct "
             f"hyperplanes) has {'exactly' if how == 'exact count' else 'up to'} {est:,} chambers "
@@ -1019,12 +1048,14 @@ def enumerate_patterns(
             "convexnn.sample_patterns(X, n_samples) for a random subset, or raise max_patterns.",
             estimate=est, limit=max_patterns)
     nbytes = est * ((Xa.shape[0] + 7) // 8 + 8 * Xa.shape[1])
-    if nbytes > _MAX_BYTES:
+    if nbytes * _PEAK_FACTOR > max_bytes:
         raise TooLargeError(
-            f"the {est:,} patterns of X ({how}) would need about {nbytes / 2**30:.1f} GiB "
-            f"(masks and gates), more than {_MAX_BYTES / 2**30:.0f} GiB. Use "
-            "convexnn.sample_patterns(X, n_samples) for a random subset.",
-            estimate=est, limit=max_patterns)
+            f"the {'' if how == 'exact count' else 'up to '}{est:,} patterns of X ({how}) take "
+            f"{nbytes / 2**30:.2f} GiB (packed masks and gates) and about "
+            f"{nbytes * _PEAK_FACTOR / 2**30:.1f} GiB at peak while enumerating, more than "
+            f"max_bytes={max_bytes / 2**30:.2f} GiB. Use convexnn.sample_patterns(X, n_samples) "
+            "for a random subset, or raise max_bytes.",
+            estimate=nbytes * _PEAK_FACTOR, limit=max_bytes)
     show = progress if progress is not None else (est >= 10**6 and sys.stderr.isatty())
     bar = None
     cb = None
@@ -1062,10 +1093,10 @@ def enumerate_patterns(
     fp = data_fingerprint(Xc)
     exact = not reasons
     if include_faces:
-        Gf = _face_gates(red, limit=max_patterns).T
+        Gf = _face_gates(red, limit=max_patterns or 10**7).T
         packed = np.concatenate([packed, _masks_packed(Xa, Gf, relax=1e-9)])
         G = np.concatenate([G, Gf], axis=1)
-        if len(np.unique(packed, axis=0)) > max_patterns:
+        if max_patterns is not None and len(np.unique(packed, axis=0)) > max_patterns:
             raise TooLargeError(
                 f"with include_faces=True there are more than max_patterns={max_patterns:,} "
                 "patterns.", estimate=len(packed), limit=max_patterns)
