@@ -551,7 +551,8 @@ def _count2(U: np.ndarray, gstart: np.ndarray, tr: _Track) -> np.ndarray:
 
 
 def _chambers(U: np.ndarray, gstart: np.ndarray, wt: np.ndarray | None, m: int,
-              progress: Callable[[float], None] | None = None, tr: _Track | None = None
+              progress: Callable[[float], None] | None = None, tr: _Track | None = None,
+              row_range: tuple[int, int] | None = None,
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Chambers of a batch of central arrangements in :math:`\\mathbb R^m`, ``m >= 2``.
 
@@ -560,7 +561,10 @@ def _chambers(U: np.ndarray, gstart: np.ndarray, wt: np.ndarray | None, m: int,
     (unit rows, the zero vector for an empty group), its group id (sorted), its margin and
     ``min_i |u_i . w| * wt_i`` (used by the caller to size the lifting step). With ``tr``
     the "equal hyperplane" decisions are exact (see :class:`_Track`); otherwise they use
-    :data:`TOL`.
+    :data:`TOL`. With ``row_range=(a, b)`` only the chambers *born* at the hyperplanes
+    ``a..b-1`` are returned (deletion--restriction: every chamber is born at the last
+    hyperplane that cuts it, so disjoint row ranges split the work into independent shards whose
+    union, deduplicated by sign vector, is the whole arrangement).
     """
     if m == 2:
         W, wg = _sectors2(U, gstart)
@@ -575,7 +579,13 @@ def _chambers(U: np.ndarray, gstart: np.ndarray, wt: np.ndarray | None, m: int,
     ug = np.repeat(np.arange(G), sizes)
     uj = np.arange(N) - gstart[ug]  # number of earlier normals in the group
     est = np.cumsum(2 * _cover_float(uj, m - 1))
-    cuts = _batch_cuts(est, _BUDGET)
+    if row_range is None:
+        cuts = _batch_cuts(est, _BUDGET)
+    else:
+        lo, hi = row_range
+        base = est[lo - 1] if lo > 0 else 0.0
+        cuts = [c + lo for c in _batch_cuts(est[lo:hi] - base, _BUDGET)]
+        sizes = np.zeros_like(sizes)  # empty groups are not born in any shard
     colsel = np.array([[c for c in range(m) if c != p] for p in range(m)])
     outW, outg, outm, outt = [], [], [], []
     for a, b in zip(cuts[:-1], cuts[1:]):
@@ -647,6 +657,30 @@ def _chamber_witnesses(red: _Reduced, progress: Callable[[float], None] | None =
     if r == 1:
         return np.array([[1.0], [-1.0]])
     W, _, _, _ = _chambers(red.Y, np.array([0, len(red.Y)]), None, r, progress, _Track.top(red))
+    return W
+
+
+def _shard_ranges(red: _Reduced, n_shards: int) -> list[tuple[int, int]]:
+    """Split the hyperplanes ``0..k-1`` into ``n_shards`` ranges of about equal enumeration work."""
+    k, r = red.n_distinct, red.rank
+    if r <= 2 or k == 0:
+        return [(0, k)]
+    est = np.cumsum(2 * _cover_float(np.arange(k), r - 1))
+    bounds = np.searchsorted(est, est[-1] * np.arange(1, n_shards) / n_shards)
+    cuts = np.unique(np.concatenate([[0], bounds, [k]]))
+    return [(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
+
+
+def _shard_witnesses(red: _Reduced, row_range: tuple[int, int]) -> np.ndarray:
+    """Unit witnesses (row-space coordinates) of the chambers born at the hyperplanes of ``row_range``.
+
+    The union over the ranges of :func:`_shard_ranges` contains every chamber; deduplicate by
+    sign vector. Rank <= 2 arrangements are not split (``(0, k)`` gives all chambers).
+    """
+    r = red.rank
+    if r <= 2 or row_range == (0, red.n_distinct):
+        return _chamber_witnesses(red)
+    W, _, _, _ = _chambers(red.Y, np.array([0, len(red.Y)]), None, r, None, _Track.top(red), row_range)
     return W
 
 
