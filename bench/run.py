@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-AREAS = ["arrangements", "formulations", "certify", "solvers", "deep"]
+AREAS = ["arrangements", "formulations", "certify", "solvers", "matrix", "deep", "bab"]
 
 
 def main(argv: list[str]) -> int:
@@ -38,7 +38,7 @@ def main(argv: list[str]) -> int:
         script = HERE / f"bench_{area}.py"
         print(f"=== {script.name} ===", flush=True)
         env = dict(os.environ)
-        if area == "solvers":  # as recorded in RESULTS_solvers.md: single-threaded BLAS
+        if area in ("solvers", "matrix"):  # as recorded in RESULTS_<area>.md: single-threaded BLAS
             env.setdefault("OPENBLAS_NUM_THREADS", "1")
         rc = subprocess.call([sys.executable, str(script)], cwd=HERE.parent, env=env)
         if rc != 0:

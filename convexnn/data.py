@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numbers
+
 import numpy as np
 
 from convexnn.errors import InputError
@@ -18,6 +20,10 @@ __all__ = [
     "check_y",
     "check_Xy",
     "check_lam",
+    "check_bool",
+    "check_int",
+    "check_seed",
+    "check_solution",
     "add_bias",
     "standardize",
     "load_dataset",
@@ -27,6 +33,17 @@ __all__ = [
 def _as_float_array(a: Any, name: str) -> np.ndarray:
     if a is None:
         raise InputError(f"{name} is None; expected a numeric array.")
+    if _is_sparse(a):
+        raise InputError(f"{name} is a sparse matrix ({type(a).__name__}); sparse matrices are not supported: "
+                         f"pass {name}.toarray().")
+    if isinstance(a, np.ma.MaskedArray):
+        k = int(np.count_nonzero(np.ma.getmaskarray(a)))
+        if k == 0:
+            raise InputError(f"{name} is a numpy masked array; masked arrays are not supported. No entry is "
+                             f"masked here: pass the plain data np.ma.getdata({name}).")
+        raise InputError(f"{name} is a numpy masked array with {k} masked entr{'y' if k == 1 else 'ies'}; masked "
+                         "arrays are not supported (the mask would be ignored). Drop or impute the masked "
+                         f"entries and pass a plain array (e.g. {name}.filled(value) or np.ma.compress_rows({name})).")
     # torch tensors and other array-likes
     if hasattr(a, "detach") and hasattr(a, "cpu"):
         a = a.detach().cpu().numpy()
@@ -42,6 +59,16 @@ def _as_float_array(a: Any, name: str) -> np.ndarray:
         raise InputError(f"{name} must be real; got complex dtype {arr.dtype}.")
     arr = arr.astype(np.float64, copy=False)
     return arr
+
+
+def _is_sparse(a: Any) -> bool:
+    """True for scipy.sparse matrices / arrays (without importing scipy when it is not loaded)."""
+    mod = type(a).__module__ or ""
+    if not mod.startswith("scipy.sparse"):
+        return False
+    import scipy.sparse
+
+    return bool(scipy.sparse.issparse(a))
 
 
 def check_X(X: Any, *, name: str = "X", min_samples: int = 1) -> np.ndarray:
@@ -96,7 +123,24 @@ def check_Xy(X: Any, y: Any, *, loss: str = "squared") -> tuple[np.ndarray, np.n
 
 
 def check_lam(lam: Any, *, name: str = "lam", allow_zero: bool = False) -> float:
-    """Validate a regularization strength: a finite real number > 0 (>= 0 if ``allow_zero``)."""
+    """Validate a regularization strength: a finite real number > 0 (>= 0 if ``allow_zero``).
+
+    Booleans, strings and arrays with more than one entry are refused (``float("0.1")`` and
+    ``float(True)`` would silently turn them into numbers).
+    """
+    if isinstance(lam, (bool, np.bool_)):
+        raise InputError(f"{name} must be a real number, not a bool; got {lam!r}.")
+    if isinstance(lam, (str, bytes)):
+        raise InputError(f"{name} must be a real number, not a string; got {lam!r}. "
+                         f"Convert it first ({name}=float({lam!r})).")
+    if isinstance(lam, (complex, np.complexfloating)):
+        raise InputError(f"{name} must be real; got the complex number {lam!r}.")
+    if isinstance(lam, np.ndarray):
+        if lam.size != 1 or lam.ndim > 1 or not (np.issubdtype(lam.dtype, np.integer)
+                                                 or np.issubdtype(lam.dtype, np.floating)):
+            raise InputError(f"{name} must be a real number; got an array of shape {lam.shape} and dtype "
+                             f"{lam.dtype}.")
+        lam = lam.reshape(())[()]
     try:
         val = float(lam)
     except (TypeError, ValueError) as exc:
@@ -108,6 +152,74 @@ def check_lam(lam: Any, *, name: str = "lam", allow_zero: bool = False) -> float
         hint = "" if allow_zero else " For lam -> 0 use convexnn.min_norm_interpolation."
         raise InputError(f"{name} must be {bound}; got {val}.{hint}")
     return val
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """Validate a flag: ``True`` / ``False`` (a Python or numpy bool); anything else is refused.
+
+    Truthiness is not used: ``bias="no"`` or ``bias="yes"`` would otherwise both mean ``True``.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise InputError(f"{name} must be True or False; got {value!r} ({type(value).__name__}).")
+
+
+def check_int(value: Any, name: str, *, min_value: int | None = None) -> int:
+    """Validate an integer argument (a count, a dimension) and return it as a Python ``int``.
+
+    Python / numpy integers are accepted, and floats only when they are integers (``5.0``);
+    booleans, strings and non-integral numbers (``5.5``) raise :class:`InputError`.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, numbers.Real)):
+        raise InputError(f"{name} must be an integer; got {value!r} ({type(value).__name__}).")
+    if not isinstance(value, numbers.Integral):
+        fval = float(value)
+        if not (np.isfinite(fval) and fval.is_integer()):
+            raise InputError(f"{name} must be an integer; got {value!r}.")
+        value = int(fval)
+    out = int(value)
+    if min_value is not None and out < min_value:
+        raise InputError(f"{name} must be >= {min_value}; got {out}.")
+    return out
+
+
+def check_seed(seed: Any, name: str = "seed") -> np.random.Generator:
+    """A numpy ``Generator`` from ``seed``: ``None``, a nonnegative integer, a ``SeedSequence``,
+    a ``BitGenerator`` or a ``Generator`` (returned as is)."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None or isinstance(seed, (np.random.SeedSequence, np.random.BitGenerator)):
+        return np.random.default_rng(seed)
+    if isinstance(seed, (numbers.Integral,)) and not isinstance(seed, (bool, np.bool_)):
+        if int(seed) < 0:
+            raise InputError(f"{name} must be a nonnegative integer; got {seed}.")
+        return np.random.default_rng(int(seed))
+    raise InputError(f"{name} must be None, a nonnegative integer or a numpy Generator; got {seed!r} "
+                     f"({type(seed).__name__}).")
+
+
+def check_solution(solution: Any, func: str) -> Any:
+    """Check that ``solution`` is a :class:`~convexnn.ConvexSolution` (what ``func`` needs).
+
+    Networks, formulations and arrays passed instead get an :class:`InputError` that says what
+    to pass (``formulation.solve()``) and where networks go (``convexnn.certify``).
+    """
+    from convexnn.formulations.formulation import ConvexSolution, Formulation
+
+    if isinstance(solution, ConvexSolution):
+        return solution
+    what = type(solution).__name__
+    if isinstance(solution, Formulation):
+        hint = " Solve it first: sol = formulation.solve() (or convexnn.solve(formulation))."
+    elif hasattr(solution, "to_solution"):
+        hint = " Turn these convex weights into a solution first: model.to_solution(y, lam)."
+    elif hasattr(solution, "W1") or hasattr(solution, "parameters"):
+        hint = (" For a network, use convexnn.certify(network, X, y, lam), or map it to a convex "
+                "solution with convexnn.from_network(network, X).to_solution(y, lam).")
+    else:
+        hint = ""
+    raise InputError(f"{func}() expects a ConvexSolution (the result of c_relu(...).solve() or "
+                     f"convexnn.solve(...)); got {what}.{hint}")
 
 
 def add_bias(X: np.ndarray) -> np.ndarray:

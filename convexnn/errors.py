@@ -18,6 +18,9 @@ Warnings:
   the message reports the duality gap / violation reached.
 * :class:`NotProvenWarning` -- a result that is normally exact (a count, a complete pattern
   set) could not be proven for this data; the message says why.
+* :class:`PrecisionWarning` -- a requested tolerance is below what the floating-point type of
+  the computation can certify (e.g. ``dtype="float32"``) and was raised; the message gives
+  the requested and the effective tolerance.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ __all__ = [
     "InaccurateSolutionWarning",
     "ConvergenceWarning",
     "NotProvenWarning",
+    "PrecisionWarning",
 ]
 
 
@@ -95,3 +99,7 @@ class ConvergenceWarning(ConvexNNWarning):
 
 class NotProvenWarning(ConvexNNWarning):
     """A normally exact result could not be proven for this data (the message says what and why)."""
+
+
+class PrecisionWarning(ConvexNNWarning):
+    """A requested tolerance was raised to what the floating-point type can certify (both are reported)."""

@@ -31,6 +31,7 @@ from typing import Any
 import cvxpy as cp
 import numpy as np
 
+from convexnn._cvxpy_warnings import translated
 from convexnn.arrangements.patterns import Patterns, data_fingerprint
 from convexnn.data import check_lam, check_X, check_y
 from convexnn.errors import ConvexNNWarning, InputError, SolverError
@@ -424,7 +425,8 @@ def cone_decomposition(
         prob = cp.Problem(cp.Minimize(obj), cons)
         t0 = time.perf_counter()
         try:
-            prob.solve(solver=name, **solver_kwargs)
+            with translated(f"cone decomposition with {name}", inaccurate_status_checked=False):
+                prob.solve(solver=name, **solver_kwargs)
         except cp.error.SolverError as exc:
             raise SolverError(f"{name} failed on the cone decomposition: {exc}", solver=name,
                               status="solver_error") from exc

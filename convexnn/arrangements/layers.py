@@ -48,7 +48,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from convexnn.arrangements.patterns import Patterns, data_fingerprint, design_matrix
-from convexnn.data import check_X
+from convexnn.data import check_seed, check_X
 from convexnn.errors import InputError, TooLargeError
 
 __all__ = [
@@ -308,7 +308,7 @@ def sample_combos(X: Any, m1: int, n_samples: int, *, bias: bool = False, seed: 
     n, dp = Xa.shape
     if int(n_samples) < 1 or int(m1) < 1:
         raise InputError(f"n_samples and m1 must be positive; got {n_samples}, {m1}.")
-    rng = np.random.default_rng(seed)
+    rng = check_seed(seed)
     S, m = int(n_samples), int(m1)
     U1 = rng.standard_normal((S, dp, m))
     u2 = rng.standard_normal((S, m))
@@ -548,7 +548,7 @@ def deep_layer_patterns(X: Any, widths: Sequence[int], *, method: str = "sample"
     if method != "sample":
         raise InputError(f"method must be 'sample' or 'complete'; got {method!r}.")
     Xa = design_matrix(Xc, bias)
-    rng = np.random.default_rng(seed)
+    rng = check_seed(seed)
     dims = [Xa.shape[1]] + widths
     gates1, masks, wits = [], [[] for _ in widths[1:]], [[] for _ in widths[1:]]
     for _ in range(int(n_samples)):

@@ -23,7 +23,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from convexnn.data import add_bias, check_X
+from convexnn.data import add_bias, check_bool, check_X
 from convexnn.errors import InputError
 
 __all__ = ["Patterns", "data_fingerprint", "design_matrix"]
@@ -41,7 +41,7 @@ def data_fingerprint(X: np.ndarray) -> str:
 def design_matrix(X: Any, bias: bool = False) -> np.ndarray:
     """Validated data matrix, augmented with a ones column when ``bias`` (the matrix the gates act on)."""
     Xc = check_X(X)
-    return add_bias(Xc) if bias else Xc
+    return add_bias(Xc) if check_bool(bias, "bias") else Xc
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -116,7 +116,7 @@ class Patterns:
         self._packed = _readonly(packed)
         self._n = int(n)
         self._gates = _readonly(np.ascontiguousarray(gates))
-        self.bias = bool(bias)
+        self.bias = check_bool(bias, "bias")
         self.exact = bool(exact)
         self.kind = str(kind)
         self.fingerprint = fingerprint
@@ -297,8 +297,17 @@ class Patterns:
                 f"{Xa.shape[1]}; build the patterns with the same bias setting.")
         if self.fingerprint is not None:
             if data_fingerprint(check_X(X)) != self.fingerprint:
-                raise InputError("these patterns were built for another data matrix X; rebuild them "
-                                 "with enumerate_patterns(X) or sample_patterns(X, ...).")
+                dt = str(getattr(X, "dtype", ""))
+                low = any(t in dt for t in ("float32", "float16", "bfloat16"))
+                if low:
+                    raise InputError(
+                        f"X differs from the data the patterns were built for: X has dtype "
+                        f"{dt.replace('torch.', '')}, and a lower-precision copy rounds the values (its "
+                        "arrangement can differ). Pass the original float64 data, or rebuild the patterns "
+                        "with enumerate_patterns(X) or sample_patterns(X, ...).")
+                raise InputError("these patterns were built for another data matrix X (its values differ, e.g. "
+                                 "a float32 copy rounds them); rebuild them with enumerate_patterns(X) or "
+                                 "sample_patterns(X, ...).")
         elif len(self):
             if not np.array_equal(Xa @ self._gates >= 0, self.masks):
                 raise InputError("the witness gates do not reproduce the masks on X: these patterns "

@@ -32,7 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from convexnn.arrangements.patterns import Patterns, data_fingerprint, design_matrix
-from convexnn.data import check_X
+from convexnn.data import check_seed, check_X
 from convexnn.errors import InputError
 
 __all__ = ["sample_patterns"]
@@ -144,7 +144,7 @@ def sample_patterns(
     m = _positive_int(n_samples, "n_samples")
     if kind not in _KINDS:
         raise InputError(f"kind must be one of {_KINDS}; got {kind!r}.")
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    rng = check_seed(seed)
     Xa = design_matrix(Xc, bias)
     n, d = Xc.shape
     if kind == "gaussian":

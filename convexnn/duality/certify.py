@@ -170,6 +170,9 @@ class Certificate:
     note: str | None = None
     _Xa: np.ndarray = field(repr=False, default=None)  # type: ignore[assignment]
     _y: np.ndarray = field(repr=False, default=None)  # type: ignore[assignment]
+    method: str = "enumerate"
+    nodes: int = 0
+    bab_complete: bool | None = None
 
     # ------------------------------------------------------------------ improvement
     def improvement_step(self) -> tuple[float, float]:
@@ -239,6 +242,10 @@ class Certificate:
             f"  patterns                     {self.n_patterns} ({'complete: exact bound' if self.exact else 'SAMPLED'}), "
             f"{self.n_nnls} NNLS, {self.time:.3g} s",
         ]
+        if self.method == "bab":
+            lines[-1] = (f"  branch and bound             {self.nodes} boxes, "
+                         f"{'complete' if self.bab_complete else 'stopped early (bound still valid)'}, "
+                         f"s(v) <= {self.s_valid:.6g}, {self.time:.3g} s")
         if not self.exact:
             lines.append("  NOTE: sampled patterns are not a proof; the lower bound above uses the looser "
                          "pattern-free bound")
@@ -409,6 +416,9 @@ def certify(
     refine: int = 3,
     weight_decay: float | None = None,
     reduction: str = "mean",
+    method: str = "auto",
+    time_limit: float | None = None,
+    progress: bool | None = None,
 ) -> Certificate:
     r"""Certify (or refute) the global optimality of a trained two-layer ReLU network.
 
@@ -448,6 +458,16 @@ def certify(
         valid whatever the restricted solve returns, and it tightens the certificate from the
         accuracy of the network's residual to that of the solver (and, for a network far from
         optimal, towards the global optimum itself).
+    method : {"auto", "enumerate", "bab"}
+        ``"enumerate"``: the exact chambers (or the given ``patterns``); ``"bab"``: branch and bound
+        over all chambers without enumeration (:func:`convexnn.duality.certify_bab.certify_bab`,
+        ``Certificate.method == "bab"``, a proof whether or not it completes); ``"auto"``:
+        enumerate when ``patterns`` is given or the estimated number of chambers is at most
+        ``max_patterns``, else branch and bound.
+    time_limit : float, optional
+        Seconds for the branch and bound (its bound is valid when it stops).
+    progress : bool, optional
+        tqdm progress bar of the branch and bound.
 
     Returns
     -------
@@ -472,7 +492,23 @@ def certify(
     if isinstance(refine, bool) or not isinstance(refine, (int, np.integer)) or refine < 0:
         raise InputError(f"refine must be a nonnegative integer; got {refine!r}.")
     Xa = design_matrix(Xc, net.bias)
-    pats = resolve_patterns(Xc, net.bias, patterns, max_patterns)
+    if method not in ("auto", "enumerate", "bab"):
+        raise InputError(f"method must be 'auto', 'enumerate' or 'bab'; got {method!r}.")
+    if method == "bab" and patterns is not None:
+        raise InputError("method='bab' covers all chambers without patterns; pass patterns=None.")
+    if method == "auto" and patterns is None:
+        from convexnn.errors import TooLargeError
+
+        try:
+            pats = resolve_patterns(Xc, net.bias, patterns, max_patterns)
+        except TooLargeError:
+            method = "bab"
+    if method == "bab":
+        from convexnn.duality.certify_bab import certify_bab
+
+        return certify_bab(network, Xc, yc, lam, loss=L, rtol=rtol, time_limit=time_limit, progress=progress)
+    if method != "auto" or patterns is not None:
+        pats = resolve_patterns(Xc, net.bias, patterns, max_patterns)
     masks = pats.masks
     exact = bool(pats.exact)
 

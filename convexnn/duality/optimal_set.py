@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linprog
 
+from convexnn.data import check_seed, check_solution
 from convexnn.errors import InputError, SolverError
 from convexnn.formulations.formulation import ConvexSolution
 from convexnn.duality._common import project_cone
@@ -177,7 +178,7 @@ class OptimalSet:
 
     def sample_alphas(self, k: int, seed: int | None = None) -> np.ndarray:
         """``k`` random points of the polytope (random convex combinations of LP vertices), rows."""
-        rng = np.random.default_rng(seed)
+        rng = check_seed(seed)
         kk = self.B.shape[1]
         verts = [self.alpha0]
         for _ in range(min(max(k, 2), 20)):
@@ -218,7 +219,7 @@ def optimal_set(solution: ConvexSolution, *, tol: float = 1e-6) -> OptimalSet:
     -------
     OptimalSet
     """
-    f = solution.formulation
+    f = check_solution(solution, "optimal_set").formulation
     if f.kind != "c_relu":
         raise InputError(f"optimal_set() needs a C-ReLU solution; got {f.kind!r}.")
     if np.ndim(f.y) != 1:

@@ -73,7 +73,7 @@ import scipy.sparse as sp
 
 from convexnn.arrangements.layers import LayerPatterns
 from convexnn.arrangements.patterns import Patterns
-from convexnn.data import check_lam, check_Xy
+from convexnn.data import check_bool, check_lam, check_Xy
 from convexnn.errors import InputError, SolverError, TooLargeError
 from convexnn.formulations.formulation import ConvexSolution, Formulation
 from convexnn.formulations.losses import Loss, get_loss
@@ -298,7 +298,7 @@ def _prepare(X: Any, y: Any, layer_patterns: Sequence[Any], lam: float, loss: st
     first = layer_patterns[0]
     if not isinstance(first, Patterns):
         raise InputError(f"layer_patterns[0] must be the first-layer Patterns; got {type(first).__name__}.")
-    b = first.bias if bias is None else bool(bias)
+    b = first.bias if bias is None else check_bool(bias, "bias")
     if b != first.bias:
         raise InputError(f"bias={b} but the first-layer patterns were built with bias={first.bias}.")
     Xa = first.check(Xc)

@@ -26,6 +26,7 @@ from typing import Any
 import cvxpy as cp
 import numpy as np
 
+from convexnn._cvxpy_warnings import translated
 from convexnn.arrangements.patterns import Patterns
 from convexnn.errors import InaccurateSolutionWarning, InputError, NotFittedError, SolverError, TooLargeError
 from convexnn.formulations.losses import Loss
@@ -121,6 +122,27 @@ class Formulation(abc.ABC):
         self.meta = dict(meta or {})
         self.last_solution: ConvexSolution | None = None
 
+    # ----------------------------------------------------------------- pickling
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the data, patterns, settings and the value of ``lam``, without CVXPY objects.
+
+        The CVXPY problem, variables and constraints are dropped (they hold compiled solver
+        state that cannot be pickled). An unpickled formulation still evaluates predictions,
+        objectives and mappings of its solutions; to solve again, build it anew with its
+        builder (e.g. ``convexnn.c_relu(f.X, f.y, f.patterns, lam)``).
+        """
+        state = {k: _strip_cvxpy(v) for k, v in self.__dict__.items()
+                 if k not in ("problem", "variables", "constraints", "last_solution", "lam")}
+        state["_lam_value"] = None if self.lam is None or self.lam.value is None else float(self.lam.value)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        lam = state.pop("_lam_value", None)
+        self.__dict__.update(state)
+        self.problem = None  # type: ignore[assignment]
+        self.variables, self.constraints, self.last_solution = {}, {}, None
+        self.lam = cp.Parameter(nonneg=True, name="lam", value=lam)
+
     # ----------------------------------------------------------------- the math a subclass gives
     @abc.abstractmethod
     def weights_from_variables(self) -> dict[str, np.ndarray]:
@@ -213,6 +235,10 @@ class Formulation(abc.ABC):
         """
         if self.lam.value is None:
             raise InputError("lam has no value; set formulation.lam.value before solving.")
+        if self.problem is None:
+            raise InputError(f"this {self.kind} formulation was unpickled or loaded without its CVXPY problem; "
+                             "build it again with its builder (e.g. convexnn.c_relu(f.X, f.y, f.patterns, lam)) "
+                             "to solve.")
         if max_nnz is not None:
             est = self.nnz_estimate()
             if est > max_nnz:
@@ -230,7 +256,8 @@ class Formulation(abc.ABC):
             raise SolverError("MOSEK is installed but not licensed; use solver='CLARABEL'.", solver=name)
         t0 = time.perf_counter()
         try:
-            self.problem.solve(solver=name, verbose=verbose, **kwargs)
+            with translated(f"{self.kind} with {name}"):  # status checked below
+                self.problem.solve(solver=name, verbose=verbose, **kwargs)
         except cp.error.SolverError as exc:
             hint = ("Try convexnn.solve(formulation, method='first_order'), another solver "
                     "(solver='SCS' or 'MOSEK'), or fewer patterns.")
@@ -262,9 +289,38 @@ class Formulation(abc.ABC):
             compile_time=compile_time,
             iterations=getattr(stats, "num_iters", None),
             lam=self.lam_value,
+            duals=self.dual_snapshot(),
         )
         self.last_solution = sol
         return sol
+
+    def dual_snapshot(self) -> dict[str, np.ndarray]:
+        """Copies of the current ``dual_value`` of every named constraint (those that have one).
+
+        CVXPY overwrites the dual values at every solve; a :class:`ConvexSolution` keeps this
+        snapshot (``sol.duals``) so its multipliers stay those of *its* solve after ``lam`` is
+        changed and the program solved again.
+        """
+        out: dict[str, np.ndarray] = {}
+        for key, con in self.constraints.items():
+            dv = getattr(con, "dual_value", None)
+            if dv is None:
+                continue
+            try:
+                out[key] = np.array(dv, dtype=np.float64)  # always a copy
+            except (TypeError, ValueError):  # ragged (e.g. second-order cone duals): keep copies
+                out[key] = [np.array(a, dtype=np.float64) for a in dv]  # type: ignore[assignment]
+        return out
+
+
+def _strip_cvxpy(value: Any) -> Any:
+    """``value`` without CVXPY objects (dropped from dicts / replaced by ``None``), for pickling."""
+    if isinstance(value, (cp.Problem, cp.Expression, cp.Constraint)):
+        return None
+    if isinstance(value, dict):
+        return {k: _strip_cvxpy(v) for k, v in value.items()
+                if not isinstance(v, (cp.Problem, cp.Expression, cp.Constraint))}
+    return value
 
 
 @dataclass
@@ -291,6 +347,11 @@ class ConvexSolution:
         The regularization strength the solution is for.
     info : dict
         Solver-specific extras (duality gap reached, constraint violation, history, ...).
+    duals : dict[str, ndarray]
+        The multipliers of the formulation's named constraints *at this solve* (copies of
+        CVXPY's ``dual_value``, e.g. ``duals["cone_v"]`` of shape ``(n, P)``), used by
+        :func:`convexnn.kkt`. Empty for solutions without solver multipliers (first-order
+        methods, networks mapped back, loaded files); ``kkt`` then recomputes them.
     """
 
     formulation: Formulation
@@ -303,6 +364,7 @@ class ConvexSolution:
     iterations: int | None = None
     lam: float = float("nan")
     info: dict[str, Any] = field(default_factory=dict)
+    duals: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __getattr__(self, name: str) -> Any:
         weights = self.__dict__.get("weights")

@@ -83,7 +83,7 @@ from convexnn.arrangements.layers import (
     first_layer_combos,
 )
 from convexnn.arrangements.patterns import Patterns
-from convexnn.data import check_lam, check_Xy
+from convexnn.data import check_bool, check_lam, check_Xy
 from convexnn.errors import InputError, SolverError, TooLargeError
 from convexnn.formulations.formulation import ConvexSolution, Formulation, default_solver
 from convexnn.formulations.losses import Loss, get_loss
@@ -395,7 +395,7 @@ def three_layer(
         combos = None
     else:
         raise InputError(f"first_patterns must be Patterns or NeuronCombos; got {type(first_patterns).__name__}.")
-    b = pat.bias if bias is None else bool(bias)
+    b = pat.bias if bias is None else check_bool(bias, "bias")
     if b != pat.bias:
         raise InputError(f"bias={b} but the first-layer patterns were built with bias={pat.bias}.")
     Xa = pat.check(Xc)

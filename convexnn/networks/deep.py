@@ -26,7 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from convexnn.arrangements.patterns import data_fingerprint, design_matrix
-from convexnn.data import check_lam, check_X, check_y
+from convexnn.data import check_bool, check_lam, check_X, check_y
 from convexnn.errors import InputError
 from convexnn.formulations.losses import Loss, get_loss
 
@@ -68,7 +68,7 @@ class ThreeLayerReLU:
                              f"{w3.shape}.")
         if not (np.all(np.isfinite(W1)) and np.all(np.isfinite(w2)) and np.all(np.isfinite(w3))):
             raise InputError("network weights contain NaN or inf.")
-        self.W1, self.w2, self.w3, self.bias = W1, w2, w3, bool(bias)
+        self.W1, self.w2, self.w3, self.bias = W1, w2, w3, check_bool(bias, "bias")
 
     @property
     def n_subnetworks(self) -> int:
@@ -180,7 +180,7 @@ class DeepReLU:
                 raise InputError(f"consecutive weights do not chain: {a.shape} then {b.shape}.")
         if not all(np.all(np.isfinite(W)) for W in Ws):
             raise InputError("network weights contain NaN or inf.")
-        self.weights, self.bias = Ws, bool(bias)
+        self.weights, self.bias = Ws, check_bool(bias, "bias")
 
     @property
     def depth(self) -> int:
@@ -263,7 +263,7 @@ class DeepGatedReLU:
             if g.shape != (Xc.shape[0], W.shape[1]):
                 raise InputError(f"gate matrix of shape {g.shape} does not match (n, width) = "
                                  f"({Xc.shape[0]}, {W.shape[1]}).")
-        self.gates, self.bias, self._fp = G, bool(bias), data_fingerprint(Xc)
+        self.gates, self.bias, self._fp = G, check_bool(bias, "bias"), data_fingerprint(Xc)
 
     @property
     def weights(self) -> list[np.ndarray]:

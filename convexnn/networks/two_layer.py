@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from convexnn.data import add_bias, check_lam, check_X, check_y
+from convexnn.data import add_bias, check_bool, check_lam, check_X, check_y
 from convexnn.errors import InputError
 from convexnn.formulations.losses import Loss, get_loss
 
@@ -52,7 +52,7 @@ class _TwoLayer:
 
     def __init__(self, W1: Any, w2: Any, *, bias: bool = False) -> None:
         self.W1, self.w2 = _as_weights(W1, w2)
-        self.bias = bool(bias)
+        self.bias = check_bool(bias, "bias")
         if self.bias and self.W1.shape[0] < 2:
             raise InputError("with bias=True, W1 needs d + 1 >= 2 rows (the last row is the bias).")
 

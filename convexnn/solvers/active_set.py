@@ -78,6 +78,7 @@ __all__ = ["Certificate", "ActiveSetResult", "RestrictedSolution", "certify_relu
            "screen_blocks", "scan_blocks", "solve_restricted", "solve_relu_active_set", "violation"]
 
 _ADD_RTOL = 1e-9  # a block is violated when s_i > lam * (1 + _ADD_RTOL)
+_FAER_MIN_VARS = 800  # restricted squared-loss solves with more variables use Clarabel's faer LDL
 
 
 @dataclass
@@ -392,32 +393,50 @@ def _clarabel_squared(F: np.ndarray, y: np.ndarray, lam: float, C: Any, k: int, 
     import scipy.sparse as sp
 
     nx = k * d
-    Q = F.T @ F
-    Pm = sp.block_diag([sp.csc_matrix(np.triu(0.5 * (Q + Q.T))), sp.csc_matrix((k, k))], format="csc")
-    q = np.concatenate([-(F.T @ y), np.full(k, lam)])
+    n = F.shape[0]
     rows = C.shape[0]
     # SOC rows: s_b = (t_b, x_b), i.e. -[e_{t_b}; I_{x_b}] [x; t] + s = 0
     ridx = np.arange(k * (d + 1))
     blk, pos = np.divmod(ridx, d + 1)
     cidx = np.where(pos == 0, nx + blk, blk * d + pos - 1)
-    Asoc = sp.csc_matrix((-np.ones(ridx.size), (ridx, cidx)), shape=(k * (d + 1), nx + k))
-    Acone = sp.hstack([-C, sp.csc_matrix((rows, k))])
-    A = sp.vstack([Acone, Asoc], format="csc")
-    b = np.zeros(rows + k * (d + 1))
-    cones = [clarabel.NonnegativeConeT(rows)] + [clarabel.SecondOrderConeT(d + 1)] * k
+    # residual ("lifted") form when the Gram matrix F^T F (nx^2 entries) would be much larger than
+    # the residual map (n nx entries)
+    lifted = nx > 2 * n
+    ne = nx + k + (n if lifted else 0)
+    Asoc = sp.csc_matrix((-np.ones(ridx.size), (ridx, cidx)), shape=(k * (d + 1), ne))
+    Acone = sp.hstack([-C, sp.csc_matrix((rows, ne - nx))])
+    if lifted:
+        # residual form: variables (x, t, r) with F x - r = y and objective r^T r / 2
+        Pm = sp.block_diag([sp.csc_matrix((nx + k, nx + k)), sp.identity(n, format="csc")], format="csc")
+        q = np.concatenate([np.zeros(nx), np.full(k, lam), np.zeros(n)])
+        Aeq = sp.hstack([sp.csc_matrix(F), sp.csc_matrix((n, k)), -sp.identity(n, format="csc")])
+        A = sp.vstack([Aeq, Acone, Asoc], format="csc")
+        b = np.concatenate([y, np.zeros(rows + k * (d + 1))])
+        cones = [clarabel.ZeroConeT(n), clarabel.NonnegativeConeT(rows)] + [clarabel.SecondOrderConeT(d + 1)] * k
+    else:
+        Q = F.T @ F
+        Pm = sp.block_diag([sp.csc_matrix(np.triu(0.5 * (Q + Q.T))), sp.csc_matrix((k, k))], format="csc")
+        q = np.concatenate([-(F.T @ y), np.full(k, lam)])
+        A = sp.vstack([Acone, Asoc], format="csc")
+        b = np.zeros(rows + k * (d + 1))
+        cones = [clarabel.NonnegativeConeT(rows)] + [clarabel.SecondOrderConeT(d + 1)] * k
     st = clarabel.DefaultSettings()
     st.verbose = False
     st.tol_gap_abs = st.tol_gap_rel = st.tol_feas = eps
     st.max_iter = max_iter
-    st.direct_solve_method = "qdldl"
+    # QDLDL is a scalar sparse LDL; on the dense Gram block of a large working set the supernodal
+    # faer solver is several times faster (measured: 60 blocks of d'=31, 27 s -> 10 s)
+    st.direct_solve_method = "faer" if nx > _FAER_MIN_VARS else "qdldl"
     sol = clarabel.DefaultSolver(Pm, q, A, b, cones, st).solve()
     x = np.asarray(sol.x, dtype=np.float64)
     status = str(sol.status)
-    if x.size != nx + k or not np.all(np.isfinite(x)) or "Solved" not in status:
+    if x.size != ne or not np.all(np.isfinite(x)) or "Solved" not in status:
         import cvxpy as cp
 
         raise cp.error.SolverError(f"Clarabel returned status {status}")
-    return x[:nx], np.maximum(np.asarray(sol.z, dtype=np.float64)[:rows], 0.0), int(sol.iterations), status
+    off = n if lifted else 0
+    return (x[:nx], np.maximum(np.asarray(sol.z, dtype=np.float64)[off:off + rows], 0.0), int(sol.iterations),
+            status)
 
 
 def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float, loss: Loss,
@@ -636,7 +655,8 @@ def solve_relu_active_set(
     rows_per_block : int, optional
         Row generation of the restricted solves (see :func:`solve_restricted`).
     add_limit : int
-        Violated blocks added per round at most (the most violated first).
+        Violated blocks added per round: at most ``max(add_limit, |W|)`` (the most violated
+        first), so the working set can double per round.
     prune : bool
         Drop blocks that are zero in the restricted solution from the working set (each block
         at most once, so the loop still terminates); keeps the restricted programs small.
@@ -717,7 +737,10 @@ def solve_relu_active_set(
         # the exact s(v); after an early stop the certificate uses the cheap bounds (valid, loose)
         primal, fit = _primal(Xa, masks, y, lam, loss, V, W)
         v = -np.asarray(loss.grad(fit, y), dtype=np.float64)
-        add, s_exact, bounds, nn = scan_blocks(Xa, masks, v, lam, active, add_limit)
+        # the working set may double per round (at least add_limit new blocks): dense supports are
+        # reached in a logarithmic number of restricted solves
+        limit = max(add_limit, int(active.sum()))
+        add, s_exact, bounds, nn = scan_blocks(Xa, masks, v, lam, active, limit)
         cert = _certificate(primal, v, y, lam, loss, float(bounds.max()) if s_exact is None else s_exact,
                             bounds, nn)
         va, vr = violation(Xa, masks, V, W)
@@ -743,7 +766,7 @@ def solve_relu_active_set(
         if int(active.sum()) >= max_blocks:
             reason = "too_many_blocks"
             break
-        add = add[: max(1, min(add_limit, max_blocks - int(active.sum())))]
+        add = add[: max(1, min(limit, max_blocks - int(active.sum())))]
         active[add[:, 0], add[:, 1]] = True
     if cert is None:  # the first restricted solve failed: certify the starting point
         cert = certify_relu(Xa, masks, y, lam, loss, V, W)

@@ -132,6 +132,9 @@ class ReluResult:
     delta: float
     step: float
     history: list[dict[str, float]] = field(default_factory=list)
+    #: ``"certified"``, ``"max_iter"`` (inner-iteration budget spent) or ``"max_outer"``
+    #: (multiplier updates spent)
+    reason: str = ""
 
 
 def solve_relu(
@@ -251,6 +254,7 @@ def solve_relu(
             delta *= 2.0
         prev_viol = min(prev_viol, viol_rel)
         inner_tol = max(inner_tol * 0.2, 0.1 * tol)
+    reason = "certified" if converged else ("max_iter" if iters >= max_iter else "max_outer")
     return ReluResult(x[:P], x[P:], img[0], Gam, gap, viol, viol_rel, iters, outer, converged, delta, step,
-                      history)
+                      history, reason)
 

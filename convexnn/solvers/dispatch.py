@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from convexnn.errors import ConvergenceWarning, InputError
+from convexnn.errors import ConvergenceWarning, InputError, PrecisionWarning
 from convexnn.formulations.formulation import ConvexSolution, Formulation
 from convexnn.formulations.losses import get_loss
 from convexnn.solvers.active_set import ActiveSetResult, certify_relu, solve_relu_active_set
@@ -42,8 +42,21 @@ FIRST_ORDER_KINDS = ("c_grelu", "c_relu")
 #: project's measurements (diabetes, n=442, d'=11: C-ReLU P=100 in 18 s, P=400 in 37 s;
 #: C-GReLU P=100 in ~1 s). Only used to choose a method.
 _IP_SECONDS_PER_NNZ = {"c_relu": 1.2e-5, "c_grelu": 2.0e-6}
-#: ``auto`` picks the interior-point method below this estimated time (seconds).
-AUTO_INTERIOR_SECONDS = 1.0
+#: ``auto`` picks the interior-point method below this estimated time (seconds). 0: never on
+#: that ground -- on every cell of ``bench/bench_matrix.py`` (n 100..1e5, d' 3..51, P 91..2000,
+#: lam 1e-3..0.5 lam_max, squared and logistic) the first-order path was faster than CVXPY +
+#: Clarabel, including the smallest cells (n=100, d'=3, P=91: 4 ms vs 30 ms).
+AUTO_INTERIOR_SECONDS = 0.0
+#: ``auto``, C-ReLU: switch to the interior-point method when the C-GReLU screening solve has more
+#: than this fraction of the patterns in its support, i.e. when the restricted programs of the
+#: active-set polish approach the full program. Measured: at 61% (breast cancer, d'=31, P=300,
+#: lam=1e-3 lam_max; final C-ReLU working set 92 of 600 blocks) the polish was still faster
+#: (144 s vs about 177 s), so the threshold sits above that.
+AUTO_DENSE_SUPPORT = 0.75
+
+
+class _PreferInterior(Exception):
+    """Raised inside ``method="auto"`` when the screening shows the interior-point method is cheaper."""
 
 
 def estimate_interior_seconds(formulation: Formulation) -> float:
@@ -108,9 +121,14 @@ def solve(
         From :func:`convexnn.c_grelu` / :func:`convexnn.c_relu` (first-order capable), or any
         other builder (interior point only).
     method : {"auto", "interior", "first_order"}
-        ``"auto"`` estimates the interior-point time (:func:`estimate_interior_seconds`) and
-        uses the interior-point method when it is below ~1 s or the first-order solvers do not
-        apply (hinge loss, other kinds, nuclear-norm vector outputs); otherwise first-order.
+        ``"auto"`` uses the interior-point method when the first-order solvers do not apply
+        (hinge loss, other kinds, nuclear-norm vector outputs) or its estimated time
+        (:func:`estimate_interior_seconds`) is below :data:`AUTO_INTERIOR_SECONDS` (0 by
+        default: first order was faster on every measured cell); otherwise first-order.
+        For C-ReLU (scalar output) it switches to the interior-point method after the C-GReLU
+        screening solve when more than :data:`AUTO_DENSE_SUPPORT` of the patterns are in the
+        screening support (the active-set polish is slower than one full interior-point solve
+        there). ``info["auto_reason"]`` records the reason.
     device : str, optional
         First-order backend: ``None`` (numpy), ``"cpu"`` / ``"torch"`` (torch on the CPU),
         ``"cuda"`` / ``"cuda:k"`` (torch on a GPU; :class:`InputError` without CUDA).
@@ -121,7 +139,10 @@ def solve(
     tol : float
         Target *relative* certified duality gap :math:`(P - D)/|P|` (first-order), default 1e-8.
     max_iter : int, optional
-        Iteration budget (default 20000 for C-GReLU, 50000 inner iterations for C-ReLU).
+        Iteration budget of the whole solve (default 20000 for C-GReLU, 50000 for C-ReLU): all
+        iterations count (R-FISTA, Newton, the restricted Clarabel solves of the C-ReLU polish,
+        augmented-Lagrangian inner iterations), and vector outputs share it (each output gets an
+        equal share of what is left).
     warm_start : ConvexSolution or dict, optional
         Weights to start from (``{"U"}`` or ``{"V", "W"}``), e.g. the solution at a nearby
         ``lam``; a C-ReLU solution from this solver also warm-starts the multipliers.
@@ -156,7 +177,9 @@ def solve(
     ConvexSolution
         ``solver`` is ``"fista"`` (C-GReLU), ``"active_set"`` (C-ReLU, polish path) or ``"al"``
         (C-ReLU, augmented Lagrangian) for first-order runs;
-        ``status`` is ``"optimal"`` (certified) or ``"max_iter"``; ``info`` holds ``method``,
+        ``status`` is ``"optimal"`` (certified), ``"max_iter"`` (the budget ran out) or
+        ``"not_converged"`` (stopped for another reason, e.g. the certificate's rounding floor);
+        ``info["stop_reason"]`` says why in words; ``info`` also holds ``method``, ``max_iter``,
         ``gap`` (relative certified gap), ``gap_abs``, ``dual_value``, ``dual_point`` (the
         certifying :math:`v = -s\nabla f` of shape ``(n,)``, in the convention of
         :func:`convexnn.duality_gap`), ``violation`` (relative
@@ -172,8 +195,9 @@ def solve(
     Warns
     -----
     ConvergenceWarning
-        The budget ran out before the certified gap reached ``tol``; the message reports the
-        gap and violation reached.
+        The certified gap did not reach ``tol``; the message gives the stopping reason (as
+        ``info["stop_reason"]``), the gap and violation reached and the iterations used of
+        ``max_iter``.
     """
     if not isinstance(formulation, Formulation):
         raise InputError(f"solve() needs a convexnn Formulation; got {type(formulation).__name__}.")
@@ -205,12 +229,36 @@ def solve(
     if why_not is not None:
         raise InputError(why_not + ".")
     bk = get_backend(device, dtype)
-    sol = _solve_first_order(formulation, bk, tol=float(tol), max_iter=max_iter, warm_start=warm_start,
-                             verbose=verbose, progress=progress, viol_tol=viol_tol, polish=polish)
+    try:
+        sol = _solve_first_order(formulation, bk, tol=float(tol), max_iter=max_iter, warm_start=warm_start,
+                                 verbose=verbose, progress=progress, viol_tol=viol_tol, polish=polish,
+                                 auto=bool(reason))
+    except _PreferInterior as exc:
+        reason = str(exc)
+        msg = f"convexnn.solve: method='auto' switched to 'interior' ({reason})."
+        log.info(msg)
+        if verbose:
+            print(msg, flush=True)
+        sol = formulation.solve(solver, verbose=verbose)
+        sol.info.setdefault("method", "interior")
+        sol.info["auto_reason"] = reason
+        return sol
     if reason:
         sol.info["auto_reason"] = reason
     formulation.last_solution = sol
     return sol
+
+#: Plain-words stopping reasons (the ConvergenceWarning and ``info["stop_reason"]``).
+_REASONS = {
+    "max_iter": "iteration budget (max_iter) spent",
+    "max_outer": "multiplier updates (max_outer) spent",
+    "stalled": ("R-FISTA stalled: no violated group outside the working set and the restricted "
+                "problem solved to tol, the certified gap is at its rounding floor"),
+    "no_violated_block": ("stopped with no violated block left (the accuracy of the restricted "
+                          "solves limits the certified gap)"),
+    "max_rounds": "round budget spent",
+    "too_many_blocks": "block budget spent",
+}
 
 #: C-ReLU polish: relative certified gap at which the C-GReLU screening solve stops.
 SCREEN_TOL = 1e-5
@@ -218,7 +266,7 @@ SCREEN_TOL = 1e-5
 
 def _relu_active_set(f: Formulation, op: MaskedDesign, loss: Any, yb: Any, y: np.ndarray, lam: float,
                      V0: np.ndarray | None, W0: np.ndarray | None, *, tol: float, viol_tol: float,
-                     t0: float, reporter: Reporter) -> ActiveSetResult:
+                     t0: float, reporter: Reporter, auto: bool = False) -> ActiveSetResult:
     r"""C-ReLU by the active-set polish (:mod:`convexnn.solvers.active_set`).
 
     Screening (cold start): the C-GReLU program with the same patterns is solved by R-FISTA on
@@ -232,6 +280,10 @@ def _relu_active_set(f: Formulation, op: MaskedDesign, loss: Any, yb: Any, y: np
     if V0 is None and W0 is None:
         g = solve_gated(op, loss, yb, lam, tol=max(tol, SCREEN_TOL), max_iter=2000)
         iters0 = g.iterations
+        frac = float(np.mean(bk.to_numpy(bk.row_norms(g.U)) > 0)) if op.P else 0.0
+        if auto and frac > AUTO_DENSE_SUPPORT:
+            raise _PreferInterior(f"the C-GReLU screening support holds {frac:.0%} of the patterns "
+                                  f"(> {AUTO_DENSE_SUPPORT:.0%}): dense C-ReLU support")
         v_screen = -np.asarray(bk.to_numpy(loss.grad(bk, op.fit(g.U), yb)), dtype=np.float64)
     Xa = np.asarray(f.Xa, dtype=np.float64)
     masks = np.asarray(f.patterns.masks, dtype=bool)
@@ -263,6 +315,7 @@ def _gated_polished(f: Formulation, op: MaskedDesign, loss: Any, yb: Any, y: np.
     r = solve_gated(op, loss, yb, lam, U0=U0, tol=max(tol, GATED_POLISH_TOL), max_iter=max_iter,
                     reporter=reporter)
     # not used: phase 1 already reached tol, or it ran out of max_iter before the hand-over gap
+    stop = r.reason or ("certified" if r.converged else "max_iter")
     info: dict[str, Any] = {"used": False, "reason": "not_needed" if r.converged else "budget",
                             "rounds": 0, "newton_iterations": 0,
                             "working_set": 0, "certified_gap": r.gap.rel_gap, "fallback_fista": False}
@@ -283,16 +336,21 @@ def _gated_polished(f: Formulation, op: MaskedDesign, loss: Any, yb: Any, y: np.
             reporter.update(int(h["iter"]), h["objective"], h["rel_gap"], extra="newton polish")
         if pol.converged:
             U = bk.asarray(pol.U)
+            stop = "certified"
         else:
             start = bk.asarray(pol.U) if pol.rel_gap < r.gap.rel_gap else r.U
             r2 = solve_gated(op, loss, yb, lam, U0=start, tol=tol, max_iter=max(max_iter - iters, 0),
                              step0=r.step, reporter=reporter)
             U, converged = r2.U, r2.converged
+            stop = r2.reason or ("certified" if r2.converged else "max_iter")
+            if not converged:
+                stop = f"{_REASONS.get(stop, stop)} (R-FISTA after the Newton polish stopped: {pol.reason})"
             iters += r2.iterations
             history += r2.history
             extra_ws, rounds, step = r2.working_set, r.outer + r2.outer, r2.step
     return {"weights": {"U": U}, "converged": converged, "iterations": iters, "history": history,
-            "lam_max": lmax, "extra": {"working_set": extra_ws, "rounds": rounds, "step": step, "polish": info}}
+            "lam_max": lmax, "reason": stop, "budget": max_iter,
+            "extra": {"working_set": extra_ws, "rounds": rounds, "step": step, "polish": info}}
 
 
 def _polish_info(r: ActiveSetResult, fallback: bool = False) -> dict[str, Any]:
@@ -305,12 +363,13 @@ def _polish_record(r: ActiveSetResult, lmax: float) -> dict[str, Any]:
     """A per-output result record (as the AL branch builds) from an active-set solve."""
     return {"weights": {"V": r.V, "W": r.W}, "converged": r.converged, "iterations": r.iterations,
             "history": r.history, "lam_max": lmax, "certificate": r.certificate,
+            "reason": "certified" if r.converged else "active-set polish: " + _REASONS.get(r.reason, r.reason),
             "extra": {"multipliers": r.multipliers, "polish": _polish_info(r)}}
 
 
 def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int | None,
                        warm_start: Any, verbose: bool, progress: bool,
-                       viol_tol: float | None, polish: bool = True) -> ConvexSolution:
+                       viol_tol: float | None, polish: bool = True, auto: bool = False) -> ConvexSolution:
     t0 = time.perf_counter()
     lam = f.lam_value
     relu = f.kind == "c_relu"
@@ -324,6 +383,13 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
     P = masks.shape[1]
     tol_eff = max(tol, 50.0 * bk.eps)
     vtol = max(min(tol, 1e-8) if viol_tol is None else float(viol_tol), 50.0 * bk.eps)
+    if tol_eff > tol or (viol_tol is not None and vtol > float(viol_tol)):
+        warnings.warn(f"{f.kind} first-order solver in {bk.dtype_name}: requested tol={tol:.1e}"
+                      + ("" if viol_tol is None else f", viol_tol={float(viol_tol):.1e}")
+                      + f" is below what {bk.dtype_name} can certify; using tol={tol_eff:.1e}"
+                      + (f", viol_tol={vtol:.1e}" if relu else "")
+                      + f" (50 x the machine epsilon {bk.eps:.1e}). Use dtype='float64' for tighter tolerances.",
+                      PrecisionWarning, stacklevel=3)
     if max_iter is None:
         max_iter = 50000 if relu else 20000
     op = MaskedDesign(Xa, masks, bk)
@@ -332,8 +398,12 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
         multipliers = warm_start.info.get("multipliers")
     reporter = Reporter(verbose=verbose, progress=progress, total=max_iter)
     results: list[dict[str, Any]] = []
+    # max_iter is the budget of the whole solve (all outputs together), not of each output
     try:
         for k in range(outputs):
+            # an equal share of what is left (unused shares of earlier outputs carry over)
+            used = int(sum(r["iterations"] for r in results))
+            budget = max(0, (max_iter - used) // (outputs - k))
             y_k = Y if outputs == 1 else Y[:, k]
             yb = bk.asarray(y_k)
             lmax = lam_max_op(op, loss, yb)
@@ -349,19 +419,20 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
                 # zero is optimal: its certified gap is 0 with the dual point grad f(0)
                 zero = bk.zeros((P, d))
                 res = {"weights": {key: zero for key in keys}, "converged": True, "iterations": 0,
-                       "history": [], "lam_max": lmax, "extra": {"zero_solution": True}}
+                       "history": [], "lam_max": lmax, "reason": "certified", "budget": budget,
+                       "extra": {"zero_solution": True}}
                 results.append(res)
                 continue
             if not relu:
                 U0 = None if warm is None else bk.asarray(col(warm["U"]))
                 if polish:
                     results.append(_gated_polished(f, op, loss, yb, np.asarray(y_k, dtype=np.float64), lam,
-                                                   U0, tol=tol_eff, max_iter=max_iter, t0=t0,
+                                                   U0, tol=tol_eff, max_iter=budget, t0=t0,
                                                    reporter=reporter, lmax=lmax))
                     continue
-                r = solve_gated(op, loss, yb, lam, U0=U0, tol=tol_eff, max_iter=max_iter, reporter=reporter)
+                r = solve_gated(op, loss, yb, lam, U0=U0, tol=tol_eff, max_iter=budget, reporter=reporter)
                 results.append({"weights": {"U": r.U}, "converged": r.converged, "iterations": r.iterations,
-                                "history": r.history, "lam_max": lmax,
+                                "history": r.history, "lam_max": lmax, "reason": r.reason, "budget": budget,
                                 "extra": {"working_set": r.working_set, "rounds": r.outer, "step": r.step}})
             else:
                 V0 = None if warm is None else bk.asarray(col(warm["V"]))
@@ -371,9 +442,9 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
                     polished = _relu_active_set(
                         f, op, loss, yb, np.asarray(y_k, dtype=np.float64), lam,
                         None if warm is None else col(warm["V"]), None if warm is None else col(warm["W"]),
-                        tol=tol_eff, viol_tol=vtol, t0=t0, reporter=reporter)
+                        tol=tol_eff, viol_tol=vtol, t0=t0, reporter=reporter, auto=auto and outputs == 1)
                     if polished.converged or polished.reason == "no_violated_block":
-                        results.append(_polish_record(polished, lmax))
+                        results.append({**_polish_record(polished, lmax), "budget": budget})
                         continue
                     # the polish could not finish (solver failure, round or block budget): the AL
                     # below takes over, warm-started from the polish's last point and multipliers
@@ -384,12 +455,17 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
                     m = multipliers[k] if isinstance(multipliers, list) else multipliers
                     if tuple(m.shape) == (n, 2 * P):
                         G0 = bk.asarray(m)
+                spent = polished.iterations if polished is not None else 0
                 r = solve_relu(op, loss, yb, lam, V0=V0, W0=W0, Gam0=G0, tol=tol_eff, viol_tol=vtol,
-                               max_iter=max_iter, reporter=reporter)
+                               max_iter=max(budget - spent, 0), reporter=reporter)
                 extra = {"multipliers": r.Gam, "delta": r.delta, "outer": r.outer, "step": r.step}
                 if polished is not None:
                     extra["polish"] = _polish_info(polished, fallback=True)
+                why = ("certified" if r.converged else "augmented Lagrangian: " + _REASONS.get(r.reason, r.reason))
+                if polished is not None and not r.converged:
+                    why += f" (after the active-set polish stopped: {polished.reason})"
                 results.append({"weights": {"V": r.V, "W": r.W}, "converged": r.converged,
+                                "reason": why, "budget": budget,
                                 "iterations": r.iterations + (polished.iterations if polished else 0),
                                 "history": (polished.history if polished else []) + r.history,
                                 "lam_max": lmax, "extra": extra})
@@ -432,13 +508,18 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
             weights.setdefault(key, []).append(arr)  # type: ignore[arg-type]
     weights = {key: (v[0] if outputs == 1 else np.stack(v, axis=-1)) for key, v in weights.items()}
     rel_gap = max(gap_abs, 0.0) / max(abs(primal), abs(dual), 1e-300)
-    converged = all(r["converged"] for r in results)
     iterations = int(sum(r["iterations"] for r in results))
-    if relu and polish:
-        # the polish converged on its own certificate; the final float64 one decides
-        converged = converged or all(r.get("rel_gap", 1.0) <= tol_eff for r in results)
-        converged = converged and viol_rel <= vtol
-    status = "optimal" if converged else "max_iter"
+    # an output is done when its solver converged or the final float64 certificate is below tol
+    # (the polishes converge on their own certificates; the final one decides)
+    # why each output stopped; the solve's status is "max_iter" only when a budget ran out
+    done = [bool(r["converged"] or r.get("rel_gap", 1.0) <= tol_eff) for r in results]
+    converged = all(done) and (not relu or viol_rel <= vtol)
+    reasons = ["certified" if ok else _REASONS.get(r.get("reason", "max_iter"), r.get("reason", "max_iter"))
+               for ok, r in zip(done, results)]
+    if relu and not converged and all(done):
+        reasons = [f"relative cone violation {viol_rel:.2e} above viol_tol {vtol:.1e}"]
+    budget_spent = any(_REASONS["max_iter"] in x for x in reasons)
+    status = "optimal" if converged else ("max_iter" if budget_spent else "not_converged")
     bk.synchronize()
     wall = time.perf_counter() - t0
     info: dict[str, Any] = {
@@ -455,16 +536,23 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
         "backend": repr(bk),
         "device": bk.device,
         "dtype": bk.dtype_name,
+        "max_iter": max_iter,
+        "stop_reason": "certified" if converged else "; ".join(
+            sorted({x for x in reasons if x != "certified"})),
     }
     extras = [r["extra"] for r in results]
     for key in extras[0]:
         info[key] = extras[0][key] if outputs == 1 else [e.get(key) for e in extras]
     if not converged:
-        msg = (f"{f.kind} first-order solver stopped after {iterations} iterations (max_iter={max_iter}) "
-               f"with certified relative gap {rel_gap:.3e} (tol {tol_eff:.1e})")
+        msg = (f"{f.kind} first-order solver stopped without certifying tol {tol_eff:.1e}: "
+               f"{info['stop_reason']}; certified relative gap {rel_gap:.3e}")
         if relu:
-            msg += f" and relative cone violation {viol_rel:.2e}"
-        msg += "; raise max_iter, loosen tol, or use method='interior'."
+            msg += f", relative cone violation {viol_rel:.2e}"
+        msg += f"; {iterations} iterations used of the budget max_iter={max_iter}"
+        if outputs > 1:
+            msg += f" (shared by {outputs} outputs)"
+        msg += ("; raise max_iter, loosen tol, or use method='interior'." if budget_spent else
+                "; loosen tol, or use method='interior'.")
         warnings.warn(msg, ConvergenceWarning, stacklevel=3)
     name = "fista"
     if relu:  # the active-set path produced the answer unless the AL fallback ran

@@ -273,6 +273,10 @@ class GatedResult:
     history: list[dict[str, float]] = field(default_factory=list)
     working_set: int = 0
     outer: int = 0
+    #: why the solver stopped: ``"certified"`` (full gap <= tol), ``"max_iter"`` (budget spent) or
+    #: ``"stalled"`` (no violated group outside the working set and the restricted solve reached
+    #: its target, yet the full gap is above ``tol``: the rounding floor of the certificate)
+    reason: str = ""
 
 
 def solve_gated(
@@ -332,7 +336,7 @@ def solve_gated(
     history.append({"iter": 0, "time": time.perf_counter() - t0, "objective": full.primal,
                     "rel_gap": full.rel_gap})
     if full.rel_gap <= tol or P == 0:
-        return GatedResult(U, z, full, 0, True, step0 or 0.0, history, P, 0)
+        return GatedResult(U, z, full, 0, True, step0 or 0.0, history, P, 0, "certified")
     if step0 is None:
         # a rough estimate is enough: the line search corrects the step either way, and on small
         # problems 15 power iterations cost as much as ~15 FISTA iterations
@@ -349,6 +353,7 @@ def solve_gated(
         ws = np.arange(P)
     iters_total, outer, step = 0, 0, float(step0)
     converged = False
+    reason = "max_iter"
     # working-set rounds are solved loosely first (target a fraction of the current full gap)
     target = max(tol, ws_ratio * full.rel_gap) if use_ws else tol
     while True:
@@ -380,7 +385,7 @@ def solve_gated(
         z = st.img
         full = gated_gap(op, loss, y, lam, U, z)
         if full.rel_gap <= tol:
-            converged = True
+            converged, reason = True, "certified"
             break
         if not st.stopped:
             break  # budget exhausted
@@ -393,8 +398,9 @@ def solve_gated(
             viol = viol[np.argsort(-c_np[viol], kind="stable")][: max(10, len(ws))]
             ws = np.union1d(ws, viol)
         elif target <= tol:
+            reason = "stalled"
             break
         target = max(tol, ws_ratio * full.rel_gap)
     history.append({"iter": iters_total, "time": time.perf_counter() - t0, "objective": full.primal,
                     "rel_gap": full.rel_gap})
-    return GatedResult(U, z, full, iters_total, converged, step, history, len(ws), outer)
+    return GatedResult(U, z, full, iters_total, converged, step, history, len(ws), outer, reason)

@@ -172,13 +172,15 @@ def test_hinge_is_refused_by_first_order_and_auto_picks_interior():
     assert sol.info["method"] == "interior" and "hinge" in sol.info["auto_reason"]
 
 
-def test_auto_picks_by_estimated_interior_cost(caplog):
+def test_auto_picks_by_estimated_interior_cost(caplog, monkeypatch):
     small = _build("c_grelu", 9)
     assert estimate_interior_seconds(small) < 1.0
+    monkeypatch.setattr("convexnn.solvers.dispatch.AUTO_INTERIOR_SECONDS", 1.0)
     with caplog.at_level("INFO", logger="convexnn"):
         sol = cx.solve(small)
     assert sol.info["method"] == "interior"
     assert "picked 'interior'" in caplog.text
+    monkeypatch.undo()
     rng = np.random.default_rng(0)
     X = rng.standard_normal((400, 10))
     big = cx.c_grelu(X, X[:, 0], cx.Patterns.from_gates(X, rng.standard_normal((10, 200))), 50.0)

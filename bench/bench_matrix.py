@@ -1,0 +1,305 @@
+"""Benchmark matrix: convexnn first order vs CVXPY+Clarabel (and adelie / skglm for C-GReLU) over
+real and synthetic instances, sizes, ``lam`` and losses.
+
+One command::
+
+    .venv/bin/python bench/bench_matrix.py            # writes bench/RESULTS_matrix.md (~15 min)
+
+Every cell uses the same data, sampled patterns (``P`` Gaussian gates, bias on), ``lam`` (a
+fraction of :func:`convexnn.solvers.lam_max`) and objective ``loss + lam * sum ||u_i||`` for every
+solver. Per cell and program (C-GReLU, C-ReLU):
+
+* convexnn ``solve(f, method="first_order")`` (tol 1e-8 for C-GReLU; 1e-6 and cone violation
+  1e-8 for C-ReLU): wall time, certified relative gap, status;
+* convexnn ``solve(f, method="auto")``: wall time and the method it picked;
+* CVXPY + Clarabel with tight tolerances (1e-9), the reference, with a time limit per solve
+  (``--cap``, default 60 s; cells that hit it are marked and use the certified lower bound of
+  convexnn as the reference instead);
+* C-GReLU, squared loss: adelie ``grpnet`` and skglm ``GroupLasso`` on the explicit design
+  ``[D_1 Xa, ..., D_P Xa]`` (``lam / n`` in their scaling), where it fits in memory.
+
+Columns: time, relative suboptimality ``(F(w) - F_ref) / |F_ref|`` of the returned weights,
+relative cone violation (C-ReLU), ratios, and for the first-order C-GReLU solve the achieved
+flop rate counted as ``4 n d' P`` flops per R-FISTA iteration (one forward and one adjoint
+pass) next to the machine's measured dense GEMM rate.
+
+Options: ``--quick`` (three small cells), ``--cap SECONDS``, ``--out PATH``, ``--cells a,b``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import convexnn as cx  # noqa: E402
+from convexnn.errors import ConvexNNError  # noqa: E402
+from convexnn.solvers import lam_max  # noqa: E402
+
+#: (name, data, n, d, P, lam / lam_max, loss, programs, peers)
+CELLS = [
+    ("diab-P100-l0.05", "diabetes", None, None, 100, 0.05, "squared", "GR", True),
+    ("diab-P100-l1e-3", "diabetes", None, None, 100, 1e-3, "squared", "GR", True),
+    ("diab-P400-l0.02", "diabetes", None, None, 400, 0.02, "squared", "G", True),
+    ("bc-P300-l1e-3", "breast_cancer", None, None, 300, 1e-3, "squared", "G", True),
+    ("bc-P100-l0.1-logi", "breast_cancer", None, None, 100, 0.1, "logistic", "GR", False),
+    ("wine-P100-l0.01-logi", "wine", None, None, 100, 0.01, "logistic", "GR", False),
+    ("wine-P200-l0.5", "wine", None, None, 200, 0.5, "squared", "GR", True),
+    ("syn-n100-d2-P100-l0.1", "synthetic", 100, 2, 100, 0.1, "squared", "GR", True),
+    ("syn-n1000-d50-P100-l0.1", "synthetic", 1000, 50, 100, 0.1, "squared", "G", True),
+    ("syn-n500-d20-P100-l0.01", "synthetic", 500, 20, 100, 0.01, "squared", "R", False),
+    ("syn-n300-d5-P2000-l0.05", "synthetic", 300, 5, 2000, 0.05, "squared", "G", True),
+    ("syn-n20000-d10-P200-l0.05", "synthetic", 20000, 10, 200, 0.05, "squared", "G", True),
+    ("syn-n100000-d20-P100-l0.05", "synthetic", 100000, 20, 100, 0.05, "squared", "G", False),
+]
+#: Clarabel is not run above this many nonzeros (compile time and memory; the time limit covers the solve only)
+IP_MAX_NNZ = 1.2e7
+QUICK = ["diab-P100-l0.05", "syn-n100-d2-P100-l0.1", "wine-P200-l0.5"]
+
+
+def make_data(data: str, n: int | None, d: int | None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    if data != "synthetic":
+        return cx.load_dataset(data)
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    W1 = rng.standard_normal((d, 5))
+    y = np.maximum(X @ W1, 0.0) @ rng.standard_normal(5) + 0.1 * rng.standard_normal(n)
+    return X, (y - y.mean()) / y.std()
+
+
+def objective(kind: str, loss: str, Xa, y, M, lam, w) -> tuple[float, float]:
+    """Objective of weights ``w`` (``U`` or ``(V, W)``) in the convexnn scaling, and the relative cone violation."""
+    if kind == "c_grelu":
+        z = np.sum(M * (Xa @ w.T), axis=1)
+        reg = float(np.linalg.norm(w, axis=1).sum())
+        viol = 0.0
+    else:
+        V, W = w
+        z = np.sum(M * (Xa @ (V - W).T), axis=1)
+        reg = float(np.linalg.norm(V, axis=1).sum() + np.linalg.norm(W, axis=1).sum())
+        S = 2.0 * M - 1.0
+        Cv, Cw = S * (Xa @ V.T), S * (Xa @ W.T)
+        scale = max(np.abs(Cv).max(), np.abs(Cw).max())
+        viol = max(0.0, -Cv.min(), -Cw.min()) / scale if scale > 0 else 0.0
+    fit = 0.5 * float((z - y) @ (z - y)) if loss == "squared" else float(np.sum(np.logaddexp(0.0, -y * z)))
+    return fit + lam * reg, viol
+
+
+def weights_of(kind: str, sol) -> np.ndarray:
+    return sol.weights["U"] if kind == "c_grelu" else np.stack([sol.weights["V"], sol.weights["W"]])
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = fn()
+    return out, time.perf_counter() - t0, [str(c.message)[:160] for c in caught]
+
+
+def run_adelie(Xa, y, M, lam, tol=1e-10):
+    import adelie as ad
+
+    n, d = Xa.shape
+    P = M.shape[1]
+    t0 = time.perf_counter()
+    mat = ad.matrix.convex_relu(np.asfortranarray(Xa), np.asfortranarray(M.astype(bool)), gated=True)
+    state = ad.grpnet(X=mat, glm=ad.glm.gaussian(np.asarray(y, dtype=np.float64)), groups=np.arange(0, P * d, d),
+                      penalty=np.ones(P), lmda_path=np.array([lam / n]), intercept=False, early_exit=False,
+                      tol=tol, adev_tol=1.0, ddev_tol=0.0, progress_bar=False, max_iters=100000)
+    wall = time.perf_counter() - t0
+    beta = state.betas[-1]
+    beta = np.asarray(beta.todense()).ravel() if hasattr(beta, "todense") else np.asarray(beta).ravel()
+    return beta.reshape(P, d), wall
+
+
+def run_skglm(Xa, y, M, lam, tol=1e-10):
+    from skglm import GroupLasso
+
+    n, d = Xa.shape
+    P = M.shape[1]
+    t0 = time.perf_counter()
+    A = (M[:, :, None] * Xa[:, None, :]).reshape(n, P * d)  # [D_1 Xa, ..., D_P Xa]
+    est = GroupLasso(groups=d, alpha=lam / n, tol=tol, fit_intercept=False, max_iter=200, max_epochs=100000)
+    est.fit(A, y)
+    wall = time.perf_counter() - t0
+    return np.asarray(est.coef_).reshape(P, d), wall
+
+
+def gemm_rate() -> float:
+    """Measured dense GEMM flop/s of this machine (numpy, the shape of one masked pass)."""
+    rng = np.random.default_rng(0)
+    A, B = rng.standard_normal((4000, 200)), rng.standard_normal((200, 50))
+    A @ B
+    t0 = time.perf_counter()
+    for _ in range(20):
+        A @ B
+    return 20 * 2 * 4000 * 200 * 50 / (time.perf_counter() - t0)
+
+
+def run_cell(cell, cap: float, rows: list[dict]) -> None:
+    name, data, n, d, P, frac, loss, progs, peers = cell
+    X, y = make_data(data, n, d)
+    n, d = X.shape
+    rng = np.random.default_rng(0)
+    pat = cx.Patterns.from_gates(X, rng.standard_normal((d + 1, P)), bias=True)
+    Xa = np.hstack([X, np.ones((n, 1))])
+    M = np.asarray(pat.masks, dtype=float)
+    P = len(pat)
+    lam = frac * lam_max(Xa, pat.masks, y, loss)
+    for prog in progs:
+        kind = "c_grelu" if prog == "G" else "c_relu"
+        f = getattr(cx, kind)(X, y, pat, lam, loss=loss)
+        tol = 1e-8 if kind == "c_grelu" else 1e-6
+        row: dict = {"cell": name, "kind": kind, "n": n, "d": d + 1, "P": P, "frac": frac, "loss": loss}
+        print(f"== {name} {kind} (n={n}, d'={d + 1}, P={P})", flush=True)
+        sol, t_fo, warn = timed(lambda: cx.solve(f, method="first_order", tol=tol, viol_tol=1e-8))
+        w_fo = weights_of(kind, sol)
+        row.update(fo_time=t_fo, fo_status=sol.status, fo_gap=sol.info["gap"], fo_iters=sol.iterations,
+                   fo_solver=sol.solver, fo_reason=sol.info.get("stop_reason", ""))
+        pol = sol.info.get("polish") or {}
+        row["fo_note"] = (f"{pol.get('reason', '')}, ws {pol.get('working_set', '')}, rounds {pol.get('rounds', '')}"
+                          if pol else "")
+        if kind == "c_grelu":
+            newton = pol.get("newton_iterations", 0) if pol else 0
+            row["flops"] = (sol.iterations - newton) * 4.0 * n * (d + 1) * P / t_fo
+        lower = sol.value - max(sol.info["gap_abs"], 0.0)
+        # Clarabel, tight, capped
+        ref = None
+        nnz = f.nnz_estimate()
+        try:
+            if nnz > IP_MAX_NNZ:
+                raise RuntimeError(f"skipped: {nnz:.2g} nonzeros")
+            s_ip, t_ip, _ = timed(lambda: f.solve(solver="CLARABEL", tol_gap_abs=1e-9, tol_gap_rel=1e-9,
+                                                  tol_feas=1e-9, time_limit=cap, max_nnz=None))
+            ref, viol_ip = objective(kind, loss, Xa, y, M, lam, weights_of(kind, s_ip))
+            row.update(ip_time=t_ip, ip_status=s_ip.status, ip_viol=viol_ip)
+        except (ConvexNNError, Exception) as exc:  # noqa: BLE001  time limit or failure: marked in the table
+            row.update(ip_time=None, ip_status=(str(exc) if isinstance(exc, RuntimeError) else
+                                                f"cap/failed ({type(exc).__name__})"))
+        if ref is None or lower > ref:
+            ref_src = "convexnn certified lower bound" if ref is None else "certified bound (above Clarabel)"
+            ref = lower if ref is None else ref
+        else:
+            ref_src = "Clarabel"
+        row["ref_src"] = ref_src
+        val, viol = objective(kind, loss, Xa, y, M, lam, w_fo)
+        row.update(fo_subopt=(val - ref) / abs(ref), fo_viol=viol)
+        if row.get("ip_time"):
+            val_ip, _ = objective(kind, loss, Xa, y, M, lam, weights_of(kind, s_ip))
+            row["ip_subopt"] = (val_ip - ref) / abs(ref)
+        s_auto, t_auto, _ = timed(lambda: cx.solve(f, method="auto", tol=tol, viol_tol=1e-8))
+        row.update(auto_time=t_auto, auto_method=s_auto.info.get("method"), auto_reason=s_auto.info.get("auto_reason", ""))
+        if kind == "c_grelu" and peers and loss == "squared" and n * P * (d + 1) <= 3e7:
+            for peer, fn in (("adelie", run_adelie), ("skglm", run_skglm)):
+                try:
+                    wp, tp = fn(Xa, y, M, lam)
+                    vp, _ = objective(kind, loss, Xa, y, M, lam, wp)
+                    row[f"{peer}_time"], row[f"{peer}_subopt"] = tp, (vp - ref) / abs(ref)
+                except Exception as exc:  # noqa: BLE001
+                    row[f"{peer}_time"], row[f"{peer}_err"] = None, f"{type(exc).__name__}: {str(exc)[:80]}"
+        print("   ", {k: (f"{v:.3g}" if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
+        rows.append(row)
+
+
+def f3(v, spec=".3g"):
+    return "—" if v is None else format(v, spec)
+
+
+def write(rows: list[dict], out: Path, meta: dict) -> None:
+    L = ["# Benchmark matrix: first-order solvers vs CVXPY+Clarabel, adelie, skglm", "",
+         "Command:", "", "```", meta["command"], "```", "",
+         f"Machine: {meta['machine']}; {meta['date']}; total {meta['total']:.0f} s. The 2 cores were **shared with "
+         f"other sessions** running tests while this ran (load average at start {meta['load']}): times are noisy. "
+         f"Measured dense GEMM rate (numpy, 4000x200x50): {meta['gemm'] / 1e9:.1f} GFlop/s. No GPU in this session.", "",
+         "Reference: tight Clarabel (tolerances 1e-9, time limit "
+         f"{meta['cap']:.0f} s per solve); where it hit the limit or failed, convexnn's certified lower bound. "
+         "`subopt` = (F(w) - F_ref)/|F_ref| (negative: below the reference point). `x IP` = Clarabel time / convexnn "
+         "time; `auto/best` = auto time / min(first-order, Clarabel) time. Flop rate: R-FISTA iterations x 4 n d' P / "
+         "wall time (includes certificates, polish, screening).", "",
+         "| cell | prog | n | d' | P | loss | convexnn FO s | cert. gap | subopt | viol | status | Clarabel s | IP subopt "
+         "| x IP | auto s (method) | auto/best | adelie s (subopt) | skglm s (subopt) | GFlop/s | notes |",
+         "|" + "---|" * 20]
+    for r in rows:
+        ip = r.get("ip_time")
+        best = min(x for x in (r["fo_time"], ip) if x is not None)
+        L.append(
+            f"| {r['cell']} | {'G' if r['kind'] == 'c_grelu' else 'R'} | {r['n']} | {r['d']} | {r['P']} | {r['loss']} | "
+            f"{r['fo_time']:.3f} | {r['fo_gap']:.1e} | {r['fo_subopt']:.1e} | "
+            f"{f3(r['fo_viol'], '.0e') if r['kind'] == 'c_relu' else '—'} | {r['fo_status']} | "
+            f"{f3(ip, '.2f') if ip else r.get('ip_status')} | {f3(r.get('ip_subopt'), '.1e')} | "
+            f"{f3(ip / r['fo_time'] if ip else None, '.1f')} | {r['auto_time']:.2f} ({r['auto_method']}) | "
+            f"{r['auto_time'] / best:.2f} | "
+            f"{f3(r.get('adelie_time'), '.2f')} ({f3(r.get('adelie_subopt'), '.0e')}) | "
+            f"{f3(r.get('skglm_time'), '.2f')} ({f3(r.get('skglm_subopt'), '.0e')}) | "
+            f"{f3(r.get('flops', None) and r['flops'] / 1e9, '.2f')} | "
+            f"{r['fo_solver']}; {r['fo_note']}; {r['fo_iters']} it; ref: {r['ref_src']}"
+            + (f"; stop: {r['fo_reason']}" if r['fo_status'] != 'optimal' else "")
+            + (f"; auto: {r['auto_reason']}" if r.get('auto_reason') else "") + " |")
+    L += ["", meta.get("summary", "")]
+    out.write_text("\n".join(L) + "\n")
+
+
+def summary(rows: list[dict]) -> str:
+    out = ["## Summary against the targets (computed from the table above)", ""]
+    for kind, tgt in (("c_grelu", 1e-8), ("c_relu", 1e-6)):
+        rs = [r for r in rows if r["kind"] == kind and r.get("ip_time")]
+        if not rs:
+            continue
+        ratios = np.array([r["ip_time"] / r["fo_time"] for r in rs])
+        ok = [r["cell"] for r in rs if r["fo_subopt"] <= tgt and r["fo_status"] == "optimal"]
+        out.append(f"- {kind}: Clarabel/first-order ratio over {len(rs)} cells with a Clarabel time: geometric mean "
+                   f"{np.exp(np.mean(np.log(ratios))):.1f}x, min {ratios.min():.2f}x, max {ratios.max():.1f}x; "
+                   f"certified and subopt <= {tgt:g} on {len(ok)}/{len(rs)}. Cells below 20x: "
+                   + (", ".join(f"{r['cell']} ({r['ip_time'] / r['fo_time']:.1f}x)" for r in rs
+                                if r["ip_time"] / r["fo_time"] < 20) or "none") + ".")
+    auto = [(r["cell"], r["kind"], r["auto_time"] / min(x for x in (r["fo_time"], r.get("ip_time")) if x))
+            for r in rows]
+    bad = [f"{c} {k} ({a:.2f})" for c, k, a in auto if a > 1.5]
+    out.append(f"- auto within 1.5x of the faster method on {len(auto) - len(bad)}/{len(auto)} cells"
+               + (f"; not on: {', '.join(bad)}" if bad else "") + ".")
+    for peer in ("adelie", "skglm"):
+        rs = [r for r in rows if r.get(f"{peer}_time")]
+        if rs:
+            out.append(f"- {peer}: {len(rs)} cells; {peer} time / convexnn time: "
+                       + ", ".join(f"{r['cell']} {r[f'{peer}_time'] / r['fo_time']:.1f}x (subopt {r[f'{peer}_subopt']:.0e})"
+                                   for r in rs) + ".")
+    return "\n".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--cap", type=float, default=60.0, help="Clarabel time limit per solve (s)")
+    ap.add_argument("--cells", default="", help="comma-separated cell names")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "RESULTS_matrix.md"))
+    args = ap.parse_args()
+    names = QUICK if args.quick else ([c for c in args.cells.split(",") if c] or [c[0] for c in CELLS])
+    t0 = time.perf_counter()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    gemm = gemm_rate()
+    rows: list[dict] = []
+    for cell in CELLS:
+        if cell[0] in names:
+            run_cell(cell, args.cap, rows)
+    meta = {"command": "python bench/bench_matrix.py " + " ".join(sys.argv[1:]),
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "total": time.perf_counter() - t0, "load": f"{load:.2f}", "gemm": gemm, "cap": args.cap,
+            "summary": summary(rows)}
+    write(rows, Path(args.out), meta)
+    print(meta["summary"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,653 @@
+r"""Branch and bound for the ReLU dual norm :math:`s(v)` over **all** activation patterns.
+
+For a dual candidate :math:`v \in \mathbb R^n` and the rows :math:`x_j` of :math:`X_a`
+(``(n, d')``), the certificates of :mod:`convexnn.duality.certify` need
+
+.. math::
+
+    s(v) = \max_{\sigma = \pm 1}\ \max_{\|u\|_2 \le 1}\ \sigma \sum_j v_j (x_j^\top u)_+
+         = \max_{i, \sigma}\big\|\Pi_{\mathcal K_i}(\sigma X_a^\top D_i v)\big\|_2 ,
+
+the left-hand side of the dual constraints of C-ReLU over every chamber of the arrangement
+(Pilanci & Ergen, "Neural Networks are Convex Regularizers", ICML 2020; Mishkin & Pilanci,
+"Optimal Sets and Solution Paths of ReLU Networks", ICML 2023). Any *upper* bound
+:math:`U \ge s(v)` makes :math:`c\,v` dual feasible for :math:`c \le \lambda / U`: this module
+computes such bounds without enumerating the chambers.
+
+Reduction to boxes
+------------------
+:math:`f_\sigma(u) = \sigma\sum_j v_j (x_j^\top u)_+` is positively homogeneous, so
+:math:`s(v) = \max(0, \max_\sigma \max_{z} f_\sigma(z)/\|z\|_2)` with :math:`z` ranging over the
+boundary of the cube :math:`[-1, 1]^{d'}`, the union of the :math:`2d'` faces
+:math:`\{z_i = \pm 1\}`. Each face is a box; the search bisects boxes (longest side first) and
+keeps, best first, the boxes whose upper bound exceeds the pruning level.
+
+Bound on a box :math:`B` (all of it rigorous in floating point)
+----------------------------------------------------------------
+1. Pre-activation intervals :math:`l_j \le x_j^\top z \le h_j` on :math:`B` from the centre
+   :math:`m` and half-widths :math:`r`: :math:`x_j^\top m \pm |x_j|^\top r`, widened by
+   :math:`\gamma_k (|x_j|^\top(|m| + r))` with :math:`\gamma_k = ku/(1-ku)`, :math:`u = 2^{-53}`
+   (Higham, *Accuracy and Stability of Numerical Algorithms*, 2002, Sec. 3.1).
+2. Linear relaxation :math:`f_\sigma(z) \le c^\top z + c_0` on :math:`B`: units with
+   :math:`l_j \ge 0` are linear, units with :math:`h_j \le 0` vanish; a crossing unit with
+   :math:`\sigma v_j > 0` uses the chord (triangle relaxation)
+   :math:`(t)_+ \le h_j (t - l_j)/(h_j - l_j)`, one with :math:`\sigma v_j < 0` uses
+   :math:`(t)_+ \ge \alpha t` with :math:`\alpha = \mathbf 1[h_j > -l_j]`. The rounding of the
+   computed slopes is absorbed exactly: the residual :math:`\max_{t\in[l_j,h_j]}` of every unit's
+   inequality is evaluated at :math:`t \in \{l_j, 0, h_j\}` and added to :math:`c_0`, and the
+   rounding of :math:`c = X_a^\top a` is added as :math:`\gamma_{2n+4}(|a|^\top|X_a|)^\top |z|_{\max}`.
+3. On the face :math:`z_i = s` the constant is linear (:math:`c_0 = c_0\, s z_i`), so
+   :math:`f_\sigma(z)/\|z\| \le \max_{w \in \operatorname{cone}(B), \|w\| \le 1} c'^\top w
+   = \|\Pi_{\operatorname{cone}(B)}(c')\|` with :math:`c' = c + c_0 s e_i`. With
+   :math:`\operatorname{cone}(B) = \{w : Aw \ge 0\}` (rows :math:`e_k - \mathrm{lo}_k s e_i`,
+   :math:`\mathrm{hi}_k s e_i - e_k`, :math:`s e_i`), Moreau's decomposition gives
+   :math:`\|\Pi(c')\| = \min_{\rho\ge 0}\|c' + A^\top\rho\|` and *every* :math:`\rho \ge 0` is an
+   upper bound; :math:`\rho` is read off the point of :math:`B` on the ray of :math:`c'` (clipped
+   to the box). The bound is the smaller of that and :math:`\|c'\|`, and 0 when
+   :math:`\max_B c'^\top z \le 0`.
+4. Exact leaves: when at most ``exact_leaf`` distinct hyperplanes cross :math:`B`, every linear
+   piece :math:`S` of :math:`f_\sigma` on :math:`B` is bounded by the norm of the projection of its
+   gradient onto :math:`\operatorname{cone}(B) \cap \{\text{signs of } S\}` (one small NNLS each,
+   again valid for any :math:`\rho \ge 0`); the projection is attained by a real unit vector, so
+   such a box is closed with its exact value.
+
+The global upper bound is the largest bound of the open boxes and of the boxes discarded so far
+(never the incumbent itself, which is computed without error bounds): **stopping at any moment
+returns a valid** :math:`U \ge s(v)`. Incumbents (lower bounds, with the unit neuron attaining
+them) come from box centres, exact leaves and a local ascent over adjacent chambers
+(:func:`convexnn.duality._common.project_cone`).
+
+This is the input-splitting branch and bound of neural-network verification (bound propagation
+with triangle relaxations and best-first search, e.g. Wang et al., "Beta-CROWN", NeurIPS 2021)
+applied to the one-hidden-layer network whose hidden units are the data points.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import nnls
+
+from convexnn.duality._common import project_cone
+from convexnn.errors import InputError
+
+__all__ = ["DualNormBound", "relu_dual_norm_bab"]
+
+_U = 2.0 ** -53
+
+
+def _gam(k: int) -> float:
+    r""":math:`\gamma_k = ku/(1-ku)` (Higham, Sec. 3.1), slightly enlarged."""
+    k = int(k) + 2
+    return k * _U / (1.0 - k * _U)
+
+
+@dataclass
+class DualNormBound:
+    r"""Result of :func:`relu_dual_norm_bab`: a certified enclosure of :math:`s(v)`.
+
+    Attributes
+    ----------
+    upper : float
+        A rigorous upper bound :math:`U \ge s(v)` (rounding accounted for), valid whether or not
+        the search completed.
+    lower : float
+        :math:`\sigma\sum_j v_j (x_j^\top u)_+` for the unit ``neuron`` :math:`u` and ``sign``
+        :math:`\sigma` below (a value actually attained, computed in floating point).
+    neuron : ndarray, shape (d',)
+        Unit first-layer weight attaining ``lower``.
+    sign : int
+        ``+1`` or ``-1``.
+    nodes : int
+        Boxes whose bound was computed.
+    complete : bool
+        True when the search ran to its end (no open box above the pruning level); then
+        ``upper <= max(threshold, lower * (1 + rtol))`` up to rounding.
+    time : float
+        Seconds spent.
+    reason : str
+        ``"complete"``, ``"violation"`` (a point above ``threshold`` was found and
+        ``stop_at_violation`` was set), ``"time_limit"``, ``"max_nodes"``, ``"memory"`` or
+        ``"zero"`` (``v = 0``).
+    violations : list of (value, sign, neuron)
+        Points found with value above ``threshold`` (distinct activation patterns, best first);
+        empty without a threshold.
+    """
+
+    upper: float
+    lower: float
+    neuron: np.ndarray
+    sign: int
+    nodes: int
+    complete: bool
+    time: float
+    reason: str
+    violations: list[tuple[float, int, np.ndarray]] = field(default_factory=list)
+
+    @property
+    def gap(self) -> float:
+        """``upper - lower`` (at least 0)."""
+        return max(self.upper - self.lower, 0.0)
+
+    def __str__(self) -> str:
+        return (f"s(v) in [{self.lower:.10g}, {self.upper:.10g}] (rel gap {self.gap / max(self.upper, 1e-300):.3g}), "
+                f"{self.nodes} boxes, {self.time:.3g} s, {self.reason}")
+
+
+class _Boxes:
+    """Growable store of open boxes: ``lo``, ``hi`` (N, d'), face coordinate, sign, bound."""
+
+    def __init__(self, d: int, cap: int = 1024):
+        self.d = d
+        self.n = 0
+        self.lo = np.empty((cap, d))
+        self.hi = np.empty((cap, d))
+        self.fi = np.empty(cap, dtype=np.int32)
+        self.sg = np.empty(cap, dtype=np.int8)
+        self.ub = np.empty(cap)
+        self.sp = np.empty(cap, dtype=np.int32)
+
+    def push(self, lo: np.ndarray, hi: np.ndarray, fi: np.ndarray, sg: np.ndarray, ub: np.ndarray,
+             split: np.ndarray) -> None:
+        k = lo.shape[0]
+        if self.n + k > self.lo.shape[0]:
+            cap = max(2 * self.lo.shape[0], self.n + k)
+            for name in ("lo", "hi", "fi", "sg", "ub", "sp"):
+                old = getattr(self, name)
+                new = np.empty((cap,) + old.shape[1:], dtype=old.dtype)
+                new[: self.n] = old[: self.n]
+                setattr(self, name, new)
+        sl = slice(self.n, self.n + k)
+        self.lo[sl], self.hi[sl], self.fi[sl], self.sg[sl], self.ub[sl], self.sp[sl] = lo, hi, fi, sg, ub, split
+        self.n += k
+
+    def pop(self, idx: np.ndarray) -> tuple[np.ndarray, ...]:
+        out = (self.lo[idx].copy(), self.hi[idx].copy(), self.fi[idx].copy(), self.sg[idx].copy(),
+               self.ub[idx].copy(), self.sp[idx].copy())
+        keep = np.ones(self.n, dtype=bool)
+        keep[idx] = False
+        k = int(keep.sum())
+        for name in ("lo", "hi", "fi", "sg", "ub", "sp"):
+            arr = getattr(self, name)
+            arr[:k] = arr[: self.n][keep]
+        self.n = k
+        return out
+
+    def prune(self, level: float) -> float:
+        """Drop boxes with bound ``<= level``; returns the largest dropped bound (or -inf)."""
+        if self.n == 0:
+            return -np.inf
+        drop = self.ub[: self.n] <= level
+        if not drop.any():
+            return -np.inf
+        dropped = float(self.ub[: self.n][drop].max())
+        self.pop(np.flatnonzero(drop))
+        return dropped
+
+    def max_ub(self) -> float:
+        return float(self.ub[: self.n].max()) if self.n else -np.inf
+
+    def nbytes_per_box(self) -> int:
+        return 8 * (2 * self.d + 2)
+
+
+def _face_boxes(d: int) -> tuple[np.ndarray, ...]:
+    lo, hi, fi, sg = [], [], [], []
+    for sigma in (1, -1):
+        for i in range(d):
+            for s in (1.0, -1.0):
+                a, b = -np.ones(d), np.ones(d)
+                a[i] = b[i] = s
+                lo.append(a)
+                hi.append(b)
+                fi.append(i)
+                sg.append(sigma)
+    return np.array(lo), np.array(hi), np.array(fi, dtype=np.int32), np.array(sg, dtype=np.int8)
+
+
+class _Problem:
+    """Data of one search: rows, their absolute values, ``v``, constants."""
+
+    def __init__(self, Xa: np.ndarray, v: np.ndarray):
+        self.X = Xa
+        self.absX = np.abs(Xa)
+        self.v = v
+        self.n, self.d = Xa.shape
+        self.XT = np.ascontiguousarray(Xa.T)
+        self.absXT = np.ascontiguousarray(self.absX.T)
+        self.VX = v[:, None] * Xa
+        self.E = _gam(2 * self.d + 10) * (1.0 + 1e-12) * self.absX.sum(axis=1)
+        self.dC = _gam(2 * self.n + 4) * (1.0 + _gam(self.n + 4)) * (np.abs(v) @ self.absX)
+        # distinct hyperplanes (bitwise equal rows share one) for the exact leaves
+        _, self.row_id = np.unique(Xa, axis=0, return_inverse=True)
+        self.row_id = self.row_id.ravel()
+
+    def value(self, u: np.ndarray, sigma: int) -> float:
+        """:math:`\\sigma\\langle v, (X_a u)_+\\rangle / \\|u\\|` (floating point, no bound)."""
+        nu = float(np.linalg.norm(u))
+        if nu == 0:
+            return 0.0
+        return sigma * float(self.v @ np.maximum(self.X @ u, 0.0)) / nu
+
+    # ------------------------------------------------------------------ batched box bounds
+    def bounds(self, lo: np.ndarray, hi: np.ndarray, fi: np.ndarray, sg: np.ndarray) -> dict[str, np.ndarray]:
+        N, d = lo.shape
+        n = self.n
+        rows = np.arange(N)
+        m = 0.5 * (lo + hi)
+        r = np.maximum(hi - m, m - lo) * (1.0 + 4 * _U)
+        t = m @ self.XT  # (N, n)
+        # rounding of x_j^T m and |x_j|^T r: |m| + r <= 1 + 8u on the cube, so a constant per row
+        l_ = r @ self.absXT
+        h_ = t + l_
+        h_ += self.E
+        np.subtract(t, l_, out=l_)
+        l_ -= self.E
+        sgf = sg.astype(np.float64)
+        fc = (np.maximum(t, 0.0) @ self.v) * sgf / np.linalg.norm(m, axis=1)
+        act = l_ >= 0.0
+        cross = h_ > 0.0
+        cross &= ~act
+        C = (act.astype(np.float64) @ self.VX) * sgf[:, None]
+        rr, cc = np.nonzero(cross)
+        lj, hj = l_[rr, cc], h_[rr, cc]
+        vsj = sgf[rr] * self.v[cc]
+        pos = vsj > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            aj = np.where(pos, vsj * hj / np.where(pos, hj - lj, 1.0), 0.0)
+        bj = -aj * lj  # >= 0 on the chords
+        # residual of the chord inequality at t in {l, 0, h}, plus the rounding of its evaluation
+        res = np.maximum(np.maximum(-aj * lj - bj, -bj), vsj * hj - aj * hj - bj)
+        res = np.maximum(res, 0.0) + _gam(6) * (np.abs(vsj * hj) + np.abs(aj) * (np.abs(lj) + np.abs(hj))
+                                                   + np.abs(bj))
+        const = np.bincount(rr, weights=np.where(pos, bj + res, 0.0), minlength=N) * (1.0 + _gam(n + 2))
+        aj = np.where(~pos & (hj > -lj), vsj, aj)  # relu(t) >= t for the negative units mostly active
+        if rr.size:
+            Sp = sp.csr_matrix((aj, (rr, cc)), shape=(N, n))
+            C += Sp @ self.X
+            Wc = sp.csr_matrix((np.abs(self.v[cc]), (rr, cc)), shape=(N, n)) @ self.absX
+            score = r * np.asarray(Wc)
+        else:
+            score = np.zeros((N, d))
+        ncross = np.bincount(rr, minlength=N)
+        split = np.where(ncross > 0, np.argmax(score, axis=1), np.argmax(r, axis=1))
+        # |a_j| <= |v_j| for every unit, so the rounding of C = a^T X_a is at most dC^T |z|
+        const += np.maximum(np.abs(lo), np.abs(hi)) @ self.dC
+        zabs = np.maximum(np.abs(lo), np.abs(hi))
+        K = const * (1.0 + _gam(n + d + 4))
+        fs = lo[rows, fi]  # the face value s = +-1
+        cp = C.copy()
+        cp[rows, fi] += K * fs
+        ecpi = _gam(2) * np.abs(cp[rows, fi])
+        # upper bound by Cauchy-Schwarz
+        g1 = 1.0 + _gam(d + 4)
+        ub_cs = (np.linalg.norm(cp, axis=1) + ecpi) * g1
+        # upper bound by the polar of cone(B)
+        free = np.ones((N, d), dtype=bool)
+        free[rows, fi] = False
+        aa = fs * cp[rows, fi]
+        ray = aa > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pr = np.clip(cp / np.where(ray, aa, 1.0)[:, None], lo, hi)
+        pv = np.where(cp > 0, hi, lo)
+        ph = np.where(ray[:, None], pr, pv)
+        ph[rows, fi] = fs
+        tt = np.maximum(np.einsum("ij,ij->i", cp, ph), 0.0) / np.einsum("ij,ij->i", ph, ph)
+        # q_k = clip(c'_k, t lo_k, t hi_k) on the free coordinates (exact for a ray-like box)
+        rlo = np.where(free, np.maximum(tt[:, None] * lo - cp, 0.0), 0.0)
+        rhi = np.where(free, np.maximum(cp - tt[:, None] * hi, 0.0), 0.0)
+        q = np.where(free, cp + rlo - rhi, 0.0)
+        qi = cp[rows, fi] - fs * np.einsum("ij,ij->i", rlo, lo) + fs * np.einsum("ij,ij->i", rhi, hi)
+        rho0 = np.maximum(-fs * qi, 0.0)
+        qi = qi + fs * rho0
+        q[rows, fi] = qi
+        eq = np.where(free, _gam(3) * (np.abs(cp) + rlo + rhi), 0.0)
+        eq[rows, fi] = _gam(d + 4) * (np.abs(cp[rows, fi]) + np.einsum("ij,ij->i", rlo, np.abs(lo))
+                                      + np.einsum("ij,ij->i", rhi, np.abs(hi)) + rho0) + ecpi
+        ub_pol = (np.linalg.norm(q, axis=1) + np.linalg.norm(eq, axis=1)) * g1
+        ub = np.minimum(ub_cs, ub_pol)
+        # nonpositive on the whole box
+        M = np.maximum(cp * lo, cp * hi).sum(axis=1) + _gam(d + 4) * np.einsum("ij,ij->i", np.abs(cp), zabs) \
+            + ecpi
+        ub = np.where(M <= 0.0, 0.0, ub)
+        ub = np.where(np.isfinite(ub), ub, np.inf)
+        return {"ub": ub, "fc": fc, "m": m, "ncross": ncross, "l": l_, "h": h_, "split": split}
+
+    # ------------------------------------------------------------------ exact leaves
+    def leaf(self, lo: np.ndarray, hi: np.ndarray, i: int, sigma: int, act: np.ndarray, cross: np.ndarray,
+             max_pieces: int) -> tuple[float, float, np.ndarray] | None:
+        r"""Exact bound on one box: max over the linear pieces of :math:`f_\sigma` (NNLS each).
+
+        Returns ``(upper, value, point)`` or None when the box has too many pieces.
+        """
+        d = self.d
+        s = float(lo[i])
+        cidx = np.flatnonzero(cross)
+        groups = np.unique(self.row_id[cidx]) if cidx.size else np.zeros(0, dtype=np.int64)
+        k = groups.size
+        if k > 0 and 2 ** k > max_pieces:
+            return None
+        # rows of cone(B) = {w : A w >= 0}
+        A = []
+        for kk in range(d):
+            if kk == i or lo[kk] == hi[kk]:
+                continue
+            row = np.zeros(d)
+            row[kk], row[i] = 1.0, -lo[kk] * s
+            A.append(row)
+            row = np.zeros(d)
+            row[kk], row[i] = -1.0, hi[kk] * s
+            A.append(row)
+        row = np.zeros(d)
+        row[i] = s
+        A.append(row)
+        Abox = np.array(A)
+        vs = sigma * self.v
+        best_ub, best_val, best_pt = -np.inf, -np.inf, None
+        for bits in itertools.product((True, False), repeat=k):
+            on = act.copy()
+            sgn_rows = []
+            for gbit, gid in zip(bits, groups):
+                members = cidx[self.row_id[cidx] == gid]
+                on[members] = gbit
+                sgn_rows.append((1.0 if gbit else -1.0) * self.X[members[0]])
+            Afull = np.vstack([Abox] + [r[None, :] for r in sgn_rows]) if sgn_rows else Abox
+            w = np.where(on, vs, 0.0)
+            g = w @ self.X
+            eg = _gam(2 * self.n + 4) * (np.abs(w) @ self.absX)
+            rho, _ = nnls(Afull.T, -g, maxiter=50 * Afull.shape[0] + 50)
+            rho = np.maximum(rho, 0.0)
+            q = g + Afull.T @ rho
+            eq = eg + _gam(Afull.shape[0] + 4) * (np.abs(g) + np.abs(Afull).T @ rho)
+            ubS = (float(np.linalg.norm(q)) + float(np.linalg.norm(eq))) * (1.0 + _gam(d + 4))
+            if ubS > best_ub:
+                best_ub = ubS
+            nq = float(np.linalg.norm(q))
+            if nq > 0:
+                val = self.value(q / nq, sigma)
+                if val > best_val:
+                    best_val, best_pt = val, q / nq
+        return max(best_ub, 0.0), best_val, best_pt
+
+    # ------------------------------------------------------------------ local ascent
+    def polish(self, u: np.ndarray, sigma: int, steps: int = 8) -> tuple[float, np.ndarray]:
+        """Chamber projection and ascent over adjacent chambers from the unit ``u``."""
+        best_u = u / max(float(np.linalg.norm(u)), 1e-300)
+        best = self.value(best_u, sigma)
+        mask = self.X @ best_u >= 0
+        tried: set[bytes] = set()
+        for _ in range(steps):
+            key = np.packbits(mask).tobytes()
+            if key in tried:
+                break
+            tried.add(key)
+            signs = np.where(mask, 1.0, -1.0)
+            g = sigma * (self.XT @ np.where(mask, self.v, 0.0))
+            q, rho = project_cone(self.X, signs, g)
+            nq = float(np.linalg.norm(q))
+            if nq <= 0:
+                break
+            uq = q / nq
+            val = self.value(uq, sigma)
+            improved = False
+            if val > best:
+                best, best_u, improved = val, uq, True
+            # neighbours across the tight constraints with the largest multipliers
+            cand = np.argsort(-rho)[: min(4, int((rho > 0).sum()))]
+            nb_best, nb_mask = best, None
+            for j in cand:
+                m2 = mask.copy()
+                m2[j] = ~m2[j]
+                g2 = sigma * (self.XT @ np.where(m2, self.v, 0.0))
+                q2, _ = project_cone(self.X, np.where(m2, 1.0, -1.0), g2)
+                n2 = float(np.linalg.norm(q2))
+                if n2 <= 0:
+                    continue
+                val2 = self.value(q2 / n2, sigma)
+                if val2 > nb_best:
+                    nb_best, nb_mask = val2, self.X @ (q2 / n2) >= 0
+                    best, best_u, improved = val2, q2 / n2, True
+            if nb_mask is None or not improved:
+                break
+            mask = nb_mask
+        return best, best_u
+
+
+def relu_dual_norm_bab(
+    Xa: Any,
+    v: Any,
+    *,
+    threshold: float | None = None,
+    rtol: float = 1e-3,
+    time_limit: float | None = None,
+    max_nodes: int | None = None,
+    progress: bool | None = None,
+    stop_at_violation: bool | int = False,
+    max_violations: int = 16,
+    exact_leaf: int = 3,
+    batch: int | None = None,
+    max_memory: float = 1.5e9,
+) -> DualNormBound:
+    r"""Certified bounds on :math:`s(v) = \max_{\sigma=\pm1,\|u\|_2\le 1}\sigma\sum_j v_j (x_j^\top u)_+` by branch and bound.
+
+    See the module docstring for the mathematics. The returned ``upper`` is a rigorous bound
+    (floating-point rounding accounted for) **whenever the search stops**: time and node limits
+    only loosen it.
+
+    Parameters
+    ----------
+    Xa : array, shape (n, d')
+        Design matrix (``[X, 1]`` with a bias). :math:`\|u\|_2 \le 1` is measured in these
+        coordinates (the weight decay's).
+    v : array, shape (n,)
+        Dual candidate.
+    threshold : float, optional
+        Decide :math:`s(v) \le T`: every box whose bound is at most ``T`` is discarded, so a
+        completed search proves ``upper <= T``-ish (``upper`` is then the largest discarded
+        bound, at most ``max(T, lower (1 + rtol))``). Points above ``T`` are collected in
+        ``violations``.
+    rtol : float
+        Boxes with bound at most ``lower * (1 + rtol)`` are discarded (relative accuracy of the
+        enclosure when no threshold decides earlier).
+    time_limit : float, optional
+        Seconds; the search stops with the current valid bound.
+    max_nodes : int, optional
+        Boxes to evaluate at most.
+    progress : bool, optional
+        tqdm progress bar with the current enclosure (default: off).
+    stop_at_violation : bool
+        With ``threshold``: stop as soon as a point with value above ``threshold`` is found (an
+        integer ``k``: as soon as ``k`` points of distinct patterns are found).
+    max_violations : int
+        Distinct activation patterns kept in ``violations``.
+    exact_leaf : int
+        Boxes crossed by at most this many distinct hyperplanes are closed exactly (at most
+        :math:`2^k` small NNLS each); 0 disables.
+    batch : int, optional
+        Boxes split per step (default: about :math:`2\cdot 10^6 / n`).
+    max_memory : float
+        Bytes for the open boxes; beyond it the deepest boxes are processed first (depth first),
+        which keeps the bound valid but less informative.
+
+    Returns
+    -------
+    DualNormBound
+
+    Raises
+    ------
+    InputError
+        On non-finite or mis-shaped input, or ``rtol`` outside ``[0, 1)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convexnn.duality.bab import relu_dual_norm_bab
+    >>> X = np.array([[1.0, 0.0], [0.0, 1.0]]); v = np.array([1.0, 1.0])
+    >>> r = relu_dual_norm_bab(X, v, rtol=1e-9)
+    >>> bool(r.lower <= np.sqrt(2) <= r.upper and r.upper - r.lower < 1e-6)
+    True
+    """
+    t0 = time.perf_counter()
+    Xa = np.asarray(Xa, dtype=np.float64)
+    v = np.asarray(v, dtype=np.float64)
+    if Xa.ndim != 2 or v.ndim != 1 or Xa.shape[0] != v.shape[0] or Xa.shape[1] == 0:
+        raise InputError(f"expected Xa of shape (n, d') and v of shape (n,); got {Xa.shape} and {v.shape}.")
+    if not (np.all(np.isfinite(Xa)) and np.all(np.isfinite(v))):
+        raise InputError("Xa and v must be finite.")
+    if not 0 <= rtol < 1:
+        raise InputError(f"rtol must be in [0, 1); got {rtol}.")
+    if threshold is not None and not np.isfinite(threshold):
+        raise InputError(f"threshold must be finite; got {threshold}.")
+    d_full = Xa.shape[1]
+    keep = (v != 0) & np.any(Xa != 0, axis=1)
+    if not keep.any():
+        return DualNormBound(0.0, 0.0, np.eye(d_full)[0], 1, 0, True, time.perf_counter() - t0, "zero")
+    pb = _Problem(np.ascontiguousarray(Xa[keep]), v[keep].copy())
+    d, n = pb.d, pb.n
+    T = -np.inf if threshold is None else float(threshold)
+    B = int(batch) if batch else int(min(4096, max(64, 2_000_000 // max(n, 1))))
+    max_open = int(max_memory // (8 * (2 * d + 2)))
+
+    # incumbent
+    best_val, best_sig, best_u = -np.inf, 1, np.eye(d)[0]
+    viol: dict[bytes, tuple[float, int, np.ndarray]] = {}
+
+    def offer(val: float, sig: int, u: np.ndarray) -> None:
+        nonlocal best_val, best_sig, best_u
+        if val > best_val:
+            best_val, best_sig, best_u = val, int(sig), np.asarray(u, dtype=np.float64).copy()
+        if threshold is not None and val > T:
+            key = bytes([int(sig > 0)]) + np.packbits(Xa @ u >= 0).tobytes()
+            if key not in viol or viol[key][0] < val:
+                viol[key] = (val, int(sig), np.asarray(u, dtype=np.float64).copy())
+
+    g0 = pb.XT @ pb.v
+    for sig in (1, -1):
+        if np.any(g0):
+            val, u = pb.polish(sig * g0, sig)
+            offer(val, sig, u)
+
+    open_ = _Boxes(d)
+    lo, hi, fi, sg = _face_boxes(d)
+    nodes = 0
+    discarded = -np.inf  # largest bound of a discarded box
+    last_polish = -1.0
+
+    def level() -> float:
+        lv = T
+        if best_val > 0:
+            lv = max(lv, best_val * (1.0 + rtol))
+        return lv
+
+    def evaluate(lo: np.ndarray, hi: np.ndarray, fi: np.ndarray, sg: np.ndarray) -> None:
+        nonlocal nodes, discarded, last_polish
+        res = pb.bounds(lo, hi, fi, sg)
+        nodes += lo.shape[0]
+        ub, fc = res["ub"], res["fc"]
+        if threshold is not None and len(viol) < 4 * max_violations:
+            for kk in np.flatnonzero(fc > T)[:max_violations]:
+                u = res["m"][kk] / np.linalg.norm(res["m"][kk])
+                offer(pb.value(u, int(sg[kk])), int(sg[kk]), u)
+        k = int(np.argmax(fc))
+        if fc[k] > best_val:
+            u = res["m"][k] / np.linalg.norm(res["m"][k])
+            offer(pb.value(u, int(sg[k])), int(sg[k]), u)
+            now = time.perf_counter()
+            if now - last_polish > 0.2:  # rate-limited local ascent from the best centre
+                last_polish = now
+                val, u2 = pb.polish(u, int(sg[k]))
+                offer(val, int(sg[k]), u2)
+        lv = level()
+        live = ub > lv
+        if (~live).any():
+            discarded = max(discarded, float(ub[~live].max()))
+        if exact_leaf > 0:
+            few = live & (res["ncross"] <= 4 * exact_leaf)
+            for r in np.flatnonzero(few):
+                act_r = res["l"][r] >= 0.0
+                out = pb.leaf(lo[r], hi[r], int(fi[r]), int(sg[r]), act_r, (res["h"][r] > 0.0) & ~act_r,
+                              2 ** exact_leaf)
+                if out is None:
+                    continue
+                ubx, val, pt = out
+                if pt is not None:
+                    offer(val, int(sg[r]), pt)
+                ub[r] = min(ub[r], ubx)
+                live[r] = False  # closed: its exact bound joins the discarded maximum
+                discarded = max(discarded, float(ub[r]))
+        if live.any():
+            open_.push(lo[live], hi[live], fi[live], sg[live], ub[live], res["split"][live])
+
+    evaluate(lo, hi, fi, sg)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(desc="s(v) branch and bound", unit="box", unit_scale=True)
+    reason = "complete"
+    try:
+        while True:
+            discarded = max(discarded, open_.prune(level()))
+            if open_.n == 0:
+                break
+            if threshold is not None and stop_at_violation and best_val > T and len(viol) >= int(stop_at_violation):
+                reason = "violation"
+                break
+            if time_limit is not None and time.perf_counter() - t0 > time_limit:
+                reason = "time_limit"
+                break
+            if max_nodes is not None and nodes >= max_nodes:
+                reason = "max_nodes"
+                break
+            kb = min(B, open_.n)
+            if open_.n > max_open:
+                widths = (open_.hi[: open_.n] - open_.lo[: open_.n]).max(axis=1)
+                idx = np.argpartition(widths, kb - 1)[:kb]  # deepest first
+            elif kb < open_.n:
+                idx = np.argpartition(-open_.ub[: open_.n], kb - 1)[:kb]
+            else:
+                idx = np.arange(open_.n)
+            blo, bhi, bfi, bsg, _, j = open_.pop(idx)
+            w = bhi - blo
+            rows = np.arange(kb)
+            j = np.where(w[rows, j] > 0, j, np.argmax(w, axis=1))
+            if np.any(w[rows, j] <= 0):  # a point box that the exact leaf could not close
+                flat = w[rows, j] <= 0
+                reason = "degenerate"
+                ubp = pb.bounds(blo[flat], bhi[flat], bfi[flat], bsg[flat])["ub"]
+                discarded = max(discarded, float(ubp.max()))
+                blo, bhi, bfi, bsg, j = blo[~flat], bhi[~flat], bfi[~flat], bsg[~flat], j[~flat]
+                rows = np.arange(blo.shape[0])
+                if blo.shape[0] == 0:
+                    continue
+            mid = 0.5 * (blo[rows, j] + bhi[rows, j])
+            lo2, hi2 = blo.copy(), bhi.copy()
+            hi2[rows, j] = mid
+            lo3, hi3 = blo.copy(), bhi.copy()
+            lo3[rows, j] = mid
+            evaluate(np.vstack([lo2, lo3]), np.vstack([hi2, hi3]), np.concatenate([bfi, bfi]),
+                     np.concatenate([bsg, bsg]))
+            if bar is not None:
+                U = max(discarded, open_.max_ub(), 0.0)
+                bar.update(2 * kb)
+                bar.set_postfix_str(f"s in [{best_val:.6g}, {U:.6g}] gap {(U - best_val) / max(U, 1e-300):.2e} "
+                                    f"open {open_.n}")
+    finally:
+        if bar is not None:
+            bar.close()
+    U = max(discarded, open_.max_ub(), 0.0)
+    complete = reason == "complete" or (reason == "degenerate" and open_.n == 0)
+    if reason == "degenerate" and complete:
+        reason = "complete"
+    lower = max(best_val, 0.0)
+    if best_val <= 0:
+        best_u, best_sig = np.eye(d)[0], 1
+    vl = sorted(viol.values(), key=lambda t: -t[0])[:max_violations]
+    return DualNormBound(float(U), float(lower), best_u, best_sig, nodes, complete, time.perf_counter() - t0,
+                         reason, vl)

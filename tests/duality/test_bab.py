@@ -1,0 +1,212 @@
+"""Branch and bound for s(v), the bab certificate and solve_global, checked against enumeration."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import convexnn as cx
+from convexnn.arrangements.patterns import design_matrix
+from convexnn.duality._common import cone_support, network_objective
+from convexnn.duality.bab import relu_dual_norm_bab
+from convexnn.duality.global_opt import solve_global
+from convexnn.errors import InputError
+from convexnn.formulations.losses import get_loss
+
+TIGHT = {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10}
+
+
+def exact_s(X: np.ndarray, v: np.ndarray, bias: bool) -> float:
+    """s(v) over all enumerated chambers (NNLS per chamber)."""
+    P = cx.enumerate_patterns(X, bias=bias)
+    return cone_support(design_matrix(X, bias), P.masks, v).value
+
+
+def brute_s(Xa: np.ndarray, v: np.ndarray, k: int = 20000, seed: int = 0) -> float:
+    """A value attained by random unit vectors (a lower bound of s(v))."""
+    U = np.random.default_rng(seed).standard_normal((k, Xa.shape[1]))
+    U /= np.linalg.norm(U, axis=1, keepdims=True)
+    F = np.maximum(U @ Xa.T, 0.0) @ v
+    return float(max(F.max(), (-F).max(), 0.0))
+
+
+@st.composite
+def instances(draw):
+    seed = draw(st.integers(0, 10**6))
+    rng = np.random.default_rng(seed)
+    n = draw(st.integers(2, 12))
+    d = draw(st.integers(1, 3))
+    bias = draw(st.booleans())
+    kind = draw(st.sampled_from(["random", "duplicates", "scaled", "grid"]))
+    X = rng.standard_normal((n, d))
+    if kind == "duplicates":
+        X[n // 2:] = X[: n - n // 2]
+    elif kind == "scaled":
+        X = X * np.logspace(-3, 3, d)[None, :]
+    elif kind == "grid":
+        X = rng.integers(-2, 3, size=(n, d)).astype(float)
+    v = rng.standard_normal(n)
+    return X, v, bias
+
+
+@settings(max_examples=40, deadline=None)
+@given(instances())
+def test_bab_matches_enumeration(inst):
+    X, v, bias = inst
+    s = exact_s(X, v, bias)
+    r = relu_dual_norm_bab(design_matrix(X, bias), v, rtol=1e-10)
+    assert r.complete
+    scale = max(s, 1e-12 * float(np.abs(v).sum() * np.abs(X).max() + 1e-300))
+    assert r.upper >= s - 1e-9 * scale  # the enumeration value is itself an NNLS upper bound
+    assert r.lower <= s + 1e-9 * scale
+    assert r.upper - r.lower <= 1e-6 * scale
+    # the returned neuron attains the lower value
+    u = r.neuron / np.linalg.norm(r.neuron)
+    Xa = design_matrix(X, bias)
+    assert r.sign * float(v @ np.maximum(Xa @ u, 0.0)) == pytest.approx(r.lower, rel=1e-9, abs=1e-12)
+
+
+def test_bab_residual_of_optimum(small):
+    """At a C-ReLU optimum s(v) = lam with several maximizing chambers (kinks): still exact."""
+    X, y, lam, P, sol = small["X"], small["y"], small["lam"], small["P"], small["sol"]
+    Xa = design_matrix(X, True)
+    v = y - sol.formulation.predict(sol.weights)
+    s = cone_support(Xa, P.masks, v).value
+    r = relu_dual_norm_bab(Xa, v, rtol=1e-10)
+    assert r.upper >= s * (1 - 1e-9) and r.lower <= s * (1 + 1e-9)
+    assert r.upper - r.lower <= 1e-8 * s
+    assert s == pytest.approx(lam, rel=1e-4)
+
+
+def test_threshold_mode_decides():
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((25, 2))
+    v = rng.standard_normal(25)
+    Xa = design_matrix(X, True)
+    s = exact_s(X, v, True)
+    above = relu_dual_norm_bab(Xa, v, threshold=1.01 * s)
+    assert above.complete and s <= above.upper <= 1.01 * s * (1 + 1e-12) and not above.violations
+    below = relu_dual_norm_bab(Xa, v, threshold=0.9 * s, stop_at_violation=True)
+    assert below.reason == "violation" and below.lower > 0.9 * s
+    assert all(val > 0.9 * s for val, _, _ in below.violations)
+
+
+@pytest.mark.parametrize("limit", [{"max_nodes": 1}, {"max_nodes": 50}, {"time_limit": 0.0}])
+def test_early_stop_is_valid(limit):
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((40, 3))
+    v = rng.standard_normal(40)
+    Xa = design_matrix(X, True)
+    s = exact_s(X, v, True)
+    r = relu_dual_norm_bab(Xa, v, rtol=1e-12, **limit)
+    assert not r.complete
+    assert r.upper >= s and r.lower <= s * (1 + 1e-12)
+    assert r.lower >= brute_s(Xa, v, 10) * (1 - 1e-12)
+
+
+def test_zero_and_bad_input():
+    X = np.ones((3, 2))
+    assert relu_dual_norm_bab(X, np.zeros(3)).upper == 0.0
+    with pytest.raises(InputError):
+        relu_dual_norm_bab(X, np.zeros(4))
+    with pytest.raises(InputError):
+        relu_dual_norm_bab(X, np.array([1.0, np.nan, 0.0]))
+    with pytest.raises(InputError):
+        relu_dual_norm_bab(X, np.ones(3), rtol=2.0)
+
+
+# --------------------------------------------------------------------------- certificates
+def test_certify_bab_agrees_with_enumeration(small):
+    X, y, lam, sol = small["X"], small["y"], small["lam"], small["sol"]
+    net = sol.to_network()
+    ce = cx.certify(net, X, y, lam, method="enumerate", rtol=1e-6)
+    cb = cx.certify(net, X, y, lam, method="bab", rtol=1e-4)
+    assert cb.method == "bab" and cb.exact and cb.nodes > 0 and ce.method == "enumerate"
+    # both are valid lower bounds on the optimum over all chambers, and both certify to 1e-4
+    assert cb.lower_bound <= sol.value * (1 + 1e-9) and ce.lower_bound <= sol.value * (1 + 1e-9)
+    assert cb.is_optimal and cb.rel_gap <= 1e-4 and ce.is_optimal
+    assert cb.s_valid >= cb.s
+    assert "branch and bound" in str(cb)
+
+
+def test_certify_auto_switches_to_bab():
+    X, y = cx.load_dataset("diabetes", n_features=2)
+    X, y = X[:120], y[:120]
+    rng = np.random.default_rng(0)
+    W1, w2 = 0.3 * rng.standard_normal((3, 4)), 0.3 * rng.standard_normal(4)
+    c = cx.certify((W1, w2), X, y, 1.0, max_patterns=10, time_limit=5.0, rtol=1e-3)
+    assert c.method == "bab" and c.exact
+    # a random network is not optimal: the improving neuron really lowers the objective
+    assert c.improving_neuron is not None and c.improvement_step()[1] < c.primal
+    with pytest.raises(InputError):
+        cx.certify((W1, w2), X, y, 1.0, method="bab", patterns=cx.sample_patterns(X, 10, bias=True))
+    with pytest.raises(InputError):
+        cx.certify((W1, w2), X, y, 1.0, method="simplex")
+
+
+def test_narrow_network_refuted(small):
+    X, y, lam, sol = small["X"], small["y"], small["lam"], small["sol"]
+    net = sol.to_network()
+    W1, w2 = net.W1[:, :1], net.w2[:1]
+    cb = cx.certify((W1, w2), X, y, lam, method="bab", rtol=1e-6)
+    assert not cb.is_optimal and cb.improving_neuron is not None
+    assert cb.improving_score > lam * (1 + 1e-6)
+    Xa = design_matrix(X, True)
+    u = cb.improving_neuron
+    assert cb.improving_sign * float((y - np.maximum(Xa @ W1, 0) @ w2) @ np.maximum(Xa @ u, 0)) == \
+        pytest.approx(cb.improving_score, rel=1e-9)
+    better = cb.improve()
+    L = get_loss("squared")
+    assert network_objective(Xa, y, better[0], better[1], lam, L) < cb.primal
+    assert cb.lower_bound <= sol.value * (1 + 1e-9)
+
+
+def test_early_stopped_certificate_is_valid(small):
+    X, y, lam, sol = small["X"], small["y"], small["lam"], small["sol"]
+    rng = np.random.default_rng(1)
+    W1, w2 = rng.standard_normal((3, 5)), rng.standard_normal(5)
+    c = cx.certify((W1, w2), X, y, lam, method="bab", time_limit=0.0)
+    assert c.exact and c.bab_complete is False
+    assert c.lower_bound <= sol.value * (1 + 1e-9)
+
+
+def test_certify_bab_logistic():
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((16, 2))
+    y = np.where(X[:, 0] * X[:, 1] > 0, 1.0, -1.0)
+    lam = 0.1
+    P = cx.enumerate_patterns(X, bias=True)
+    f = cx.c_relu(X, y, P, lam, loss="logistic")
+    sol = f.solve("CLARABEL", **TIGHT)
+    net = sol.to_network()
+    cb = cx.certify(net, X, y, lam, loss="logistic", method="bab", rtol=1e-4)
+    assert cb.lower_bound <= sol.value * (1 + 1e-8)
+    assert cb.rel_gap <= 1e-3
+
+
+# --------------------------------------------------------------------------- solve_global
+@pytest.mark.parametrize("bias", [True, False])
+def test_solve_global_reaches_enumerated_optimum(bias):
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((25, 2))
+    y = np.sin(3 * X[:, 0]) + 0.3 * X[:, 1]
+    lam = 0.05
+    res = solve_global(X, y, lam, bias=bias, rtol=1e-6, n_init_patterns=10)
+    P = cx.enumerate_patterns(X, bias=bias)
+    opt = cx.c_relu(X, y, P, lam).solve("CLARABEL", **TIGHT).value
+    assert res.certified and res.rel_gap <= 1e-6
+    assert res.lower_bound <= opt * (1 + 1e-8)
+    assert res.objective == pytest.approx(opt, rel=1e-5)
+    assert res.network.objective(X, y, lam) == pytest.approx(res.objective, rel=1e-12)
+    # the certificate of the returned network agrees
+    c = cx.certify(res.network, X, y, lam, method="enumerate", rtol=1e-5)
+    assert c.is_optimal
+
+
+def test_solve_global_time_limit_is_valid():
+    X, y = cx.load_dataset("diabetes", n_features=2)
+    res = solve_global(X[:150], y[:150], 1.0, rtol=1e-9, time_limit=1.0, n_init_patterns=5)
+    assert res.lower_bound <= res.objective
+    assert res.solution.formulation.predict(res.solution.weights).shape == (150,)
