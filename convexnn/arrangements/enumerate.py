@@ -62,7 +62,7 @@ import numpy as np
 
 from convexnn.arrangements.exact import certified_signs, gamma, integer_rows, parallel_classes, rank_of_rows
 from convexnn.arrangements.patterns import Patterns, data_fingerprint, design_matrix
-from convexnn.data import check_X
+from convexnn.data import check_int, check_X
 from convexnn.errors import InputError, TooLargeError
 
 __all__ = [
@@ -113,8 +113,7 @@ def cover_bound(n: int, r: int) -> int:
     r : int
         Rank of the data matrix.
     """
-    n = int(n)
-    r = int(r)
+    n, r = check_int(n, "n", min_value=0), check_int(r, "r", min_value=0)
     if n < 0 or r < 0:
         raise InputError(f"cover_bound needs n >= 0 and r >= 0; got n={n}, r={r}.")
     if n == 0 or r == 0:

@@ -220,3 +220,9 @@ def test_unresolvable_rank_is_reported():
     X = rng.standard_normal((12, 2)) @ rng.standard_normal((2, 5))  # rank 2 up to rounding
     with pytest.warns(cnn.NotProvenWarning, match="exact rank"):
         cnn.count_patterns(X)
+
+
+def test_cover_bound_needs_integers():
+    with pytest.raises(cnn.InputError, match="n must be an integer"):
+        cnn.cover_bound(5.5, 2)
+    assert cnn.cover_bound(5, 2) == cnn.cover_bound(5.0, 2) == 10
