@@ -37,16 +37,16 @@ from convexnn.data import check_lam, check_X, check_y
 from convexnn.errors import ConvexNNWarning, InputError, SolverError
 from convexnn.formulations.formulation import ConvexSolution, default_solver
 from convexnn.formulations.losses import Loss, get_loss
-from convexnn.formulations.two_layer import (
-    ZERO_RTOL,
-    _block_norms,
-    _fit,
-    _group_neurons,
-    _nuclear_relu_neurons,
-    _reg_value,
-    c_grelu,
-    c_relu,
+from convexnn.formulations.blocks import (
+    block_fit,
+    block_norms,
+    block_regularizer,
+    gated_neurons,
+    group_neurons,
+    nuclear_relu_neurons,
+    zero_block_threshold,
 )
+from convexnn.formulations.two_layer import c_grelu, c_relu
 from convexnn.networks.two_layer import GatedReLU, TwoLayerReLU
 
 __all__ = ["from_network", "ConvexModel", "cone_decomposition", "ConeDecomposition"]
@@ -96,11 +96,11 @@ class ConvexModel:
 
     def predict(self) -> np.ndarray:
         r"""Fit on the training data, :math:`\sum_i D_i X_a u_i`."""
-        return _fit(self.Xa, np.asarray(self.patterns.masks, dtype=float), self._effective())
+        return block_fit(self.Xa, np.asarray(self.patterns.masks, dtype=float), self._effective())
 
     def regularizer(self) -> float:
         """The convex regularizer (group or nuclear norms of the blocks)."""
-        return float(sum(_reg_value(np.asarray(w), self.vector_reg) for w in self.weights.values()))
+        return float(sum(block_regularizer(np.asarray(w), self.vector_reg) for w in self.weights.values()))
 
     def objective(self, y: Any, lam: float, loss: str | Loss = "squared") -> float:
         """Convex objective ``loss(predict(), y) + lam * regularizer()``."""
@@ -126,37 +126,20 @@ class ConvexModel:
         """C -> NC mapping of these weights (zero blocks dropped), as ``ConvexSolution.to_network``."""
         if self.kind == "c_grelu":
             U = np.asarray(self.weights["U"])
-            thr = ZERO_RTOL * float(np.max(_block_norms(U), initial=0.0))
-            gates = np.asarray(self.patterns.gates)
-            if U.ndim == 2:
-                nrm = _block_norms(U)
-                keep = np.flatnonzero(nrm > thr)
-                r = np.sqrt(nrm[keep])
-                return GatedReLU(gates[:, keep], U[keep].T / r, r, bias=self.bias)
-            G, cols, outs = [], [], []
-            for i in range(U.shape[0]):
-                A, s, Bt = np.linalg.svd(U[i], full_matrices=False)
-                for k in np.flatnonzero(s > thr):
-                    G.append(gates[:, i])
-                    cols.append(np.sqrt(s[k]) * A[:, k])
-                    outs.append(np.sqrt(s[k]) * Bt[k])
-            d, c = U.shape[1], U.shape[2]
-            if not cols:
-                return GatedReLU(np.zeros((d, 0)), np.zeros((d, 0)), np.zeros((0, c)), bias=self.bias)
-            return GatedReLU(np.array(G).T, np.array(cols).T, np.array(outs), bias=self.bias)
+            idx, W1, w2 = gated_neurons(U, zero_block_threshold(U), self.vector_reg)
+            return GatedReLU(np.asarray(self.patterns.gates)[:, idx], W1, w2, bias=self.bias)
         V, W = np.asarray(self.weights["V"]), np.asarray(self.weights["W"])
-        scale = max(float(np.max(_block_norms(V), initial=0.0)), float(np.max(_block_norms(W), initial=0.0)))
-        thr = ZERO_RTOL * scale
+        thr = zero_block_threshold(V, W)
         if V.ndim == 3 and self.vector_reg == "nuclear":
             signs = 2.0 * np.asarray(self.patterns.masks, dtype=float) - 1.0
-            cols, outs, exact = _nuclear_relu_neurons(self.Xa, signs, V, W, thr)
+            cols, outs, exact = nuclear_relu_neurons(self.Xa, signs, V, W, thr)
             if not exact:
                 warnings.warn("nuclear C-ReLU weights: some singular vectors are not in their cone; those "
                               "blocks were mapped column by column (same predictions, larger weight decay).",
                               ConvexNNWarning, stacklevel=2)
             return TwoLayerReLU(cols, outs, bias=self.bias)
-        c1, o1 = _group_neurons(V, 1.0, thr)
-        c2, o2 = _group_neurons(W, -1.0, thr)
+        c1, o1 = group_neurons(V, 1.0, thr)
+        c2, o2 = group_neurons(W, -1.0, thr)
         return TwoLayerReLU(np.hstack([c1, c2]), np.concatenate([o1, o2], axis=0), bias=self.bias)
 
 
@@ -408,8 +391,8 @@ def cone_decomposition(
         raise InputError("X is not the data the gated solution was computed on.")
     masks = np.asarray(f.patterns.masks, dtype=float)
     signs = 2.0 * masks - 1.0
-    norms = _block_norms(U)
-    nz = np.flatnonzero(norms > f._zero_threshold(U))
+    norms = block_norms(U)
+    nz = np.flatnonzero(norms > zero_block_threshold(U, Xa=f.Xa, y=f.y))
     P, d = U.shape
     V_full, W_full = np.zeros((P, d)), np.zeros((P, d))
     name = (solver or default_solver()).upper()
@@ -439,9 +422,9 @@ def cone_decomposition(
         V_full[nz] = np.asarray(Vd.value).T
         W_full[nz] = np.asarray(Wd.value).T
     lam = gated_solution.lam
-    thr = f._zero_threshold(V_full, W_full)
-    c1, o1 = _group_neurons(V_full, 1.0, thr)
-    c2, o2 = _group_neurons(W_full, -1.0, thr)
+    thr = zero_block_threshold(V_full, W_full, Xa=f.Xa, y=f.y)
+    c1, o1 = group_neurons(V_full, 1.0, thr)
+    c2, o2 = group_neurons(W_full, -1.0, thr)
     net = TwoLayerReLU(np.hstack([c1, c2]), np.concatenate([o1, o2]), bias=f.bias)
     gated_fit = f.predict({"U": U})
     gated_value = gated_solution.objective()

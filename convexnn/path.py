@@ -204,6 +204,8 @@ def path(
     seed: Any = None,
     gaps: bool = True,
     progress: bool = False,
+    executor: Any = None,
+    n_chunks: int | None = None,
 ) -> PathResult:
     r"""Warm-started regularization path of C-ReLU or C-GReLU, from :func:`lam_max` down.
 
@@ -228,7 +230,19 @@ def path(
         Compute certified relative duality gaps for interior-point solves (scalar outputs,
         squared / logistic loss); first-order solves always carry theirs.
     progress : bool
-        tqdm progress bar over the path.
+        tqdm progress bar over the path (over the completed chunks with ``executor``).
+    executor : None, "local", dask.distributed.Client, Dask cluster or scheduler address
+        ``None`` (default): serial. Otherwise the grid is split into ``n_chunks`` contiguous
+        chunks (default: one per worker thread), each solved on a Dask worker as its own
+        warm-started path (:func:`convexnn.distributed.resolve_executor`). The solutions
+        equal the serial path's up to the solver tolerance: first-order solves start each
+        chunk cold, and each chunk compiles its own interior-point problem (re-solving a
+        compiled problem with a new ``lam`` is not bit-identical to a fresh solve). With
+        ``method="auto"`` each chunk picks the method at its first ``lam``; pass ``method``
+        to solve every chunk as the serial path does. The solutions share one formulation
+        built here.
+    n_chunks : int, optional
+        Number of chunks (tasks) with ``executor``.
 
     Returns
     -------
@@ -269,6 +283,12 @@ def path(
         if arr.ndim != 1 or arr.size == 0:
             raise InputError("lams must be a non-empty 1-D sequence of positive numbers.")
         grid = np.array(sorted((check_lam(v) for v in arr), reverse=True))
+    if executor is not None:
+        from convexnn.distributed import distributed_path
+
+        return distributed_path(Xc, yc, grid, pats, lmax, kind=kind, loss=L, executor=executor, n_chunks=n_chunks,
+                                progress=progress, opts={"method": method, "tol": tol, "max_iter": max_iter,
+                                                         "solver": solver, "device": device, "gaps": gaps})
     build = c_relu if kind == "c_relu" else c_grelu
     f = build(Xc, yc, pats, float(grid[0]), loss=L, bias=pats.bias)
     sols: list[ConvexSolution] = []

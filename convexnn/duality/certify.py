@@ -61,6 +61,10 @@ from convexnn.duality._common import (
 __all__ = ["Certificate", "certify", "certified_lower_bound", "resolve_patterns"]
 
 IMPROVE_RTOL = 1e-8  # an improving neuron must beat lam by this relative margin
+#: without a complete pattern set, the final bound runs the branch and bound over all chambers
+#: for at most this many seconds (``time_limit`` overrides it) when ``d'`` is at most BAB_MAX_DIM
+BAB_TIME = 10.0
+BAB_MAX_DIM = 8
 _REFINE_BUDGET = 40000  # refinement working set: at most max(50, _REFINE_BUDGET // n) patterns
 
 
@@ -110,7 +114,16 @@ class Certificate:
     is_optimal : bool
         ``rel_gap <= rtol``: a proof that the network is globally optimal up to ``rtol``.
     exact : bool
-        True only when the bound used the complete pattern set (``patterns.exact``).
+        True when the bound used a proven-complete pattern set (``patterns.exact``) or the
+        branch and bound over all chambers (``method == "bab"``). Every ``lower_bound`` is valid
+        over all chambers either way; ``bound_method`` says how it was obtained.
+    bound_method : str
+        ``"complete pattern set"``, ``"branch and bound over all chambers, capped by the
+        pattern-free bound"`` (patterns not proven complete, small ``d'``) or ``"pattern-free
+        bound"``.
+    patterns_note : str or None
+        Why the pattern set is not complete (sampled, or an enumeration that could not be
+        proven complete and its reason).
     lam, rtol : float
     loss : Loss
     s : float
@@ -173,6 +186,8 @@ class Certificate:
     method: str = "enumerate"
     nodes: int = 0
     bab_complete: bool | None = None
+    bound_method: str = "complete pattern set"
+    patterns_note: str | None = None
 
     # ------------------------------------------------------------------ improvement
     def improvement_step(self) -> tuple[float, float]:
@@ -226,7 +241,7 @@ class Certificate:
     @property
     def verdict(self) -> str:
         if self.is_optimal:
-            return "GLOBALLY OPTIMAL (certified)" + ("" if self.exact else " by the pattern-free bound")
+            return "GLOBALLY OPTIMAL (certified)" + ("" if self.exact else f" by the {self.bound_method}")
         if self.improving_neuron is not None:
             return "NOT OPTIMAL: an improving neuron exists"
         return "NOT CERTIFIED: gap above tolerance" + (f" ({self.note})" if self.note else "")
@@ -246,14 +261,16 @@ class Certificate:
             lines[-1] = (f"  branch and bound             {self.nodes} boxes, "
                          f"{'complete' if self.bab_complete else 'stopped early (bound still valid)'}, "
                          f"s(v) <= {self.s_valid:.6g}, {self.time:.3g} s")
-        if not self.exact:
-            lines.append("  NOTE: sampled patterns are not a proof; the lower bound above uses the looser "
-                         "pattern-free bound")
+        if not self.exact and self.method != "bab":
+            lines[-1] = (f"  patterns                     {self.n_patterns} ({self.patterns_note or 'sampled'}), "
+                         f"{self.n_nnls} NNLS, {self.time:.3g} s")
+            lines.append(f"  NOTE: the patterns do not cover every chamber; the lower bound above is still valid "
+                         f"over all chambers: it uses the {self.bound_method}")
             if self.estimate is not None:
-                lines.append(f"        (estimate trusting the sampled patterns: {self.estimate:.10g}, not a bound)")
+                lines.append(f"        (estimate trusting the given patterns: {self.estimate:.10g}, not a bound)")
         if self.improving_neuron is not None and not self.is_optimal:
             t, newobj = self.improvement_step()
-            lines.append(f"  most violated pattern        #{self.violated_pattern}, sign {self.improving_sign:+d}, "
+            lines.append(f"  most violated pattern        {'#' + str(self.violated_pattern) if self.violated_pattern is not None else '(found by search)'}, sign {self.improving_sign:+d}, "
                          f"score {self.improving_score:.6g} > lam {self.lam:.6g}")
             lines.append(f"  improving neuron             adding it with step t={t:.3g} lowers the objective to "
                          f"{newobj:.10g}")
@@ -283,15 +300,17 @@ def _dual_candidates(L: Loss, v0: np.ndarray, vz: np.ndarray, y: np.ndarray, lam
 
 
 def certified_lower_bound(Xa: np.ndarray, masks: np.ndarray | None, loss: Loss, v: np.ndarray,
-                          y: np.ndarray, lam: float) -> tuple[float, np.ndarray]:
+                          y: np.ndarray, lam: float, *, bab_time: float = 0.0) -> tuple[float, np.ndarray]:
     r"""A rigorous lower bound on the global optimum from the dual candidate ``v`` (weak duality).
 
     1. ``v`` is moved into the conjugate's domain exactly (:math:`y_j v_j \in [0, 1]` for
        logistic and hinge; nothing for the squared loss);
     2. ``v`` is scaled by :math:`c \le 1` until a *rigorous* upper bound :math:`S` of
-       :math:`s(c v)` satisfies :math:`S \le \lambda` -- over the complete pattern set ``masks``
-       (:attr:`ConeSupport.valid`), or by the pattern-free :func:`global_support_bound` when
-       ``masks`` is None;
+       :math:`s(c v)` satisfies :math:`S \le \lambda`: over the complete pattern set ``masks``
+       (:attr:`ConeSupport.valid`); without one (``masks=None``), the smaller of the
+       pattern-free :func:`global_support_bound` and, when ``bab_time > 0``, the branch and bound
+       over all chambers (:func:`convexnn.duality.bab.relu_dual_norm_bab`, at most ``bab_time``
+       seconds; its bound is valid whenever it stops);
     3. the dual objective :math:`-\ell^*(-c v)` is evaluated with its rounding error subtracted
        (:func:`certified_dual_value`).
 
@@ -303,7 +322,16 @@ def certified_lower_bound(Xa: np.ndarray, masks: np.ndarray | None, loss: Loss, 
     for _ in range(8):
         if not np.any(v):
             break
-        S = cone_support(Xa, masks, v).valid if masks is not None else global_support_bound(Xa, v)
+        if masks is not None:
+            S = cone_support(Xa, masks, v).valid
+        else:
+            S = global_support_bound(Xa, v)
+            if bab_time > 0 and S > lam:
+                from convexnn.duality.bab import relu_dual_norm_bab
+
+                r = relu_dual_norm_bab(Xa, v, threshold=lam, rtol=1e-9, time_limit=bab_time,
+                                       progress=False)
+                S = min(S, r.upper)
         if S <= lam:
             return certified_dual_value(loss, v, y), v
         v = v * (lam / S * (1.0 - 2.0 ** -40))
@@ -528,29 +556,37 @@ def certify(
     cs0: ConeSupport = cone_support(Xa, masks, v0)
     csz: ConeSupport = cone_support(Xa, masks, vz)
     s0, sz = cs0.value, csz.value
-    if exact:
-        s0v, szv = s0, sz
-        estimate = None
-    else:
-        s0v = max(s0, global_support_bound(Xa, v0))
-        szv = max(sz, global_support_bound(Xa, vz))
-        estimate = _dual_candidates(L, v0, vz, yc, lam, s0, sz)[0]
+    # the dual point is chosen with the patterns at hand; the bound is re-derived rigorously below
+    s0v, szv = s0, sz
+    estimate = None if exact else _dual_candidates(L, v0, vz, yc, lam, s0, sz)[0]
     lower, _, vbest = _dual_candidates(L, v0, vz, yc, lam, s0v, szv)
-    # the sublinear bound is pessimistic for the mixture; rescale with its own (valid) s
+    # the sublinear bound is pessimistic for the mixture; rescale with its own s
     if np.any(vbest):
         sb = cone_support(Xa, masks, vbest).value
-        if not exact:
-            sb = max(sb, global_support_bound(Xa, vbest))
         if sb > 0:
             c, val = best_scale(L, vbest, yc, lam / sb)
             if val > lower:
                 lower, vbest = val, c * vbest
     n_refine = 0
-    if exact and refine > 0:
+    if refine > 0 and (exact or pats.kind == "exact"):
         seed = _network_pattern_index(pats, Xa, W1b[:, np.abs(w2b) > 0])
         lower, vbest, n_refine = _refine(Xa, yc, masks, lam, L, v0, cs0, lower, vbest, refine, seed)
-    # the proof: re-derive the bound for the final dual point with every rounding error counted
-    lower, vbest = certified_lower_bound(Xa, masks if exact else None, L, vbest, yc, lam)
+    # the proof: re-derive the bound for the final dual point with every rounding error counted;
+    # without a complete pattern set the dual constraint is bounded over all chambers by the
+    # branch and bound (useful for small d') and the pattern-free bound
+    bab_time = 0.0
+    if not exact and Xa.shape[1] <= BAB_MAX_DIM:
+        bab_time = BAB_TIME if time_limit is None else float(time_limit)
+    lower, vbest = certified_lower_bound(Xa, masks if exact else None, L, vbest, yc, lam, bab_time=bab_time)
+    bound_method = ("complete pattern set" if exact else
+                    "branch and bound over all chambers, capped by the pattern-free bound" if bab_time > 0
+                    else "pattern-free bound")
+    if exact:
+        patterns_note = None
+    elif pats.kind == "exact":
+        patterns_note = f"enumeration not proven complete: {pats.reason}"
+    else:
+        patterns_note = f"{pats.kind}, not a complete set"
     err_primal = objective_error_bound(Xa, yc, net.W1, net.w2, lam, L)
     gap = max(primal + err_primal - lower, 0.0)
     rel = gap / max(abs(primal), 1e-300)
@@ -560,6 +596,7 @@ def certify(
         is_optimal=bool(rel <= rtol), exact=exact, lam=lam, rtol=rtol, loss=L, s=s0, s_valid=s0v,
         estimate=estimate, dual_point=vbest, n_patterns=len(pats),
         n_nnls=cs0.n_nnls + csz.n_nnls, n_refine=n_refine, time=0.0, network=net, _Xa=Xa, _y=yc,
+        bound_method=bound_method, patterns_note=patterns_note,
         violated_pattern=None, violated_mask=None, improving_sign=None, improving_neuron=None, improving_score=None,
     )
     # improving neuron: the maximizer of the most violated dual constraint, kept only when adding it

@@ -2,7 +2,7 @@ r"""The Lagrange dual of the C-ReLU / C-GReLU programs and duality gaps.
 
 Dualizing the fit :math:`z = \sum_i D_i X_a (v_i - w_i)` with a multiplier and writing the dual
 variable as :math:`v` (so that :math:`v = -\nabla\ell(\hat y)` at the optimum, the residual
-:math:`y - \hat y` for the squared loss), the dual of C-ReLU is (002; 004 eq. (6))
+:math:`y - \hat y` for the squared loss), the dual of C-ReLU is (Mishkin & Pilanci, ICML 2023; Ergen & Pilanci, ICML 2021, eq. (6))
 
 .. math::
 
@@ -22,10 +22,11 @@ second-order cone program
 
 with :math:`\rho^\pm_i` the columns of the ``(n, P)`` variables :math:`R^\pm` (at the optimum they
 are the multipliers of the cone constraints, :func:`convexnn.kkt`). For C-GReLU the constraints
-are :math:`\|X_a^\top D_i v\| \le \lambda`. :math:`-\ell^*(-v)` is
+are :math:`\|X_a^\top D_i v\| \le \lambda`. :math:`-\ell^*(-v)` and its domain constraints come
+from the loss (:meth:`convexnn.formulations.losses.Loss.dual_cvx`): e.g.
 :math:`\langle v, y\rangle - \frac12\|v\|^2` (squared), :math:`\sum_j H(y_jv_j)` with the binary
 entropy :math:`H(a) = -a\log a - (1-a)\log(1-a)` (logistic), :math:`\sum_j y_j v_j` with
-:math:`0 \le y_jv_j \le 1` (hinge).
+:math:`0 \le y_jv_j \le 1` (hinge), the squared form with :math:`\|v\|_\infty \le \delta` (Huber).
 
 Construction: the ``P`` norm constraints are **one** vectorized constraint
 ``norm(Xa.T @ (multiply(M, v 1^T) + multiply(S, R)), 2, axis=0) <= lam`` per sign (no Python loop
@@ -43,9 +44,10 @@ import numpy as np
 from convexnn.errors import InputError
 from convexnn.formulations.formulation import Formulation
 from convexnn.formulations.losses import Loss
-from convexnn.duality._common import cone_support
+from convexnn.gap import relative_gap
+from convexnn.duality.cones import cone_support
 
-__all__ = ["DualProblem", "dual_problem", "build_dual", "DualityGap", "duality_gap", "dual_objective_cvx"]
+__all__ = ["DualProblem", "dual_problem", "build_dual", "DualityGap", "duality_gap"]
 
 
 class DualProblem(cp.Problem):
@@ -68,19 +70,6 @@ class DualProblem(cp.Problem):
         self.rho_plus = rho_plus
         self.rho_minus = rho_minus
         self.formulation = formulation
-
-
-def dual_objective_cvx(loss: Loss, v: cp.Expression, y: np.ndarray) -> tuple[cp.Expression, list]:
-    r"""CVXPY expression of :math:`-\ell^*(-v)` and the constraints of its domain."""
-    if loss.name == "squared":
-        return v @ y - 0.5 * cp.sum_squares(v), []
-    if loss.name == "logistic":
-        a = cp.multiply(y, v)
-        return cp.sum(cp.entr(a) + cp.entr(1 - a)), []
-    if loss.name == "hinge":
-        a = cp.multiply(y, v)
-        return cp.sum(a), [a >= 0, a <= 1]
-    raise InputError(f"no dual objective for loss {loss.name!r}.")
 
 
 def _check(formulation: Formulation) -> None:
@@ -122,7 +111,8 @@ def build_dual(Xa: np.ndarray, y: np.ndarray, masks: np.ndarray, lam: Any, loss:
     M = np.asarray(masks, dtype=np.float64)
     P = M.shape[1]
     v = cp.Variable(n, name="v")
-    obj, cons = dual_objective_cvx(loss, v, y)
+    obj, cons = loss.dual_cvx(v, y)
+    cons = list(cons)
     Vb = cp.multiply(M, cp.reshape(v, (n, 1), order="F") @ np.ones((1, P)))  # D_i v as columns
     if not cones:
         cons.append(cp.norm(Xa.T @ Vb, 2, axis=0) <= lam)
@@ -147,7 +137,7 @@ class DualityGap:
     dual : float
         :math:`-\ell^*(-c\,v)` at the dual point scaled into the feasible set.
     gap, rel_gap : float
-        ``primal - dual`` and ``gap / max(|primal|, 1e-300)``.
+        ``primal - dual`` and :func:`convexnn.gap.relative_gap`.
     scale : float
         :math:`c = \min(1, \lambda / s(v))` applied to the dual point.
     primal_infeasibility : float
@@ -181,7 +171,9 @@ def _dual_vector(dual_point: Any, n: int) -> np.ndarray:
 def duality_gap(formulation: Formulation, primal_weights: dict[str, np.ndarray] | Any, dual_point: Any) -> DualityGap:
     r"""Duality gap of primal weights and a dual point for a C-ReLU / C-GReLU formulation.
 
-    The dual point is first scaled into the dual feasible set of **this** formulation's patterns,
+    The dual point is first moved into the domain of the conjugate
+    (:meth:`~convexnn.formulations.losses.Loss.project_dual`: a solver's dual point can leave it
+    by rounding), then scaled into the dual feasible set of **this** formulation's patterns,
     :math:`c = \min(1, \lambda/s(v))` with :math:`s` as in :func:`dual_problem` (computed by NNLS,
     an upper bound, so the scaled point is feasible), then
     ``gap = objective(primal_weights) - (-l*(-c v))`` :math:`\ge 0` by weak duality.
@@ -196,7 +188,7 @@ def duality_gap(formulation: Formulation, primal_weights: dict[str, np.ndarray] 
     _check(formulation)
     f = formulation
     weights = getattr(primal_weights, "weights", primal_weights)
-    v = _dual_vector(dual_point, f.Xa.shape[0])
+    v = f.loss.project_dual(_dual_vector(dual_point, f.Xa.shape[0]), f.y)
     lam = f.lam_value
     primal = float(f.objective(weights))
     M = np.asarray(f.patterns.masks, dtype=bool)
@@ -208,5 +200,5 @@ def duality_gap(formulation: Formulation, primal_weights: dict[str, np.ndarray] 
     c = 1.0 if s <= lam else lam / s
     dual = float(f.loss.dual_value(c * v, f.y))
     gap = primal - dual
-    return DualityGap(primal=primal, dual=dual, gap=gap, rel_gap=gap / max(abs(primal), 1e-300), scale=c,
+    return DualityGap(primal=primal, dual=dual, gap=gap, rel_gap=relative_gap(primal, dual), scale=c,
                       primal_infeasibility=float(f.constraint_violation(weights)))

@@ -252,6 +252,13 @@ def solve_global(
         g = np.array(new).T
         gates.append(g)
         masks = np.hstack([masks, Xa @ g >= 0])
+    if not np.isfinite(lower):  # stopped before any pricing: the pattern-free bound is still valid
+        from convexnn.duality._common import global_support_bound
+
+        fit = np.maximum(Xa @ best_net.W1, 0.0) @ best_net.w2
+        v = -np.asarray(L.grad(fit, yc), dtype=np.float64)
+        sv = global_support_bound(Xa, v)
+        lower = best_scale(L, v, yc, lam / sv if sv > 0 else np.inf)[1]
     # the convex solution on canonical patterns (Patterns sorts and deduplicates the masks)
     Vb, Wb, Mb = best_VW
     Gall = np.hstack(gates)

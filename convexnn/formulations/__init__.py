@@ -1,10 +1,12 @@
 """Exact convex programs for ReLU networks, emitted as ``cvxpy.Problem`` objects."""
 
 from convexnn.formulations.formulation import ConvexSolution, Formulation
-from convexnn.formulations.losses import HingeLoss, LogisticLoss, Loss, SquaredLoss, get_loss
+from convexnn.formulations.losses import HingeLoss, LogisticLoss, Loss, SquaredLoss, get_loss, register_loss
+from convexnn.formulations.huber import HuberLoss
 from convexnn.formulations.two_layer import CGReLU, CReLU, MinNormInterpolation, c_grelu, c_relu, min_norm_interpolation
 
-__all__ = ["Formulation", "ConvexSolution", "Loss", "SquaredLoss", "LogisticLoss", "HingeLoss", "get_loss",
+__all__ = ["Formulation", "ConvexSolution", "Loss", "SquaredLoss", "LogisticLoss", "HingeLoss", "HuberLoss",
+           "get_loss", "register_loss",
            "CReLU", "CGReLU", "MinNormInterpolation", "c_relu", "c_grelu", "min_norm_interpolation"]
 
 # --- three-layer and deep programs ---

@@ -1,7 +1,29 @@
-r"""Convex losses: CVXPY atoms, numpy values, gradients and Fenchel conjugates.
+r"""Convex losses: the one place for a loss's mathematics.
 
-Each loss :math:`\ell(\hat y, y)` is summed over samples (and outputs). Conventions (shared by
-the network objective and every convex program, see README "Conventions"):
+A :class:`Loss` :math:`f(\hat y) = \sum_j \ell(\hat y_j, y_j)` (summed over samples and outputs)
+carries everything the rest of the package needs from it:
+
+====================================  ==========================================================
+capability                            used by
+====================================  ==========================================================
+``cvx`` (primal CVXPY form)           every convex program (interior point)
+``dual_cvx`` (:math:`-f^*(-v)` and    :func:`convexnn.dual_problem`
+its domain constraints)
+``value_on`` / ``grad_on`` /          first-order solvers (numpy / torch through a
+``bregman_on`` / ``conjugate_on``     :class:`~convexnn.backend.Backend`), torch training
+``lipschitz``                         R-FISTA and the augmented Lagrangian (step sizes); ``None``
+                                      for a non-smooth loss, which those solvers refuse
+``curvature_on`` / ``unit_curvature`` the Newton polish of C-GReLU (diagonal Hessian)
+``value`` / ``grad`` / ``conjugate``  numpy evaluations (objectives, KKT, certificates)
+``conjugate_domain``                  dual feasibility (exact for certificates)
+``slope_bound`` / ``value_error`` /   rounding analysis of the certified bounds
+``dual_value_error``
+``best_dual_scale``                   best scaling of a dual candidate (closed form when known)
+====================================  ==========================================================
+
+The numpy methods are the array-namespace methods evaluated on :data:`convexnn.backend.NUMPY`,
+so each formula is written once. Conventions (shared by the network objective and every convex
+program, ``docs/DESIGN.md``):
 
 =========  ========================================  =============================================
 name       value                                     conjugate :math:`\ell^*(z) = \sup_p z^\top p - \ell(p)`
@@ -9,138 +31,295 @@ name       value                                     conjugate :math:`\ell^*(z) 
 squared    :math:`\tfrac12\|\hat y - y\|_2^2`        :math:`\tfrac12\|z\|^2 + z^\top y`
 logistic   :math:`\sum \log(1 + e^{-y \hat y})`      :math:`\sum (-y z)\log(-y z) + (1+yz)\log(1+yz)`, :math:`-yz \in [0,1]`
 hinge      :math:`\sum \max(0, 1 - y \hat y)`        :math:`\sum y z` on :math:`-yz \in [0, 1]`
+huber      see :mod:`convexnn.formulations.huber`    :math:`\tfrac12\|z\|^2 + z^\top y` on :math:`|z_j| \le \delta`
 =========  ========================================  =============================================
 
-Labels for ``logistic`` and ``hinge`` are in :math:`\{-1, +1\}`. The dual of every convex program
-(002, 004 eq. (6)) uses :math:`-\ell^*(-v)` as its objective, so the conjugates are needed by
-the duality module and by the first-order solvers' gap-based stopping rules.
+Labels for ``logistic`` and ``hinge`` are in :math:`\{-1, +1\}`. The dual of every convex
+program (Pilanci & Ergen, *Neural Networks are Convex Regularizers*, ICML 2020, eq. (6)) has
+:math:`-\ell^*(-v)` as its objective. A new loss is one file: a subclass implementing the
+methods above and a call to :func:`register_loss`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cvxpy as cp
 import numpy as np
 
+from convexnn.backend import NUMPY, Backend
 from convexnn.errors import InputError
+from convexnn.rounding import gamma
 
-__all__ = ["Loss", "SquaredLoss", "LogisticLoss", "HingeLoss", "get_loss", "LOSSES"]
+__all__ = ["Loss", "SquaredLoss", "LogisticLoss", "HingeLoss", "get_loss", "register_loss", "LOSSES"]
+
+#: Tolerance of :meth:`Loss.conjugate` on the conjugate's domain (rounding of a dual point).
+CONJUGATE_DOMAIN_TOL = 1e-12
 
 
 @dataclass(frozen=True)
 class Loss:
-    """Base class: a convex loss summed over samples. Subclasses implement every method."""
+    r"""Base class: a convex loss :math:`f(\hat y) = \sum_j \ell(\hat y_j, y_j)`.
+
+    Attributes
+    ----------
+    name : str
+        Registry name (:func:`get_loss`).
+    classification : bool
+        Labels must be in :math:`\{-1, +1\}`.
+    lipschitz : float or None
+        Lipschitz constant of :math:`\nabla f` (``None``: not differentiable with a Lipschitz
+        gradient; the first-order solvers refuse such a loss).
+    unit_curvature : bool
+        :math:`\nabla^2 f = I` everywhere (the Newton system is the Gram matrix, computed once).
+
+    A subclass implements the array-namespace methods (``*_on``), ``cvx``, ``dual_cvx``,
+    ``conjugate_domain`` and the rounding bounds; a method it cannot provide raises
+    :class:`InputError` naming the missing capability.
+    """
 
     name: str = "loss"
-    smooth: bool = True
     classification: bool = False
+    lipschitz: float | None = None
+    unit_curvature: bool = False
 
-    def cvx(self, pred: cp.Expression, y: np.ndarray) -> cp.Expression:  # pragma: no cover
+    @property
+    def smooth(self) -> bool:
+        """Differentiable with a Lipschitz gradient (:attr:`lipschitz` is not ``None``)."""
+        return self.lipschitz is not None
+
+    def _missing(self, capability: str) -> InputError:
+        return InputError(f"the {self.name!r} loss ({type(self).__name__}) does not provide {capability}.")
+
+    # ------------------------------------------------------------------ array namespace (numpy / torch)
+    def value_on(self, bk: Backend, z: Any, y: Any) -> Any:
+        """:math:`f(z)` on the backend ``bk`` (a 0-d array)."""
+        raise self._missing("a value")
+
+    def grad_on(self, bk: Backend, z: Any, y: Any) -> Any:
+        r""":math:`\nabla f(z)` (a subgradient for non-smooth losses) on ``bk``."""
+        raise self._missing("a gradient")
+
+    def curvature_on(self, bk: Backend, z: Any, y: Any) -> Any:
+        r"""Diagonal of :math:`\nabla^2 f(z)` (a generalized Hessian where :math:`f''` jumps)."""
+        raise self._missing("second-order (Hessian) information")
+
+    def bregman_on(self, bk: Backend, z1: Any, z0: Any, y: Any) -> Any:
+        r"""Bregman divergence :math:`f(z_1) - f(z_0) - \langle\nabla f(z_0), z_1 - z_0\rangle \ge 0`.
+
+        The generic form is the clipped difference; subclasses override it with a form free of
+        cancellation near the optimum (the line search of R-FISTA relies on it).
+        """
+        d = self.value_on(bk, z1, y) - self.value_on(bk, z0, y) - bk.vdot(self.grad_on(bk, z0, y), z1 - z0)
+        return bk.maximum(d, 0.0)
+
+    def conjugate_on(self, bk: Backend, theta: Any, y: Any) -> Any:
+        r""":math:`f^*(\theta)` for ``theta`` in the conjugate's domain (the caller guarantees it)."""
+        raise self._missing("a conjugate")
+
+    # ------------------------------------------------------------------ CVXPY forms
+    def cvx(self, pred: cp.Expression, y: np.ndarray) -> cp.Expression:
         """CVXPY expression of the loss of predictions ``pred`` (same shape as ``y``)."""
-        raise TypeError(f"{type(self).__name__} does not implement cvx()")
+        raise self._missing("a CVXPY form")
 
-    def value(self, pred: np.ndarray, y: np.ndarray) -> float:  # pragma: no cover
+    def dual_cvx(self, v: cp.Expression, y: np.ndarray) -> tuple[cp.Expression, list]:
+        r"""CVXPY expression of :math:`-f^*(-v)` and the constraints of its domain."""
+        raise self._missing("a CVXPY dual form")
+
+    # ------------------------------------------------------------------ numpy
+    def value(self, pred: Any, y: Any) -> float:
         """Numpy value of the loss."""
-        raise TypeError(f"{type(self).__name__} does not implement value()")
+        return float(self.value_on(NUMPY, np.asarray(pred), np.asarray(y)))
 
-    def grad(self, pred: np.ndarray, y: np.ndarray) -> np.ndarray:  # pragma: no cover
+    def grad(self, pred: Any, y: Any) -> np.ndarray:
         """Gradient with respect to ``pred`` (a subgradient for non-smooth losses)."""
-        raise TypeError(f"{type(self).__name__} does not implement grad()")
+        return np.asarray(self.grad_on(NUMPY, np.asarray(pred), np.asarray(y)))
 
-    def conjugate(self, z: np.ndarray, y: np.ndarray) -> float:  # pragma: no cover
-        r"""Fenchel conjugate :math:`\ell^*(z) = \sup_p \langle z, p\rangle - \ell(p, y)` (``inf`` outside its domain)."""
-        raise TypeError(f"{type(self).__name__} does not implement conjugate()")
+    def conjugate_domain(self, z: Any, y: Any, tol: float = 0.0) -> bool:
+        r"""Whether ``z`` lies in the domain of :math:`f^*` (up to ``tol``; ``tol=0``: exactly)."""
+        raise self._missing("the domain of its conjugate")
 
-    def dual_value(self, v: np.ndarray, y: np.ndarray) -> float:
-        r"""Dual objective term :math:`-\ell^*(-v)` used by the duality module."""
+    def conjugate(self, z: Any, y: Any) -> float:
+        r"""Fenchel conjugate :math:`f^*(z) = \sup_p \langle z, p\rangle - f(p)` (``inf`` outside its domain)."""
+        z, y = np.asarray(z), np.asarray(y)
+        if not self.conjugate_domain(z, y, CONJUGATE_DOMAIN_TOL):
+            return float("inf")
+        return float(self.conjugate_on(NUMPY, z, y))
+
+    def dual_value(self, v: Any, y: Any) -> float:
+        r"""Dual objective term :math:`-f^*(-v)` used by the duality module."""
         return -self.conjugate(-np.asarray(v), y)
+
+    def project_dual(self, v: np.ndarray, y: np.ndarray) -> np.ndarray:
+        r"""A point of the dual domain :math:`\{v : -v \in \operatorname{dom} f^*\}` near ``v``
+        (the Euclidean projection for the built-in losses; exact in floating point, so
+        :meth:`conjugate_domain` holds with ``tol=0``)."""
+        raise self._missing("a projection onto the domain of its conjugate")
+
+    def best_dual_scale(self, v: np.ndarray, y: np.ndarray, c_max: float) -> float | None:
+        r"""The maximizer of :math:`c \mapsto -f^*(-cv)` on :math:`[0, c_{\max}]` in closed form, or
+        ``None`` when there is none (the caller searches numerically)."""
+        return None
+
+    # ------------------------------------------------------------------ rounding (certificates)
+    def slope_bound(self, pred: np.ndarray, y: np.ndarray, e: np.ndarray) -> np.ndarray:
+        r"""Bound on :math:`|\partial\ell/\partial\hat y_j|` over :math:`|\hat y_j - \text{pred}_j| \le e_j`."""
+        raise self._missing("a bound on its slope (certificates)")
+
+    def value_error(self, pred: np.ndarray, y: np.ndarray) -> float:
+        r"""Bound on the rounding error of :meth:`value` in float64.
+
+        Generic: every term is evaluated to within :math:`16u(|t_j| + 1)` (a few operations and
+        one ``log``/``exp``), so the error is at most :math:`\gamma_{n+16}(|f| + n)`.
+        """
+        n = np.asarray(y).size
+        return gamma(n + 16) * (abs(self.value(pred, y)) + n)
+
+    def dual_value_error(self, v: np.ndarray, y: np.ndarray, value: float) -> float:
+        r"""Bound on the rounding error of :meth:`dual_value` (``value``) at ``v`` in float64.
+
+        Generic: :math:`\gamma_{n+16}(|\text{value}| + \sum_j |v_j| + n)`.
+        """
+        n = v.size
+        return gamma(n + 16) * (abs(value) + float(np.sum(np.abs(v))) + n)
 
 
 @dataclass(frozen=True)
 class SquaredLoss(Loss):
-    r""":math:`\ell(\hat y, y) = \tfrac12 \|\hat y - y\|_2^2`; :math:`\ell^*(z) = \tfrac12\|z\|^2 + z^\top y`."""
+    r""":math:`f(\hat y) = \tfrac12 \|\hat y - y\|_2^2`; :math:`f^*(z) = \tfrac12\|z\|^2 + z^\top y`."""
 
     name: str = "squared"
+    lipschitz: float | None = 1.0
+    unit_curvature: bool = True
+
+    def value_on(self, bk, z, y):
+        r = z - y
+        return 0.5 * bk.vdot(r, r)
+
+    def grad_on(self, bk, z, y):
+        return z - y
+
+    def curvature_on(self, bk, z, y):
+        return bk.ones_like(z)
+
+    def bregman_on(self, bk, z1, z0, y):
+        r = z1 - z0
+        return 0.5 * bk.vdot(r, r)
+
+    def conjugate_on(self, bk, theta, y):
+        return 0.5 * bk.vdot(theta, theta) + bk.vdot(theta, y)
+
+    def conjugate_domain(self, z, y, tol=0.0):
+        return True
+
+    def project_dual(self, v, y):
+        return np.asarray(v, dtype=np.float64)
 
     def cvx(self, pred, y):
         return 0.5 * cp.sum_squares(pred - y)
 
-    def value(self, pred, y):
-        r = np.asarray(pred) - y
-        return 0.5 * float(np.sum(r * r))
+    def dual_cvx(self, v, y):
+        return v @ y - 0.5 * cp.sum_squares(v), []
 
-    def grad(self, pred, y):
-        return np.asarray(pred) - y
+    def best_dual_scale(self, v, y, c_max):
+        vv = float(v @ v) if v.ndim == 1 else float(np.sum(v * v))
+        return float(np.clip(float(np.sum(v * y)) / vv, 0.0, c_max)) if vv > 0 else 0.0
 
-    def conjugate(self, z, y):
-        z = np.asarray(z)
-        return 0.5 * float(np.sum(z * z)) + float(np.sum(z * y))
+    def slope_bound(self, pred, y, e):
+        return np.abs(pred - y) + e
+
+    def value_error(self, pred, y):
+        r = np.abs(np.asarray(pred) - y)
+        return gamma(np.asarray(y).size + 4) * float(np.sum(r * r))
+
+    def dual_value_error(self, v, y, value):
+        return gamma(v.size + 16) * float(np.sum(np.abs(0.5 * v * v) + np.abs(v * y)))
 
 
 @dataclass(frozen=True)
-class LogisticLoss(Loss):
-    r""":math:`\ell(\hat y, y) = \sum_j \log(1 + e^{-y_j \hat y_j})`, labels in :math:`\{-1,+1\}`."""
+class _MarginLoss(Loss):
+    r"""Losses of the margin :math:`y_j\hat y_j` with labels :math:`y_j \in \{-1, +1\}`: the
+    conjugate lives on :math:`a = -y z \in [0, 1]` and the slope is at most :math:`|y_j| = 1`."""
+
+    classification: bool = True
+
+    def conjugate_domain(self, z, y, tol=0.0):
+        a = -np.asarray(y) * np.asarray(z)
+        return not (np.any(a < -tol) or np.any(a > 1 + tol))
+
+    def project_dual(self, v, y):
+        # y in {-1, +1}: y * clip(y v, 0, 1) is exact and has y_j v_j in [0, 1]
+        return y * np.clip(y * np.asarray(v, dtype=np.float64), 0.0, 1.0)
+
+    def slope_bound(self, pred, y, e):
+        return np.abs(y) * np.ones_like(e)
+
+
+@dataclass(frozen=True)
+class LogisticLoss(_MarginLoss):
+    r""":math:`f(\hat y) = \sum_j \log(1 + e^{-y_j \hat y_j})`, labels in :math:`\{-1,+1\}`."""
 
     name: str = "logistic"
-    classification: bool = True
+    lipschitz: float | None = 0.25
+
+    def value_on(self, bk, z, y):
+        return bk.sum(bk.softplus(-y * z))
+
+    def grad_on(self, bk, z, y):
+        # d/dp log(1 + exp(-y p)) = -y * sigmoid(-y p)
+        return -y * bk.sigmoid(-y * z)
+
+    def curvature_on(self, bk, z, y):
+        s = bk.sigmoid(-y * z)
+        return (y * y) * s * (1.0 - s)
+
+    def bregman_on(self, bk, z1, z0, y):
+        r"""Exact for large increments; a fourth-order Taylor expansion for small ones (no cancellation)."""
+        t0 = -y * z0
+        dt = -y * (z1 - z0)
+        s = bk.sigmoid(t0)
+        q = s * (1.0 - s)
+        taylor = q * dt * dt * (0.5 + dt * ((1.0 - 2.0 * s) / 6.0 + dt * (1.0 - 6.0 * q) / 24.0))
+        exact = bk.softplus(t0 + dt) - bk.softplus(t0) - s * dt
+        small = (dt * dt) < 1e-6
+        return bk.sum(bk.maximum(bk.where(small, taylor, exact), 0.0))
+
+    def conjugate_on(self, bk, theta, y):
+        # with a = -y theta in [0, 1]: f*(theta) = sum a log a + (1 - a) log(1 - a)
+        a = bk.minimum(bk.maximum(-y * theta, 0.0), 1.0)
+        return bk.sum(bk.xlogx(a) + bk.xlogx(1.0 - a))
 
     def cvx(self, pred, y):
         return cp.sum(cp.logistic(-cp.multiply(y, pred)))
 
-    def value(self, pred, y):
-        return float(np.sum(np.logaddexp(0.0, -y * np.asarray(pred))))
-
-    def grad(self, pred, y):
-        # d/dp log(1 + exp(-y p)) = -y * sigmoid(-y p)
-        t = -y * np.asarray(pred)
-        return -y * _sigmoid(t)
-
-    def conjugate(self, z, y):
-        # with a = -y z in [0, 1]: l*(z) = sum a log a + (1 - a) log(1 - a)
-        a = -y * np.asarray(z)
-        tol = 1e-12
-        if np.any(a < -tol) or np.any(a > 1 + tol):
-            return float("inf")
-        a = np.clip(a, 0.0, 1.0)
-        return float(np.sum(_xlogx(a) + _xlogx(1.0 - a)))
+    def dual_cvx(self, v, y):
+        a = cp.multiply(y, v)
+        return cp.sum(cp.entr(a) + cp.entr(1 - a)), []
 
 
 @dataclass(frozen=True)
-class HingeLoss(Loss):
-    r""":math:`\ell(\hat y, y) = \sum_j \max(0, 1 - y_j \hat y_j)`, labels in :math:`\{-1,+1\}`."""
+class HingeLoss(_MarginLoss):
+    r""":math:`f(\hat y) = \sum_j \max(0, 1 - y_j \hat y_j)`, labels in :math:`\{-1,+1\}` (non-smooth)."""
 
     name: str = "hinge"
-    smooth: bool = False
-    classification: bool = True
+
+    def value_on(self, bk, z, y):
+        return bk.sum(bk.maximum(1.0 - y * z, 0.0))
+
+    def grad_on(self, bk, z, y):
+        return bk.where(1.0 - y * z > 0, -y, 0.0)
+
+    def conjugate_on(self, bk, theta, y):
+        # f*(theta) = sum y theta   for  -y theta in [0, 1]
+        return bk.sum(y * theta)
 
     def cvx(self, pred, y):
         return cp.sum(cp.pos(1 - cp.multiply(y, pred)))
 
-    def value(self, pred, y):
-        return float(np.sum(np.maximum(0.0, 1.0 - y * np.asarray(pred))))
-
-    def grad(self, pred, y):
-        return np.where(1.0 - y * np.asarray(pred) > 0, -y, 0.0)
-
-    def conjugate(self, z, y):
-        # l*(z) = sum y z   for  -y z in [0, 1]
-        a = -y * np.asarray(z)
-        tol = 1e-12
-        if np.any(a < -tol) or np.any(a > 1 + tol):
-            return float("inf")
-        return float(np.sum(y * np.asarray(z)))
-
-
-def _sigmoid(t: np.ndarray) -> np.ndarray:
-    return np.exp(-np.logaddexp(0.0, -t))
-
-
-def _xlogx(a: np.ndarray) -> np.ndarray:
-    out = np.zeros_like(a, dtype=float)
-    pos = a > 0
-    out[pos] = a[pos] * np.log(a[pos])
-    return out
+    def dual_cvx(self, v, y):
+        a = cp.multiply(y, v)
+        return cp.sum(a), [a >= 0, a <= 1]
 
 
 LOSSES: dict[str, Loss] = {
@@ -150,8 +329,16 @@ LOSSES: dict[str, Loss] = {
 }
 
 
+def register_loss(loss: Loss) -> Loss:
+    """Make ``loss`` available by its name to :func:`get_loss` (and every ``loss=`` argument)."""
+    if not isinstance(loss, Loss):
+        raise InputError(f"register_loss needs a Loss instance; got {type(loss).__name__}.")
+    LOSSES[loss.name] = loss
+    return loss
+
+
 def get_loss(loss: str | Loss) -> Loss:
-    """Return the :class:`Loss` named ``loss`` (``"squared"``, ``"logistic"``, ``"hinge"``)."""
+    """Return the :class:`Loss` named ``loss`` (``"squared"``, ``"logistic"``, ``"hinge"``, ``"huber"``)."""
     if isinstance(loss, Loss):
         return loss
     try:

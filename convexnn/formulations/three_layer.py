@@ -87,6 +87,7 @@ from convexnn.data import check_bool, check_lam, check_Xy
 from convexnn.errors import InputError, SolverError, TooLargeError
 from convexnn.formulations.formulation import ConvexSolution, Formulation, default_solver
 from convexnn.formulations.losses import Loss, get_loss
+from convexnn.gap import relative_gap
 
 __all__ = ["ThreeLayerFormulation", "three_layer", "three_layer_gap", "ThreeLayerCertificate"]
 
@@ -231,7 +232,7 @@ class ThreeLayerCertificate:
         :math:`-\ell^*(-u)` at the scaled dual point :math:`u = t\,(-\nabla\ell(\hat y))`,
         :math:`t = \min(1, \beta/M)` -- feasible for the dual (6) restricted to the blocks.
     gap, rel_gap : float
-        ``primal - dual`` and ``gap / max(1, |primal|)``.
+        ``primal - dual`` and :func:`convexnn.gap.relative_gap` (``gap / max(|primal|, 1e-300)``).
     dual_constraint : float
         :math:`M`, the upper bound on the dual constraint's left side before scaling (compare
         with ``beta``).
@@ -301,7 +302,7 @@ def three_layer_gap(formulation: ThreeLayerFormulation, candidate: Any = None, *
             "relative to the sampled patterns only: `dual` lower-bounds the restricted program (12), "
             "which is itself an upper bound on the true optimum; this is not a global certificate")
     return ThreeLayerCertificate(primal=float(primal), dual=float(dual), gap=float(gap),
-                                 rel_gap=float(gap / max(1.0, abs(primal))), dual_constraint=M,
+                                 rel_gap=relative_gap(primal, dual), dual_constraint=M,
                                  beta=beta, exact=f.exact, note=note)
 
 

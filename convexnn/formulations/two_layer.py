@@ -75,6 +75,17 @@ import scipy.sparse as sp
 from convexnn.arrangements.patterns import Patterns
 from convexnn.data import check_bool, check_lam, check_X, check_y
 from convexnn.errors import TooLargeError, ConvexNNWarning, InputError
+from convexnn.formulations.blocks import (
+    ZERO_RTOL,
+    block_fit,
+    block_norms,
+    block_regularizer,
+    cone_violation,
+    gated_neurons,
+    group_neurons,
+    nuclear_relu_neurons,
+    zero_block_threshold,
+)
 from convexnn.formulations.formulation import ConvexSolution, Formulation
 from convexnn.formulations.losses import Loss, get_loss
 
@@ -87,11 +98,6 @@ __all__ = [
     "min_norm_interpolation",
     "ZERO_RTOL",
 ]
-
-#: Blocks whose norm is at most ``ZERO_RTOL`` times the largest block norm (or the data scale
-#: ``||y|| / ||Xa||_F`` if larger) are treated as zero by the C -> NC mappings
-#: (interior-point solvers return ~1e-10 instead of exact zeros).
-ZERO_RTOL = 1e-8
 
 _VECTOR_REGS = ("group", "nuclear")
 
@@ -149,7 +155,7 @@ def _output_sum(P: int, c: int) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(c * P), (rows, rows // P)), shape=(c * P, c))
 
 
-def _masked_fit(Xa: np.ndarray, masks: np.ndarray, B: cp.Variable, c: int) -> cp.Expression:
+def _maskedblock_fit(Xa: np.ndarray, masks: np.ndarray, B: cp.Variable, c: int) -> cp.Expression:
     r"""CVXPY expression :math:`\sum_i D_i X_a b_i`, shape ``(n,)`` or ``(n, c)``."""
     P = masks.shape[1]
     if c == 1:
@@ -177,33 +183,6 @@ def _blocks(value: np.ndarray, P: int, c: int) -> np.ndarray:
         return np.ascontiguousarray(value.T)
     d = value.shape[0]
     return np.ascontiguousarray(value.reshape(d, c, P).transpose(2, 0, 1))
-
-
-def _fit(Xa: np.ndarray, masks: np.ndarray, U: np.ndarray) -> np.ndarray:
-    r"""Numpy :math:`\sum_i D_i X_a u_i` for ``U`` of shape ``(P, d')`` or ``(P, d', c)``."""
-    if U.ndim == 2:
-        return np.sum(masks * (Xa @ U.T), axis=1)
-    Z = np.einsum("nd,pdc->npc", Xa, U)
-    return np.einsum("np,npc->nc", masks, Z)
-
-
-def _block_norms(U: np.ndarray) -> np.ndarray:
-    """Euclidean norm of each block column: ``(P,)`` or ``(P, c)``."""
-    return np.linalg.norm(U, axis=1)
-
-
-def _reg_value(U: np.ndarray, vector_reg: str) -> float:
-    if U.ndim == 2 or vector_reg == "group":
-        return float(np.sum(_block_norms(U)))
-    return float(sum(np.linalg.norm(U[i], "nuc") for i in range(U.shape[0])))
-
-
-def _cone_violation(Xa: np.ndarray, signs: np.ndarray, U: np.ndarray) -> float:
-    if U.ndim == 2:
-        T = signs * (Xa @ U.T)
-    else:
-        T = signs[:, :, None] * np.einsum("nd,pdc->npc", Xa, U)
-    return float(max(0.0, -T.min())) if T.size else 0.0
 
 
 def _check_weights(weights: dict[str, np.ndarray], keys: tuple[str, ...], shape: tuple[int, ...]) -> None:
@@ -247,15 +226,8 @@ class _TwoLayerFormulation(Formulation):
         return (P, d) if self.n_outputs == 1 else (P, d, self.n_outputs)
 
     def _zero_threshold(self, *arrays: np.ndarray) -> float:
-        """``ZERO_RTOL`` times the larger of the largest block norm and the data scale ``||y|| / ||Xa||_F``.
-
-        The data scale keeps an all-zero optimum (large ``lam``) from being mapped to neurons
-        made of solver noise.
-        """
-        scale = max((float(np.max(_block_norms(a))) for a in arrays if a.size), default=0.0)
-        xn = float(np.linalg.norm(self.Xa))
-        data = float(np.linalg.norm(self.y)) / xn if xn > 0 else 0.0
-        return ZERO_RTOL * max(scale, data)
+        """:func:`~convexnn.formulations.blocks.zero_block_threshold` with this program's data scale."""
+        return zero_block_threshold(*arrays, Xa=self.Xa, y=self.y)
 
 
 class CReLU(_TwoLayerFormulation):
@@ -274,19 +246,19 @@ class CReLU(_TwoLayerFormulation):
     def predict(self, weights: dict[str, np.ndarray]) -> np.ndarray:
         r""":math:`\sum_i D_i X_a (v_i - w_i)` on the training data."""
         _check_weights(weights, ("V", "W"), self._weight_shape())
-        return _fit(self.Xa, self.masks, np.asarray(weights["V"]) - np.asarray(weights["W"]))
+        return block_fit(self.Xa, self.masks, np.asarray(weights["V"]) - np.asarray(weights["W"]))
 
     def regularizer(self, weights: dict[str, np.ndarray]) -> float:
         r""":math:`\sum_i \|v_i\|_2 + \|w_i\|_2` (group) or :math:`\sum_i \|V_i\|_* + \|W_i\|_*` (nuclear)."""
         _check_weights(weights, ("V", "W"), self._weight_shape())
-        return _reg_value(np.asarray(weights["V"]), self.vector_reg) + _reg_value(np.asarray(weights["W"]),
+        return block_regularizer(np.asarray(weights["V"]), self.vector_reg) + block_regularizer(np.asarray(weights["W"]),
                                                                                   self.vector_reg)
 
     def constraint_violation(self, weights: dict[str, np.ndarray]) -> float:
         r"""Largest violation of :math:`(2D_i - I)X_a v_i \ge 0`, :math:`(2D_i - I)X_a w_i \ge 0`."""
         _check_weights(weights, ("V", "W"), self._weight_shape())
-        return max(_cone_violation(self.Xa, self.signs, np.asarray(weights["V"])),
-                   _cone_violation(self.Xa, self.signs, np.asarray(weights["W"])))
+        return max(cone_violation(self.Xa, self.signs, np.asarray(weights["V"])),
+                   cone_violation(self.Xa, self.signs, np.asarray(weights["W"])))
 
     def to_network(self, solution: ConvexSolution) -> Any:
         r"""C -> NC mapping (002 "Solution Mapping for C-ReLU", 003 Theorem).
@@ -305,7 +277,7 @@ class CReLU(_TwoLayerFormulation):
         W = np.asarray(solution.weights["W"], dtype=float)
         thr = self._zero_threshold(V, W)
         if V.ndim == 3 and self.vector_reg == "nuclear":
-            cols, outs, exact = _nuclear_relu_neurons(self.Xa, self.signs, V, W, thr)
+            cols, outs, exact = nuclear_relu_neurons(self.Xa, self.signs, V, W, thr)
             if not exact:
                 net = TwoLayerReLU(cols, outs, bias=self.bias)
                 gap = net.objective(self.X, self.y, solution.lam, self.loss) - solution.objective()
@@ -316,7 +288,7 @@ class CReLU(_TwoLayerFormulation):
             return TwoLayerReLU(cols, outs, bias=self.bias)
         cols, outs = [], []
         for U, sign in ((V, 1.0), (W, -1.0)):
-            c_, o_ = _group_neurons(U, sign, thr)
+            c_, o_ = group_neurons(U, sign, thr)
             cols.append(c_)
             outs.append(o_)
         return TwoLayerReLU(np.hstack(cols), np.concatenate(outs, axis=0), bias=self.bias)
@@ -357,12 +329,12 @@ class CGReLU(_TwoLayerFormulation):
     def predict(self, weights: dict[str, np.ndarray]) -> np.ndarray:
         r""":math:`\sum_i D_i X_a u_i` on the training data."""
         _check_weights(weights, ("U",), self._weight_shape())
-        return _fit(self.Xa, self.masks, np.asarray(weights["U"]))
+        return block_fit(self.Xa, self.masks, np.asarray(weights["U"]))
 
     def regularizer(self, weights: dict[str, np.ndarray]) -> float:
         r""":math:`\sum_i \|u_i\|_2` (group) or :math:`\sum_i \|U_i\|_*` (nuclear)."""
         _check_weights(weights, ("U",), self._weight_shape())
-        return _reg_value(np.asarray(weights["U"]), self.vector_reg)
+        return block_regularizer(np.asarray(weights["U"]), self.vector_reg)
 
     def to_network(self, solution: ConvexSolution) -> Any:
         r"""C -> NC mapping of 001 Thm 2.2: a :class:`~convexnn.GatedReLU` with the same objective.
@@ -376,85 +348,8 @@ class CGReLU(_TwoLayerFormulation):
         from convexnn.networks.two_layer import GatedReLU
 
         U = np.asarray(solution.weights["U"], dtype=float)
-        gates = np.asarray(self.patterns.gates)
-        thr = self._zero_threshold(U)
-        d = U.shape[1]
-        if U.ndim == 3 and self.vector_reg == "nuclear":
-            G, cols, outs = [], [], []
-            for i in range(U.shape[0]):
-                A, s, Bt = np.linalg.svd(U[i], full_matrices=False)
-                for k in np.flatnonzero(s > max(thr, 0.0)):
-                    G.append(gates[:, i])
-                    cols.append(np.sqrt(s[k]) * A[:, k])
-                    outs.append(np.sqrt(s[k]) * Bt[k])
-            c = U.shape[2]
-            if not cols:
-                return GatedReLU(np.zeros((d, 0)), np.zeros((d, 0)), np.zeros((0, c)), bias=self.bias)
-            return GatedReLU(np.array(G).T, np.array(cols).T, np.array(outs), bias=self.bias)
-        norms = _block_norms(U)
-        if U.ndim == 2:
-            keep = np.flatnonzero(norms > thr)
-            r = np.sqrt(norms[keep])
-            return GatedReLU(gates[:, keep], U[keep].T / r, r, bias=self.bias)
-        ii, kk = np.nonzero(norms > thr)
-        r = np.sqrt(norms[ii, kk])
-        c = U.shape[2]
-        w2 = np.zeros((ii.size, c))
-        w2[np.arange(ii.size), kk] = r
-        return GatedReLU(gates[:, ii], U[ii, :, kk].T / r, w2, bias=self.bias)
-
-
-def _group_neurons(U: np.ndarray, sign: float, thr: float) -> tuple[np.ndarray, np.ndarray]:
-    """Neurons of one C-ReLU block family under the group norm (scalar or per-output columns)."""
-    norms = _block_norms(U)
-    if U.ndim == 2:
-        keep = np.flatnonzero(norms > thr)
-        r = np.sqrt(norms[keep])
-        return U[keep].T / r, sign * r
-    ii, kk = np.nonzero(norms > thr)
-    r = np.sqrt(norms[ii, kk])
-    w2 = np.zeros((ii.size, U.shape[2]))
-    w2[np.arange(ii.size), kk] = sign * r
-    return U[ii, :, kk].T / r, w2
-
-
-def _nuclear_relu_neurons(Xa: np.ndarray, signs: np.ndarray, V: np.ndarray, W: np.ndarray,
-                          thr: float) -> tuple[np.ndarray, np.ndarray, bool]:
-    """SVD neurons of nuclear-norm C-ReLU blocks; column-wise fallback where a factor leaves its cone."""
-    d, c = V.shape[1], V.shape[2]
-    cols: list[np.ndarray] = []
-    outs: list[np.ndarray] = []
-    exact = True
-    for U, sign in ((V, 1.0), (W, -1.0)):
-        for i in range(U.shape[0]):
-            if np.linalg.norm(U[i]) <= thr:
-                continue
-            A, s, Bt = np.linalg.svd(U[i], full_matrices=False)
-            ks = np.flatnonzero(s > thr)
-            new_c, new_o, ok = [], [], True
-            for k in ks:
-                z = signs[:, i] * (Xa @ A[:, k])
-                tol = 1e-7 * max(1.0, float(np.max(np.abs(z))))
-                flip = 1.0 if z.min() >= -tol else (-1.0 if z.max() <= tol else 0.0)
-                if flip == 0.0:
-                    ok = False
-                    break
-                new_c.append(flip * np.sqrt(s[k]) * A[:, k])
-                new_o.append(sign * flip * np.sqrt(s[k]) * Bt[k])
-            if not ok:  # one neuron per nonzero column: each column is in K_i
-                exact = False
-                nrm = np.linalg.norm(U[i], axis=0)
-                new_c, new_o = [], []
-                for k in np.flatnonzero(nrm > thr):
-                    new_c.append(U[i][:, k] / np.sqrt(nrm[k]))
-                    e = np.zeros(c)
-                    e[k] = sign * np.sqrt(nrm[k])
-                    new_o.append(e)
-            cols.extend(new_c)
-            outs.extend(new_o)
-    if not cols:
-        return np.zeros((d, 0)), np.zeros((0, c)), exact
-    return np.array(cols).T, np.array(outs), exact
+        idx, W1, w2 = gated_neurons(U, self._zero_threshold(U), self.vector_reg)
+        return GatedReLU(np.asarray(self.patterns.gates)[:, idx], W1, w2, bias=self.bias)
 
 
 # ============================================================================ builders
@@ -471,7 +366,7 @@ def _build_relu(
     lam = _lam_parameter(lam_value)
     V = cp.Variable((d, c * P), name="V")
     W = cp.Variable((d, c * P), name="W")
-    fit = _masked_fit(Xa, masks, V, c) - _masked_fit(Xa, masks, W, c)
+    fit = _maskedblock_fit(Xa, masks, V, c) - _maskedblock_fit(Xa, masks, W, c)
     reg = _reg_expr(V, P, c, vector_reg) + _reg_expr(W, P, c, vector_reg)
     constraints = {"cone_v": _cone(Xa, signs, V, c), "cone_w": _cone(Xa, signs, W, c)}
     if target is None:
@@ -584,7 +479,7 @@ def c_grelu(
     masks = np.asarray(patterns.masks, dtype=float)
     lamp = _lam_parameter(lam_value)
     U = cp.Variable((d, c * P), name="U")
-    fit = _masked_fit(Xa, masks, U, c)
+    fit = _maskedblock_fit(Xa, masks, U, c)
     problem = cp.Problem(cp.Minimize(lo.cvx(fit, yc) + lamp * _reg_expr(U, P, c, vector_reg)))
     f = CGReLU(problem, lamp, X=Xc, Xa=Xa, y=yc, loss=lo, patterns=patterns, bias=b,
                variables={"U": U}, constraints={},

@@ -27,6 +27,7 @@ import numpy as np
 
 from convexnn.arrangements.patterns import data_fingerprint, design_matrix
 from convexnn.data import check_bool, check_lam, check_X, check_y
+from convexnn.backend import Backend
 from convexnn.errors import InputError
 from convexnn.formulations.losses import Loss, get_loss
 
@@ -326,12 +327,10 @@ def train_three_layer(X: Any, y: Any, *, K: int, m1: int, lam: float, loss: str 
     params = [W1.requires_grad_(), w2.requires_grad_(), w3.requires_grad_()]
     opt = (torch.optim.Adam(params, lr=lr) if optimizer == "adam" else torch.optim.SGD(params, lr=lr))
 
+    bk = Backend("torch", "cpu", "float64")
+
     def loss_fn(pred: Any, target: Any) -> Any:
-        if lo.name == "squared":
-            return 0.5 * torch.sum((pred - target) ** 2)
-        if lo.name == "logistic":
-            return torch.sum(torch.nn.functional.softplus(-target * pred))
-        return torch.sum(torch.clamp(1 - target * pred, min=0))
+        return lo.value_on(bk, pred, target)
 
     bs = n if batch_size is None else int(batch_size)
     for _ in range(int(steps)):
@@ -364,17 +363,13 @@ def train_deep(X: Any, y: Any, *, widths: Sequence[int], lam: float, loss: str |
     Xt = torch.tensor(Xa, dtype=torch.float64)
     yt = torch.tensor(yy, dtype=torch.float64)
     opt = torch.optim.Adam(Ws, lr=lr)
+    bk = Backend("torch", "cpu", "float64")
     for _ in range(int(steps)):
         h = Xt
         for W in Ws[:-1]:
             h = torch.relu(h @ W)
         pred = (h @ Ws[-1])[:, 0]
-        if lo.name == "squared":
-            fit = 0.5 * torch.sum((pred - yt) ** 2)
-        elif lo.name == "logistic":
-            fit = torch.sum(torch.nn.functional.softplus(-yt * pred))
-        else:
-            fit = torch.sum(torch.clamp(1 - yt * pred, min=0))
+        fit = lo.value_on(bk, pred, yt)
         v = Ws[0].pow(2).sum(0).add(1e-30).sqrt()
         for W in Ws[1:]:
             v = v @ W.abs()

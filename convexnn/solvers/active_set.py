@@ -27,9 +27,9 @@ restricted solve with prediction :math:`\hat y`:
 
 1. :math:`v = -\nabla f(\hat y)` is scaled into the full dual feasible set by
    :math:`c \le \lambda / s(v)`, :math:`s(v) = \max_{i, \sigma} s_{i\sigma}(v)`, computed by
-   :func:`convexnn.duality._common.cone_support` (batched half-space bounds + NNLS; every
+   :func:`convexnn.duality.cones.cone_support` (batched half-space bounds + NNLS; every
    inexact NNLS only *over*-estimates :math:`s`, so the bound stays valid);
-   :func:`convexnn.duality._common.best_scale` picks the best such :math:`c`;
+   :func:`convexnn.duality.bounds.best_scale` picks the best such :math:`c`;
 2. :math:`P(V, W) - \big(-f^*(-cv)\big) \ge P(V, W) - P^\star` is a certified gap over all
    :math:`P` patterns (up to the cone violation of :math:`(V, W)`, reported separately);
 3. a block outside :math:`\mathcal W` with :math:`s_{i\sigma}(v) > \lambda` is a violated dual
@@ -45,7 +45,7 @@ blocks the restricted program is the full one.
 
 The restricted programs are small (``|W| d'`` variables, ``|W| n`` cone rows instead of
 ``2 P n``) and are solved to high accuracy by Clarabel: the squared loss directly as a conic QP
-(:func:`_clarabel_squared`), the logistic loss through CVXPY (exponential cones). This is what
+(:func:`_clarabel_squared`), every other loss through CVXPY (its ``Loss.cvx`` form; exponential cones for the logistic loss). This is what
 makes the polish cheap: interior-point cost grows superlinearly in the number of blocks, and the
 optimum typically has a few dozen nonzero blocks out of hundreds.
 
@@ -68,8 +68,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from convexnn.duality._common import best_scale, cone_support, project_cone
-from convexnn.formulations.losses import Loss
+from convexnn.duality.bounds import best_scale
+from convexnn.duality.cones import cone_support, project_cone
+from convexnn.formulations.losses import Loss, SquaredLoss
+from convexnn.gap import relative_gap
 from convexnn.solvers.backend import get_backend
 from convexnn.solvers.gap import relu_violation
 from convexnn.solvers.operators import MaskedDesign
@@ -92,7 +94,7 @@ class Certificate:
     dual : float
         :math:`-f^*(-c\,v)`, a lower bound on the optimum (for cone-feasible competitors).
     gap, rel_gap : float
-        ``primal - dual`` and ``gap / max(|primal|, |dual|)``.
+        ``primal - dual`` and :func:`convexnn.gap.relative_gap`.
     s : float
         :math:`s(v)`, the largest dual-constraint value over all blocks (valid upper bound).
     scale : float
@@ -101,7 +103,7 @@ class Certificate:
         :math:`c\,v` with :math:`v = -\nabla f(\hat y)` (the duality module's convention).
     bounds : ndarray, shape (P,)
         Cheap per-pattern upper bounds of :math:`\max_\sigma s_{i\sigma}(v)` (from
-        :func:`~convexnn.duality._common.cone_support`).
+        :func:`~convexnn.duality.cones.cone_support`).
     v : ndarray, shape (n,)
         The unscaled candidate :math:`-\nabla f(\hat y)`.
     n_nnls : int
@@ -143,8 +145,8 @@ def certify_relu(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float, l
     r"""Certified duality gap of the C-ReLU point ``(V, W)`` over **all** patterns of ``masks``.
 
     Uses the cone-aware dual of the module docstring: :math:`v = -\nabla f(\hat y)`, the exact
-    :math:`s(v)` by :func:`~convexnn.duality._common.cone_support` and the best dual scaling by
-    :func:`~convexnn.duality._common.best_scale`.
+    :math:`s(v)` by :func:`~convexnn.duality.cones.cone_support` and the best dual scaling by
+    :func:`~convexnn.duality.bounds.best_scale`.
 
     Parameters
     ----------
@@ -174,7 +176,7 @@ def _certificate(primal: float, v: np.ndarray, y: np.ndarray, lam: float, loss: 
     cmax = lam / s if s > 0 else np.inf
     c, dual = best_scale(loss, v, y, cmax)  # restricted to the conjugate's domain (logistic)
     gap = primal - dual
-    rel = max(gap, 0.0) / max(abs(primal), abs(dual), 1e-300)
+    rel = relative_gap(primal, dual)
     return Certificate(primal, float(dual), gap, rel, s, c, c * v, bounds, v, n_nnls)
 
 
@@ -184,7 +186,7 @@ def scan_blocks(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, lam: float, ac
 
     Blocks :math:`(i, \sigma)` are visited in decreasing order of their cheap half-space upper
     bound :math:`b_{i\sigma}` (:func:`_sign_bounds`, the bound of
-    :func:`~convexnn.duality._common.cone_support` per sign), down to
+    :func:`~convexnn.duality.cones.cone_support` per sign), down to
     :math:`\lambda(1 + 10^{-9})`; each gets an upper bound of :math:`s_{i\sigma}(v)` that is exact
     when above that level (:func:`_block_value`: a small NNLS on the most violated rows, then the
     full NNLS). The pass stops early once ``limit`` violated blocks outside ``active`` are found
@@ -239,9 +241,9 @@ def _block_value(Xa: np.ndarray, rn: np.ndarray, sg: np.ndarray, g: np.ndarray, 
     r"""An upper bound of :math:`\|\Pi_{\mathcal K}(g)\|`, exact whenever it exceeds ``level``.
 
     :math:`\min_{\rho \ge 0}\|g + A^\top\rho\|` with :math:`\rho` supported on a subset of rows is
-    still an upper bound (any :math:`\rho \ge 0` is, see :mod:`convexnn.duality._common`), so a
+    still an upper bound (any :math:`\rho \ge 0` is, see :mod:`convexnn.duality.cones`), so a
     small NNLS over the :math:`3d'` rows most violated by ``g`` decides most blocks; only when it
-    stays above ``level`` is the full NNLS (:func:`~convexnn.duality._common.project_cone`) solved.
+    stays above ``level`` is the full NNLS (:func:`~convexnn.duality.cones.project_cone`) solved.
     """
     n, d = Xa.shape
     kk = min(n, 3 * d)
@@ -259,7 +261,7 @@ def _block_value(Xa: np.ndarray, rn: np.ndarray, sg: np.ndarray, g: np.ndarray, 
 def _sign_bounds(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray) -> np.ndarray:
     r"""Cheap upper bounds of :math:`s_{i\sigma}(v)` per sign, shape ``(2, P)``.
 
-    The single-half-space bound of :func:`~convexnn.duality._common.cone_support`
+    The single-half-space bound of :func:`~convexnn.duality.cones.cone_support`
     (:math:`\|\Pi_H(g)\|^2 = \|g\|^2 - \max_j (a_j^\top g)_-^2/\|a_j\|^2`, :math:`H \supseteq \mathcal K_i`),
     kept separately for :math:`\sigma = \pm 1` (``cone_support`` returns their maximum).
     """
@@ -281,7 +283,7 @@ def block_values(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, idx: np.ndarr
 
     Returns an array of shape ``(len(idx), 2)``: column 0 is :math:`\sigma = +1` (block
     :math:`v_i`), column 1 is :math:`\sigma = -1` (block :math:`w_i`). One NNLS each
-    (:func:`~convexnn.duality._common.project_cone`).
+    (:func:`~convexnn.duality.cones.project_cone`).
     """
     out = np.zeros((len(idx), 2))
     for k, i in enumerate(np.asarray(idx, dtype=np.int64)):
@@ -524,7 +526,7 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
     status = ""
     x = cp.Variable(k * d)
     obj = None
-    if loss.name != "squared":
+    if not isinstance(loss, SquaredLoss):  # the squared loss goes to Clarabel as a conic QP directly
         obj = loss.cvx(F @ x, y) + lam * cp.sum(cp.norm(cp.reshape(x, (k, d), order="C"), 2, axis=1))
     for rnd in range(row_rounds + 1):
         if rnd == row_rounds:

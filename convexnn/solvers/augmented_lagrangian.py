@@ -49,7 +49,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from convexnn.solvers.fista import APGState, Reporter, accelerated_prox_grad
-from convexnn.solvers.gap import GapResult, SmoothLoss, relu_gap, relu_violation
+from convexnn.formulations.losses import Loss
+from convexnn.solvers.gap import GapResult, relu_gap, relu_violation
 from convexnn.solvers.operators import MaskedDesign
 
 __all__ = ["ALProblem", "solve_relu", "ReluResult"]
@@ -62,7 +63,7 @@ class ALProblem:
     :math:`C = [S\odot\tilde X V^\top,\ S\odot\tilde X W^\top]` (shape ``(n, 2P)``).
     """
 
-    def __init__(self, op: MaskedDesign, op2: MaskedDesign, loss: SmoothLoss, y: Any, Gam: Any,
+    def __init__(self, op: MaskedDesign, op2: MaskedDesign, loss: Loss, y: Any, Gam: Any,
                  delta: float) -> None:
         self.op, self.op2, self.loss, self.y, self.bk = op, op2, loss, y, op.bk
         self.Gam = Gam
@@ -86,11 +87,11 @@ class ALProblem:
     def value(self, img: tuple[Any, Any]) -> float:
         fit, C = img
         R = self.penalty_residual(C)
-        return self.loss.value(self.bk, fit, self.y) + self.bk.vdot(R, R) / (2.0 * self.delta)
+        return self.loss.value_on(self.bk, fit, self.y) + self.bk.vdot(R, R) / (2.0 * self.delta)
 
     def grad(self, img: tuple[Any, Any]) -> Any:
         fit, C = img
-        B = self.op.adjoint(self.loss.grad(self.bk, fit, self.y))
+        B = self.op.adjoint(self.loss.grad_on(self.bk, fit, self.y))
         G = -self.op2.cone_adjoint(self.penalty_residual(C))
         P = self.P
         G[:P] += B
@@ -109,7 +110,7 @@ class ALProblem:
         a1p = bk.maximum(a1, 0.0)
         diff = a1p - a0p
         pen = (bk.vdot(diff, diff) + 2.0 * bk.vdot(a0p, a1p - a1)) / (2.0 * self.delta)
-        return self.loss.bregman(bk, new[0], old[0], self.y) + pen
+        return self.loss.bregman_on(bk, new[0], old[0], self.y) + pen
 
     def extrapolate(self, new: tuple[Any, Any], old: tuple[Any, Any], beta: float) -> tuple[Any, Any]:
         return (new[0] + beta * (new[0] - old[0]), new[1] + beta * (new[1] - old[1]))
@@ -139,7 +140,7 @@ class ReluResult:
 
 def solve_relu(
     op: MaskedDesign,
-    loss: SmoothLoss,
+    loss: Loss,
     y: Any,
     lam: float,
     *,
@@ -162,7 +163,7 @@ def solve_relu(
     Parameters
     ----------
     op : MaskedDesign
-    loss : SmoothLoss
+    loss : Loss
     y : array, shape (n,)
     lam : float
     V0, W0 : arrays, shape (P, d'), optional

@@ -22,13 +22,13 @@ import numpy as np
 
 from convexnn.errors import ConvergenceWarning, InputError, PrecisionWarning
 from convexnn.formulations.formulation import ConvexSolution, Formulation
-from convexnn.formulations.losses import get_loss
+from convexnn.gap import relative_gap
 from convexnn.solvers.active_set import ActiveSetResult, certify_relu, solve_relu_active_set
 from convexnn.solvers.augmented_lagrangian import solve_relu
 from convexnn.solvers.backend import Backend, get_backend
 from convexnn.solvers.fista import Reporter, solve_gated
 from convexnn.solvers.gated_active_set import solve_gated_active_set
-from convexnn.solvers.gap import GapResult, gated_gap, lam_max_op, relu_gap, relu_violation, smooth_loss
+from convexnn.solvers.gap import GapResult, gated_gap, lam_max_op, missing_smoothness, relu_gap, relu_violation, require_smooth
 from convexnn.solvers.operators import MaskedDesign
 
 __all__ = ["solve", "estimate_interior_seconds", "FIRST_ORDER_KINDS"]
@@ -76,12 +76,9 @@ def _first_order_unsupported(f: Formulation) -> str | None:
     if f.kind not in FIRST_ORDER_KINDS:
         return (f"the first-order solvers handle {FIRST_ORDER_KINDS}, not {f.kind!r}; "
                 "use method='interior'")
-    name = getattr(f.loss, "name", "")
-    if name == "hinge":
-        return ("the hinge loss is non-smooth and is not supported by the first-order solvers; "
-                "use method='interior'")
-    if name not in ("squared", "logistic"):
-        return f"loss {name!r} is not supported by the first-order solvers; use method='interior'"
+    why = missing_smoothness(f.loss)
+    if why is not None:
+        return why
     if f.y.ndim == 2 and getattr(f, "vector_reg", "group") != "group":
         return ("vector outputs with vector_reg='nuclear' are not supported by the first-order "
                 "solvers; use method='interior'")
@@ -160,7 +157,7 @@ def solve(
         :mod:`convexnn.solvers.active_set` -- screen blocks with the C-GReLU solution (R-FISTA on
         the requested backend), solve the C-ReLU program restricted to the working set with
         CVXPY + Clarabel (CPU, float64), certify over **all** patterns with the cone-aware dual
-        (NNLS, :func:`convexnn.duality._common.cone_support`) and add violated blocks until the
+        (NNLS, :func:`convexnn.duality.cones.cone_support`) and add violated blocks until the
         certified gap is below ``tol``. ``info["polish"]`` reports the rounds, the working-set
         size and why it stopped. If the polish cannot finish (solver failure, round/block budget)
         the augmented Lagrangian takes over from its point (``max_iter`` is its budget; the
@@ -284,14 +281,14 @@ def _relu_active_set(f: Formulation, op: MaskedDesign, loss: Any, yb: Any, y: np
         if auto and frac > AUTO_DENSE_SUPPORT:
             raise _PreferInterior(f"the C-GReLU screening support holds {frac:.0%} of the patterns "
                                   f"(> {AUTO_DENSE_SUPPORT:.0%}): dense C-ReLU support")
-        v_screen = -np.asarray(bk.to_numpy(loss.grad(bk, op.fit(g.U), yb)), dtype=np.float64)
+        v_screen = -np.asarray(bk.to_numpy(loss.grad_on(bk, op.fit(g.U), yb)), dtype=np.float64)
     Xa = np.asarray(f.Xa, dtype=np.float64)
     masks = np.asarray(f.patterns.masks, dtype=bool)
 
     def report(it: int, obj: float, gap: float, viol: float, extra: str) -> None:
         reporter.update(it, obj, gap, viol, extra=extra)
 
-    return solve_relu_active_set(Xa, masks, y, lam, get_loss(f.loss), v_screen=v_screen, V0=V0, W0=W0,
+    return solve_relu_active_set(Xa, masks, y, lam, loss, v_screen=v_screen, V0=V0, W0=W0,
                                  tol=tol, viol_tol=viol_tol, iterations0=iters0, t0=t0, report=report)
 
 
@@ -325,7 +322,7 @@ def _gated_polished(f: Formulation, op: MaskedDesign, loss: Any, yb: Any, y: np.
         pol = solve_gated_active_set(np.asarray(f.Xa, dtype=np.float64), np.asarray(f.patterns.masks, dtype=bool),
                                      # half of tol: the final float64 certificate (same formula,
                                      # other rounding) then lands below tol as well
-                                     y, lam, loss.name, bk.to_numpy(r.U), tol=0.5 * tol, t0=t0,
+                                     y, lam, loss, bk.to_numpy(r.U), tol=0.5 * tol, t0=t0,
                                      iterations0=r.iterations)
         history += pol.history
         iters += pol.newton_iterations
@@ -375,7 +372,7 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
     relu = f.kind == "c_relu"
     keys = ("V", "W") if relu else ("U",)
     warm = _weights_from_warm(warm_start, keys)
-    loss = smooth_loss(f.loss)
+    loss = require_smooth(f.loss)
     Xa, masks = np.asarray(f.Xa, dtype=np.float64), np.asarray(f.patterns.masks, dtype=bool)
     Y = np.asarray(f.y, dtype=np.float64)
     outputs = 1 if Y.ndim == 1 else Y.shape[1]
@@ -490,7 +487,7 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
                 # valid as well; report the better of the two lower bounds
                 cert = res.get("certificate") or certify_relu(
                     Xa, masks, np.asarray(Y if outputs == 1 else Y[:, k], dtype=np.float64), lam,
-                    get_loss(f.loss), bk64.to_numpy(w64["V"]), bk64.to_numpy(w64["W"]))
+                    loss, bk64.to_numpy(w64["V"]), bk64.to_numpy(w64["W"]))
                 if cert.dual > g.dual:
                     g = GapResult(cert.primal, cert.dual, cert.gap, cert.rel_gap, cert.scale, None,
                                   bk64.asarray(cert.dual_point))
@@ -507,7 +504,7 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
             arr = bk64.to_numpy(w64[key])
             weights.setdefault(key, []).append(arr)  # type: ignore[arg-type]
     weights = {key: (v[0] if outputs == 1 else np.stack(v, axis=-1)) for key, v in weights.items()}
-    rel_gap = max(gap_abs, 0.0) / max(abs(primal), abs(dual), 1e-300)
+    rel_gap = relative_gap(primal, dual)
     iterations = int(sum(r["iterations"] for r in results))
     # an output is done when its solver converged or the final float64 certificate is below tol
     # (the polishes converge on their own certificates; the final one decides)

@@ -44,7 +44,8 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from convexnn.solvers.backend import Backend
-from convexnn.solvers.gap import GapResult, SmoothLoss, gated_gap
+from convexnn.formulations.losses import Loss
+from convexnn.solvers.gap import GapResult, gated_gap
 from convexnn.solvers.operators import MaskedDesign
 
 __all__ = ["group_soft_threshold", "accelerated_prox_grad", "GatedProblem", "solve_gated",
@@ -238,7 +239,7 @@ def accelerated_prox_grad(
 class GatedProblem:
     r"""Smooth part of C-GReLU, :math:`h(U) = f(\mathcal A U)`, with image :math:`z = \mathcal A U`."""
 
-    def __init__(self, op: MaskedDesign, loss: SmoothLoss, y: Any) -> None:
+    def __init__(self, op: MaskedDesign, loss: Loss, y: Any) -> None:
         self.op, self.loss, self.y, self.bk = op, loss, y, op.bk
         self._ones = op.bk.asarray(np.ones(op.d))
 
@@ -248,16 +249,16 @@ class GatedProblem:
         return ((self.op.M @ U) * self.op.Xa) @ self._ones
 
     def value(self, z: Any) -> float:
-        return self.loss.value(self.bk, z, self.y)
+        return self.loss.value_on(self.bk, z, self.y)
 
     def grad(self, z: Any) -> Any:
-        return self.op.adjoint(self.loss.grad(self.bk, z, self.y))
+        return self.op.adjoint(self.loss.grad_on(self.bk, z, self.y))
 
     def extrapolate(self, z_new: Any, z_old: Any, beta: float) -> Any:
         return z_new + beta * (z_new - z_old)
 
     def bregman(self, z_new: Any, z_old: Any) -> float:
-        return self.loss.bregman(self.bk, z_new, z_old, self.y)
+        return self.loss.bregman_on(self.bk, z_new, z_old, self.y)
 
 
 @dataclass
@@ -281,7 +282,7 @@ class GatedResult:
 
 def solve_gated(
     op: MaskedDesign,
-    loss: SmoothLoss,
+    loss: Loss,
     y: Any,
     lam: float,
     *,
@@ -300,7 +301,7 @@ def solve_gated(
     ----------
     op : MaskedDesign
         The operator (data, patterns) on the chosen backend.
-    loss : SmoothLoss
+    loss : Loss
     y : array, shape (n,)
         Targets on the backend.
     lam : float

@@ -14,7 +14,7 @@ with :math:`\theta^\star = \nabla f(\mathcal A u^\star)`. At any iterate :math:`
 :math:`\theta = \nabla f(\mathcal A u)` is rescaled into the dual feasible set,
 :math:`\hat\theta = s\theta` with :math:`s = \min\{1, \lambda / \max_i\|A_i^\top\theta\|\}`,
 and :math:`P(u) - D(\hat\theta) \ge P(u) - P^\star \ge 0` certifies the suboptimality of
-:math:`u` (the same construction as the duality module: 002, 004 eq. (6), written there with
+:math:`u` (the same construction as the duality module, :func:`convexnn.dual_problem`, written there with
 :math:`v = -\theta` and :math:`-\ell^*(-v)`). As :math:`u \to u^\star`, :math:`s \to 1` and the
 gap :math:`\to 0`.
 
@@ -32,10 +32,11 @@ The augmented-Lagrangian multipliers give :math:`(\gamma, \zeta)`; scaling
 the multipliers nonnegative and makes the point dual feasible ("cone-aware" dual). The gap
 certifies optimality up to the cone violation of the primal iterate, reported separately.
 
-Both losses used here keep :math:`s\theta` in the domain of :math:`f^*` for
-:math:`s \in [0, 1]`: the squared loss has :math:`f^*(\theta) = \tfrac12\|\theta\|^2 +
-\theta^\top y` everywhere, and for the logistic loss
-:math:`\theta = -y\,\sigma(-y z)` has :math:`-y\theta \in (0, 1)`.
+The smooth losses keep :math:`s\theta` in the domain of :math:`f^*` for :math:`s \in [0, 1]`
+(the domain is convex and contains 0 and :math:`\theta = \nabla f(z)`): the squared loss has
+:math:`f^*` finite everywhere, the logistic loss :math:`-y\theta \in (0, 1)`, the Huber loss
+:math:`|\theta_j| \le \delta`. The loss mathematics comes from
+:class:`~convexnn.formulations.losses.Loss` (``value_on``, ``grad_on``, ``conjugate_on``).
 """
 
 from __future__ import annotations
@@ -46,90 +47,49 @@ from typing import Any
 import numpy as np
 
 from convexnn.errors import InputError
-from convexnn.solvers.backend import Backend, get_backend
+from convexnn.formulations.losses import Loss, get_loss
+from convexnn.gap import relative_gap
+from convexnn.solvers.backend import get_backend
 from convexnn.solvers.operators import MaskedDesign
 
-__all__ = ["SmoothLoss", "smooth_loss", "GapResult", "gated_gap", "relu_gap", "lam_max",
+__all__ = ["require_smooth", "missing_smoothness", "GapResult", "gated_gap", "relu_gap", "lam_max",
            "lam_max_op", "relu_violation"]
 
 
-@dataclass(frozen=True)
-class SmoothLoss:
-    r"""A smooth loss :math:`f(z) = \sum_j \ell(z_j, y_j)` on a :class:`Backend`.
+def missing_smoothness(loss: Any) -> str | None:
+    """Why the first-order solvers cannot use ``loss`` (None when they can).
 
-    Attributes
-    ----------
-    name : str
-    lipschitz : float
-        Lipschitz constant of :math:`\nabla f` (1 for squared, 1/4 for logistic).
+    They need a loss with a Lipschitz gradient (:attr:`Loss.lipschitz`), its value, gradient,
+    Bregman divergence and conjugate on an array backend.
     """
-
-    name: str
-    lipschitz: float
-
-    def value(self, bk: Backend, z: Any, y: Any) -> Any:
-        if self.name == "squared":
-            r = z - y
-            return 0.5 * bk.vdot(r, r)
-        return bk.sum(bk.softplus(-y * z))
-
-    def grad(self, bk: Backend, z: Any, y: Any) -> Any:
-        if self.name == "squared":
-            return z - y
-        return -y * bk.sigmoid(-y * z)
-
-    def bregman(self, bk: Backend, z1: Any, z0: Any, y: Any) -> Any:
-        r"""Bregman divergence :math:`f(z_1) - f(z_0) - \langle\nabla f(z_0), z_1 - z_0\rangle \ge 0`.
-
-        Computed without the cancellation of the naive difference (exactly
-        :math:`\tfrac12\|z_1 - z_0\|^2` for the squared loss; a fourth-order Taylor expansion
-        for small logistic increments), so the line search stays reliable near the optimum.
-        """
-        if self.name == "squared":
-            r = z1 - z0
-            return 0.5 * bk.vdot(r, r)
-        t0 = -y * z0
-        dt = -y * (z1 - z0)
-        s = bk.sigmoid(t0)
-        q = s * (1.0 - s)
-        taylor = q * dt * dt * (0.5 + dt * ((1.0 - 2.0 * s) / 6.0 + dt * (1.0 - 6.0 * q) / 24.0))
-        exact = bk.softplus(t0 + dt) - bk.softplus(t0) - s * dt
-        small = (dt * dt) < 1e-6
-        return bk.sum(bk.maximum(bk.where(small, taylor, exact), 0.0))
-
-    def conjugate(self, bk: Backend, theta: Any, y: Any) -> Any:
-        r""":math:`f^*(\theta)`; for the logistic loss ``theta`` must satisfy :math:`-y\theta \in [0, 1]`."""
-        if self.name == "squared":
-            return 0.5 * bk.vdot(theta, theta) + bk.vdot(theta, y)
-        a = bk.minimum(bk.maximum(-y * theta, 0.0), 1.0)
-        return bk.sum(bk.xlogx(a) + bk.xlogx(1.0 - a))
+    L = get_loss(loss)
+    if L.lipschitz is None:
+        return (f"the {L.name!r} loss is non-smooth (no Lipschitz gradient) and is not supported by the "
+                "first-order solvers, which need a smooth loss with a Lipschitz gradient; "
+                "use method='interior'")
+    return None
 
 
-_SMOOTH = {"squared": SmoothLoss("squared", 1.0), "logistic": SmoothLoss("logistic", 0.25)}
-
-
-def smooth_loss(loss: Any) -> SmoothLoss:
-    """The :class:`SmoothLoss` for a :class:`~convexnn.formulations.losses.Loss` (or its name).
+def require_smooth(loss: Any) -> Loss:
+    """The :class:`~convexnn.formulations.losses.Loss` ``loss`` (or its name), checked to have a
+    Lipschitz gradient.
 
     Raises
     ------
     InputError
-        For losses the first-order solvers do not handle (hinge: non-smooth; use
-        ``method="interior"``).
+        For a loss without a Lipschitz gradient (hinge: non-smooth), naming the missing
+        capability; solve it with ``method="interior"``.
     """
-    name = getattr(loss, "name", loss)
-    if name in _SMOOTH:
-        return _SMOOTH[name]
-    if name == "hinge":
-        raise InputError("the hinge loss is non-smooth and is not supported by the first-order solvers; "
-                         "solve it with the interior-point method: convexnn.solve(f, method='interior').")
-    raise InputError(f"loss {name!r} is not supported by the first-order solvers (squared, logistic); "
-                     "use method='interior'.")
+    why = missing_smoothness(loss)
+    if why is not None:
+        raise InputError(why + ".")
+    return get_loss(loss)
 
 
 @dataclass
 class GapResult:
-    """Primal value, certified dual value, gap and the dual-feasibility scaling of one check."""
+    """Primal value, certified dual value, gap (relative: :func:`convexnn.gap.relative_gap`) and
+    the dual-feasibility scaling of one check."""
 
     primal: float
     dual: float
@@ -140,29 +100,24 @@ class GapResult:
     dual_point: Any = None
 
 
-def _rel(gap: float, primal: float, dual: float) -> float:
-    den = max(abs(primal), abs(dual), 1e-300)
-    return max(gap, 0.0) / den
-
-
-def gated_gap(op: MaskedDesign, loss: SmoothLoss, y: Any, lam: float, U: Any, z: Any) -> GapResult:
+def gated_gap(op: MaskedDesign, loss: Loss, y: Any, lam: float, U: Any, z: Any) -> GapResult:
     r"""Certified duality gap of C-GReLU at ``U`` (with ``z = op.fit(U)``).
 
     Returns a :class:`GapResult` whose ``group_norms`` are :math:`\|A_i^\top\theta\|_2` (used by
     working sets to find violated groups).
     """
     bk = op.bk
-    theta = loss.grad(bk, z, y)
+    theta = loss.grad_on(bk, z, y)
     c = bk.row_norms(op.adjoint(theta))
     cmax = float(bk.max(c)) if op.P else 0.0
-    primal = float(loss.value(bk, z, y)) + lam * float(bk.sum(bk.row_norms(U)))
+    primal = float(loss.value_on(bk, z, y)) + lam * float(bk.sum(bk.row_norms(U)))
     s = 1.0 if cmax <= lam else lam / cmax
-    dual = -float(loss.conjugate(bk, s * theta, y))
+    dual = -float(loss.conjugate_on(bk, s * theta, y))
     gap = primal - dual
-    return GapResult(primal, dual, gap, _rel(gap, primal, dual), s, c, -s * theta)
+    return GapResult(primal, dual, gap, relative_gap(primal, dual), s, c, -s * theta)
 
 
-def relu_gap(op: MaskedDesign, loss: SmoothLoss, y: Any, lam: float, V: Any, W: Any, fit: Any,
+def relu_gap(op: MaskedDesign, loss: Loss, y: Any, lam: float, V: Any, W: Any, fit: Any,
              gam_v: Any, gam_w: Any) -> GapResult:
     r"""Cone-aware certified duality gap of C-ReLU at ``(V, W)`` with multipliers ``(gam_v, gam_w)``.
 
@@ -170,17 +125,17 @@ def relu_gap(op: MaskedDesign, loss: SmoothLoss, y: Any, lam: float, V: Any, W: 
     :math:`\sum_i D_i\tilde X(v_i - w_i)`.
     """
     bk = op.bk
-    theta = loss.grad(bk, fit, y)
+    theta = loss.grad_on(bk, fit, y)
     B = op.adjoint(theta)
     cv = bk.row_norms(B - op.cone_adjoint(gam_v))
     cw = bk.row_norms(B + op.cone_adjoint(gam_w))
     cmax = max(float(bk.max(cv)), float(bk.max(cw))) if op.P else 0.0
     reg = float(bk.sum(bk.row_norms(V))) + float(bk.sum(bk.row_norms(W)))
-    primal = float(loss.value(bk, fit, y)) + lam * reg
+    primal = float(loss.value_on(bk, fit, y)) + lam * reg
     s = 1.0 if cmax <= lam else lam / cmax
-    dual = -float(loss.conjugate(bk, s * theta, y))
+    dual = -float(loss.conjugate_on(bk, s * theta, y))
     gap = primal - dual
-    return GapResult(primal, dual, gap, _rel(gap, primal, dual), s, None, -s * theta)
+    return GapResult(primal, dual, gap, relative_gap(primal, dual), s, None, -s * theta)
 
 
 def relu_violation(op: MaskedDesign, V: Any, W: Any) -> tuple[float, float]:
@@ -196,11 +151,11 @@ def relu_violation(op: MaskedDesign, V: Any, W: Any) -> tuple[float, float]:
     return viol, (viol / scale if scale > 0 else 0.0)
 
 
-def lam_max_op(op: MaskedDesign, loss: SmoothLoss, y: Any) -> float:
+def lam_max_op(op: MaskedDesign, loss: Loss, y: Any) -> float:
     r""":math:`\lambda_{\max}` (see :func:`lam_max`) for an operator and targets already on a backend."""
     if op.P == 0:
         return 0.0
-    g0 = loss.grad(op.bk, op.bk.zeros((op.n,)), y)
+    g0 = loss.grad_on(op.bk, op.bk.zeros((op.n,)), y)
     return float(op.bk.max(op.bk.row_norms(op.adjoint(g0))))
 
 
@@ -220,7 +175,7 @@ def lam_max(Xa: Any, masks: Any, y: Any, loss: Any = "squared") -> float:
     y : array, shape (n,)
     loss : str or Loss
     """
-    sl = smooth_loss(loss)
+    sl = require_smooth(loss)
     bk = get_backend(None, "float64")
     op = MaskedDesign(np.asarray(Xa, dtype=np.float64), np.asarray(masks, dtype=bool), bk)
     yb = bk.asarray(y)

@@ -70,27 +70,14 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
+from convexnn.backend import NUMPY
+from convexnn.formulations.losses import Loss, get_loss
+from convexnn.gap import relative_gap
+from convexnn.solvers.gap import require_smooth
+
 __all__ = ["GatedPolishResult", "restricted_newton", "solve_gated_active_set"]
 
 _ADD_RTOL = 1e-9  # a zero group is violated when ||A_i^T theta|| > lam * (1 + _ADD_RTOL)
-
-
-def _loss_parts(name: str, z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    r"""Value, gradient and diagonal Hessian of :math:`f(z) = \sum_j \ell(z_j, y_j)`."""
-    if name == "squared":
-        r = z - y
-        return 0.5 * float(r @ r), r, np.ones_like(z)
-    t = -y * z
-    s = 0.5 * (1.0 + np.tanh(0.5 * t))  # sigmoid(t), overflow-free
-    val = float(np.sum(np.logaddexp(0.0, t)))
-    return val, -y * s, (y * y) * s * (1.0 - s)
-
-
-def _loss_value(name: str, z: np.ndarray, y: np.ndarray) -> float:
-    if name == "squared":
-        r = z - y
-        return 0.5 * float(r @ r)
-    return float(np.sum(np.logaddexp(0.0, -y * z)))
 
 
 def _block_design(Xa: np.ndarray, masks: np.ndarray, S: np.ndarray) -> np.ndarray:
@@ -99,7 +86,7 @@ def _block_design(Xa: np.ndarray, masks: np.ndarray, S: np.ndarray) -> np.ndarra
     return np.einsum("nk,nd->nkd", masks[:, S].astype(np.float64), Xa).reshape(n, len(S) * d)
 
 
-def restricted_newton(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float, loss: str,
+def restricted_newton(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float, loss: str | Loss,
                       S: np.ndarray, US: np.ndarray, *, max_iter: int = 50,
                       rtol: float = 1e-12, gtol: float = 1e-11,
                       design: tuple[np.ndarray, np.ndarray | None] | None = None,
@@ -113,7 +100,8 @@ def restricted_newton(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: flo
     masks : bool array, shape (n, P)
     y : array, shape (n,)
     lam : float
-    loss : {"squared", "logistic"}
+    loss : str or Loss
+        A smooth loss with Hessian information (``curvature_on``).
     S : int array, shape (k,)
         Groups in the working set.
     US : array, shape (k, d')
@@ -145,12 +133,12 @@ def restricted_newton(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: flo
         The gradient test ``gtol`` was met (False: iteration budget, a failed line search or the
         precision floor of the full steps).
     """
-    S, US, it, converged, _ = _newton(Xa, masks, y, lam, loss, S, US, max_iter=max_iter, rtol=rtol, gtol=gtol,
+    S, US, it, converged, _ = _newton(Xa, masks, y, lam, require_smooth(loss), S, US, max_iter=max_iter, rtol=rtol, gtol=gtol,
                                       design=design)
     return S, US, it, converged
 
 
-def _newton(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float, loss: str,
+def _newton(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float, loss: Loss,
             S: np.ndarray, US: np.ndarray, *, max_iter: int, rtol: float, gtol: float,
             design: tuple[np.ndarray, np.ndarray | None] | None,
             ) -> tuple[np.ndarray, np.ndarray, int, bool, tuple[np.ndarray, np.ndarray | None]]:
@@ -160,12 +148,12 @@ def _newton(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float, loss: 
     u = np.asarray(US, dtype=np.float64).reshape(-1).copy()
     if design is None:
         A = _block_design(Xa, masks, S)
-        gram = A.T @ A if loss == "squared" else None
+        gram = A.T @ A if loss.unit_curvature else None
     else:
         A, gram = design
 
     def objective(A_: np.ndarray, u_: np.ndarray, k_: int) -> float:
-        return _loss_value(loss, A_ @ u_, y) + lam * float(np.linalg.norm(u_.reshape(k_, d), axis=1).sum())
+        return float(loss.value_on(NUMPY, A_ @ u_, y)) + lam * float(np.linalg.norm(u_.reshape(k_, d), axis=1).sum())
 
     it = 0
     converged = False
@@ -180,7 +168,8 @@ def _newton(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float, loss: 
         Ub = u.reshape(k, d)
         nr = np.linalg.norm(Ub, axis=1)
         uh = Ub / nr[:, None]
-        _, g_f, w = _loss_parts(loss, A @ u, y)
+        z = A @ u
+        g_f, w = loss.grad_on(NUMPY, z, y), loss.curvature_on(NUMPY, z, y)
         grad = A.T @ g_f + lam * uh.reshape(-1)
         gmax = float(np.abs(grad).max())
         if gmax <= gtol * lam:  # stationary: no factorization needed
@@ -250,7 +239,8 @@ class GatedPolishResult:
     U : array, shape (P, d')
         Best point (lowest certified relative gap).
     primal, dual, rel_gap : float
-        :math:`F(U)`, the certified dual value and :math:`(F - D)/\max(|F|, |D|)` (float64).
+        :math:`F(U)`, the certified dual value and the relative gap
+        :func:`convexnn.gap.relative_gap` (float64).
     converged : bool
         ``rel_gap <= tol``.
     reason : str
@@ -273,32 +263,24 @@ class GatedPolishResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def _certificate(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float, loss: str,
+def _certificate(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float, loss: str | Loss,
                  U: np.ndarray) -> tuple[float, float, float, np.ndarray, np.ndarray]:
     r"""Float64 C-GReLU certificate over all patterns: primal, dual, relative gap,
     :math:`\theta = \nabla f(z)` and the group norms :math:`\|A_i^\top\theta\|_2`."""
+    loss = get_loss(loss)
     Mf = masks.astype(np.float64)
     z = np.sum(Xa * (Mf @ U), axis=1)
-    val, theta, _ = _loss_parts(loss, z, y)
+    val, theta = float(loss.value_on(NUMPY, z, y)), loss.grad_on(NUMPY, z, y)
     c = np.linalg.norm(Mf.T @ (theta[:, None] * Xa), axis=1)
     primal = val + lam * float(np.linalg.norm(U, axis=1).sum())
     cmax = float(c.max()) if c.size else 0.0
     s = 1.0 if cmax <= lam else lam / cmax
-    th = s * theta
-    if loss == "squared":
-        conj = 0.5 * float(th @ th) + float(th @ y)
-    else:
-        a = np.clip(-y * th, 0.0, 1.0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            xl = np.where(a > 0, a * np.log(np.where(a > 0, a, 1.0)), 0.0)
-            xl1 = np.where(a < 1, (1 - a) * np.log(np.where(a < 1, 1 - a, 1.0)), 0.0)
-        conj = float(np.sum(xl + xl1))
-    dual = -conj
-    rel = max(primal - dual, 0.0) / max(abs(primal), abs(dual), 1e-300)
+    dual = -float(loss.conjugate_on(NUMPY, s * theta, y))
+    rel = relative_gap(primal, dual)
     return primal, dual, rel, theta, c
 
 
-def solve_gated_active_set(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float, loss: str,
+def solve_gated_active_set(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float, loss: str | Loss,
                            U0: np.ndarray, *, tol: float = 1e-8, max_rounds: int = 20,
                            max_vars: int = 1500, max_design: int = 20_000_000, t0: float | None = None,
                            iterations0: int = 0) -> GatedPolishResult:
@@ -310,7 +292,8 @@ def solve_gated_active_set(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam
     masks : bool array, shape (n, P)
     y : array, shape (n,)
     lam : float
-    loss : {"squared", "logistic"}
+    loss : str or Loss
+        A smooth loss with Hessian information (``curvature_on``).
     U0 : array, shape (P, d')
         Starting point (an R-FISTA iterate at a loose gap); its nonzero rows are the first
         working set.
@@ -337,6 +320,7 @@ def solve_gated_active_set(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam
         ``"certified"``, ``"too_large"``, ``"no_violated_group"`` or ``"max_rounds"``.
     """
     t0 = time.perf_counter() if t0 is None else t0
+    loss = require_smooth(loss)
     Xa = np.asarray(Xa, dtype=np.float64)
     masks = np.asarray(masks, dtype=bool)
     y = np.asarray(y, dtype=np.float64)

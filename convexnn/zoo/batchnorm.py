@@ -61,12 +61,12 @@ import numpy as np
 from convexnn.arrangements.patterns import Patterns
 from convexnn.data import add_bias, check_lam, check_X, check_y
 from convexnn.errors import InputError
+from convexnn.formulations.blocks import ZERO_RTOL
 from convexnn.formulations.formulation import ConvexSolution, Formulation
 from convexnn.formulations.losses import Loss, get_loss
 
 __all__ = ["BatchNormReLU", "BNReLUFormulation", "c_bn_relu", "bn_from_network"]
 
-_ZERO_RTOL = 1e-8
 _DEGENERATE_RTOL = 1e-12
 
 
@@ -228,9 +228,9 @@ class BNReLUFormulation(Formulation):
         top = max(float(np.max(r, initial=0.0)) for r in rho_all)
         for (B, sh, sign), rho in zip(((G, s, 1.0), (H, t, -1.0)), rho_all):
             cn = np.linalg.norm(self.centered(B), axis=0)
-            for i in np.flatnonzero(rho > _ZERO_RTOL * max(top, float(np.linalg.norm(self.y)), 1e-300)):
+            for i in np.flatnonzero(rho > ZERO_RTOL * max(top, float(np.linalg.norm(self.y)), 1e-300)):
                 r = np.sqrt(rho[i])
-                if cn[i] > _ZERO_RTOL * rho[i]:
+                if cn[i] > ZERO_RTOL * rho[i]:
                     cols.append(B[i])
                     gam.append(cn[i] / r)
                 else:

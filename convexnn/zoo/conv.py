@@ -54,8 +54,11 @@ import scipy.sparse as sp
 from convexnn.arrangements.patterns import Patterns, data_fingerprint
 from convexnn.data import check_lam, check_X, check_y
 from convexnn.errors import InputError
+from convexnn.formulations.blocks import ZERO_RTOL
 from convexnn.formulations.formulation import ConvexSolution, Formulation
 from convexnn.formulations.losses import Loss, get_loss
+from convexnn.gap import REL_GAP_FLOOR
+from convexnn.rounding import gamma
 
 __all__ = [
     "ConvGeometry",
@@ -69,7 +72,6 @@ __all__ = [
     "certify_conv",
 ]
 
-_ZERO_RTOL = 1e-8
 _POOLINGS = ("average", "sum")
 
 
@@ -441,7 +443,7 @@ class ConvReLUFormulation(Formulation):
         nv, nw = np.linalg.norm(V, axis=1), np.linalg.norm(W, axis=1)
         xn = float(np.linalg.norm(self.Xa))
         data = float(np.linalg.norm(self.y)) / xn if xn > 0 else 0.0
-        thr = _ZERO_RTOL * max(float(np.max(nv, initial=0.0)), float(np.max(nw, initial=0.0)), data, 1e-300)
+        thr = ZERO_RTOL * max(float(np.max(nv, initial=0.0)), float(np.max(nw, initial=0.0)), data, 1e-300)
         cols, outs = [], []
         for B, nb, sign in ((V, nv, 1.0), (W, nw, -1.0)):
             keep = np.flatnonzero(nb > thr)
@@ -616,7 +618,7 @@ def certify_conv(net: Conv2LayerReLU, X: Any, y: Any, lam: float, *, patterns: P
     :math:`\tilde v = \mathrm{pool}^\top v` on the stacked patches, so
     :math:`s(v) = \max_{\|u\|\le1,\sigma}\sigma\langle\tilde v, (X_s u)_+\rangle` is the two-layer
     support function of :math:`X_s` (cone projections over the convolutional arrangement,
-    :func:`convexnn.duality._common.cone_support`, rounding bounded). If :math:`s(v) \le \lambda`,
+    :func:`convexnn.duality.cones.cone_support`, rounding bounded). If :math:`s(v) \le \lambda`,
     Fenchel-Young and AM-GM give :math:`F(\text{any CNN}) \ge -\ell^*(-v)`. The candidate is
     :math:`v = c\,v_0`, :math:`v_0 = -\nabla\ell(\hat y)`, with the best
     :math:`c \le \lambda / s(v_0)`.
@@ -639,13 +641,8 @@ def certify_conv(net: Conv2LayerReLU, X: Any, y: Any, lam: float, *, patterns: P
         If the exact arrangement is too large to enumerate (pass sampled patterns: the bound then
         uses the pattern-free estimate and is valid but loose).
     """
-    from convexnn.duality._common import (
-        _gamma,
-        best_scale,
-        certified_dual_value,
-        cone_support,
-        global_support_bound,
-    )
+    from convexnn.duality.bounds import best_scale, certified_dual_value
+    from convexnn.duality.cones import cone_support, global_support_bound
 
     if not isinstance(net, Conv2LayerReLU):
         raise InputError(f"net must be a Conv2LayerReLU; got {type(net).__name__}.")
@@ -665,14 +662,10 @@ def certify_conv(net: Conv2LayerReLU, X: Any, y: Any, lam: float, *, patterns: P
     absp = (Pt @ np.abs(net.W1)).sum(axis=1) @ np.abs(net.w2)
     if net.pooling == "average":
         absp = absp / K
-    e = _gamma(Xsa.shape[1] + net.n_neurons + K + 4) * absp
+    e = gamma(Xsa.shape[1] + net.n_neurons + K + 4) * absp
     pred = net.predict(Xc)
-    if lo.name == "squared":
-        r = np.abs(pred - yc)
-        err = float(np.sum((r + e) * e)) + _gamma(n + 4) * float(np.sum(r * r))
-    else:
-        err = float(np.sum(e)) + _gamma(n + 16) * (abs(lo.value(pred, yc)) + n)
-    err += lam_v * net.regularizer() * _gamma(net.W1.size + net.w2.size + 4) + 1e-300
+    err = float(np.sum(lo.slope_bound(pred, yc, e) * e)) + lo.value_error(pred, yc)
+    err += lam_v * net.regularizer() * gamma(net.W1.size + net.w2.size + 4) + 1e-300
     v0 = -lo.grad(pred, yc)
     vs = np.repeat(v0, K)  # pool^T v0 times K (average) or exactly (sum)
     if patterns.exact:
@@ -686,6 +679,6 @@ def certify_conv(net: Conv2LayerReLU, X: Any, y: Any, lam: float, *, patterns: P
     if not np.isfinite(lower):
         lower = certified_dual_value(lo, 0.0 * v0, yc)
     gap = max(primal + err - lower, 0.0)
-    rel = gap / max(abs(primal), 1e-300)
+    rel = gap / max(abs(primal), REL_GAP_FLOOR)  # relative_gap of the rounding-inflated primal
     return ConvCertificate(primal=primal, primal_error=err, lower_bound=lower, gap=gap, rel_gap=rel,
                            is_optimal=bool(rel <= rtol), exact=bool(patterns.exact), s=float(s), lam=lam_v)

@@ -69,6 +69,7 @@ from convexnn.data import add_bias, check_lam, check_X, check_y
 from convexnn.errors import ConvexNNWarning, InputError
 from convexnn.formulations.formulation import ConvexSolution, Formulation
 from convexnn.formulations.losses import Loss, get_loss
+from convexnn.gap import relative_gap
 
 __all__ = [
     "PolynomialNetwork",
@@ -696,7 +697,7 @@ def round_quantized(solution: ConvexSolution, *, n_samples: int = 200, seed: int
     value = net.objective(f.X, f.y, f.lam_value, f.loss)
     gap = value - solution.value
     return QuantizedResult(network=net, value=value, lower_bound=solution.value, gap=gap,
-                           rel_gap=gap / max(abs(value), 1e-300), n_candidates=U.shape[1])
+                           rel_gap=relative_gap(value, solution.value), n_candidates=U.shape[1])
 
 
 def quantized_exact(X: Any, y: Any, lam: float, *, coefficients: Sequence[float] = (1.0, 0.0, 0.0),

@@ -1,0 +1,80 @@
+r"""Rigorous dual values of a dual candidate: the best scaling and the value with rounding bounded.
+
+A dual candidate :math:`v` (e.g. :math:`-\nabla\ell(\hat y)` at a network's predictions) scaled
+into the dual feasible set, :math:`c\,v` with :math:`c \le \lambda / s(v)`
+(:mod:`convexnn.duality.cones`), gives the lower bound :math:`-\ell^*(-c v)` on the optimum by
+weak duality (Pilanci & Ergen, *Neural Networks are Convex Regularizers*, ICML 2020). The loss
+supplies the conjugate, its domain and its rounding bounds
+(:class:`~convexnn.formulations.losses.Loss`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from convexnn.formulations.losses import Loss
+
+__all__ = ["best_scale", "certified_dual_value"]
+
+
+def certified_dual_value(loss: Loss, v: np.ndarray, y: np.ndarray) -> float:
+    r"""A rigorous lower bound of the dual objective :math:`-\ell^*(-v)` for float64 ``v, y``.
+
+    The conjugate is evaluated in floating point and its rounding error bounded by the loss
+    (:meth:`~convexnn.formulations.losses.Loss.dual_value_error`: :math:`\gamma_{n+16}` times the
+    sum of the absolute values of its products for the squared and Huber losses, plus
+    :math:`\sum_j|v_j| + n` for losses whose terms involve logarithms). Outside the conjugate's
+    domain (e.g. :math:`y_j v_j \notin [0, 1]` for logistic and hinge, :math:`|v_j| > \delta` for
+    Huber, checked exactly by :meth:`~convexnn.formulations.losses.Loss.conjugate_domain`) the
+    value is :math:`-\infty`: no bound.
+    """
+    v = np.asarray(v, dtype=np.float64)
+    if not loss.conjugate_domain(-v, y, 0.0):
+        return -np.inf
+    val = float(loss.dual_value(v, y))
+    if not np.isfinite(val):
+        return -np.inf
+    return val - loss.dual_value_error(v, y, val)
+
+
+def best_scale(loss: Loss, v: np.ndarray, y: np.ndarray, c_max: float) -> tuple[float, float]:
+    r"""Maximize the concave dual objective :math:`c \mapsto -\ell^*(-c v)` over :math:`c \in [0, c_{\max}]`.
+
+    Closed form when the loss has one (:meth:`~convexnn.formulations.losses.Loss.best_dual_scale`;
+    squared: :math:`c^\star = \langle v, y\rangle / \|v\|^2` clipped); otherwise a bounded golden-section search restricted to the conjugate's domain (found by
+    bisection; ``c = 0`` is always in it because every loss is bounded below).
+
+    Returns
+    -------
+    (c, value)
+    """
+    c_max = float(c_max)
+    if not np.isfinite(c_max):
+        c_max = 1e6
+    vv = float(v @ v) if v.ndim == 1 else float(np.sum(v * v))
+    if vv == 0.0:
+        return 0.0, loss.dual_value(0.0 * v, y)
+    c = loss.best_dual_scale(v, y, c_max)
+    if c is not None:
+        return c, loss.dual_value(c * v, y)
+
+    def f(c: float) -> float:
+        return loss.dual_value(c * v, y)
+
+    hi = c_max
+    if not np.isfinite(f(hi)):
+        lo = 0.0
+        for _ in range(60):
+            mid = 0.5 * (lo + hi)
+            if np.isfinite(f(mid)):
+                lo = mid
+            else:
+                hi = mid
+        hi = lo
+    from scipy.optimize import minimize_scalar
+
+    if hi <= 0:
+        return 0.0, f(0.0)
+    res = minimize_scalar(lambda c: -f(c), bounds=(0.0, hi), method="bounded", options={"xatol": 1e-10 * max(hi, 1)})
+    cands = [(0.0, f(0.0)), (hi, f(hi)), (float(res.x), f(float(res.x)))]
+    return max(cands, key=lambda t: t[1])

@@ -1,0 +1,165 @@
+r"""Numpy algebra of the convex weights of the two-layer programs: the one place for it.
+
+The convex weights are blocks :math:`u_i` (rows of ``U``, shape ``(P, d')``, or ``(P, d', c)``
+for vector outputs, ``docs/DESIGN.md``). This module holds what every consumer of such weights
+computes -- the formulations (:mod:`convexnn.formulations.two_layer`), the network-to-convex map
+(:mod:`convexnn.mapping`) and the solvers' results:
+
+* the fit :math:`\sum_i D_i X_a u_i` (:func:`block_fit`), block norms and the regularizer;
+* the cone violation :math:`\max_{i,j} (-(2D_i - I)X_a u_i)_j^+` (:func:`cone_violation`);
+* the **zero-block threshold** of the convex-to-network maps (:func:`zero_block_threshold`):
+  interior-point solvers return :math:`\sim 10^{-10}` instead of exact zeros, so a block whose
+  norm is at most :data:`ZERO_RTOL` times the scale is dropped;
+* the neurons of the maps: gated blocks (:func:`gated_neurons`; Mishkin, Sahiner & Pilanci,
+  *Fast Convex Optimization for Two-Layer ReLU Networks*, ICML 2022, Thm 2.2), ReLU blocks under
+  the group norm (:func:`group_neurons`) and under the nuclear norm (:func:`nuclear_relu_neurons`;
+  Sahiner, Ergen, Pauly & Pilanci, *Vector-output ReLU Neural Network Problems are
+  Copositive Programs*, ICLR 2021).
+
+Each nonzero block :math:`u` becomes a neuron :math:`(u/\sqrt{\|u\|}, \pm\sqrt{\|u\|})`, whose
+weight decay :math:`\tfrac12(\|u/\sqrt{\|u\|}\|^2 + \sqrt{\|u\|}^2) = \|u\|` is the block's
+regularizer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["ZERO_RTOL", "zero_block_threshold", "block_fit", "block_norms", "block_regularizer",
+           "cone_violation", "gated_neurons", "group_neurons", "nuclear_relu_neurons"]
+
+#: Blocks whose norm is at most ``ZERO_RTOL`` times the largest block norm (or the data scale
+#: ``||y|| / ||Xa||_F`` when the targets are known and it is larger) are treated as zero by the
+#: C -> NC mappings (interior-point solvers return ~1e-10 instead of exact zeros).
+ZERO_RTOL = 1e-8
+
+
+def zero_block_threshold(*blocks: np.ndarray, Xa: np.ndarray | None = None, y: np.ndarray | None = None) -> float:
+    r"""``ZERO_RTOL`` times the larger of the largest block norm of ``blocks`` and, when the data
+    are given, the data scale :math:`\|y\|_2 / \|X_a\|_F`.
+
+    The data scale keeps an all-zero optimum (large ``lam``) from being mapped to neurons made
+    of solver noise; without targets (a network's weights, :func:`convexnn.from_network`) it is 0.
+    """
+    scale = max((float(np.max(block_norms(a))) for a in blocks if a.size), default=0.0)
+    data = 0.0
+    if Xa is not None and y is not None:
+        xn = float(np.linalg.norm(Xa))
+        data = float(np.linalg.norm(y)) / xn if xn > 0 else 0.0
+    return ZERO_RTOL * max(scale, data)
+
+
+def block_fit(Xa: np.ndarray, masks: np.ndarray, U: np.ndarray) -> np.ndarray:
+    r"""Numpy :math:`\sum_i D_i X_a u_i` for ``U`` of shape ``(P, d')`` or ``(P, d', c)``."""
+    if U.ndim == 2:
+        return np.sum(masks * (Xa @ U.T), axis=1)
+    Z = np.einsum("nd,pdc->npc", Xa, U)
+    return np.einsum("np,npc->nc", masks, Z)
+
+
+def block_norms(U: np.ndarray) -> np.ndarray:
+    """Euclidean norm of each block column: ``(P,)`` or ``(P, c)``."""
+    return np.linalg.norm(U, axis=1)
+
+
+def block_regularizer(U: np.ndarray, vector_reg: str) -> float:
+    r""":math:`\sum_i \|u_i\|_2` (group; per column for vector outputs) or :math:`\sum_i \|U_i\|_*` (nuclear)."""
+    if U.ndim == 2 or vector_reg == "group":
+        return float(np.sum(block_norms(U)))
+    return float(sum(np.linalg.norm(U[i], "nuc") for i in range(U.shape[0])))
+
+
+def cone_violation(Xa: np.ndarray, signs: np.ndarray, U: np.ndarray) -> float:
+    r"""Largest violation :math:`\max(0, -\min_{i,j} ((2D_i - I)X_a u_i)_j)` (``signs = 2 masks - 1``)."""
+    if U.ndim == 2:
+        T = signs * (Xa @ U.T)
+    else:
+        T = signs[:, :, None] * np.einsum("nd,pdc->npc", Xa, U)
+    return float(max(0.0, -T.min())) if T.size else 0.0
+
+
+def gated_neurons(U: np.ndarray, thr: float, vector_reg: str = "group") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""Neurons of gated blocks: ``(pattern index, W1, w2)`` of the C-GReLU -> gated network map.
+
+    Each block with norm above ``thr`` gives :math:`W_{1,:j} = u_i/\sqrt{\|u_i\|}`,
+    :math:`w_{2,j} = \sqrt{\|u_i\|}` (group norm; one neuron per nonzero column for vector
+    outputs), or :math:`W_{1,:j} = \sqrt{\sigma_k} p_k`, :math:`w_{2,j} = \sqrt{\sigma_k} q_k` for
+    the SVD :math:`U_i = \sum_k \sigma_k p_k q_k^\top` (nuclear norm, vector outputs). The gate
+    of neuron ``j`` is the gate of pattern ``index[j]``.
+    """
+    d = U.shape[1]
+    if U.ndim == 3 and vector_reg == "nuclear":
+        idx, cols, outs = [], [], []
+        for i in range(U.shape[0]):
+            A, s, Bt = np.linalg.svd(U[i], full_matrices=False)
+            for k in np.flatnonzero(s > max(thr, 0.0)):
+                idx.append(i)
+                cols.append(np.sqrt(s[k]) * A[:, k])
+                outs.append(np.sqrt(s[k]) * Bt[k])
+        c = U.shape[2]
+        if not cols:
+            return np.zeros(0, dtype=np.int64), np.zeros((d, 0)), np.zeros((0, c))
+        return np.array(idx, dtype=np.int64), np.array(cols).T, np.array(outs)
+    norms = block_norms(U)
+    if U.ndim == 2:
+        keep = np.flatnonzero(norms > thr)
+        r = np.sqrt(norms[keep])
+        return keep, U[keep].T / r, r
+    ii, kk = np.nonzero(norms > thr)
+    r = np.sqrt(norms[ii, kk])
+    w2 = np.zeros((ii.size, U.shape[2]))
+    w2[np.arange(ii.size), kk] = r
+    return ii, U[ii, :, kk].T / r, w2
+
+
+def group_neurons(U: np.ndarray, sign: float, thr: float) -> tuple[np.ndarray, np.ndarray]:
+    """Neurons of one C-ReLU block family under the group norm (scalar or per-output columns)."""
+    norms = block_norms(U)
+    if U.ndim == 2:
+        keep = np.flatnonzero(norms > thr)
+        r = np.sqrt(norms[keep])
+        return U[keep].T / r, sign * r
+    ii, kk = np.nonzero(norms > thr)
+    r = np.sqrt(norms[ii, kk])
+    w2 = np.zeros((ii.size, U.shape[2]))
+    w2[np.arange(ii.size), kk] = sign * r
+    return U[ii, :, kk].T / r, w2
+
+
+def nuclear_relu_neurons(Xa: np.ndarray, signs: np.ndarray, V: np.ndarray, W: np.ndarray,
+                          thr: float) -> tuple[np.ndarray, np.ndarray, bool]:
+    """SVD neurons of nuclear-norm C-ReLU blocks; column-wise fallback where a factor leaves its cone."""
+    d, c = V.shape[1], V.shape[2]
+    cols: list[np.ndarray] = []
+    outs: list[np.ndarray] = []
+    exact = True
+    for U, sign in ((V, 1.0), (W, -1.0)):
+        for i in range(U.shape[0]):
+            if np.linalg.norm(U[i]) <= thr:
+                continue
+            A, s, Bt = np.linalg.svd(U[i], full_matrices=False)
+            ks = np.flatnonzero(s > thr)
+            new_c, new_o, ok = [], [], True
+            for k in ks:
+                z = signs[:, i] * (Xa @ A[:, k])
+                tol = 1e-7 * max(1.0, float(np.max(np.abs(z))))
+                flip = 1.0 if z.min() >= -tol else (-1.0 if z.max() <= tol else 0.0)
+                if flip == 0.0:
+                    ok = False
+                    break
+                new_c.append(flip * np.sqrt(s[k]) * A[:, k])
+                new_o.append(sign * flip * np.sqrt(s[k]) * Bt[k])
+            if not ok:  # one neuron per nonzero column: each column is in K_i
+                exact = False
+                nrm = np.linalg.norm(U[i], axis=0)
+                new_c, new_o = [], []
+                for k in np.flatnonzero(nrm > thr):
+                    new_c.append(U[i][:, k] / np.sqrt(nrm[k]))
+                    e = np.zeros(c)
+                    e[k] = sign * np.sqrt(nrm[k])
+                    new_o.append(e)
+            cols.extend(new_c)
+            outs.extend(new_o)
+    if not cols:
+        return np.zeros((d, 0)), np.zeros((0, c)), exact
+    return np.array(cols).T, np.array(outs), exact
