@@ -19,6 +19,7 @@ Run with ``python -m convexnn.demo`` (under two minutes on a laptop core).
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any
 
 import numpy as np
@@ -112,10 +113,15 @@ def main() -> None:
 
     _rule("3. exact activation patterns")
     t0 = time.perf_counter()
-    P = enumerate_patterns(X, bias=True)
+    with warnings.catch_warnings():  # the reason is printed below
+        warnings.simplefilter("ignore", cx.NotProvenWarning)
+        P = enumerate_patterns(X, bias=True)
     r = np.linalg.matrix_rank(np.hstack([X, np.ones((X.shape[0], 1))]))
     print(f"{len(P)} chambers of the arrangement of [X, 1] (Cover bound {cover_bound(X.shape[0], r)}), "
           f"enumerated in {time.perf_counter() - t0:.2f} s")
+    if not P.exact:
+        print(f"not proven complete: {P.reason}.\nThe certificates below bound the dual constraint over "
+              "ALL chambers by branch and bound, so they are proofs all the same.")
 
     _rule("4. certificate of the trained network")
     # the torch module itself is certified; without torch, the TwoLayerReLU holding the numpy weights

@@ -70,6 +70,7 @@ import numpy as np
 
 from convexnn.duality.bounds import best_scale
 from convexnn.duality.cones import cone_support, project_cone
+from convexnn.formulations.blocks import block_fit
 from convexnn.formulations.losses import Loss, SquaredLoss
 from convexnn.gap import relative_gap
 from convexnn.solvers.backend import get_backend
@@ -122,14 +123,9 @@ class Certificate:
     n_nnls: int
 
 
-def _fit(Xa: np.ndarray, masks: np.ndarray, V: np.ndarray, W: np.ndarray) -> np.ndarray:
-    r""":math:`\sum_i D_i X_a (v_i - w_i)`."""
-    return np.sum(masks * (Xa @ (V - W).T), axis=1)
-
-
 def _primal(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float, loss: Loss, V: np.ndarray,
             W: np.ndarray) -> tuple[float, np.ndarray]:
-    fit = _fit(Xa, masks, V, W)
+    fit = block_fit(Xa, masks, V - W)
     reg = float(np.linalg.norm(V, axis=1).sum() + np.linalg.norm(W, axis=1).sum())
     return loss.value(fit, y) + lam * reg, fit
 

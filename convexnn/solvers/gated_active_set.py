@@ -74,6 +74,7 @@ from convexnn.backend import NUMPY
 from convexnn.formulations.losses import Loss, get_loss
 from convexnn.gap import relative_gap
 from convexnn.solvers.gap import require_smooth
+from convexnn.solvers.operators import MaskedDesign
 
 __all__ = ["GatedPolishResult", "restricted_newton", "solve_gated_active_set"]
 
@@ -268,10 +269,10 @@ def _certificate(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float, l
     r"""Float64 C-GReLU certificate over all patterns: primal, dual, relative gap,
     :math:`\theta = \nabla f(z)` and the group norms :math:`\|A_i^\top\theta\|_2`."""
     loss = get_loss(loss)
-    Mf = masks.astype(np.float64)
-    z = np.sum(Xa * (Mf @ U), axis=1)
+    op = MaskedDesign(Xa, masks, NUMPY)
+    z = op.fit(U)
     val, theta = float(loss.value_on(NUMPY, z, y)), loss.grad_on(NUMPY, z, y)
-    c = np.linalg.norm(Mf.T @ (theta[:, None] * Xa), axis=1)
+    c = np.linalg.norm(op.adjoint(theta), axis=1)
     primal = val + lam * float(np.linalg.norm(U, axis=1).sum())
     cmax = float(c.max()) if c.size else 0.0
     s = 1.0 if cmax <= lam else lam / cmax

@@ -56,14 +56,7 @@ class MaskedDesign:
 
     def subset(self, idx: np.ndarray) -> "MaskedDesign":
         """The operator restricted to the patterns ``idx`` (a working set)."""
-        out = MaskedDesign.__new__(MaskedDesign)
-        out.bk = self.bk
-        out.Xa = self.Xa
-        out.M = self.bk.take_columns(self.M, np.asarray(idx, dtype=np.int64))
-        out.n, out.d = self.n, self.d
-        out.P = out.M.shape[1]
-        out._S = None
-        return out
+        return MaskedDesign(self.Xa, self.bk.take_columns(self.M, np.asarray(idx, dtype=np.int64)), self.bk)
 
     # ------------------------------------------------------------ the gated operator
     def fit(self, U: Any) -> Any:
