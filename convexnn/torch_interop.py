@@ -15,8 +15,9 @@ minimizes :math:`F = \ell(f(X), y) + \frac{\lambda}{2}\|\theta\|^2` with
 :math:`\ell = \kappa \sum_{i,k} h`, where :math:`\kappa = \tfrac12` for the squared loss
 (``nn.MSELoss``: :math:`h = (f - y)^2`, :math:`\ell = \tfrac12\sum (f-y)^2`) and :math:`\kappa = 1`
 for the logistic loss (``nn.BCEWithLogitsLoss`` with targets ``(y + 1) / 2``, or
-``nn.SoftMarginLoss`` with targets :math:`\pm1`: :math:`h = \log(1 + e^{-y f})`) and the hinge loss
-(:math:`h = \max(0, 1 - y f)`). Then
+``nn.SoftMarginLoss`` with targets :math:`\pm1`: :math:`h = \log(1 + e^{-y f})`), the hinge loss
+(:math:`h = \max(0, 1 - y f)`) and the Huber loss (``nn.HuberLoss(delta=delta)``, the same
+function). :math:`\kappa` is the loss's ``torch_scale`` (:class:`~convexnn.formulations.losses.Loss`). Then
 
 .. math::
 
@@ -38,6 +39,7 @@ import numpy as np
 
 from convexnn.data import check_lam, check_X
 from convexnn.errors import InputError
+from convexnn.formulations.losses import get_loss
 from convexnn.networks.two_layer import GatedReLU, TwoLayerReLU
 
 __all__ = [
@@ -51,13 +53,10 @@ __all__ = [
     "optimal_module",
 ]
 
-_KAPPA = {"squared": 0.5, "logistic": 1.0, "hinge": 1.0}
-
-
 def _kappa_N(n: Any, reduction: str, loss: Any, n_outputs: int) -> tuple[float, float]:
-    name = getattr(loss, "name", loss)
-    if name not in _KAPPA:
-        raise InputError(f"loss must be one of {tuple(_KAPPA)}; got {loss!r}.")
+    L = get_loss(loss)
+    if L.torch_scale is None:
+        raise InputError(f"the {L.name!r} loss has no torch.nn counterpart (Loss.torch_scale is None).")
     if reduction not in ("mean", "sum"):
         raise InputError(f"reduction must be 'mean' or 'sum' (as in torch.nn losses); got {reduction!r}.")
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
@@ -65,7 +64,7 @@ def _kappa_N(n: Any, reduction: str, loss: Any, n_outputs: int) -> tuple[float, 
     if isinstance(n_outputs, bool) or not isinstance(n_outputs, (int, np.integer)) or n_outputs < 1:
         raise InputError(f"n_outputs must be a positive integer; got {n_outputs!r}.")
     N = float(n) * float(n_outputs) if reduction == "mean" else 1.0
-    return _KAPPA[name], N
+    return L.torch_scale, N
 
 
 def lam_from_torch(weight_decay: float, n: int, reduction: str = "mean", *, loss: str = "squared",

@@ -21,3 +21,17 @@ def test_readme_tour_runs_and_its_claims_hold():
     assert ns["cert"].exact and ns["cert"].lower_bound <= ns["cert"].primal + 1e-9
     assert ns["f3"].last_solution.value == pytest.approx(ns["net3"].objective(ns["X5"], ns["y5"], 0.002), rel=1e-6)
     assert np.isfinite(sol.value)
+
+
+@pytest.mark.slow
+def test_every_readme_block_runs():
+    """Every python block of the README runs, in order, in one namespace (as a reader would)."""
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    assert len(blocks) >= 4
+    ns: dict = {}
+    for i, b in enumerate(blocks):
+        exec(compile(b, f"README.md block {i}", "exec"), ns)
+    cx = ns["cx"]
+    assert ns["c"].improving_neuron is not None and not ns["c"].is_optimal
+    assert ns["res"].lams[0] >= ns["res"].lams[-1]
+    assert isinstance(ns["sol_back"], cx.ConvexSolution)

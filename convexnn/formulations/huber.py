@@ -57,6 +57,7 @@ class HuberLoss(Loss):
 
     name: str = "huber"
     lipschitz: float | None = 1.0
+    torch_scale: float | None = 1.0  # torch.nn.HuberLoss(delta=delta) is the same function
     delta: float = 1.0
 
     def __post_init__(self) -> None:

@@ -73,6 +73,10 @@ class Loss:
         gradient; the first-order solvers refuse such a loss).
     unit_curvature : bool
         :math:`\nabla^2 f = I` everywhere (the Newton system is the Gram matrix, computed once).
+    torch_scale : float or None
+        This loss per sample is ``torch_scale`` times the matching torch loss (``nn.MSELoss``:
+        0.5; ``nn.SoftMarginLoss``, the hinge :math:`\max(0, 1 - yf)` and ``nn.HuberLoss``: 1);
+        ``None`` when there is no counterpart (:mod:`convexnn.torch_interop`).
 
     A subclass implements the array-namespace methods (``*_on``), ``cvx``, ``dual_cvx``,
     ``conjugate_domain`` and the rounding bounds; a method it cannot provide raises
@@ -83,6 +87,7 @@ class Loss:
     classification: bool = False
     lipschitz: float | None = None
     unit_curvature: bool = False
+    torch_scale: float | None = None
 
     @property
     def smooth(self) -> bool:
@@ -192,6 +197,7 @@ class SquaredLoss(Loss):
     name: str = "squared"
     lipschitz: float | None = 1.0
     unit_curvature: bool = True
+    torch_scale: float | None = 0.5
 
     def value_on(self, bk, z, y):
         r = z - y
@@ -243,6 +249,7 @@ class _MarginLoss(Loss):
     conjugate lives on :math:`a = -y z \in [0, 1]` and the slope is at most :math:`|y_j| = 1`."""
 
     classification: bool = True
+    torch_scale: float | None = 1.0
 
     def conjugate_domain(self, z, y, tol=0.0):
         a = -np.asarray(y) * np.asarray(z)

@@ -166,3 +166,11 @@ def test_certificate_of_the_huber_optimum_is_valid(data):
     assert cert.lower_bound <= sol.value * (1 + 1e-9)
     assert cert.primal == pytest.approx(sol.value, rel=1e-7)
     assert cert.rel_gap <= 1e-5
+
+
+@pytest.mark.skipif(not torch_available(), reason="torch not installed")
+def test_first_order_on_torch_agrees(solved):
+    f, sol = solved
+    fo = cx.solve(f, method="first_order", device="cpu", tol=1e-9)
+    assert fo.info["backend"].startswith("Backend(torch")
+    assert fo.value == pytest.approx(sol.value, rel=1e-6)
