@@ -40,6 +40,10 @@ def _noop(i):
     return i
 
 
+def _warm():
+    import convexnn.distributed  # noqa: F401
+
+
 def _data(n, d, seed):
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, d))
@@ -83,7 +87,9 @@ def timed(fn):
 
 
 def main() -> int:
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import Client
+
+    from convexnn.distributed import local_cluster
 
     warnings.simplefilter("ignore")
     ops = operations()
@@ -96,10 +102,11 @@ def main() -> int:
     startup, overhead, latency = {}, {}, {}
     for nw in (1, 2):
         t0 = time.perf_counter()
-        cluster = LocalCluster(n_workers=nw, threads_per_worker=1, processes=True, dashboard_address=None)
+        cluster = local_cluster(nw, dashboard_address=None)
         client = Client(cluster)
         client.submit(_noop, 0).result()
         startup[nw] = time.perf_counter() - t0
+        client.run(_warm)  # import convexnn in the workers once, outside the timings
         # Dask's cost per task: 1000 no-op tasks, and single round trips
         client.gather(client.map(_noop, range(100), pure=False))
         dt, _ = timed(lambda: client.gather(client.map(_noop, range(1000), pure=False)))
@@ -118,11 +125,21 @@ def main() -> int:
             print(f"{nw} worker(s) {dt:8.3f} s  {name}", flush=True)
         client.close()
         cluster.close()
-    write(ops, serial, times, startup, overhead, latency)
+    # the same enumeration on a LocalCluster with Dask's default worker environment
+    from dask.distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        client.run(_warm)
+        name, k, run, same = ops[3]
+        default_env, res = timed(lambda: run(client))
+        assert same(serial[3][1], res)
+        print(f"1 worker, Dask's default environment {default_env:8.3f} s  {name}", flush=True)
+    write(ops, serial, times, startup, overhead, latency, default_env)
     return 0
 
 
-def write(ops, serial, times, startup, overhead, latency) -> None:
+def write(ops, serial, times, startup, overhead, latency, default_env) -> None:
     o = max(overhead.values())
     lines = [
         "## Distributed execution (Dask)\n",
@@ -132,13 +149,19 @@ def write(ops, serial, times, startup, overhead, latency) -> None:
         "2-worker speedups are lower bounds of what 2 free cores give, and single runs are noisy. "
         "Every distributed result was checked against the serial one in the same run (bit for bit "
         "where the table says so, to solver tolerance for the chunked path). Times exclude the "
-        "cluster start; `LocalCluster` with one thread per worker process.\n",
+        "cluster start and the workers' first import of convexnn; `convexnn.distributed.local_cluster` (a "
+        "`LocalCluster` with one thread per worker process, see the worker environment below).\n",
         "| operation | tasks | serial (s) | 1 worker (s) | 2 workers (s) | speedup 2 vs serial | task size (s, serial / tasks) |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for (name, k, _, _), (ts, _), t1, t2 in zip(ops, serial, times[1], times[2]):
         lines.append(f"| {name} | {k} | {ts:.3f} | {t1:.3f} | {t2:.3f} | {ts / t2:.2f}x | {ts / k:.3f} |")
     lines += [
+        "",
+        f"Worker environment: the split enumeration above took {default_env:.3f} s on one worker of a plain "
+        f"`LocalCluster` (Dask's default `MALLOC_TRIM_THRESHOLD_=65536` in the workers) against {times[1][3]:.3f} s "
+        "with `local_cluster` (the glibc default). On a real cluster, unset that variable in the Dask "
+        "configuration (`distributed.nanny.pre-spawn-environ`).",
         "",
         "Dask's own cost, measured here:\n",
         "| workers | cluster start (s) | 1000 no-op tasks: cost per task (ms) | one round trip, median (ms) |",

@@ -11,7 +11,7 @@ Steps (each printed with its timing):
    over networks of *any* width, the duality gap and the verdict;
 5. solve the exact convex program (C-ReLU, Clarabel) and compare both objectives;
 6. add the improving neuron when the network is not optimal;
-7. explore the optimal set (002), extract a minimal model and certify it.
+7. explore the optimal set (Mishkin & Pilanci (ICML 2023)), extract a minimal model and certify it.
 
 Run with ``python -m convexnn.demo`` (under two minutes on a laptop core).
 """
@@ -152,14 +152,14 @@ def main() -> None:
     S = cx.optimal_set(sol)
     opt = sol.to_network()
     print(f"C-ReLU solution -> network with {opt.n_neurons} neurons (interior-point solutions are dense)")
-    print(f"optimal set (002): polytope over {S.B.shape[1]} candidate neurons; unique up to symmetries: "
+    print(f"optimal set (Mishkin & Pilanci (ICML 2023)): polytope over {S.B.shape[1]} candidate neurons; unique up to symmetries: "
           f"{S.is_unique()}")
     objs = [net.objective(X, y, LAM) for net in S.sample(5, seed=SEED)]
     print(f"5 random optimal networks: objectives within {max(objs) - min(objs):.2g} of each other")
     small = S.minimal_model()
     pruned = cx.prune(opt, X)
     print(f"minimal model (vertex of the polytope): {small.n_neurons} neurons; pruning the dense network "
-          f"directly (002 algorithm): {pruned.n_neurons} neurons (both <= n = {X.shape[0]})")
+          f"directly (Mishkin & Pilanci (ICML 2023) algorithm): {pruned.n_neurons} neurons (both <= n = {X.shape[0]})")
     c2 = cx.certify(small, X, y, LAM, patterns=P)
     print(f"certificate of the minimal model: objective {c2.primal:.10g}, gap {c2.gap:.3g} "
           f"(relative {c2.rel_gap:.3g}) -> {c2.verdict}")

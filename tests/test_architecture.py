@@ -140,6 +140,34 @@ def test_no_module_level_import_cycle():
     assert cycles == [], f"module-level import cycles: {cycles}"
 
 
+#: The layers of docs/DESIGN.md in import order (modules not listed form the last, user layer).
+LAYERS = [
+    ("convexnn.errors", "convexnn.rounding", "convexnn.backend", "convexnn.data", "convexnn.gap",
+     "convexnn._cvxpy_warnings"),
+    ("convexnn.arrangements",),
+    ("convexnn.formulations",),
+    ("convexnn.solvers", "convexnn.duality.cones", "convexnn.duality.bounds"),
+    ("convexnn.networks", "convexnn.mapping", "convexnn.torch_interop"),
+    ("convexnn.duality",),
+]
+
+
+def _layer(module: str) -> int:
+    """Index of the most specific layer prefix of ``module`` (``len(LAYERS)`` for the user layer)."""
+    best = (len(LAYERS), -1)
+    for i, group in enumerate(LAYERS):
+        for p in group:
+            if (module == p or module.startswith(p + ".")) and len(p) > best[1]:
+                best = (i, len(p))
+    return best[0]
+
+
+def test_layers_import_only_their_own_or_earlier_layers():
+    up = sorted((m, e) for m, es in _graph().items() for e in es if _layer(e) > _layer(m))
+    assert up == [], f"module-level imports of a later layer: {up}"
+    assert _layer("convexnn.duality.cones") < _layer("convexnn.duality.certify") < _layer("convexnn.estimators")
+
+
 def _private(part: str) -> bool:
     return part.startswith("_") and not part.startswith("__")
 

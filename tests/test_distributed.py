@@ -31,7 +31,11 @@ from convexnn.distributed import (
 def client():
     """One LocalCluster with 2 worker processes (one thread each) for the whole module."""
     dd = pytest.importorskip("dask.distributed")
-    cluster = dd.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    from convexnn.distributed import local_cluster
+
+    cluster = local_cluster(2, dashboard_address=None)
+    assert "MALLOC_TRIM_THRESHOLD_" not in cluster.workers[0].pre_spawn_env
+    assert all(w.nthreads == 1 for w in cluster.workers.values())
     c = dd.Client(cluster)
     yield c
     c.close()

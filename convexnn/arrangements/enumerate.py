@@ -2,8 +2,8 @@ r"""Exact enumeration and counting of the chambers of a data arrangement.
 
 For a design matrix :math:`X_a \in \mathbb R^{n \times d'}` (``X`` or ``[X, 1]`` with
 ``bias=True``) the *central hyperplane arrangement* is
-:math:`\mathcal A = \{H_i\}`, :math:`H_i = \{g : x_i^\top g = 0\}` (003, "hyperplane
-arrangements"; 004, eq. (13)). Its *chambers* (the connected components of
+:math:`\mathcal A = \{H_i\}`, :math:`H_i = \{g : x_i^\top g = 0\}` (Pilanci (2021 talk), "hyperplane
+arrangements"; Ergen & Pilanci (ICML 2021), eq. (13)). Its *chambers* (the connected components of
 :math:`\mathbb R^{d'} \setminus \bigcup_i H_i`) are exactly the sets of gates on which the
 activation pattern :math:`\mathbf 1[X_a g \ge 0]` is constant and strict; the chamber patterns
 are the diagonal matrices :math:`D_i` that make the convex programs of Pilanci & Ergen exact.
@@ -102,7 +102,7 @@ def cover_bound(n: int, r: int) -> int:
 
     .. math:: P \le 2 \sum_{k=0}^{r-1} \binom{n-1}{k}
 
-    (004, eq. (13); 003 "hyperplane arrangements"), attained iff the rows are in general position.
+    (Ergen & Pilanci (ICML 2021), eq. (13); Pilanci (2021 talk) "hyperplane arrangements"), attained iff the rows are in general position.
     Exact Python integers. By convention ``cover_bound(n, 0) == 1`` and
     ``cover_bound(0, r) == 1`` (the empty arrangement has one chamber, the whole space).
 
@@ -975,8 +975,8 @@ def enumerate_patterns(
     The patterns are :math:`D = \operatorname{diag}(\mathbf 1[X_a g \ge 0])` for ``g`` in the
     chambers (open full-dimensional cells) of the central arrangement
     :math:`\{g : x_i^\top g = 0\}_{i=1}^n` of :math:`X_a = X` (or :math:`X_a = [X, \mathbf 1]`
-    when ``bias=True``, an affine arrangement of the data points); see 003 ("hyperplane
-    arrangements", the :math:`n = 3, d = 2` example) and 004 eq. (13). This set makes the
+    when ``bias=True``, an affine arrangement of the data points); see Pilanci (2021 talk) ("hyperplane
+    arrangements", the :math:`n = 3, d = 2` example) and Ergen & Pilanci (ICML 2021) eq. (13). This set makes the
     two-layer convex programs (C-ReLU, C-GReLU) exact.
 
     The ``>= 0`` convention: a row with :math:`x_i^\top g = 0` counts as active. Inside a

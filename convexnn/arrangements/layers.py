@@ -1,6 +1,6 @@
 r"""Activation patterns of the second and deeper layers (three-layer and deep programs).
 
-Notation (004 Section 2, 000 "layer elimination"). A first-layer pattern is
+Notation (Ergen & Pilanci (ICML 2021) Section 2, Mishkin (PhD thesis, Stanford) "layer elimination"). A first-layer pattern is
 :math:`D_1 = \operatorname{diag}(\mathbf 1[X_a u \ge 0])` (a :class:`~convexnn.Patterns`). A
 neuron of the second layer has pre-activation
 
@@ -12,8 +12,8 @@ neuron of the second layer has pre-activation
 
 so its pattern :math:`D_2 = \operatorname{diag}(\mathbf 1[z \ge 0])` is a pattern of the lifted
 matrix :math:`X' = [s_1 D_{11} X_a, \dots, s_{m_1} D_{1m_1} X_a]` restricted to the product of
-first-layer cones (004 Section 2.1, eq. (14)). Deeper layers repeat the construction with the
-recursively lifted matrices :math:`X^{(l+1)} = [D^{(l)}_1 X^{(l)}, \dots]` (000, 004 Remark 5).
+first-layer cones (Ergen & Pilanci (ICML 2021) Section 2.1, eq. (14)). Deeper layers repeat the construction with the
+recursively lifted matrices :math:`X^{(l+1)} = [D^{(l)}_1 X^{(l)}, \dots]` (Mishkin (PhD thesis, Stanford), Ergen & Pilanci (ICML 2021) Remark 5).
 
 This module provides
 
@@ -29,7 +29,7 @@ This module provides
 * :func:`deep_layer_patterns` -- per-layer patterns of deep networks (sampled from random
   networks, or complete for tiny data);
 * :func:`network_patterns` -- the patterns a given network uses (add them to a sampled set so
-  that the convex program is at least as good as that network, 004 Remark 3 "active set").
+  that the convex program is at least as good as that network, Ergen & Pilanci (ICML 2021) Remark 3 "active set").
 
 Why supersets are safe. Every program built on these patterns imposes the activation
 consistency constraints :math:`(2D - I) z \ge 0`, under which :math:`D z = (z)_+`. A mask that
@@ -180,7 +180,7 @@ class NeuronCombos:
 
     Row ``c`` describes one sub-network of width :math:`m_1`: neuron ``j`` has activation
     pattern ``patterns.masks[:, index[c, j]]`` and outgoing (second-layer) weight sign
-    ``signs[c, j]`` (:math:`\mathcal I_j` in 004 eq. (10)).
+    ``signs[c, j]`` (:math:`\mathcal I_j` in Ergen & Pilanci (ICML 2021) eq. (10)).
 
     Attributes
     ----------
@@ -267,7 +267,7 @@ def first_layer_combos(patterns: Patterns, m1: int, *, mixed_signs_only: bool = 
     if total > max_combos:
         raise TooLargeError(
             f"first_layer_combos: C(2P={n_pairs}, m1={m}) = {total} sub-network shapes exceed "
-            f"max_combos={max_combos}; sample them with sample_combos(X, m1, ...) (004 Remark 3).",
+            f"max_combos={max_combos}; sample them with sample_combos(X, m1, ...) (Ergen & Pilanci (ICML 2021) Remark 3).",
             estimate=total, limit=max_combos)
     pair_pat = np.repeat(ids, 2)
     pair_sign = np.tile([1.0, -1.0], P)
@@ -289,7 +289,7 @@ def _random_network(rng: np.random.Generator, dims: Sequence[int]) -> list[np.nd
 
 def sample_combos(X: Any, m1: int, n_samples: int, *, bias: bool = False, seed: int | None = None,
                   first_patterns: Patterns | None = None) -> tuple[NeuronCombos, LayerPatterns]:
-    r"""Sample sub-network shapes and second-layer patterns from random networks (004 Remark 3).
+    r"""Sample sub-network shapes and second-layer patterns from random networks (Ergen & Pilanci (ICML 2021) Remark 3).
 
     Draw :math:`U_1 \in \mathbb R^{d'\times m_1}` and :math:`u_2 \in \mathbb R^{m_1}` with
     i.i.d. :math:`\mathcal N(0, 1)` entries ``n_samples`` times; the tuple is
@@ -431,7 +431,7 @@ def second_layer_patterns(X: Any, m1: int, *, method: str = "sample", n_samples:
     m1 : int
         First hidden layer width of each sub-network.
     method : {"sample", "exact"}
-        ``"sample"`` (004 Remark 3): :math:`\mathbf 1[(X_a U_1)_+ u_2 \ge 0]` for ``n_samples``
+        ``"sample"`` (Ergen & Pilanci (ICML 2021) Remark 3): :math:`\mathbf 1[(X_a U_1)_+ u_2 \ge 0]` for ``n_samples``
         Gaussian draws of :math:`(U_1, u_2)`; not exact.
         ``"exact"`` (tiny data): compose the first-layer patterns. For every tuple of
         (pattern, sign) pairs (:func:`first_layer_combos`) and every candidate
@@ -523,7 +523,7 @@ def deep_layer_patterns(X: Any, widths: Sequence[int], *, method: str = "sample"
         Hidden widths :math:`(m_1, \dots, m_{L-1})` of the sampling networks (``"sample"``) or
         only their number ``L - 1`` (``"complete"``).
     method : {"sample", "complete"}
-        ``"sample"`` (004 Remark 3 applied layer by layer): the masks
+        ``"sample"`` (Ergen & Pilanci (ICML 2021) Remark 3 applied layer by layer): the masks
         :math:`\mathbf 1[Z^{(l)}_{:,j} \ge 0]` of every neuron of ``n_samples`` Gaussian networks;
         layer ``l >= 2`` masks carry their witness prefix networks.
         ``"complete"`` (tiny data): the exact first-layer arrangement and :func:`all_masks` for
@@ -575,7 +575,7 @@ def network_patterns(net: Any, X: Any) -> list[Patterns | LayerPatterns]:
 
     Union them with a sampled set: the deep program on the union is then at most the network's
     path-norm objective (the network is feasible for it), which makes sampled programs
-    comparable with trained networks (the active-set view of 004 Remark 3).
+    comparable with trained networks (the active-set view of Ergen & Pilanci (ICML 2021) Remark 3).
     """
     if hasattr(net, "as_deep"):
         net = net.as_deep()

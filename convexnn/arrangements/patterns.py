@@ -1,7 +1,7 @@
 r"""The :class:`Patterns` container: a set of ReLU activation patterns of one data matrix.
 
 A pattern is the diagonal of :math:`D_i = \operatorname{diag}(\mathbf 1[X g_i \ge 0])` for some
-gate :math:`g_i \in \mathbb R^d` (003, "hyperplane arrangements"; 004 eq. (13)). A
+gate :math:`g_i \in \mathbb R^d` (Pilanci (2021 talk), "hyperplane arrangements"; Ergen & Pilanci (ICML 2021) eq. (13)). A
 :class:`Patterns` object stores
 
 * ``masks``  -- boolean array of shape ``(n, P)``; column ``i`` is ``diag(D_i)``;

@@ -2,16 +2,16 @@ r"""Random subsets of activation patterns: Gaussian, convolutional and feature-s
 
 When the exact arrangement is too large (:func:`convexnn.enumerate_patterns` raises
 :class:`~convexnn.errors.TooLargeError`), the convex programs are built on a random subset of
-patterns :math:`D_i = \operatorname{diag}(\mathbf 1[X_a g_i \ge 0])` (004, Remark 3); the
+patterns :math:`D_i = \operatorname{diag}(\mathbf 1[X_a g_i \ge 0])` (Ergen & Pilanci (ICML 2021), Remark 3); the
 result is then an *approximation* (``exact=False``): its optimal value upper-bounds the
 network's, and the duality gap certificate tells how far it is from optimal.
 
 Gate distributions (``kind``):
 
 ``"gaussian"``
-    :math:`g_i \sim \mathcal N(0, I_{d'})` (004, Remark 3).
+    :math:`g_i \sim \mathcal N(0, I_{d'})` (Ergen & Pilanci (ICML 2021), Remark 3).
 ``"conv"``
-    Convolutional gates (003 "convolutional hyperplane arrangements"; 004, Remark 4): the rows
+    Convolutional gates (Pilanci (2021 talk) "convolutional hyperplane arrangements"; Ergen & Pilanci (ICML 2021), Remark 4): the rows
     of ``X`` are flattened images of ``image_shape`` (``(H, W)`` or ``(C, H, W)``, C-order),
     and each gate is a Gaussian filter of ``patch_shape`` (``(h, w)``, covering all channels)
     placed at a uniformly random location (step ``stride``), zero elsewhere. The patterns are

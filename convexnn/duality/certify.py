@@ -1,6 +1,6 @@
 r"""Certificates of global optimality for *any* trained two-layer ReLU network.
 
-Weak duality (002; 004 eq. (6) and Remark 3). For the network objective
+Weak duality (Mishkin & Pilanci (ICML 2023); Ergen & Pilanci (ICML 2021) eq. (6) and Remark 3). For the network objective
 :math:`F(W_1, w_2) = \ell(\hat y, y) + \frac{\lambda}{2}\sum_j(\|W_{1j}\|^2 + w_{2j}^2)` with
 :math:`\hat y = \sum_j (X_a W_{1j})_+ w_{2j}` and any :math:`v \in \mathbb R^n` with
 

@@ -25,7 +25,7 @@ global average pooling,
 :math:`(\mathbf 1[X_k u \ge 0])_{k=1}^K`, i.e. the pattern of the *stacked* patch matrix
 :math:`X_s = [X_1; \dots; X_K] \in \mathbb R^{nK \times h'}` (rows ordered sample-major). Its
 number is at most :math:`O((nK/h)^h)`: polynomial in all dimensions for a fixed filter size
-(003), so :func:`conv_patterns` enumerates it exactly with :func:`convexnn.enumerate_patterns`
+(Pilanci (2021 talk)), so :func:`conv_patterns` enumerates it exactly with :func:`convexnn.enumerate_patterns`
 on :math:`X_s` for small filters and samples it otherwise.
 
 **The convex program** (:func:`c_conv_relu`) with joint patterns :math:`D_{ik}`:
