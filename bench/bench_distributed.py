@@ -54,27 +54,27 @@ def _data(n, d, seed):
 def operations():
     """(name, number of tasks, run(executor) -> result, same(a, b) -> bool)."""
     ops = []
-    X, y = _data(24, 2, 0)
+    X, y = _data(28, 2, 0)
     rng = np.random.default_rng(1)
-    nets = [(rng.standard_normal((3, 4)), rng.standard_normal(4)) for _ in range(16)]
-    ops.append(("batch certify: 16 networks, n=24, d=2 (+bias), 552 chambers", 16,
+    nets = [(rng.standard_normal((3, 4)), rng.standard_normal(4)) for _ in range(12)]
+    ops.append((f"batch certify: 12 networks, n=28, d=2 (+bias), {len(cx.enumerate_patterns(X, bias=True))} chambers", 12,
                 lambda ex: certify_many(nets, X, y, 0.1, executor=ex),
                 lambda a, b: all(p.lower_bound == q.lower_bound and p.rel_gap == q.rel_gap for p, q in zip(a, b))))
-    X2, y2 = _data(60, 3, 2)
-    P2 = cx.sample_patterns(X2, 80, seed=0, bias=True)
-    ops.append(("path: C-ReLU interior point, n=60, 80 patterns, 8 lams in 2 chunks", 2,
+    X2, y2 = _data(100, 3, 2)
+    P2 = cx.sample_patterns(X2, 150, seed=0, bias=True)
+    ops.append(("path: C-ReLU interior point, n=100, 150 patterns, 8 lams in 2 chunks", 2,
                 lambda ex: cx.path(X2, y2, n_lams=8, patterns=P2, method="interior", executor=ex, n_chunks=2),
                 lambda a, b: bool(np.allclose(a.objectives, b.objectives, rtol=1e-5, atol=1e-9))))
-    ops.append(("cross-validated path: 4 folds x 6 lams, n=60, 80 patterns (1 task per fold)", 4,
+    ops.append(("cross-validated path: 4 folds x 6 lams, n=100, 150 patterns (1 task per fold)", 4,
                 lambda ex: cross_validate_path(X2, y2, n_lams=6, n_folds=4, patterns=P2, method="interior",
                                                executor=ex),
                 lambda a, b: bool(np.array_equal(a.fold_losses, b.fold_losses))))
-    X3 = np.random.default_rng(3).standard_normal((110, 3))
-    ops.append((f"split enumeration: n=110, d=3 (+bias), {cx.cover_bound(110, 4):,} chambers, 8 shards", 8,
+    X3 = np.random.default_rng(3).standard_normal((150, 3))
+    ops.append((f"split enumeration: n=150, d=3 (+bias), {cx.cover_bound(150, 4):,} chambers, 8 shards", 8,
                 lambda ex: enumerate_patterns_distributed(X3, bias=True, executor=ex, n_shards=8),
                 lambda a, b: a == b and a.exact and b.exact))
-    X4 = np.round(np.random.default_rng(4).standard_normal((300, 3)) * 4)  # degenerate: the count is needed
-    ops.append(("split count: n=300 integer points, d=3 (+bias), 8 shards", 8,
+    X4 = np.round(np.random.default_rng(4).standard_normal((400, 3)) * 4)  # degenerate: the count is needed
+    ops.append(("split count: n=400 integer points, d=3 (+bias), 8 shards", 8,
                 lambda ex: count_patterns_distributed(X4, bias=True, executor=ex, n_shards=8),
                 lambda a, b: a == b))
     return ops
@@ -190,9 +190,9 @@ def write(ops, serial, times, startup, overhead, latency, default_env) -> None:
     lines += [
         "",
         "What this means for each operation:\n",
-        f"- **Batch certify**: one task per network, {cert_t:.3f} s here (n=24). The task time grows "
+        f"- **Batch certify**: one task per network, {cert_t:.3f} s here (n=28). The task time grows "
         "with the number of chambers (about `n^d'` for `d'` = d + 1) times an NNLS each for the "
-        f"surviving patterns, so at n=24, d=2 a task is below the {20 * 8 * o:.2f} s that 8 workers "
+        f"surviving patterns, so at n=28, d=2 a task is below the {20 * 8 * o:.2f} s that 8 workers "
         "need: group several networks per task, or certify larger problems (seconds to minutes per "
         "network), which fill 256 workers.",
         "- **Path / cross-validation**: one task per fold (bit for bit the serial path) or per chunk of "

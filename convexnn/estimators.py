@@ -93,7 +93,11 @@ class _ConvexTwoLayer(BaseEstimator):
         device: str | None = None,
         max_patterns: int = 10**5,
         random_state: Any = None,
+        certify: bool = False,
+        certify_time: float = 10.0,
     ) -> None:
+        self.certify = certify
+        self.certify_time = certify_time
         self.lam = lam
         self.n_patterns = n_patterns
         self.patterns = patterns
@@ -126,6 +130,15 @@ class _ConvexTwoLayer(BaseEstimator):
             raise InputError(f"method must be one of {_METHODS}; got {self.method!r}.")
         if isinstance(self.tol, bool) or not isinstance(self.tol, numbers.Real) or not self.tol > 0:
             raise InputError(f"tol must be a positive number; got {self.tol!r}.")
+        if not isinstance(self.certify, (bool, np.bool_)):
+            raise InputError(f"certify must be True or False; got {self.certify!r}.")
+        if self.certify and self._kind != "c_relu":
+            raise InputError("certify=True is for ReLU networks (ConvexReLURegressor / ConvexReLUClassifier); "
+                             "a gated network is certified by the KKT conditions of its convex solution "
+                             "(convexnn.kkt(estimator.solution_)).")
+        if isinstance(self.certify_time, bool) or not isinstance(self.certify_time, numbers.Real) \
+                or not self.certify_time > 0:
+            raise InputError(f"certify_time must be a positive number of seconds; got {self.certify_time!r}.")
         if self.max_iter is not None and (isinstance(self.max_iter, bool)
                                           or not isinstance(self.max_iter, numbers.Integral)
                                           or self.max_iter < 1):
@@ -162,6 +175,16 @@ class _ConvexTwoLayer(BaseEstimator):
         gap = sol.info.get("gap")
         self.gap_ = float(gap) if gap is not None else float("nan")
         self.objective_ = float(sol.value)
+        if self.certify:
+            from convexnn.duality.certify import certify as certify_network
+
+            if T.ndim == 2 and T.shape[1] > 1:
+                raise InputError("certify=True needs a single output (regression with y of shape (n,) or a "
+                                 "binary classifier); the certificate is for scalar-output networks.")
+            t = T if T.ndim == 1 else T[:, 0]
+            w2 = self.network_.w2 if self.network_.w2.ndim == 1 else self.network_.w2[:, 0]
+            self.certificate_ = certify_network((self.network_.W1, w2), X, t, float(self.lam),
+                                                loss=self.loss, time_limit=float(self.certify_time))
 
     def _output(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "network_")
@@ -247,11 +270,18 @@ class ConvexReLURegressor(_RegressorBase):
         Refuse ``patterns="exact"`` beyond this many chambers.
     random_state : int, RandomState or None
         Seed of the sampled gates.
+    certify : bool, default=False
+        Also certify the fitted network (:func:`convexnn.certify`): a proof of how far it is from
+        the global optimum over *all* networks of any width, not only over ``patterns``.
+    certify_time : float, default=10.0
+        Seconds for the branch and bound of the certificate when the patterns are not complete.
 
     Attributes
     ----------
     network_ : TwoLayerReLU
         The fitted network (``network_.to_torch()`` exports it).
+    certificate_ : Certificate
+        With ``certify=True``: lower bound, gap and verdict for the fitted network.
     solution_ : ConvexSolution
     patterns_ : Patterns
     n_iter_ : int

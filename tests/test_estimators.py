@@ -180,3 +180,17 @@ def test_one_class_is_refused():
     X, _ = _tiny()
     with pytest.raises(ValueError, match="class"):
         ConvexReLUClassifier().fit(X, np.zeros(len(X)))
+
+
+def test_certificate_attribute_is_a_valid_bound():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((25, 2))
+    y = np.maximum(X[:, 0], 0) - 0.5 * X[:, 1]
+    est = cx.ConvexReLURegressor(lam=0.1, patterns="exact", certify=True, method="interior").fit(X, y)
+    cert = est.certificate_
+    assert cert.is_optimal and cert.lower_bound <= est.objective_ * (1 + 1e-9)
+    sampled = cx.ConvexReLURegressor(lam=0.1, n_patterns=5, certify=True, random_state=0).fit(X, y)
+    # a sampled fit is above the global optimum; the certificate says so and its bound is valid
+    assert sampled.certificate_.lower_bound <= est.objective_ * (1 + 1e-9)
+    with pytest.raises(cx.InputError, match="gated"):
+        cx.ConvexGatedReLURegressor(certify=True).fit(X, y)

@@ -69,7 +69,7 @@ _REFINE_BUDGET = 40000  # refinement working set: at most max(50, _REFINE_BUDGET
 
 
 def resolve_patterns(X: np.ndarray, bias: bool, patterns: Patterns | None,
-                     max_patterns: int | None = None) -> Patterns:
+                     max_patterns: int | None = None, progress: bool | None = None) -> Patterns:
     """The exact patterns of ``X`` (``patterns=None``) or the validated given ones.
 
     Raises
@@ -82,7 +82,7 @@ def resolve_patterns(X: np.ndarray, bias: bool, patterns: Patterns | None,
     if patterns is None:
         from convexnn.arrangements.enumerate import enumerate_patterns
 
-        kwargs: dict[str, Any] = {"bias": bias}
+        kwargs: dict[str, Any] = {"bias": bias, "progress": progress}
         if max_patterns is not None:
             kwargs["max_patterns"] = max_patterns
         return enumerate_patterns(X, **kwargs)
@@ -300,7 +300,8 @@ def _dual_candidates(L: Loss, v0: np.ndarray, vz: np.ndarray, y: np.ndarray, lam
 
 
 def certified_lower_bound(Xa: np.ndarray, masks: np.ndarray | None, loss: Loss, v: np.ndarray,
-                          y: np.ndarray, lam: float, *, bab_time: float = 0.0) -> tuple[float, np.ndarray]:
+                          y: np.ndarray, lam: float, *, bab_time: float = 0.0,
+                          progress: bool | None = None) -> tuple[float, np.ndarray]:
     r"""A rigorous lower bound on the global optimum from the dual candidate ``v`` (weak duality).
 
     1. ``v`` is moved into the conjugate's domain exactly (:math:`y_j v_j \in [0, 1]` for
@@ -330,7 +331,7 @@ def certified_lower_bound(Xa: np.ndarray, masks: np.ndarray | None, loss: Loss, 
                 from convexnn.duality.bab import relu_dual_norm_bab
 
                 r = relu_dual_norm_bab(Xa, v, threshold=lam, rtol=1e-9, time_limit=bab_time,
-                                       progress=False)
+                                       progress=progress)
                 S = min(S, r.upper)
         if S <= lam:
             return certified_dual_value(loss, v, y), v
@@ -495,7 +496,8 @@ def certify(
     time_limit : float, optional
         Seconds for the branch and bound (its bound is valid when it stops).
     progress : bool, optional
-        tqdm progress bar of the branch and bound.
+        tqdm progress bars of the enumeration and of the branch and bound (with the current
+        bound and gap); ``None`` shows them for long runs on a terminal.
 
     Returns
     -------
@@ -528,7 +530,7 @@ def certify(
         from convexnn.errors import TooLargeError
 
         try:
-            pats = resolve_patterns(Xc, net.bias, patterns, max_patterns)
+            pats = resolve_patterns(Xc, net.bias, patterns, max_patterns, progress)
         except TooLargeError:
             method = "bab"
     if method == "bab":
@@ -536,7 +538,7 @@ def certify(
 
         return certify_bab(network, Xc, yc, lam, loss=L, rtol=rtol, time_limit=time_limit, progress=progress)
     if method != "auto" or patterns is not None:
-        pats = resolve_patterns(Xc, net.bias, patterns, max_patterns)
+        pats = resolve_patterns(Xc, net.bias, patterns, max_patterns, progress)
     masks = pats.masks
     exact = bool(pats.exact)
 
@@ -577,7 +579,8 @@ def certify(
     bab_time = 0.0
     if not exact and Xa.shape[1] <= BAB_MAX_DIM:
         bab_time = BAB_TIME if time_limit is None else float(time_limit)
-    lower, vbest = certified_lower_bound(Xa, masks if exact else None, L, vbest, yc, lam, bab_time=bab_time)
+    lower, vbest = certified_lower_bound(Xa, masks if exact else None, L, vbest, yc, lam, bab_time=bab_time,
+                                         progress=progress)
     bound_method = ("complete pattern set" if exact else
                     "branch and bound over all chambers, capped by the pattern-free bound" if bab_time > 0
                     else "pattern-free bound")
