@@ -67,6 +67,17 @@ from convexnn.estimators import (
     ConvexReLURegressor,
 )
 from convexnn.io import load, save
+# --- beyond one machine (Dask is imported only when an executor is given) ---
+from convexnn.distributed import (
+    CVPathResult,
+    PatternShards,
+    ScoredPatterns,
+    certify_many,
+    count_patterns_distributed,
+    cross_validate_path,
+    enumerate_patterns_distributed,
+    score_sampled_patterns,
+)
 # --- three-layer and deep programs ---
 from convexnn.arrangements.layers import (
     LayerPatterns,
@@ -183,6 +194,14 @@ __all__ = [
     "ConvexReLURegressor",
     "load",
     "save",
+    "CVPathResult",
+    "PatternShards",
+    "certify_many",
+    "count_patterns_distributed",
+    "cross_validate_path",
+    "enumerate_patterns_distributed",
+    "ScoredPatterns",
+    "score_sampled_patterns",
     "LayerPatterns",
     "NeuronCombos",
     "all_masks",

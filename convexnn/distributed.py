@@ -46,6 +46,8 @@ __all__ = [
     "enumerate_patterns_distributed",
     "count_patterns_distributed",
     "PatternShards",
+    "score_sampled_patterns",
+    "ScoredPatterns",
 ]
 
 _ADDRESS_PREFIXES = ("tcp://", "tls://", "ucx://", "inproc://", "ws://", "wss://")
@@ -1005,3 +1007,141 @@ def enumerate_patterns_distributed(
     files = [Path(out_dir) / f"patterns-{j:05d}.npz" for j in range(nb)]
     return PatternShards(directory=Path(out_dir), files=files, n_patterns=n_found, n_samples=Xa.shape[0],
                          n_features=Xa.shape[1], bias=bool(bias), exact=exact, reason=reason, fingerprint=fp)
+
+
+# ----------------------------------------------------------------------------- pattern scoring
+@dataclass
+class ScoredPatterns:
+    r"""The best-scoring sampled patterns of :func:`score_sampled_patterns`.
+
+    Attributes
+    ----------
+    patterns : Patterns
+        The ``k`` distinct patterns with the largest scores (canonical order, ``exact=False``,
+        ``kind="scored"``), with the sampled gate that produced each.
+    scores : ndarray, shape (k,)
+        ``scores[i]`` belongs to ``patterns[i]``: the cheap upper bound of
+        :math:`\max_\sigma \|\Pi_{\mathcal K_i}(\sigma X_a^\top D_i v)\|_2`
+        (:attr:`convexnn.duality._common.ConeSupport.bounds`, computed in floating point).
+    n_samples : int
+        Gates sampled in total.
+    """
+
+    patterns: Any
+    scores: np.ndarray
+    n_samples: int
+
+    def order(self) -> np.ndarray:
+        """Indices of :attr:`patterns` by decreasing score."""
+        return np.argsort(-self.scores, kind="stable")
+
+
+def _score_chunk(chunk: int, m: int, seed: int, k: int, Xa: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Sample ``m`` Gaussian gates (stream ``[seed, chunk]``), score their distinct masks, keep the top ``k``."""
+    from convexnn.duality._common import cone_support
+
+    Xa, v = _aligned(Xa), _aligned(v)
+    G = np.random.default_rng([seed, chunk]).standard_normal((Xa.shape[1], m))
+    masks = Xa @ G >= 0
+    packed = np.ascontiguousarray(np.packbits(masks.T, axis=1))
+    _, first = np.unique(packed.view(np.dtype((np.void, packed.shape[1]))).ravel(), return_index=True)
+    first = np.sort(first)  # first occurrence of every distinct mask, in sampling order
+    bounds = cone_support(Xa, masks[:, first], v, exact=False).bounds
+    order = np.lexsort((first, -bounds))[:k]  # best first, ties by sampling order
+    keep = first[order]
+    return bounds[order], packed[keep], G[:, keep], chunk * np.int64(1 << 40) + keep
+
+
+def score_sampled_patterns(
+    X: Any,
+    v: Any,
+    n_samples: int,
+    *,
+    bias: bool = False,
+    k: int = 100,
+    chunk_size: int = 1 << 16,
+    seed: int = 0,
+    executor: Any = None,
+    progress: bool | None = None,
+) -> ScoredPatterns:
+    r"""Sample many Gaussian gates and keep the ``k`` patterns that most violate the dual constraint at ``v``.
+
+    For a dual candidate :math:`v` (e.g. the residual :math:`y - \hat y` of a network, the point
+    :func:`convexnn.certify` starts from), the patterns :math:`D_i` with large
+    :math:`\max_\sigma\|\Pi_{\mathcal K_i}(\sigma X_a^\top D_i v)\|_2` are those whose dual
+    constraint :math:`\le \lambda` is violated or nearly so (Pilanci & Ergen, "Neural Networks
+    are Convex Regularizers", ICML 2020): the neurons worth adding, or the patterns to put in a
+    working set. Each pattern is scored by the cheap upper bound of
+    :func:`convexnn.duality._common.cone_support` (projection onto the most violated single
+    half-space of the cone; one matrix product per chunk, no NNLS).
+
+    The ``n_samples`` gates are drawn in chunks of ``chunk_size`` (chunk ``c`` from the random
+    stream ``numpy.random.default_rng([seed, c])``), so the result depends on ``seed`` and
+    ``chunk_size`` only, not on the executor or the number of workers. Each chunk keeps its
+    ``k`` best distinct masks; the coordinator merges them by mask (the first sampled gate of a
+    mask is kept) and returns the ``k`` best.
+
+    Parameters
+    ----------
+    X : array, shape (n, d)
+    v : array, shape (n,)
+        Dual candidate.
+    n_samples : int
+        Number of gates to sample.
+    bias : bool
+        Gates act on ``[X, 1]``.
+    k : int
+        Number of distinct patterns to return.
+    chunk_size : int
+        Gates per task (memory: about ``n * chunk_size`` bytes of masks per task).
+    seed : int
+    executor : None, "local", Client, cluster or address
+        See :func:`resolve_executor`.
+    progress : bool, optional
+
+    Returns
+    -------
+    ScoredPatterns
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convexnn.distributed import score_sampled_patterns
+    >>> X = np.random.default_rng(0).standard_normal((30, 2)); v = np.sin(3 * X[:, 0])
+    >>> best = score_sampled_patterns(X, v, 5000, bias=True, k=5, chunk_size=1000)
+    >>> len(best.patterns), bool(np.all(best.scores > 0))
+    (5, True)
+    """
+    from convexnn.arrangements.patterns import Patterns, data_fingerprint, design_matrix
+    from convexnn.data import check_X
+
+    Xc = check_X(X)
+    Xa = design_matrix(Xc, bias)
+    vv = np.asarray(v, dtype=np.float64)
+    if vv.shape != (Xa.shape[0],) or not np.all(np.isfinite(vv)):
+        raise InputError(f"v must be a finite vector of shape ({Xa.shape[0]},); got shape {vv.shape}.")
+    for name, val in (("n_samples", n_samples), ("k", k), ("chunk_size", chunk_size)):
+        if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 1:
+            raise InputError(f"{name} must be a positive integer; got {val!r}.")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"seed must be a nonnegative integer; got {seed!r}.")
+    sizes = [min(int(chunk_size), int(n_samples) - a) for a in range(0, int(n_samples), int(chunk_size))]
+    with resolve_executor(executor) as client:
+        parts = _map(client, _score_chunk, [(c, m, int(seed), int(k)) for c, m in enumerate(sizes)],
+                     shared={"Xa": Xa, "v": vv}, desc="score patterns", progress=progress)
+    scores = np.concatenate([p[0] for p in parts])
+    packed = np.concatenate([p[1] for p in parts])
+    G = np.concatenate([p[2] for p in parts], axis=1)
+    ident = np.concatenate([p[3] for p in parts])
+    # one entry per mask: the first sampled gate (smallest id); then the k best
+    o = np.argsort(ident, kind="stable")
+    scores, packed, G, ident = scores[o], np.ascontiguousarray(packed[o]), G[:, o], ident[o]
+    _, first = np.unique(packed.view(np.dtype((np.void, packed.shape[1]))).ravel(), return_index=True)
+    first = np.sort(first)
+    best = first[np.lexsort((ident[first], -scores[first]))[: int(k)]]
+    pats = Patterns.from_packed(packed[best], Xa.shape[0], G[:, best], bias=bias, exact=False, kind="scored",
+                                fingerprint=data_fingerprint(Xc))
+    # align the scores with the canonical (sorted) order of the patterns
+    keys = np.ascontiguousarray(packed[best]).view(np.dtype((np.void, packed.shape[1]))).ravel()
+    pos = np.argsort(keys)
+    return ScoredPatterns(patterns=pats, scores=scores[best][pos], n_samples=int(n_samples))

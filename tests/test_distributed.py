@@ -24,6 +24,7 @@ from convexnn.distributed import (
     cross_validate_path,
     enumerate_patterns_distributed,
     resolve_executor,
+    score_sampled_patterns,
 )
 
 
@@ -272,6 +273,41 @@ def test_serial_mode_without_dask_installed():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().endswith("ok")
+
+
+# ----------------------------------------------------------------------------- pattern scoring
+def test_scored_patterns_equal_serial_and_are_the_top_upper_bounds(client):
+    from scipy.optimize import nnls
+
+    from convexnn.duality._common import cone_support
+
+    X, y = _regression(10, 2, seed=13)
+    v = y - y.mean()
+    ser = score_sampled_patterns(X, v, 3000, bias=True, k=6, chunk_size=700, seed=5)
+    dist = score_sampled_patterns(X, v, 3000, bias=True, k=6, chunk_size=700, seed=5, executor=client)
+    assert dist.patterns == ser.patterns and np.array_equal(dist.scores, ser.scores) and len(ser.patterns) == 6
+    # every gate the chunks sampled (same random streams), all at once
+    Xa = np.hstack([X, np.ones((len(X), 1))])
+    G = np.concatenate([np.random.default_rng([5, c]).standard_normal((3, m))
+                        for c, m in enumerate([700, 700, 700, 700, 200])], axis=1)
+    distinct = np.unique((Xa @ G >= 0).T, axis=0)
+
+    def exact(mask):  # max over the sign of ||Pi_K(sigma X^T D v)|| = min_{rho >= 0} ||sigma g + A^T rho|| (Moreau)
+        A = (2.0 * mask - 1.0)[:, None] * Xa
+        g = Xa.T @ (mask * v)
+        return max(nnls(A.T, -s * g)[1] for s in (1.0, -1.0))
+
+    got = {m.tobytes(): s for m, s in zip(ser.patterns.masks.T, ser.scores)}
+    for m in ser.patterns.masks.T:  # a returned mask was sampled, its gate produces it, its score bounds the exact value
+        assert any(np.array_equal(m, r) for r in distinct)
+        assert got[m.tobytes()] >= exact(m) * (1 - 1e-9) - 1e-12
+    np.testing.assert_array_equal(Xa @ ser.patterns.gates >= 0, ser.patterns.masks)
+    allb = cone_support(Xa, distinct.T, v, exact=False).bounds
+    rest = [b for m, b in zip(distinct, allb) if m.tobytes() not in got]
+    assert max(rest) <= min(ser.scores)  # nothing better was left out
+    assert ser.scores[ser.order()[0]] == allb.max()
+    with pytest.raises(cx.InputError, match="v must be"):
+        score_sampled_patterns(X, v[:-1], 10)
 
 
 # ----------------------------------------------------------------------------- fault tolerance

@@ -1073,6 +1073,13 @@ def enumerate_patterns(
     Xa = design_matrix(Xc, bias)
     red = _Reduced(Xa, bias)
     est, how = _estimate(red)
+    nbytes = est * ((Xa.shape[0] + 7) // 8 + 8 * Xa.shape[1])
+    too_many = (max_patterns is not None and est > max_patterns) or nbytes * _PEAK_FACTOR > max_bytes
+    if too_many and how == "Cover bound" and _count_work(red.n_distinct, red.rank) <= _COUNT_LATER:
+        # the Cover bound overestimates degenerate arrangements: count exactly before refusing
+        with _single_blas_thread():
+            est = int(_count_batch(red.Y, np.array([0, red.n_distinct]), red.rank, _Track.top(red))[0])
+        how = "exact count"
     if max_patterns is not None and est > max_patterns:
         raise TooLargeError(
             f"the arrangement of X (n={Xa.shape[0]}, rank {red.rank}, {red.n_distinct} distinct "

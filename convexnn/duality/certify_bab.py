@@ -2,17 +2,25 @@ r"""Certificates over **all** chambers without enumeration: the branch-and-bound
 
 Same weak-duality certificate as :mod:`convexnn.duality.certify` (Pilanci & Ergen, "Neural
 Networks are Convex Regularizers", ICML 2020; Mishkin & Pilanci, "Optimal Sets and Solution
-Paths of ReLU Networks", ICML 2023): for the dual candidate :math:`v_0 = -\nabla\ell(\hat y)` and
-a rigorous upper bound :math:`U \ge s(v_0)` from :func:`convexnn.duality.bab.relu_dual_norm_bab`,
-every :math:`c \in [0, \lambda / U]` makes :math:`c\,v_0` dual feasible over every chamber, and
-:math:`-\ell^*(-c v_0)` is a lower bound on the objective of every network of every width.
+Paths of ReLU Networks", ICML 2023): for a dual candidate :math:`w` and a rigorous upper bound
+:math:`U \ge s(w)` from :func:`convexnn.duality.bab.relu_dual_norm_bab`, every
+:math:`c \in [0, \lambda / U]` makes :math:`c\,w` dual feasible over every chamber, and
+:math:`-\ell^*(-c w)` is a lower bound on the objective of every network of every width.
 
-The search only has to decide :math:`s(v_0) \le T` for the largest :math:`T` that still gives
-the requested relative gap: :math:`T = \lambda / c_T` with :math:`c_T` the smallest scale whose
-dual value reaches ``primal * (1 - rtol)`` (or the unconstrained best scale when none does).
-Every box with bound below :math:`T` is discarded. If the search finds a unit :math:`u` with
-:math:`\sigma\langle v_0, (X_a u)_+\rangle > \lambda`, that is an improving neuron (the network is
-not optimal); the bound is still valid and still reported.
+Candidates, in order:
+
+1. the network's residual :math:`v_0 = -\nabla\ell(\hat y)`. The search only has to decide
+   :math:`s(v_0) \le T` for the largest :math:`T` that still gives the requested relative gap
+   (:func:`needed_threshold`); every box with bound below :math:`T` is discarded. A unit
+   :math:`u` with :math:`\sigma\langle v_0, (X_a u)_+\rangle > \lambda` is an improving neuron.
+2. mixtures with the zero network's candidate :math:`-\nabla\ell(0)` (sublinearity of :math:`s`);
+3. when the network is not optimal, :math:`v_0` is a poor dual point whatever its bound. The dual
+   is then refined by cutting planes: the restricted dual over a working set of chambers
+   (sampled gates, the network's own neuron patterns, the chambers of the search's incumbents)
+   is solved as in :func:`convexnn.certify` (``refine``), the branch and bound prices the
+   solution over **all** chambers (threshold :math:`\lambda`), the violated chambers it finds
+   join the working set, and the last point is proven feasible with a final search. Every point
+   gets its own rigorous bound, so the certificate is the best of them and stays a proof.
 """
 
 from __future__ import annotations
@@ -26,12 +34,14 @@ from convexnn.arrangements.patterns import design_matrix
 from convexnn.duality._common import (
     as_network_arrays,
     best_scale,
+    certified_dual_value,
+    cone_support,
     network_objective,
     network_predict,
     rebalance,
     validate,
 )
-from convexnn.duality.bab import relu_dual_norm_bab
+from convexnn.duality.bab import _gam, relu_dual_norm_bab
 from convexnn.errors import InputError
 from convexnn.formulations.losses import Loss
 
@@ -63,9 +73,114 @@ def needed_threshold(L: Loss, v: np.ndarray, y: np.ndarray, lam: float, target: 
     return lam / hi
 
 
+def _row_norms(Xa: np.ndarray) -> np.ndarray:
+    r"""Rigorous upper bounds of :math:`\|x_j\|_2`."""
+    return np.linalg.norm(Xa, axis=1) * (1.0 + _gam(Xa.shape[1] + 4))
+
+
+def _rigorous_value(L: Loss, w: np.ndarray, y: np.ndarray, lam: float, S: float,
+                    norms: np.ndarray) -> tuple[float, np.ndarray]:
+    r"""Rigorous dual value of the best feasible multiple of ``w`` given :math:`s(w) \le S`.
+
+    The point returned is :math:`p = \mathrm{fl}(c\,w)` with
+    :math:`c \le \lambda / (S + \gamma_2\sum_j|w_j|\|x_j\|)`: by sublinearity and
+    :math:`(x_j^\top u)_+ \le \|x_j\|` for unit :math:`u`,
+    :math:`s(p) \le c\,s(w) + \sum_j |p_j - c w_j|\,\|x_j\| \le \lambda`, so :math:`p` is dual
+    feasible over every chamber and its dual value, rounding subtracted
+    (:func:`certified_dual_value`), is a lower bound on the optimum.
+    """
+    if not np.any(w) or not np.isfinite(S):
+        z = np.zeros_like(w)
+        return certified_dual_value(L, z, y), z
+    E = _gam(2) * float(np.abs(w) @ norms) * (1.0 + _gam(len(w) + 2))
+    cmax = lam / (max(S, 0.0) + E) * (1.0 - 2.0 ** -40)
+    c, _ = best_scale(L, w, y, cmax)
+    p = min(c, cmax) * w
+    return certified_dual_value(L, p, y), p
+
+
+def _mask_key(m: np.ndarray) -> bytes:
+    return np.packbits(m).tobytes()
+
+
+def _refine_with_bab(Xa: np.ndarray, Xc: np.ndarray, bias: bool, y: np.ndarray, lam: float, L: Loss,
+                     v0: np.ndarray, gates: list[np.ndarray], deadline: float | None, n_samples: int,
+                     rounds: int, seed: int, max_nodes: int | None) -> tuple[np.ndarray | None, list[dict], int]:
+    r"""Cutting-plane refinement of the dual point, priced over all chambers by branch and bound.
+
+    Working set: ``n_samples`` sampled gates, the given gates (the network's neurons, the search's
+    incumbents) and the chambers the branch and bound finds violated. Each round runs
+    :func:`convexnn.duality.certify._refine` (restricted dual with Clarabel, rescaled over the
+    sampled set) and then prices its point with :func:`relu_dual_norm_bab` (threshold
+    :math:`\lambda`, stopping at the first violated chambers). Returns the last refined point
+    (``None`` when no restricted solve succeeded), a per-round history and the boxes explored.
+    """
+    from convexnn.arrangements.sample import sample_patterns
+    from convexnn.duality.certify import _refine
+
+    n, d = Xa.shape
+    cols = [sample_patterns(Xc, max(n_samples, 1), seed=seed, bias=bias).masks] if n_samples > 0 else []
+    rng = np.random.default_rng(seed)
+    extra = []
+    for g in gates:
+        g = np.asarray(g, dtype=np.float64).reshape(d, -1)
+        # the maximizers lie on faces of their chambers: take the chambers around them too
+        extra.append(Xa @ g >= 0)
+        for k in range(g.shape[1]):
+            gk = g[:, k:k + 1] + 1e-7 * (np.linalg.norm(g[:, k]) + 1e-300) * rng.standard_normal((d, 4))
+            extra.append(Xa @ gk >= 0)
+    masks = np.hstack(cols + extra) if cols + extra else np.zeros((n, 0), dtype=bool)
+    keys: dict[bytes, int] = {}
+    keep = []
+    for i in range(masks.shape[1]):
+        k = _mask_key(masks[:, i])
+        if k not in keys:
+            keys[k] = len(keep)
+            keep.append(i)
+    masks = np.ascontiguousarray(masks[:, keep])
+    n_extra = sum(e.shape[1] for e in extra)
+    seed_idx = np.unique([keys[_mask_key(m)] for e in extra for m in e.T]) if n_extra else np.zeros(0, np.int64)
+    history: list[dict] = []
+    nodes = 0
+    w = v0
+    best_w = None
+    for r in range(max(rounds, 1)):
+        if deadline is not None and time.perf_counter() > deadline:
+            break
+        cs = cone_support(Xa, masks, w)
+        _, w1, done = _refine(Xa, y, masks, lam, L, w, cs, -np.inf, 0.0 * w, 3, seed_idx)
+        if done == 0 or not np.any(w1):
+            break
+        best_w = w1
+        w = w1
+        left = None if deadline is None else deadline - time.perf_counter()
+        if left is not None and left <= 0:
+            break
+        pr = relu_dual_norm_bab(Xa, w1, threshold=lam * (1.0 + 1e-7), rtol=1e-6, time_limit=left,
+                                max_nodes=max_nodes, stop_at_violation=16, max_violations=16)
+        nodes += pr.nodes
+        history.append({"round": r + 1, "chambers": masks.shape[1], "s_lower": pr.lower, "s_upper": pr.upper,
+                        "nodes": pr.nodes})
+        if not pr.violations:
+            break
+        new = []
+        for _, _, u in pr.violations:
+            G = u[:, None] + 1e-7 * np.hstack([np.zeros((d, 1)), rng.standard_normal((d, 4))])
+            for m in (Xa @ G >= 0).T:
+                k = _mask_key(m)
+                if k not in keys:
+                    keys[k] = masks.shape[1] + len(new)
+                    new.append(m)
+            seed_idx = np.union1d(seed_idx, [keys[_mask_key(m)] for m in (Xa @ G >= 0).T])
+        if not new:
+            break
+        masks = np.hstack([masks, np.array(new).T])
+    return best_w, history, nodes
+
+
 def certify_bab(network: Any, X: Any, y: Any, lam: float, *, loss: str | Loss = "squared", rtol: float = 1e-6,
                 time_limit: float | None = None, max_nodes: int | None = None,
-                progress: bool | None = None) -> Any:
+                progress: bool | None = None, refine: int = 4, n_samples: int = 2000, seed: int = 0) -> Any:
     r"""Certify a two-layer ReLU network over all chambers by branch and bound (no enumeration).
 
     Parameters
@@ -73,74 +188,125 @@ def certify_bab(network: Any, X: Any, y: Any, lam: float, *, loss: str | Loss = 
     network, X, y, lam, loss, rtol
         As in :func:`convexnn.certify`.
     time_limit : float, optional
-        Seconds for the search (the bound is valid whenever it stops).
+        Seconds for all searches together (every bound is valid whenever they stop).
     max_nodes : int, optional
-        Boxes evaluated at most.
+        Boxes evaluated at most, per search.
     progress : bool, optional
-        tqdm progress bar of the search.
+        tqdm progress bar of the main search.
+    refine : int
+        Cutting-plane rounds of dual refinement when the network is not certified by its own
+        residual (0 disables); see the module docstring.
+    n_samples : int
+        Sampled gates of the refinement's initial working set.
+    seed : int
+        Seed of the sampled gates.
 
     Returns
     -------
     Certificate
-        ``method="bab"``, ``exact=True`` (the lower bound is a proof whether or not the search
-        completed), ``nodes`` boxes explored; ``s`` is the best value found (attained by
-        ``improving_neuron`` when above ``lam``) and ``s_valid`` the rigorous upper bound used.
+        ``method="bab"``, ``exact=True`` (the lower bound is a proof whether or not the searches
+        completed), ``nodes`` boxes explored; ``s`` is the best value found for :math:`v_0`
+        (attained by ``improving_neuron`` when above ``lam``), ``s_valid`` the rigorous upper
+        bound of :math:`s(v_0)`, ``n_refine`` the refinement rounds, ``dual_point`` the feasible
+        point whose certified dual value is ``lower_bound``.
     """
-    from convexnn.duality.certify import IMPROVE_RTOL, Certificate, _dual_candidates
+    from convexnn.duality.certify import IMPROVE_RTOL, Certificate
 
     t0 = time.perf_counter()
     Xc, yc, lam, L = validate(X, y, lam, loss)
     net = as_network_arrays(network, Xc.shape[1], Xc)
     if not 0 < rtol < 1:
         raise InputError(f"rtol must be in (0, 1); got {rtol}.")
+    if isinstance(refine, bool) or not isinstance(refine, (int, np.integer)) or refine < 0:
+        raise InputError(f"refine must be a nonnegative integer; got {refine!r}.")
+    deadline = None if time_limit is None else t0 + float(time_limit)
+
+    def left(frac: float = 1.0) -> float | None:
+        if deadline is None:
+            return None
+        return max((deadline - time.perf_counter()) * frac, 0.0)
+
     Xa = design_matrix(Xc, net.bias)
+    norms = _row_norms(Xa)
     primal = network_objective(Xa, yc, net.W1, net.w2, lam, L)
     W1b, w2b = rebalance(net.W1, net.w2)
     primal_bal = network_objective(Xa, yc, W1b, w2b, lam, L)
     pred = network_predict(Xa, net.W1, net.w2)
     v0 = -L.grad(pred, yc)
+    if L.classification:
+        v0 = yc * np.clip(yc * v0, 0.0, 1.0)
     target = primal - rtol * abs(primal)
     T = needed_threshold(L, v0, yc, lam, target)
     T = max(T, lam) if np.isfinite(T) else lam
-    r0 = relu_dual_norm_bab(Xa, v0, threshold=T, rtol=rtol, time_limit=time_limit,
+    nodes = 0
+    # a short probe: is there a clearly improving neuron? (then v0 is a poor dual point and part
+    # of the time goes to the refinement)
+    probe = relu_dual_norm_bab(Xa, v0, threshold=lam * (1.0 + max(rtol, 1e-6)), rtol=rtol, stop_at_violation=1,
+                               time_limit=None if deadline is None else min(2.0, left(0.1)), max_nodes=max_nodes)
+    nodes += probe.nodes
+    suboptimal = probe.lower > lam * (1.0 + max(rtol, 1e-6)) and refine > 0
+    r0 = relu_dual_norm_bab(Xa, v0, threshold=T, rtol=rtol, time_limit=left(0.3 if suboptimal else 1.0),
                             max_nodes=max_nodes, progress=progress)
-    nodes = r0.nodes
+    nodes += r0.nodes
     U0 = r0.upper
-    lower, vbest = -np.inf, 0.0 * v0
-    if U0 > 0:
-        c, lower = best_scale(L, v0, yc, lam / U0)
-        vbest = c * v0
-    else:
-        c, lower = best_scale(L, v0, yc, np.inf)
-        vbest = c * v0
+    lower, vbest = _rigorous_value(L, v0, yc, lam, U0, norms)
+    n_ref = 0
     if primal - lower > rtol * abs(primal):
-        # mix with the zero network's candidate (sublinearity of s), a short search for its bound
+        # mixtures with the zero network's candidate (sublinearity of s), a short search for its bound
         vz = -L.grad(np.zeros_like(yc), yc)
-        left = None if time_limit is None else max(time_limit - (time.perf_counter() - t0), 0.0) * 0.25
-        rz = relu_dual_norm_bab(Xa, vz, rtol=1e-2, time_limit=left if left is None or left > 0 else 1e-3,
+        rz = relu_dual_norm_bab(Xa, vz, rtol=1e-2, time_limit=None if deadline is None else left(0.1),
                                 max_nodes=max_nodes)
         nodes += rz.nodes
-        val, _, vmix = _dual_candidates(L, v0, vz, yc, lam, U0, rz.upper)
-        if val > lower:
-            lower, vbest = val, vmix
+        if U0 > 0 and rz.upper > 0:
+            a, b = v0 / U0, vz / rz.upper
+            for t in np.linspace(0.0, 1.0, 21):
+                w = t * a + (1 - t) * b
+                # s(w) <= t + (1 - t) = 1 up to the rounding of the combination
+                S = 1.0 + _gam(4) * float((np.abs(t * a) + np.abs((1 - t) * b)) @ norms)
+                val, p = _rigorous_value(L, w, yc, lam, S, norms)
+                if val > lower:
+                    lower, vbest = val, p
+    if primal - lower > rtol * abs(primal) and refine > 0 and (deadline is None or left() > 0):
+        gates = [W1b[:, np.abs(w2b) > 0]] if W1b.shape[1] else []
+        for res in (probe, r0):
+            gates.append(res.neuron[:, None])
+            gates += [u[:, None] for _, _, u in res.violations]
+        w1, hist, nb = _refine_with_bab(Xa, Xc, net.bias, yc, lam, L, v0, gates,
+                                        None if deadline is None else time.perf_counter() + left(0.6),
+                                        n_samples, refine, seed, max_nodes)
+        nodes += nb
+        n_ref = len(hist)
+        if w1 is not None and np.any(w1):
+            # prove the refined point: decide s(w1) <= T1, T1 losing at most rtol/2 of its value
+            est = best_scale(L, w1, yc, 1.0)[1]
+            goal = max(est - 0.5 * rtol * abs(primal), lower)
+            T1 = needed_threshold(L, w1, yc, lam, goal)
+            T1 = T1 if np.isfinite(T1) else lam
+            r1 = relu_dual_norm_bab(Xa, w1, threshold=T1, rtol=rtol, time_limit=left(), max_nodes=max_nodes)
+            nodes += r1.nodes
+            val, p = _rigorous_value(L, w1, yc, lam, r1.upper, norms)
+            if val > lower:
+                lower, vbest = val, p
     gap = max(primal - lower, 0.0)
     rel = gap / max(abs(primal), 1e-300)
     cert = Certificate(
         primal=primal, primal_balanced=primal_bal, lower_bound=float(lower), gap=gap, rel_gap=rel,
-        is_optimal=bool(rel <= rtol), exact=True, lam=lam, rtol=rtol, loss=L, s=r0.lower, s_valid=U0,
-        estimate=None, dual_point=vbest, n_patterns=0, n_nnls=0, n_refine=0, time=0.0, network=net,
-        _Xa=Xa, _y=yc, violated_pattern=None, violated_mask=None, improving_sign=None, improving_neuron=None,
-        improving_score=None,
+        is_optimal=bool(rel <= rtol), exact=True, lam=lam, rtol=rtol, loss=L, s=max(r0.lower, probe.lower),
+        s_valid=U0, estimate=None, dual_point=vbest, n_patterns=0, n_nnls=0, n_refine=n_ref, time=0.0,
+        network=net, _Xa=Xa, _y=yc, violated_pattern=None, violated_mask=None, improving_sign=None,
+        improving_neuron=None, improving_score=None,
     )
     cert.method = "bab"
     cert.nodes = nodes
     cert.bab_complete = bool(r0.complete)
-    if r0.lower > lam * (1 + IMPROVE_RTOL):
-        u = r0.neuron / np.linalg.norm(r0.neuron)
-        sc = r0.sign * float(v0 @ np.maximum(Xa @ u, 0.0))
+    cert.bound_method = "branch and bound over all chambers"
+    best = max((probe, r0), key=lambda r: r.lower)
+    if best.lower > lam * (1 + IMPROVE_RTOL):
+        u = best.neuron / np.linalg.norm(best.neuron)
+        sc = best.sign * float(v0 @ np.maximum(Xa @ u, 0.0))
         if sc > lam * (1 + IMPROVE_RTOL):
             cert.violated_mask = Xa @ u >= 0
-            cert.improving_sign, cert.improving_neuron, cert.improving_score = int(r0.sign), u, sc
+            cert.improving_sign, cert.improving_neuron, cert.improving_score = int(best.sign), u, sc
             # a real improvement, not rounding: the objective must drop by more than 1e-9 relative
             if cert.improvement_step()[1] >= primal - IMPROVE_DROP * max(abs(primal), 1e-300):
                 cert.improving_sign = cert.improving_neuron = cert.improving_score = None

@@ -41,10 +41,12 @@ from typing import Any
 import cvxpy as cp
 import numpy as np
 
+from convexnn.backend import NUMPY
 from convexnn.errors import InputError
 from convexnn.formulations.formulation import Formulation
 from convexnn.formulations.losses import Loss
 from convexnn.gap import relative_gap
+from convexnn.solvers.operators import MaskedDesign
 from convexnn.duality.cones import cone_support
 
 __all__ = ["DualProblem", "dual_problem", "build_dual", "DualityGap", "duality_gap"]
@@ -193,8 +195,8 @@ def duality_gap(formulation: Formulation, primal_weights: dict[str, np.ndarray] 
     primal = float(f.objective(weights))
     M = np.asarray(f.patterns.masks, dtype=bool)
     if f.kind == "c_grelu":
-        G = f.Xa.T @ (M * v[:, None])
-        s = float(np.linalg.norm(G, axis=0).max()) if M.shape[1] else 0.0
+        G = MaskedDesign(f.Xa, M, NUMPY).adjoint(v)
+        s = float(np.linalg.norm(G, axis=1).max()) if M.shape[1] else 0.0
     else:
         s = cone_support(f.Xa, M, v).value
     c = 1.0 if s <= lam else lam / s

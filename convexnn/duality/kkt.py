@@ -35,10 +35,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from convexnn.backend import NUMPY
 from convexnn.data import check_solution
 from convexnn.errors import InputError
 from convexnn.formulations.formulation import ConvexSolution
-from convexnn.duality._common import project_cone
+from convexnn.solvers.operators import MaskedDesign
+from convexnn.duality.cones import project_cone
 
 __all__ = ["KKT", "kkt"]
 
@@ -182,7 +184,7 @@ def kkt(solution: ConvexSolution, *, support_tol: float = 1e-6, recompute: bool 
     signs = 2.0 * masks - 1.0
     fit = np.asarray(solution.fit, dtype=np.float64)
     r = -f.loss.grad(fit, f.y)
-    G = (Xa.T @ (masks * r[:, None])).T  # (P, d'): X_a^T D_i r
+    G = MaskedDesign(Xa, masks, NUMPY).adjoint(r)  # (P, d'): X_a^T D_i r
     P = masks.shape[1]
     if f.kind == "c_grelu":
         theta = np.asarray(solution.weights["U"], dtype=np.float64)

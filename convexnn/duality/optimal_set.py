@@ -35,10 +35,12 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linprog
 
+from convexnn.backend import NUMPY
 from convexnn.data import check_seed, check_solution
 from convexnn.errors import InputError, SolverError
 from convexnn.formulations.formulation import ConvexSolution
-from convexnn.duality._common import project_cone
+from convexnn.solvers.operators import MaskedDesign
+from convexnn.duality.cones import project_cone
 from convexnn.duality.pruning import prune_columns
 
 __all__ = ["OptimalSet", "optimal_set"]
@@ -230,7 +232,7 @@ def optimal_set(solution: ConvexSolution, *, tol: float = 1e-6) -> OptimalSet:
     P = masks.shape[1]
     fit = np.asarray(solution.fit, dtype=np.float64)
     r = -f.loss.grad(fit, f.y)
-    G = (Xa.T @ (masks * r[:, None])).T
+    G = MaskedDesign(Xa, masks, NUMPY).adjoint(r)  # (P, d'): X_a^T D_i r
     V = np.asarray(solution.weights["V"], dtype=np.float64)
     W = np.asarray(solution.weights["W"], dtype=np.float64)
     theta = np.vstack([V, W])
