@@ -1,4 +1,4 @@
-"""Benchmark of the three-layer / deep convex programs: the shape of 004 Table 1.
+"""Benchmark of the three-layer / deep convex programs: the shape of Ergen & Pilanci (ICML 2021) Table 1.
 
 Part A (Table 1 shape): training objective (4) of architecture (4) with (m1, K, beta) =
 (7, 10, 0.1) on small real datasets shipped with scikit-learn, trained by minibatch Adam
@@ -97,7 +97,7 @@ def part_b() -> None:
                                 rng.standard_normal(5)).projected()
     y = teacher.predict(X)
     P = cx.enumerate_patterns(X)
-    print("Exact program (12) on the 004 Figure 4 setup ((n, d, m1, beta) = (5, 2, 3, 0.002), "
+    print("Exact program (12) on the Ergen & Pilanci (ICML 2021) Figure 4 setup ((n, d, m1, beta) = (5, 2, 3, 0.002), "
           f"{len(P)} exact first-layer patterns, second_patterns='complete'):\n")
     print("| m1 | tuples | blocks | variables | build (s) | compile (s) | solve (s) | value | mapped objective |")
     print("|---|---|---|---|---|---|---|---|---|")

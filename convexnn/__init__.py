@@ -18,7 +18,7 @@ from convexnn.errors import (
 )
 from convexnn.data import load_dataset
 from convexnn.arrangements import Patterns
-from convexnn.formulations import ConvexSolution, Formulation, get_loss
+from convexnn.formulations import ConvexSolution, Formulation, HuberLoss, Loss, get_loss, register_loss
 
 # --- arrangements ---
 from convexnn.arrangements import (
@@ -148,6 +148,9 @@ __all__ = [
     "ConvexSolution",
     "Formulation",
     "get_loss",
+    "Loss",
+    "HuberLoss",
+    "register_loss",
     "count_patterns",
     "cover_bound",
     "enumerate_patterns",

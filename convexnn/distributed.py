@@ -273,8 +273,10 @@ def certify_many(networks: Sequence[Any], X: Any, y: Any, lam: float | Sequence[
     Returns
     -------
     list of Certificate
-        In the order of ``networks``. Bit for bit those of the serial calls, given the same
-        BLAS on the workers (every step of :func:`convexnn.certify` is deterministic).
+        In the order of ``networks``. Bit for bit those of the serial calls when BLAS runs
+        with the same number of threads here and on the workers (Dask workers use one); a
+        different number can change the last bits of the products, and so of the bounds, at
+        the rounding level (each bound remains a proof).
 
     Examples
     --------
@@ -1038,15 +1040,17 @@ class ScoredPatterns:
 
 def _score_chunk(chunk: int, m: int, seed: int, k: int, Xa: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, ...]:
     """Sample ``m`` Gaussian gates (stream ``[seed, chunk]``), score their distinct masks, keep the top ``k``."""
+    from convexnn.arrangements.enumerate import _single_blas_thread
     from convexnn.duality._common import cone_support
 
     Xa, v = _aligned(Xa), _aligned(v)
     G = np.random.default_rng([seed, chunk]).standard_normal((Xa.shape[1], m))
-    masks = Xa @ G >= 0
-    packed = np.ascontiguousarray(np.packbits(masks.T, axis=1))
-    _, first = np.unique(packed.view(np.dtype((np.void, packed.shape[1]))).ravel(), return_index=True)
-    first = np.sort(first)  # first occurrence of every distinct mask, in sampling order
-    bounds = cone_support(Xa, masks[:, first], v, exact=False).bounds
+    with _single_blas_thread():  # the same rounding in every process, whatever its BLAS threads
+        masks = Xa @ G >= 0
+        packed = np.ascontiguousarray(np.packbits(masks.T, axis=1))
+        _, first = np.unique(packed.view(np.dtype((np.void, packed.shape[1]))).ravel(), return_index=True)
+        first = np.sort(first)  # first occurrence of every distinct mask, in sampling order
+        bounds = cone_support(Xa, masks[:, first], v, exact=False).bounds
     order = np.lexsort((first, -bounds))[:k]  # best first, ties by sampling order
     keep = first[order]
     return bounds[order], packed[keep], G[:, keep], chunk * np.int64(1 << 40) + keep
@@ -1077,7 +1081,8 @@ def score_sampled_patterns(
 
     The ``n_samples`` gates are drawn in chunks of ``chunk_size`` (chunk ``c`` from the random
     stream ``numpy.random.default_rng([seed, c])``), so the result depends on ``seed`` and
-    ``chunk_size`` only, not on the executor or the number of workers. Each chunk keeps its
+    ``chunk_size`` only, not on the executor or the number of workers (the chunks use one BLAS
+    thread, so their rounding is the same in every process). Each chunk keeps its
     ``k`` best distinct masks; the coordinator merges them by mask (the first sampled gate of a
     mask is kept) and returns the ``k`` best.
 

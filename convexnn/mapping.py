@@ -1,6 +1,6 @@
 r"""Solution mappings between networks and convex programs, and cone decompositions.
 
-* :func:`from_network` -- NC -> C (000 "Bonus: Explicit Solution Mapping"): every neuron
+* :func:`from_network` -- NC -> C (Mishkin (PhD thesis, Stanford) "Bonus: Explicit Solution Mapping"): every neuron
   :math:`(W_{1,:j}, w_{2,j})` of a two-layer network goes to the block of its activation pattern
   :math:`D = \operatorname{diag}(\mathbf 1[X_a W_{1,:j} \ge 0])`,
 
@@ -10,11 +10,11 @@ r"""Solution mappings between networks and convex programs, and cone decompositi
   (gated networks: :math:`u_i \mathrel{+}= W_{1,:j} w_{2,j}` for the gate's pattern). The convex
   model has the network's predictions and, by Young's inequality and the triangle inequality,
   an objective **at most** the network's, with equality when every neuron is balanced
-  (:math:`\|W_{1,:j}\| = |w_{2,j}|`, true at every optimum, 001 proof of Thm 2.2) and neurons
-  sharing a pattern and sign are positively collinear (true at every optimum, 002 Theorem).
+  (:math:`\|W_{1,:j}\| = |w_{2,j}|`, true at every optimum, Mishkin, Sahiner & Pilanci (ICML 2022) proof of Thm 2.2) and neurons
+  sharing a pattern and sign are positively collinear (true at every optimum, Mishkin & Pilanci (ICML 2023) Theorem).
 * The C -> NC direction is :meth:`ConvexSolution.to_network` (see
   :mod:`convexnn.formulations.two_layer`) and :meth:`ConvexModel.to_network`.
-* :func:`cone_decomposition` -- gated -> ReLU (001 Prop 3.1/3.2, Thm 3.7; 000 "Bonus: ReLU by
+* :func:`cone_decomposition` -- gated -> ReLU (Mishkin, Sahiner & Pilanci (ICML 2022) Prop 3.1/3.2, Thm 3.7; Mishkin (PhD thesis, Stanford) "Bonus: ReLU by
   Cone Decomposition"): write every gated block as :math:`u_i = v_i - w_i` on the data with
   :math:`v_i, w_i \in \mathcal K_i`, solved for all blocks at once as an SOCP (min
   :math:`\sum\|v_i\|+\|w_i\|`) or an LP feasibility problem, then map to a ReLU network with
@@ -176,7 +176,7 @@ def from_network(
     vector_reg: str = "group",
     tol: float = 1e-9,
 ) -> ConvexModel:
-    r"""NC -> C mapping: the convex weights of a two-layer network (000 "Explicit Solution Mapping").
+    r"""NC -> C mapping: the convex weights of a two-layer network (Mishkin (PhD thesis, Stanford) "Explicit Solution Mapping").
 
     Parameters
     ----------
@@ -301,7 +301,7 @@ class ConeDecomposition:
         :math:`2\lambda\kappa(X_a)\sum_i\|u_i\|_2`, the Thm 3.7 bound on the change with
         :math:`\tilde X_{\mathcal J} = X_a`.
     bound_applies : bool
-        True when :math:`X_a` has full row rank (001 Prop 3.1: every :math:`\mathcal K_i -
+        True when :math:`X_a` has full row rank (Mishkin, Sahiner & Pilanci (ICML 2022) Prop 3.1: every :math:`\mathcal K_i -
         \mathcal K_i = \mathbb R^{d'}`); then ``objective_change <= bound`` is guaranteed for
         ``method="socp"``.
     kappa : float
@@ -340,19 +340,19 @@ def cone_decomposition(
     solver: str | None = None,
     **solver_kwargs: Any,
 ) -> ConeDecomposition:
-    r"""Turn a C-GReLU solution into a ReLU network with identical predictions (001 Sec. III).
+    r"""Turn a C-GReLU solution into a ReLU network with identical predictions (Mishkin, Sahiner & Pilanci (ICML 2022) Sec. III).
 
     For every nonzero gated block :math:`u_i` find :math:`v_i, w_i \in \mathcal K_i =
     \{u : (2D_i - I)X_a u \ge 0\}` with :math:`D_i X_a (v_i - w_i) = D_i X_a u_i` (the same
     contribution to the fit; Prop 3.1 shows :math:`u_i = v_i - w_i` itself is possible when
     :math:`X_a` has full row rank), all blocks in one vectorized program:
 
-    * ``method="socp"``: :math:`\min \sum_i \|v_i\|_2 + \|w_i\|_2` (000 "Bonus: ReLU by Cone
+    * ``method="socp"``: :math:`\min \sum_i \|v_i\|_2 + \|w_i\|_2` (Mishkin (PhD thesis, Stanford) "Bonus: ReLU by Cone
       Decomposition", :math:`L(v, w) = \|v\| + \|w\|`), the decomposition with the smallest
       objective increase;
     * ``method="feasibility"``: :math:`L = 0`, an LP feasibility problem (any decomposition).
 
-    The C-ReLU weights are then mapped to a :class:`TwoLayerReLU` (002 solution mapping). The
+    The C-ReLU weights are then mapped to a :class:`TwoLayerReLU` (Mishkin & Pilanci (ICML 2023) solution mapping). The
     objective increases by :math:`\lambda(\sum_i\|v_i\|+\|w_i\| - \sum_i\|u_i\|)`; Thm 3.7 bounds
     it by :math:`2\lambda\kappa(\tilde X_{\mathcal J})\sum_i\|u_i\|` (reported as ``bound``; it holds
     with :math:`\tilde X_{\mathcal J} = X_a` for ``socp`` when :math:`X_a` has full row rank:

@@ -51,7 +51,7 @@ def test_immutability():
 
 
 def test_n3_d2_example_by_gates():
-    # 003: X = [[2,2],[3,3],[1,0]] has exactly 4 patterns; dense sampling finds all of them.
+    # Pilanci (2021 talk): X = [[2,2],[3,3],[1,0]] has exactly 4 patterns; dense sampling finds all of them.
     X = np.array([[2.0, 2.0], [3.0, 3.0], [1.0, 0.0]])
     G = np.random.default_rng(1).standard_normal((2, 2000))
     pats = Patterns.from_gates(X, G)

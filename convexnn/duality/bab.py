@@ -532,12 +532,20 @@ def relu_dual_norm_bab(
         if np.any(g0):
             val, u = pb.polish(sig * g0, sig)
             offer(val, sig, u)
+    # multi-start local ascent from the best of a fixed set of random unit directions
+    U0 = np.random.default_rng(0).standard_normal((max(1024, 64 * d), d))
+    U0 /= np.linalg.norm(U0, axis=1, keepdims=True)
+    F0 = np.maximum(U0 @ pb.XT, 0.0) @ pb.v
+    for sig in (1, -1):
+        for k in np.argsort(-sig * F0)[:4]:
+            val, u = pb.polish(U0[k], sig, steps=32)
+            offer(val, sig, u)
 
     open_ = _Boxes(d)
     lo, hi, fi, sg = _face_boxes(d)
     nodes = 0
     discarded = -np.inf  # largest bound of a discarded box
-    last_polish = -1.0
+    last_polish = -np.inf  # node count at the last local ascent
 
     def level() -> float:
         lv = T
@@ -558,9 +566,8 @@ def relu_dual_norm_bab(
         if fc[k] > best_val:
             u = res["m"][k] / np.linalg.norm(res["m"][k])
             offer(pb.value(u, int(sg[k])), int(sg[k]), u)
-            now = time.perf_counter()
-            if now - last_polish > 0.2:  # rate-limited local ascent from the best centre
-                last_polish = now
+            if nodes - last_polish >= B:  # local ascent from the best centre, at most once per batch
+                last_polish = nodes
                 val, u2 = pb.polish(u, int(sg[k]))
                 offer(val, int(sg[k]), u2)
         lv = level()

@@ -195,10 +195,10 @@ class Certificate:
 
         The new network appends the neuron :math:`(\sqrt t\,u, \sigma\sqrt t)` (balanced), so the
         objective becomes :math:`\phi(t) = \ell(\hat y + \sigma t a) + \lambda t + R` with
-        :math:`a = (X_a u)_+` and :math:`R` the current weight decay. For the squared loss the
-        minimizer is :math:`t^\star = (\sigma\langle y - \hat y, a\rangle - \lambda)/\|a\|^2 > 0`, with
-        decrease :math:`(\sigma\langle y-\hat y, a\rangle - \lambda)^2 / (2\|a\|^2)`; other losses use a
-        bounded line search. Raises :class:`InputError` if no improving neuron exists.
+        :math:`a = (X_a u)_+` and :math:`R` the current weight decay. The step is found by a bounded line search on
+        :math:`\phi` (for the squared loss its minimizer is
+        :math:`t^\star = (\sigma\langle y - \hat y, a\rangle - \lambda)/\|a\|^2`). Raises :class:`InputError` if no
+        improving neuron exists.
         """
         if self.improving_neuron is None:
             raise InputError("no improving neuron: the dual constraint is satisfied at the network's "
@@ -213,16 +213,13 @@ class Certificate:
         def phi(t: float) -> float:
             return L.value(pred + sig * t * a, y) + lam * (reg + t)
 
-        aa = float(a @ a)
-        if L.name == "squared":
-            t = max((sig * float((y - pred) @ a) - lam) / aa, 0.0)
-        else:
-            from scipy.optimize import minimize_scalar
+        from scipy.optimize import minimize_scalar
 
-            hi = 1.0
-            while phi(2 * hi) < phi(hi) and hi < 1e12:
-                hi *= 2
-            t = float(minimize_scalar(phi, bounds=(0.0, 2 * hi), method="bounded").x)
+        hi = 1.0
+        while phi(2 * hi) < phi(hi) and hi < 1e12:
+            hi *= 2
+        t = float(minimize_scalar(phi, bounds=(0.0, 2 * hi), method="bounded",
+                                  options={"xatol": 1e-12 * hi}).x)
         return t, phi(t)
 
     def improve(self) -> Any:
@@ -318,8 +315,7 @@ def certified_lower_bound(Xa: np.ndarray, masks: np.ndarray | None, loss: Loss, 
     Returns ``(bound, dual_point)``; the bound is valid for the float64 data as given.
     """
     v = np.asarray(v, dtype=np.float64).copy()
-    if loss.classification:
-        v = y * np.clip(y * v, 0.0, 1.0)
+    v = loss.project_dual(v, y)
     for _ in range(8):
         if not np.any(v):
             break
@@ -415,8 +411,7 @@ def _refine(Xa: np.ndarray, y: np.ndarray, masks: np.ndarray, lam: float, L: Los
         if D.v.value is None or not np.all(np.isfinite(D.v.value)):
             break
         v1 = np.asarray(D.v.value, dtype=np.float64)
-        if L.classification:  # the solver's point can leave the conjugate's domain by rounding
-            v1 = y * np.clip(y * v1, 0.0, 1.0)
+        v1 = L.project_dual(v1, y)  # the solver's point can leave the conjugate's domain by rounding
         cs1 = cone_support(Xa, masks, v1)
         if cs1.value <= 0:
             break

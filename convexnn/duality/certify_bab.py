@@ -15,12 +15,14 @@ Candidates, in order:
    :math:`u` with :math:`\sigma\langle v_0, (X_a u)_+\rangle > \lambda` is an improving neuron.
 2. mixtures with the zero network's candidate :math:`-\nabla\ell(0)` (sublinearity of :math:`s`);
 3. when the network is not optimal, :math:`v_0` is a poor dual point whatever its bound. The dual
-   is then refined by cutting planes: the restricted dual over a working set of chambers
-   (sampled gates, the network's own neuron patterns, the chambers of the search's incumbents)
-   is solved as in :func:`convexnn.certify` (``refine``), the branch and bound prices the
-   solution over **all** chambers (threshold :math:`\lambda`), the violated chambers it finds
-   join the working set, and the last point is proven feasible with a final search. Every point
-   gets its own rigorous bound, so the certificate is the best of them and stays a proof.
+   is then refined by cutting planes (column generation, :func:`convexnn.solve_global`): the
+   C-ReLU program restricted to a working set of chambers (sampled gates, the network's own
+   neuron patterns, the chambers of the search's incumbents) is solved by the active-set
+   solver, whose residual :math:`-\nabla\ell(\hat y)` is the restricted dual optimum; the
+   branch and bound prices it over **all** chambers, the violated chambers it finds join the
+   working set, and the last residual is proven feasible after scaling with a final search.
+   Every point gets its own rigorous bound, so the certificate is the best of them and stays a
+   proof.
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ from convexnn.duality._common import (
     as_network_arrays,
     best_scale,
     certified_dual_value,
-    cone_support,
     network_objective,
     network_predict,
     rebalance,
@@ -99,88 +100,9 @@ def _rigorous_value(L: Loss, w: np.ndarray, y: np.ndarray, lam: float, S: float,
     return certified_dual_value(L, p, y), p
 
 
-def _mask_key(m: np.ndarray) -> bytes:
-    return np.packbits(m).tobytes()
-
-
-def _refine_with_bab(Xa: np.ndarray, Xc: np.ndarray, bias: bool, y: np.ndarray, lam: float, L: Loss,
-                     v0: np.ndarray, gates: list[np.ndarray], deadline: float | None, n_samples: int,
-                     rounds: int, seed: int, max_nodes: int | None) -> tuple[np.ndarray | None, list[dict], int]:
-    r"""Cutting-plane refinement of the dual point, priced over all chambers by branch and bound.
-
-    Working set: ``n_samples`` sampled gates, the given gates (the network's neurons, the search's
-    incumbents) and the chambers the branch and bound finds violated. Each round runs
-    :func:`convexnn.duality.certify._refine` (restricted dual with Clarabel, rescaled over the
-    sampled set) and then prices its point with :func:`relu_dual_norm_bab` (threshold
-    :math:`\lambda`, stopping at the first violated chambers). Returns the last refined point
-    (``None`` when no restricted solve succeeded), a per-round history and the boxes explored.
-    """
-    from convexnn.arrangements.sample import sample_patterns
-    from convexnn.duality.certify import _refine
-
-    n, d = Xa.shape
-    cols = [sample_patterns(Xc, max(n_samples, 1), seed=seed, bias=bias).masks] if n_samples > 0 else []
-    rng = np.random.default_rng(seed)
-    extra = []
-    for g in gates:
-        g = np.asarray(g, dtype=np.float64).reshape(d, -1)
-        # the maximizers lie on faces of their chambers: take the chambers around them too
-        extra.append(Xa @ g >= 0)
-        for k in range(g.shape[1]):
-            gk = g[:, k:k + 1] + 1e-7 * (np.linalg.norm(g[:, k]) + 1e-300) * rng.standard_normal((d, 4))
-            extra.append(Xa @ gk >= 0)
-    masks = np.hstack(cols + extra) if cols + extra else np.zeros((n, 0), dtype=bool)
-    keys: dict[bytes, int] = {}
-    keep = []
-    for i in range(masks.shape[1]):
-        k = _mask_key(masks[:, i])
-        if k not in keys:
-            keys[k] = len(keep)
-            keep.append(i)
-    masks = np.ascontiguousarray(masks[:, keep])
-    n_extra = sum(e.shape[1] for e in extra)
-    seed_idx = np.unique([keys[_mask_key(m)] for e in extra for m in e.T]) if n_extra else np.zeros(0, np.int64)
-    history: list[dict] = []
-    nodes = 0
-    w = v0
-    best_w = None
-    for r in range(max(rounds, 1)):
-        if deadline is not None and time.perf_counter() > deadline:
-            break
-        cs = cone_support(Xa, masks, w)
-        _, w1, done = _refine(Xa, y, masks, lam, L, w, cs, -np.inf, 0.0 * w, 3, seed_idx)
-        if done == 0 or not np.any(w1):
-            break
-        best_w = w1
-        w = w1
-        left = None if deadline is None else deadline - time.perf_counter()
-        if left is not None and left <= 0:
-            break
-        pr = relu_dual_norm_bab(Xa, w1, threshold=lam * (1.0 + 1e-7), rtol=1e-6, time_limit=left,
-                                max_nodes=max_nodes, stop_at_violation=16, max_violations=16)
-        nodes += pr.nodes
-        history.append({"round": r + 1, "chambers": masks.shape[1], "s_lower": pr.lower, "s_upper": pr.upper,
-                        "nodes": pr.nodes})
-        if not pr.violations:
-            break
-        new = []
-        for _, _, u in pr.violations:
-            G = u[:, None] + 1e-7 * np.hstack([np.zeros((d, 1)), rng.standard_normal((d, 4))])
-            for m in (Xa @ G >= 0).T:
-                k = _mask_key(m)
-                if k not in keys:
-                    keys[k] = masks.shape[1] + len(new)
-                    new.append(m)
-            seed_idx = np.union1d(seed_idx, [keys[_mask_key(m)] for m in (Xa @ G >= 0).T])
-        if not new:
-            break
-        masks = np.hstack([masks, np.array(new).T])
-    return best_w, history, nodes
-
-
 def certify_bab(network: Any, X: Any, y: Any, lam: float, *, loss: str | Loss = "squared", rtol: float = 1e-6,
                 time_limit: float | None = None, max_nodes: int | None = None,
-                progress: bool | None = None, refine: int = 4, n_samples: int = 2000, seed: int = 0) -> Any:
+                progress: bool | None = None, refine: int = 30, n_samples: int = 2000, seed: int = 0) -> Any:
     r"""Certify a two-layer ReLU network over all chambers by branch and bound (no enumeration).
 
     Parameters
@@ -194,8 +116,8 @@ def certify_bab(network: Any, X: Any, y: Any, lam: float, *, loss: str | Loss = 
     progress : bool, optional
         tqdm progress bar of the main search.
     refine : int
-        Cutting-plane rounds of dual refinement when the network is not certified by its own
-        residual (0 disables); see the module docstring.
+        Rounds (restricted solves) of the refinement when the network is not certified by its
+        own residual (0 disables); see the module docstring. Squared and logistic losses.
     n_samples : int
         Sampled gates of the refinement's initial working set.
     seed : int
@@ -266,21 +188,28 @@ def certify_bab(network: Any, X: Any, y: Any, lam: float, *, loss: str | Loss = 
                 val, p = _rigorous_value(L, w, yc, lam, S, norms)
                 if val > lower:
                     lower, vbest = val, p
-    if primal - lower > rtol * abs(primal) and refine > 0 and (deadline is None or left() > 0):
-        gates = [W1b[:, np.abs(w2b) > 0]] if W1b.shape[1] else []
+    if (primal - lower > rtol * abs(primal) and refine > 0 and L.name in ("squared", "logistic")
+            and (deadline is None or left() > 0)):
+        from convexnn.duality.global_opt import solve_global
+
+        cols = [W1b[:, np.abs(w2b) > 0]]
         for res in (probe, r0):
-            gates.append(res.neuron[:, None])
-            gates += [u[:, None] for _, _, u in res.violations]
-        w1, hist, nb = _refine_with_bab(Xa, Xc, net.bias, yc, lam, L, v0, gates,
-                                        None if deadline is None else time.perf_counter() + left(0.6),
-                                        n_samples, refine, seed, max_nodes)
-        nodes += nb
-        n_ref = len(hist)
-        if w1 is not None and np.any(w1):
+            cols.append(res.neuron[:, None])
+            cols += [u[:, None] for _, _, u in res.violations]
+        g = solve_global(Xc, yc, lam, bias=net.bias, loss=L, rtol=rtol, time_limit=left(0.6),
+                         n_init_patterns=n_samples, seed=seed, max_rounds=refine, init_gates=np.hstack(cols))
+        nodes += g.nodes
+        n_ref = g.rounds
+        if g.lower_bound > lower:
+            lower, vbest = g.lower_bound, g.dual_point
+        if g.objective - g.lower_bound > rtol * abs(primal) and (deadline is None or left() > 0):
             # prove the refined point: decide s(w1) <= T1, T1 losing at most rtol/2 of its value
+            fit = network_predict(Xa, g.network.W1, g.network.w2)
+            w1 = -np.asarray(L.grad(fit, yc), dtype=np.float64)
+            if L.classification:
+                w1 = yc * np.clip(yc * w1, 0.0, 1.0)
             est = best_scale(L, w1, yc, 1.0)[1]
-            goal = max(est - 0.5 * rtol * abs(primal), lower)
-            T1 = needed_threshold(L, w1, yc, lam, goal)
+            T1 = needed_threshold(L, w1, yc, lam, max(est - 0.5 * rtol * abs(primal), lower))
             T1 = T1 if np.isfinite(T1) else lam
             r1 = relu_dual_norm_bab(Xa, w1, threshold=T1, rtol=rtol, time_limit=left(), max_nodes=max_nodes)
             nodes += r1.nodes

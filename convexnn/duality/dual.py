@@ -2,7 +2,8 @@ r"""The Lagrange dual of the C-ReLU / C-GReLU programs and duality gaps.
 
 Dualizing the fit :math:`z = \sum_i D_i X_a (v_i - w_i)` with a multiplier and writing the dual
 variable as :math:`v` (so that :math:`v = -\nabla\ell(\hat y)` at the optimum, the residual
-:math:`y - \hat y` for the squared loss), the dual of C-ReLU is (Mishkin & Pilanci, ICML 2023; Ergen & Pilanci, ICML 2021, eq. (6))
+:math:`y - \hat y` for the squared loss), the dual of C-ReLU is (Mishkin & Pilanci, ICML 2023;
+Ergen & Pilanci, ICML 2021, eq. (6))
 
 .. math::
 

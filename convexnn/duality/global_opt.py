@@ -36,9 +36,9 @@ from typing import Any
 import numpy as np
 
 from convexnn.arrangements.patterns import Patterns, design_matrix
-from convexnn.duality._common import best_scale, network_objective, validate
+from convexnn.duality._common import network_objective, validate
 from convexnn.duality.bab import relu_dual_norm_bab
-from convexnn.duality.certify_bab import needed_threshold
+from convexnn.duality.certify_bab import _rigorous_value, _row_norms, needed_threshold
 from convexnn.errors import InputError
 from convexnn.formulations.losses import Loss
 
@@ -74,6 +74,9 @@ class GlobalOptimum:
         ``"certified"``, ``"time_limit"``, ``"max_rounds"`` or ``"no_new_chamber"``.
     history : list of dict
         Per round: objective, lower bound, working-set size, s(v) enclosure, nodes, seconds.
+    dual_point : ndarray, shape (n,)
+        The dual-feasible point (over every chamber) whose certified dual value is
+        ``lower_bound``.
     """
 
     network: Any
@@ -89,6 +92,7 @@ class GlobalOptimum:
     time: float
     reason: str
     history: list[dict[str, float]] = field(default_factory=list)
+    dual_point: np.ndarray | None = None
 
     def __str__(self) -> str:
         return (f"global optimum of two-layer ReLU training: objective {self.objective:.10g}, lower bound "
@@ -127,6 +131,7 @@ def solve_global(
     max_rounds: int = 100,
     add_per_round: int = 32,
     progress: bool = False,
+    init_gates: Any = None,
 ) -> GlobalOptimum:
     r"""Globally optimal two-layer ReLU network (any width) with a certificate, by column generation.
 
@@ -155,6 +160,9 @@ def solve_global(
         Violating chambers added per round at most.
     progress : bool
         Print one line per round.
+    init_gates : array of shape (d', k), optional
+        Extra gates whose chambers :math:`\mathbf 1[X_a g \ge 0]` join the initial working set
+        (e.g. the first-layer weights of a trained network).
 
     Returns
     -------
@@ -190,11 +198,19 @@ def solve_global(
     P0 = sample_patterns(Xc, max(k0, 1), seed=seed, bias=bias)
     rng = np.random.default_rng(seed)
     gates = [np.asarray(P0.gates, dtype=np.float64)]
+    if init_gates is not None:
+        G = np.asarray(init_gates, dtype=np.float64)
+        if G.ndim != 2 or G.shape[0] != d or not np.all(np.isfinite(G)):
+            raise InputError(f"init_gates must be a finite array of shape ({d}, k); got {G.shape}.")
+        gates.append(G)
+    gates = [np.hstack(gates)]
     masks = Xa @ gates[0] >= 0
     keys = {np.packbits(masks[:, i]).tobytes() for i in range(masks.shape[1])}
     V = W = None
     history: list[dict[str, float]] = []
     lower = -np.inf
+    norms = _row_norms(Xa)
+    dual_point = np.zeros(n)
     nodes = 0
     rounds = 0
     reason = "max_rounds"
@@ -224,8 +240,9 @@ def solve_global(
         r = relu_dual_norm_bab(Xa, v, threshold=T, rtol=0.5 * rtol, time_limit=left, max_violations=add_per_round,
                                stop_at_violation=add_per_round)
         nodes += r.nodes
-        if r.upper > 0:
-            lower = max(lower, best_scale(L, v, yc, lam / r.upper)[1])
+        val, p = _rigorous_value(L, v, yc, lam, r.upper, norms)
+        if val > lower:
+            lower, dual_point = val, p
         history.append({"round": rounds, "objective": obj_r, "lower_bound": lower, "chambers": P,
                         "s_lower": r.lower, "s_upper": r.upper, "nodes": r.nodes,
                         "time": time.perf_counter() - t0})
@@ -257,8 +274,7 @@ def solve_global(
 
         fit = np.maximum(Xa @ best_net.W1, 0.0) @ best_net.w2
         v = -np.asarray(L.grad(fit, yc), dtype=np.float64)
-        sv = global_support_bound(Xa, v)
-        lower = best_scale(L, v, yc, lam / sv if sv > 0 else np.inf)[1]
+        lower, dual_point = _rigorous_value(L, v, yc, lam, global_support_bound(Xa, v), norms)
     # the convex solution on canonical patterns (Patterns sorts and deduplicates the masks)
     Vb, Wb, Mb = best_VW
     Gall = np.hstack(gates)
@@ -275,4 +291,4 @@ def solve_global(
     gap = max(obj - lower, 0.0)
     rel = gap / max(abs(obj), 1e-300)
     return GlobalOptimum(best_net, sol, pats, float(obj), float(lower), gap, rel, bool(rel <= rtol), rounds, nodes,
-                         time.perf_counter() - t0, reason, history)
+                         time.perf_counter() - t0, reason, history, dual_point)

@@ -1,6 +1,6 @@
 r"""KKT conditions of the C-ReLU / C-GReLU programs: multipliers, block correlations, support.
 
-C-ReLU (002, "C-ReLU: Optimality Conditions"; 000 bonus slides), with
+C-ReLU (Mishkin & Pilanci (ICML 2023), "C-ReLU: Optimality Conditions"; Mishkin (PhD thesis, Stanford) bonus slides), with
 :math:`A_i = (2D_i - I)X_a` and :math:`r = -\nabla\ell(\hat y)` (:math:`= y - \hat y` for the squared
 loss). The Lagrangian, in CVXPY's sign convention for the constraints
 ``multiply(S, Xa @ V) >= 0`` (``constraints["cone_v"]``, ``["cone_w"]``; dual values
@@ -153,7 +153,7 @@ class KKT:
 
 
 def kkt(solution: ConvexSolution, *, support_tol: float = 1e-6, recompute: bool = False) -> KKT:
-    r"""KKT multipliers, block correlations and residuals of a solved C-ReLU / C-GReLU program (002).
+    r"""KKT multipliers, block correlations and residuals of a solved C-ReLU / C-GReLU program (Mishkin & Pilanci (ICML 2023)).
 
     Parameters
     ----------

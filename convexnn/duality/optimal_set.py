@@ -1,9 +1,9 @@
-r"""The set of all optimal networks as a polytope (002 "C-ReLU: the Optimal Set", "Optimal Pruning").
+r"""The set of all optimal networks as a polytope (Mishkin & Pilanci (ICML 2023) "C-ReLU: the Optimal Set", "Optimal Pruning").
 
 For a solved C-ReLU program with optimal fit :math:`\hat y` and block correlations :math:`q_i`
 (:func:`convexnn.kkt`), every optimal block is :math:`\theta_i = \alpha_i q_i` with
-:math:`\alpha_i \ge 0`, nonzero only on blocks with :math:`\|q_i\| = \lambda` (002, Proposition;
-000 bonus "Explicit Optimal Set"), and the optimal set in :math:`\alpha`-space is the polytope
+:math:`\alpha_i \ge 0`, nonzero only on blocks with :math:`\|q_i\| = \lambda` (Mishkin & Pilanci (ICML 2023), Proposition;
+Mishkin (PhD thesis, Stanford) bonus "Explicit Optimal Set"), and the optimal set in :math:`\alpha`-space is the polytope
 
 .. math::
 
@@ -12,7 +12,7 @@ For a solved C-ReLU program with optimal fit :math:`\hat y` and block correlatio
 with :math:`\sigma_i = +1` for :math:`v`-blocks and :math:`-1` for :math:`w`-blocks. Each
 :math:`\alpha \in \mathcal P` is the network with neurons
 :math:`W_{1i} = (\alpha_i/\lambda)^{1/2} q_i`, :math:`w_{2i} = \sigma_i(\alpha_i\lambda)^{1/2}`
-(002 Theorem), objective :math:`\ell(\hat y) + \lambda^2\sum_i\alpha_i`.
+(Mishkin & Pilanci (ICML 2023) Theorem), objective :math:`\ell(\hat y) + \lambda^2\sum_i\alpha_i`.
 
 Numerically (a solver's :math:`\hat y` is accurate only to its tolerance) the blocks are built
 from the **projections** :math:`q_i = \Pi_{\mathcal K_i}(\sigma_i X_a^\top D_i r)` (one NNLS each;
@@ -24,7 +24,7 @@ exactly), normalized to :math:`\|q_i\| = \lambda`; :math:`\mathcal E` holds the 
 complementary slackness) is added as an explicit equality so that every point has *exactly* the
 same fit and objective. Blocks of different patterns with the same :math:`(q_i, \sigma_i)` (a
 neuron on a common face of two cones) are the same network neuron and are merged, so
-:meth:`OptimalSet.is_unique` means unique up to permutation/split symmetries (002 Theorem).
+:meth:`OptimalSet.is_unique` means unique up to permutation/split symmetries (Mishkin & Pilanci (ICML 2023) Theorem).
 """
 
 from __future__ import annotations
@@ -194,12 +194,12 @@ class OptimalSet:
         return [self.network(a) for a in self.sample_alphas(k, seed)]
 
     def minimal_alpha(self, rtol: float = 1e-9) -> np.ndarray:
-        """A vertex of the polytope reached from :math:`\\alpha^0` by the 002 pruning algorithm."""
+        """A vertex of the polytope reached from :math:`\\alpha^0` by the Mishkin & Pilanci (ICML 2023) pruning algorithm."""
         f = prune_columns(self.B * self.alpha0[None, :], self.alpha0.copy(), rtol=rtol)
         return self.alpha0 * f
 
     def minimal_model(self, rtol: float = 1e-9) -> Any:
-        """The minimal (sparsest) optimal network reached from the solution (002): at most ``n`` neurons."""
+        """The minimal (sparsest) optimal network reached from the solution (Mishkin & Pilanci (ICML 2023)): at most ``n`` neurons."""
         return self.network(self.minimal_alpha(rtol))
 
     def __str__(self) -> str:
@@ -208,7 +208,7 @@ class OptimalSet:
 
 
 def optimal_set(solution: ConvexSolution, *, tol: float = 1e-6) -> OptimalSet:
-    r"""The optimal set of a solved C-ReLU program, as a polytope in :math:`\alpha`-space (002).
+    r"""The optimal set of a solved C-ReLU program, as a polytope in :math:`\alpha`-space (Mishkin & Pilanci (ICML 2023)).
 
     Parameters
     ----------

@@ -1,6 +1,6 @@
 r"""Optimal neuron pruning (minimal models) and least-squares-corrected sub-optimal pruning.
 
-**Optimal pruning** (002 "Optimal Pruning: Algorithm"; 000 bonus "Optimal Pruning Pseudo-code",
+**Optimal pruning** (Mishkin & Pilanci (ICML 2023) "Optimal Pruning: Algorithm"; Mishkin (PhD thesis, Stanford) bonus "Optimal Pruning Pseudo-code",
 "Complexity of Pruning"). Write the balanced network as a sum of neuron contributions
 :math:`\hat y = \sum_j a_j`, :math:`a_j = (X_a W_{1j})_+ w_{2j}` (in convex terms
 :math:`a_j = D_j X_a\theta_j`). While the active :math:`a_j` are linearly dependent, take
@@ -9,7 +9,7 @@ every neuron's contribution by :math:`1 - t\beta_j \ge 0`: the fit is unchanged 
 attaining the maximum vanishes. Scaling a balanced neuron's contribution by :math:`f \ge 0`
 (:math:`W_{1j}, w_{2j} \mapsto \sqrt f W_{1j}, \sqrt f w_{2j}`) scales its weight decay
 :math:`\lambda\|W_{1j}\||w_{2j}|` by :math:`f`. On an optimal network the weight decay is constant
-along the step (002: all optimal models have the same model norm); on *any* network we choose
+along the step (Mishkin & Pilanci (ICML 2023): all optimal models have the same model norm); on *any* network we choose
 the sign of :math:`\beta` with :math:`\sum_j\beta_j\|W_{1j}\||w_{2j}| \ge 0`, so the objective
 never increases. The result has linearly independent active columns, hence at most
 :math:`\operatorname{rank}\le n` neurons; it is a minimal model (a vertex of the optimal
@@ -17,13 +17,13 @@ polytope) when the input is optimal.
 
 Complexity: neurons are added one at a time to a working set that stays linearly independent
 (at most :math:`n` columns), so each dependence check is one SVD of an :math:`n\times(\le n+1)`
-matrix: :math:`O(n d m + n^3 m)` for :math:`m` neurons (000: :math:`O(ndp + n^3p)`).
+matrix: :math:`O(n d m + n^3 m)` for :math:`m` neurons (Mishkin (PhD thesis, Stanford): :math:`O(ndp + n^3p)`).
 
-**Sub-optimal pruning** past the minimal width (000 bonus "Sub-Optimal Pruning"): remove neuron
+**Sub-optimal pruning** past the minimal width (Mishkin (PhD thesis, Stanford) bonus "Sub-Optimal Pruning"): remove neuron
 :math:`j` and correct the others by least squares,
 :math:`\hat\beta = \arg\min_\beta\|\sum_{i\ne j}\beta_i a_i - a_j\|`, :math:`a_i \mapsto
 (1+\hat\beta_i)a_i` (a negative factor flips the output weight). The neuron is chosen by a rule:
-``"ls"`` (brute force: the neuron best explained by the others, the best rule in 000),
+``"ls"`` (brute force: the neuron best explained by the others, the best rule in Mishkin (PhD thesis, Stanford)),
 ``"magnitude"`` (smallest :math:`\|W_{1j}\||w_{2j}|`).
 """
 
@@ -44,7 +44,7 @@ __all__ = ["prune", "prune_to", "prune_columns"]
 def prune_columns(A: np.ndarray, cost: np.ndarray, *, rtol: float = 1e-9) -> np.ndarray:
     r"""Scale factors :math:`f \ge 0` making the columns :math:`\{f_j a_j : f_j > 0\}` linearly independent.
 
-    Runs the 002 pruning algorithm on the columns of ``A`` (shape ``(n, m)``) with
+    Runs the Mishkin & Pilanci (ICML 2023) pruning algorithm on the columns of ``A`` (shape ``(n, m)``) with
     :math:`A f = A\mathbf 1` (up to the dependence tolerance) and :math:`\langle c, f\rangle \le
     \langle c, \mathbf 1\rangle` for the nonnegative costs ``cost``.
 
@@ -118,7 +118,7 @@ def _as_net(network_or_solution: Any, X: Any) -> tuple[NetworkArrays, np.ndarray
 
 
 def prune(network: Any, X: Any, *, rtol: float = 1e-9) -> Any:
-    r"""Prune a two-layer ReLU network (or a C-ReLU solution) to a minimal model (002).
+    r"""Prune a two-layer ReLU network (or a C-ReLU solution) to a minimal model (Mishkin & Pilanci (ICML 2023)).
 
     Parameters
     ----------
@@ -146,7 +146,7 @@ def prune(network: Any, X: Any, *, rtol: float = 1e-9) -> Any:
 
 def prune_to(network: Any, X: Any, width: int, *, rule: str = "ls", correct: bool = True,
              rtol: float = 1e-9) -> Any:
-    r"""Prune to at most ``width`` neurons: optimal pruning, then least-squares-corrected removals (000).
+    r"""Prune to at most ``width`` neurons: optimal pruning, then least-squares-corrected removals (Mishkin (PhD thesis, Stanford)).
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-r"""Deep ReLU networks as tensor programs (000 "layer elimination" / "tensor programs").
+r"""Deep ReLU networks as tensor programs (Mishkin (PhD thesis, Stanford) "layer elimination" / "tensor programs").
 
 Network: :math:`f(X) = (\cdots((X_a W_1)_+ W_2)_+ \cdots)_+ w_L` (hidden widths
 :math:`m_1..m_{L-1}`), objective :math:`\ell(f(X), y) + \lambda\,\mathrm{PN}(\theta)` with the
@@ -7,7 +7,7 @@ path norm :math:`\mathrm{PN} = \sum_{\text{paths}} \|W_{1,:i_1}\|_2\prod_{l\ge2}
 
 **Recursive patterns.** Given pattern sets :math:`\{D^{(l)}_b\}_{b=1}^{P_l}` for every hidden
 layer, let :math:`X^{(1)} = X_a` and :math:`X^{(l+1)} = [D^{(l)}_1 X^{(l)}, \dots,
-D^{(l)}_{P_l} X^{(l)}]` (000: :math:`X^{(l+1)} = D^{(l)} X^{(l)}`). A neuron of layer ``l`` has
+D^{(l)}_{P_l} X^{(l)}]` (Mishkin (PhD thesis, Stanford): :math:`X^{(l+1)} = D^{(l)} X^{(l)}`). A neuron of layer ``l`` has
 pre-activation :math:`X^{(l)} s` and, if its pattern is :math:`D^{(l)}_b`, output
 :math:`D^{(l)}_b X^{(l)} s = X^{(l+1)}(e_b\otimes s)` provided
 :math:`(2D^{(l)}_b - I)X^{(l)}s \ge 0` (activation consistency).
@@ -33,7 +33,7 @@ with sign :math:`\sigma_l`. Its pre-activation is
 
     (2D^{(l)}_{b_l} - I)\, R_\pi \ge 0 \quad\text{for every node } \pi \text{ of every layer } l.
 
-The set :math:`\mathcal G^{(L)}` of 000 adds the **tensor decomposition constraint** (``T`` must
+The set :math:`\mathcal G^{(L)}` of Mishkin (PhD thesis, Stanford) adds the **tensor decomposition constraint** (``T`` must
 factor through hidden layers of the given widths); dropping it gives the convex program
 emitted by :func:`deep_relu`:
 
@@ -51,7 +51,7 @@ widths. Conversely every feasible ``T`` *is* a tree network (:meth:`DeepFormulat
 layer-1 neurons :math:`T_{\text{leaf}}`, every internal node a neuron fed by its children
 with weights :math:`\sigma = \pm1`; its path norm is :math:`\sum\|T_{\text{leaf}}\|`. The tree
 needs width :math:`\prod_{l' \ge l} 2P_{l'}` at layer ``l``, i.e. :math:`d_l \ge 2 P_l d_{l+1}`
-(000: "fully convex when :math:`d_l \ge 2p_ld_{l+1}`"); with those widths the program is
+(Mishkin (PhD thesis, Stanford): "fully convex when :math:`d_l \ge 2p_ld_{l+1}`"); with those widths the program is
 exact, with smaller widths it is a relaxation and the mapping refuses (it names the widths it
 needs).
 
@@ -189,7 +189,7 @@ class _DeepBase(Formulation):
                 raise InputError(
                     f"this solution needs hidden widths {need} (a tree network with one neuron per "
                     f"nonzero node); the requested widths {widths} are too small: the program drops "
-                    "the tensor decomposition constraint of 000, so a network of these widths need "
+                    "the tensor decomposition constraint of Mishkin (PhD thesis, Stanford), so a network of these widths need "
                     f"not attain the convex value. Exactness needs d_l >= {k} P_l d_(l+1), i.e. "
                     f"widths >= {full}.")
         Ws = [leaves[kept[0]].T.copy()]
@@ -225,7 +225,7 @@ def _pad(Ws: list[np.ndarray], widths: Sequence[int]) -> list[np.ndarray]:
 
 
 class DeepFormulation(_DeepBase):
-    r"""The deep ReLU tensor program of 000 without the tensor decomposition constraint.
+    r"""The deep ReLU tensor program of Mishkin (PhD thesis, Stanford) without the tensor decomposition constraint.
 
     Weights: ``{"T": (P_{L-1}, 2, ..., P_1, 2, d')}`` (axis pairs (pattern, sign) per layer,
     sign index 0 is ``+1``). Named constraints ``"cone_1"``, ..., ``"cone_{L-1}"``: the
@@ -362,7 +362,7 @@ def deep_relu(
     widths: Sequence[int] | None = None,
     max_size: int = DEFAULT_MAX_SIZE,
 ) -> DeepFormulation:
-    r"""Build the deep ReLU tensor program (000) without the tensor decomposition constraint.
+    r"""Build the deep ReLU tensor program (Mishkin (PhD thesis, Stanford)) without the tensor decomposition constraint.
 
     Parameters
     ----------

@@ -1,6 +1,6 @@
-r"""The Ergen-Pilanci convex program (12) of three-layer ReLU sub-networks (004 Theorem 1).
+r"""The Ergen-Pilanci convex program (12) of three-layer ReLU sub-networks (Ergen & Pilanci (ICML 2021) Theorem 1).
 
-Architecture (004 eq. (4)): :math:`K` parallel sub-networks
+Architecture (Ergen & Pilanci (ICML 2021) eq. (4)): :math:`K` parallel sub-networks
 :math:`f_k(X) = ((X_a W_{1k})_+ w_{2k})_+ w_{3k}` with :math:`\|W_{1k}\|_F \le 1`,
 
 .. math::
@@ -95,7 +95,7 @@ DEFAULT_MAX_SIZE = 3_000_000
 
 
 class ThreeLayerFormulation(Formulation):
-    r"""Program (12) of 004 (see the module docstring).
+    r"""Program (12) of Ergen & Pilanci (ICML 2021) (see the module docstring).
 
     Weights: ``{"U": (B, m, d')}`` -- block ``b`` holds the leaf vectors :math:`q_{bj}` of one
     (output sign, tuple, second-layer mask) triple, described by ``node_sigma[b]``,
@@ -257,7 +257,7 @@ class ThreeLayerCertificate:
 
 def three_layer_gap(formulation: ThreeLayerFormulation, candidate: Any = None, *,
                     solver: str | None = None) -> ThreeLayerCertificate:
-    r"""Duality gap / certificate for a three-layer network (004 dual (6), Remark 3).
+    r"""Duality gap / certificate for a three-layer network (Ergen & Pilanci (ICML 2021) dual (6), Remark 3).
 
     Parameters
     ----------
@@ -326,7 +326,7 @@ def three_layer(
     max_size: int = DEFAULT_MAX_SIZE,
     max_combos: int = 200_000,
 ) -> ThreeLayerFormulation:
-    r"""Build program (12) of 004 for three-layer ReLU sub-networks of width ``m1``.
+    r"""Build program (12) of Ergen & Pilanci (ICML 2021) for three-layer ReLU sub-networks of width ``m1``.
 
     Parameters
     ----------
@@ -337,7 +337,7 @@ def three_layer(
         First-layer patterns. A :class:`~convexnn.Patterns` gives every tuple of ``m1`` distinct
         (pattern, sign) pairs (:func:`~convexnn.arrangements.layers.first_layer_combos`; exact
         when the patterns are); :class:`~convexnn.arrangements.layers.NeuronCombos` (e.g.
-        :func:`~convexnn.arrangements.layers.sample_combos`, 004 Remark 3) gives the tuples.
+        :func:`~convexnn.arrangements.layers.sample_combos`, Ergen & Pilanci (ICML 2021) Remark 3) gives the tuples.
     second_patterns : LayerPatterns, "complete" or "matched"
         Second-layer masks used with every tuple (product structure of (12)); ``"complete"``:
         the canonical masks of each tuple (exact, see module docstring); ``"matched"``: each
@@ -409,7 +409,7 @@ def three_layer(
             raise TooLargeError(
                 f"three_layer: {total} first-layer tuples (C({n_pairs}, {m_eff})) give an estimated "
                 f"size of at least {total * m_eff * (n + dp)} > max_size={max_size}; sample tuples with "
-                "sample_combos (004 Remark 3) or raise max_size.", estimate=total * m_eff * (n + dp),
+                "sample_combos (Ergen & Pilanci (ICML 2021) Remark 3) or raise max_size.", estimate=total * m_eff * (n + dp),
                 limit=max_size)
         combos = first_layer_combos(pat, m1, mixed_signs_only=complete, max_combos=max_combos)
     M1 = np.asarray(pat.masks)

@@ -4,7 +4,7 @@ Given data :math:`X \in \mathbb R^{n\times d}` (design matrix :math:`X_a = [X, \
 ``bias``), targets :math:`y` and activation patterns :math:`D_i = \operatorname{diag}(\mathbf
 1[X_a g_i \ge 0])`, :math:`i = 1..P` (a :class:`~convexnn.Patterns`), the builders return
 
-**C-ReLU** (:func:`c_relu`; 001 "Convex Reformulation [PE20]", 002, 003 "convex group lasso")
+**C-ReLU** (:func:`c_relu`; Mishkin, Sahiner & Pilanci (ICML 2022) "Convex Reformulation [PE20]", Mishkin & Pilanci (ICML 2023), Pilanci (2021 talk) "convex group lasso")
 
 .. math::
 
@@ -17,7 +17,7 @@ whose optimal value equals that of the weight-decay network objective
 patterns are the complete arrangement and the width is large enough (``m >= m* <= n``), and is
 an upper bound on it with any subset of patterns (the mapped network is feasible).
 
-**C-GReLU** (:func:`c_grelu`; 001 Thm 2.2) drops the cone constraints,
+**C-GReLU** (:func:`c_grelu`; Mishkin, Sahiner & Pilanci (ICML 2022) Thm 2.2) drops the cone constraints,
 
 .. math::
 
@@ -33,7 +33,7 @@ chosen by ``vector_reg``:
   columns :math:`v_{ik}` of :math:`V_i`; every column in :math:`\mathcal K_i`. Exact for networks
   in which each hidden neuron feeds a single output (``c`` scalar networks sharing the input);
   the C -> NC mapping is always exact. Fully vectorized.
-* ``"nuclear"``: the program of 003 ("Vector Output Two-layer ReLU Networks: Nuclear Norm
+* ``"nuclear"``: the program of Pilanci (2021 talk) ("Vector Output Two-layer ReLU Networks: Nuclear Norm
   Regularization", Sahiner et al.) :math:`\lambda\sum_i(\|V_i\|_* + \|W_i\|_*)` with every column
   of :math:`V_i, W_i` in :math:`\mathcal K_i`. For C-GReLU (no cones) it is exactly the gated
   vector-output network problem (SVD mapping, exact). For C-ReLU the SVD mapping is exact when
@@ -42,7 +42,7 @@ chosen by ``vector_reg``:
   semidefinite program with one nuclear-norm atom per pattern (CVXPY has no batched nuclear
   norm): use it for small ``P``.
 
-**Min-norm interpolation** (:func:`min_norm_interpolation`; 003 "Unregularized gradient flow" and
+**Min-norm interpolation** (:func:`min_norm_interpolation`; Pilanci (2021 talk) "Unregularized gradient flow" and
 "Unregularized neural networks"): the :math:`\lambda\to0` limit,
 :math:`\min \sum_i \|v_i\| + \|w_i\|` s.t. exact fit (regression) or
 :math:`\operatorname{diag}(y)\sum_i D_i X_a(v_i - w_i) \ge 1` (separable classification).
@@ -78,7 +78,6 @@ from convexnn.errors import TooLargeError, ConvexNNWarning, InputError
 from convexnn.formulations.blocks import (
     ZERO_RTOL,
     block_fit,
-    block_norms,
     block_regularizer,
     cone_violation,
     gated_neurons,
@@ -251,8 +250,8 @@ class CReLU(_TwoLayerFormulation):
     def regularizer(self, weights: dict[str, np.ndarray]) -> float:
         r""":math:`\sum_i \|v_i\|_2 + \|w_i\|_2` (group) or :math:`\sum_i \|V_i\|_* + \|W_i\|_*` (nuclear)."""
         _check_weights(weights, ("V", "W"), self._weight_shape())
-        return block_regularizer(np.asarray(weights["V"]), self.vector_reg) + block_regularizer(np.asarray(weights["W"]),
-                                                                                  self.vector_reg)
+        return (block_regularizer(np.asarray(weights["V"]), self.vector_reg)
+                + block_regularizer(np.asarray(weights["W"]), self.vector_reg))
 
     def constraint_violation(self, weights: dict[str, np.ndarray]) -> float:
         r"""Largest violation of :math:`(2D_i - I)X_a v_i \ge 0`, :math:`(2D_i - I)X_a w_i \ge 0`."""
@@ -261,7 +260,7 @@ class CReLU(_TwoLayerFormulation):
                    cone_violation(self.Xa, self.signs, np.asarray(weights["W"])))
 
     def to_network(self, solution: ConvexSolution) -> Any:
-        r"""C -> NC mapping (002 "Solution Mapping for C-ReLU", 003 Theorem).
+        r"""C -> NC mapping (Mishkin & Pilanci (ICML 2023) "Solution Mapping for C-ReLU", Pilanci (2021 talk) Theorem).
 
         Each nonzero block becomes one neuron,
         :math:`W_{1,:j} = v_i/\sqrt{\|v_i\|}`, :math:`w_{2,j} = \sqrt{\|v_i\|}` and
@@ -295,7 +294,7 @@ class CReLU(_TwoLayerFormulation):
 
 
 class MinNormInterpolation(CReLU):
-    r"""The :math:`\lambda \to 0` C-ReLU program of 003 (built by :func:`min_norm_interpolation`).
+    r"""The :math:`\lambda \to 0` C-ReLU program of Pilanci (2021 talk) (built by :func:`min_norm_interpolation`).
 
     Objective :math:`\sum_i \|v_i\| + \|w_i\|` (times the unit parameter ``lam``, kept for a uniform
     API), cones as in C-ReLU, and the constraint ``"fit"`` (:math:`\sum_i D_i X_a(v_i - w_i) = y`)
@@ -315,7 +314,7 @@ class MinNormInterpolation(CReLU):
 
 
 class CGReLU(_TwoLayerFormulation):
-    r"""The C-GReLU program (001 Thm 2.2); built by :func:`c_grelu`.
+    r"""The C-GReLU program (Mishkin, Sahiner & Pilanci (ICML 2022) Thm 2.2); built by :func:`c_grelu`.
 
     Weights: ``{"U": (P, d')}`` (``(P, d', c)`` for vector output). No constraints.
     """
@@ -337,7 +336,7 @@ class CGReLU(_TwoLayerFormulation):
         return block_regularizer(np.asarray(weights["U"]), self.vector_reg)
 
     def to_network(self, solution: ConvexSolution) -> Any:
-        r"""C -> NC mapping of 001 Thm 2.2: a :class:`~convexnn.GatedReLU` with the same objective.
+        r"""C -> NC mapping of Mishkin, Sahiner & Pilanci (ICML 2022) Thm 2.2: a :class:`~convexnn.GatedReLU` with the same objective.
 
         Each nonzero block :math:`u_i` becomes a neuron with gate :math:`g_i` (``patterns.gates``),
         :math:`W_{1,:j} = u_i/\sqrt{\|u_i\|}`, :math:`w_{2,j} = \sqrt{\|u_i\|}` (group norm, one
@@ -393,7 +392,7 @@ def c_relu(
     bias: bool | None = None,
     vector_reg: str = "group",
 ) -> CReLU:
-    r"""Build the C-ReLU program of a two-layer ReLU network (001, 002, 003).
+    r"""Build the C-ReLU program of a two-layer ReLU network (Mishkin, Sahiner & Pilanci (ICML 2022), Mishkin & Pilanci (ICML 2023), Pilanci (2021 talk)).
 
     .. math::
 
@@ -458,7 +457,7 @@ def c_grelu(
     bias: bool | None = None,
     vector_reg: str = "group",
 ) -> CGReLU:
-    r"""Build the C-GReLU program of a gated ReLU network (001 Thm 2.2).
+    r"""Build the C-GReLU program of a gated ReLU network (Mishkin, Sahiner & Pilanci (ICML 2022) Thm 2.2).
 
     .. math::
 
@@ -497,7 +496,7 @@ def min_norm_interpolation(
     bias: bool | None = None,
     vector_reg: str = "group",
 ) -> MinNormInterpolation:
-    r"""The :math:`\lambda \to 0` programs of 003 (min-norm interpolation / max-margin).
+    r"""The :math:`\lambda \to 0` programs of Pilanci (2021 talk) (min-norm interpolation / max-margin).
 
     Regression (``classification=False``):
 
@@ -505,10 +504,10 @@ def min_norm_interpolation(
               \quad\text{s.t.}\quad \sum_i D_i X_a (v_i - w_i) = y,
 
     the convex counterpart of the minimum-weight-decay interpolating network
-    (:math:`\min \|W_1\|_F^2 + \|w_2\|^2` s.t. zero loss, 003 "Unregularized neural networks").
+    (:math:`\min \|W_1\|_F^2 + \|w_2\|^2` s.t. zero loss, Pilanci (2021 talk) "Unregularized neural networks").
     Classification (``classification=True``, labels in ``{-1, +1}``): the constraint becomes
     :math:`\operatorname{diag}(y)\sum_i D_i X_a(v_i - w_i) \ge 1`, the program gradient flow on
-    the logistic loss converges to for separable data (003, Wang & Pilanci).
+    the logistic loss converges to for separable data (Pilanci (2021 talk), Wang & Pilanci).
 
     Returns
     -------

@@ -2,14 +2,14 @@ r"""Three-layer (parallel) and deep ReLU networks: the non-convex models that
 :func:`convexnn.three_layer`, :func:`convexnn.deep_relu` and :func:`convexnn.deep_grelu` are
 equivalent to.
 
-* :class:`ThreeLayerReLU` -- 004 architecture (4): :math:`K` parallel sub-networks
+* :class:`ThreeLayerReLU` -- Ergen & Pilanci (ICML 2021) architecture (4): :math:`K` parallel sub-networks
   :math:`f_k(X) = ((X_a W_{1k})_+ w_{2k})_+ w_{3k}`, :math:`\|W_{1k}\|_F \le 1`, objective
   :math:`\ell(\sum_k f_k(X), y) + \tfrac\beta2\sum_k(\|w_{2k}\|_2^2 + w_{3k}^2)`.
 * :class:`DeepReLU` -- a fully connected network
   :math:`f(X) = (\cdots((X_a W_1)_+ W_2)_+ \cdots)_+ w_L` with the **path-norm** regularizer
   :math:`\mathrm{PN}(\theta) = \sum_{i_1,\dots,i_{L-1}} \|W_{1,:i_1}\|_2\,|W_{2,i_1 i_2}|\cdots
   |w_{L,i_{L-1}}|` (objective :math:`\ell(f(X), y) + \lambda\,\mathrm{PN}(\theta)`), the
-  regularizer under which the deep program of 000 is exact (see ``docs/deep.md``). For
+  regularizer under which the deep program of Mishkin (PhD thesis, Stanford) is exact (see ``docs/deep.md``). For
   :math:`L = 2` its minimum over rescalings equals weight decay
   :math:`\tfrac\lambda2\sum_j(\|W_{1,:j}\|^2 + w_{2j}^2)`.
 * :class:`DeepGatedReLU` -- the same tree-structured model with fixed gates (masks on the
@@ -43,7 +43,7 @@ def _loss_value(pred: np.ndarray, y: Any, loss: str | Loss) -> float:
 
 
 class ThreeLayerReLU:
-    r"""K parallel three-layer ReLU sub-networks (004 eq. (4)).
+    r"""K parallel three-layer ReLU sub-networks (Ergen & Pilanci (ICML 2021) eq. (4)).
 
     Parameters
     ----------
@@ -56,7 +56,7 @@ class ThreeLayerReLU:
 
     Notes
     -----
-    By Lemma 1 of 004 the regularizer :math:`\tfrac\beta2(\|w_{2k}\|^2 + w_{3k}^2)` can be
+    By Lemma 1 of Ergen & Pilanci (ICML 2021) the regularizer :math:`\tfrac\beta2(\|w_{2k}\|^2 + w_{3k}^2)` can be
     replaced by :math:`\beta\|w_{2k}\|_2|w_{3k}|` after rescaling (:meth:`balanced`).
     """
 
@@ -304,7 +304,7 @@ def _torch() -> Any:
 def train_three_layer(X: Any, y: Any, *, K: int, m1: int, lam: float, loss: str | Loss = "squared",
                       bias: bool = False, steps: int = 3000, lr: float = 1e-2, batch_size: int | None = None,
                       optimizer: str = "adam", seed: int | None = None) -> ThreeLayerReLU:
-    r"""Train architecture (4) with SGD or Adam (the non-convex baseline of 004 Figure 4 / Table 1).
+    r"""Train architecture (4) with SGD or Adam (the non-convex baseline of Ergen & Pilanci (ICML 2021) Figure 4 / Table 1).
 
     Gradient steps on :math:`\ell(f(X), y) + \tfrac\lambda2\sum_k(\|w_{2k}\|^2 + w_{3k}^2)`
     followed by the projection :math:`W_{1k} \leftarrow W_{1k}/\max(1, \|W_{1k}\|_F)` after every

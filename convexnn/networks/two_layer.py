@@ -1,7 +1,7 @@
 r"""Two-layer (non-convex) networks: :class:`TwoLayerReLU` and :class:`GatedReLU`.
 
 These are the models the convex programs of :mod:`convexnn.formulations.two_layer` are
-equivalent to (001 Thm 2.2, 002 "solution mapping", 003 "ReLU networks are convex group lasso
+equivalent to (Mishkin, Sahiner & Pilanci (ICML 2022) Thm 2.2, Mishkin & Pilanci (ICML 2023) "solution mapping", Pilanci (2021 talk) "ReLU networks are convex group lasso
 models"). Conventions (``docs/DESIGN.md``):
 
 * with ``bias=True`` the first layer acts on :math:`X_a = [X, \mathbf 1]`, i.e. the bias is the
@@ -16,7 +16,7 @@ models"). Conventions (``docs/DESIGN.md``):
 
   with :math:`\phi = (\cdot)_+` for ReLU and
   :math:`\phi_{g_j}(X_a, w_j) = \operatorname{diag}(\mathbf 1[X_a g_j \ge 0]) X_a w_j`
-  for the gated ReLU of 001 (Thm 2.2). There is **no output bias** (the convex programs have
+  for the gated ReLU of Mishkin, Sahiner & Pilanci (ICML 2022) (Thm 2.2). There is **no output bias** (the convex programs have
   none).
 """
 
@@ -128,7 +128,7 @@ class _TwoLayer:
 
         Positive homogeneity of the ReLU (and of the gated unit in its linear argument) gives
         :math:`\phi(X_a W_{1,:j}\beta) w_{2,j}/\beta = \phi(X_a W_{1,:j}) w_{2,j}`; by Young's inequality the
-        weight decay is minimal at :math:`\beta = \sqrt{\|w_{2,j}\|/\|W_{1,:j}\|}` (001, proof of Thm 2.2).
+        weight decay is minimal at :math:`\beta = \sqrt{\|w_{2,j}\|/\|W_{1,:j}\|}` (Mishkin, Sahiner & Pilanci (ICML 2022), proof of Thm 2.2).
         """
         s = self._neuron_scales()
         w2 = self.w2 / s if self.w2.ndim == 1 else self.w2 / s[:, None]
@@ -245,7 +245,7 @@ class TwoLayerReLU(_TwoLayer):
 
 
 class GatedReLU(_TwoLayer):
-    r"""Gated ReLU network (001 Thm 2.2): :math:`f(X) = \sum_j \operatorname{diag}(\mathbf 1[X_a g_j \ge 0]) X_a W_{1,:j}\, w_{2,j}`.
+    r"""Gated ReLU network (Mishkin, Sahiner & Pilanci (ICML 2022) Thm 2.2): :math:`f(X) = \sum_j \operatorname{diag}(\mathbf 1[X_a g_j \ge 0]) X_a W_{1,:j}\, w_{2,j}`.
 
     The gates :math:`g_j` are fixed (not trained, not regularized); the objective is the
     weight-decay objective of :class:`TwoLayerReLU` with the gated activation.

@@ -1,6 +1,6 @@
 r"""Active-set polish with a global certificate for C-ReLU (column generation over blocks).
 
-C-ReLU over the patterns :math:`D_1, \dots, D_P` (001 eq. (C-ReLU); 002; 000 bonus slides) is
+C-ReLU over the patterns :math:`D_1, \dots, D_P` (Mishkin, Sahiner & Pilanci (ICML 2022) eq. (C-ReLU); Mishkin & Pilanci (ICML 2023); Mishkin (PhD thesis, Stanford) bonus slides) is
 
 .. math::
 
@@ -12,7 +12,7 @@ Call a *block* a pair :math:`(i, \sigma)`: :math:`\sigma = +1` is :math:`v_i`, :
 is :math:`w_i`. At the optimum only a few blocks are nonzero (group sparsity), so the program
 restricted to a *working set* :math:`\mathcal W` of blocks (all other blocks fixed to zero) is
 small. Its Lagrange dual, written with :math:`v = -\nabla f(\hat y)` as in the duality module
-(002; 004 eq. (6)), is
+(Mishkin & Pilanci (ICML 2023); Ergen & Pilanci (ICML 2021) eq. (6)), is
 
 .. math::
 
@@ -36,7 +36,7 @@ restricted solve with prediction :math:`\hat y`:
    constraint: the restricted optimum is not optimal for the full program (KKT: the zero block's
    subdifferential condition fails). The most violated blocks join :math:`\mathcal W` and the
    restricted program is solved again (a cutting-plane / column-generation step, as in the
-   working sets of Blitz and Celer, and in 001 Sec. 4's termination by min-norm subgradient).
+   working sets of Blitz and Celer, and in Mishkin, Sahiner & Pilanci (ICML 2022) Sec. 4's termination by min-norm subgradient).
 
 The loop terminates: every round that does not stop adds at least one block that is not in
 :math:`\mathcal W`, and a block leaves :math:`\mathcal W` (when it is zero in the restricted
@@ -45,7 +45,8 @@ blocks the restricted program is the full one.
 
 The restricted programs are small (``|W| d'`` variables, ``|W| n`` cone rows instead of
 ``2 P n``) and are solved to high accuracy by Clarabel: the squared loss directly as a conic QP
-(:func:`_clarabel_squared`), every other loss through CVXPY (its ``Loss.cvx`` form; exponential cones for the logistic loss). This is what
+(:func:`_clarabel_squared`), every other loss through CVXPY (its ``Loss.cvx`` form; exponential
+cones for the logistic loss). This is what
 makes the polish cheap: interior-point cost grows superlinearly in the number of blocks, and the
 optimum typically has a few dozen nonzero blocks out of hundreds.
 
@@ -54,8 +55,8 @@ patterns, cheap with R-FISTA, or a warm start): the (at most ``screen_limit``) m
 blocks with :math:`s_{i\sigma}(v_{\text{screen}}) \ge \tau\lambda` (:math:`\tau` =
 ``screen_level``), plus the support of the warm start.
 
-References: 001 (Mishkin, Sahiner, Pilanci 2022: C-ReLU, termination by the min-norm
-subgradient), 002 / 004 eq. (6) (the cone-constrained dual), 000 bonus slides (AL fallback);
+References: Mishkin, Sahiner & Pilanci (ICML 2022) (Mishkin, Sahiner, Pilanci 2022: C-ReLU, termination by the min-norm
+subgradient), Mishkin & Pilanci (ICML 2023) / Ergen & Pilanci (ICML 2021) eq. (6) (the cone-constrained dual), Mishkin (PhD thesis, Stanford) bonus slides (AL fallback);
 Johnson & Guestrin, "Blitz" (ICML 2015) and Massias et al., "Celer" (ICML 2018) for working sets.
 """
 

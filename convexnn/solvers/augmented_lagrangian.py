@@ -1,4 +1,4 @@
-r"""Augmented Lagrangian method for C-ReLU (000, bonus slides "AL Method"; 001).
+r"""Augmented Lagrangian method for C-ReLU (Mishkin (PhD thesis, Stanford), bonus slides "AL Method"; Mishkin, Sahiner & Pilanci (ICML 2022)).
 
 Since the active-set polish (:mod:`convexnn.solvers.active_set`) became the default C-ReLU path
 of :func:`convexnn.solve`, this method runs with ``polish=False`` and as the fallback when the
@@ -197,9 +197,8 @@ def solve_relu(
     bk = op.bk
     t0 = time.perf_counter()
     P, d, n = op.P, op.d, op.n
-    op2 = MaskedDesign.__new__(MaskedDesign)
-    op2.bk, op2.Xa, op2.n, op2.d, op2.P, op2._S = bk, op.Xa, n, d, 2 * P, None
-    op2.M = bk.hstack([op.M, op.M])  # duplicated masks: one cone product for the stacked [V; W]
+    # duplicated masks: one cone product for the stacked [V; W]
+    op2 = MaskedDesign(op.Xa, bk.hstack([op.M, op.M]), bk)
     x = bk.zeros((2 * P, d))
     if V0 is not None:
         x[:P] = V0

@@ -28,7 +28,15 @@ from convexnn.solvers.augmented_lagrangian import solve_relu
 from convexnn.solvers.backend import Backend, get_backend
 from convexnn.solvers.fista import Reporter, solve_gated
 from convexnn.solvers.gated_active_set import solve_gated_active_set
-from convexnn.solvers.gap import GapResult, gated_gap, lam_max_op, missing_smoothness, relu_gap, relu_violation, require_smooth
+from convexnn.solvers.gap import (
+    GapResult,
+    gated_gap,
+    lam_max_op,
+    missing_smoothness,
+    relu_gap,
+    relu_violation,
+    require_smooth,
+)
 from convexnn.solvers.operators import MaskedDesign
 
 __all__ = ["solve", "estimate_interior_seconds", "FIRST_ORDER_KINDS"]

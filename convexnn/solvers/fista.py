@@ -1,7 +1,7 @@
 r"""Accelerated proximal gradient (R-FISTA) for group-lasso programs, and the C-GReLU solver.
 
 The composite problem is :math:`\min_x h(x) + \lambda \sum_i \|x_i\|_2` with :math:`h` smooth
-(000, bonus slides "R-FISTA"; Beck & Teboulle 2009). One iteration from the extrapolated point
+(Mishkin (PhD thesis, Stanford), bonus slides "R-FISTA"; Beck & Teboulle 2009). One iteration from the extrapolated point
 :math:`y_k` with step :math:`\eta_k`:
 
 .. math::

@@ -1,6 +1,6 @@
 r"""Newton polish on the active groups with a global certificate for C-GReLU (column generation).
 
-C-GReLU over the patterns :math:`D_1, \dots, D_P` (001 eq. (C-GReLU); 000 bonus slides) is the
+C-GReLU over the patterns :math:`D_1, \dots, D_P` (Mishkin, Sahiner & Pilanci (ICML 2022) eq. (C-GReLU); Mishkin (PhD thesis, Stanford) bonus slides) is the
 group lasso
 
 .. math::
@@ -56,7 +56,7 @@ first-order iterations by a handful of factorizations. It is used only when
 :math:`|\mathcal S| d' \le` ``max_vars`` (1500) and :math:`n|\mathcal S| d' \le` ``max_design``
 (2e7 entries, 160 MB); larger supports stay with R-FISTA.
 
-References: 000 bonus slides and 001 (C-GReLU, R-FISTA); Johnson & Guestrin, "Blitz"
+References: Mishkin (PhD thesis, Stanford) bonus slides and Mishkin, Sahiner & Pilanci (ICML 2022) (C-GReLU, R-FISTA); Johnson & Guestrin, "Blitz"
 (ICML 2015) and Massias et al., "Celer" (ICML 2018) for working sets; Nocedal & Wright,
 *Numerical Optimization*, ch. 3 (damped Newton with backtracking).
 """
@@ -134,8 +134,8 @@ def restricted_newton(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: flo
         The gradient test ``gtol`` was met (False: iteration budget, a failed line search or the
         precision floor of the full steps).
     """
-    S, US, it, converged, _ = _newton(Xa, masks, y, lam, require_smooth(loss), S, US, max_iter=max_iter, rtol=rtol, gtol=gtol,
-                                      design=design)
+    S, US, it, converged, _ = _newton(Xa, masks, y, lam, require_smooth(loss), S, US, max_iter=max_iter,
+                                      rtol=rtol, gtol=gtol, design=design)
     return S, US, it, converged
 
 

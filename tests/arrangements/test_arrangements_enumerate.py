@@ -104,7 +104,7 @@ def test_worked_example_003():
     X = np.array([[2.0, 2.0], [3.0, 3.0], [1.0, 0.0]])
     P = cnn.enumerate_patterns(X)
     got = {tuple(int(v) for v in m) for m in P.masks.T}
-    # 003: D1 = I, D2 = diag(1,1,0), D3 = 0, D4 = diag(0,0,1)
+    # Pilanci (2021 talk): D1 = I, D2 = diag(1,1,0), D3 = 0, D4 = diag(0,0,1)
     assert got == {(1, 1, 1), (1, 1, 0), (0, 0, 0), (0, 0, 1)}
     assert len(P) == 4 and P.exact and P.kind == "exact" and P.fingerprint is not None
     assert np.array_equal(X @ P.gates >= 0, P.masks)

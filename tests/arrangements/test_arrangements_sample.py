@@ -48,7 +48,7 @@ def test_conv_gates_supported_on_one_patch():
 
 
 def test_conv_patterns_are_patch_arrangement_chambers():
-    # conv patterns are chambers of one patch matrix X_k (003, convolutional arrangements)
+    # conv patterns are chambers of one patch matrix X_k (Pilanci (2021 talk), convolutional arrangements)
     rng = np.random.default_rng(3)
     X = rng.standard_normal((10, 9))  # 3x3 images, 2x2 patches at 4 locations
     S = cnn.sample_patterns(X, 2000, seed=0, kind="conv", image_shape=(3, 3), patch_shape=(2, 2))

@@ -203,6 +203,12 @@ def test_solve_global_reaches_enumerated_optimum(bias):
     # the certificate of the returned network agrees
     c = cx.certify(res.network, X, y, lam, method="enumerate", rtol=1e-5)
     assert c.is_optimal
+    # the lower bound is the dual value of a point feasible over every chamber
+    Xa = design_matrix(X, bias)
+    assert cone_support(Xa, P.masks, res.dual_point).valid <= lam * (1 + 1e-12)
+    assert float(get_loss("squared").dual_value(res.dual_point, y)) >= res.lower_bound
+    with pytest.raises(InputError):
+        solve_global(X, y, lam, bias=bias, init_gates=np.ones((7, 2)))
 
 
 def test_solve_global_time_limit_is_valid():
@@ -210,3 +216,25 @@ def test_solve_global_time_limit_is_valid():
     res = solve_global(X[:150], y[:150], 1.0, rtol=1e-9, time_limit=1.0, n_init_patterns=5)
     assert res.lower_bound <= res.objective
     assert res.solution.formulation.predict(res.solution.weights).shape == (150,)
+
+
+def test_certify_bab_refined_bound_of_suboptimal_network():
+    """A narrow network far from optimal: the refined bab bound is close to the enumeration bound."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((40, 2))
+    y = np.sin(2 * X[:, 0]) + X[:, 1] ** 2
+    lam = 0.5
+    W1, w2 = 0.5 * rng.standard_normal((3, 3)), 0.5 * rng.standard_normal(3)
+    P = cx.enumerate_patterns(X, bias=True)
+    opt = cx.c_relu(X, y, P, lam).solve("CLARABEL", **TIGHT).value
+    ce = cx.certify((W1, w2), X, y, lam, method="enumerate", rtol=1e-4)
+    cb = cx.certify((W1, w2), X, y, lam, method="bab", rtol=1e-4)
+    c0 = cx.certify((W1, w2), X, y, lam, method="bab", rtol=1e-4, time_limit=0.0)
+    assert cb.method == "bab" and cb.exact and not cb.is_optimal and cb.n_refine > 0
+    assert cb.lower_bound <= opt * (1 + 1e-9) and c0.lower_bound <= opt * (1 + 1e-9)
+    assert cb.lower_bound >= ce.lower_bound - 1e-3 * abs(opt)
+    # the dual point is feasible over every chamber and its dual value is the bound
+    Xa = design_matrix(X, True)
+    assert cone_support(Xa, P.masks, cb.dual_point).valid <= lam * (1 + 1e-9)
+    L = get_loss("squared")
+    assert float(L.dual_value(cb.dual_point, y)) >= cb.lower_bound

@@ -1,4 +1,4 @@
-"""KKT conditions of C-ReLU / C-GReLU solutions (002): multipliers, block correlations, support."""
+"""KKT conditions of C-ReLU / C-GReLU solutions (Mishkin & Pilanci (ICML 2023)): multipliers, block correlations, support."""
 
 from __future__ import annotations
 

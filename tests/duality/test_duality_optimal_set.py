@@ -1,4 +1,4 @@
-"""The optimal set polytope (002): sampling, uniqueness, vertices and minimal models."""
+"""The optimal set polytope (Mishkin & Pilanci (ICML 2023)): sampling, uniqueness, vertices and minimal models."""
 
 from __future__ import annotations
 

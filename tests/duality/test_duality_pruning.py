@@ -1,4 +1,4 @@
-"""Optimal pruning (minimal models, 002) and least-squares-corrected sub-optimal pruning (000)."""
+"""Optimal pruning (minimal models, Mishkin & Pilanci (ICML 2023)) and least-squares-corrected sub-optimal pruning (Mishkin (PhD thesis, Stanford))."""
 
 from __future__ import annotations
 

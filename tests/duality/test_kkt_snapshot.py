@@ -54,7 +54,7 @@ def test_kkt_of_an_earlier_solution_survives_a_resolve(two_solves):
     assert np.max(np.abs(live_after - s["live_before"])) > 1e-3
     K1 = cx.kkt(s["sol1"])
     _same_kkt(K1, s["K_before"])
-    # and it is the KKT system of lam1 (002): ||q_i|| <= lam1, = lam1 on the support
+    # and it is the KKT system of lam1 (Mishkin & Pilanci (ICML 2023)): ||q_i|| <= lam1, = lam1 on the support
     lam1 = s["lam1"]
     assert np.all(K1.q_norms <= lam1 * (1 + 1e-6))
     assert np.allclose(K1.q_norms[K1.support], lam1, rtol=1e-4)
@@ -106,7 +106,7 @@ def test_solutions_without_solver_multipliers_recompute_them(two_solves):
     sol_net = cx.from_network(net, s["X"], s["f"].patterns).to_solution(s["y"], s["lam1"])
     K = cx.kkt(sol_net)
     assert K.multipliers_from == "nnls"
-    # the network is optimal at lam1, so the recomputed multipliers certify it (002)
+    # the network is optimal at lam1, so the recomputed multipliers certify it (Mishkin & Pilanci (ICML 2023))
     assert K.dual_infeasibility / s["lam1"] < 1e-4
     fo = cx.solve(cx.c_relu(s["X"], s["y"], s["f"].patterns, s["lam1"]), method="first_order", tol=1e-8)
     assert fo.duals == {}

@@ -1,4 +1,4 @@
-"""Deep tensor programs (000): L = 2 reproduces C-ReLU / C-GReLU, L = 3 matches program (12),
+"""Deep tensor programs (Mishkin (PhD thesis, Stanford)): L = 2 reproduces C-ReLU / C-GReLU, L = 3 matches program (12),
 lower bounds on trained networks, mappings, errors."""
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def test_relaxation_lower_bounds_trained_deep_networks(seed, widths):
 
 
 def test_sampled_plus_network_patterns_beat_the_network():
-    """Active-set view (004 Remark 3): adding a trained network's patterns to sampled ones makes
+    """Active-set view (Ergen & Pilanci (ICML 2021) Remark 3): adding a trained network's patterns to sampled ones makes
     the deep program at most the network's objective; the mapped tree network attains it."""
     X, y = _data(7, 10, d=3)
     lam = 0.05

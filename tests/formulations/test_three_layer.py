@@ -1,4 +1,4 @@
-"""Program (12) of 004 (three-layer ReLU sub-networks): mapping, exactness, duality, errors."""
+"""Program (12) of Ergen & Pilanci (ICML 2021) (three-layer ReLU sub-networks): mapping, exactness, duality, errors."""
 
 from __future__ import annotations
 
@@ -141,7 +141,7 @@ def test_errors_are_clear():
 
 @pytest.mark.slow
 def test_figure4_setup_convex_below_every_adam_trial():
-    """004 Figure 4: (n, d, m1, beta) = (5, 2, 3, 0.002), K = 5 teacher, X ~ N(0, I)."""
+    """Ergen & Pilanci (ICML 2021) Figure 4: (n, d, m1, beta) = (5, 2, 3, 0.002), K = 5 teacher, X ~ N(0, I)."""
     rng = np.random.default_rng(0)
     n, d, m1, beta = 5, 2, 3, 0.002
     X = rng.standard_normal((n, d))

@@ -1,4 +1,4 @@
-"""C-ReLU / C-GReLU / min-norm programs: equivalences, the 003 example, DPP, solvers, errors."""
+"""C-ReLU / C-GReLU / min-norm programs: equivalences, the Pilanci (2021 talk) example, DPP, solvers, errors."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def test_p_convex_equals_mapped_network_objective(exact_patterns, seed, n, d, bi
     assert p_net == pytest.approx(sol.value, rel=1e-6, abs=1e-9)
     np.testing.assert_allclose(net.predict(X), sol.fit, atol=1e-7)
     assert sol.constraint_violation <= 1e-7
-    # gated: same identity with the GatedReLU network (001 Thm 2.2), and gated <= ReLU
+    # gated: same identity with the GatedReLU network (Mishkin, Sahiner & Pilanci (ICML 2022) Thm 2.2), and gated <= ReLU
     g = cx.c_grelu(X, y, P, LAM, loss=loss).solve(**_tight())
     gnet = g.to_network()
     assert isinstance(gnet, cx.GatedReLU)
@@ -98,7 +98,7 @@ def test_gated_optimum_leq_relu_optimum_with_sampled_patterns(seed, bias):
     assert gated <= relu + 1e-8
 
 
-# ----------------------------------------------------------------------------- the 003 example
+# ----------------------------------------------------------------------------- the Pilanci (2021 talk) example
 X3 = np.array([[2.0, 2.0], [3.0, 3.0], [1.0, 0.0]])
 Y3 = np.array([1.0, 2.0, -1.0])
 
