@@ -182,8 +182,8 @@ def _map(client: Any, fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]], 
     Serial when ``client`` is None. Otherwise every ``shared`` object is shipped once, as a
     task of its own that the workers fetch from each other, and each call is one task with its
     own key; results are keyed by position, so a task that Dask re-runs after a worker died is
-    counted once. Progress: a tqdm
-    bar over the completed tasks (``None``: shown when stderr is a terminal).
+    counted once. Progress: a tqdm bar over the completed tasks (``None``: shown when stderr is
+    a terminal).
     """
     import sys
 

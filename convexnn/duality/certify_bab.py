@@ -102,7 +102,7 @@ def _rigorous_value(L: Loss, w: np.ndarray, y: np.ndarray, lam: float, S: float,
 
 def certify_bab(network: Any, X: Any, y: Any, lam: float, *, loss: str | Loss = "squared", rtol: float = 1e-6,
                 time_limit: float | None = None, max_nodes: int | None = None,
-                progress: bool | None = None, refine: int = 30, n_samples: int = 2000, seed: int = 0) -> Any:
+                progress: bool | None = None, refine: int = 30, n_samples: int = 300, seed: int = 0) -> Any:
     r"""Certify a two-layer ReLU network over all chambers by branch and bound (no enumeration).
 
     Parameters
@@ -154,9 +154,7 @@ def certify_bab(network: Any, X: Any, y: Any, lam: float, *, loss: str | Loss = 
     W1b, w2b = rebalance(net.W1, net.w2)
     primal_bal = network_objective(Xa, yc, W1b, w2b, lam, L)
     pred = network_predict(Xa, net.W1, net.w2)
-    v0 = -L.grad(pred, yc)
-    if L.classification:
-        v0 = yc * np.clip(yc * v0, 0.0, 1.0)
+    v0 = L.project_dual(-L.grad(pred, yc), yc)
     target = primal - rtol * abs(primal)
     T = needed_threshold(L, v0, yc, lam, target)
     T = max(T, lam) if np.isfinite(T) else lam
@@ -205,9 +203,7 @@ def certify_bab(network: Any, X: Any, y: Any, lam: float, *, loss: str | Loss = 
         if g.objective - g.lower_bound > rtol * abs(primal) and (deadline is None or left() > 0):
             # prove the refined point: decide s(w1) <= T1, T1 losing at most rtol/2 of its value
             fit = network_predict(Xa, g.network.W1, g.network.w2)
-            w1 = -np.asarray(L.grad(fit, yc), dtype=np.float64)
-            if L.classification:
-                w1 = yc * np.clip(yc * w1, 0.0, 1.0)
+            w1 = L.project_dual(-np.asarray(L.grad(fit, yc), dtype=np.float64), yc)
             est = best_scale(L, w1, yc, 1.0)[1]
             T1 = needed_threshold(L, w1, yc, lam, max(est - 0.5 * rtol * abs(primal), lower))
             T1 = T1 if np.isfinite(T1) else lam

@@ -1,0 +1,382 @@
+r"""A primal-dual interior-point method for the restricted two-layer programs, specialized to their
+block structure.
+
+The active-set polishes (:mod:`convexnn.solvers.active_set`, :mod:`convexnn.solvers.gated_active_set`)
+repeatedly solve the program restricted to a working set of ``k`` blocks :math:`x_b \in \mathbb R^{d'}`:
+
+.. math::
+
+    \min_{x}\ f(Fx) + \lambda \sum_{b=1}^k \|x_b\|_2
+    \quad\text{s.t.}\quad S_b \odot (X_a x_b) \ge 0\ \ (b = 1..k),
+    \qquad F = [\sigma_b D_{i_b} X_a]_{b=1}^k \in \mathbb R^{n\times k d'},
+
+with :math:`D_{i} = \operatorname{diag}(m_i)`, :math:`S_b = 2 m_{i_b} - 1` (the cone
+:math:`\mathcal K_{i_b}` of C-ReLU; no cone rows for C-GReLU) and :math:`\sigma_b = \pm 1` (the
+:math:`v_i` or :math:`w_i` of C-ReLU). In conic form with one epigraph variable :math:`\tau_b` per
+block,
+
+.. math::
+
+    \min_{x,\tau}\ f(Fx) + \lambda\mathbf 1^\top\tau \quad\text{s.t.}\quad
+    s_\ell = C x \ge 0,\quad s_b = (\tau_b, x_b) \in \mathcal Q^{d'+1},
+
+:math:`C = \operatorname{blkdiag}(\operatorname{diag}(S_b) X_a)`. This is solved by the
+infeasible-start primal-dual path-following method with Nesterov--Todd scaling and Mehrotra's
+predictor-corrector (Vandenberghe, "The CVXOPT linear and quadratic cone program solvers", 2010;
+Nesterov & Todd, "Primal-dual interior-point methods for self-scaled cones", SIAM J. Optim. 1998;
+Mehrotra, SIAM J. Optim. 1992). A smooth non-quadratic loss enters through its gradient and its
+diagonal Hessian :math:`\nabla^2 f = \operatorname{diag}(f'')` at the current point (the Newton
+system of the nonlinear program; :class:`~convexnn.formulations.losses.Loss` supplies
+``value_on`` / ``grad_on`` / ``curvature_on``).
+
+**Block structure.** Eliminating the slacks and multipliers (scalings :math:`W`) leaves the
+system in :math:`(x, \tau)`
+
+.. math::
+
+    \Big(F^\top \operatorname{diag}(f'') F + C^\top W_\ell^{-2} C + W_{\mathcal Q}^{-2}\Big)\Delta = r .
+
+:math:`C^\top W_\ell^{-2} C` is block diagonal because every cone row touches one block:
+:math:`\operatorname{blkdiag}_b(X_a^\top \operatorname{diag}(z_b / s_b) X_a)` (:math:`S_b^2 = 1`),
+all ``k`` blocks in one ``(k, n) x (n, d'^2)`` matrix product. Each :math:`\tau_b` couples only to
+:math:`x_b` through the ``(d'+1) x (d'+1)`` block of :math:`W_{\mathcal Q}^{-2}` and is eliminated
+by a per-block Schur complement, so each iteration factorizes one dense ``k d' x k d'`` matrix by
+Cholesky (the Gram matrix :math:`F^\top F` is formed once for the squared loss, by BLAS). The
+``k n`` cone rows cost :math:`O(k n d'^2)` per iteration and never enter a factorization.
+A general conic solver (Clarabel) factorizes the sparse KKT system with all ``k n`` rows instead.
+
+The output is a point and the cone multipliers :math:`z_\ell \ge 0`; whatever accuracy it reaches,
+the polishes certify their final answer with the global duality gap over **all** patterns, which
+does not depend on how the restricted program was solved.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+
+from convexnn.backend import NUMPY
+from convexnn.formulations.losses import Loss
+
+__all__ = ["BlockIPMResult", "solve_block_ipm"]
+
+_STEP = 0.99  # fraction of the step to the boundary
+_DEBUG = False
+
+
+@dataclass
+class BlockIPMResult:
+    r"""Outcome of :func:`solve_block_ipm`.
+
+    Attributes
+    ----------
+    X : ndarray, shape (k, d')
+        The blocks :math:`x_b`.
+    multipliers : ndarray, shape (n, k)
+        Cone multipliers :math:`z_\ell \ge 0` (column ``b``: the ``n`` rows of block ``b``;
+        zeros when the program has no cone rows).
+    iterations : int
+    status : str
+        ``"optimal"`` (relative gap and residuals below ``eps``), ``"max_iter"`` or ``"stalled"``
+        (the step length collapsed or the Newton system could not be factorized: the best iterate
+        is returned).
+    gap, pres, dres : float
+        Relative complementarity :math:`s^\top z / \max(1, |F(x)|)`, relative primal and dual
+        residuals at the returned point.
+    objective : float
+        :math:`f(Fx) + \lambda\sum_b\|x_b\|`.
+    time : float
+    """
+
+    X: np.ndarray
+    multipliers: np.ndarray
+    iterations: int
+    status: str
+    gap: float
+    pres: float
+    dres: float
+    objective: float
+    time: float
+
+
+# ---------------------------------------------------------------- second-order cone algebra (rows = cones)
+def _jnorm(u: np.ndarray) -> np.ndarray:
+    r""":math:`\sqrt{u_0^2 - \|u_1\|^2}` per row, in the cancellation-free form."""
+    a = np.linalg.norm(u[:, 1:], axis=1)
+    return np.sqrt(np.maximum((u[:, 0] - a) * (u[:, 0] + a), 0.0))
+
+
+def _jprod(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    r"""Jordan product :math:`u \circ v = (u^\top v,\ u_0 v_1 + v_0 u_1)` per row."""
+    out = np.empty_like(u)
+    out[:, 0] = np.einsum("ij,ij->i", u, v)
+    out[:, 1:] = u[:, :1] * v[:, 1:] + v[:, :1] * u[:, 1:]
+    return out
+
+
+def _jdiv(lam: np.ndarray, d: np.ndarray) -> np.ndarray:
+    r"""The solution :math:`x` of :math:`\lambda \circ x = d` per row (:math:`\lambda` interior)."""
+    l0, l1 = lam[:, 0], lam[:, 1:]
+    a = np.linalg.norm(l1, axis=1)
+    den = (l0 - a) * (l0 + a)
+    x = np.empty_like(d)
+    x[:, 0] = (l0 * d[:, 0] - np.einsum("ij,ij->i", l1, d[:, 1:])) / den
+    x[:, 1:] = (d[:, 1:] - x[:, :1] * l1) / l0[:, None]
+    return x
+
+
+def _soc_step(u: np.ndarray, du: np.ndarray) -> float:
+    r"""Largest :math:`\alpha \ge 0` with :math:`u + \alpha\,du \in \mathcal Q` for every row (``inf`` if none)."""
+    if u.size == 0:
+        return np.inf
+    u0, u1, d0, d1 = u[:, 0], u[:, 1:], du[:, 0], du[:, 1:]
+    nu1 = np.linalg.norm(u1, axis=1)
+    nd1 = np.linalg.norm(d1, axis=1)
+    c = (u0 - nu1) * (u0 + nu1)
+    b = u0 * d0 - np.einsum("ij,ij->i", u1, d1)
+    a = (d0 - nd1) * (d0 + nd1)
+    inside = (d0 >= nd1)  # du in Q: never leaves
+    disc = np.sqrt(np.maximum(b * b - a * c, 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r1 = c / (disc - b)  # stable smallest positive root when b < 0
+        r2 = (-b - disc) / a  # the positive root when a < 0 and b >= 0
+    alpha = np.where(b < 0, r1, np.where(a < 0, r2, np.inf))
+    alpha = np.where(inside, np.inf, alpha)
+    alpha = np.where(np.isfinite(alpha) & (alpha >= 0), alpha, np.where(inside, np.inf, 0.0))
+    return float(alpha.min())
+
+
+def _lp_step(s: np.ndarray, ds: np.ndarray) -> float:
+    neg = ds < 0
+    if not neg.any():
+        return np.inf
+    return float(np.min(-s[neg] / ds[neg]))
+
+
+def _nt_scaling(s: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""Nesterov--Todd scaling of second-order cones (rows): ``W``, ``W^{-1}`` (``(k, m, m)``) and
+    :math:`\lambda = W z = W^{-1} s` (Vandenberghe 2010, Sec. 4.3)."""
+    k, m = s.shape
+    sn, zn = _jnorm(s), _jnorm(z)
+    sb, zb = s / sn[:, None], z / zn[:, None]
+    gam = np.sqrt(np.maximum(0.5 * (1.0 + np.einsum("ij,ij->i", sb, zb)), 0.0))
+    wb = np.empty_like(s)
+    wb[:, 0] = sb[:, 0] + zb[:, 0]
+    wb[:, 1:] = sb[:, 1:] - zb[:, 1:]
+    wb /= (2.0 * gam)[:, None]
+    beta = np.sqrt(sn / zn)
+    J = np.eye(m)
+    J[1:, 1:] *= -1.0
+    Jw = wb.copy()
+    Jw[:, 1:] *= -1.0
+    W = beta[:, None, None] * (2.0 * wb[:, :, None] * wb[:, None, :] - J[None])
+    Winv = (1.0 / beta)[:, None, None] * (2.0 * Jw[:, :, None] * Jw[:, None, :] - J[None])
+    lmb = np.einsum("kij,kj->ki", W, z)
+    return W, Winv, lmb
+
+
+def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.ndarray, lam: float,
+                    loss: Loss, *, cones: bool = True, eps: float = 1e-10, max_iter: int = 100,
+                    gram: np.ndarray | None = None) -> BlockIPMResult:
+    r"""Solve the restricted program of the module docstring by the block-structured interior point.
+
+    Parameters
+    ----------
+    Xa : ndarray, shape (n, d')
+    masks : ndarray of bool, shape (n, k)
+        The pattern :math:`m_{i_b}` of every block.
+    sigma : ndarray, shape (k,)
+        :math:`\sigma_b = \pm 1`.
+    y : ndarray, shape (n,)
+    lam : float
+    loss : Loss
+        A smooth loss (``grad_on``, ``curvature_on``).
+    cones : bool
+        Include the cone rows :math:`S_b \odot (X_a x_b) \ge 0` (C-ReLU); False: the group lasso
+        of C-GReLU.
+    eps : float
+        Target relative gap and residuals.
+    max_iter : int
+    gram : ndarray, shape (k d', k d'), optional
+        :math:`F^\top F` when the caller has it (squared loss).
+
+    Returns
+    -------
+    BlockIPMResult
+    """
+    t0 = time.perf_counter()
+    Xa = np.asarray(Xa, dtype=np.float64)
+    n, d = Xa.shape
+    Mk = np.asarray(masks, dtype=np.float64).reshape(n, -1)
+    k = Mk.shape[1]
+    sig = np.asarray(sigma, dtype=np.float64).reshape(k)
+    y = np.asarray(y, dtype=np.float64)
+    nx, m = k * d, d + 1
+    Fc = Mk * sig[None, :]  # (n, k): column b is sigma_b m_b
+    if k == 0:
+        return BlockIPMResult(np.zeros((0, d)), np.zeros((n, 0)), 0, "optimal", 0.0, 0.0, 0.0,
+                              float(loss.value_on(NUMPY, np.zeros(n), y)), time.perf_counter() - t0)
+    F = (Fc[:, :, None] * Xa[:, None, :]).reshape(n, nx)
+    quad = bool(loss.unit_curvature)
+    if quad and gram is None:
+        gram = F.T @ F
+    Sk = 2.0 * Mk - 1.0 if cones else np.zeros((n, 0))
+    XX = (Xa[:, :, None] * Xa[:, None, :]).reshape(n, d * d) if cones else None
+    nl = Sk.size
+    nu = nl + k  # degree of the cone
+
+    def fit(X: np.ndarray) -> np.ndarray:
+        return np.einsum("nk,nk->n", Fc, Xa @ X.T)
+
+    def objective(X: np.ndarray) -> float:
+        return float(loss.value_on(NUMPY, fit(X), y)) + lam * float(np.linalg.norm(X, axis=1).sum())
+
+    # ---------------------------------------------------------------- starting point
+    rn = float(np.sqrt(np.mean(np.einsum("ij,ij->i", Xa, Xa))))
+    X = np.zeros((k, d))
+    tau = np.ones(k)
+    sq = np.concatenate([tau[:, None], X], axis=1)
+    zq = np.zeros((k, m))
+    zq[:, 0] = lam
+    sl = np.ones((n, k)) if cones else np.zeros((n, 0))
+    zl = np.full((n, k), lam / (n * max(rn, 1e-300))) if cones else np.zeros((n, 0))
+
+    def residuals(X, tau, sl, zl, sq, zq):
+        z = fit(X)
+        g = np.asarray(loss.grad_on(NUMPY, z, y), dtype=np.float64)
+        rx = (Fc * g[:, None]).T @ Xa - zq[:, 1:]
+        ZX = Xa @ X.T
+        if cones:
+            rx -= (Sk * zl).T @ Xa
+            rl = sl - Sk * ZX
+        else:
+            rl = sl
+        rt = lam - zq[:, 0]
+        rq = sq - np.concatenate([tau[:, None], X], axis=1)
+        return z, rx, rt, rl, rq, ZX
+
+    best = None
+    status = "max_iter"
+    it = 0
+    reg = 0.0
+    while True:
+        z, rx, rt, rl, rq, ZX = residuals(X, tau, sl, zl, sq, zq)
+        gapv = float(np.sum(sl * zl) + np.sum(sq * zq))
+        obj = objective(X)
+        pscale = 1.0 + float(np.linalg.norm(ZX)) + float(np.linalg.norm(tau))
+        pres = float(np.sqrt(np.sum(rl * rl) + np.sum(rq * rq))) / pscale
+        dres = float(np.sqrt(np.sum(rx * rx) + np.sum(rt * rt))) / (1.0 + lam * np.sqrt(k))
+        grel = gapv / max(1.0, abs(obj))
+        score = max(grel, pres, dres)
+        if best is None or score < best[0]:
+            best = (score, X.copy(), zl.copy(), grel, pres, dres, obj)
+        if grel <= eps and pres <= eps and dres <= eps:
+            status = "optimal"
+            break
+        if it >= max_iter:
+            break
+        it += 1
+        mu = gapv / nu
+        # scalings
+        W, Winv, lq = _nt_scaling(sq, zq)
+        A = np.einsum("kij,kjl->kil", Winv, Winv)  # W^{-2}, (k, m, m)
+        if cones:
+            wl = np.sqrt(sl / zl)
+            ll = np.sqrt(sl * zl)
+            Dl = zl / sl
+        # the reduced matrix (depends on the scalings only)
+        if quad:
+            K = gram.copy()
+        else:
+            w = np.asarray(loss.curvature_on(NUMPY, z, y), dtype=np.float64)
+            K = (F * w[:, None]).T @ F
+        Bd = A[:, 1:, 1:] - A[:, 1:, :1] * A[:, :1, 1:] / A[:, :1, :1]
+        if cones:
+            Bd = Bd + (Dl.T @ XX).reshape(k, d, d)
+        Kv = K.reshape(k, d, k, d)
+        idx = np.arange(k)
+        Kv[idx, :, idx, :] += Bd
+        diag = np.diag_indices_from(K)
+        base = max(float(np.trace(K)) / nx, 1e-300)
+        fact = None
+        for _ in range(6):
+            try:
+                Kr = K if reg == 0.0 else K + 0.0
+                if reg:
+                    Kr[diag] += reg * base
+                fact = scipy.linalg.cho_factor(Kr, check_finite=False)
+                break
+            except (np.linalg.LinAlgError, ValueError):
+                reg = max(reg * 100.0, 1e-14)
+        if fact is None:
+            status = "stalled"
+            break
+
+        def newton(ds_l, ds_q):
+            # q = lambda \ d_s ; t = W^{-2} r_z + W^{-1} q
+            qq = _jdiv(lq, ds_q)
+            tq = np.einsum("kij,kj->ki", A, rq) + np.einsum("kij,kj->ki", Winv, qq)
+            rhs = -rx + tq[:, 1:]
+            if cones:
+                ql = ds_l / ll
+                tl = Dl * rl + ql / wl
+                rhs = rhs + (Sk * tl).T @ Xa
+            a00 = A[:, 0, 0]
+            rtau = -rt + tq[:, 0]
+            rhs = rhs - A[:, 1:, 0] * (rtau / a00)[:, None]
+            dX = scipy.linalg.cho_solve(fact, rhs.reshape(-1), check_finite=False).reshape(k, d)
+            dtau = (rtau - np.einsum("ki,ki->k", A[:, 0, 1:], dX)) / a00
+            du = np.concatenate([dtau[:, None], dX], axis=1)
+            dzq = np.einsum("kij,kj->ki", A, rq - du) + np.einsum("kij,kj->ki", Winv, qq)
+            dsq = -rq + du
+            if cones:
+                CdX = Sk * (Xa @ dX.T)
+                dzl = Dl * (rl - CdX) + ql / wl
+                dsl = -rl + CdX
+            else:
+                dzl = dsl = np.zeros((n, 0))
+            return dX, dtau, dsl, dzl, dsq, dzq
+
+        def max_step(dsl, dzl, dsq, dzq):
+            a = min(_soc_step(sq, dsq), _soc_step(zq, dzq))
+            if cones:
+                a = min(a, _lp_step(sl, dsl), _lp_step(zl, dzl))
+            return a
+
+        # predictor (affine scaling)
+        ds_l = -(ll * ll) if cones else None
+        ds_q = -_jprod(lq, lq)
+        aff = newton(ds_l, ds_q)
+        a_aff = min(1.0, max_step(*aff[2:]))
+        sigma_c = (1.0 - a_aff) ** 3
+        # corrector (Mehrotra's second-order term)
+        dsl_a, dzl_a, dsq_a, dzq_a = aff[2:]
+        cq = _jprod(np.einsum("kij,kj->ki", Winv, dsq_a), np.einsum("kij,kj->ki", W, dzq_a))
+        ds_q = -_jprod(lq, lq) - cq
+        ds_q[:, 0] += sigma_c * mu
+        if cones:
+            ds_l = -(ll * ll) - dsl_a * dzl_a + sigma_c * mu
+        dX, dtau, dsl, dzl, dsq, dzq = newton(ds_l, ds_q)
+        alpha = min(1.0, _STEP * max_step(dsl, dzl, dsq, dzq))
+        if _DEBUG:
+            print(it, f"gap {grel:.2e} pres {pres:.2e} dres {dres:.2e} a_aff {a_aff:.3f} alpha {alpha:.3e} sig {sigma_c:.2e} obj {obj:.10g}",
+                  _soc_step(sq, dsq), _soc_step(zq, dzq), _lp_step(sl, dsl) if cones else 0, _lp_step(zl, dzl) if cones else 0)
+        if not np.isfinite(alpha) or alpha < 1e-10:
+            status = "stalled"
+            break
+        X = X + alpha * dX
+        tau = tau + alpha * dtau
+        sq = sq + alpha * dsq
+        zq = zq + alpha * dzq
+        if cones:
+            sl = sl + alpha * dsl
+            zl = zl + alpha * dzl
+    _, Xb, zlb, grel, pres, dres, obj = best
+    if status != "optimal":
+        X, zl = Xb, zlb
+    else:
+        obj = objective(X)
+    return BlockIPMResult(X, np.maximum(zl, 0.0), it, status, grel, pres, dres, obj, time.perf_counter() - t0)
