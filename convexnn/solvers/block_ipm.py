@@ -117,11 +117,13 @@ def _jprod(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return out
 
 
-def _jdiv(lam: np.ndarray, d: np.ndarray) -> np.ndarray:
-    r"""The solution :math:`x` of :math:`\lambda \circ x = d` per row (:math:`\lambda` interior)."""
+def _jdiv(lam: np.ndarray, d: np.ndarray, den: np.ndarray | None = None) -> np.ndarray:
+    r"""The solution :math:`x` of :math:`\lambda \circ x = d` per row (:math:`\lambda` interior;
+    ``den`` = :math:`\lambda_0^2 - \|\lambda_1\|^2` when known more accurately than by cancellation)."""
     l0, l1 = lam[:, 0], lam[:, 1:]
-    a = np.linalg.norm(l1, axis=1)
-    den = (l0 - a) * (l0 + a)
+    if den is None:
+        a = np.linalg.norm(l1, axis=1)
+        den = (l0 - a) * (l0 + a)
     x = np.empty_like(d)
     x[:, 0] = (l0 * d[:, 0] - np.einsum("ij,ij->i", l1, d[:, 1:])) / den
     x[:, 1:] = (d[:, 1:] - x[:, :1] * l1) / l0[:, None]
@@ -156,9 +158,9 @@ def _lp_step(s: np.ndarray, ds: np.ndarray) -> float:
     return float(np.min(-s[neg] / ds[neg]))
 
 
-def _nt_scaling(s: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    r"""Nesterov--Todd scaling of second-order cones (rows): ``W``, ``W^{-1}`` (``(k, m, m)``) and
-    :math:`\lambda = W z = W^{-1} s` (Vandenberghe 2010, Sec. 4.3)."""
+def _nt_scaling(s: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    r"""Nesterov--Todd scaling of second-order cones (rows): ``W``, ``W^{-1}`` (``(k, m, m)``),
+    :math:`\lambda = W z = W^{-1} s` and :math:`\lambda^\top J\lambda` (Vandenberghe 2010, Sec. 4.3)."""
     k, m = s.shape
     sn, zn = _jnorm(s), _jnorm(z)
     sb, zb = s / sn[:, None], z / zn[:, None]
@@ -167,6 +169,11 @@ def _nt_scaling(s: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     wb[:, 0] = sb[:, 0] + zb[:, 0]
     wb[:, 1:] = sb[:, 1:] - zb[:, 1:]
     wb /= (2.0 * gam)[:, None]
+    # W = beta (2 v v^T - J) with v the Jordan square root of the NT point wb: (wb + e) / sqrt(2 (wb_0 + 1))
+    v = wb.copy()
+    v[:, 0] += 1.0
+    v /= np.sqrt(2.0 * (wb[:, 0] + 1.0))[:, None]
+    wb = v
     beta = np.sqrt(sn / zn)
     J = np.eye(m)
     J[1:, 1:] *= -1.0
@@ -174,8 +181,14 @@ def _nt_scaling(s: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     Jw[:, 1:] *= -1.0
     W = beta[:, None, None] * (2.0 * wb[:, :, None] * wb[:, None, :] - J[None])
     Winv = (1.0 / beta)[:, None, None] * (2.0 * Jw[:, :, None] * Jw[:, None, :] - J[None])
-    lmb = np.einsum("kij,kj->ki", W, z)
-    return W, Winv, lmb
+    # lambda = W z in the cancellation-free form of CVXOPT (Vandenberghe 2010, eq. (26)):
+    # lambda = sqrt(sn zn) (gamma, ((gamma + zb_0) sb_1 + (gamma + sb_0) zb_1) / (sb_0 + zb_0 + 2 gamma))
+    lmb = np.empty_like(s)
+    lmb[:, 0] = gam
+    dd = sb[:, 0] + zb[:, 0] + 2.0 * gam
+    lmb[:, 1:] = ((gam + zb[:, 0])[:, None] * sb[:, 1:] + (gam + sb[:, 0])[:, None] * zb[:, 1:]) / dd[:, None]
+    lmb *= np.sqrt(sn * zn)[:, None]
+    return W, Winv, lmb, sn * zn
 
 
 def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.ndarray, lam: float,
@@ -235,14 +248,42 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
         return float(loss.value_on(NUMPY, fit(X), y)) + lam * float(np.linalg.norm(X, axis=1).sum())
 
     # ---------------------------------------------------------------- starting point
-    rn = float(np.sqrt(np.mean(np.einsum("ij,ij->i", Xa, Xa))))
-    X = np.zeros((k, d))
-    tau = np.ones(k)
+    # CVXOPT's coneqp initialization: the least-squares point of the KKT system with W = I,
+    # (H + G^T G) u = -q, s = -G u, z = G u, both shifted into the cone interior by one scalar
+    z0 = np.zeros(n)
+    if quad:
+        K0 = gram.copy()
+    else:
+        K0 = (F * np.asarray(loss.curvature_on(NUMPY, z0, y), dtype=np.float64)[:, None]).T @ F
+    B0 = np.broadcast_to(np.eye(d), (k, d, d)).copy()
+    if cones:
+        B0 += (Xa.T @ Xa)[None]
+    K0v = K0.reshape(k, d, k, d)
+    K0v[np.arange(k), :, np.arange(k), :] += B0
+    g0 = np.asarray(loss.grad_on(NUMPY, z0, y), dtype=np.float64)
+    try:
+        X = -scipy.linalg.cho_solve(scipy.linalg.cho_factor(K0, check_finite=False),
+                                    ((Fc * g0[:, None]).T @ Xa).reshape(-1), check_finite=False).reshape(k, d)
+    except (np.linalg.LinAlgError, ValueError):
+        X = np.zeros((k, d))
+    tau = np.full(k, -lam)
     sq = np.concatenate([tau[:, None], X], axis=1)
-    zq = np.zeros((k, m))
-    zq[:, 0] = lam
-    sl = np.ones((n, k)) if cones else np.zeros((n, 0))
-    zl = np.full((n, k), lam / (n * max(rn, 1e-300))) if cones else np.zeros((n, 0))
+    zq = -sq
+    sl = Sk * (Xa @ X.T) if cones else np.zeros((n, 0))
+    zl = -sl
+
+    def shift(l_: np.ndarray, q_: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        nq = np.linalg.norm(q_[:, 1:], axis=1)
+        t = max(float((nq - q_[:, 0]).max()), float((-l_).max()) if l_.size else -np.inf)
+        if t >= -1e-8 * max(float(np.sqrt(np.sum(l_ * l_) + np.sum(q_ * q_))), 1.0):
+            l_ = l_ + (1.0 + t)
+            q_ = q_.copy()
+            q_[:, 0] += 1.0 + t
+        return l_, q_
+
+    sl, sq = shift(sl, sq)
+    zl, zq = shift(zl, zq)
+    tau = sq[:, 0].copy()
 
     def residuals(X, tau, sl, zl, sq, zq):
         z = fit(X)
@@ -259,6 +300,7 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
         return z, rx, rt, rl, rq, ZX
 
     best = None
+    since = 0
     status = "max_iter"
     it = 0
     reg = 0.0
@@ -273,15 +315,24 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
         score = max(grel, pres, dres)
         if best is None or score < best[0]:
             best = (score, X.copy(), zl.copy(), grel, pres, dres, obj)
+            since = 0
+        else:
+            since += 1
         if grel <= eps and pres <= eps and dres <= eps:
             status = "optimal"
             break
         if it >= max_iter:
             break
+        if since >= 3 and best[0] <= 1e-6:
+            status = "stalled"  # rounding floor: three iterations without a better point
+            break
         it += 1
         mu = gapv / nu
+        if min(float(_jnorm(sq).min()), float(_jnorm(zq).min())) <= 0.0 or not np.isfinite(gapv):
+            status = "stalled"  # an iterate reached a cone boundary in rounding: the scaling is undefined
+            break
         # scalings
-        W, Winv, lq = _nt_scaling(sq, zq)
+        W, Winv, lq, lden = _nt_scaling(sq, zq)
         A = np.einsum("kij,kjl->kil", Winv, Winv)  # W^{-2}, (k, m, m)
         if cones:
             wl = np.sqrt(sl / zl)
@@ -317,7 +368,7 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
 
         def newton(ds_l, ds_q):
             # q = lambda \ d_s ; t = W^{-2} r_z + W^{-1} q
-            qq = _jdiv(lq, ds_q)
+            qq = _jdiv(lq, ds_q, lden)
             tq = np.einsum("kij,kj->ki", A, rq) + np.einsum("kij,kj->ki", Winv, qq)
             rhs = -rx + tq[:, 1:]
             if cones:
@@ -327,7 +378,11 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
             a00 = A[:, 0, 0]
             rtau = -rt + tq[:, 0]
             rhs = rhs - A[:, 1:, 0] * (rtau / a00)[:, None]
-            dX = scipy.linalg.cho_solve(fact, rhs.reshape(-1), check_finite=False).reshape(k, d)
+            r0 = rhs.reshape(-1)
+            sol = scipy.linalg.cho_solve(fact, r0, check_finite=False)
+            # one step of iterative refinement on the reduced system (ill-conditioned near the end)
+            sol += scipy.linalg.cho_solve(fact, r0 - K @ sol, check_finite=False)
+            dX = sol.reshape(k, d)
             dtau = (rtau - np.einsum("ki,ki->k", A[:, 0, 1:], dX)) / a00
             du = np.concatenate([dtau[:, None], dX], axis=1)
             dzq = np.einsum("kij,kj->ki", A, rq - du) + np.einsum("kij,kj->ki", Winv, qq)
