@@ -130,6 +130,8 @@ from convexnn.zoo import (
     round_quantized,
     ConvCertificate,
     certify_conv,
+    BNCertificate,
+    certify_bn,
 )
 
 __all__ = [
@@ -262,6 +264,8 @@ __all__ = [
     "round_quantized",
     "ConvCertificate",
     "certify_conv",
+    "certify_bn",
+    "BNCertificate",
 ]
 
 __version__ = "0.1.0"

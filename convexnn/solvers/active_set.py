@@ -44,11 +44,15 @@ solution, ``prune``) at most once, so there are at most :math:`4P` rounds; with 
 blocks the restricted program is the full one.
 
 The restricted programs are small (``|W| d'`` variables, ``|W| n`` cone rows instead of
-``2 P n``) and are solved to high accuracy by Clarabel: the squared loss directly as a conic QP
+``2 P n``) and are solved to high accuracy by the block-structured primal-dual interior point of
+:mod:`convexnn.solvers.block_ipm` (Nesterov--Todd scaling, Mehrotra predictor-corrector): each of
+its iterations factorizes one dense ``|W| d' x |W| d'`` matrix, and the ``|W| n`` cone rows enter
+only block-diagonal ``d' x d'`` terms, where a general conic solver factorizes the sparse KKT
+system with all the rows. Clarabel remains available (``restricted="clarabel"``) and takes over
+when the interior point fails numerically: the squared loss directly as a conic QP
 (:func:`_clarabel_squared`), every other loss through CVXPY (its ``Loss.cvx`` form; exponential
-cones for the logistic loss). This is what
-makes the polish cheap: interior-point cost grows superlinearly in the number of blocks, and the
-optimum typically has a few dozen nonzero blocks out of hundreds.
+cones for the logistic loss). This is what makes the polish cheap: the optimum typically has a
+few dozen nonzero blocks out of hundreds.
 
 The initial working set comes from a *screening* dual point (the C-GReLU solution with the same
 patterns, cheap with R-FISTA, or a warm start): the (at most ``screen_limit``) most promising
@@ -72,9 +76,11 @@ import numpy as np
 from convexnn.duality.bounds import best_scale
 from convexnn.duality.cones import cone_support, project_cone
 from convexnn.formulations.blocks import block_fit
+from convexnn.errors import InputError
 from convexnn.formulations.losses import Loss, SquaredLoss
 from convexnn.gap import relative_gap
 from convexnn.solvers.backend import get_backend
+from convexnn.solvers.block_ipm import solve_block_ipm
 from convexnn.solvers.gap import relu_violation
 from convexnn.solvers.operators import MaskedDesign
 
@@ -83,6 +89,9 @@ __all__ = ["Certificate", "ActiveSetResult", "RestrictedSolution", "certify_relu
 
 _ADD_RTOL = 1e-9  # a block is violated when s_i > lam * (1 + _ADD_RTOL)
 _FAER_MIN_VARS = 800  # restricted squared-loss solves with more variables use Clarabel's faer LDL
+#: The block interior point's answer is used when its relative gap and residuals are below this
+#: (its rounding floor is typically 1e-12 .. 1e-9); otherwise the restricted program goes to Clarabel.
+_IPM_ACCEPT = 1e-7
 
 
 @dataclass
@@ -441,8 +450,15 @@ def _clarabel_squared(F: np.ndarray, y: np.ndarray, lam: float, C: Any, k: int, 
 def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float, loss: Loss,
                      active: np.ndarray, *, V_ref: np.ndarray | None = None, W_ref: np.ndarray | None = None,
                      v_ref: np.ndarray | None = None, rows_per_block: int | None = None,
-                     eps: float = 1e-10, max_iter: int = 200, row_rounds: int = 30) -> RestrictedSolution:
-    r"""Solve C-ReLU restricted to the blocks ``active`` (others fixed at zero) with CVXPY + Clarabel.
+                     eps: float = 1e-10, max_iter: int = 200, row_rounds: int = 30,
+                     solver: str = "ipm") -> RestrictedSolution:
+    r"""Solve C-ReLU restricted to the blocks ``active`` (others fixed at zero).
+
+    ``solver="ipm"`` (default): the block-structured primal-dual interior point of
+    :mod:`convexnn.solvers.block_ipm` (one dense ``|W| d' x |W| d'`` Cholesky per iteration, the
+    ``|W| n`` cone rows enter only block-diagonal terms); when it cannot reach a relative
+    accuracy of :data:`_IPM_ACCEPT` (a numerical failure) the program goes to Clarabel.
+    ``solver="clarabel"`` (or ``rows_per_block`` given): Clarabel, as described below.
 
     Blocks are stacked in one vector :math:`x = (x_b)_{b \in \mathcal W}`; the fit is the dense
     product :math:`F x` with :math:`F = [\sigma_b D_{i_b} X_a]_b` (``n x |W| d'``) and the cone rows
@@ -471,11 +487,13 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
         from the start (no row generation). On diabetes row generation did not pay: the
         solver's cost was dominated by the dense Gram block, not by the cone rows.
     eps : float
-        Clarabel's gap and feasibility tolerances.
+        Gap and feasibility tolerances (relative) of the interior point / Clarabel.
     max_iter : int
-        Clarabel iteration cap per solve.
+        Iteration cap per solve (Clarabel); the block interior point gets ``max(max_iter, 150)``.
     row_rounds : int
         Row-generation rounds at most (after which all rows are included).
+    solver : {"ipm", "clarabel"}
+        Restricted solver (see above).
 
     Returns
     -------
@@ -505,6 +523,19 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
     Gam = np.zeros((n, 2 * P))
     if k == 0:
         return RestrictedSolution(V, W, Gam, 0, "optimal", time.perf_counter() - t0)
+    if solver not in ("ipm", "clarabel"):
+        raise InputError(f"solver must be 'ipm' or 'clarabel'; got {solver!r}.")
+    if solver == "ipm" and rows_per_block is None:
+        r = solve_block_ipm(Xa, masks[:, [i for _, i in blocks]], np.array([1.0 - 2.0 * b for b, _ in blocks]), y,
+                            lam, loss, cones=True, eps=eps, max_iter=max(max_iter, 150))
+        if max(r.gap, r.pres, r.dres) <= _IPM_ACCEPT:
+            for b, (row, i) in enumerate(blocks):
+                (V if row == 0 else W)[i] = r.X[b]
+                Gam[:, row * P + i] = r.multipliers[:, b]
+            return RestrictedSolution(V, W, Gam, r.iterations, f"ipm: {r.status}", time.perf_counter() - t0)
+        ipm_iters = r.iterations  # a numerical failure of the interior point: Clarabel below
+    else:
+        ipm_iters = 0
     m = n if rows_per_block is None else int(rows_per_block)
     F = np.hstack([(1.0 - 2.0 * r) * M[:, [i]] * Xa for r, i in blocks])  # (n, k d)
     sel = np.zeros((n, k), dtype=bool)
@@ -519,7 +550,7 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
             sel[:, b] = True
         else:
             sel[np.argsort(_row_scores(Xa, rn, S[:, i], ref), kind="stable")[:m], b] = True
-    iters = 0
+    iters = ipm_iters
     status = ""
     x = cp.Variable(k * d)
     obj = None
@@ -613,6 +644,7 @@ def solve_relu_active_set(
     iterations0: int = 0,
     t0: float | None = None,
     report: Callable[[int, float, float, float, str], None] | None = None,
+    restricted: str = "ipm",
 ) -> ActiveSetResult:
     r"""Active-set (column-generation) solve of C-ReLU with a global certificate.
 
@@ -646,7 +678,7 @@ def solve_relu_active_set(
         Stop (``reason="too_many_blocks"``) when the working set would exceed this many blocks
         (default ``2P``, i.e. never).
     eps : float
-        Clarabel tolerance of the restricted solves.
+        Tolerance of the restricted solves.
     eps_min : float
         When no block is violated but the gap is above ``tol`` (the restricted solve is the
         bottleneck, typically the exponential cones of the logistic loss), the same working set
@@ -665,6 +697,9 @@ def solve_relu_active_set(
         ``time.perf_counter()`` at the start of the whole solve (for the history's times).
     report : callable, optional
         ``report(iterations, objective, rel_gap, violation, extra)`` after every certificate.
+    restricted : {"ipm", "clarabel"}
+        Solver of the restricted programs (:func:`solve_restricted`): the block-structured
+        interior point (default) or Clarabel.
 
     Returns
     -------
@@ -726,7 +761,7 @@ def solve_relu_active_set(
         try:
             v_ref = cert.v if cert is not None else (None if v_screen is None else np.asarray(v_screen, float))
             rs = solve_restricted(Xa, masks, y, lam, loss, active, V_ref=V, W_ref=W, v_ref=v_ref, eps=eps,
-                                  rows_per_block=rows_per_block)
+                                  rows_per_block=rows_per_block, solver=restricted)
         except Exception as exc:  # noqa: BLE001  (cvxpy.error.SolverError, numerical failures)
             reason = f"solver_error: {exc}"
             break

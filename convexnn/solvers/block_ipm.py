@@ -288,34 +288,40 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
     def residuals(X, tau, sl, zl, sq, zq):
         z = fit(X)
         g = np.asarray(loss.grad_on(NUMPY, z, y), dtype=np.float64)
-        rx = (Fc * g[:, None]).T @ Xa - zq[:, 1:]
+        Fg = (Fc * g[:, None]).T @ Xa
+        rx = Fg - zq[:, 1:]
         ZX = Xa @ X.T
         if cones:
-            rx -= (Sk * zl).T @ Xa
+            Cz = (Sk * zl).T @ Xa
+            rx -= Cz
             rl = sl - Sk * ZX
         else:
+            Cz = Fg * 0.0
             rl = sl
         rt = lam - zq[:, 0]
         rq = sq - np.concatenate([tau[:, None], X], axis=1)
-        return z, rx, rt, rl, rq, ZX
+        # scale of the dual residual: the norms of the terms it sums
+        dn = float(np.linalg.norm(Fg)) + float(np.linalg.norm(Cz)) + float(np.linalg.norm(zq))
+        return z, rx, rt, rl, rq, ZX, dn
 
     best = None
-    since = 0
+    since, mark = 0, np.inf
     status = "max_iter"
     it = 0
     reg = 0.0
     while True:
-        z, rx, rt, rl, rq, ZX = residuals(X, tau, sl, zl, sq, zq)
+        z, rx, rt, rl, rq, ZX, dnorm = residuals(X, tau, sl, zl, sq, zq)
         gapv = float(np.sum(sl * zl) + np.sum(sq * zq))
         obj = objective(X)
         pscale = 1.0 + float(np.linalg.norm(ZX)) + float(np.linalg.norm(tau))
         pres = float(np.sqrt(np.sum(rl * rl) + np.sum(rq * rq))) / pscale
-        dres = float(np.sqrt(np.sum(rx * rx) + np.sum(rt * rt))) / (1.0 + lam * np.sqrt(k))
+        dres = float(np.sqrt(np.sum(rx * rx) + np.sum(rt * rt))) / (1.0 + lam * np.sqrt(k) + dnorm)
         grel = gapv / max(1.0, abs(obj))
         score = max(grel, pres, dres)
         if best is None or score < best[0]:
             best = (score, X.copy(), zl.copy(), grel, pres, dres, obj)
-            since = 0
+        if score < 0.5 * mark:  # progress: the best score halved
+            mark, since = score, 0
         else:
             since += 1
         if grel <= eps and pres <= eps and dres <= eps:
@@ -324,7 +330,7 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
         if it >= max_iter:
             break
         if since >= 3 and best[0] <= 1e-6:
-            status = "stalled"  # rounding floor: three iterations without a better point
+            status = "stalled"  # rounding floor: three iterations without halving the residuals
             break
         it += 1
         mu = gapv / nu
@@ -385,40 +391,48 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
             dX = sol.reshape(k, d)
             dtau = (rtau - np.einsum("ki,ki->k", A[:, 0, 1:], dX)) / a00
             du = np.concatenate([dtau[:, None], dX], axis=1)
-            dzq = np.einsum("kij,kj->ki", A, rq - du) + np.einsum("kij,kj->ki", Winv, qq)
+            # scaled directions W dz and W^{-1} ds (well conditioned: lambda is centred)
+            dzq_t = np.einsum("kij,kj->ki", Winv, rq - du) + qq
+            dzq = np.einsum("kij,kj->ki", Winv, dzq_t)
             dsq = -rq + du
+            self_q = (qq - dzq_t, dzq_t)
             if cones:
                 CdX = Sk * (Xa @ dX.T)
-                dzl = Dl * (rl - CdX) + ql / wl
+                dzl_t = (rl - CdX) / wl + ql
+                dzl = dzl_t / wl
                 dsl = -rl + CdX
+                self_l = (ql - dzl_t, dzl_t)
             else:
                 dzl = dsl = np.zeros((n, 0))
-            return dX, dtau, dsl, dzl, dsq, dzq
+                self_l = (dzl, dzl)
+            return dX, dtau, dsl, dzl, dsq, dzq, self_l, self_q
 
-        def max_step(dsl, dzl, dsq, dzq):
-            a = min(_soc_step(sq, dsq), _soc_step(zq, dzq))
+        def max_step(*dirs):
+            # step to the boundary in the scaled space: s + a ds in K  <=>  lambda + a W^{-1} ds in K
+            (sl_t, zl_t), (sq_t, zq_t) = dirs[-2], dirs[-1]
+            a = min(_soc_step(lq, sq_t), _soc_step(lq, zq_t))
             if cones:
-                a = min(a, _lp_step(sl, dsl), _lp_step(zl, dzl))
+                a = min(a, _lp_step(ll, sl_t), _lp_step(ll, zl_t))
             return a
 
         # predictor (affine scaling)
         ds_l = -(ll * ll) if cones else None
         ds_q = -_jprod(lq, lq)
         aff = newton(ds_l, ds_q)
-        a_aff = min(1.0, max_step(*aff[2:]))
+        a_aff = min(1.0, max_step(*aff))
         sigma_c = (1.0 - a_aff) ** 3
-        # corrector (Mehrotra's second-order term)
-        dsl_a, dzl_a, dsq_a, dzq_a = aff[2:]
-        cq = _jprod(np.einsum("kij,kj->ki", Winv, dsq_a), np.einsum("kij,kj->ki", W, dzq_a))
-        ds_q = -_jprod(lq, lq) - cq
+        # corrector (Mehrotra's second-order term, in the scaled space)
+        (sl_t, zl_t), (sq_t, zq_t) = aff[-2], aff[-1]
+        ds_q = -_jprod(lq, lq) - _jprod(sq_t, zq_t)
         ds_q[:, 0] += sigma_c * mu
         if cones:
-            ds_l = -(ll * ll) - dsl_a * dzl_a + sigma_c * mu
-        dX, dtau, dsl, dzl, dsq, dzq = newton(ds_l, ds_q)
-        alpha = min(1.0, _STEP * max_step(dsl, dzl, dsq, dzq))
+            ds_l = -(ll * ll) - sl_t * zl_t + sigma_c * mu
+        full = newton(ds_l, ds_q)
+        dX, dtau, dsl, dzl, dsq, dzq = full[:6]
+        alpha = min(1.0, _STEP * max_step(*full))
         if _DEBUG:
             print(it, f"gap {grel:.2e} pres {pres:.2e} dres {dres:.2e} a_aff {a_aff:.3f} alpha {alpha:.3e} sig {sigma_c:.2e} obj {obj:.10g}",
-                  _soc_step(sq, dsq), _soc_step(zq, dzq), _lp_step(sl, dsl) if cones else 0, _lp_step(zl, dzl) if cones else 0)
+                  _soc_step(lq, full[-1][0]), _soc_step(lq, full[-1][1]), _lp_step(ll, full[-2][0]) if cones else 0, _lp_step(ll, full[-2][1]) if cones else 0)
         if not np.isfinite(alpha) or alpha < 1e-10:
             status = "stalled"
             break

@@ -8,7 +8,7 @@
   generator (Sahiner et al., ICLR 2022).
 """
 
-from convexnn.zoo.batchnorm import BatchNormReLU, BNReLUFormulation, bn_from_network, c_bn_relu
+from convexnn.zoo.batchnorm import BatchNormReLU, BNCertificate, BNReLUFormulation, bn_from_network, c_bn_relu, certify_bn
 from convexnn.zoo.conv import (
     ConvCertificate,
     Conv2LayerReLU,
@@ -38,7 +38,9 @@ from convexnn.zoo.polynomial import (
 
 __all__ = [
     "BatchNormReLU",
+    "BNCertificate",
     "BNReLUFormulation",
+    "certify_bn",
     "bn_from_network",
     "c_bn_relu",
     "ConvCertificate",

@@ -49,10 +49,20 @@ With the complete set of patterns (:func:`convexnn.enumerate_patterns`) its opti
 network's for every width :math:`m \ge m^*`; with a subset it is an upper bound (the mapped
 network is feasible). The talk writes the program as :math:`\sum_i U_i(w_i - v_i)`; the columns
 :math:`\mathbf 1` and the variables :math:`s_i, t_i` carry the BN shifts :math:`\alpha_j`.
+
+**Certificates** (:func:`certify_bn`). The dual constraint of the program is
+:math:`s(v)^2 = \max_{i,\sigma}\|\Pi_{\Sigma_iV_i^\top\mathcal K_i}(\sigma U_i^\top v)\|^2
++ (\mathbf 1^\top v)^2 \le \lambda^2`: the support function of the *whitened* cone of each pattern plus
+the shift column. :func:`bn_dual_norm` bounds it rigorously (per-pattern dual QPs made exactly
+feasible in rational arithmetic), so any trained BN network gets a proven lower bound on the
+optimum over all widths, or an improving neuron.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import cvxpy as cp
@@ -64,8 +74,11 @@ from convexnn.errors import InputError
 from convexnn.formulations.blocks import ZERO_RTOL
 from convexnn.formulations.formulation import ConvexSolution, Formulation
 from convexnn.formulations.losses import Loss, get_loss
+from convexnn.gap import REL_GAP_FLOOR
+from convexnn.rounding import UNIT_ROUNDOFF, gamma
 
-__all__ = ["BatchNormReLU", "BNReLUFormulation", "c_bn_relu", "bn_from_network"]
+__all__ = ["BatchNormReLU", "BNReLUFormulation", "c_bn_relu", "bn_from_network", "BNCertificate", "certify_bn",
+           "bn_dual_norm"]
 
 _DEGENERATE_RTOL = 1e-12
 
@@ -367,3 +380,547 @@ def bn_from_network(net: BatchNormReLU, X: Any, y: Any, lam: float, patterns: Pa
     weights = {"G": G, "H": Hh, "s": s, "t": t}
     return ConvexSolution(formulation=f, weights=weights, value=f.objective(weights), status="from_network",
                           solver="none", lam=f.lam_value)
+
+
+# ============================================================================ certificate
+def _sqrt_up(x: Fraction) -> float:
+    """A float ``r >= sqrt(x)`` for an exact rational ``x >= 0`` (checked exactly)."""
+    if x <= 0:
+        return 0.0
+    r = math.sqrt(float(x)) * (1.0 + 4.0 * UNIT_ROUNDOFF)
+    while Fraction(r) ** 2 < x:
+        r = float(np.nextafter(r, np.inf))
+    return r
+
+
+def _solve_exact(B: list[list[Fraction]], rhs: list[Fraction]) -> list[Fraction] | None:
+    """Solve the square rational system ``B x = rhs`` exactly (Gaussian elimination); None if singular."""
+    m = len(rhs)
+    A = [row[:] + [r] for row, r in zip(B, rhs)]
+    for c in range(m):
+        piv = next((r for r in range(c, m) if A[r][c] != 0), None)
+        if piv is None:
+            return None
+        A[c], A[piv] = A[piv], A[c]
+        for r in range(m):
+            if r != c and A[r][c] != 0:
+                f = A[r][c] / A[c][c]
+                A[r] = [a - f * b for a, b in zip(A[r], A[c])]
+    return [A[r][m] / A[r][r] for r in range(m)]
+
+
+def _theta(c: np.ndarray, gap: int) -> float:
+    r"""Root of :math:`\theta \mapsto \sum_j \max(c_j, -\theta) - \text{gap}\,\theta` (bisection; any value is valid)."""
+    M = float(np.max(np.abs(c), initial=0.0)) + 1.0
+    lo, hi = -M, (c.size + gap) * M
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if float(np.sum(np.maximum(c, -mid))) - gap * mid > 0:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def _relaxed_bounds(masks: np.ndarray, c_plus: np.ndarray, w_norm: float) -> np.ndarray:
+    r"""Rigorous per-pattern bounds of the relaxation :math:`z_S \ge 0` (no range or inactive constraints).
+
+    For pattern :math:`S` (:math:`k = |S| < n`) and :math:`c \le` ``c_plus`` (elementwise), any
+    :math:`\theta` gives :math:`t = \max(c^+_S, -\theta) \ge c_S` and the bound
+    :math:`\sqrt{\|t\|^2 + (\mathbf 1^\top t)^2/(n-k)}`; :math:`\theta` solves the optimality equation by
+    vectorized bisection. Rounding of the sums is bounded by :math:`\gamma_{n+8}`. ``S`` = all gives
+    ``w_norm`` (Cauchy-Schwarz), ``S`` empty gives 0.
+    """
+    n, P = masks.shape
+    k = masks.sum(axis=0)
+    gapn = (n - k).astype(float)
+    C = np.where(masks, c_plus[:, None], 0.0)
+    M = float(np.max(np.abs(c_plus), initial=0.0)) + 1.0
+    lo = np.full(P, -M)
+    hi = np.full(P, 2.0 * n * M)
+    for _ in range(80):
+        mid = 0.5 * (lo + hi)
+        g = np.sum(np.where(masks, np.maximum(C, -mid), 0.0), axis=0) - gapn * mid
+        pos = g > 0
+        lo = np.where(pos, mid, lo)
+        hi = np.where(pos, hi, mid)
+    T = np.where(masks, np.maximum(C, -hi), 0.0)
+    g_n = gamma(n + 8)
+    st = np.abs(T.sum(axis=0)) + g_n * np.abs(T).sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        b2 = (np.sum(T * T, axis=0) + np.where(gapn > 0, st * st / np.maximum(gapn, 1.0), 0.0)) * (1 + g_n)
+    R = np.sqrt(b2) * (1 + g_n)
+    R[k == n] = w_norm
+    R[k == 0] = 0.0
+    return R
+
+
+def _pattern_qp(Xa: np.ndarray, m: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    r"""Float solve (Clarabel) of the dual of one pattern's whitened support function.
+
+    .. math::
+
+        \min_{t, \mu, \rho \ge 0}\ \|t\|^2 + \frac{(\mathbf 1^\top t)^2}{n-k}
+        \quad\text{s.t.}\quad t \ge c - \mu,\quad X_S^\top\mu = X_{S^c}^\top\rho
+
+    (for :math:`S` = all samples: :math:`\mathbf 1^\top t = 0` and objective :math:`\|t\|^2`). Returns
+    ``(t, mu, rho, y_eq)`` with ``y_eq`` the multiplier of the equality (a first-layer direction
+    attaining the maximum, up to sign), or None when the solver fails.
+    """
+    import clarabel
+    import scipy.sparse as sps
+
+    S, Sc = np.flatnonzero(m), np.flatnonzero(~m)
+    n, dp = Xa.shape
+    k, r = S.size, Sc.size
+    N = 2 * k + r
+    if r > 0:
+        Q = 2.0 * (np.eye(k) + np.ones((k, k)) / r)
+    else:
+        Q = 2.0 * np.eye(k)
+    Pm = sps.block_diag([sps.csc_matrix(np.triu(Q)), sps.csc_matrix((k + r, k + r))], format="csc")
+    q = np.zeros(N)
+    eq = np.hstack([np.zeros((dp, k)), Xa[S].T, -Xa[Sc].T])
+    rows = [eq]
+    if r == 0:
+        rows.append(np.hstack([np.ones((1, k)), np.zeros((1, k))]))
+    n_zero = sum(a.shape[0] for a in rows)
+    ineq1 = np.hstack([-np.eye(k), -np.eye(k), np.zeros((k, r))])
+    ineq2 = np.hstack([np.zeros((r, 2 * k)), -np.eye(r)])
+    A = sps.csc_matrix(np.vstack(rows + [ineq1, ineq2]))
+    b = np.concatenate([np.zeros(n_zero), -c, np.zeros(r)])
+    settings = clarabel.DefaultSettings()
+    settings.verbose = False
+    settings.tol_gap_abs = settings.tol_gap_rel = settings.tol_feas = 1e-11
+    cones = [clarabel.ZeroConeT(n_zero), clarabel.NonnegativeConeT(k + r)]
+    try:
+        sol = clarabel.DefaultSolver(Pm, q, A, b, cones, settings).solve()
+    except Exception:  # pragma: no cover - the caller falls back to the relaxed bound
+        return None
+    x = np.asarray(sol.x, dtype=float)
+    if x.size != N or not np.all(np.isfinite(x)):
+        return None
+    z = np.asarray(sol.z, dtype=float)
+    return x[:k], x[k:2 * k], np.maximum(x[2 * k:], 0.0), z[:dp]
+
+
+def _exact_pattern_bound(Xa: np.ndarray, Xf: list[list[Fraction]], m: np.ndarray, sigma: int, w_hat: np.ndarray,
+                         w_frac: list[Fraction], w2_frac: Fraction) -> tuple[Fraction, np.ndarray | None, float]:
+    r"""Rigorous bound :math:`\beta^2` (exact rational) of one pattern's squared support function.
+
+    The float dual point of :func:`_pattern_qp` is made exactly feasible: :math:`d'` basic unknowns
+    among :math:`(\mu, \rho)` are re-solved in rational arithmetic so that
+    :math:`X_S^\top\mu = X_{S^c}^\top\rho` holds exactly with :math:`\rho \ge 0` (else
+    :math:`\mu = \rho = 0`, the relaxation, which is always feasible); then
+    :math:`t = \max(\hat t, \sigma w_S - \mu)` and :math:`\beta^2 = \|t\|^2 + (\mathbf 1^\top t)^2/(n-k)`
+    are exact rationals. Returns ``(beta2, direction, float_value)``.
+    """
+    n, dp = Xa.shape
+    S, Sc = np.flatnonzero(m), np.flatnonzero(~m)
+    k, r = S.size, Sc.size
+    c_hat = sigma * w_hat[S]
+    res = _pattern_qp(Xa, m, c_hat)
+    mu = [Fraction(0)] * k
+    rho = [Fraction(0)] * r
+    direction = None
+    fval = float("nan")
+    if res is not None:
+        t_hat, mu_hat, rho_hat, direction = res
+        fval = float(np.sqrt(max(t_hat @ t_hat + (t_hat.sum() ** 2 / r if r else 0.0), 0.0)))
+        scale = max(float(np.max(np.abs(mu_hat), initial=0.0)), float(np.max(rho_hat, initial=0.0)), 1e-300)
+        rho_hat = np.where(rho_hat > 1e-9 * scale, rho_hat, 0.0)
+        Mcols = np.hstack([Xa[S].T, -Xa[Sc].T])
+        xhat = np.concatenate([mu_hat, rho_hat])
+        order = list(np.argsort(-np.abs(mu_hat))) + [k + int(j) for j in np.argsort(-rho_hat) if rho_hat[j] > 0]
+        basis: list[int] = []
+        for j in order:
+            trial = basis + [j]
+            if np.linalg.matrix_rank(Mcols[:, trial], tol=1e-10 * max(1.0, float(np.abs(Mcols).max()))) == len(trial):
+                basis = trial
+            if len(basis) == dp:
+                break
+        if len(basis) == dp:
+            xf = [Fraction(float(a)) for a in xhat]
+            bset = set(basis)
+            for j in bset:
+                xf[j] = Fraction(0)
+            col_sign = [1] * k + [-1] * r
+            rows_idx = list(S) + list(Sc)
+            rhs = []
+            for i in range(dp):
+                acc = Fraction(0)
+                for j in range(n):
+                    if j not in bset and xf[j] != 0:
+                        acc -= col_sign[j] * Xf[rows_idx[j]][i] * xf[j]
+                rhs.append(acc)
+            Bm = [[col_sign[j] * Xf[rows_idx[j]][i] for j in basis] for i in range(dp)]
+            sol = _solve_exact(Bm, rhs)
+            if sol is not None:
+                for j, val in zip(basis, sol):
+                    xf[j] = val
+                if all(a >= 0 for a in xf[k:]):
+                    mu, rho = xf[:k], xf[k:]
+        t0 = t_hat
+    else:
+        t0 = np.maximum(c_hat, -_theta(c_hat, r)) if r else c_hat
+    cex = [sigma * w_frac[j] - mu_j for j, mu_j in zip(S, mu)]
+    t = [max(Fraction(float(a)), b) for a, b in zip(t0, cex)]
+    if r > 0:
+        st = sum(t, Fraction(0))
+        beta2 = sum((a * a for a in t), Fraction(0)) + st * st / r
+    else:  # S = all samples: t must sum to zero exactly
+        delta = sum(t, Fraction(0))
+        if delta < 0:
+            t[0] -= delta
+        elif delta > 0:
+            for j in range(k):
+                take = min(t[j] - cex[j], delta)
+                t[j] -= take
+                delta -= take
+                if delta == 0:
+                    break
+        beta2 = sum((a * a for a in t), Fraction(0)) if delta == 0 else w2_frac
+    return min(beta2, w2_frac), direction, fval
+
+
+def bn_dual_norm(X: Any, v: Any, patterns: Patterns) -> tuple[float, dict[str, Any]]:
+    r"""A rigorous upper bound of the BN dual constraint :math:`s(v)` (see :func:`certify_bn`).
+
+    .. math::
+
+        s(v)^2 = \max_{u \in \mathcal U}\langle v, u\rangle^2 + (\mathbf 1^\top v)^2,\qquad
+        \max_{u\in\mathcal U}|\langle v, u\rangle| = \max_{i,\sigma}\ \sup_{g\in\mathcal K_i}
+        \frac{\sigma\langle P v, D_i X_a g\rangle}{\|P D_i X_a g\|_2},
+
+    with :math:`\mathcal U` the normalized centered activations
+    :math:`P(X_a g)_+/\|P(X_a g)_+\|` (and 0). With a complete pattern set every pattern is bounded
+    by an exact rational certificate (:func:`_exact_pattern_bound`) or by the rigorous relaxation
+    bound (skipped patterns); otherwise the pattern-free bound :math:`\|Pv\|` is used.
+
+    Returns ``(bound, info)``; ``info`` holds ``"value"`` (the float estimate of
+    :math:`\max_u|\langle v, u\rangle|`), ``"pair"`` (best pattern index and sign), ``"direction"``,
+    ``"n_exact"`` (patterns certified exactly) and ``"exact"``.
+    """
+    Xa = patterns.check(check_X(X))
+    v = np.asarray(v, dtype=np.float64)
+    n = Xa.shape[0]
+    v_frac = [Fraction(float(a)) for a in v]
+    mean = sum(v_frac, Fraction(0)) / n
+    w_frac = [a - mean for a in v_frac]
+    w2_frac = sum((a * a for a in w_frac), Fraction(0))
+    one_v2 = sum(v_frac, Fraction(0)) ** 2
+    info: dict[str, Any] = {"value": float(np.linalg.norm(v - v.mean())), "pair": None, "direction": None,
+                            "n_exact": 0, "exact": bool(patterns.exact)}
+    if not patterns.exact:
+        return _sqrt_up(w2_frac + one_v2), info
+    w_hat = v - v.mean()
+    e_w = gamma(n + 2) * (np.abs(v) + float(np.sum(np.abs(v))) / n)
+    masks = np.asarray(patterns.masks, dtype=bool)
+    w_norm = _sqrt_up(w2_frac)
+    R = np.vstack([_relaxed_bounds(masks, s * w_hat + e_w, w_norm) for s in (1, -1)])
+    Xf = [[Fraction(float(a)) for a in row] for row in Xa]
+    P = masks.shape[1]
+    best2 = Fraction(0)
+    best_rig = 0.0
+    best_val, n_exact = -1.0, 0
+    done = np.zeros(2 * P, dtype=bool)
+    flat = R.ravel()
+    for kk in np.argsort(-flat):
+        if flat[kk] <= best_rig:
+            break
+        sgn_i, idx = divmod(int(kk), P)
+        sigma = 1 - 2 * sgn_i
+        b2, direction, fval = _exact_pattern_bound(Xa, Xf, masks[:, idx], sigma, w_hat, w_frac, w2_frac)
+        n_exact += 1
+        done[kk] = True
+        bb = min(b2, Fraction(float(flat[kk])) ** 2)  # both bound this pattern's square
+        best2 = max(best2, bb)
+        best_rig = max(best_rig, _sqrt_up(bb))
+        if np.isfinite(fval) and fval > best_val:
+            best_val = fval
+            info["pair"], info["direction"] = (idx, sigma), direction
+    # skipped pairs: their rigorous relaxation bound (at most best_rig by the stopping rule)
+    best2 = max(best2, Fraction(float(np.max(flat[~done], initial=0.0))) ** 2)
+    info["value"] = max(best_val, 0.0)
+    info["n_exact"] = n_exact
+    return _sqrt_up(best2 + one_v2), info
+
+
+def _primal_error(net: BatchNormReLU, Xa: np.ndarray, y: np.ndarray, lam: float, lo: Loss) -> float:
+    r"""Bound on the rounding error of :meth:`BatchNormReLU.objective` (``inf`` when it cannot be bounded).
+
+    :math:`|\hat Z - Z| \le E = \gamma_{d'}|X_a||W_1|` (0 where :math:`\hat Z < -E`: the ReLU is then
+    exactly off); centering adds :math:`\gamma_{n+2}`; the normalization
+    :math:`x \mapsto x/\|x\|` moves by at most :math:`2\delta/\|x\|` under a perturbation
+    :math:`\delta`. A neuron that carries output (:math:`w_{2,j}\gamma_j \ne 0`) whose centered
+    activation is within 4 error bounds of zero cannot be bounded (``inf``), unless that activation is
+    exactly zero (every ReLU provably off: the neuron is dead in exact arithmetic too).
+    """
+    n, dp = Xa.shape
+    Z = Xa @ net.W1
+    E = gamma(dp + 2) * (np.abs(Xa) @ np.abs(net.W1))
+    E = np.where(Z < -E, 0.0, E)
+    Hh = np.maximum(Z, 0.0)
+    C = Hh - Hh.mean(axis=0, keepdims=True)
+    EC = E + E.mean(axis=0, keepdims=True) + gamma(n + 2) * (np.abs(Hh) + np.abs(Hh).mean(axis=0, keepdims=True))
+    ecn = np.linalg.norm(EC, axis=0) * (1 + gamma(n + 2))
+    N = _centered_norms(C, Hh)
+    carries = net.w2 * net.gamma != 0
+    dN = ecn + gamma(n + 4) * np.linalg.norm(C, axis=0)
+    exactly_zero = (dN == 0) & ~np.any(C, axis=0)  # every ReLU decided off, or a constant column
+    if np.any(carries & (N <= 4.0 * dN) & ~exactly_zero):
+        return float("inf")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        eU = np.where(N > 0, 2.0 * ecn / np.maximum(N - dN, 1e-300), 0.0) + gamma(n + 8)
+    Un = np.divide(C, N, out=np.zeros_like(C), where=N > 0)
+    terms = np.abs(net.w2) * (np.abs(net.gamma) * np.abs(Un) + np.abs(net.alpha))  # (n, m)
+    e = (np.abs(net.w2 * net.gamma) * eU).sum() + gamma(net.n_neurons + 4) * terms.sum(axis=1)
+    e = np.full(n, float(e)) if np.ndim(e) == 0 else e
+    pred = net.predict(Xa[:, :net.n_features])
+    err = float(np.sum(lo.slope_bound(pred, y, e) * e)) + lo.value_error(pred, y)
+    return err + lam * net.regularizer() * gamma(3 * net.n_neurons + 4) + 1e-300
+
+
+@dataclass
+class BNCertificate:
+    r"""A bound on the suboptimality of a two-layer ReLU network with batch normalization (:func:`certify_bn`).
+
+    Attributes
+    ----------
+    primal : float
+        The network's objective (float evaluation).
+    primal_error : float
+        A bound on the rounding error of ``primal`` (``inf`` when a neuron's normalization is too
+        ill-conditioned to bound; then nothing is claimed about optimality).
+    lower_bound : float
+        A lower bound on the optimum over BN networks of **any** width (weak duality, rounding
+        accounted for). Valid with every pattern set: without a complete one the pattern-free bound
+        :math:`s(v) \le \sqrt{\|Pv\|^2 + (\mathbf 1^\top v)^2}` is used.
+    gap, rel_gap : float
+        ``primal + primal_error - lower_bound`` and ``gap / |primal|``.
+    is_optimal : bool
+        ``rel_gap <= rtol``: a proof that the network is globally optimal up to ``rtol``.
+    exact : bool
+        The bound used a complete pattern set (``patterns.exact``).
+    s : float
+        The rigorous upper bound of :math:`s(v_0)`, :math:`v_0 = -\nabla\ell(\hat y)` (compare with ``lam``).
+    s_estimate : float
+        The float value of :math:`s(v_0)` at the best pattern found (``s_estimate > lam``: the dual
+        constraint is violated).
+    lam, rtol : float
+    improved : BatchNormReLU or None
+        When the network is refuted: the network with one improving neuron appended, whose
+        objective ``improved_objective`` is below ``primal`` by more than both rounding errors.
+    improved_objective : float or None
+    improving_neuron : ndarray of shape (d',) or None
+        First-layer weight of that neuron (its pattern violates the dual constraint).
+    n_exact : int
+        Patterns bounded by an exact rational certificate (the rest by the relaxation bound).
+    note : str or None
+    """
+
+    primal: float
+    primal_error: float
+    lower_bound: float
+    gap: float
+    rel_gap: float
+    is_optimal: bool
+    exact: bool
+    s: float
+    s_estimate: float
+    lam: float
+    rtol: float
+    improved: BatchNormReLU | None = None
+    improved_objective: float | None = None
+    improving_neuron: np.ndarray | None = None
+    n_exact: int = 0
+    note: str | None = None
+
+    @property
+    def verdict(self) -> str:
+        if self.is_optimal:
+            return "GLOBALLY OPTIMAL (certified)"
+        if self.improved is not None:
+            return "NOT OPTIMAL: an improving neuron exists"
+        return "NOT CERTIFIED: gap above tolerance" + (f" ({self.note})" if self.note else "")
+
+    def __str__(self) -> str:
+        lines = [
+            "Certificate of global optimality (two-layer ReLU network with batch normalization)",
+            f"  network objective (primal)   {self.primal:.10g}  (+- {self.primal_error:.2g})",
+            f"  lower bound on the optimum   {self.lower_bound:.10g}",
+            f"  duality gap                  {self.gap:.4g}   (relative {self.rel_gap:.3g}, tolerance {self.rtol:g})",
+            f"  dual constraint s(v)/lam     {self.s / self.lam:.6g}"
+            + ("" if self.exact else "   (pattern-free bound: patterns not complete)"),
+        ]
+        if self.improved is not None:
+            lines.append(f"  improving neuron             lowers the objective to {self.improved_objective:.10g}")
+        lines.append(f"  verdict                      {self.verdict}")
+        return "\n".join(lines)
+
+
+def _improve(net: BatchNormReLU, X: np.ndarray, y: np.ndarray, lam: float, lo: Loss, v0: np.ndarray,
+             candidates: list[np.ndarray]) -> tuple[BatchNormReLU, float, np.ndarray] | None:
+    r"""Append the best candidate neuron :math:`t(a u + b\mathbf 1)`, :math:`(a, b) \propto (\langle v_0, u\rangle, \mathbf 1^\top v_0)`,
+    with the step ``t`` found by a bounded line search; None if no candidate violates the dual constraint."""
+    from scipy.optimize import minimize_scalar
+
+    best = None
+    for g in candidates:
+        if g is None or not np.all(np.isfinite(g)) or not np.any(g):
+            continue
+        u = BatchNormReLU(g[:, None], [1.0], [0.0], [1.0], bias=net.bias).hidden(X)[:, 0]
+        score = float(np.hypot(v0 @ u, v0.sum()))
+        if best is None or score > best[0]:
+            best = (score, g, u)
+    if best is None or best[0] <= lam * (1 + 1e-9):
+        return None
+    score, g, u = best
+    a, b = float(v0 @ u) / score, float(v0.sum()) / score
+
+    def grow(t: float) -> BatchNormReLU:
+        r = math.sqrt(t)
+        return BatchNormReLU(np.hstack([net.W1, g[:, None]]), np.append(net.gamma, r * a),
+                             np.append(net.alpha, r * b), np.append(net.w2, r), bias=net.bias)
+
+    def phi(t: float) -> float:
+        return grow(t).objective(X, y, lam, lo)
+
+    hi = 1.0
+    while phi(2 * hi) < phi(hi) and hi < 1e12:
+        hi *= 2
+    t = float(minimize_scalar(phi, bounds=(0.0, 2 * hi), method="bounded", options={"xatol": 1e-12 * hi}).x)
+    return grow(t), phi(t), g
+
+
+def certify_bn(network: BatchNormReLU, X: Any, y: Any, lam: float, *, patterns: Patterns | None = None,
+               loss: str | Loss = "squared", rtol: float = 1e-6) -> BNCertificate:
+    r"""Certify (or refute) the global optimality of a trained BN ReLU network by weak duality.
+
+    **The dual constraint.** For a neuron, :math:`u = Ph/\|Ph\|` (or 0) and
+    :math:`w_2(\gamma u + \alpha\mathbf 1)`; by Cauchy-Schwarz and AM-GM,
+    :math:`\langle v, w_2(\gamma u + \alpha \mathbf 1)\rangle \le
+    \tfrac12(w_2^2 + \gamma^2 + \alpha^2)\, s(v)` with
+
+    .. math::
+
+        s(v) = \sqrt{\max_{u\in\mathcal U}\langle v, u\rangle^2 + (\mathbf 1^\top v)^2},\qquad
+        \max_{u\in\mathcal U}|\langle v, u\rangle| = \max_{i,\sigma=\pm1}\ \sup_{g\in\mathcal K_i}
+        \frac{\sigma\langle Pv, D_iX_ag\rangle}{\|PD_iX_ag\|_2}.
+
+    If :math:`s(v) \le \lambda`, Fenchel-Young gives :math:`F(\text{any BN network}) \ge -\ell^*(-v)`.
+    This is the dual of :func:`c_bn_relu`: the per-pattern "s" is the support function of the
+    *whitened* cone :math:`\Sigma_iV_i^\top\mathcal K_i` (not of :math:`\mathcal K_i \cap` unit ball as
+    without BN), together with the shift column :math:`\mathbf 1`.
+
+    **Per-pattern dual.** With :math:`S` the active samples (:math:`k = |S|`), :math:`z_S = X_S g`,
+    :math:`\|PD_iX_ag\|^2 = \|z_S\|^2 - (\mathbf 1^\top z_S)^2/n`. For :math:`\rho \ge 0` and
+    :math:`\mu` with :math:`X_S^\top\mu = X_{S^c}^\top\rho` and any :math:`t \ge \sigma (Pv)_S - \mu`,
+    every :math:`g \in\mathcal K_i` satisfies
+    :math:`\sigma\langle (Pv)_S, z_S\rangle \le \langle t, z_S\rangle \le
+    \sqrt{\|t\|^2 + (\mathbf 1^\top t)^2/(n-k)}\ \|PD_iX_ag\|`
+    (pair :math:`t` with :math:`(t, -\tfrac{\mathbf 1^\top t}{n-k}\mathbf 1) \perp \mathbf 1`; for
+    :math:`k = n`, :math:`\mathbf 1^\top t = 0` is required). The minimum over
+    :math:`(t, \mu, \rho)` is the pattern's value (strong duality of this small QP, solved by
+    Clarabel). The inactive samples enter through :math:`\rho`: dropping them (:math:`\mu = \rho = 0`)
+    is valid but loose for patterns with fewer than :math:`d'` active samples.
+
+    **Rigor.** The equality :math:`X_S^\top\mu = X_{S^c}^\top\rho` cannot be checked in floating point
+    and the first layer is unbounded in :math:`\ker X_S`, so the float dual point is made *exactly*
+    feasible in rational arithmetic (:math:`d'` basic unknowns re-solved; if a basic :math:`\rho_j`
+    turns negative the relaxation :math:`\mu = \rho = 0` is used), and :math:`\beta^2` is an exact
+    rational; only its square root is rounded (upwards, checked). Patterns not evaluated are bounded
+    by the relaxation with its rounding bounded by :math:`\gamma_k` (:mod:`convexnn.rounding`).
+    The candidate :math:`v_0 = -\nabla\ell(\hat y)` is scaled by :math:`c \le \lambda/s(v_0)` and the
+    rounding of :math:`c v_0` is covered by :math:`s(v + e) \le s(v) + \sqrt{\|Pe\|^2 + (\mathbf 1^\top e)^2}`
+    (exact). The dual value is :func:`convexnn.duality.bounds.certified_dual_value`.
+
+    Reference: Ergen, Sahiner, Ozturkler, Pauly, Mardani & Pilanci, "Demystifying Batch
+    Normalization in ReLU Networks: Equivalent Convex Optimization Models and Implicit
+    Regularization", ICLR 2022.
+
+    Parameters
+    ----------
+    network : BatchNormReLU
+    X, y, lam, loss
+        The training problem (``lam > 0``).
+    patterns : Patterns, optional
+        Activation patterns of ``X`` with the network's bias setting (default: all, from
+        :func:`convexnn.enumerate_patterns`). A set that is not complete gives a valid but loose
+        bound (pattern-free) and ``exact=False``.
+    rtol : float
+        Relative gap accepted as a proof of optimality, in (0, 1).
+
+    Returns
+    -------
+    BNCertificate
+
+    Raises
+    ------
+    InputError
+        Bad input, patterns of another ``X`` or bias setting.
+    TooLargeError
+        If the complete pattern set is too large to enumerate.
+    """
+    from convexnn.duality.bounds import best_scale, certified_dual_value
+
+    if not isinstance(network, BatchNormReLU):
+        raise InputError(f"network must be a BatchNormReLU; got {type(network).__name__}.")
+    if not (isinstance(rtol, (float, int)) and 0 < rtol < 1):
+        raise InputError(f"rtol must be in (0, 1); got {rtol!r}.")
+    lo = get_loss(loss)
+    Xa = network.design(X)
+    Xc = Xa[:, :network.n_features]
+    lam_v = check_lam(lam)
+    yc = check_y(y, Xc.shape[0], loss=lo.name)
+    if yc.ndim != 1:
+        raise InputError(f"certify_bn takes scalar targets y of shape (n,); got {yc.shape}.")
+    if patterns is None:
+        from convexnn.arrangements.enumerate import enumerate_patterns
+
+        patterns = enumerate_patterns(Xc, bias=network.bias)
+    if not isinstance(patterns, Patterns):
+        raise InputError(f"patterns must be a convexnn.Patterns or None; got {type(patterns).__name__}.")
+    if patterns.bias != network.bias:
+        raise InputError(f"the network has bias={network.bias} but the patterns bias={patterns.bias}.")
+    patterns.check(Xc)
+    primal = network.objective(Xc, yc, lam_v, lo)
+    err = _primal_error(network, Xa, yc, lam_v, lo)
+    pred = network.predict(Xc)
+    v0 = lo.project_dual(-lo.grad(pred, yc), yc)
+    s0, info = bn_dual_norm(Xc, v0, patterns)
+    s_est = float(np.hypot(info["value"], v0.sum()))
+    lower = certified_dual_value(lo, 0.0 * v0, yc)  # the zero point is always dual feasible
+    if s0 > 0:
+        c, _ = best_scale(lo, v0, yc, lam_v / s0 * (1 - 2.0 ** -40))
+        for _ in range(8):
+            v = c * v0
+            e = [Fraction(float(a)) - Fraction(c) * Fraction(float(b)) for a, b in zip(v, v0)]
+            me = sum(e, Fraction(0)) / len(e)
+            se = _sqrt_up(sum(((a - me) ** 2 for a in e), Fraction(0)) + (me * len(e)) ** 2)
+            sv = Fraction(c) * Fraction(s0) + Fraction(se)
+            if sv <= Fraction(lam_v):
+                lower = max(lower, certified_dual_value(lo, v, yc))
+                break
+            c *= 1 - 2.0 ** -30
+    gap = max(primal + err - lower, 0.0)
+    rel = gap / max(abs(primal), REL_GAP_FLOOR)
+    cert = BNCertificate(primal=primal, primal_error=err, lower_bound=float(lower), gap=gap, rel_gap=rel,
+                         is_optimal=bool(rel <= rtol), exact=bool(patterns.exact), s=float(s0), s_estimate=s_est,
+                         lam=lam_v, rtol=float(rtol), n_exact=int(info["n_exact"]))
+    if not np.isfinite(err):
+        cert.note = "a neuron's normalization is too ill-conditioned to bound the primal's rounding"
+    if not cert.is_optimal and patterns.exact and s_est > lam_v * (1 + 1e-9) and info["pair"] is not None:
+        idx, _ = info["pair"]
+        d = info["direction"]
+        cands = [d, -d if d is not None else None, np.asarray(patterns.gates)[:, idx]]
+        res = _improve(network, Xc, yc, lam_v, lo, v0, cands)
+        if res is not None:
+            new_net, new_obj, g = res
+            noise = (err if np.isfinite(err) else 0.0) + _primal_error(new_net, Xa, yc, lam_v, lo)
+            if new_obj < primal - noise:
+                cert.improved, cert.improved_objective, cert.improving_neuron = new_net, new_obj, g
+            else:
+                cert.note = (f"the most violated dual constraint changes the objective by {primal - new_obj:.3g}, "
+                             f"within its rounding error {noise:.3g}")
+    return cert

@@ -172,3 +172,199 @@ def test_large_lam_maps_to_the_empty_network():
     net = sol.to_network()
     assert net.n_neurons == 0
     assert sol.value == pytest.approx(0.5 * np.sum(y ** 2), rel=1e-6)
+
+
+# ---------------------------------------------------------------------------- certificates
+from convexnn.zoo import certify_bn  # noqa: E402
+from convexnn.zoo.batchnorm import bn_dual_norm  # noqa: E402
+
+
+def _socp_support(X, v, P, bias):
+    """max over patterns and signs of sigma <Pv, D X_a g> / ||P D X_a g|| (CVXPY + Clarabel, per pattern)."""
+    Xa = np.hstack([X, np.ones((len(X), 1))]) if bias else X
+    n = len(X)
+    w = v - v.mean()
+    best = 0.0
+    for m in np.asarray(P.masks, dtype=float).T:
+        if m.sum() == 0:
+            continue
+        g = cp.Variable(Xa.shape[1])
+        z = cp.multiply(m, Xa @ g)
+        cons = [cp.norm(z - cp.sum(z) / n) <= 1, cp.multiply(2 * m - 1, Xa @ g) >= 0]
+        for sg in (1, -1):
+            pr = cp.Problem(cp.Maximize(sg * (w @ z)), cons)
+            pr.solve(solver=cp.CLARABEL)
+            best = max(best, pr.value)
+    return best
+
+
+def _sampled_support(X, v, bias, rng, k=20000):
+    """max |<v, u>| over k random first layers (u = P h / ||P h||), a lower estimate of the sup."""
+    Xa = np.hstack([X, np.ones((len(X), 1))]) if bias else X
+    H = np.maximum(Xa @ rng.standard_normal((Xa.shape[1], k)), 0)
+    C = H - H.mean(0)
+    N = np.linalg.norm(C, axis=0)
+    ok = N > 1e-9
+    return float(np.max(np.abs(v @ (C[:, ok] / N[ok])), initial=0.0))
+
+
+@pytest.mark.parametrize("n,d,bias", [(9, 2, True), (8, 2, False), (10, 1, True)])
+def test_dual_norm_bound_matches_the_per_pattern_socp(n, d, bias):
+    """The rigorous bound is >= every sampled neuron and equals the per-pattern SOCP maximum."""
+    X, y = _data(n=n, d=d, seed=n + d)
+    P = cx.enumerate_patterns(X, bias=bias)
+    rng = np.random.default_rng(0)
+    for v in (rng.standard_normal(n), y - y.mean() + 0.3):
+        s, info = bn_dual_norm(X, v, P)
+        exact = _socp_support(X, v, P, bias)
+        assert s >= np.hypot(_sampled_support(X, v, bias, rng), v.sum())
+        assert s >= np.hypot(exact, v.sum()) * (1 - 1e-7)
+        assert s <= np.hypot(exact, v.sum()) * (1 + 1e-6)
+        assert info["exact"]
+
+
+@pytest.mark.parametrize("n,d,bias,lam", [(10, 2, True, 0.1), (10, 2, False, 0.1), (10, 1, True, 0.05),
+                                          (8, 3, True, 0.2)])
+def test_convex_optimum_is_certified(n, d, bias, lam):
+    X, y = _data(n=n, d=d, seed=1)
+    P = cx.enumerate_patterns(X, bias=bias)
+    sol = c_bn_relu(X, y, P, lam).solve()
+    net = sol.to_network()
+    cert = certify_bn(net, X, y, lam, patterns=P, rtol=1e-5)
+    assert cert.is_optimal and cert.exact, str(cert)
+    assert cert.rel_gap <= 1e-5
+    assert cert.lower_bound <= sol.value * (1 + 1e-7)  # the Clarabel optimum (solver accuracy)
+    assert cert.lower_bound <= cert.primal
+    assert "GLOBALLY OPTIMAL" in cert.verdict
+    assert cert.improved is None
+
+
+def test_logistic_optimum_is_certified():
+    X, y = _data(n=10, seed=4)
+    y = np.where(y > np.median(y), 1.0, -1.0)
+    P = cx.enumerate_patterns(X, bias=True)
+    sol = c_bn_relu(X, y, P, 0.1, loss="logistic").solve()
+    # the exponential-cone solve is less accurate than the squared-loss one
+    cert = certify_bn(sol.to_network(), X, y, 0.1, patterns=P, loss="logistic", rtol=1e-4)
+    assert cert.is_optimal, str(cert)
+    assert cert.lower_bound <= sol.value * (1 + 1e-7)
+
+
+def test_suboptimal_networks_are_refuted_or_bounded():
+    X, y = _data(n=10, seed=1)
+    lam = 0.1
+    P = cx.enumerate_patterns(X, bias=True)
+    sol = c_bn_relu(X, y, P, lam).solve()
+    opt = sol.value
+    net = sol.to_network()
+    rng = np.random.default_rng(5)
+    refuted = 0
+    for scale in (0.0, 0.5, 3.0):
+        bad = BatchNormReLU(net.W1 + scale * 0.3 * rng.standard_normal(net.W1.shape), net.gamma * (1 + scale),
+                            net.alpha, net.w2, bias=True)
+        cert = certify_bn(bad, X, y, lam, patterns=P)
+        assert cert.lower_bound <= opt * (1 + 1e-7)
+        assert cert.primal == pytest.approx(bad.objective(X, y, lam), rel=1e-12)
+        if scale > 0:
+            assert not cert.is_optimal
+        if cert.improved is not None:
+            refuted += 1
+            # the refutation is checked on the network it returns
+            assert cert.improved.n_neurons == bad.n_neurons + 1
+            assert cert.improved.objective(X, y, lam) == pytest.approx(cert.improved_objective, rel=1e-12)
+            assert cert.improved_objective < cert.primal
+            assert "improving neuron" in cert.verdict
+    # a single neuron of the optimum is far from optimal: its residual violates the dual constraint
+    one = BatchNormReLU(net.W1[:, :1], net.gamma[:1], net.alpha[:1], net.w2[:1], bias=True)
+    cert = certify_bn(one, X, y, lam, patterns=P)
+    assert cert.s_estimate > lam and cert.improved is not None, str(cert)
+    assert cert.improved_objective < one.objective(X, y, lam)
+    assert cert.lower_bound <= opt * (1 + 1e-7)
+
+
+def test_sampled_patterns_give_a_valid_pattern_free_bound():
+    X, y = _data(n=10, seed=2)
+    lam = 0.1
+    P = cx.enumerate_patterns(X, bias=True)
+    sol = c_bn_relu(X, y, P, lam).solve()
+    cert = certify_bn(sol.to_network(), X, y, lam, patterns=P[:4])
+    assert not cert.exact and not cert.is_optimal
+    assert cert.lower_bound <= sol.value
+    v = y - sol.fit
+    assert cert.s >= np.hypot(np.linalg.norm(v - v.mean()), v.sum())  # the pattern-free bound
+
+
+def test_adam_restarts_never_beat_the_lower_bounds():
+    torch = pytest.importorskip("torch")
+    X, y = _data(n=10, seed=7)
+    lam = 0.1
+    P = cx.enumerate_patterns(X, bias=True)
+    opt = c_bn_relu(X, y, P, lam).solve().value
+    Xa = torch.tensor(np.hstack([X, np.ones((10, 1))]))
+    yt = torch.tensor(y)
+    nets, finals = [], []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        ps = [torch.randn(3, 6, dtype=torch.float64), torch.randn(6, dtype=torch.float64),
+              torch.randn(6, dtype=torch.float64) * 0.1, torch.randn(6, dtype=torch.float64) * 0.5]
+        for p in ps:
+            p.requires_grad_(True)
+        W, g, a, w2 = ps
+        optim = torch.optim.Adam(ps, lr=0.03)
+        for _ in range(300):
+            optim.zero_grad()
+            H = torch.relu(Xa @ W)
+            C = H - H.mean(0, keepdim=True)
+            bn = C / torch.sqrt((C ** 2).sum(0) + 1e-12) * g + a
+            obj = 0.5 * ((bn @ w2 - yt) ** 2).sum() + lam / 2 * (g.pow(2).sum() + a.pow(2).sum() + w2.pow(2).sum())
+            obj.backward()
+            optim.step()
+        net = BatchNormReLU(*(p.detach().numpy() for p in ps), bias=True)
+        nets.append(net)
+        finals.append(net.objective(X, y, lam))
+    outcomes = []
+    for net in nets:
+        cert = certify_bn(net, X, y, lam, patterns=P)
+        assert cert.lower_bound <= opt * (1 + 1e-7)
+        assert cert.lower_bound <= min(finals) + 1e-12
+        assert cert.gap >= cert.primal - opt - 1e-9
+        if cert.improved is not None:
+            assert cert.improved.objective(X, y, lam) < net.objective(X, y, lam)
+        if cert.primal > opt * (1 + 1e-3):  # suboptimal by the independent convex optimum
+            assert not cert.is_optimal
+        outcomes.append(cert.improved is not None)
+    assert any(outcomes)  # Adam stops at networks that an added neuron improves
+
+
+def test_certify_bn_bad_inputs():
+    X, y = _data()
+    net = BatchNormReLU(np.array([[1.0], [-1.0]]), [1.0], [0.0], [1.0])
+    with pytest.raises(cx.InputError, match="BatchNormReLU"):
+        certify_bn((net.W1, net.w2), X, y, 0.1)
+    with pytest.raises(cx.InputError, match="lam"):
+        certify_bn(net, X, y, 0.0)
+    with pytest.raises(cx.InputError, match="rtol"):
+        certify_bn(net, X, y, 0.1, rtol=2.0)
+    with pytest.raises(cx.InputError, match="scalar"):
+        certify_bn(net, X, np.column_stack([y, y]), 0.1)
+    with pytest.raises(cx.InputError, match="features"):
+        certify_bn(net, X[:, :1], y, 0.1)
+    with pytest.raises(cx.InputError, match="bias"):
+        certify_bn(net, X, y, 0.1, patterns=cx.enumerate_patterns(X, bias=True))
+    with pytest.raises(cx.InputError, match="another data matrix"):
+        certify_bn(net, X, y, 0.1, patterns=cx.enumerate_patterns(X + 1))
+    with pytest.raises(cx.InputError, match="Patterns"):
+        certify_bn(net, X, y, 0.1, patterns=np.ones((10, 3), bool))
+
+
+def test_dual_norm_bound_dominates_random_neurons():
+    """Random data and dual points (with a large mean, which the shift column carries): the rigorous
+    bound is at least every sampled BN neuron's value."""
+    for seed in range(6):
+        rng = np.random.default_rng(100 + seed)
+        X = rng.standard_normal((7, 2)) * rng.uniform(0.1, 10)
+        v = rng.standard_normal(7) + rng.uniform(-3, 3)
+        for bias in (True, False):
+            s, _ = bn_dual_norm(X, v, cx.enumerate_patterns(X, bias=bias))
+            assert s >= np.hypot(_sampled_support(X, v, bias, rng, k=5000), v.sum())
+            assert s <= np.hypot(np.linalg.norm(v - v.mean()), v.sum()) * (1 + 1e-12)

@@ -1,0 +1,173 @@
+"""Block-structured interior point for the restricted programs (convexnn/solvers/block_ipm.py).
+
+Checked against Clarabel (the restricted C-ReLU program through ``solve_restricted(solver="clarabel")``,
+the C-GReLU program through CVXPY) and against the KKT conditions.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import convexnn as cx
+import convexnn.solvers.active_set as asm
+from convexnn.formulations.losses import get_loss
+from convexnn.solvers import lam_max
+from convexnn.solvers.block_ipm import _jdiv, _jprod, _nt_scaling, _soc_step, solve_block_ipm
+
+
+def _data(seed: int, loss: str, n: int = 50, d: int = 3, P: int = 12, gates: bool = True):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    if loss == "squared":
+        y = np.maximum(X @ rng.standard_normal(d), 0.0) + 0.3 * rng.standard_normal(n)
+    else:
+        y = np.sign(X[:, 0] * X[:, 1] + 0.3 * rng.standard_normal(n))
+        y[y == 0] = 1.0
+    Xa = np.hstack([X, np.ones((n, 1))])
+    if gates:
+        masks = np.asarray(cx.Patterns.from_gates(X, rng.standard_normal((d + 1, P)), bias=True).masks, dtype=bool)
+    else:  # arbitrary masks: cones with empty interior (only u = 0) are possible
+        masks = rng.random((n, P)) < 0.5
+    return X, Xa, masks, y
+
+
+def _restricted_objective(Xa, masks, y, lam, L, V, W) -> float:
+    return asm._primal(Xa, masks, y, lam, L, V, W)[0]
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("gates", [True, False])
+def test_restricted_relu_matches_clarabel(loss, seed, gates):
+    X, Xa, masks, y = _data(seed, loss, gates=gates)
+    L = get_loss(loss)
+    P = masks.shape[1]
+    lam = 0.05 * lam_max(Xa, masks, y, loss)
+    rng = np.random.default_rng(seed + 10)
+    active = rng.random((2, P)) < 0.6  # a working set with some blocks zero at its optimum
+    a = asm.solve_restricted(Xa, masks, y, lam, L, active, solver="ipm")
+    b = asm.solve_restricted(Xa, masks, y, lam, L, active, solver="clarabel")
+    assert a.status.startswith("ipm")
+    fa, fb = (_restricted_objective(Xa, masks, y, lam, L, r.V, r.W) for r in (a, b))
+    assert fa == pytest.approx(fb, rel=1e-8)
+    va, vr = asm.violation(Xa, masks, a.V, a.W)
+    assert va <= 1e-9 and (vr <= 1e-9 or not gates)  # random masks: cones {0}, blocks ~1e-13, ratios meaningless
+    # blocks outside the working set stay zero; the multipliers are nonnegative and live there too
+    assert not a.V[~active[0]].any() and not a.W[~active[1]].any()
+    assert np.all(a.multipliers >= 0)
+    assert not a.multipliers[:, np.flatnonzero(~np.concatenate([active[0], active[1]]))].any()
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_restricted_relu_kkt(loss):
+    X, Xa, masks, y = _data(3, loss)
+    L = get_loss(loss)
+    P = masks.shape[1]
+    lam = 0.03 * lam_max(Xa, masks, y, loss)
+    k = 2 * P
+    mk = np.hstack([masks, masks])
+    sg = np.r_[np.ones(P), -np.ones(P)]
+    r = solve_block_ipm(Xa, mk, sg, y, lam, L, eps=1e-11)
+    Fc = mk * sg[None, :]
+    z = np.einsum("nk,nk->n", Fc, Xa @ r.X.T)
+    g = L.grad(z, y)
+    S = 2.0 * mk - 1.0
+    # stationarity: F_b^T g - C_b^T gamma_b + lam * u_b = 0 with ||u_b|| <= 1 (= x_b/||x_b|| when x_b != 0)
+    grad_b = (Fc * g[:, None]).T @ Xa - (S * r.multipliers).T @ Xa
+    nrm = np.linalg.norm(r.X, axis=1)
+    big = nrm > 1e-4 * nrm.max()  # zero blocks of the optimum end at ~1e-9 relative in the interior point
+    assert big.any() and (~big).any()
+    np.testing.assert_allclose(grad_b[big], -lam * r.X[big] / nrm[big, None], atol=1e-6 * lam)
+    assert np.all(np.linalg.norm(grad_b[~big], axis=1) <= lam * (1 + 1e-6))
+    # complementary slackness on the cone rows
+    cone = S * (Xa @ r.X.T)
+    assert np.sum(r.multipliers * np.maximum(cone, 0.0)) <= 1e-7 * max(1.0, abs(r.objective))
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_group_lasso_without_cones_matches_c_grelu(loss):
+    X, Xa, masks, y = _data(4, loss, P=10)
+    P = masks.shape[1]
+    lam = 0.05 * lam_max(Xa, masks, y, loss)
+    pat = cx.Patterns.from_gates(X, np.random.default_rng(4).standard_normal((X.shape[1] + 1, P)), bias=True)
+    masks = np.asarray(pat.masks, dtype=bool)
+    P = masks.shape[1]
+    lam = 0.05 * lam_max(Xa, masks, y, loss)
+    f = cx.c_grelu(X, y, pat, lam, loss=loss)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = f.solve(solver="CLARABEL", tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10).value
+    r = solve_block_ipm(Xa, masks, np.ones(P), y, lam, get_loss(loss), cones=False)
+    assert r.multipliers.shape == (Xa.shape[0], 0)
+    assert r.objective == pytest.approx(ref, rel=1e-8)
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_full_solve_matches_clarabel_on_small_matrix_cells(loss):
+    # the matrix's smallest cell (n=100, d=2, P=100 sampled patterns, lam = 0.1 lam_max) and a
+    # dense-support one (lam = 1e-3 lam_max)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((100, 2))
+    t = np.maximum(X @ rng.standard_normal((2, 5)), 0.0) @ rng.standard_normal(5)
+    y = (t - t.mean()) / t.std() if loss == "squared" else np.where(t > np.median(t), 1.0, -1.0)
+    pat = cx.Patterns.from_gates(X, np.random.default_rng(0).standard_normal((3, 60)), bias=True)
+    Xa = np.hstack([X, np.ones((100, 1))])
+    for frac in (0.1, 1e-3):
+        lam = frac * lam_max(Xa, pat.masks, y, loss)
+        f = cx.c_relu(X, y, pat, lam, loss=loss)
+        sol = cx.solve(f, method="first_order", tol=1e-8)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = f.solve(solver="CLARABEL", tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10).value
+        assert sol.status == "optimal" and sol.solver == "active_set"
+        assert sol.value == pytest.approx(ref, rel=1e-6)
+        assert sol.value - ref <= sol.info["gap_abs"] + 1e-9 * abs(ref)
+        assert sol.info["violation"] <= 1e-8
+
+
+def test_failed_interior_point_falls_back_to_clarabel(monkeypatch):
+    X, Xa, masks, y = _data(5, "squared")
+    L = get_loss("squared")
+    lam = 0.05 * lam_max(Xa, masks, y, "squared")
+    active = np.ones((2, masks.shape[1]), dtype=bool)
+    good = asm.solve_restricted(Xa, masks, y, lam, L, active)
+    real = asm.solve_block_ipm
+
+    def broken(*args, **kwargs):
+        r = real(*args, **kwargs)
+        r.gap = r.pres = r.dres = 1.0  # as after a numerical failure
+        return r
+
+    monkeypatch.setattr(asm, "solve_block_ipm", broken)
+    fb = asm.solve_restricted(Xa, masks, y, lam, L, active)
+    assert not fb.status.startswith("ipm")
+    assert _restricted_objective(Xa, masks, y, lam, L, fb.V, fb.W) == pytest.approx(
+        _restricted_objective(Xa, masks, y, lam, L, good.V, good.W), rel=1e-8)
+    with pytest.raises(cx.InputError):
+        asm.solve_restricted(Xa, masks, y, lam, L, active, solver="mosek")
+
+
+def test_cone_algebra():
+    rng = np.random.default_rng(0)
+    s = rng.standard_normal((5, 4))
+    s[:, 0] = np.linalg.norm(s[:, 1:], axis=1) + rng.random(5)
+    z = rng.standard_normal((5, 4))
+    z[:, 0] = np.linalg.norm(z[:, 1:], axis=1) + rng.random(5)
+    W, Winv, lmb, den = _nt_scaling(s, z)
+    # Nesterov-Todd: W z = W^{-1} s = lambda, W W^{-1} = I, W^2 z = s
+    np.testing.assert_allclose(np.einsum("kij,kj->ki", W, z), lmb, atol=1e-12)
+    np.testing.assert_allclose(np.einsum("kij,kj->ki", Winv, s), lmb, atol=1e-12)
+    np.testing.assert_allclose(np.einsum("kij,kjl->kil", W, Winv), np.broadcast_to(np.eye(4), (5, 4, 4)), atol=1e-12)
+    np.testing.assert_allclose(den, lmb[:, 0] ** 2 - np.sum(lmb[:, 1:] ** 2, axis=1), rtol=1e-10)
+    dvec = rng.standard_normal((5, 4))
+    np.testing.assert_allclose(_jprod(lmb, _jdiv(lmb, dvec)), dvec, atol=1e-12)
+    # the step to the boundary lands on the boundary
+    du = rng.standard_normal((5, 4))
+    a = _soc_step(s, du)
+    if np.isfinite(a):
+        u = s + a * du
+        gaps = u[:, 0] - np.linalg.norm(u[:, 1:], axis=1)
+        assert gaps.min() == pytest.approx(0.0, abs=1e-9) and np.all(gaps >= -1e-9)
