@@ -65,6 +65,9 @@ IMPROVE_RTOL = 1e-8  # an improving neuron must beat lam by this relative margin
 #: for at most this many seconds (``time_limit`` overrides it) when ``d'`` is at most BAB_MAX_DIM
 BAB_TIME = 10.0
 BAB_MAX_DIM = 8
+#: seconds of the method="bab" certificate when no time_limit is given (its bound is valid when it stops);
+#: pass time_limit=float("inf") to run until the tolerance is proven
+BAB_DEFAULT_LIMIT = 60.0
 _REFINE_BUDGET = 40000  # refinement working set: at most max(50, _REFINE_BUDGET // n) patterns
 
 
@@ -489,7 +492,9 @@ def certify(
         enumerate when ``patterns`` is given or the estimated number of chambers is at most
         ``max_patterns``, else branch and bound.
     time_limit : float, optional
-        Seconds for the branch and bound (its bound is valid when it stops).
+        Seconds for the branch and bound (its bound is valid when it stops). Default: 60 s for
+        ``method="bab"`` (:data:`BAB_DEFAULT_LIMIT`; ``float("inf")`` runs until ``rtol`` is
+        proven) and 10 s for the final bound over incomplete pattern sets (:data:`BAB_TIME`).
     progress : bool, optional
         tqdm progress bars of the enumeration and of the branch and bound (with the current
         bound and gap); ``None`` shows them for long runs on a terminal.
@@ -531,7 +536,8 @@ def certify(
     if method == "bab":
         from convexnn.duality.certify_bab import certify_bab
 
-        return certify_bab(network, Xc, yc, lam, loss=L, rtol=rtol, time_limit=time_limit, progress=progress)
+        return certify_bab(network, Xc, yc, lam, loss=L, rtol=rtol,
+                           time_limit=BAB_DEFAULT_LIMIT if time_limit is None else time_limit, progress=progress)
     if method != "auto" or patterns is not None:
         pats = resolve_patterns(Xc, net.bias, patterns, max_patterns, progress)
     masks = pats.masks

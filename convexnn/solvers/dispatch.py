@@ -56,11 +56,12 @@ _IP_SECONDS_PER_NNZ = {"c_relu": 1.2e-5, "c_grelu": 2.0e-6}
 #: Clarabel, including the smallest cells (n=100, d'=3, P=91: 4 ms vs 30 ms).
 AUTO_INTERIOR_SECONDS = 0.0
 #: ``auto``, C-ReLU: switch to the interior-point method when the C-GReLU screening solve has more
-#: than this fraction of the patterns in its support, i.e. when the restricted programs of the
-#: active-set polish approach the full program. Measured: at 61% (breast cancer, d'=31, P=300,
-#: lam=1e-3 lam_max; final C-ReLU working set 92 of 600 blocks) the polish was still faster
-#: (144 s vs about 177 s), so the threshold sits above that.
-AUTO_DENSE_SUPPORT = 0.75
+#: than this fraction of the patterns in its support. 1.0: never. With the block-structured
+#: interior point on the restricted programs (:mod:`convexnn.solvers.block_ipm`) the active-set
+#: polish was faster than CVXPY + Clarabel on the full program on every C-ReLU cell of
+#: ``bench/bench_matrix.py``, including the dense-support ones where the screening support holds
+#: 100% of the patterns (diabetes, lam = 1e-3 lam_max; synthetic n=500, d'=21, lam = 0.01 lam_max).
+AUTO_DENSE_SUPPORT = 1.0
 
 
 class _PreferInterior(Exception):
@@ -130,10 +131,10 @@ def solve(
         (hinge loss, other kinds, nuclear-norm vector outputs) or its estimated time
         (:func:`estimate_interior_seconds`) is below :data:`AUTO_INTERIOR_SECONDS` (0 by
         default: first order was faster on every measured cell); otherwise first-order.
-        For C-ReLU (scalar output) it switches to the interior-point method after the C-GReLU
-        screening solve when more than :data:`AUTO_DENSE_SUPPORT` of the patterns are in the
-        screening support (the active-set polish is slower than one full interior-point solve
-        there). ``info["auto_reason"]`` records the reason.
+        For C-ReLU (scalar output) it would switch to the interior-point method after the
+        C-GReLU screening solve when more than :data:`AUTO_DENSE_SUPPORT` of the patterns are in
+        the screening support (1.0 by default: never; the active-set polish was faster on every
+        measured cell). ``info["auto_reason"]`` records the reason.
     device : str, optional
         First-order backend: ``None`` (numpy), ``"cpu"`` / ``"torch"`` (torch on the CPU),
         ``"cuda"`` / ``"cuda:k"`` (torch on a GPU; :class:`InputError` without CUDA).
@@ -145,7 +146,7 @@ def solve(
         Target *relative* certified duality gap :math:`(P - D)/|P|` (first-order), default 1e-8.
     max_iter : int, optional
         Iteration budget of the whole solve (default 20000 for C-GReLU, 50000 for C-ReLU): all
-        iterations count (R-FISTA, Newton, the restricted Clarabel solves of the C-ReLU polish,
+        iterations count (R-FISTA, Newton, the restricted interior-point solves of the C-ReLU polish,
         augmented-Lagrangian inner iterations), and vector outputs share it (each output gets an
         equal share of what is left).
     warm_start : ConvexSolution or dict, optional
@@ -163,8 +164,9 @@ def solve(
     polish : bool
         C-ReLU only (default True): solve by the active-set polish of
         :mod:`convexnn.solvers.active_set` -- screen blocks with the C-GReLU solution (R-FISTA on
-        the requested backend), solve the C-ReLU program restricted to the working set with
-        CVXPY + Clarabel (CPU, float64), certify over **all** patterns with the cone-aware dual
+        the requested backend), solve the C-ReLU program restricted to the working set with the
+        block-structured interior point of :mod:`convexnn.solvers.block_ipm` (CPU, float64;
+        Clarabel when it fails numerically), certify over **all** patterns with the cone-aware dual
         (NNLS, :func:`convexnn.duality.cones.cone_support`) and add violated blocks until the
         certified gap is below ``tol``. ``info["polish"]`` reports the rounds, the working-set
         size and why it stopped. If the polish cannot finish (solver failure, round/block budget)

@@ -601,9 +601,13 @@ def bn_dual_norm(X: Any, v: Any, patterns: Patterns) -> tuple[float, dict[str, A
     :math:`\max_u|\langle v, u\rangle|`), ``"pair"`` (best pattern index and sign), ``"direction"``,
     ``"n_exact"`` (patterns certified exactly) and ``"exact"``.
     """
+    if not isinstance(patterns, Patterns):
+        raise InputError(f"patterns must be a convexnn.Patterns; got {type(patterns).__name__}.")
     Xa = patterns.check(check_X(X))
     v = np.asarray(v, dtype=np.float64)
     n = Xa.shape[0]
+    if v.shape != (n,) or not np.all(np.isfinite(v)):
+        raise InputError(f"v must be a finite vector of shape ({n},); got shape {v.shape}.")
     v_frac = [Fraction(float(a)) for a in v]
     mean = sum(v_frac, Fraction(0)) / n
     w_frac = [a - mean for a in v_frac]

@@ -155,7 +155,7 @@ def test_row_generation_gives_the_same_restricted_solution():
     f = _relu(13, n=40)
     Xa, masks, y, lam, L = _arrays(f)
     full = solve_relu_active_set(Xa, masks, y, lam, L, tol=1e-9)
-    a = asm.solve_restricted(Xa, masks, y, lam, L, full.blocks)
+    a = asm.solve_restricted(Xa, masks, y, lam, L, full.blocks, solver="clarabel")
     # start every block from 3 rows only: violated rows are generated until feasible
     b = asm.solve_restricted(Xa, masks, y, lam, L, full.blocks, V_ref=full.V, W_ref=full.W, v_ref=full.certificate.v,
                              rows_per_block=3)

@@ -80,7 +80,8 @@ def test_restricted_relu_kkt(loss):
     nrm = np.linalg.norm(r.X, axis=1)
     big = nrm > 1e-4 * nrm.max()  # zero blocks of the optimum end at ~1e-9 relative in the interior point
     assert big.any() and (~big).any()
-    np.testing.assert_allclose(grad_b[big], -lam * r.X[big] / nrm[big, None], atol=1e-6 * lam)
+    # (the direction of a nonzero block converges like sqrt(gap): second-order cone complementarity)
+    np.testing.assert_allclose(grad_b[big], -lam * r.X[big] / nrm[big, None], atol=1e-4 * lam)
     assert np.all(np.linalg.norm(grad_b[~big], axis=1) <= lam * (1 + 1e-6))
     # complementary slackness on the cone rows
     cone = S * (Xa @ r.X.T)

@@ -123,7 +123,8 @@ def test_restricted_solve_lifted_and_gram_forms_agree(monkeypatch):
     M = np.asarray(pat.masks, dtype=bool)
     lam = 0.05 * lam_max(Xa, M, y)
     active = np.ones((2, M.shape[1]), dtype=bool)  # 20 blocks x 4 = 80 variables > 2n = 24
-    lifted = active_set.solve_restricted(Xa, M, y, lam, get_loss("squared"), active)
+    lifted = active_set.solve_restricted(Xa, M, y, lam, get_loss("squared"), active, solver="clarabel")
+    ipm = active_set.solve_restricted(Xa, M, y, lam, get_loss("squared"), active)  # block interior point
     real = active_set._clarabel_squared
 
     def gram(F, *a):  # pretend n is large: the Gram form
@@ -131,11 +132,13 @@ def test_restricted_solve_lifted_and_gram_forms_agree(monkeypatch):
 
     # the extra zero rows change neither the Gram matrix nor F^T y, only the lifted/Gram choice
     monkeypatch.setattr(active_set, "_clarabel_squared", gram)
-    g = active_set.solve_restricted(Xa, M, y, lam, get_loss("squared"), active)
+    g = active_set.solve_restricted(Xa, M, y, lam, get_loss("squared"), active, solver="clarabel")
     # n < |W| d': the weights need not be unique, the optimal value is
     val = active_set._primal(Xa, M, y, lam, get_loss("squared"), lifted.V, lifted.W)[0]
     val_g = active_set._primal(Xa, M, y, lam, get_loss("squared"), g.V, g.W)[0]
+    val_i = active_set._primal(Xa, M, y, lam, get_loss("squared"), ipm.V, ipm.W)[0]
     assert abs(val - val_g) <= 1e-7 * abs(val_g)
+    assert ipm.status.startswith("ipm") and abs(val_i - val_g) <= 1e-7 * abs(val_g)
     # all blocks active: the restricted program is the full one, equal to Clarabel on C-ReLU
     ref = cx.c_relu(X, y, pat, lam).solve(solver="CLARABEL").value
     assert abs(val - ref) <= 1e-6 * abs(ref)
@@ -150,9 +153,9 @@ def test_faer_and_qdldl_restricted_solves_agree(monkeypatch):
     active = np.zeros((2, 20), dtype=bool)
     active[:, :6] = True  # 12 blocks x 31 = 372 variables (Gram form, n=200 -> 372 < 400)
     monkeypatch.setattr(active_set, "_FAER_MIN_VARS", 100)
-    a = active_set.solve_restricted(Xa, M, y, lam, get_loss("squared"), active)
+    a = active_set.solve_restricted(Xa, M, y, lam, get_loss("squared"), active, solver="clarabel")
     monkeypatch.setattr(active_set, "_FAER_MIN_VARS", 10**9)
-    b = active_set.solve_restricted(Xa, M, y, lam, get_loss("squared"), active)
+    b = active_set.solve_restricted(Xa, M, y, lam, get_loss("squared"), active, solver="clarabel")
     va = active_set._primal(Xa, M, y, lam, get_loss("squared"), a.V, a.W)[0]
     vb = active_set._primal(Xa, M, y, lam, get_loss("squared"), b.V, b.W)[0]
     assert abs(va - vb) <= 1e-8 * abs(vb)

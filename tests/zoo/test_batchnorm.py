@@ -355,6 +355,10 @@ def test_certify_bn_bad_inputs():
         certify_bn(net, X, y, 0.1, patterns=cx.enumerate_patterns(X + 1))
     with pytest.raises(cx.InputError, match="Patterns"):
         certify_bn(net, X, y, 0.1, patterns=np.ones((10, 3), bool))
+    with pytest.raises(cx.InputError, match="shape"):
+        bn_dual_norm(X, np.ones(3), cx.enumerate_patterns(X))
+    with pytest.raises(cx.InputError, match="finite"):
+        bn_dual_norm(X, np.full(10, np.nan), cx.enumerate_patterns(X))
 
 
 def test_dual_norm_bound_dominates_random_neurons():
