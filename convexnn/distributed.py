@@ -748,31 +748,12 @@ def _count_rows(row_range: tuple[int, int], red: Any) -> int:
     rows (same restrictions, same exact degeneracy decisions); the chamber count is 1 plus the
     sum over all ranges.
     """
-    from convexnn.arrangements.enumerate import _BUDGET, _batch_cuts, _count_batch, _restrict, _single_blas_thread, _Track
+    from convexnn.arrangements.enumerate import _count_batch, _single_blas_thread, _Track
 
     red = _aligned_reduced(red)
-    U, m = red.Y, red.rank
-    k = len(U)
-    lo, hi = row_range
-    gstart = np.array([0, k])
-    ug = np.zeros(k, np.int64)
-    uj = np.arange(k)
-    tr = _Track.top(red)
-    colsel = np.array([[c for c in range(m) if c != p] for p in range(m)])
-    est = np.cumsum(np.maximum(uj[lo:hi], 1).astype(np.float64) ** 2)
-    cuts = [c + lo for c in _batch_cuts(est, 4 * _BUDGET)]
-    total = 0
+    k = red.n_distinct
     with _single_blas_thread():
-        for a, b in zip(cuts[:-1], cuts[1:]):
-            rows, cnt, loc, pi, _, _, _, _, _, sub, s = _restrict(U, gstart, ug, uj, colsel, a, b)
-            dup = tr.dup_rows(rows, loc, pi, s, ug, m)
-            keep = ~dup[loc]
-            live = np.flatnonzero(~dup)
-            sub_tr = tr.restricted(rows, live, ug, pi, s, keep, loc, m)
-            sub = sub[keep] / s[keep, None]
-            sgs = np.concatenate([[0], np.cumsum(cnt[live])])
-            total += int(_count_batch(sub, sgs, m - 1, sub_tr).sum())
-    return total
+        return int(_count_batch(red.Y, np.array([0, k]), red.rank, _Track.top(red), row_range)[0])
 
 
 def _count_reduced(client: Any, red: Any, n_shards: int | None, progress: bool | None) -> int:
@@ -919,7 +900,7 @@ def enumerate_patterns_distributed(
     """
     import warnings
 
-    from convexnn.arrangements.enumerate import _COUNT_LATER, _PEAK_FACTOR, _count_work, _estimate, _Reduced
+    from convexnn.arrangements.enumerate import _PEAK_FACTOR, _completeness, _estimate, _Reduced
     from convexnn.arrangements.patterns import Patterns, data_fingerprint, design_matrix
     from convexnn.data import check_X
     from convexnn.errors import NotProvenWarning, TooLargeError
@@ -984,20 +965,7 @@ def enumerate_patterns_distributed(
                 for j in range(nb):
                     with contextlib.suppress(FileNotFoundError):
                         (Path(out_dir) / _part_name(i, j)).unlink()
-        reasons = list(red.issues)
-        if how == "exact count":
-            truth: int | None = est
-        elif n_found == est:  # the Cover bound is attained: every chamber is present
-            truth = est
-        elif _count_work(red.n_distinct, red.rank) <= _COUNT_LATER:
-            truth = _count_reduced(client, red, None, progress)
-        else:
-            truth = None
-            reasons.append(f"found {n_found:,} chambers, below the Cover bound {est:,}, and the exact count is too "
-                           "expensive to confirm that none is missing")
-    if truth is not None and n_found != truth:
-        reasons.append(f"found {n_found:,} of the {truth:,} chambers (the data are nearly degenerate at the "
-                       "rounding level: chambers thinner than float64 resolves)")
+        reasons = _completeness(red, est, how, n_found, lambda: _count_reduced(client, red, None, progress))
     exact = not reasons
     reason = None if exact else "; ".join(reasons)
     if not exact:

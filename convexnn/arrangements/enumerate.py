@@ -684,11 +684,15 @@ def _shard_witnesses(red: _Reduced, row_range: tuple[int, int]) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- counting
-def _count_batch(U: np.ndarray, gstart: np.ndarray, m: int, tr: _Track) -> np.ndarray:
+def _count_batch(U: np.ndarray, gstart: np.ndarray, m: int, tr: _Track,
+                 row_range: tuple[int, int] | None = None) -> np.ndarray:
     """Exact chamber counts (int64) of a batch of central arrangements in R^m (deletion-restriction).
 
     Every degeneracy decision is exact (see :class:`_Track`), so the counts are those of the
-    float64 data, not of a rounded copy.
+    float64 data, not of a rounded copy. With ``row_range=(a, b)`` only the chambers *added* by
+    the hyperplanes ``a..b-1`` are counted (:math:`\sum_j r(\mathcal A_{<j}^{H_j})`, without the
+    initial chamber): disjoint ranges split the count into independent shards whose sum plus 1
+    is the count.
     """
     G = len(gstart) - 1
     sizes = np.diff(gstart)
@@ -697,8 +701,14 @@ def _count_batch(U: np.ndarray, gstart: np.ndarray, m: int, tr: _Track) -> np.nd
     N = len(U)
     ug = np.repeat(np.arange(G), sizes)
     uj = np.arange(N) - gstart[ug]
-    total = np.ones(G, dtype=np.int64)  # the chamber before any hyperplane
-    cuts = _batch_cuts(np.cumsum(np.maximum(uj, 1).astype(np.float64) ** 2), 4 * _BUDGET)
+    if row_range is None:
+        total = np.ones(G, dtype=np.int64)  # the chamber before any hyperplane
+        cuts = _batch_cuts(np.cumsum(np.maximum(uj, 1).astype(np.float64) ** 2), 4 * _BUDGET)
+    else:
+        lo, hi = row_range
+        total = np.zeros(G, dtype=np.int64)
+        cuts = [c + lo for c in _batch_cuts(np.cumsum(np.maximum(uj[lo:hi], 1).astype(np.float64) ** 2),
+                                            4 * _BUDGET)]
     colsel = np.array([[c for c in range(m) if c != p] for p in range(m)])
     for a, b in zip(cuts[:-1], cuts[1:]):
         rows, cnt, loc, pi, _, _, _, _, _, sub, s = _restrict(U, gstart, ug, uj, colsel, a, b)
@@ -822,8 +832,7 @@ def count_patterns(X: Any, *, bias: bool = False, max_work: float = 1e10) -> int
             f"streamed, roughly {work / 1e7:.3g} s), more than max_work={max_work:.3g}. "
             f"The Cover bound cover_bound({k}, {r}) = {cover_bound(k, r):.4g} is an upper bound.",
             estimate=work, limit=max_work)
-    with _single_blas_thread():
-        return int(_count_batch(red.Y, np.array([0, k]), r, _Track.top(red))[0])
+    return _count_reduced(red)
 
 
 def _count_work(k: int, r: int) -> float:
@@ -937,6 +946,37 @@ def _masks_packed(Xa: np.ndarray, G: np.ndarray, relax: float = 0.0) -> np.ndarr
             V = V + relax * rn * np.linalg.norm(Gc, axis=0)[None, :]
         out[a:a + step] = np.packbits((V >= 0).T, axis=1)
     return out
+
+
+def _count_reduced(red: _Reduced) -> int:
+    """Exact number of chambers of a reduced arrangement (serial)."""
+    if red.rank <= 1:
+        return 1 if red.rank == 0 else 2
+    with _single_blas_thread():
+        return int(_count_batch(red.Y, np.array([0, red.n_distinct]), red.rank, _Track.top(red))[0])
+
+
+def _completeness(red: _Reduced, est: int, how: str, n_found: int,
+                  exact_count: Callable[[], int]) -> list[str]:
+    """Why ``n_found`` verified chambers are not proven to be all of them (empty list: proven).
+
+    Proof: the estimate was the exact count, or the Cover bound is attained, or the exact count
+    (``exact_count()``, run only when affordable) equals ``n_found``.
+    """
+    reasons = list(red.issues)
+    truth: int | None
+    if how == "exact count" or n_found == est:  # exact, or the Cover bound attained
+        truth = est
+    elif _count_work(red.n_distinct, red.rank) <= _COUNT_LATER:
+        truth = exact_count()
+    else:
+        truth = None
+        reasons.append(f"found {n_found:,} chambers, below the Cover bound {est:,}, and the exact "
+                       "count is too expensive to confirm that none is missing")
+    if truth is not None and n_found != truth:
+        reasons.append(f"found {n_found:,} of the {truth:,} chambers (the data are nearly "
+                       "degenerate at the rounding level: chambers thinner than float64 resolves)")
+    return reasons
 
 
 def _verified_packed(Xa: np.ndarray, G: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
@@ -1115,21 +1155,7 @@ def enumerate_patterns(
             bar.close()
     packed, G = packed[strict], G[:, strict]
     n_found = len(np.unique(packed.view(np.dtype((np.void, packed.shape[1]))).ravel())) if len(packed) else 0
-    reasons = list(red.issues)
-    if how == "exact count":
-        truth: int | None = est
-    elif n_found == est:  # the Cover bound is attained: every chamber is present
-        truth = est
-    elif _count_work(red.n_distinct, red.rank) <= _COUNT_LATER:
-        with _single_blas_thread():
-            truth = int(_count_batch(red.Y, np.array([0, red.n_distinct]), red.rank, _Track.top(red))[0])
-    else:
-        truth = None
-        reasons.append(f"found {n_found:,} chambers, below the Cover bound {est:,}, and the exact "
-                       "count is too expensive to confirm that none is missing")
-    if truth is not None and n_found != truth:
-        reasons.append(f"found {n_found:,} of the {truth:,} chambers (the data are nearly "
-                       "degenerate at the rounding level: chambers thinner than float64 resolves)")
+    reasons = _completeness(red, est, how, n_found, lambda: _count_reduced(red))
     fp = data_fingerprint(Xc)
     exact = not reasons
     if include_faces:

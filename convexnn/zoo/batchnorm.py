@@ -618,7 +618,7 @@ def bn_dual_norm(X: Any, v: Any, patterns: Patterns) -> tuple[float, dict[str, A
     if not patterns.exact:
         return _sqrt_up(w2_frac + one_v2), info
     w_hat = v - v.mean()
-    e_w = gamma(n + 2) * (np.abs(v) + float(np.sum(np.abs(v))) / n)
+    e_w = gamma(n + 4) * (np.abs(v) + float(np.sum(np.abs(v))) / n)  # |w - w_hat| and the rounding of c_plus
     masks = np.asarray(patterns.masks, dtype=bool)
     w_norm = _sqrt_up(w2_frac)
     R = np.vstack([_relaxed_bounds(masks, s * w_hat + e_w, w_norm) for s in (1, -1)])
