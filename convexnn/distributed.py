@@ -900,19 +900,14 @@ def enumerate_patterns_distributed(
     """
     import warnings
 
-    from convexnn.arrangements.enumerate import _PEAK_FACTOR, _completeness, _estimate, _Reduced
+    from convexnn.arrangements.enumerate import _PEAK_FACTOR, _check_limits, _completeness, _estimate, _Reduced
     from convexnn.arrangements.patterns import Patterns, data_fingerprint, design_matrix
     from convexnn.data import check_X
     from convexnn.errors import NotProvenWarning, TooLargeError
 
     Xc = check_X(X)
     _check_n_shards(n_shards)
-    if max_patterns is not None and (isinstance(max_patterns, bool) or not isinstance(max_patterns, (int, np.integer))
-                                     or max_patterns < 1):
-        raise InputError(f"max_patterns must be a positive integer or None; got {max_patterns!r}.")
-    if isinstance(max_bytes, bool) or not isinstance(max_bytes, (int, float, np.integer, np.floating)) \
-            or not max_bytes > 0:
-        raise InputError(f"max_bytes must be a positive number; got {max_bytes!r}.")
+    _check_limits(max_patterns, max_bytes)
     Xa = design_matrix(Xc, bias)
     red = _Reduced(Xa, bias)
     est, how = _estimate(red)

@@ -948,6 +948,16 @@ def _masks_packed(Xa: np.ndarray, G: np.ndarray, relax: float = 0.0) -> np.ndarr
     return out
 
 
+def _check_limits(max_patterns: Any, max_bytes: Any) -> None:
+    """Validate the size limits of the enumeration (InputError)."""
+    if max_patterns is not None and (isinstance(max_patterns, bool) or not isinstance(max_patterns, (int, np.integer))
+                                     or max_patterns < 1):
+        raise InputError(f"max_patterns must be a positive integer or None; got {max_patterns!r}.")
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, (int, float, np.integer, np.floating)) \
+            or not max_bytes > 0:
+        raise InputError(f"max_bytes must be a positive number; got {max_bytes!r}.")
+
+
 def _count_reduced(red: _Reduced) -> int:
     """Exact number of chambers of a reduced arrangement (serial)."""
     if red.rank <= 1:
@@ -1104,12 +1114,7 @@ def enumerate_patterns(
     4
     """
     Xc = check_X(X)
-    if max_patterns is not None and (isinstance(max_patterns, bool) or not isinstance(max_patterns, (int, np.integer))
-                                     or max_patterns < 1):
-        raise InputError(f"max_patterns must be a positive integer or None; got {max_patterns!r}.")
-    if isinstance(max_bytes, bool) or not isinstance(max_bytes, (int, float, np.integer, np.floating)) \
-            or not max_bytes > 0:
-        raise InputError(f"max_bytes must be a positive number; got {max_bytes!r}.")
+    _check_limits(max_patterns, max_bytes)
     Xa = design_matrix(Xc, bias)
     red = _Reduced(Xa, bias)
     est, how = _estimate(red)
