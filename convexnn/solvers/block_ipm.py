@@ -64,7 +64,6 @@ from convexnn.formulations.losses import Loss
 __all__ = ["BlockIPMResult", "solve_block_ipm"]
 
 _STEP = 0.99  # fraction of the step to the boundary
-_DEBUG = False
 
 
 @dataclass
@@ -430,9 +429,6 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
         full = newton(ds_l, ds_q)
         dX, dtau, dsl, dzl, dsq, dzq = full[:6]
         alpha = min(1.0, _STEP * max_step(*full))
-        if _DEBUG:
-            print(it, f"gap {grel:.2e} pres {pres:.2e} dres {dres:.2e} a_aff {a_aff:.3f} alpha {alpha:.3e} sig {sigma_c:.2e} obj {obj:.10g}",
-                  _soc_step(lq, full[-1][0]), _soc_step(lq, full[-1][1]), _lp_step(ll, full[-2][0]) if cones else 0, _lp_step(ll, full[-2][1]) if cones else 0)
         if not np.isfinite(alpha) or alpha < 1e-10:
             status = "stalled"
             break
