@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import convexnn as cx
 from convexnn import InputError, Patterns
 
 
@@ -105,3 +106,14 @@ def test_bad_constructor_input():
         Patterns(np.ones((3, 2), bool), np.ones((2, 3)))
     with pytest.raises(InputError):
         Patterns(np.full((3, 1), 2), np.ones((2, 1)))
+
+
+def test_patterns_are_immutable():
+    X = np.array([[2.0, 2.0], [3.0, 3.0], [1.0, 0.0]])
+    P = cx.enumerate_patterns(X)
+    for name, value in (("exact", False), ("bias", True), ("kind", "x"), ("fingerprint", None), ("reason", "x")):
+        with pytest.raises(AttributeError):
+            setattr(P, name, value)
+    with pytest.raises(ValueError):
+        P.masks[0, 0] = not P.masks[0, 0]
+    assert P.exact and P.without_empty().exact

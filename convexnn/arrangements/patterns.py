@@ -76,13 +76,17 @@ class Patterns:
         For a set that was meant to be complete but could not be proven so (``exact=False``
         from :func:`convexnn.enumerate_patterns`): why.
 
+    packed : array of uint8, shape (P, ceil(n/8)), optional
+        Bit-packed masks instead of ``masks`` (pass ``masks=None`` and ``n_samples``).
+
     Notes
     -----
+    The object is immutable: arrays are read-only and the attributes are read-only properties.
     Duplicate columns are removed (keeping the first witness gate) and columns are sorted in
     the canonical order, so ``Patterns(masks, gates)[i]`` need not be the input column ``i``.
     """
 
-    __slots__ = ("_packed", "_n", "_gates", "bias", "exact", "kind", "fingerprint", "reason", "__dict__")
+    __slots__ = ("_packed", "_n", "_gates", "_bias", "_exact", "_kind", "_fingerprint", "_reason", "__dict__")
 
     def __init__(
         self,
@@ -95,32 +99,69 @@ class Patterns:
         fingerprint: str | None = None,
         n_samples: int | None = None,
         reason: str | None = None,
+        packed: Any = None,
     ) -> None:
-        masks = np.asarray(masks)
         gates = np.asarray(gates, dtype=np.float64)
-        if masks.ndim != 2:
-            raise InputError(f"masks must have shape (n, P); got {masks.shape}.")
-        if masks.dtype != np.bool_:
-            if not np.all(np.isin(masks, (0, 1))):
-                raise InputError("masks must be boolean (or 0/1).")
-            masks = masks.astype(bool)
-        if gates.ndim != 2 or gates.shape[1] != masks.shape[1]:
-            raise InputError(
-                f"gates must have shape (d, P) with P = {masks.shape[1]} columns; got {gates.shape}."
-            )
+        if packed is not None:  # bit-packed rows (P, ceil(n/8)), as produced by `packed`
+            if masks is not None or n_samples is None:
+                raise InputError("give either masks or packed rows with n_samples, not both.")
+            n = int(n_samples)
+            packed = np.asarray(packed, dtype=np.uint8)
+            if packed.ndim != 2 or packed.shape[1] != (n + 7) // 8 or gates.ndim != 2 \
+                    or gates.shape[1] != packed.shape[0]:
+                raise InputError(f"packed rows must have shape (P, {(n + 7) // 8}) and gates (d, P); got "
+                                 f"{packed.shape} and {gates.shape}.")
+        else:
+            masks = np.asarray(masks)
+            if masks.ndim != 2:
+                raise InputError(f"masks must have shape (n, P); got {masks.shape}.")
+            if masks.dtype != np.bool_:
+                if not np.all(np.isin(masks, (0, 1))):
+                    raise InputError("masks must be boolean (or 0/1).")
+                masks = masks.astype(bool)
+            if gates.ndim != 2 or gates.shape[1] != masks.shape[1]:
+                raise InputError(
+                    f"gates must have shape (d, P) with P = {masks.shape[1]} columns; got {gates.shape}."
+                )
+            n = masks.shape[0] if masks.shape[1] > 0 or n_samples is None else int(n_samples)
+            packed = np.packbits(masks.T, axis=1) if masks.shape[1] else np.zeros((0, (n + 7) // 8), np.uint8)
         if not np.all(np.isfinite(gates)):
             raise InputError("gates contain NaN or infinite values.")
-        n = masks.shape[0] if masks.shape[1] > 0 or n_samples is None else int(n_samples)
-        packed = np.packbits(masks.T, axis=1) if masks.shape[1] else np.zeros((0, (n + 7) // 8), np.uint8)
         packed, gates = self._canonical(packed, gates)
         self._packed = _readonly(packed)
         self._n = int(n)
         self._gates = _readonly(np.ascontiguousarray(gates))
-        self.bias = check_bool(bias, "bias")
-        self.exact = bool(exact)
-        self.kind = str(kind)
-        self.fingerprint = fingerprint
-        self.reason = reason
+        self._bias = check_bool(bias, "bias")
+        self._exact = bool(exact)
+        self._kind = str(kind)
+        self._fingerprint = fingerprint
+        self._reason = reason
+
+    # ------------------------------------------------------------------ read-only attributes
+    @property
+    def bias(self) -> bool:
+        """Whether the gates act on ``[X, 1]``."""
+        return self._bias
+
+    @property
+    def exact(self) -> bool:
+        """True only when the set is proven to be every chamber of the arrangement."""
+        return self._exact
+
+    @property
+    def kind(self) -> str:
+        """How the set was built (``"exact"``, ``"gaussian"``, ...)."""
+        return self._kind
+
+    @property
+    def fingerprint(self) -> str | None:
+        """:func:`data_fingerprint` of the data the set was built for."""
+        return self._fingerprint
+
+    @property
+    def reason(self) -> str | None:
+        """Why a set meant to be complete is not proven so (``None`` otherwise)."""
+        return self._reason
 
     # ------------------------------------------------------------------ construction
     @staticmethod
@@ -166,17 +207,7 @@ class Patterns:
     @classmethod
     def from_packed(cls, packed: np.ndarray, n: int, gates: np.ndarray, **kwargs: Any) -> "Patterns":
         """Build from bit-packed rows (shape ``(P, ceil(n/8))``), as produced by :attr:`packed`."""
-        obj = cls.__new__(cls)
-        packed, gates = cls._canonical(np.asarray(packed, np.uint8), np.asarray(gates, np.float64))
-        obj._packed = _readonly(packed)
-        obj._n = int(n)
-        obj._gates = _readonly(np.ascontiguousarray(gates))
-        obj.bias = bool(kwargs.get("bias", False))
-        obj.exact = bool(kwargs.get("exact", False))
-        obj.kind = str(kwargs.get("kind", "custom"))
-        obj.fingerprint = kwargs.get("fingerprint")
-        obj.reason = kwargs.get("reason")
-        return obj
+        return cls(None, gates, packed=packed, n_samples=n, **kwargs)
 
     # ------------------------------------------------------------------ views
     @cached_property
@@ -273,9 +304,10 @@ class Patterns:
         keep = np.any(self._packed != 0, axis=1)
         if keep.all():
             return self
-        out = self[np.flatnonzero(keep)]
-        out.exact = self.exact  # removing D = 0 keeps every program exact
-        return out
+        idx = np.flatnonzero(keep)  # removing D = 0 keeps every program exact
+        return Patterns.from_packed(self._packed[idx], self._n, self._gates[:, idx], bias=self._bias,
+                                    exact=self._exact, kind=self._kind, fingerprint=self._fingerprint,
+                                    reason=self._reason)
 
     # ------------------------------------------------------------------ checks
     def check(self, X: Any) -> np.ndarray:

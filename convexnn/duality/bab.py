@@ -222,6 +222,8 @@ class _Problem:
         self.XT = np.ascontiguousarray(Xa.T)
         self.absXT = np.ascontiguousarray(self.absX.T)
         self.VX = v[:, None] * Xa
+        self.slope_iters = 2
+        self.wmode = 0
         self.E = _gam(2 * self.d + 10) * (1.0 + 1e-12) * self.absX.sum(axis=1)
         self.dC = _gam(2 * self.n + 4) * (1.0 + _gam(self.n + 4)) * (np.abs(v) @ self.absX)
         # distinct hyperplanes (bitwise equal rows share one) for the exact leaves
@@ -267,20 +269,57 @@ class _Problem:
         res = np.maximum(res, 0.0) + _gam(6) * (np.abs(vsj * hj) + np.abs(aj) * (np.abs(lj) + np.abs(hj))
                                                    + np.abs(bj))
         const = np.bincount(rr, weights=np.where(pos, bj + res, 0.0), minlength=N) * (1.0 + _gam(n + 2))
-        aj = np.where(~pos & (hj > -lj), vsj, aj)  # relu(t) >= t for the negative units mostly active
+        neg = ~pos
         if rr.size:
-            Sp = sp.csr_matrix((aj, (rr, cc)), shape=(N, n))
-            C += Sp @ self.X
+            Cb = C + sp.csr_matrix((aj, (rr, cc)), shape=(N, n)) @ self.X  # active units and chords
             Wc = sp.csr_matrix((np.abs(self.v[cc]), (rr, cc)), shape=(N, n)) @ self.absX
             score = r * np.asarray(Wc)
         else:
+            Cb = C
             score = np.zeros((N, d))
         ncross = np.bincount(rr, minlength=N)
         split = np.where(ncross > 0, np.argmax(score, axis=1), np.argmax(r, axis=1))
         # |a_j| <= |v_j| for every unit, so the rounding of C = a^T X_a is at most dC^T |z|
-        const += np.maximum(np.abs(lo), np.abs(hi)) @ self.dC
         zabs = np.maximum(np.abs(lo), np.abs(hi))
+        const += zabs @ self.dC
         K = const * (1.0 + _gam(n + d + 4))
+        # negative crossing units: relu(t) >= alpha_j t for any alpha_j in [0, 1] (no residual;
+        # fl(sigma v_j alpha_j) keeps the sign of sigma v_j and modulus <= |v_j|). The bound is
+        # convex in alpha with subgradient sigma v_j x_j^T w at its maximiser w, so the slopes are
+        # re-chosen as 1[x_j^T w > 0] at the maximiser of the previous bound; every iterate is an
+        # upper bound and the smallest is kept.
+        alpha = (hj > -lj).astype(np.float64)
+        rn, cn, vn = rr[neg], cc[neg], vsj[neg]
+        an = alpha[neg]
+        ub = np.full(N, np.inf)
+        wn = hj[neg] - lj[neg]
+        for it in range(self.slope_iters + 1):
+            if rn.size:
+                C = Cb + sp.csr_matrix((vn * an, (rn, cn)), shape=(N, n)) @ self.X
+            else:
+                C = Cb
+            ub_it, w = self._cone_bound(C, K, lo, hi, fi, zabs)
+            ub = np.minimum(ub, ub_it)
+            if not rn.size or it == self.slope_iters:
+                break
+            tw = np.einsum("ij,ij->i", self.X[cn], w[rn])
+            if self.wmode == 2:
+                an_new = np.clip(an + (0.5 ** it) * tw / wn, 0.0, 1.0)
+            else:
+                an_new = (tw > 0.0).astype(np.float64)
+            if np.array_equal(an_new, an):
+                break
+            an = an_new
+        return {"ub": ub, "fc": fc, "m": m, "ncross": ncross, "l": l_, "h": h_, "split": split}
+
+    def _cone_bound(self, C: np.ndarray, K: np.ndarray, lo: np.ndarray, hi: np.ndarray, fi: np.ndarray,
+                    zabs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        r"""Upper bound of :math:`\max_{w\in\operatorname{cone}(B),\|w\|\le 1}(C + K s e_i)^\top w` per box.
+
+        Returns the bound and an approximate maximiser (the projected gradient :math:`q`).
+        """
+        N, d = lo.shape
+        rows = np.arange(N)
         fs = lo[rows, fi]  # the face value s = +-1
         cp = C.copy()
         cp[rows, fi] += K * fs
@@ -317,7 +356,7 @@ class _Problem:
             + ecpi
         ub = np.where(M <= 0.0, 0.0, ub)
         ub = np.where(np.isfinite(ub), ub, np.inf)
-        return {"ub": ub, "fc": fc, "m": m, "ncross": ncross, "l": l_, "h": h_, "split": split}
+        return ub, (ph if self.wmode else q)
 
     # ------------------------------------------------------------------ exact leaves
     def leaf(self, lo: np.ndarray, hi: np.ndarray, i: int, sigma: int, act: np.ndarray, cross: np.ndarray,

@@ -101,6 +101,24 @@ def deep_size(n: int, d: int, counts: Sequence[int], *, gated: bool = False) -> 
 class _DeepBase(Formulation):
     gated = False
 
+    def __init__(self, *, X: np.ndarray, Xa: np.ndarray, y: np.ndarray, loss: Loss, patterns: Any, bias: bool,
+                 lam: float, level_masks: list[np.ndarray], widths: Sequence[int] | None, size: dict[str, int],
+                 exact: bool, t0: float) -> None:
+        """Assemble the tensor program from the per-layer masks (built by :func:`deep_relu` / :func:`deep_grelu`)."""
+        self.Xa = Xa
+        self._setup(level_masks, widths)
+        lamp = cp.Parameter(nonneg=True, value=lam, name="lam")
+        U = cp.Variable((Xa.shape[1], size["leaves"]), name="T")
+        pred, cons = self._build(U)
+        reg = cp.sum(cp.norm(U, 2, axis=0))
+        problem = cp.Problem(cp.Minimize(loss.cvx(pred, y) + lamp * reg), cons)
+        super().__init__(problem, lamp, X=X, Xa=Xa, y=y, loss=loss, patterns=patterns, bias=bias,
+                         variables={"T": U}, constraints={f"cone_{l + 1}": c for l, c in enumerate(cons)},
+                         meta={"size": size, "depth": len(level_masks) + 1,
+                               "counts": [M.shape[1] for M in level_masks], "exact": exact,
+                               "build_time": time.perf_counter() - t0})
+        self.exact = exact
+
     def _setup(self, level_masks: list[np.ndarray], widths: Sequence[int] | None) -> None:
         self.level_masks = level_masks  # per layer l = 1..L-1: (n, P_l) float
         self.depth = len(level_masks) + 1
@@ -333,22 +351,9 @@ def _deep(cls: type, X: Any, y: Any, layer_patterns: Sequence[Any], lam: float, 
             f"{size['variables']} variables and {size['constraints']} constraint rows (estimated size "
             f"{size['estimate']} > max_size={max_size}); use fewer patterns per layer or raise max_size.",
             estimate=size["estimate"], limit=max_size)
-    f = cls.__new__(cls)
-    f.Xa = Xa
-    f._setup(masks, widths)
-    lamp = cp.Parameter(nonneg=True, value=lam_value, name="lam")
-    U = cp.Variable((dp, size["leaves"]), name="T")
-    pred, cons = f._build(U)
-    reg = cp.sum(cp.norm(U, 2, axis=0))
-    problem = cp.Problem(cp.Minimize(lo.cvx(pred, yc) + lamp * reg), cons)
     exact = all(bool(getattr(p, "exact", False)) for p in layer_patterns)
-    Formulation.__init__(f, problem, lamp, X=Xc, Xa=Xa, y=yc, loss=lo, patterns=first, bias=b,
-                         variables={"T": U},
-                         constraints={f"cone_{l + 1}": c for l, c in enumerate(cons)},
-                         meta={"size": size, "depth": len(masks) + 1, "counts": [M.shape[1] for M in masks],
-                               "exact": exact, "build_time": time.perf_counter() - t0})
-    f.exact = exact
-    return f
+    return cls(X=Xc, Xa=Xa, y=yc, loss=lo, patterns=first, bias=b, lam=lam_value, level_masks=masks,
+               widths=widths, size=size, exact=exact, t0=t0)
 
 
 def deep_relu(

@@ -105,6 +105,24 @@ class ThreeLayerFormulation(Formulation):
 
     kind = "three_layer"
 
+    def __init__(self, *, X: np.ndarray, Xa: np.ndarray, y: np.ndarray, loss: Loss, patterns: Patterns, bias: bool,
+                 lam: float, structure: dict[str, Any], combos: Any, meta: dict[str, Any], t0: float) -> None:
+        """Assemble program (12) from its block structure (built by :func:`three_layer`)."""
+        self.patterns, self.Xa = patterns, Xa
+        self._set_structure(**structure)
+        lamp = cp.Parameter(nonneg=True, value=lam, name="lam")
+        U = cp.Variable((Xa.shape[1], self.leaf_pattern.size), name="U")
+        XU = Xa @ U
+        cone1 = cp.multiply(self._S1, XU) >= 0
+        cone2 = cp.multiply(self._S2, cp.multiply(self._G1, XU) @ self._agg) >= 0
+        pred = cp.sum(cp.multiply(self._G, XU), axis=1)
+        reg = cp.sum(cp.norm(U, 2, axis=0))
+        problem = cp.Problem(cp.Minimize(loss.cvx(pred, y) + lamp * reg), [cone1, cone2])
+        super().__init__(problem, lamp, X=X, Xa=Xa, y=y, loss=loss, patterns=patterns, bias=bias,
+                         variables={"U": U}, constraints={"cone_first": cone1, "cone_second": cone2},
+                         meta={**meta, "build_time": time.perf_counter() - t0})
+        self.combos = combos
+
     def _set_structure(self, *, m: int, m1: int, node_sigma: np.ndarray, node_masks: np.ndarray,
                        leaf_pattern: np.ndarray, leaf_sign: np.ndarray, exact: bool) -> None:
         M1 = np.asarray(self.patterns.masks, dtype=float)
@@ -456,22 +474,9 @@ def three_layer(
     leaf_sign = combos.signs[node_combo].reshape(-1)
     exact = bool(pat.exact and combos.exact and not matched and (complete or second_patterns.exact))
 
-    lamp = cp.Parameter(nonneg=True, value=lam_value, name="lam")
-    U = cp.Variable((dp, leaf_pattern.size), name="U")
-    f = ThreeLayerFormulation.__new__(ThreeLayerFormulation)
-    f.patterns, f.Xa = pat, Xa
-    f._set_structure(m=m, m1=m1, node_sigma=node_sigma, node_masks=node_masks,
-                     leaf_pattern=leaf_pattern, leaf_sign=leaf_sign, exact=exact)
-    XU = Xa @ U
-    cone1 = cp.multiply(f._S1, XU) >= 0
-    cone2 = cp.multiply(f._S2, cp.multiply(f._G1, XU) @ f._agg) >= 0
-    pred = cp.sum(cp.multiply(f._G, XU), axis=1)
-    reg = cp.sum(cp.norm(U, 2, axis=0))
-    problem = cp.Problem(cp.Minimize(lo.cvx(pred, yc) + lamp * reg), [cone1, cone2])
-    Formulation.__init__(f, problem, lamp, X=Xc, Xa=Xa, y=yc, loss=lo, patterns=pat, bias=b,
-                         variables={"U": U}, constraints={"cone_first": cone1, "cone_second": cone2},
-                         meta={"size": size, "n_combos": len(combos), "m1": m1, "exact": exact,
-                               "second": second_patterns if isinstance(second_patterns, str) else second_patterns.kind,
-                               "build_time": time.perf_counter() - t0})
-    f.combos = combos
-    return f
+    meta = {"size": size, "n_combos": len(combos), "m1": m1, "exact": exact,
+            "second": second_patterns if isinstance(second_patterns, str) else second_patterns.kind}
+    return ThreeLayerFormulation(
+        X=Xc, Xa=Xa, y=yc, loss=lo, patterns=pat, bias=b, lam=lam_value, combos=combos, meta=meta, t0=t0,
+        structure=dict(m=m, m1=m1, node_sigma=node_sigma, node_masks=node_masks, leaf_pattern=leaf_pattern,
+                       leaf_sign=leaf_sign, exact=exact))
