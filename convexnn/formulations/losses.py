@@ -62,6 +62,10 @@ CONJUGATE_DOMAIN_TOL = 1e-12
 class Loss:
     r"""Base class: a convex loss :math:`f(\hat y) = \sum_j \ell(\hat y_j, y_j)`.
 
+    A subclass implements the array-namespace methods (``*_on``), ``cvx``, ``dual_cvx``,
+    ``conjugate_domain`` and the rounding bounds; a method it cannot provide raises
+    :class:`InputError` naming the missing capability.
+
     Attributes
     ----------
     name : str
@@ -77,10 +81,6 @@ class Loss:
         This loss per sample is ``torch_scale`` times the matching torch loss (``nn.MSELoss``:
         0.5; ``nn.SoftMarginLoss``, the hinge :math:`\max(0, 1 - yf)` and ``nn.HuberLoss``: 1);
         ``None`` when there is no counterpart (:mod:`convexnn.torch_interop`).
-
-    A subclass implements the array-namespace methods (``*_on``), ``cvx``, ``dual_cvx``,
-    ``conjugate_domain`` and the rounding bounds; a method it cannot provide raises
-    :class:`InputError` naming the missing capability.
     """
 
     name: str = "loss"

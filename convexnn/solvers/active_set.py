@@ -80,7 +80,7 @@ from convexnn.errors import InputError
 from convexnn.formulations.losses import Loss, SquaredLoss
 from convexnn.gap import relative_gap
 from convexnn.solvers.backend import get_backend
-from convexnn.solvers.block_ipm import solve_block_ipm
+from convexnn.solvers.block_ipm import solve_block_ipm, warm_start
 from convexnn.solvers.gap import relu_violation
 from convexnn.solvers.operators import MaskedDesign
 
@@ -370,6 +370,8 @@ class RestrictedSolution:
     iterations: int
     status: str
     time: float
+    #: the interior point's warm-start state and its blocks (``(row, i)`` pairs), when it solved
+    warm: tuple[dict, list] | None = None
 
 
 def _row_scores(Xa: np.ndarray, rn: np.ndarray, sgn: np.ndarray, ref: np.ndarray) -> np.ndarray:
@@ -451,7 +453,7 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
                      active: np.ndarray, *, V_ref: np.ndarray | None = None, W_ref: np.ndarray | None = None,
                      v_ref: np.ndarray | None = None, rows_per_block: int | None = None,
                      eps: float = 1e-10, max_iter: int = 200, row_rounds: int = 30,
-                     solver: str = "ipm") -> RestrictedSolution:
+                     solver: str = "ipm", warm: tuple[dict, list] | None = None) -> RestrictedSolution:
     r"""Solve C-ReLU restricted to the blocks ``active`` (others fixed at zero).
 
     ``solver="ipm"`` (default): the block-structured primal-dual interior point of
@@ -526,13 +528,23 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
     if solver not in ("ipm", "clarabel"):
         raise InputError(f"solver must be 'ipm' or 'clarabel'; got {solver!r}.")
     if solver == "ipm" and rows_per_block is None:
-        r = solve_block_ipm(Xa, masks[:, [i for _, i in blocks]], np.array([1.0 - 2.0 * b for b, _ in blocks]), y,
-                            lam, loss, cones=True, eps=eps, max_iter=max(max_iter, 150))
+        mk, sg = masks[:, [i for _, i in blocks]], np.array([1.0 - 2.0 * b for b, _ in blocks])
+        r = None
+        if warm is not None:
+            # warm start from an interior iterate of the previous round (kept blocks keep theirs);
+            # a cold start below when it does not reach the accuracy
+            r = solve_block_ipm(Xa, mk, sg, y, lam, loss, cones=True, eps=eps, max_iter=max(max_iter, 150),
+                                start=warm_start(warm[0], warm[1], blocks, n, d, lam))
+            if max(r.gap, r.pres, r.dres) > _IPM_ACCEPT:
+                r = None
+        if r is None:
+            r = solve_block_ipm(Xa, mk, sg, y, lam, loss, cones=True, eps=eps, max_iter=max(max_iter, 150))
         if max(r.gap, r.pres, r.dres) <= _IPM_ACCEPT:
             for b, (row, i) in enumerate(blocks):
                 (V if row == 0 else W)[i] = r.X[b]
                 Gam[:, row * P + i] = r.multipliers[:, b]
-            return RestrictedSolution(V, W, Gam, r.iterations, f"ipm: {r.status}", time.perf_counter() - t0)
+            return RestrictedSolution(V, W, Gam, r.iterations, f"ipm: {r.status}", time.perf_counter() - t0,
+                                      (r.state, blocks) if r.state is not None else None)
         ipm_iters = r.iterations  # a numerical failure of the interior point: Clarabel below
     else:
         ipm_iters = 0
@@ -645,6 +657,7 @@ def solve_relu_active_set(
     t0: float | None = None,
     report: Callable[[int, float, float, float, str], None] | None = None,
     restricted: str = "ipm",
+    warm_starts: bool = True,
 ) -> ActiveSetResult:
     r"""Active-set (column-generation) solve of C-ReLU with a global certificate.
 
@@ -700,6 +713,11 @@ def solve_relu_active_set(
     restricted : {"ipm", "clarabel"}
         Solver of the restricted programs (:func:`solve_restricted`): the block-structured
         interior point (default) or Clarabel.
+    warm_starts : bool
+        Start each restricted interior-point solve from an interior iterate of the previous
+        round's (kept blocks keep their primal and dual iterates, new blocks start at zero on the
+        central path; see :func:`convexnn.solvers.block_ipm.warm_start`), with a cold start when
+        the warm one does not reach the accuracy.
 
     Returns
     -------
@@ -756,17 +774,20 @@ def solve_relu_active_set(
     reason = "max_rounds"
     rounds = 0
     dropped = np.zeros_like(active)
+    warm = None
     while rounds < max_rounds:
         rounds += 1
         try:
             v_ref = cert.v if cert is not None else (None if v_screen is None else np.asarray(v_screen, float))
             rs = solve_restricted(Xa, masks, y, lam, loss, active, V_ref=V, W_ref=W, v_ref=v_ref, eps=eps,
-                                  rows_per_block=rows_per_block, solver=restricted)
+                                  rows_per_block=rows_per_block, solver=restricted,
+                                  warm=warm if warm_starts else None)
         except Exception as exc:  # noqa: BLE001  (cvxpy.error.SolverError, numerical failures)
             reason = f"solver_error: {exc}"
             break
         iters += rs.iterations
         V, W, Gam = rs.V, rs.W, rs.multipliers
+        warm = rs.warm
         # one scan gives the violated blocks outside the working set and, when it is complete,
         # the exact s(v); after an early stop the certificate uses the cheap bounds (valid, loose)
         primal, fit = _primal(Xa, masks, y, lam, loss, V, W)

@@ -61,9 +61,13 @@ import scipy.linalg
 from convexnn.backend import NUMPY
 from convexnn.formulations.losses import Loss
 
-__all__ = ["BlockIPMResult", "solve_block_ipm"]
+__all__ = ["BlockIPMResult", "solve_block_ipm", "warm_start"]
 
 _STEP = 0.99  # fraction of the step to the boundary
+
+
+class _LowRankFailed(Exception):
+    """The Woodbury solve of one iteration was not accurate enough (the dense Cholesky takes over)."""
 
 
 @dataclass
@@ -88,6 +92,11 @@ class BlockIPMResult:
     objective : float
         :math:`f(Fx) + \lambda\sum_b\|x_b\|`.
     time : float
+    state : dict, optional
+        An interior iterate for a warm start (see ``start`` of :func:`solve_block_ipm`): the last
+        iterate whose relative complementarity was still above ``warm_level``, with keys ``X``
+        ``(k, d')``, ``tau`` ``(k,)``, ``sq``, ``zq`` ``(k, d'+1)``, ``sl``, ``zl`` ``(n, k)`` and
+        ``mu`` (its complementarity per cone degree).
     """
 
     X: np.ndarray
@@ -99,6 +108,7 @@ class BlockIPMResult:
     dres: float
     objective: float
     time: float
+    state: dict | None = None
 
 
 # ---------------------------------------------------------------- second-order cone algebra (rows = cones)
@@ -190,9 +200,23 @@ def _nt_scaling(s: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     return W, Winv, lmb, sn * zn
 
 
+def _dense_factor(K: np.ndarray, reg: float, diag: tuple, base: float) -> tuple[tuple | None, float]:
+    """Cholesky factor of ``K`` (plus ``reg * base`` on the diagonal, increased on failure)."""
+    for _ in range(6):
+        try:
+            Kr = K if reg == 0.0 else K + 0.0
+            if reg:
+                Kr[diag] += reg * base
+            return scipy.linalg.cho_factor(Kr, check_finite=False), reg
+        except (np.linalg.LinAlgError, ValueError):
+            reg = max(reg * 100.0, 1e-14)
+    return None, reg
+
+
 def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.ndarray, lam: float,
                     loss: Loss, *, cones: bool = True, eps: float = 1e-10, max_iter: int = 100,
-                    gram: np.ndarray | None = None) -> BlockIPMResult:
+                    gram: np.ndarray | None = None, start: dict | None = None,
+                    warm_level: float = 1.0, low_rank: bool | None = None) -> BlockIPMResult:
     r"""Solve the restricted program of the module docstring by the block-structured interior point.
 
     Parameters
@@ -214,6 +238,24 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
     max_iter : int
     gram : ndarray, shape (k d', k d'), optional
         :math:`F^\top F` when the caller has it (squared loss).
+    start : dict, optional
+        A strictly interior starting iterate (keys as :attr:`BlockIPMResult.state`: ``X``,
+        ``tau``, ``sq``, ``zq`` in the cone interiors, ``sl``, ``zl`` > 0) instead of the cold
+        starting point; typically the ``state`` of a previous solve on an overlapping working set,
+        extended by :func:`warm_start`. The method is an infeasible-start one, so any interior
+        iterate is a valid start; a good one (well centred, moderate complementarity) saves
+        iterations.
+    warm_level : float
+        The returned ``state`` is the last iterate with relative complementarity above this level.
+    low_rank : bool, optional
+        Solve the reduced system by the Sherman--Morrison--Woodbury identity instead of one dense
+        Cholesky (squared loss only): with :math:`B = LL^\top` the block-diagonal part,
+        :math:`K = B + F^\top F = L(I + HH^\top)L^\top`, :math:`H = L^{-1}F^\top`, and
+        :math:`(I + HH^\top)^{-1} = I - H(I_n + H^\top H)^{-1}H^\top`: ``k`` Cholesky factors of
+        size ``d'`` and one of size ``n`` (:math:`O(n^2 k d')` work instead of
+        :math:`O(k^3 d'^3)`), followed by iterative refinement with :math:`K` itself. Default: when
+        ``n <= 0.6 k d'``. The dense Cholesky takes over in an iteration whose refined solution
+        does not satisfy the system to :math:`10^{-10}` relative accuracy.
 
     Returns
     -------
@@ -239,6 +281,10 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
     XX = (Xa[:, :, None] * Xa[:, None, :]).reshape(n, d * d) if cones else None
     nl = Sk.size
     nu = nl + k  # degree of the cone
+    if low_rank is None:
+        low_rank = n <= 0.6 * nx
+    low_rank = bool(low_rank and quad)
+    Ft = F.reshape(n, k, d).transpose(1, 2, 0) if low_rank else None  # (k, d, n): the blocks of F^T
 
     def fit(X: np.ndarray) -> np.ndarray:
         return np.einsum("nk,nk->n", Fc, Xa @ X.T)
@@ -283,6 +329,19 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
     sl, sq = shift(sl, sq)
     zl, zq = shift(zl, zq)
     tau = sq[:, 0].copy()
+    if start is not None:
+        X = np.array(start["X"], dtype=np.float64).reshape(k, d)
+        tau = np.array(start["tau"], dtype=np.float64).reshape(k)
+        sq = np.array(start["sq"], dtype=np.float64).reshape(k, m)
+        zq = np.array(start["zq"], dtype=np.float64).reshape(k, m)
+        if cones:
+            sl = np.array(start["sl"], dtype=np.float64).reshape(n, k)
+            zl = np.array(start["zl"], dtype=np.float64).reshape(n, k)
+        inside = (float(_jnorm(sq).min()) > 0 and float(_jnorm(zq).min()) > 0 and np.all(sq[:, 0] > 0)
+                  and np.all(zq[:, 0] > 0) and (not cones or (float(sl.min()) > 0 and float(zl.min()) > 0)))
+        if not inside:
+            raise ValueError("start must be strictly interior")
+    state = None
 
     def residuals(X, tau, sl, zl, sq, zq):
         z = fit(X)
@@ -317,6 +376,9 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
         dres = float(np.sqrt(np.sum(rx * rx) + np.sum(rt * rt))) / (1.0 + lam * np.sqrt(k) + dnorm)
         grel = gapv / max(1.0, abs(obj))
         score = max(grel, pres, dres)
+        if grel > warm_level or state is None:
+            state = {"X": X.copy(), "tau": tau.copy(), "sq": sq.copy(), "zq": zq.copy(), "sl": sl.copy(),
+                     "zl": zl.copy(), "mu": gapv / nu}
         if best is None or score < best[0]:
             best = (score, X.copy(), zl.copy(), grel, pres, dres, obj)
         if score < 0.5 * mark:  # progress: the best score halved
@@ -344,32 +406,54 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
             ll = np.sqrt(sl * zl)
             Dl = zl / sl
         # the reduced matrix (depends on the scalings only)
-        if quad:
-            K = gram.copy()
-        else:
-            w = np.asarray(loss.curvature_on(NUMPY, z, y), dtype=np.float64)
-            K = (F * w[:, None]).T @ F
         Bd = A[:, 1:, 1:] - A[:, 1:, :1] * A[:, :1, 1:] / A[:, :1, :1]
         if cones:
             Bd = Bd + (Dl.T @ XX).reshape(k, d, d)
-        Kv = K.reshape(k, d, k, d)
-        idx = np.arange(k)
-        Kv[idx, :, idx, :] += Bd
-        diag = np.diag_indices_from(K)
-        base = max(float(np.trace(K)) / nx, 1e-300)
+
+        def full_K() -> np.ndarray:
+            if quad:
+                K = gram.copy()
+            else:
+                w = np.asarray(loss.curvature_on(NUMPY, z, y), dtype=np.float64)
+                K = (F * w[:, None]).T @ F
+            K.reshape(k, d, k, d)[np.arange(k), :, np.arange(k), :] += Bd
+            return K
+
+        def kmul(x: np.ndarray) -> np.ndarray:
+            if K is not None:
+                return K @ x
+            return gram @ x + np.einsum("kij,kj->ki", Bd, x.reshape(k, d)).reshape(nx)
+
+        K = None if low_rank else full_K()
+        diag = (np.arange(nx), np.arange(nx))
+        trace = float(np.trace(K)) if K is not None else float(np.trace(gram)) + float(np.einsum("kii->", Bd))
+        base = max(trace / nx, 1e-300)
         fact = None
-        for _ in range(6):
+        lr = None
+        if low_rank:
             try:
-                Kr = K if reg == 0.0 else K + 0.0
-                if reg:
-                    Kr[diag] += reg * base
-                fact = scipy.linalg.cho_factor(Kr, check_finite=False)
-                break
+                Li = np.linalg.inv(np.linalg.cholesky(Bd))  # (k, d, d): L^{-1} per block
+                H = np.matmul(Li, Ft).reshape(nx, n)  # L^{-1} F^T
+                Sn = H.T @ H
+                Sn[np.diag_indices_from(Sn)] += 1.0
+                lr = (Li, H, scipy.linalg.cho_factor(Sn, check_finite=False))
             except (np.linalg.LinAlgError, ValueError):
-                reg = max(reg * 100.0, 1e-14)
-        if fact is None:
-            status = "stalled"
-            break
+                lr = None
+
+        def ksolve(r: np.ndarray) -> np.ndarray:
+            if lr is None:
+                return scipy.linalg.cho_solve(fact, r, check_finite=False)
+            Li, H, cS = lr
+            u = np.einsum("kij,kj->ki", Li, r.reshape(k, d)).reshape(nx)
+            u -= H @ scipy.linalg.cho_solve(cS, H.T @ u, check_finite=False)
+            return np.einsum("kji,kj->ki", Li, u.reshape(k, d)).reshape(nx)
+
+        if lr is None:
+            K = full_K() if K is None else K
+            fact, reg = _dense_factor(K, reg, diag, base)
+            if fact is None:
+                status = "stalled"
+                break
 
         def newton(ds_l, ds_q):
             # q = lambda \ d_s ; t = W^{-2} r_z + W^{-1} q
@@ -384,9 +468,12 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
             rtau = -rt + tq[:, 0]
             rhs = rhs - A[:, 1:, 0] * (rtau / a00)[:, None]
             r0 = rhs.reshape(-1)
-            sol = scipy.linalg.cho_solve(fact, r0, check_finite=False)
-            # one step of iterative refinement on the reduced system (ill-conditioned near the end)
-            sol += scipy.linalg.cho_solve(fact, r0 - K @ sol, check_finite=False)
+            sol = ksolve(r0)
+            # iterative refinement on the reduced system (ill-conditioned near the end)
+            for _ in range(1 if lr is None else 2):
+                sol += ksolve(r0 - kmul(sol))
+            if lr is not None and float(np.linalg.norm(r0 - kmul(sol))) > 1e-10 * float(np.linalg.norm(r0)):
+                raise _LowRankFailed
             dX = sol.reshape(k, d)
             dtau = (rtau - np.einsum("ki,ki->k", A[:, 0, 1:], dX)) / a00
             du = np.concatenate([dtau[:, None], dX], axis=1)
@@ -417,7 +504,16 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
         # predictor (affine scaling)
         ds_l = -(ll * ll) if cones else None
         ds_q = -_jprod(lq, lq)
-        aff = newton(ds_l, ds_q)
+        try:
+            aff = newton(ds_l, ds_q)
+        except _LowRankFailed:  # the dense Cholesky from here on
+            lr, low_rank = None, False
+            K = full_K() if K is None else K
+            fact, reg = _dense_factor(K, reg, diag, base)
+            if fact is None:
+                status = "stalled"
+                break
+            aff = newton(ds_l, ds_q)
         a_aff = min(1.0, max_step(*aff))
         sigma_c = (1.0 - a_aff) ** 3
         # corrector (Mehrotra's second-order term, in the scaled space)
@@ -426,7 +522,16 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
         ds_q[:, 0] += sigma_c * mu
         if cones:
             ds_l = -(ll * ll) - sl_t * zl_t + sigma_c * mu
-        full = newton(ds_l, ds_q)
+        try:
+            full = newton(ds_l, ds_q)
+        except _LowRankFailed:  # the dense Cholesky from here on
+            lr, low_rank = None, False
+            K = full_K() if K is None else K
+            fact, reg = _dense_factor(K, reg, diag, base)
+            if fact is None:
+                status = "stalled"
+                break
+            full = newton(ds_l, ds_q)
         dX, dtau, dsl, dzl, dsq, dzq = full[:6]
         alpha = min(1.0, _STEP * max_step(*full))
         if not np.isfinite(alpha) or alpha < 1e-10:
@@ -444,4 +549,53 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
         X, zl = Xb, zlb
     else:
         obj = objective(X)
-    return BlockIPMResult(X, np.maximum(zl, 0.0), it, status, grel, pres, dres, obj, time.perf_counter() - t0)
+    return BlockIPMResult(X, np.maximum(zl, 0.0), it, status, grel, pres, dres, obj, time.perf_counter() - t0,
+                          state)
+
+
+def warm_start(state: dict, old: list, new: list, n: int, d: int, lam: float, cones: bool = True) -> dict:
+    r"""Extend the ``state`` of a solve on the blocks ``old`` to a strictly interior start on ``new``.
+
+    Blocks in both lists keep their primal and dual iterates; blocks of ``old`` not in ``new`` are
+    dropped; a block only in ``new`` starts at zero and on the central path of the stored
+    complementarity :math:`\mu`: :math:`x_b = 0`, :math:`s_b = (\mu/\lambda, 0)`,
+    :math:`z_b = (\lambda, 0)` (so :math:`s_b \circ z_b = \mu e` and the dual residual of
+    :math:`\tau_b` is zero) and every cone row :math:`s_\ell = z_\ell = \sqrt{\mu}`.
+
+    Parameters
+    ----------
+    state : dict
+        :attr:`BlockIPMResult.state` of the previous solve.
+    old, new : list of hashable
+        Block identifiers in the order of the previous and of the next solve.
+    n, d : int
+        Rows and :math:`d'`.
+    lam : float
+    cones : bool
+        Whether the programs have cone rows.
+
+    Returns
+    -------
+    dict
+        A ``start`` for :func:`solve_block_ipm`.
+    """
+    mu = max(float(state["mu"]), 1e-300)
+    k, m = len(new), d + 1
+    pos = {b: j for j, b in enumerate(old)}
+    X = np.zeros((k, d))
+    tau = np.full(k, mu / lam)
+    sq = np.zeros((k, m))
+    sq[:, 0] = mu / lam
+    zq = np.zeros((k, m))
+    zq[:, 0] = lam
+    r = np.sqrt(mu)
+    sl = np.full((n, k), r) if cones else np.zeros((n, 0))
+    zl = np.full((n, k), r) if cones else np.zeros((n, 0))
+    for j, b in enumerate(new):
+        i = pos.get(b)
+        if i is None:
+            continue
+        X[j], tau[j], sq[j], zq[j] = state["X"][i], state["tau"][i], state["sq"][i], state["zq"][i]
+        if cones:
+            sl[:, j], zl[:, j] = state["sl"][:, i], state["zl"][:, i]
+    return {"X": X, "tau": tau, "sq": sq, "zq": zq, "sl": sl, "zl": zl, "mu": mu}

@@ -106,6 +106,48 @@ def test_early_stop_is_valid(limit):
     assert r.lower >= brute_s(Xa, v, 10) * (1 - 1e-12)
 
 
+@settings(max_examples=25, deadline=None)
+@given(instances(), st.integers(0, 10**6))
+def test_box_bounds_are_valid_and_slopes_tighten(inst, seed):
+    """Every box bound is >= sigma f(z)/||z|| at sampled points of its box; optimised slopes never
+    loosen it (the fixed slopes are the first iterate)."""
+    from convexnn.duality.bab import _Problem
+
+    X, v, bias = inst
+    Xa = design_matrix(X, bias)
+    rng = np.random.default_rng(seed)
+    N, d = 64, Xa.shape[1]
+    fi = rng.integers(0, d, N).astype(np.int32)
+    sg = rng.choice(np.array([1, -1], dtype=np.int8), N)
+    a = rng.uniform(-1, 1, (N, d))
+    w = rng.uniform(0, 1, (N, d)) * rng.choice([1.0, 0.1, 1e-3], (N, 1))
+    lo, hi = np.clip(a - w, -1, 1), np.clip(a + w, -1, 1)
+    face = rng.choice([-1.0, 1.0], N)
+    lo[np.arange(N), fi] = hi[np.arange(N), fi] = face
+    pb = _Problem(Xa, v)
+    pb.slope_iters = 0
+    ub0 = pb.bounds(lo, hi, fi, sg)["ub"]
+    pb.slope_iters = 4
+    ub4 = pb.bounds(lo, hi, fi, sg)["ub"]
+    assert np.all(ub4 <= ub0)
+    Z = lo[:, None, :] + rng.uniform(0, 1, (N, 200, d)) * (hi - lo)[:, None, :]
+    Z = np.concatenate([Z, lo[:, None, :], hi[:, None, :]], axis=1)
+    F = sg[:, None] * (np.maximum(Z @ Xa.T, 0.0) @ v) / np.linalg.norm(Z, axis=2)
+    scale = np.abs(v) @ np.linalg.norm(Xa, axis=1)
+    assert np.all(ub4 >= F.max(axis=1) - 1e-12 * scale)
+
+
+@pytest.mark.parametrize("steps", [0, 1, 4])
+def test_slope_steps_enclose_exact_value(steps):
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((30, 3))
+    v = rng.standard_normal(30)
+    s = exact_s(X, v, True)
+    r = relu_dual_norm_bab(design_matrix(X, True), v, rtol=1e-9, slope_steps=steps)
+    assert r.complete and r.lower <= s * (1 + 1e-9) and r.upper >= s * (1 - 1e-9)
+    assert r.upper - r.lower <= 1e-8 * s
+
+
 def test_zero_and_bad_input():
     X = np.ones((3, 2))
     assert relu_dual_norm_bab(X, np.zeros(3)).upper == 0.0
@@ -115,6 +157,8 @@ def test_zero_and_bad_input():
         relu_dual_norm_bab(X, np.array([1.0, np.nan, 0.0]))
     with pytest.raises(InputError):
         relu_dual_norm_bab(X, np.ones(3), rtol=2.0)
+    with pytest.raises(InputError):
+        relu_dual_norm_bab(X, np.ones(3), slope_steps=-1)
 
 
 # --------------------------------------------------------------------------- certificates
