@@ -45,6 +45,19 @@ Cholesky (the Gram matrix :math:`F^\top F` is formed once for the squared loss, 
 ``k n`` cone rows cost :math:`O(k n d'^2)` per iteration and never enter a factorization.
 A general conic solver (Clarabel) factorizes the sparse KKT system with all ``k n`` rows instead.
 
+**Few samples, many blocks.** For the squared loss :math:`F^\top F` has rank at most ``n``; when
+``n`` is small next to ``k d'`` the reduced matrix is solved by the Sherman--Morrison--Woodbury
+identity on its block-diagonal part (``k`` factorizations of size ``d'`` and one of size ``n``,
+:math:`O(n^2 k d')` work per iteration instead of :math:`O(k^3 d'^3)`), refined against the
+reduced matrix itself; an iteration whose refined solve is not accurate falls back to the dense
+Cholesky.
+
+**Warm starts.** Successive working sets of the polishes overlap; :func:`warm_start` builds a
+strictly interior start for a new working set from an interior iterate of the previous solve
+(kept blocks keep their primal and dual iterates, new blocks start at zero on the central path of
+the same complementarity). The method being an infeasible-start one, any interior point is a
+valid start, and the final answer does not depend on it.
+
 The output is a point and the cone multipliers :math:`z_\ell \ge 0`; whatever accuracy it reaches,
 the polishes certify their final answer with the global duality gap over **all** patterns, which
 does not depend on how the restricted program was solved.
@@ -64,6 +77,8 @@ from convexnn.formulations.losses import Loss
 __all__ = ["BlockIPMResult", "solve_block_ipm", "warm_start"]
 
 _STEP = 0.99  # fraction of the step to the boundary
+#: relative residual of the refined Woodbury solve above which the dense Cholesky takes over
+_LOW_RANK_RTOL = 1e-10
 
 
 class _LowRankFailed(Exception):
@@ -472,7 +487,7 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
             # iterative refinement on the reduced system (ill-conditioned near the end)
             for _ in range(1 if lr is None else 2):
                 sol += ksolve(r0 - kmul(sol))
-            if lr is not None and float(np.linalg.norm(r0 - kmul(sol))) > 1e-10 * float(np.linalg.norm(r0)):
+            if lr is not None and float(np.linalg.norm(r0 - kmul(sol))) > _LOW_RANK_RTOL * float(np.linalg.norm(r0)):
                 raise _LowRankFailed
             dX = sol.reshape(k, d)
             dtau = (rtau - np.einsum("ki,ki->k", A[:, 0, 1:], dX)) / a00
