@@ -32,11 +32,12 @@ Bound on a box :math:`B` (all of it rigorous in floating point)
    :math:`l_j \ge 0` are linear, units with :math:`h_j \le 0` vanish; a crossing unit with
    :math:`\sigma v_j > 0` uses the chord (triangle relaxation)
    :math:`(t)_+ \le h_j (t - l_j)/(h_j - l_j)`, one with :math:`\sigma v_j < 0` uses
-   :math:`(t)_+ \ge \alpha_j t` with any :math:`\alpha_j \in [0, 1]`. The bound of step 3 is
+   :math:`(t)_+ \ge \alpha_j t` with any :math:`\alpha_j \in [0, 1]`. The cone bound of step 3 is
    convex in :math:`\alpha` (a maximum of affine functions), so the slopes are optimised per box by
    a few projected subgradient steps from :math:`\alpha_j = \mathbf 1[h_j > -l_j]`, keeping the
    smallest bound met, for the boxes still above the pruning level (the optimised slopes of
-   alpha-CROWN: Xu et al., "Fast and Complete", ICLR 2021); :math:`\mathrm{fl}(\sigma v_j \alpha_j)` keeps the sign of :math:`\sigma v_j`
+   alpha-CROWN: Xu et al., "Fast and Complete", ICLR 2021);
+   :math:`\mathrm{fl}(\sigma v_j \alpha_j)` keeps the sign of :math:`\sigma v_j`
    and a modulus at most :math:`|v_j|`, so the inequality holds exactly. The rounding of the
    computed slopes is absorbed exactly: the residual :math:`\max_{t\in[l_j,h_j]}` of every unit's
    inequality is evaluated at :math:`t \in \{l_j, 0, h_j\}` and added to :math:`c_0`, and the
@@ -227,7 +228,7 @@ class _Problem:
         self.XT = np.ascontiguousarray(Xa.T)
         self.absXT = np.ascontiguousarray(self.absX.T)
         self.VX = v[:, None] * Xa
-        self.slope_iters = 4
+        self.slope_iters = 2
         self.E = _gam(2 * self.d + 10) * (1.0 + 1e-12) * self.absX.sum(axis=1)
         self.dC = _gam(2 * self.n + 4) * (1.0 + _gam(self.n + 4)) * (np.abs(v) @ self.absX)
         # distinct hyperplanes (bitwise equal rows share one) for the exact leaves
@@ -316,7 +317,9 @@ class _Problem:
             pe = pos_of[rn[e]]
             p_e = p[p_row[rn[e]]]
             an[e] = np.clip(an[e] + 2.0 ** (1 - it) * np.einsum("ij,ij->i", self.X[cn[e]], p_e) / wn[e], 0.0, 1.0)
-            C = Cb[idx] + sp.csr_matrix((vn[e] * an[e], (pe, cn[e])), shape=(idx.size, n)) @ self.X
+            An = np.zeros((idx.size, n))
+            An[pe, cn[e]] = vn[e] * an[e]
+            C = Cb[idx] + An @ self.X
             ub_it, p = self._cone_bound(C, K[idx], lo[idx], hi[idx], fi[idx], zabs[idx])
             ub[idx] = np.minimum(ub[idx], ub_it)
             p_row = pos_of.copy()
@@ -482,7 +485,7 @@ def relu_dual_norm_bab(
     exact_leaf: int = 3,
     batch: int | None = None,
     max_memory: float = 1.5e9,
-    slope_steps: int = 4,
+    slope_steps: int = 2,
 ) -> DualNormBound:
     r"""Certified bounds on :math:`s(v) = \max_{\sigma=\pm1,\|u\|_2\le 1}\sigma\sum_j v_j (x_j^\top u)_+` by branch and bound.
 
@@ -527,7 +530,9 @@ def relu_dual_norm_bab(
     slope_steps : int
         Projected subgradient steps on the lower slopes :math:`\alpha_j` of the crossing units with
         :math:`\sigma v_j < 0` per box (0: the fixed choice :math:`\alpha_j = \mathbf 1[h_j > -l_j]`).
-        Each step costs one more bound evaluation and usually saves more boxes than that.
+        Each step costs one more bound evaluation of the boxes still above the pruning level: fewer
+        boxes for the same bound, but more time per box (a net loss of time at :math:`d' \ge 7`
+        in ``bench/RESULTS_bab.md``).
 
     Returns
     -------
