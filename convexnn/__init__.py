@@ -76,6 +76,7 @@ from convexnn.distributed import (
     count_patterns_distributed,
     cross_validate_path,
     enumerate_patterns_distributed,
+    relu_dual_norm_bab_distributed,
     score_sampled_patterns,
 )
 # --- three-layer and deep programs ---
@@ -205,6 +206,7 @@ __all__ = [
     "count_patterns_distributed",
     "cross_validate_path",
     "enumerate_patterns_distributed",
+    "relu_dual_norm_bab_distributed",
     "ScoredPatterns",
     "score_sampled_patterns",
     "LayerPatterns",

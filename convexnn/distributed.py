@@ -48,6 +48,7 @@ __all__ = [
     "PatternShards",
     "score_sampled_patterns",
     "ScoredPatterns",
+    "relu_dual_norm_bab_distributed",
 ]
 
 _ADDRESS_PREFIXES = ("tcp://", "tls://", "ucx://", "inproc://", "ws://", "wss://")
@@ -1113,3 +1114,65 @@ def score_sampled_patterns(
     keys = np.ascontiguousarray(packed[best]).view(np.dtype((np.void, packed.shape[1]))).ravel()
     pos = np.argsort(keys)
     return ScoredPatterns(patterns=pats, scores=scores[best][pos], n_samples=int(n_samples))
+
+
+# ----------------------------------------------------------------------------- branch and bound
+def _bab_task(roots: np.ndarray, Xa: np.ndarray, v: np.ndarray, opts: dict[str, Any]) -> Any:
+    from convexnn.duality.bab import relu_dual_norm_bab
+
+    return relu_dual_norm_bab(_aligned(Xa), _aligned(v), roots=np.asarray(roots), progress=False, **opts)
+
+
+def relu_dual_norm_bab_distributed(
+    Xa: Any,
+    v: Any,
+    *,
+    threshold: float | None = None,
+    rtol: float = 1e-3,
+    time_limit: float | None = None,
+    max_nodes: int | None = None,
+    executor: Any = None,
+    n_tasks: int | None = None,
+    progress: bool | None = None,
+) -> Any:
+    r"""The branch and bound of :func:`convexnn.duality.bab.relu_dual_norm_bab`, split over workers.
+
+    The search space is the union of :math:`4d'` root boxes (the faces :math:`z_i = \pm 1` of the
+    cube, for both output signs :math:`\sigma`); ``s(v)`` is the maximum over the roots of the
+    maximum over each. The roots are dealt round-robin to ``n_tasks`` independent searches
+    (default: ``min(4d', 4 x workers)``), each a complete, rigorous branch and bound of its roots
+    with the same ``threshold``, ``rtol``, ``time_limit`` and ``max_nodes`` (per task). The combined
+    enclosure is ``upper = max_t upper_t`` (every root is covered by exactly one task, so it is a
+    valid bound whenever the tasks stop) and ``lower = max_t lower_t`` (a value actually attained,
+    with its neuron). With a ``threshold`` -- the question certificates ask, "is s(v) <= T?" --
+    every task prunes against the same level, so no incumbent needs to be shared.
+
+    Returns
+    -------
+    DualNormBound
+        ``nodes`` summed over the tasks; ``complete`` when every task completed.
+    """
+    from dataclasses import replace
+
+    from convexnn.data import check_X
+
+    Xa_ = check_X(Xa)
+    v_ = np.asarray(v, dtype=np.float64)
+    if v_.shape != (Xa_.shape[0],) or not np.all(np.isfinite(v_)):
+        raise InputError(f"v must be a finite vector of length {Xa_.shape[0]}; got shape {v_.shape}.")
+    n_roots = 4 * Xa_.shape[1]
+    if n_tasks is not None and (isinstance(n_tasks, bool) or not isinstance(n_tasks, (int, np.integer)) or n_tasks < 1):
+        raise InputError(f"n_tasks must be a positive integer; got {n_tasks!r}.")
+    opts = {"threshold": threshold, "rtol": rtol, "time_limit": time_limit, "max_nodes": max_nodes}
+    with resolve_executor(executor) as client:
+        k = min(n_roots, n_tasks or 4 * _n_workers(client))
+        groups = [np.arange(i, n_roots, k) for i in range(k)]
+        parts = _map(client, _bab_task, [(g,) for g in groups], shared={"Xa": Xa_, "v": v_, "opts": opts},
+                     desc="relu_dual_norm_bab", progress=progress)
+    best = max(parts, key=lambda r: r.lower)
+    violations = sorted((w for r in parts for w in r.violations), key=lambda w: -w[0])
+    return replace(best, upper=max(r.upper for r in parts), nodes=sum(r.nodes for r in parts),
+                   complete=all(r.complete for r in parts), time=max(r.time for r in parts),
+                   reason="complete" if all(r.complete for r in parts) else
+                   ",".join(sorted({r.reason for r in parts if not r.complete})),
+                   violations=violations)

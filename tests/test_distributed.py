@@ -276,6 +276,28 @@ def test_serial_mode_without_dask_installed():
 
 
 # ----------------------------------------------------------------------------- pattern scoring
+@pytest.mark.parametrize("seed", [0, 1])
+def test_distributed_branch_and_bound_equals_serial_and_enumeration(client, seed):
+    """Root boxes dealt to independent searches: the combined enclosure contains the exact s(v)
+    (enumerated chambers), equals the serial search, and is valid when the tasks stop early."""
+    from convexnn.duality._common import cone_support
+
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((25, 2)) * np.array([1e3, 1e-2])
+    Xa = np.c_[X, np.ones(25)]
+    v = rng.standard_normal(25)
+    exact = cone_support(Xa, cx.enumerate_patterns(X, bias=True).masks, v).value
+    serial = cx.relu_dual_norm_bab(Xa, v, rtol=1e-9)
+    for executor in (None, client):
+        r = cx.relu_dual_norm_bab_distributed(Xa, v, rtol=1e-9, executor=executor, n_tasks=5)
+        assert r.complete and r.lower <= exact * (1 + 1e-12) and r.upper >= exact
+        assert r.lower == pytest.approx(serial.lower, rel=1e-9) and r.upper == pytest.approx(exact, rel=1e-6)
+    early = cx.relu_dual_norm_bab_distributed(Xa, v, rtol=1e-9, executor=client, max_nodes=2, n_tasks=3)
+    assert early.upper >= exact and early.lower <= exact * (1 + 1e-12)
+    with pytest.raises(cx.InputError):
+        cx.relu_dual_norm_bab(Xa, v, roots=[4 * Xa.shape[1]])
+
+
 def test_scored_patterns_equal_serial_and_are_the_top_upper_bounds(client):
     from scipy.optimize import nnls
 

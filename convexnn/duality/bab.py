@@ -486,6 +486,7 @@ def relu_dual_norm_bab(
     batch: int | None = None,
     max_memory: float = 1.5e9,
     slope_steps: int = 2,
+    roots: Any = None,
 ) -> DualNormBound:
     r"""Certified bounds on :math:`s(v) = \max_{\sigma=\pm1,\|u\|_2\le 1}\sigma\sum_j v_j (x_j^\top u)_+` by branch and bound.
 
@@ -533,6 +534,11 @@ def relu_dual_norm_bab(
         Each step costs one more bound evaluation of the boxes still above the pruning level: fewer
         boxes for the same bound, but more time per box (a net loss of time at :math:`d' \ge 7`
         in ``bench/RESULTS_bab.md``).
+    roots : array of int, optional
+        Search only these of the :math:`4d'` root boxes (the faces :math:`z_i = \pm 1` of the cube,
+        for both output signs; ``_face_boxes`` order). ``upper`` is then a bound of the maximum over
+        those roots only; :func:`convexnn.distributed.relu_dual_norm_bab_distributed` deals the roots
+        to independent searches and takes the maximum.
 
     Returns
     -------
@@ -604,7 +610,14 @@ def relu_dual_norm_bab(
             offer(val, sig, u)
 
     open_ = _Boxes(d)
+    if roots is not None:
+        roots = np.asarray(roots)
+        if roots.ndim != 1 or roots.dtype.kind not in "iu" or roots.size == 0 or roots.min() < 0 \
+                or roots.max() >= 4 * d:
+            raise InputError(f"roots must be a nonempty array of root-box indices in [0, {4 * d}); got {roots!r}.")
     lo, hi, fi, sg = _face_boxes(d)
+    if roots is not None:  # a subset of the 4 d' root boxes (faces x output signs): a shard of the search
+        lo, hi, fi, sg = lo[roots], hi[roots], fi[roots], sg[roots]
     nodes = 0
     discarded = -np.inf  # largest bound of a discarded box
     last_polish = -np.inf  # node count at the last local ascent
