@@ -95,7 +95,7 @@ def _zero_solution(f: Any, lam: float) -> ConvexSolution:
     :math:`-\nabla\ell(0)`, which is feasible exactly when ``lam >= lam_max``)."""
     P, d = len(f.patterns), f.Xa.shape[1]
     shape = (P, d) if f.y.ndim == 1 else (P, d, f.y.shape[1])
-    keys = ("V", "W") if f.kind == "c_relu" else ("U",)
+    keys = f.weight_keys
     weights = {k: np.zeros(shape) for k in keys}
     value = float(f.loss.value(np.zeros_like(f.y), f.y))
     return ConvexSolution(formulation=f, weights=weights, value=value, status="optimal", solver="lam_max",

@@ -104,7 +104,7 @@ def dual_problem(formulation: Formulation) -> DualProblem:
     _check(formulation)
     f = formulation
     return build_dual(f.Xa, f.y, np.asarray(f.patterns.masks, dtype=np.float64), f.lam, f.loss,
-                      cones=f.kind == "c_relu", formulation=f)
+                      cones=f.cone_constraints, formulation=f)
 
 
 def build_dual(Xa: np.ndarray, y: np.ndarray, masks: np.ndarray, lam: Any, loss: Loss, *, cones: bool = True,
@@ -195,7 +195,7 @@ def duality_gap(formulation: Formulation, primal_weights: dict[str, np.ndarray] 
     lam = f.lam_value
     primal = float(f.objective(weights))
     M = np.asarray(f.patterns.masks, dtype=bool)
-    if f.kind == "c_grelu":
+    if not f.cone_constraints:
         G = MaskedDesign(f.Xa, M, NUMPY).adjoint(v)
         s = float(np.linalg.norm(G, axis=1).max()) if M.shape[1] else 0.0
     else:

@@ -186,7 +186,7 @@ def kkt(solution: ConvexSolution, *, support_tol: float = 1e-6, recompute: bool 
     r = -f.loss.grad(fit, f.y)
     G = MaskedDesign(Xa, masks, NUMPY).adjoint(r)  # (P, d'): X_a^T D_i r
     P = masks.shape[1]
-    if f.kind == "c_grelu":
+    if not f.cone_constraints:
         theta = np.asarray(solution.weights["U"], dtype=np.float64)
         Q = G
         rho = None

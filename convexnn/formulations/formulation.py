@@ -93,6 +93,10 @@ class Formulation(abc.ABC):
     """
 
     kind: str = "formulation"
+    #: the program's blocks live in the cones K_i (C-ReLU) rather than being free (C-GReLU)
+    cone_constraints: bool = False
+    #: names of the weight arrays in ``ConvexSolution.weights`` (two-layer programs)
+    weight_keys: tuple[str, ...] = ()
 
     def __init__(
         self,

@@ -237,6 +237,8 @@ class CReLU(_TwoLayerFormulation):
     """
 
     kind = "c_relu"
+    cone_constraints = True
+    weight_keys = ("V", "W")
 
     def weights_from_variables(self) -> dict[str, np.ndarray]:
         P, c = self.n_patterns, self.n_outputs
@@ -320,6 +322,8 @@ class CGReLU(_TwoLayerFormulation):
     """
 
     kind = "c_grelu"
+    cone_constraints = False
+    weight_keys = ("U",)
 
     def weights_from_variables(self) -> dict[str, np.ndarray]:
         return {"U": _blocks(np.asarray(self.variables["U"].value, dtype=float), self.n_patterns,

@@ -84,7 +84,7 @@ from convexnn.solvers.block_ipm import solve_block_ipm, warm_start
 from convexnn.solvers.gap import relu_violation
 from convexnn.solvers.operators import MaskedDesign
 
-__all__ = ["Certificate", "ActiveSetResult", "RestrictedSolution", "certify_relu", "block_values",
+__all__ = ["PolishCertificate", "ActiveSetResult", "RestrictedSolution", "certify_relu", "block_values",
            "screen_blocks", "scan_blocks", "solve_restricted", "solve_relu_active_set", "violation"]
 
 _ADD_RTOL = 1e-9  # a block is violated when s_i > lam * (1 + _ADD_RTOL)
@@ -95,7 +95,7 @@ _IPM_ACCEPT = 1e-7
 
 
 @dataclass
-class Certificate:
+class PolishCertificate:
     r"""Global certificate of a C-ReLU point over all patterns (see the module docstring).
 
     Attributes
@@ -147,7 +147,7 @@ def violation(Xa: np.ndarray, masks: np.ndarray, V: np.ndarray, W: np.ndarray) -
 
 
 def certify_relu(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float, loss: Loss, V: np.ndarray,
-                 W: np.ndarray, *, exact: bool = True) -> Certificate:
+                 W: np.ndarray, *, exact: bool = True) -> PolishCertificate:
     r"""Certified duality gap of the C-ReLU point ``(V, W)`` over **all** patterns of ``masks``.
 
     Uses the cone-aware dual of the module docstring: :math:`v = -\nabla f(\hat y)`, the exact
@@ -168,7 +168,7 @@ def certify_relu(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float, l
 
     Returns
     -------
-    Certificate
+    PolishCertificate
     """
     primal, fit = _primal(Xa, masks, y, lam, loss, V, W)
     v = -np.asarray(loss.grad(fit, y), dtype=np.float64)
@@ -177,13 +177,13 @@ def certify_relu(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float, l
 
 
 def _certificate(primal: float, v: np.ndarray, y: np.ndarray, lam: float, loss: Loss, s: float,
-                 bounds: np.ndarray, n_nnls: int) -> Certificate:
+                 bounds: np.ndarray, n_nnls: int) -> PolishCertificate:
     r"""The certificate of a primal value and a candidate ``v`` with a valid upper bound ``s`` of :math:`s(v)`."""
     cmax = lam / s if s > 0 else np.inf
     c, dual = best_scale(loss, v, y, cmax)  # restricted to the conjugate's domain (logistic)
     gap = primal - dual
     rel = relative_gap(primal, dual)
-    return Certificate(primal, float(dual), gap, rel, s, c, c * v, bounds, v, n_nnls)
+    return PolishCertificate(primal, float(dual), gap, rel, s, c, c * v, bounds, v, n_nnls)
 
 
 def scan_blocks(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, lam: float, active: np.ndarray,
@@ -315,7 +315,7 @@ def screen_blocks(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, level: float
         Data, patterns (``(n, P)``) and dual candidate ``(n,)``.
     level : float
     bounds : ndarray, shape (P,), optional
-        Valid per-pattern upper bounds (e.g. :attr:`Certificate.bounds`).
+        Valid per-pattern upper bounds (e.g. :attr:`PolishCertificate.bounds`).
     exclude : ndarray of bool, shape (2, P), optional
         Blocks to skip (row 0: :math:`v_i`, row 1: :math:`w_i`).
     limit : int, optional
@@ -619,7 +619,7 @@ class ActiveSetResult:
 
     V: np.ndarray
     W: np.ndarray
-    certificate: Certificate
+    certificate: PolishCertificate
     violation: float
     violation_rel: float
     multipliers: np.ndarray
@@ -741,14 +741,14 @@ def solve_relu_active_set(
     history: list[dict[str, float]] = []
     iters = int(iterations0)
 
-    def record(cert: Certificate, vr: float, rnd: int, extra: str) -> None:
+    def record(cert: PolishCertificate, vr: float, rnd: int, extra: str) -> None:
         history.append({"iter": iters, "time": time.perf_counter() - t0, "objective": cert.primal,
                         "rel_gap": cert.rel_gap, "violation": vr, "round": rnd,
                         "working_set": int(active.sum())})
         if report is not None:
             report(iters, cert.primal, cert.rel_gap, vr, extra)
 
-    cert: Certificate | None = None
+    cert: PolishCertificate | None = None
     va = vr = 0.0
     if V0 is not None or W0 is not None:
         active[0] |= np.linalg.norm(V, axis=1) > 0

@@ -75,7 +75,7 @@ def estimate_interior_seconds(formulation: Formulation) -> float:
     n, d = formulation.Xa.shape
     P = len(formulation.patterns)
     c = 1 if formulation.y.ndim == 1 else formulation.y.shape[1]
-    blocks = 3 if formulation.kind == "c_relu" else 1
+    blocks = 3 if formulation.cone_constraints else 1
     nnz = blocks * n * P * d * c
     return _IP_SECONDS_PER_NNZ.get(formulation.kind, 1.2e-5) * nnz
 
@@ -379,8 +379,8 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
                        viol_tol: float | None, polish: bool = True, auto: bool = False) -> ConvexSolution:
     t0 = time.perf_counter()
     lam = f.lam_value
-    relu = f.kind == "c_relu"
-    keys = ("V", "W") if relu else ("U",)
+    relu = f.cone_constraints
+    keys = f.weight_keys
     warm = _weights_from_warm(warm_start, keys)
     loss = require_smooth(f.loss)
     Xa, masks = np.asarray(f.Xa, dtype=np.float64), np.asarray(f.patterns.masks, dtype=bool)
