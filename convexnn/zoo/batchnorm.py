@@ -70,6 +70,7 @@ import numpy as np
 
 from convexnn.arrangements.patterns import Patterns
 from convexnn.data import add_bias, check_lam, check_X, check_y
+from convexnn.networks.base import ScalarObjective
 from convexnn.errors import InputError
 from convexnn.formulations.blocks import ZERO_RTOL
 from convexnn.formulations.formulation import ConvexSolution, Formulation
@@ -91,7 +92,7 @@ def _centered_norms(C: np.ndarray, H: np.ndarray) -> np.ndarray:
     return N
 
 
-class BatchNormReLU:
+class BatchNormReLU(ScalarObjective):
     r"""Two-layer ReLU network with batch normalization after the ReLU (see the module docstring).
 
     Parameters
@@ -153,15 +154,6 @@ class BatchNormReLU:
     def regularizer(self) -> float:
         r""":math:`\tfrac12 \sum_j (\gamma_j^2 + \alpha_j^2 + w_{2,j}^2)`."""
         return 0.5 * float(np.sum(self.gamma ** 2) + np.sum(self.alpha ** 2) + np.sum(self.w2 ** 2))
-
-    def objective(self, X: Any, y: Any, lam: float, loss: str | Loss = "squared") -> float:
-        r"""Training objective :math:`\ell(f(X), y) + \frac\lambda2\sum_j(\gamma_j^2 + \alpha_j^2 + w_{2,j}^2)`."""
-        lo = get_loss(loss)
-        pred = self.predict(X)
-        yy = check_y(y, pred.shape[0], loss=lo.name)
-        if yy.ndim != 1:
-            raise InputError(f"BatchNormReLU has a scalar output; y must have shape (n,), got {yy.shape}.")
-        return lo.value(pred, yy) + check_lam(lam, allow_zero=True) * self.regularizer()
 
     def balanced(self) -> "BatchNormReLU":
         r"""Rescale each neuron to :math:`|w_{2,j}| = \|(\gamma_j, \alpha_j)\|` (same function, smallest regularizer)."""

@@ -53,6 +53,7 @@ import scipy.sparse as sp
 
 from convexnn.arrangements.patterns import Patterns, data_fingerprint
 from convexnn.data import check_lam, check_X, check_y
+from convexnn.networks.base import ScalarObjective
 from convexnn.errors import InputError
 from convexnn.formulations.blocks import ZERO_RTOL
 from convexnn.formulations.formulation import ConvexSolution, Formulation
@@ -244,7 +245,7 @@ def conv_patterns(X: Any, patch_shape: Any, *, image_shape: Any = None, stride: 
 
 
 # ============================================================================ network
-class Conv2LayerReLU:
+class Conv2LayerReLU(ScalarObjective):
     r"""Two-layer CNN :math:`f(x) = \sum_j w_{2,j}\,\mathrm{pool}_k (x_k^\top u_j)_+` (see the module docstring).
 
     Parameters
@@ -299,15 +300,6 @@ class Conv2LayerReLU:
     def regularizer(self) -> float:
         r""":math:`\tfrac12(\|W_1\|_F^2 + \|w_2\|^2)`."""
         return 0.5 * float(np.sum(self.W1 ** 2) + np.sum(self.w2 ** 2))
-
-    def objective(self, X: Any, y: Any, lam: float, loss: str | Loss = "squared") -> float:
-        r""":math:`\ell(f(X), y) + \frac\lambda2(\|W_1\|_F^2 + \|w_2\|^2)`."""
-        lo = get_loss(loss)
-        pred = self.predict(X)
-        yy = check_y(y, pred.shape[0], loss=lo.name)
-        if yy.ndim != 1:
-            raise InputError(f"Conv2LayerReLU has a scalar output; y must have shape (n,), got {yy.shape}.")
-        return lo.value(pred, yy) + check_lam(lam, allow_zero=True) * self.regularizer()
 
     def __repr__(self) -> str:
         return (f"Conv2LayerReLU(m={self.n_neurons}, patch_shape={self.patch_shape}, stride={self.stride}, "
