@@ -117,23 +117,21 @@ def test_network_to_convex_point():
     assert back.value == pytest.approx(mapped.objective(X, y, 0.3), rel=1e-8)
 
 
-def test_gradient_descent_never_beats_the_convex_program():
-    torch = pytest.importorskip("torch")
-    X, y = _data(n=10, seed=7)
-    lam = 0.1
-    opt = c_bn_relu(X, y, cx.enumerate_patterns(X, bias=True), lam).solve().value
-    Xa = torch.tensor(np.hstack([X, np.ones((10, 1))]))
+
+def _adam_bn_networks(torch, X, y, lam, *, width, steps, seeds=range(3)):
+    """BN networks trained by Adam on the non-convex objective (independent of convexnn's code)."""
+    Xa = torch.tensor(np.hstack([X, np.ones((len(X), 1))]))
     yt = torch.tensor(y)
-    finals = []
-    for seed in range(3):
+    nets = []
+    for seed in seeds:
         torch.manual_seed(seed)
-        ps = [torch.randn(3, 8, dtype=torch.float64), torch.randn(8, dtype=torch.float64),
-              torch.randn(8, dtype=torch.float64) * 0.1, torch.randn(8, dtype=torch.float64) * 0.5]
+        ps = [torch.randn(Xa.shape[1], width, dtype=torch.float64), torch.randn(width, dtype=torch.float64),
+              torch.randn(width, dtype=torch.float64) * 0.1, torch.randn(width, dtype=torch.float64) * 0.5]
         for p in ps:
             p.requires_grad_(True)
         W, g, a, w2 = ps
         optim = torch.optim.Adam(ps, lr=0.03)
-        for _ in range(600):
+        for _ in range(steps):
             optim.zero_grad()
             H = torch.relu(Xa @ W)
             C = H - H.mean(0, keepdim=True)
@@ -141,8 +139,15 @@ def test_gradient_descent_never_beats_the_convex_program():
             obj = 0.5 * ((bn @ w2 - yt) ** 2).sum() + lam / 2 * (g.pow(2).sum() + a.pow(2).sum() + w2.pow(2).sum())
             obj.backward()
             optim.step()
-        net = BatchNormReLU(*(p.detach().numpy() for p in ps), bias=True)
-        finals.append(net.objective(X, y, lam))
+        nets.append(BatchNormReLU(*(p.detach().numpy() for p in ps), bias=True))
+    return nets
+
+def test_gradient_descent_never_beats_the_convex_program():
+    torch = pytest.importorskip("torch")
+    X, y = _data(n=10, seed=7)
+    lam = 0.1
+    opt = c_bn_relu(X, y, cx.enumerate_patterns(X, bias=True), lam).solve().value
+    finals = [net.objective(X, y, lam) for net in _adam_bn_networks(torch, X, y, lam, width=8, steps=600)]
     assert min(finals) >= opt * (1 - 1e-7), finals
     assert min(finals) <= opt * 1.5, finals
 
@@ -300,28 +305,8 @@ def test_adam_restarts_never_beat_the_lower_bounds():
     lam = 0.1
     P = cx.enumerate_patterns(X, bias=True)
     opt = c_bn_relu(X, y, P, lam).solve().value
-    Xa = torch.tensor(np.hstack([X, np.ones((10, 1))]))
-    yt = torch.tensor(y)
-    nets, finals = [], []
-    for seed in range(3):
-        torch.manual_seed(seed)
-        ps = [torch.randn(3, 6, dtype=torch.float64), torch.randn(6, dtype=torch.float64),
-              torch.randn(6, dtype=torch.float64) * 0.1, torch.randn(6, dtype=torch.float64) * 0.5]
-        for p in ps:
-            p.requires_grad_(True)
-        W, g, a, w2 = ps
-        optim = torch.optim.Adam(ps, lr=0.03)
-        for _ in range(300):
-            optim.zero_grad()
-            H = torch.relu(Xa @ W)
-            C = H - H.mean(0, keepdim=True)
-            bn = C / torch.sqrt((C ** 2).sum(0) + 1e-12) * g + a
-            obj = 0.5 * ((bn @ w2 - yt) ** 2).sum() + lam / 2 * (g.pow(2).sum() + a.pow(2).sum() + w2.pow(2).sum())
-            obj.backward()
-            optim.step()
-        net = BatchNormReLU(*(p.detach().numpy() for p in ps), bias=True)
-        nets.append(net)
-        finals.append(net.objective(X, y, lam))
+    nets = _adam_bn_networks(torch, X, y, lam, width=6, steps=300)
+    finals = [net.objective(X, y, lam) for net in nets]
     outcomes = []
     for net in nets:
         cert = certify_bn(net, X, y, lam, patterns=P)
