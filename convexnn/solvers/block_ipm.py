@@ -516,19 +516,25 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
                 a = min(a, _lp_step(ll, sl_t), _lp_step(ll, zl_t))
             return a
 
+        def solve_newton(ds_l, ds_q):
+            """A Newton direction; a failed low-rank solve switches to the dense Cholesky from here on
+            (None when that factorization fails too)."""
+            nonlocal lr, low_rank, K, fact, reg
+            try:
+                return newton(ds_l, ds_q)
+            except _LowRankFailed:
+                lr, low_rank = None, False
+                K = full_K() if K is None else K
+                fact, reg = _dense_factor(K, reg, diag, base)
+                return None if fact is None else newton(ds_l, ds_q)
+
         # predictor (affine scaling)
         ds_l = -(ll * ll) if cones else None
         ds_q = -_jprod(lq, lq)
-        try:
-            aff = newton(ds_l, ds_q)
-        except _LowRankFailed:  # the dense Cholesky from here on
-            lr, low_rank = None, False
-            K = full_K() if K is None else K
-            fact, reg = _dense_factor(K, reg, diag, base)
-            if fact is None:
-                status = "stalled"
-                break
-            aff = newton(ds_l, ds_q)
+        aff = solve_newton(ds_l, ds_q)
+        if aff is None:
+            status = "stalled"
+            break
         a_aff = min(1.0, max_step(*aff))
         sigma_c = (1.0 - a_aff) ** 3
         # corrector (Mehrotra's second-order term, in the scaled space)
@@ -537,16 +543,10 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
         ds_q[:, 0] += sigma_c * mu
         if cones:
             ds_l = -(ll * ll) - sl_t * zl_t + sigma_c * mu
-        try:
-            full = newton(ds_l, ds_q)
-        except _LowRankFailed:  # the dense Cholesky from here on
-            lr, low_rank = None, False
-            K = full_K() if K is None else K
-            fact, reg = _dense_factor(K, reg, diag, base)
-            if fact is None:
-                status = "stalled"
-                break
-            full = newton(ds_l, ds_q)
+        full = solve_newton(ds_l, ds_q)
+        if full is None:
+            status = "stalled"
+            break
         dX, dtau, dsl, dzl, dsq, dzq = full[:6]
         alpha = min(1.0, _STEP * max_step(*full))
         if not np.isfinite(alpha) or alpha < 1e-10:
