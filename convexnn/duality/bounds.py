@@ -13,8 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from convexnn.formulations.losses import Loss
+from convexnn.rounding import gamma
 
-__all__ = ["best_scale", "certified_dual_value"]
+__all__ = ["best_scale", "certified_dual_value", "feasible_dual_value", "row_norm_bounds"]
 
 
 def certified_dual_value(loss: Loss, v: np.ndarray, y: np.ndarray) -> float:
@@ -79,3 +80,31 @@ def best_scale(loss: Loss, v: np.ndarray, y: np.ndarray, c_max: float) -> tuple[
     res = minimize_scalar(lambda c: -f(c), bounds=(0.0, hi), method="bounded", options={"xatol": 1e-10 * max(hi, 1)})
     cands = [(0.0, f(0.0)), (hi, f(hi)), (float(res.x), f(float(res.x)))]
     return max(cands, key=lambda t: t[1])
+
+
+def row_norm_bounds(Xa: np.ndarray) -> np.ndarray:
+    r"""Rigorous upper bounds of the row norms :math:`\|x_j\|_2` of ``Xa``."""
+    return np.linalg.norm(Xa, axis=1) * (1.0 + gamma(Xa.shape[1] + 4))
+
+
+def feasible_dual_value(loss: Loss, w: np.ndarray, y: np.ndarray, lam: float, S: float,
+                        norms: np.ndarray) -> tuple[float, np.ndarray]:
+    r"""Rigorous dual value of the best feasible multiple of ``w``, given a rigorous :math:`S \ge s(w)`.
+
+    The point returned is :math:`p = \mathrm{fl}(c\,w)` with
+    :math:`c \le \lambda / (S + \gamma_2\sum_j|w_j|\|x_j\|)` (``norms``: upper bounds of the
+    :math:`\|x_j\|`, :func:`row_norm_bounds`): by sublinearity and
+    :math:`(x_j^\top u)_+ \le \|x_j\|` for unit :math:`u`,
+    :math:`s(p) \le c\,s(w) + \sum_j |p_j - c w_j|\,\|x_j\| \le \lambda`, so :math:`p` is dual
+    feasible and its dual value, rounding subtracted (:func:`certified_dual_value`), is a lower
+    bound on the optimum. ``w`` must lie in the conjugate's domain (``loss.project_dual``);
+    scaling by :math:`c \le 1` keeps it there.
+    """
+    if not np.any(w) or not np.isfinite(S):
+        z = np.zeros_like(w)
+        return certified_dual_value(loss, z, y), z
+    E = gamma(2) * float(np.abs(w) @ norms) * (1.0 + gamma(len(w) + 2))
+    cmax = lam / (max(S, 0.0) + E) * (1.0 - 2.0 ** -40)
+    c, _ = best_scale(loss, w, y, cmax)
+    p = min(c, cmax) * w
+    return certified_dual_value(loss, p, y), p

@@ -57,6 +57,7 @@ from convexnn.duality._common import (
     rebuild_network,
     validate,
 )
+from convexnn.duality.bounds import feasible_dual_value, row_norm_bounds
 
 __all__ = ["Certificate", "certify", "certified_lower_bound", "resolve_patterns"]
 
@@ -306,37 +307,31 @@ def certified_lower_bound(Xa: np.ndarray, masks: np.ndarray | None, loss: Loss, 
 
     1. ``v`` is moved into the conjugate's domain exactly (:math:`y_j v_j \in [0, 1]` for
        logistic and hinge; nothing for the squared loss);
-    2. ``v`` is scaled by :math:`c \le 1` until a *rigorous* upper bound :math:`S` of
-       :math:`s(c v)` satisfies :math:`S \le \lambda`: over the complete pattern set ``masks``
+    2. a *rigorous* upper bound :math:`S \ge s(v)` is computed once: over the complete pattern set ``masks``
        (:attr:`ConeSupport.valid`); without one (``masks=None``), the smaller of the
        pattern-free :func:`global_support_bound` and, when ``bab_time > 0``, the branch and bound
        over all chambers (:func:`convexnn.duality.bab.relu_dual_norm_bab`, at most ``bab_time``
        seconds; its bound is valid whenever it stops);
-    3. the dual objective :math:`-\ell^*(-c v)` is evaluated with its rounding error subtracted
-       (:func:`certified_dual_value`).
+    3. the best scale :math:`c \le \lambda / (S + \text{rounding})` is taken and the dual objective
+       :math:`-\ell^*(-c v)` evaluated with its rounding error subtracted
+       (:func:`convexnn.duality.bounds.feasible_dual_value`).
 
     Returns ``(bound, dual_point)``; the bound is valid for the float64 data as given.
     """
-    v = np.asarray(v, dtype=np.float64).copy()
-    v = loss.project_dual(v, y)
-    for _ in range(8):
-        if not np.any(v):
-            break
-        if masks is not None:
-            S = cone_support(Xa, masks, v).valid
-        else:
-            S = global_support_bound(Xa, v)
-            if bab_time > 0 and S > lam:
-                from convexnn.duality.bab import relu_dual_norm_bab
+    v = loss.project_dual(np.asarray(v, dtype=np.float64), y)
+    if not np.any(v):
+        return certified_dual_value(loss, v, y), v
+    if masks is not None:
+        S = cone_support(Xa, masks, v).valid
+    else:
+        S = global_support_bound(Xa, v)
+        if bab_time > 0 and S > lam:
+            from convexnn.duality.bab import relu_dual_norm_bab
 
-                r = relu_dual_norm_bab(Xa, v, threshold=lam, rtol=1e-9, time_limit=bab_time,
-                                       progress=progress)
-                S = min(S, r.upper)
-        if S <= lam:
-            return certified_dual_value(loss, v, y), v
-        v = v * (lam / S * (1.0 - 2.0 ** -40))
-    v = np.zeros_like(v)
-    return certified_dual_value(loss, v, y), v
+            r = relu_dual_norm_bab(Xa, v, threshold=lam, rtol=1e-9, time_limit=bab_time, progress=progress)
+            S = min(S, r.upper)
+    # one rigorous s(v); the scaled point's rounding is covered by sublinearity
+    return feasible_dual_value(loss, v, y, lam, S, row_norm_bounds(Xa))
 
 
 def _pattern_values(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, idx: np.ndarray) -> np.ndarray:

@@ -36,13 +36,14 @@ from convexnn.arrangements.patterns import design_matrix
 from convexnn.duality._common import (
     as_network_arrays,
     best_scale,
-    certified_dual_value,
     network_objective,
     network_predict,
     rebalance,
     validate,
 )
-from convexnn.duality.bab import _gam, relu_dual_norm_bab
+from convexnn.duality.bab import relu_dual_norm_bab
+from convexnn.duality.bounds import feasible_dual_value, row_norm_bounds
+from convexnn.rounding import gamma
 from convexnn.errors import InputError
 from convexnn.formulations.losses import Loss
 
@@ -72,32 +73,6 @@ def needed_threshold(L: Loss, v: np.ndarray, y: np.ndarray, lam: float, target: 
         else:
             lo = mid
     return lam / hi
-
-
-def _row_norms(Xa: np.ndarray) -> np.ndarray:
-    r"""Rigorous upper bounds of :math:`\|x_j\|_2`."""
-    return np.linalg.norm(Xa, axis=1) * (1.0 + _gam(Xa.shape[1] + 4))
-
-
-def _rigorous_value(L: Loss, w: np.ndarray, y: np.ndarray, lam: float, S: float,
-                    norms: np.ndarray) -> tuple[float, np.ndarray]:
-    r"""Rigorous dual value of the best feasible multiple of ``w`` given :math:`s(w) \le S`.
-
-    The point returned is :math:`p = \mathrm{fl}(c\,w)` with
-    :math:`c \le \lambda / (S + \gamma_2\sum_j|w_j|\|x_j\|)`: by sublinearity and
-    :math:`(x_j^\top u)_+ \le \|x_j\|` for unit :math:`u`,
-    :math:`s(p) \le c\,s(w) + \sum_j |p_j - c w_j|\,\|x_j\| \le \lambda`, so :math:`p` is dual
-    feasible over every chamber and its dual value, rounding subtracted
-    (:func:`certified_dual_value`), is a lower bound on the optimum.
-    """
-    if not np.any(w) or not np.isfinite(S):
-        z = np.zeros_like(w)
-        return certified_dual_value(L, z, y), z
-    E = _gam(2) * float(np.abs(w) @ norms) * (1.0 + _gam(len(w) + 2))
-    cmax = lam / (max(S, 0.0) + E) * (1.0 - 2.0 ** -40)
-    c, _ = best_scale(L, w, y, cmax)
-    p = min(c, cmax) * w
-    return certified_dual_value(L, p, y), p
 
 
 def certify_bab(network: Any, X: Any, y: Any, lam: float, *, loss: str | Loss = "squared", rtol: float = 1e-6,
@@ -149,7 +124,7 @@ def certify_bab(network: Any, X: Any, y: Any, lam: float, *, loss: str | Loss = 
         return max((deadline - time.perf_counter()) * frac, 0.0)
 
     Xa = design_matrix(Xc, net.bias)
-    norms = _row_norms(Xa)
+    norms = row_norm_bounds(Xa)
     primal = network_objective(Xa, yc, net.W1, net.w2, lam, L)
     W1b, w2b = rebalance(net.W1, net.w2)
     primal_bal = network_objective(Xa, yc, W1b, w2b, lam, L)
@@ -169,7 +144,7 @@ def certify_bab(network: Any, X: Any, y: Any, lam: float, *, loss: str | Loss = 
                             max_nodes=max_nodes, progress=progress)
     nodes += r0.nodes
     U0 = r0.upper
-    lower, vbest = _rigorous_value(L, v0, yc, lam, U0, norms)
+    lower, vbest = feasible_dual_value(L, v0, yc, lam, U0, norms)
     n_ref = 0
     if primal - lower > rtol * abs(primal):
         # mixtures with the zero network's candidate (sublinearity of s), a short search for its bound
@@ -182,8 +157,8 @@ def certify_bab(network: Any, X: Any, y: Any, lam: float, *, loss: str | Loss = 
             for t in np.linspace(0.0, 1.0, 21):
                 w = t * a + (1 - t) * b
                 # s(w) <= t + (1 - t) = 1 up to the rounding of the combination
-                S = 1.0 + _gam(4) * float((np.abs(t * a) + np.abs((1 - t) * b)) @ norms)
-                val, p = _rigorous_value(L, w, yc, lam, S, norms)
+                S = 1.0 + gamma(4) * float((np.abs(t * a) + np.abs((1 - t) * b)) @ norms)
+                val, p = feasible_dual_value(L, w, yc, lam, S, norms)
                 if val > lower:
                     lower, vbest = val, p
     if (primal - lower > rtol * abs(primal) and refine > 0 and L.name in ("squared", "logistic")
@@ -209,7 +184,7 @@ def certify_bab(network: Any, X: Any, y: Any, lam: float, *, loss: str | Loss = 
             T1 = T1 if np.isfinite(T1) else lam
             r1 = relu_dual_norm_bab(Xa, w1, threshold=T1, rtol=rtol, time_limit=left(), max_nodes=max_nodes)
             nodes += r1.nodes
-            val, p = _rigorous_value(L, w1, yc, lam, r1.upper, norms)
+            val, p = feasible_dual_value(L, w1, yc, lam, r1.upper, norms)
             if val > lower:
                 lower, vbest = val, p
     gap = max(primal - lower, 0.0)

@@ -38,7 +38,8 @@ import numpy as np
 from convexnn.arrangements.patterns import Patterns, design_matrix
 from convexnn.duality._common import network_objective, validate
 from convexnn.duality.bab import relu_dual_norm_bab
-from convexnn.duality.certify_bab import _rigorous_value, _row_norms, needed_threshold
+from convexnn.duality.bounds import feasible_dual_value, row_norm_bounds
+from convexnn.duality.certify_bab import needed_threshold
 from convexnn.errors import InputError
 from convexnn.formulations.losses import Loss
 
@@ -209,7 +210,7 @@ def solve_global(
     V = W = None
     history: list[dict[str, float]] = []
     lower = -np.inf
-    norms = _row_norms(Xa)
+    norms = row_norm_bounds(Xa)
     dual_point = np.zeros(n)
     nodes = 0
     rounds = 0
@@ -240,7 +241,7 @@ def solve_global(
         r = relu_dual_norm_bab(Xa, v, threshold=T, rtol=0.5 * rtol, time_limit=left, max_violations=add_per_round,
                                stop_at_violation=add_per_round)
         nodes += r.nodes
-        val, p = _rigorous_value(L, v, yc, lam, r.upper, norms)
+        val, p = feasible_dual_value(L, v, yc, lam, r.upper, norms)
         if val > lower:
             lower, dual_point = val, p
         history.append({"round": rounds, "objective": obj_r, "lower_bound": lower, "chambers": P,
@@ -274,7 +275,7 @@ def solve_global(
 
         fit = np.maximum(Xa @ best_net.W1, 0.0) @ best_net.w2
         v = -np.asarray(L.grad(fit, yc), dtype=np.float64)
-        lower, dual_point = _rigorous_value(L, v, yc, lam, global_support_bound(Xa, v), norms)
+        lower, dual_point = feasible_dual_value(L, v, yc, lam, global_support_bound(Xa, v), norms)
     # the convex solution on canonical patterns (Patterns sorts and deduplicates the masks)
     Vb, Wb, Mb = best_VW
     Gall = np.hstack(gates)
