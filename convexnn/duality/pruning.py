@@ -113,7 +113,7 @@ def _as_net(network_or_solution: Any, X: Any) -> tuple[NetworkArrays, np.ndarray
             raise InputError(f"prune() needs a C-ReLU solution or a ReLU network; got {obj.formulation.kind!r}.")
         obj = obj.to_network()
     Xc = check_X(X)
-    net = as_network_arrays(obj, Xc.shape[1])
+    net = as_network_arrays(obj, Xc.shape[1], Xc)
     return net, design_matrix(Xc, net.bias)
 
 

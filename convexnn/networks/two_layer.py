@@ -30,7 +30,52 @@ from convexnn.data import add_bias, check_bool, check_lam, check_X, check_y
 from convexnn.errors import InputError
 from convexnn.formulations.losses import Loss, get_loss
 
-__all__ = ["TwoLayerReLU", "GatedReLU"]
+__all__ = ["TwoLayerReLU", "GatedReLU", "network_predict", "network_objective", "rebalance"]
+
+
+# ---------------------------------------------------------------------------------- array math
+def network_predict(Xa: np.ndarray, W1: np.ndarray, w2: np.ndarray) -> np.ndarray:
+    r"""Predictions :math:`\sum_j (X_a W_{1j})_+ w_{2j}` of a two-layer ReLU network, shape ``(n,)`` or ``(n, c)``."""
+    return np.maximum(Xa @ W1, 0.0) @ w2
+
+
+def weight_decay(W1: np.ndarray, w2: np.ndarray) -> float:
+    r"""The weight decay :math:`\tfrac12\sum_j (\|W_{1j}\|_2^2 + \|w_{2j}\|_2^2)` (times ``lam`` in the objective)."""
+    return 0.5 * (float(np.sum(W1 * W1)) + float(np.sum(w2 * w2)))
+
+
+def network_objective(Xa: np.ndarray, y: np.ndarray, W1: np.ndarray, w2: np.ndarray, lam: float,
+                      loss: Loss) -> float:
+    r"""Network objective :math:`\ell(f(X), y) + \frac{\lambda}{2}\sum_j(\|W_{1j}\|^2 + \|w_{2j}\|^2)` on arrays.
+
+    The certificates call it on validated arrays; :meth:`TwoLayerReLU.objective` is the same sum
+    (loss of :meth:`~TwoLayerReLU.predict` plus ``lam`` times :func:`weight_decay`) after validation.
+    """
+    return loss.value(network_predict(Xa, W1, w2), y) + lam * weight_decay(W1, w2)
+
+
+def _output_norms(w2: np.ndarray) -> np.ndarray:
+    return np.abs(w2) if w2.ndim == 1 else np.linalg.norm(w2, axis=1)
+
+
+def rebalance(W1: np.ndarray, w2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""Rescale every neuron so that :math:`\|W_{1j}\|_2 = \|w_{2j}\|_2` (same predictions).
+
+    The activation is positively homogeneous, so :math:`(cW_{1j}, w_{2j}/c)` computes the same
+    function for :math:`c > 0`; the choice :math:`c^2 = \|w_{2j}\|/\|W_{1j}\|` minimizes the
+    weight decay to :math:`\lambda\|W_{1j}\|\,\|w_{2j}\|` (AM-GM; Mishkin, Sahiner & Pilanci,
+    Fast Convex Optimization for Two-Layer ReLU Networks, ICML 2022, proof of Thm 2.2). A neuron
+    with one zero factor contributes nothing; it is zeroed (its weight decay drops to 0).
+    """
+    n1 = np.linalg.norm(W1, axis=0)
+    a2 = _output_norms(w2)
+    live = (n1 > 0) & (a2 > 0)
+    c = np.zeros_like(n1)
+    c[live] = np.sqrt(a2[live] / n1[live])
+    W1b = W1 * c[None, :]
+    w2b = np.zeros_like(w2)
+    w2b[live] = w2[live] / (c[live] if w2.ndim == 1 else c[live, None])
+    return W1b, w2b
 
 
 def _as_weights(W1: Any, w2: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -93,7 +138,7 @@ class _TwoLayer:
 
     def regularizer(self) -> float:
         r"""Weight decay :math:`\tfrac12\sum_j (\|W_{1,:j}\|^2 + \|w_{2,j}\|^2)` (multiplied by ``lam`` in :meth:`objective`)."""
-        return 0.5 * float(np.sum(self.W1 ** 2) + np.sum(self.w2 ** 2))
+        return weight_decay(self.W1, self.w2)
 
     def objective(self, X: Any, y: Any, lam: float, loss: str | Loss = "squared") -> float:
         r"""Training objective :math:`\ell(f(X), y) + \frac{\lambda}{2}\sum_j(\|W_{1,:j}\|^2 + \|w_{2,j}\|^2)`.
@@ -115,30 +160,19 @@ class _TwoLayer:
         return lo.value(pred, yy) + lam * self.regularizer()
 
     # ----------------------------------------------------------------- rescaling
-    def _neuron_scales(self) -> np.ndarray:
-        a = np.linalg.norm(self.W1, axis=0)
-        b = np.abs(self.w2) if self.w2.ndim == 1 else np.linalg.norm(self.w2, axis=1)
-        s = np.ones_like(a)
-        ok = (a > 0) & (b > 0)
-        s[ok] = np.sqrt(b[ok] / a[ok])
-        return s
-
     def balanced(self) -> "_TwoLayer":
         r"""Rescale each neuron so :math:`\|W_{1,:j}\| = \|w_{2,j}\|` (same predictions, smallest weight decay).
 
         Positive homogeneity of the ReLU (and of the gated unit in its linear argument) gives
         :math:`\phi(X_a W_{1,:j}\beta) w_{2,j}/\beta = \phi(X_a W_{1,:j}) w_{2,j}`; by Young's inequality the
-        weight decay is minimal at :math:`\beta = \sqrt{\|w_{2,j}\|/\|W_{1,:j}\|}` (Mishkin, Sahiner & Pilanci (ICML 2022), proof of Thm 2.2).
+        weight decay is minimal at :math:`\beta = \sqrt{\|w_{2,j}\|/\|W_{1,:j}\|}` (:func:`rebalance`;
+        a neuron with one zero factor is zeroed).
         """
-        s = self._neuron_scales()
-        w2 = self.w2 / s if self.w2.ndim == 1 else self.w2 / s[:, None]
-        return self._replace(self.W1 * s, w2)
+        return self._replace(*rebalance(self.W1, self.w2))
 
     def without_zero_neurons(self, tol: float = 0.0) -> "_TwoLayer":
         """Drop neurons whose first- or second-layer weights have norm ``<= tol`` (they never contribute)."""
-        a = np.linalg.norm(self.W1, axis=0)
-        b = np.abs(self.w2) if self.w2.ndim == 1 else np.linalg.norm(self.w2, axis=1)
-        keep = (a > tol) & (b > tol)
+        keep = (np.linalg.norm(self.W1, axis=0) > tol) & (_output_norms(self.w2) > tol)
         return self._select(keep)
 
     def _replace(self, W1: np.ndarray, w2: np.ndarray) -> "_TwoLayer":  # pragma: no cover
@@ -188,8 +222,14 @@ class TwoLayerReLU(_TwoLayer):
 
     # ----------------------------------------------------------------- torch
     @classmethod
-    def from_torch(cls, module: Any) -> "TwoLayerReLU":
-        """Import ``nn.Sequential(nn.Linear(d, m), nn.ReLU(), nn.Linear(m, c))``.
+    def from_torch(cls, module: Any, X: Any = None) -> "TwoLayerReLU":
+        """Import a torch ``Linear -> ReLU -> Linear`` network.
+
+        ``nn.Sequential(nn.Linear(d, m), nn.ReLU(), nn.Linear(m, c))`` is read by its structure.
+        Any other module whose leaf layers are ``Linear, ReLU, Linear`` in that order is read only
+        when ``X`` is given, and only after its forward on ``X`` is verified to be the extracted
+        network (a skip connection, a scaled output or another activation is refused). With ``X``
+        the forward of a ``Sequential`` is verified as well.
 
         A hidden-layer bias becomes the last row of ``W1`` (``bias=True``). The output layer must
         have no bias, or an all-zero one: the convex programs have no output bias, so a nonzero
@@ -201,14 +241,22 @@ class TwoLayerReLU(_TwoLayer):
         ImportError
             If torch is not installed.
         InputError
-            If the module is not of that form, or its output bias is nonzero.
+            If the module is not of that form, its output bias is nonzero, or its forward on ``X``
+            is not the extracted network.
         """
         torch, nn = _import_torch()
-        layers = list(module) if isinstance(module, nn.Sequential) else None
-        if (layers is None or len(layers) != 3 or not isinstance(layers[0], nn.Linear)
-                or not isinstance(layers[1], nn.ReLU) or not isinstance(layers[2], nn.Linear)):
-            raise InputError("from_torch expects nn.Sequential(nn.Linear(d, m), nn.ReLU(), nn.Linear(m, c)); "
-                             f"got {module!r}.")
+        if isinstance(module, nn.Sequential) and len(module) == 3:
+            layers = list(module)
+        elif X is not None and isinstance(module, nn.Module):
+            layers = [m for m in module.modules() if len(list(m.children())) == 0]
+        else:
+            layers = None
+        kinds = [type(m).__name__ for m in layers] if layers is not None else None
+        if kinds != ["Linear", "ReLU", "Linear"]:
+            found = f"found layers {kinds}" if kinds is not None else f"got {module!r}"
+            raise InputError("expected a torch module Linear -> ReLU -> Linear, i.e. nn.Sequential(nn.Linear(d, m), "
+                             "nn.ReLU(), nn.Linear(m, c)) (another module with these layers is read when X is "
+                             f"given, to verify its forward); {found}.")
         first, last = layers[0], layers[2]
         if last.in_features != first.out_features:
             raise InputError("the two Linear layers of the module do not chain (hidden sizes differ).")
@@ -222,7 +270,43 @@ class TwoLayerReLU(_TwoLayer):
         w2 = last.weight.detach().cpu().double().numpy().T  # (m, c)
         if w2.shape[1] == 1:
             w2 = w2[:, 0]
-        return cls(W, w2, bias=bias)
+        net = cls(W, w2, bias=bias)
+        if X is not None:
+            net._verify_torch_forward(module, X)
+        return net
+
+    def _verify_torch_forward(self, module: Any, X: Any) -> None:
+        r"""Refuse a torch module whose forward on ``X`` is not this network.
+
+        The module is run on ``X`` (in its own dtype and device) and compared with
+        :math:`\sum_j (X_a W_{1j})_+ w_{2j}` computed in float64; the tolerance is
+        ``64 * eps(dtype) * (|X_a| |W_1|) |w_2|`` per sample, far below any real difference.
+        """
+        torch, _ = _import_torch()
+        Xa = self.design(X)
+        p = next(iter(module.parameters()), None)
+        dtype = p.dtype if p is not None else torch.float64
+        device = p.device if p is not None else "cpu"
+        with torch.no_grad():
+            out = module(torch.as_tensor(Xa[:, :self.n_features], dtype=dtype, device=device))
+        out = np.asarray(out.detach().cpu().double().numpy())
+        ref = network_predict(Xa, self.W1, self.w2)
+        if out.ndim == 2 and out.shape[1] == 1 and ref.ndim == 1:
+            out = out[:, 0]
+        if out.shape != ref.shape:
+            raise InputError(f"the torch module maps X to shape {tuple(out.shape)}; the extracted two-layer "
+                             f"ReLU network gives shape {ref.shape}.")
+        scale = (np.abs(Xa) @ np.abs(self.W1)) @ np.abs(self.w2) + np.abs(ref)
+        tol = 64 * float(torch.finfo(dtype).eps) * scale + 1e-300
+        excess = (np.abs(out - ref) - tol).reshape(len(Xa), -1).max(axis=1)
+        if np.any(excess > 0):
+            j = int(np.argmax(excess))
+            raise InputError(
+                "the torch module's forward is not the two-layer ReLU network Linear -> ReLU -> Linear read "
+                f"from its layers: on sample {j} it returns {np.ravel(out[j])[0]:.6g}, the extracted network "
+                f"{np.ravel(ref[j])[0]:.6g} ({int(np.sum(excess > 0))} of {len(excess)} samples differ). A module "
+                "with another activation, an output nonlinearity, a scaled output or a skip connection cannot "
+                "be certified as a ReLU network.")
 
     def to_torch(self, dtype: Any = None) -> Any:
         """Export as ``nn.Sequential(nn.Linear(d, m, bias=self.bias), nn.ReLU(), nn.Linear(m, c, bias=False))``.
