@@ -442,7 +442,7 @@ def _fold_patterns(Xtr: np.ndarray, pats: Any) -> Any:
     (:func:`convexnn.arrangements.enumerate._verified_packed`); ``exact`` is kept only when every
     restricted witness is strict.
     """
-    from convexnn.arrangements.enumerate import _verified_packed
+    from convexnn.arrangements.verify import _verified_packed
     from convexnn.arrangements.patterns import Patterns, data_fingerprint, design_matrix
 
     Xa = design_matrix(Xtr, pats.bias)
@@ -638,7 +638,9 @@ def _part_name(shard: int, bucket: int) -> str:
 def _enumerate_shard(shard: int, row_range: tuple[int, int], red: Any, out_dir: str | None,
                      n_buckets: int) -> Any:
     """Verified, strict, distinct chambers born in ``row_range``: returned, or written by bucket."""
-    from convexnn.arrangements.enumerate import _shard_witnesses, _single_blas_thread, _verified_packed
+    from convexnn.arrangements.chambers import _shard_witnesses
+    from convexnn.arrangements.limits import _single_blas_thread
+    from convexnn.arrangements.verify import _verified_packed
 
     red = _aligned_reduced(red)
     Xa = red.Xa
@@ -732,7 +734,7 @@ class PatternShards:
 
 def _count_ranges(red: Any, n_shards: int) -> list[tuple[int, int]]:
     """Split the top-level hyperplanes into ranges of about equal counting work."""
-    from convexnn.arrangements.enumerate import _cover_float
+    from convexnn.arrangements.count import _cover_float
 
     k, r = red.n_distinct, red.rank
     j = np.arange(k, dtype=np.float64)
@@ -749,7 +751,9 @@ def _count_rows(row_range: tuple[int, int], red: Any) -> int:
     rows (same restrictions, same exact degeneracy decisions); the chamber count is 1 plus the
     sum over all ranges.
     """
-    from convexnn.arrangements.enumerate import _count_batch, _single_blas_thread, _Track
+    from convexnn.arrangements.basis import _Track
+    from convexnn.arrangements.count import _count_batch
+    from convexnn.arrangements.limits import _single_blas_thread
 
     red = _aligned_reduced(red)
     k = red.n_distinct
@@ -758,7 +762,9 @@ def _count_rows(row_range: tuple[int, int], red: Any) -> int:
 
 
 def _count_reduced(client: Any, red: Any, n_shards: int | None, progress: bool | None) -> int:
-    from convexnn.arrangements.enumerate import _count_batch, _single_blas_thread, _Track
+    from convexnn.arrangements.basis import _Track
+    from convexnn.arrangements.count import _count_batch
+    from convexnn.arrangements.limits import _single_blas_thread
 
     r, k = red.rank, red.n_distinct
     if r == 0:
@@ -803,7 +809,8 @@ def count_patterns_distributed(X: Any, *, bias: bool = False, max_work: float = 
     -------
     int
     """
-    from convexnn.arrangements.enumerate import _count_work, _Reduced, _warn_issues, cover_bound
+    from convexnn.arrangements.basis import _Reduced
+    from convexnn.arrangements.count import _count_work, _warn_issues, cover_bound
     from convexnn.arrangements.patterns import design_matrix
     from convexnn.errors import TooLargeError
 
@@ -901,7 +908,10 @@ def enumerate_patterns_distributed(
     """
     import warnings
 
-    from convexnn.arrangements.enumerate import _PEAK_FACTOR, _check_limits, _completeness, _estimate, _Reduced
+    from convexnn.arrangements.basis import _Reduced
+    from convexnn.arrangements.count import _estimate
+    from convexnn.arrangements.limits import _PEAK_FACTOR, _check_limits
+    from convexnn.arrangements.verify import _completeness
     from convexnn.arrangements.patterns import Patterns, data_fingerprint, design_matrix
     from convexnn.data import check_X
     from convexnn.errors import NotProvenWarning, TooLargeError
@@ -939,7 +949,7 @@ def enumerate_patterns_distributed(
                 f"a shard of the {est:,} patterns would take about {_PEAK_FACTOR * nbytes / n_shards / 2**30:.2f} GiB "
                 f"at peak on a worker, more than max_bytes={max_bytes / 2**30:.2f} GiB: use n_shards >= {need}.",
                 estimate=_PEAK_FACTOR * nbytes / n_shards, limit=max_bytes)
-        from convexnn.arrangements.enumerate import _shard_ranges
+        from convexnn.arrangements.chambers import _shard_ranges
 
         ranges = _shard_ranges(red, int(want)) if red.rank else [(0, 0)]
         ns = len(ranges)
@@ -1004,7 +1014,7 @@ class ScoredPatterns:
 
 def _score_chunk(chunk: int, m: int, seed: int, k: int, Xa: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, ...]:
     """Sample ``m`` Gaussian gates (stream ``[seed, chunk]``), score their distinct masks, keep the top ``k``."""
-    from convexnn.arrangements.enumerate import _single_blas_thread
+    from convexnn.arrangements.limits import _single_blas_thread
     from convexnn.duality._common import cone_support
 
     Xa, v = _aligned(Xa), _aligned(v)

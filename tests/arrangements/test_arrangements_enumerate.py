@@ -335,7 +335,8 @@ def test_medium_instance_vs_cover_and_count():
 
 
 def test_rank3_large_count_recursion_vs_closed_form_and_enumeration():
-    from convexnn.arrangements.enumerate import _count_rank3, _Reduced
+    from convexnn.arrangements.basis import _Reduced
+    from convexnn.arrangements.count import _count_rank3
 
     pts = np.array([[a, b] for a in range(19) for b in range(17)], float)  # 323 points, collinear
     Xa = np.hstack([pts, np.ones((len(pts), 1))])
