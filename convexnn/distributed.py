@@ -231,7 +231,7 @@ def _aligned(obj: Any) -> Any:
 
 def _certify_task(network: Any, lam: Any, X: np.ndarray, y: np.ndarray, patterns: dict[bool, Any],
                   kwargs: dict[str, Any]) -> Any:
-    from convexnn.duality._common import as_network_arrays
+    from convexnn.networks.reading import as_network_arrays
     from convexnn.duality.certify import certify
 
     kw = dict(kwargs)
@@ -289,7 +289,7 @@ def certify_many(networks: Sequence[Any], X: Any, y: Any, lam: float | Sequence[
     [True, True]
     """
     from convexnn.data import check_X
-    from convexnn.duality._common import as_network_arrays
+    from convexnn.networks.reading import as_network_arrays
     from convexnn.errors import TooLargeError
 
     nets = list(networks)
@@ -439,15 +439,15 @@ def _fold_patterns(Xtr: np.ndarray, pats: Any) -> Any:
     Every chamber of the arrangement of a subset of the rows contains a chamber of the full
     arrangement, whose witness lies strictly inside it: so the restriction of a complete
     chamber set is the complete chamber set of the subset. Signs are certified
-    (:func:`convexnn.arrangements.enumerate._verified_packed`); ``exact`` is kept only when every
+    (:func:`convexnn.arrangements.verify.verified_packed`); ``exact`` is kept only when every
     restricted witness is strict.
     """
-    from convexnn.arrangements.verify import _verified_packed
+    from convexnn.arrangements.verify import verified_packed
     from convexnn.arrangements.patterns import Patterns, data_fingerprint, design_matrix
 
     Xa = design_matrix(Xtr, pats.bias)
     G = np.array(pats.gates, copy=True)
-    packed, strict, _ = _verified_packed(Xa, G)
+    packed, strict, _ = verified_packed(Xa, G)
     exact = bool(pats.exact and strict.all())
     reason = None if exact or not pats.exact else "a restricted witness lies on a hyperplane of the fold"
     return Patterns.from_packed(packed, Xa.shape[0], G, bias=pats.bias, exact=exact, kind=pats.kind,
@@ -524,7 +524,7 @@ def cross_validate_path(
     """
     from convexnn.data import check_X, check_y
     from convexnn.formulations.losses import get_loss
-    from convexnn.path import _resolve_patterns
+    from convexnn.path import resolve_patterns
 
     Xc = check_X(X)
     L = get_loss(loss)
@@ -533,7 +533,7 @@ def cross_validate_path(
     if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or not 2 <= n_folds <= n:
         raise InputError(f"n_folds must be an integer in [2, n={n}]; got {n_folds!r}.")
     _check_n_chunks(n_chunks)
-    pats = _resolve_patterns(Xc, patterns, bias, seed)
+    pats = resolve_patterns(Xc, patterns, bias, seed)
     if lams is None:
         grid = _grid(Xc, yc, pats, L, n_lams, lam_min_ratio)  # the default grid of convexnn.path
     else:
@@ -589,13 +589,6 @@ def _check_n_shards(n_shards: Any) -> None:
         raise InputError(f"n_shards must be a positive integer or None; got {n_shards!r}.")
 
 
-def _unique_rows(packed: np.ndarray, G: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted distinct rows of ``packed`` (first witness kept), as :class:`Patterns` orders them."""
-    from convexnn.arrangements.patterns import Patterns
-
-    return Patterns._canonical(np.ascontiguousarray(packed), G)
-
-
 def _buckets(packed: np.ndarray, n_buckets: int) -> np.ndarray:
     """Deterministic bucket of every packed row (a multiplicative hash of its bytes)."""
     if n_buckets == 1 or len(packed) == 0:
@@ -621,36 +614,14 @@ def _atomic_savez(path: Path, **arrays: np.ndarray) -> None:
         raise
 
 
-def _aligned_reduced(red: Any) -> Any:
-    """A shallow copy of a reduced arrangement with freshly allocated arrays (see :func:`_aligned`)."""
-    import copy
-
-    out = copy.copy(red)
-    for name in ("Xa", "V", "Y", "T"):
-        setattr(out, name, _aligned(getattr(red, name)))
-    return out
-
-
 def _part_name(shard: int, bucket: int) -> str:
     return f"part-s{shard:05d}-b{bucket:05d}.npz"
 
 
-def _enumerate_shard(shard: int, row_range: tuple[int, int], red: Any, out_dir: str | None,
+def _enumerate_shard(shard: int, row_range: tuple[int, int], arr: Any, out_dir: str | None,
                      n_buckets: int) -> Any:
     """Verified, strict, distinct chambers born in ``row_range``: returned, or written by bucket."""
-    from convexnn.arrangements.chambers import _shard_witnesses
-    from convexnn.arrangements.limits import _single_blas_thread
-    from convexnn.arrangements.verify import _verified_packed
-
-    red = _aligned_reduced(red)
-    Xa = red.Xa
-    with _single_blas_thread():
-        if red.rank:
-            G = red.gates(_shard_witnesses(red, tuple(row_range)))
-        else:
-            G = np.zeros((Xa.shape[1], 1))
-        packed, strict, _ = _verified_packed(Xa, G)
-    packed, G = _unique_rows(packed[strict], G[:, strict])
+    packed, G = arr.fresh().enumerate_range(row_range)
     if out_dir is None:
         return packed, G
     b = _buckets(packed, n_buckets)
@@ -668,7 +639,9 @@ def _merge_bucket(bucket: int, out_dir: str, n_shards: int) -> int:
         with np.load(d / _part_name(i, bucket)) as z:
             ps.append(z["packed"])
             gs.append(z["gates"])
-    packed, G = _unique_rows(np.concatenate(ps), np.concatenate(gs, axis=1))
+    from convexnn.arrangements.shards import unique_packed
+
+    packed, G = unique_packed(np.concatenate(ps), np.concatenate(gs, axis=1))
     _atomic_savez(d / f"patterns-{bucket:05d}.npz", packed=packed, gates=G)
     return int(len(packed))
 
@@ -732,50 +705,17 @@ class PatternShards:
                                     fingerprint=self.fingerprint, reason=self.reason)
 
 
-def _count_ranges(red: Any, n_shards: int) -> list[tuple[int, int]]:
-    """Split the top-level hyperplanes into ranges of about equal counting work."""
-    from convexnn.arrangements.count import _cover_float
-
-    k, r = red.n_distinct, red.rank
-    j = np.arange(k, dtype=np.float64)
-    work = np.cumsum(j * _cover_float(j, r - 2) + 1.0)
-    bounds = np.searchsorted(work, work[-1] * np.arange(1, n_shards) / n_shards)
-    cuts = np.unique(np.concatenate([[0], bounds, [k]])).astype(int)
-    return [(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
+def _count_rows(row_range: tuple[int, int], arr: Any) -> int:
+    """One range's share of the chamber count (:meth:`ShardedArrangement.count_range`)."""
+    return arr.fresh().count_range(row_range)
 
 
-def _count_rows(row_range: tuple[int, int], red: Any) -> int:
-    r"""Chambers added by the hyperplanes of ``row_range``: :math:`\sum_j r(\mathcal A_{<j}^{H_j})` over live ``j``.
-
-    The top level of :func:`convexnn.arrangements.enumerate._count_batch` restricted to these
-    rows (same restrictions, same exact degeneracy decisions); the chamber count is 1 plus the
-    sum over all ranges.
-    """
-    from convexnn.arrangements.basis import _Track
-    from convexnn.arrangements.count import _count_batch
-    from convexnn.arrangements.limits import _single_blas_thread
-
-    red = _aligned_reduced(red)
-    k = red.n_distinct
-    with _single_blas_thread():
-        return int(_count_batch(red.Y, np.array([0, k]), red.rank, _Track.top(red), row_range)[0])
-
-
-def _count_reduced(client: Any, red: Any, n_shards: int | None, progress: bool | None) -> int:
-    from convexnn.arrangements.basis import _Track
-    from convexnn.arrangements.count import _count_batch
-    from convexnn.arrangements.limits import _single_blas_thread
-
-    r, k = red.rank, red.n_distinct
-    if r == 0:
-        return 1
-    if r == 1:
-        return 2
-    if r == 2 or k <= 1:
-        with _single_blas_thread():
-            return int(_count_batch(red.Y, np.array([0, k]), r, _Track.top(red))[0])
-    ranges = _count_ranges(red, n_shards or 4 * _n_workers(client))
-    parts = _map(client, _count_rows, [(rg,) for rg in ranges], shared={"red": red}, desc="count_patterns",
+def _count_sharded(client: Any, arr: Any, n_shards: int | None, progress: bool | None) -> int:
+    direct = arr.count_direct()
+    if direct is not None:
+        return direct
+    ranges = arr.count_ranges(n_shards or 4 * _n_workers(client))
+    parts = _map(client, _count_rows, [(rg,) for rg in ranges], shared={"arr": arr}, desc="count_patterns",
                  progress=progress)
     return 1 + int(sum(parts))
 
@@ -809,27 +749,26 @@ def count_patterns_distributed(X: Any, *, bias: bool = False, max_work: float = 
     -------
     int
     """
-    from convexnn.arrangements.basis import _Reduced
-    from convexnn.arrangements.count import _count_work, _warn_issues, cover_bound
-    from convexnn.arrangements.patterns import design_matrix
+    from convexnn.arrangements.count import cover_bound
+    from convexnn.arrangements.shards import ShardedArrangement
     from convexnn.errors import TooLargeError
 
     _check_n_shards(n_shards)
     if isinstance(max_work, bool) or not isinstance(max_work, (int, float, np.integer, np.floating)) \
             or not max_work > 0:
         raise InputError(f"max_work must be a positive number; got {max_work!r}.")
-    Xa = design_matrix(X, bias)
-    red = _Reduced(Xa, bias)
-    _warn_issues(red.issues, "count_patterns_distributed")
-    work = _count_work(red.n_distinct, red.rank)
+    arr = ShardedArrangement(X, bias)
+    arr.warn_issues("count_patterns_distributed")
+    k, r = arr.n_distinct, arr.rank
+    work = arr.count_work()
     if work > max_work:
         raise TooLargeError(
-            f"counting the chambers of X (n={Xa.shape[0]}, rank {red.rank}, {red.n_distinct} distinct hyperplanes) "
+            f"counting the chambers of X (n={arr.Xa.shape[0]}, rank {r}, {k} distinct hyperplanes) "
             f"would process about {work:.3g} restricted hyperplanes, more than max_work={max_work:.3g}. The Cover "
-            f"bound cover_bound({red.n_distinct}, {red.rank}) = {cover_bound(red.n_distinct, red.rank):.4g} is an "
-            "upper bound.", estimate=work, limit=max_work)
+            f"bound cover_bound({k}, {r}) = {cover_bound(k, r):.4g} is an upper bound.", estimate=work,
+            limit=max_work)
     with resolve_executor(executor) as client:
-        return _count_reduced(client, red, n_shards, progress)
+        return _count_sharded(client, arr, n_shards, progress)
 
 
 def enumerate_patterns_distributed(
@@ -908,23 +847,20 @@ def enumerate_patterns_distributed(
     """
     import warnings
 
-    from convexnn.arrangements.basis import _Reduced
-    from convexnn.arrangements.count import _estimate
-    from convexnn.arrangements.limits import _PEAK_FACTOR, _check_limits
-    from convexnn.arrangements.verify import _completeness
-    from convexnn.arrangements.patterns import Patterns, data_fingerprint, design_matrix
+    from convexnn.arrangements.patterns import Patterns, data_fingerprint
+    from convexnn.arrangements.shards import PEAK_FACTOR, ShardedArrangement, check_limits, unique_packed
     from convexnn.data import check_X
     from convexnn.errors import NotProvenWarning, TooLargeError
 
     Xc = check_X(X)
     _check_n_shards(n_shards)
-    _check_limits(max_patterns, max_bytes)
-    Xa = design_matrix(Xc, bias)
-    red = _Reduced(Xa, bias)
-    est, how = _estimate(red)
+    check_limits(max_patterns, max_bytes)
+    arr = ShardedArrangement(Xc, bias)
+    Xa = arr.Xa
+    est, how = arr.estimate()
     if max_patterns is not None and est > max_patterns:
         raise TooLargeError(
-            f"the arrangement of X (n={Xa.shape[0]}, rank {red.rank}, {red.n_distinct} distinct hyperplanes) has "
+            f"the arrangement of X (n={Xa.shape[0]}, rank {arr.rank}, {arr.n_distinct} distinct hyperplanes) has "
             f"{'exactly' if how == 'exact count' else 'up to'} {est:,} chambers ({how}), more than "
             f"max_patterns={max_patterns:,}.", estimate=est, limit=max_patterns)
     nbytes = est * ((Xa.shape[0] + 7) // 8 + 8 * Xa.shape[1])
@@ -941,26 +877,24 @@ def enumerate_patterns_distributed(
     fp = data_fingerprint(Xc)
     with resolve_executor(executor) as client:
         want = n_shards or 4 * _n_workers(client)
-        need = math.ceil(_PEAK_FACTOR * nbytes / max_bytes)
+        need = math.ceil(PEAK_FACTOR * nbytes / max_bytes)
         if n_shards is None:
             want = max(want, need)
         elif need > n_shards:
             raise TooLargeError(
-                f"a shard of the {est:,} patterns would take about {_PEAK_FACTOR * nbytes / n_shards / 2**30:.2f} GiB "
+                f"a shard of the {est:,} patterns would take about {PEAK_FACTOR * nbytes / n_shards / 2**30:.2f} GiB "
                 f"at peak on a worker, more than max_bytes={max_bytes / 2**30:.2f} GiB: use n_shards >= {need}.",
-                estimate=_PEAK_FACTOR * nbytes / n_shards, limit=max_bytes)
-        from convexnn.arrangements.chambers import _shard_ranges
-
-        ranges = _shard_ranges(red, int(want)) if red.rank else [(0, 0)]
+                estimate=PEAK_FACTOR * nbytes / n_shards, limit=max_bytes)
+        ranges = arr.enumerate_ranges(int(want))
         ns = len(ranges)
         nb = max(1, int(want)) if out_dir is not None else 1
-        shared = {"red": red, "out_dir": None if out_dir is None else str(out_dir), "n_buckets": nb}
+        shared = {"arr": arr, "out_dir": None if out_dir is None else str(out_dir), "n_buckets": nb}
         parts = _map(client, _enumerate_shard, [(i, rg) for i, rg in enumerate(ranges)], shared=shared,
                      desc="enumerate shards", progress=progress)
         if out_dir is None:
             packed = np.concatenate([p for p, _ in parts])
             G = np.concatenate([g for _, g in parts], axis=1)
-            packed, G = _unique_rows(packed, G)
+            packed, G = unique_packed(packed, G)
             n_found = len(packed)
         else:
             sizes = _map(client, _merge_bucket, [(j,) for j in range(nb)], shared={"out_dir": str(out_dir),
@@ -971,7 +905,7 @@ def enumerate_patterns_distributed(
                 for j in range(nb):
                     with contextlib.suppress(FileNotFoundError):
                         (Path(out_dir) / _part_name(i, j)).unlink()
-        reasons = _completeness(red, est, how, n_found, lambda: _count_reduced(client, red, None, progress))
+        reasons = arr.completeness((est, how), n_found, lambda: _count_sharded(client, arr, None, progress))
     exact = not reasons
     reason = None if exact else "; ".join(reasons)
     if not exact:
@@ -998,7 +932,7 @@ class ScoredPatterns:
     scores : ndarray, shape (k,)
         ``scores[i]`` belongs to ``patterns[i]``: the cheap upper bound of
         :math:`\max_\sigma \|\Pi_{\mathcal K_i}(\sigma X_a^\top D_i v)\|_2`
-        (:attr:`convexnn.duality._common.ConeSupport.bounds`, computed in floating point).
+        (:attr:`convexnn.duality.cones.ConeSupport.bounds`, computed in floating point).
     n_samples : int
         Gates sampled in total.
     """
@@ -1014,12 +948,12 @@ class ScoredPatterns:
 
 def _score_chunk(chunk: int, m: int, seed: int, k: int, Xa: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, ...]:
     """Sample ``m`` Gaussian gates (stream ``[seed, chunk]``), score their distinct masks, keep the top ``k``."""
-    from convexnn.arrangements.limits import _single_blas_thread
-    from convexnn.duality._common import cone_support
+    from convexnn.arrangements.limits import single_blas_thread
+    from convexnn.duality.cones import cone_support
 
     Xa, v = _aligned(Xa), _aligned(v)
     G = np.random.default_rng([seed, chunk]).standard_normal((Xa.shape[1], m))
-    with _single_blas_thread():  # the same rounding in every process, whatever its BLAS threads
+    with single_blas_thread():  # the same rounding in every process, whatever its BLAS threads
         masks = Xa @ G >= 0
         packed = np.ascontiguousarray(np.packbits(masks.T, axis=1))
         _, first = np.unique(packed.view(np.dtype((np.void, packed.shape[1]))).ravel(), return_index=True)
@@ -1050,7 +984,7 @@ def score_sampled_patterns(
     constraint :math:`\le \lambda` is violated or nearly so (Pilanci & Ergen, "Neural Networks
     are Convex Regularizers", ICML 2020): the neurons worth adding, or the patterns to put in a
     working set. Each pattern is scored by the cheap upper bound of
-    :func:`convexnn.duality._common.cone_support` (projection onto the most violated single
+    :func:`convexnn.duality.cones.cone_support` (projection onto the most violated single
     half-space of the cone; one matrix product per chunk, no NNLS).
 
     The ``n_samples`` gates are drawn in chunks of ``chunk_size`` (chunk ``c`` from the random

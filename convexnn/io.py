@@ -186,7 +186,7 @@ def _encode_certificate(cert: Any) -> tuple[dict[str, np.ndarray], dict[str, Any
 
 
 def _decode_certificate(arrays: Any, meta: dict[str, Any]) -> Any:
-    from convexnn.duality._common import NetworkArrays
+    from convexnn.networks.reading import NetworkArrays
     from convexnn.duality.certify import Certificate
 
     kwargs: dict[str, Any] = {}
@@ -302,6 +302,6 @@ def load(path: str | Path) -> Any:
             return _decode_patterns(z, meta)
         if kind == "ConvexSolution":
             return _decode_solution(z, meta)
-        if kind == "Certificate":
+        if kind in ("TwoLayerCertificate", "Certificate"):
             return _decode_certificate(z, meta)
         raise InputError(f"{path} holds an object of unknown type {kind!r}.")

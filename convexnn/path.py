@@ -36,7 +36,7 @@ from convexnn.formulations.losses import get_loss
 __all__ = ["lam_max", "path", "PathResult"]
 
 
-def _resolve_patterns(Xc: np.ndarray, patterns: Any, bias: bool | None, seed: Any) -> Patterns:
+def resolve_patterns(Xc: np.ndarray, patterns: Any, bias: bool | None, seed: Any) -> Patterns:
     if isinstance(patterns, Patterns):
         if bias is not None and check_bool(bias, "bias") != patterns.bias:
             raise InputError(f"bias={bias} but the patterns were built with bias={patterns.bias}.")
@@ -84,7 +84,7 @@ def lam_max(X: Any, y: Any, patterns: Patterns | int | str | None = None, *, los
     if L.name not in ("squared", "logistic"):
         raise InputError(f"lam_max is defined here for the smooth losses 'squared' and 'logistic'; got {L.name!r}.")
     yc = check_y(y, Xc.shape[0], loss=L.name)
-    pats = _resolve_patterns(Xc, patterns, bias, seed)
+    pats = resolve_patterns(Xc, patterns, bias, seed)
     Xa = add_bias(Xc) if pats.bias else Xc
     Y = yc if yc.ndim == 2 else yc[:, None]
     return max(_lam_max(Xa, pats.masks, Y[:, k], L) for k in range(Y.shape[1]))
@@ -267,7 +267,7 @@ def path(
     Xc = check_X(X)
     L = get_loss(loss)
     yc = check_y(y, Xc.shape[0], loss=L.name)
-    pats = _resolve_patterns(Xc, patterns, bias, seed)
+    pats = resolve_patterns(Xc, patterns, bias, seed)
     lmax = lam_max(Xc, yc, pats, loss="squared" if L.name == "hinge" else L.name) if L.name != "hinge" else float("nan")
     if lams is None:
         if isinstance(n_lams, bool) or not isinstance(n_lams, (int, np.integer)) or n_lams < 1:

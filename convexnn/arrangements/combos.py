@@ -285,7 +285,7 @@ def network_combos(net: Any, X: Any) -> tuple[NeuronCombos, LayerPatterns]:
     return combos, second
 
 
-def _canonical_second_masks(first_masks: np.ndarray, combos: NeuronCombos) -> tuple[np.ndarray, np.ndarray]:
+def canonical_second_masks(first_masks: np.ndarray, combos: NeuronCombos) -> tuple[np.ndarray, np.ndarray]:
     r"""For each tuple, every *canonical* second-layer mask :math:`(A\setminus B)\cup T`,
     :math:`T \subseteq A\cap B`, with :math:`A` (:math:`B`) the union of the positive (negative)
     neurons' masks. Returns ``(combo_id, masks)`` with ``masks`` of shape ``(n, total)``."""

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from convexnn.arrangements.basis import TOL, _batch_cuts, _Reduced, _restrict, _Track
-from convexnn.arrangements.limits import _BLOCK, _BUDGET, _COUNT_NOW, _single_blas_thread
+from convexnn.arrangements.limits import _BLOCK, _BUDGET, _COUNT_NOW, single_blas_thread
 from convexnn.arrangements.patterns import design_matrix
 from convexnn.data import check_int
 from convexnn.errors import InputError, TooLargeError
@@ -293,7 +293,7 @@ def _count_reduced(red: _Reduced) -> int:
     """Exact number of chambers of a reduced arrangement (serial)."""
     if red.rank <= 1:
         return 1 if red.rank == 0 else 2
-    with _single_blas_thread():
+    with single_blas_thread():
         return int(_count_batch(red.Y, np.array([0, red.n_distinct]), red.rank, _Track.top(red))[0])
 
 

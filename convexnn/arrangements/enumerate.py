@@ -78,9 +78,9 @@ from convexnn.arrangements.count import (
     cover_bound,
 )
 from convexnn.arrangements.faces import _face_gates, _masks_packed
-from convexnn.arrangements.limits import _COUNT_LATER, _PEAK_FACTOR, _check_limits, _single_blas_thread
+from convexnn.arrangements.limits import _COUNT_LATER, _PEAK_FACTOR, _check_limits, single_blas_thread
 from convexnn.arrangements.patterns import Patterns, data_fingerprint, design_matrix
-from convexnn.arrangements.verify import _completeness, _verified_packed
+from convexnn.arrangements.verify import _completeness, verified_packed
 from convexnn.data import check_X
 from convexnn.errors import TooLargeError
 
@@ -203,7 +203,7 @@ def enumerate_patterns(
     too_many = (max_patterns is not None and est > max_patterns) or nbytes * _PEAK_FACTOR > max_bytes
     if too_many and how == "Cover bound" and _count_work(red.n_distinct, red.rank) <= _COUNT_LATER:
         # the Cover bound overestimates degenerate arrangements: count exactly before refusing
-        with _single_blas_thread():
+        with single_blas_thread():
             est = int(_count_batch(red.Y, np.array([0, red.n_distinct]), red.rank, _Track.top(red))[0])
         how = "exact count"
     if max_patterns is not None and est > max_patterns:
@@ -232,10 +232,10 @@ def enumerate_patterns(
         bar = tqdm(total=total, desc="enumerate_patterns", unit="cell", unit_scale=True)
         cb = bar.update
     try:
-        with _single_blas_thread():
+        with single_blas_thread():
             W = _chamber_witnesses(red, cb)
             G = red.gates(W) if red.rank else np.zeros((Xa.shape[1], 1))
-            packed, strict, _ = _verified_packed(Xa, G)
+            packed, strict, _ = verified_packed(Xa, G)
     finally:
         if bar is not None:
             bar.close()

@@ -46,7 +46,7 @@ import numpy as np
 
 from convexnn.arrangements.combos import (
     NeuronCombos,
-    _canonical_second_masks,
+    canonical_second_masks,
     canonical_second_count,
     first_layer_combos,
     merge_combos,
@@ -124,7 +124,7 @@ def second_layer_patterns(X: Any, m1: int, *, method: str = "sample", n_samples:
     from scipy.optimize import linprog
 
     M1 = np.asarray(first_patterns.masks)
-    cid, cand = _canonical_second_masks(M1, combos)
+    cid, cand = canonical_second_masks(M1, combos)
     n, dp = Xa.shape
     m = combos.width
     Mc = M1[:, combos.index]  # (n, C, m)

@@ -37,7 +37,7 @@ def _check_limits(max_patterns: Any, max_bytes: Any) -> None:
         raise InputError(f"max_bytes must be a positive number; got {max_bytes!r}.")
 
 
-def _single_blas_thread() -> Any:
+def single_blas_thread() -> Any:
     """Context limiting BLAS to one thread: the products here are many small ones, for which
     OpenBLAS threading costs far more than it gains (3x slower measured on 2 busy cores)."""
     try:

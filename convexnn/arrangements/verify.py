@@ -1,6 +1,6 @@
 """Verification of enumerated chambers and the proof that none is missing.
 
-:func:`_verified_packed` certifies the masks of witness gates (float filter, exact fallback)
+:func:`verified_packed` certifies the masks of witness gates (float filter, exact fallback)
 and which witnesses lie strictly inside a chamber; :func:`_completeness` proves that the
 verified chambers are all of them (the exact count, or the Cover bound when attained) or says
 why it cannot.
@@ -41,7 +41,7 @@ def _completeness(red: _Reduced, est: int, how: str, n_found: int,
     return reasons
 
 
-def _verified_packed(Xa: np.ndarray, G: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+def verified_packed(Xa: np.ndarray, G: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """Bit-packed exact masks ``1[Xa g >= 0]`` of the witnesses ``G`` and whether each is strict.
 
     Signs are certified (float filter, exact fallback: :func:`certified_signs`). A witness is
