@@ -78,7 +78,7 @@ import scipy.sparse as sp
 from convexnn.arrangements.layers import (
     LayerPatterns,
     NeuronCombos,
-    _canonical_second_masks,
+    canonical_second_masks,
     canonical_second_count,
     first_layer_combos,
 )
@@ -459,7 +459,7 @@ def three_layer(
     if n_cl == 0:
         raise InputError("the pattern sets give no block (no tuple with a positive neuron or no nonzero mask).")
     if complete:
-        cid, masks2 = _canonical_second_masks(M1, combos)
+        cid, masks2 = canonical_second_masks(M1, combos)
     elif matched:
         cid = np.flatnonzero(live)
         masks2 = sec[:, live]
