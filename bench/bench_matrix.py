@@ -26,8 +26,13 @@ pass) next to the machine's measured dense GEMM rate.
 Options: ``--quick`` (three small cells), ``--cap SECONDS``, ``--out PATH``, ``--cells a,b``,
 ``--programs G|R|GR`` (only those programs of the selected cells), ``--restricted-clarabel`` (C-ReLU:
 also run the active-set polish with its restricted programs solved by Clarabel instead of the
-block interior point, column ``restr. Clarabel s``: the solver before/after on the same data in
-one run).
+block interior point, in the notes: the solver before/after on the same data in one run),
+``--gated-start`` (C-ReLU: also run the polish with its initial working set from the C-GReLU
+support, ``convexnn.solvers.active_set.gated_start``, in the notes; the time of the extra
+C-GReLU solve that supplies the support is subtracted, as the polish's own screening solve gives
+the same point). C-GReLU cells with
+``P d' <= convexnn.solvers.gated_ipm.MAX_VARS`` also run ``solve(f, method="gated_ipm")`` (the
+block interior point over all groups; in the notes).
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ sys.path.insert(0, str(ROOT))
 import convexnn as cx  # noqa: E402
 from convexnn.errors import ConvexNNError  # noqa: E402
 from convexnn.solvers import lam_max  # noqa: E402
+from convexnn.solvers.gated_ipm import MAX_VARS  # noqa: E402
 
 #: (name, data, n, d, P, lam / lam_max, loss, programs, peers)
 CELLS = [
@@ -155,7 +161,7 @@ def _solve_restricted_clarabel(f, tol):
     """``solve(f, method="first_order")`` with the C-ReLU polish's restricted programs solved by Clarabel."""
     import functools
 
-    import convexnn.solvers.dispatch as dispatch
+    import convexnn.solvers.first_order as dispatch
 
     real = dispatch.solve_relu_active_set
     dispatch.solve_relu_active_set = functools.partial(real, restricted="clarabel")
@@ -165,7 +171,32 @@ def _solve_restricted_clarabel(f, tol):
         dispatch.solve_relu_active_set = real
 
 
-def run_cell(cell, cap: float, rows: list[dict], programs: str = "GR", restricted_clarabel: bool = False) -> None:
+def _solve_gated_start(f, tol):
+    """``solve(f, method="first_order")`` with the C-ReLU polish started from the support of the
+    C-GReLU solution (``U_screen`` of :func:`convexnn.solvers.active_set.solve_relu_active_set`,
+    :func:`~convexnn.solvers.active_set.gated_start`) besides the dual-candidate screening."""
+    import convexnn.solvers.first_order as dispatch
+
+    real = dispatch.solve_relu_active_set
+    t0 = time.perf_counter()
+    screen = cx.solve(cx.c_grelu(f.X, f.y, f.patterns, f.lam_value, loss=f.loss), method="gated_fista",
+                      tol=dispatch.SCREEN_TOL)
+    # the polish runs its own (identical) screening solve: this one's time is not counted
+    _solve_gated_start.screen_time = time.perf_counter() - t0
+
+    def with_start(*a, **k):
+        k["U_screen"] = screen.weights["U"]
+        return real(*a, **k)
+
+    dispatch.solve_relu_active_set = with_start
+    try:
+        return cx.solve(f, method="first_order", tol=tol, viol_tol=1e-8)
+    finally:
+        dispatch.solve_relu_active_set = real
+
+
+def run_cell(cell, cap: float, rows: list[dict], programs: str = "GR", restricted_clarabel: bool = False,
+             gated_start: bool = False) -> None:
     name, data, n, d, P, frac, loss, progs, peers = cell
     progs = "".join(p for p in progs if p in programs)
     X, y = make_data(data, n, d)
@@ -192,6 +223,17 @@ def run_cell(cell, cap: float, rows: list[dict], programs: str = "GR", restricte
         if kind == "c_grelu":
             newton = pol.get("newton_iterations", 0) if pol else 0
             row["flops"] = (sol.iterations - newton) * 4.0 * n * (d + 1) * P / t_fo
+        if kind == "c_grelu" and P * (d + 1) <= MAX_VARS:
+            # the block interior point over all groups (convexnn/solvers/gated_ipm.py), by name
+            s_gi, t_gi, _ = timed(lambda: cx.solve(f, method="gated_ipm", tol=tol))
+            row.update(gi_time=t_gi, gi_status=s_gi.status, gi_gap=s_gi.info["gap"], gi_iters=s_gi.iterations,
+                       gi_weights=weights_of(kind, s_gi))
+        if kind == "c_relu" and gated_start:
+            s_os, t_os, _ = timed(lambda: _solve_gated_start(f, tol))
+            t_os -= _solve_gated_start.screen_time
+            pol_os = s_os.info.get("polish") or {}
+            row.update(os_time=t_os, os_status=s_os.status, os_gap=s_os.info["gap"], os_rounds=pol_os.get("rounds"),
+                       os_ws=pol_os.get("working_set"))
         if kind == "c_relu" and restricted_clarabel:
             s_rc, t_rc, _ = timed(lambda: _solve_restricted_clarabel(f, tol))
             row.update(rc_time=t_rc, rc_status=s_rc.status, rc_gap=s_rc.info["gap"],
@@ -218,6 +260,9 @@ def run_cell(cell, cap: float, rows: list[dict], programs: str = "GR", restricte
         row["ref_src"] = ref_src
         val, viol = objective(kind, loss, Xa, y, M, lam, w_fo)
         row.update(fo_subopt=(val - ref) / abs(ref), fo_viol=viol)
+        if "gi_weights" in row:
+            v_gi, _ = objective(kind, loss, Xa, y, M, lam, row.pop("gi_weights"))
+            row["gi_subopt"] = (v_gi - ref) / abs(ref)
         if "rc_weights" in row:
             v_rc, _ = objective(kind, loss, Xa, y, M, lam, row.pop("rc_weights"))
             row["rc_subopt"] = (v_rc - ref) / abs(ref)
@@ -272,6 +317,10 @@ def write(rows: list[dict], out: Path, meta: dict) -> None:
             f"{r['fo_solver']}; {r['fo_note']}; {r['fo_iters']} it; ref: {r['ref_src']}"
             + (f"; restricted by Clarabel: {r['rc_time']:.2f} s, {r['rc_status']}, gap {r['rc_gap']:.1e}, "
                f"subopt {r['rc_subopt']:.1e}" if 'rc_time' in r else "")
+            + (f"; gated_ipm: {r['gi_time']:.3f} s, {r['gi_status']}, gap {r['gi_gap']:.1e}, subopt {r['gi_subopt']:.1e}, "
+               f"{r['gi_iters']} it" if 'gi_time' in r else "")
+            + (f"; gated-support start: {r['os_time']:.2f} s, {r['os_status']}, gap {r['os_gap']:.1e}, rounds {r['os_rounds']}, "
+               f"ws {r['os_ws']}" if 'os_time' in r else "")
             + (f"; stop: {r['fo_reason']}" if r['fo_status'] != 'optimal' else "")
             + (f"; auto: {r['auto_reason']}" if r.get('auto_reason') else "") + " |")
     L += ["", meta.get("summary", "")]
@@ -314,6 +363,8 @@ def main() -> None:
     ap.add_argument("--programs", default="GR", help="programs of each cell to run: G, R or GR")
     ap.add_argument("--restricted-clarabel", action="store_true",
                     help="C-ReLU: also time the polish with Clarabel on the restricted programs")
+    ap.add_argument("--gated-start", action="store_true",
+                    help="C-ReLU: also time the polish started from the C-GReLU support (gated_start)")
     args = ap.parse_args()
     names = QUICK if args.quick else ([c for c in args.cells.split(",") if c] or [c[0] for c in CELLS])
     t0 = time.perf_counter()
@@ -322,7 +373,7 @@ def main() -> None:
     rows: list[dict] = []
     for cell in CELLS:
         if cell[0] in names:
-            run_cell(cell, args.cap, rows, args.programs, args.restricted_clarabel)
+            run_cell(cell, args.cap, rows, args.programs, args.restricted_clarabel, args.gated_start)
     meta = {"command": "python bench/bench_matrix.py " + " ".join(sys.argv[1:]),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

@@ -37,12 +37,13 @@ from convexnn.formulations.two_layer import (
     c_relu,
     min_norm_interpolation,
 )
+from convexnn.formulations.penalties import GroupL2, Penalty, SparseGroup, get_penalty
 from convexnn.networks.two_layer import GatedReLU, TwoLayerReLU
 from convexnn.mapping import ConeDecomposition, ConvexModel, cone_decomposition, from_network
 # --- duality and certificates ---
+from convexnn.certificate import Certificate
 from convexnn.duality import (
     KKT,
-    Certificate,
     DualityGap,
     DualProblem,
     OptimalSet,
@@ -55,8 +56,9 @@ from convexnn.duality import (
     prune_to,
 )
 from convexnn.duality import DualNormBound, GlobalOptimum, relu_dual_norm_bab, solve_global
+from convexnn.duality.certify import TwoLayerCertificate
 # --- solvers ---
-from convexnn.solvers import solve
+from convexnn.solvers import Decline, Solver, register_solver, registered_solvers, solve
 # --- ecosystem: regularization paths, PyTorch conventions, scikit-learn, persistence ---
 from convexnn.path import PathResult, lam_max, path
 from convexnn.torch_interop import lam_from_torch, to_torch_weight_decay, torch_objective_scale
@@ -165,6 +167,10 @@ __all__ = [
     "c_grelu",
     "c_relu",
     "min_norm_interpolation",
+    "Penalty",
+    "GroupL2",
+    "SparseGroup",
+    "get_penalty",
     "GatedReLU",
     "TwoLayerReLU",
     "ConeDecomposition",
@@ -173,6 +179,7 @@ __all__ = [
     "from_network",
     "KKT",
     "Certificate",
+    "TwoLayerCertificate",
     "DualityGap",
     "DualProblem",
     "OptimalSet",
@@ -188,6 +195,10 @@ __all__ = [
     "prune",
     "prune_to",
     "solve",
+    "Solver",
+    "Decline",
+    "register_solver",
+    "registered_solvers",
     "PathResult",
     "lam_max",
     "path",

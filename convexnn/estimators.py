@@ -95,7 +95,9 @@ class _ConvexTwoLayer(BaseEstimator):
         random_state: Any = None,
         certify: bool = False,
         certify_time: float = 10.0,
+        l1_ratio: float = 0.0,
     ) -> None:
+        self.l1_ratio = l1_ratio
         self.certify = certify
         self.certify_time = certify_time
         self.lam = lam
@@ -130,6 +132,9 @@ class _ConvexTwoLayer(BaseEstimator):
             raise InputError(f"method must be one of {_METHODS}; got {self.method!r}.")
         if isinstance(self.tol, bool) or not isinstance(self.tol, numbers.Real) or not self.tol > 0:
             raise InputError(f"tol must be a positive number; got {self.tol!r}.")
+        a = self.l1_ratio
+        if isinstance(a, bool) or not isinstance(a, numbers.Real) or not 0.0 <= a < 1.0:
+            raise InputError(f"l1_ratio must be a number in [0, 1); got {a!r}.")
         if not isinstance(self.certify, (bool, np.bool_)):
             raise InputError(f"certify must be True or False; got {self.certify!r}.")
         if self.certify and self._kind != "c_relu":
@@ -156,7 +161,8 @@ class _ConvexTwoLayer(BaseEstimator):
         self._check_params()
         pats = self._make_patterns(X)
         build = c_relu if self._kind == "c_relu" else c_grelu
-        f = build(X, T, pats, float(self.lam), loss=self.loss, bias=bool(self.bias))
+        f = build(X, T, pats, float(self.lam), loss=self.loss, bias=bool(self.bias),
+                  l1_ratio=float(self.l1_ratio) if self.l1_ratio else None)
         from convexnn.solvers.dispatch import solve
 
         with warnings.catch_warnings(record=True) as caught:
@@ -184,7 +190,8 @@ class _ConvexTwoLayer(BaseEstimator):
             t = T if T.ndim == 1 else T[:, 0]
             w2 = self.network_.w2 if self.network_.w2.ndim == 1 else self.network_.w2[:, 0]
             self.certificate_ = certify_network((self.network_.W1, w2), X, t, float(self.lam),
-                                                loss=self.loss, time_limit=float(self.certify_time))
+                                                loss=self.loss, time_limit=float(self.certify_time),
+                                                penalty=f.penalty)
 
     def _output(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "network_")
@@ -275,6 +282,10 @@ class ConvexReLURegressor(_RegressorBase):
         the global optimum over *all* networks of any width, not only over ``patterns``.
     certify_time : float, default=10.0
         Seconds for the branch and bound of the certificate when the patterns are not complete.
+    l1_ratio : float in [0, 1), default=0.0
+        Sparse-group weight decay on the first layer (:class:`~convexnn.SparseGroup`):
+        :math:`R(w) = (1 - a)\|w\|_2 + a\|w\|_1` replaces :math:`\|w\|_2`, so irrelevant input
+        features get exactly zero weight (feature selection; the interior point or R-FISTA solve it).
 
     Attributes
     ----------
@@ -338,10 +349,11 @@ class _ClassifierBase(ClassifierMixin, _ConvexTwoLayer):
         device: str | None = None,
         max_patterns: int = 10**5,
         random_state: Any = None,
+        l1_ratio: float = 0.0,
     ) -> None:
         super().__init__(lam, n_patterns=n_patterns, patterns=patterns, loss=loss, bias=bias, method=method,
                          tol=tol, max_iter=max_iter, solver=solver, device=device,
-                         max_patterns=max_patterns, random_state=random_state)
+                         max_patterns=max_patterns, random_state=random_state, l1_ratio=l1_ratio)
 
     def fit(self, X: Any, y: Any) -> "_ClassifierBase":
         """Fit one-vs-rest networks (one output for two classes) by solving the convex program.

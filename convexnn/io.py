@@ -31,6 +31,7 @@ from convexnn.arrangements.patterns import Patterns
 from convexnn.errors import InputError
 from convexnn.formulations.formulation import ConvexSolution
 from convexnn.formulations.losses import LOSSES, Loss, get_loss
+from convexnn.formulations.penalties import PENALTIES, get_penalty
 from convexnn.networks.two_layer import GatedReLU, TwoLayerReLU
 
 __all__ = ["save", "load", "FORMAT_VERSION"]
@@ -92,6 +93,20 @@ def _loss_name(loss: Any) -> str:
     return str(name)
 
 
+def _penalty_meta(penalty: Any) -> dict[str, Any]:
+    """The first-layer penalty as JSON (built-in penalties only: a custom one cannot be rebuilt)."""
+    pen = get_penalty(penalty)
+    if PENALTIES.get(pen.name) is None or type(PENALTIES[pen.name]) is not type(pen):
+        raise InputError(f"cannot save a custom penalty {pen!r}; only the built-in penalties {sorted(PENALTIES)} "
+                         "are saved.")
+    return {"name": pen.name, "l1_ratio": getattr(pen, "l1_ratio", None)}
+
+
+def _penalty_of(meta: dict[str, Any]) -> Any:
+    pm = meta.get("penalty")
+    return None if pm is None else get_penalty(pm["name"], pm.get("l1_ratio"))
+
+
 # ============================================================================ encoders
 def _encode_patterns(p: Patterns, prefix: str = "") -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     arrays = {prefix + "packed": np.asarray(p.packed), prefix + "gates": np.asarray(p.gates)}
@@ -130,7 +145,8 @@ def _encode_solution(sol: ConvexSolution) -> tuple[dict[str, np.ndarray], dict[s
     meta = {
         "formulation": {"kind": kind, "loss": _loss_name(f.loss), "bias": bool(f.bias),
                         "vector_reg": getattr(f, "vector_reg", "group"),
-                        "classification": bool(f.meta.get("classification", False))},
+                        "classification": bool(f.meta.get("classification", False)),
+                        "penalty": _penalty_meta(getattr(f, "penalty", None))},
         "patterns": pm,
         "fields": {"value": float(sol.value), "status": sol.status, "solver": sol.solver,
                    "solve_time": float(sol.solve_time), "compile_time": float(sol.compile_time),
@@ -151,11 +167,11 @@ def _decode_solution(arrays: Any, meta: dict[str, Any]) -> ConvexSolution:
     lam = fields["lam"]
     if fm["kind"] == "min_norm":
         f = min_norm_interpolation(X, y, pats, classification=fm["classification"], bias=fm["bias"],
-                                   vector_reg=fm["vector_reg"])
+                                   vector_reg=fm["vector_reg"], penalty=_penalty_of(fm))
     else:
         build = c_relu if fm["kind"] == "c_relu" else c_grelu
         f = build(X, y, pats, lam if np.isfinite(lam) and lam > 0 else 1.0, loss=fm["loss"], bias=fm["bias"],
-                  vector_reg=fm["vector_reg"])
+                  vector_reg=fm["vector_reg"], penalty=_penalty_of(fm))
     weights = {k.split("/", 1)[1]: np.array(arrays[k]) for k in arrays.files if k.startswith("weights/")}
     info = _unjson(meta["info"])
     for k in arrays.files:
@@ -238,9 +254,9 @@ def save(obj: Any, path: str | Path) -> Path:
     arrays: dict[str, np.ndarray]
     if isinstance(obj, GatedReLU):
         arrays = {"gates": obj.gates, "W1": obj.W1, "w2": obj.w2}
-        meta: dict[str, Any] = {"bias": obj.bias}
+        meta: dict[str, Any] = {"bias": obj.bias, "penalty": _penalty_meta(obj.penalty)}
     elif isinstance(obj, TwoLayerReLU):
-        arrays, meta = {"W1": obj.W1, "w2": obj.w2}, {"bias": obj.bias}
+        arrays, meta = {"W1": obj.W1, "w2": obj.w2}, {"bias": obj.bias, "penalty": _penalty_meta(obj.penalty)}
     elif isinstance(obj, Patterns):
         arrays, meta = _encode_patterns(obj)
     elif isinstance(obj, ConvexSolution):
@@ -250,7 +266,10 @@ def save(obj: Any, path: str | Path) -> Path:
     else:
         raise InputError(f"save() supports TwoLayerReLU, GatedReLU, Patterns, ConvexSolution and Certificate; "
                          f"got {type(obj).__name__}.")
-    header = {"type": type(obj).__name__, "format_version": FORMAT_VERSION, "meta": meta}
+    kind = type(obj).__name__
+    if isinstance(obj, TwoLayerReLU):  # subclasses (e.g. a certificate's NetworkArrays) load as the network
+        kind = "TwoLayerReLU"
+    header = {"type": kind, "format_version": FORMAT_VERSION, "meta": meta}
     from convexnn import __version__
 
     header["convexnn_version"] = __version__
@@ -295,9 +314,9 @@ def load(path: str | Path) -> Any:
                              f"reads up to {FORMAT_VERSION}. Upgrade convexnn.")
         kind, meta = header["type"], header["meta"]
         if kind == "TwoLayerReLU":
-            return TwoLayerReLU(z["W1"], z["w2"], bias=meta["bias"])
+            return TwoLayerReLU(z["W1"], z["w2"], bias=meta["bias"], penalty=_penalty_of(meta))
         if kind == "GatedReLU":
-            return GatedReLU(z["gates"], z["W1"], z["w2"], bias=meta["bias"])
+            return GatedReLU(z["gates"], z["W1"], z["w2"], bias=meta["bias"], penalty=_penalty_of(meta))
         if kind == "Patterns":
             return _decode_patterns(z, meta)
         if kind == "ConvexSolution":

@@ -46,6 +46,7 @@ from convexnn.formulations.blocks import (
     nuclear_relu_neurons,
     zero_block_threshold,
 )
+from convexnn.formulations.penalties import Penalty, get_penalty
 from convexnn.formulations.two_layer import c_grelu, c_relu
 from convexnn.networks.two_layer import GatedReLU, TwoLayerReLU
 
@@ -70,6 +71,9 @@ class ConvexModel:
     vector_reg : {"group", "nuclear"}
     neuron_block : ndarray of int, shape (m,)
         Block index of each neuron (``-1`` for neurons with a zero layer, which are dropped).
+    penalty : Penalty or None
+        First-layer penalty R of the regularizer sum_i R(u_i) (the network's; ``None``: the
+        group lasso).
     """
 
     kind: str
@@ -80,6 +84,7 @@ class ConvexModel:
     bias: bool
     vector_reg: str = "group"
     neuron_block: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    penalty: Penalty | None = None
 
     def __getattr__(self, name: str) -> Any:
         weights = self.__dict__.get("weights")
@@ -99,8 +104,9 @@ class ConvexModel:
         return block_fit(self.Xa, np.asarray(self.patterns.masks, dtype=float), self._effective())
 
     def regularizer(self) -> float:
-        """The convex regularizer (group or nuclear norms of the blocks)."""
-        return float(sum(block_regularizer(np.asarray(w), self.vector_reg) for w in self.weights.values()))
+        """The convex regularizer (group -- of the :attr:`penalty` -- or nuclear norms of the blocks)."""
+        return float(sum(block_regularizer(np.asarray(w), self.vector_reg, self.penalty)
+                         for w in self.weights.values()))
 
     def objective(self, y: Any, lam: float, loss: str | Loss = "squared") -> float:
         """Convex objective ``loss(predict(), y) + lam * regularizer()``."""
@@ -116,7 +122,8 @@ class ConvexModel:
         trained network.
         """
         build = c_grelu if self.kind == "c_grelu" else c_relu
-        f = build(self.X, y, self.patterns, lam, loss=loss, bias=self.bias, vector_reg=self.vector_reg)
+        f = build(self.X, y, self.patterns, lam, loss=loss, bias=self.bias, vector_reg=self.vector_reg,
+                  penalty=self.penalty)
         weights = {k: np.array(v) for k, v in self.weights.items()}
         value = f.objective(weights)
         return ConvexSolution(formulation=f, weights=weights, value=value, status="from_network",
@@ -126,8 +133,9 @@ class ConvexModel:
         """C -> NC mapping of these weights (zero blocks dropped), as ``ConvexSolution.to_network``."""
         if self.kind == "c_grelu":
             U = np.asarray(self.weights["U"])
-            idx, W1, w2 = gated_neurons(U, zero_block_threshold(U), self.vector_reg)
-            return GatedReLU(np.asarray(self.patterns.gates)[:, idx], W1, w2, bias=self.bias)
+            idx, W1, w2 = gated_neurons(U, zero_block_threshold(U), self.vector_reg, self.penalty)
+            return GatedReLU(np.asarray(self.patterns.gates)[:, idx], W1, w2, bias=self.bias,
+                             penalty=self.penalty)
         V, W = np.asarray(self.weights["V"]), np.asarray(self.weights["W"])
         thr = zero_block_threshold(V, W)
         if V.ndim == 3 and self.vector_reg == "nuclear":
@@ -138,9 +146,10 @@ class ConvexModel:
                               "blocks were mapped column by column (same predictions, larger weight decay).",
                               ConvexNNWarning, stacklevel=2)
             return TwoLayerReLU(cols, outs, bias=self.bias)
-        c1, o1 = group_neurons(V, 1.0, thr)
-        c2, o2 = group_neurons(W, -1.0, thr)
-        return TwoLayerReLU(np.hstack([c1, c2]), np.concatenate([o1, o2], axis=0), bias=self.bias)
+        c1, o1 = group_neurons(V, 1.0, thr, self.penalty)
+        c2, o2 = group_neurons(W, -1.0, thr, self.penalty)
+        return TwoLayerReLU(np.hstack([c1, c2]), np.concatenate([o1, o2], axis=0), bias=self.bias,
+                            penalty=self.penalty)
 
 
 def _match_patterns(patterns: Patterns, pre: np.ndarray, *, ties: bool, tol: float) -> np.ndarray:
@@ -214,6 +223,10 @@ def from_network(
         raise InputError(f"from_network expects a TwoLayerReLU or GatedReLU; got {type(net).__name__}.")
     if vector_reg not in ("group", "nuclear"):
         raise InputError(f"vector_reg must be 'group' or 'nuclear'; got {vector_reg!r}.")
+    pen = get_penalty(getattr(net, "penalty", None))
+    if vector_reg == "nuclear" and net.w2.ndim == 2 and not pen.group_l2:
+        raise InputError(f"vector_reg='nuclear' has its own regularizer; a network with the {pen.name!r} "
+                         "penalty maps with vector_reg='group'.")
     Xc = check_X(X)
     Xa = net.design(Xc)
     gated = isinstance(net, GatedReLU)
@@ -278,7 +291,8 @@ def from_network(
             np.add.at(W, idx[~nonneg], cols[~nonneg][:, :, None] * np.abs(out[~nonneg])[:, None, :])
             weights = {"V": V, "W": W}
     return ConvexModel(kind="c_grelu" if gated else "c_relu", weights=weights, patterns=pats, X=Xc, Xa=Xa,
-                       bias=net.bias, vector_reg=vector_reg, neuron_block=block)
+                       bias=net.bias, vector_reg=vector_reg, neuron_block=block,
+                       penalty=None if pen.group_l2 else pen)
 
 
 # ============================================================================ gated -> ReLU
@@ -347,7 +361,7 @@ def cone_decomposition(
     contribution to the fit; Prop 3.1 shows :math:`u_i = v_i - w_i` itself is possible when
     :math:`X_a` has full row rank), all blocks in one vectorized program:
 
-    * ``method="socp"``: :math:`\min \sum_i \|v_i\|_2 + \|w_i\|_2` (Mishkin (PhD thesis, Stanford) "Bonus: ReLU by Cone
+    * ``method="socp"``: :math:`\min \sum_i R(v_i) + R(w_i)` (the solution's penalty, :math:`R = \|\cdot\|_2` by default; Mishkin (PhD thesis, Stanford) "Bonus: ReLU by Cone
       Decomposition", :math:`L(v, w) = \|v\| + \|w\|`), the decomposition with the smallest
       objective increase;
     * ``method="feasibility"``: :math:`L = 0`, an LP feasibility problem (any decomposition).
@@ -391,6 +405,7 @@ def cone_decomposition(
         raise InputError("X is not the data the gated solution was computed on.")
     masks = np.asarray(f.patterns.masks, dtype=float)
     signs = 2.0 * masks - 1.0
+    pen = get_penalty(getattr(f, "penalty", None))
     norms = block_norms(U)
     nz = np.flatnonzero(norms > zero_block_threshold(U, Xa=f.Xa, y=f.y))
     P, d = U.shape
@@ -404,7 +419,7 @@ def cone_decomposition(
         target = M * (Xa @ U[nz].T)
         cons = [cp.multiply(S, Xa @ Vd) >= 0, cp.multiply(S, Xa @ Wd) >= 0,
                 cp.multiply(M, Xa @ (Vd - Wd)) == target]
-        obj = (cp.sum(cp.norm(Vd, 2, axis=0)) + cp.sum(cp.norm(Wd, 2, axis=0))) if method == "socp" else 0
+        obj = (pen.cvx(Vd) + pen.cvx(Wd)) if method == "socp" else 0
         prob = cp.Problem(cp.Minimize(obj), cons)
         t0 = time.perf_counter()
         try:
@@ -423,15 +438,16 @@ def cone_decomposition(
         W_full[nz] = np.asarray(Wd.value).T
     lam = gated_solution.lam
     thr = zero_block_threshold(V_full, W_full, Xa=f.Xa, y=f.y)
-    c1, o1 = group_neurons(V_full, 1.0, thr)
-    c2, o2 = group_neurons(W_full, -1.0, thr)
-    net = TwoLayerReLU(np.hstack([c1, c2]), np.concatenate([o1, o2]), bias=f.bias)
+    c1, o1 = group_neurons(V_full, 1.0, thr, pen)
+    c2, o2 = group_neurons(W_full, -1.0, thr, pen)
+    net = TwoLayerReLU(np.hstack([c1, c2]), np.concatenate([o1, o2]), bias=f.bias, penalty=pen)
     gated_fit = f.predict({"U": U})
     gated_value = gated_solution.objective()
     relu_value = net.objective(Xc, f.y, lam, f.loss)
     sv = np.linalg.svd(Xa, compute_uv=False)
     kappa = float(sv[0] / sv[-1]) if sv[-1] > 0 else float("inf")
-    full_row_rank = Xa.shape[0] <= Xa.shape[1] and bool(sv[-1] > 1e-12 * sv[0])
+    # Thm 3.7 is stated for the Euclidean group norm
+    full_row_rank = Xa.shape[0] <= Xa.shape[1] and bool(sv[-1] > 1e-12 * sv[0]) and pen.group_l2
     return ConeDecomposition(
         network=net,
         weights={"V": V_full, "W": W_full},

@@ -194,3 +194,18 @@ def test_certificate_attribute_is_a_valid_bound():
     assert sampled.certificate_.lower_bound <= est.objective_ * (1 + 1e-9)
     with pytest.raises(cx.InputError, match="gated"):
         cx.ConvexGatedReLURegressor(certify=True).fit(X, y)
+
+
+def test_l1_ratio_selects_features_and_matches_the_program():
+    """l1_ratio > 0 is the sparse-group program: same objective as the builder solved by Clarabel, irrelevant features zeroed."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 6))
+    y = np.maximum(X[:, 0], 0) - 0.5 * X[:, 1]
+    est = cx.ConvexGatedReLURegressor(lam=5.0, l1_ratio=0.8, n_patterns=20, random_state=0, tol=1e-8).fit(X, y)
+    f = cx.c_grelu(X, y, est.patterns_, 5.0, l1_ratio=0.8)
+    ref = f.solve("CLARABEL")
+    assert est.objective_ == pytest.approx(ref.value, rel=1e-6)
+    used = np.flatnonzero(np.any(est.network_.W1[:6] != 0, axis=1))
+    assert set(used) <= {0, 1} and 0 in used
+    with pytest.raises(cx.InputError, match="l1_ratio"):
+        cx.ConvexReLURegressor(l1_ratio=1.0).fit(X, y)

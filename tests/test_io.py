@@ -128,3 +128,21 @@ def test_fresh_venv_install_without_extras(tmp_path):
     r = subprocess.run([str(py), "-m", "convexnn", "--help"], capture_output=True, text=True, timeout=300,
                        env=env, cwd=tmp_path)
     assert r.returncode == 2 and "convexnn[cli]" in r.stderr
+
+
+def test_penalty_survives_save_and_load(tmp_path):
+    """A sparse-group solution and network come back with their penalty: same objective, same program."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((20, 3))
+    y = X[:, 0] - 0.5 * X[:, 1]
+    f = cx.c_grelu(X, y, cx.sample_patterns(X, 10, seed=0), 0.2, l1_ratio=0.6)
+    sol = f.solve("CLARABEL")
+    io.save(sol, tmp_path / "s.npz")
+    back = io.load(tmp_path / "s.npz")
+    assert back.formulation.penalty == f.penalty
+    assert back.formulation.objective(back.weights) == pytest.approx(f.objective(sol.weights), rel=1e-12)
+    net = sol.to_network()
+    io.save(net, tmp_path / "n.npz")
+    nb = io.load(tmp_path / "n.npz")
+    assert nb.penalty == net.penalty
+    assert nb.objective(X, y, 0.2) == pytest.approx(net.objective(X, y, 0.2), rel=1e-12)

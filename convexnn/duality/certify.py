@@ -33,12 +33,14 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from convexnn.arrangements.patterns import Patterns
 from convexnn.arrangements.patterns import design_matrix
+from convexnn.certificate import Certificate as BaseCertificate
+from convexnn.certificate import accepts_derived_values
 from convexnn.errors import InputError
 from convexnn.formulations.losses import Loss
 from convexnn.duality._common import (
@@ -58,8 +60,10 @@ from convexnn.duality._common import (
     validate,
 )
 from convexnn.duality.bounds import feasible_dual_value, row_norm_bounds
+from convexnn.formulations.penalties import Penalty, get_penalty
+from convexnn.rounding import gamma
 
-__all__ = ["Certificate", "certify", "certified_lower_bound", "resolve_patterns"]
+__all__ = ["Certificate", "TwoLayerCertificate", "certify", "certified_lower_bound", "resolve_patterns"]
 
 IMPROVE_RTOL = 1e-8  # an improving neuron must beat lam by this relative margin
 #: without a complete pattern set, the final bound runs the branch and bound over all chambers
@@ -99,24 +103,29 @@ def resolve_patterns(X: np.ndarray, bias: bool, patterns: Patterns | None,
     return patterns
 
 
-@dataclass
-class Certificate:
-    r"""A (certified) bound on the suboptimality of a two-layer ReLU network.
+@accepts_derived_values
+@dataclass(kw_only=True)
+class TwoLayerCertificate(BaseCertificate):
+    r"""The certificate of a two-layer ReLU network (:func:`certify`): a :class:`convexnn.Certificate`.
+
+    ``gap``, ``rel_gap``, ``is_optimal``, ``verdict`` and the report are those of
+    :class:`convexnn.Certificate`: ``gap = max(primal - (lower_bound - primal_error), 0)``,
+    ``rel_gap = gap / max(|primal|, 1e-300)`` (:func:`convexnn.gap.relative_gap`),
+    ``is_optimal = rel_gap <= rtol``.
 
     Attributes
     ----------
     primal : float
         The network objective :math:`F(W_1, w_2)` of the network as given.
+    primal_error : float
+        A bound on the rounding error of ``primal`` (``0.0`` for the branch-and-bound path,
+        which does not track it).
     primal_balanced : float
         The objective after rebalancing the neurons (:math:`\le` ``primal``, same predictions).
     lower_bound : float
         A valid lower bound on the global optimum over networks of any width (weak duality). With
         sampled patterns it uses the pattern-free bound of
         :func:`~convexnn.duality._common.global_support_bound`, so it is still valid.
-    gap, rel_gap : float
-        ``primal - lower_bound`` (:math:`\ge 0`) and ``gap / max(|primal|, 1e-300)``.
-    is_optimal : bool
-        ``rel_gap <= rtol``: a proof that the network is globally optimal up to ``rtol``.
     exact : bool
         True when the bound used a proven-complete pattern set (``patterns.exact``) or the
         branch and bound over all chambers (``method == "bab"``). Every ``lower_bound`` is valid
@@ -158,17 +167,13 @@ class Certificate:
         Seconds spent.
     network : NetworkArrays
         The certified network (arrays).
+    method : str
+        ``"enumerate"`` or ``"bab"``; ``nodes`` and ``bab_complete`` describe the branch and bound.
     """
 
-    primal: float
+    family: ClassVar[str] = "two-layer ReLU network"
+
     primal_balanced: float
-    lower_bound: float
-    gap: float
-    rel_gap: float
-    is_optimal: bool
-    exact: bool
-    lam: float
-    rtol: float
     loss: Loss
     s: float
     s_valid: float
@@ -184,7 +189,6 @@ class Certificate:
     n_refine: int
     time: float
     network: NetworkArrays
-    note: str | None = None
     _Xa: np.ndarray = field(repr=False, default=None)  # type: ignore[assignment]
     _y: np.ndarray = field(repr=False, default=None)  # type: ignore[assignment]
     method: str = "enumerate"
@@ -239,21 +243,9 @@ class Certificate:
         return rebuild_network(self.network, W1, w2)
 
     # ------------------------------------------------------------------ report
-    @property
-    def verdict(self) -> str:
-        if self.is_optimal:
-            return "GLOBALLY OPTIMAL (certified)" + ("" if self.exact else f" by the {self.bound_method}")
-        if self.improving_neuron is not None:
-            return "NOT OPTIMAL: an improving neuron exists"
-        return "NOT CERTIFIED: gap above tolerance" + (f" ({self.note})" if self.note else "")
-
-    def __str__(self) -> str:
+    def _details(self) -> list[str]:
         lines = [
-            "Certificate of global optimality (two-layer ReLU network)",
-            f"  network objective (primal)   {self.primal:.10g}",
             f"  after rebalancing            {self.primal_balanced:.10g}",
-            f"  lower bound on the optimum   {self.lower_bound:.10g}",
-            f"  duality gap                  {self.gap:.4g}   (relative {self.rel_gap:.3g}, tolerance {self.rtol:g})",
             f"  dual constraint s(v)/lam     {self.s / self.lam if self.lam else float('inf'):.6g}",
             f"  patterns                     {self.n_patterns} ({'complete: exact bound' if self.exact else 'SAMPLED'}), "
             f"{self.n_nnls} NNLS, {self.time:.3g} s",
@@ -275,8 +267,11 @@ class Certificate:
                          f"score {self.improving_score:.6g} > lam {self.lam:.6g}")
             lines.append(f"  improving neuron             adding it with step t={t:.3g} lowers the objective to "
                          f"{newobj:.10g}")
-        lines.append(f"  verdict                      {self.verdict}")
-        return "\n".join(lines)
+        return lines
+
+
+#: :class:`TwoLayerCertificate` under its module-level name (``convexnn.duality.Certificate``).
+Certificate = TwoLayerCertificate
 
 
 def _dual_candidates(L: Loss, v0: np.ndarray, vz: np.ndarray, y: np.ndarray, lam: float,
@@ -302,7 +297,7 @@ def _dual_candidates(L: Loss, v0: np.ndarray, vz: np.ndarray, y: np.ndarray, lam
 
 def certified_lower_bound(Xa: np.ndarray, masks: np.ndarray | None, loss: Loss, v: np.ndarray,
                           y: np.ndarray, lam: float, *, bab_time: float = 0.0,
-                          progress: bool | None = None) -> tuple[float, np.ndarray]:
+                          progress: bool | None = None, penalty: Penalty | None = None) -> tuple[float, np.ndarray]:
     r"""A rigorous lower bound on the global optimum from the dual candidate ``v`` (weak duality).
 
     1. ``v`` is moved into the conjugate's domain exactly (:math:`y_j v_j \in [0, 1]` for
@@ -316,12 +311,22 @@ def certified_lower_bound(Xa: np.ndarray, masks: np.ndarray | None, loss: Loss, 
        :math:`-\ell^*(-c v)` evaluated with its rounding error subtracted
        (:func:`convexnn.duality.bounds.feasible_dual_value`).
 
+    With a first-layer ``penalty`` :math:`R \ge \|\cdot\|_2` (sparse group lasso) the dual value is
+    :math:`s_R(v) \le s(v)`: over a complete pattern set :math:`S` is the rigorous
+    :func:`convexnn.duality.dual.relu_dual_value` (:math:`R^*` at cone multipliers), without one
+    the Euclidean bounds above (valid, looser).
+
     Returns ``(bound, dual_point)``; the bound is valid for the float64 data as given.
     """
     v = loss.project_dual(np.asarray(v, dtype=np.float64), y)
     if not np.any(v):
         return certified_dual_value(loss, v, y), v
-    if masks is not None:
+    pen = get_penalty(penalty)
+    if masks is not None and not pen.group_l2:
+        from convexnn.duality.dual import relu_dual_value
+
+        S = relu_dual_value(Xa, masks, v, pen, rigorous=True).value
+    elif masks is not None:
         S = cone_support(Xa, masks, v).valid
     else:
         S = global_support_bound(Xa, v)
@@ -441,7 +446,8 @@ def certify(
     method: str = "auto",
     time_limit: float | None = None,
     progress: bool | None = None,
-) -> Certificate:
+    penalty: str | Penalty | None = None,
+) -> TwoLayerCertificate:
     r"""Certify (or refute) the global optimality of a trained two-layer ReLU network.
 
     Parameters
@@ -493,10 +499,15 @@ def certify(
     progress : bool, optional
         tqdm progress bars of the enumeration and of the branch and bound (with the current
         bound and gap); ``None`` shows them for long runs on a terminal.
+    penalty : {"group_l2", "sparse_group"} or Penalty, optional
+        First-layer norm :math:`R` of the weight decay :math:`\tfrac\lambda2\sum_j(R(W_{1j})^2 +
+        w_{2j}^2)` (default: the network's ``penalty`` attribute, else :math:`\|\cdot\|_2`). The
+        dual constraint becomes :math:`s_R(v) \le \lambda` (:func:`certified_lower_bound`);
+        ``method="bab"`` supports the default only.
 
     Returns
     -------
-    Certificate
+    TwoLayerCertificate
 
     Notes
     -----
@@ -512,6 +523,7 @@ def certify(
         lam = resolve_lam(lam, weight_decay, reduction, X, loss)
     Xc, yc, lam, L = validate(X, y, lam, loss)
     net = as_network_arrays(network, Xc.shape[1], Xc)
+    pen = get_penalty(getattr(network, "penalty", None) if penalty is None else penalty)
     if not 0 < rtol < 1:
         raise InputError(f"rtol must be in (0, 1); got {rtol}.")
     if isinstance(refine, bool) or not isinstance(refine, (int, np.integer)) or refine < 0:
@@ -528,6 +540,10 @@ def certify(
             pats = resolve_patterns(Xc, net.bias, patterns, max_patterns, progress)
         except TooLargeError:
             method = "bab"
+    if method == "bab" and not pen.group_l2:
+        raise InputError(f"the branch-and-bound certificate covers the group_l2 weight decay only, not the "
+                         f"{pen.name!r} penalty; pass a complete pattern set (patterns=None with "
+                         "enumerable data, or enumerate_patterns(X)).")
     if method == "bab":
         from convexnn.duality.certify_bab import certify_bab
 
@@ -538,15 +554,20 @@ def certify(
     masks = pats.masks
     exact = bool(pats.exact)
 
+    def objective(W1: np.ndarray, w2: np.ndarray) -> float:
+        if pen.group_l2:
+            return network_objective(Xa, yc, W1, w2, lam, L)
+        return L.value(network_predict(Xa, W1, w2), yc) + lam * pen.network_value(W1, w2)
+
     with np.errstate(over="ignore", invalid="ignore"):
-        primal = network_objective(Xa, yc, net.W1, net.w2, lam, L)
+        primal = objective(net.W1, net.w2)
         big = np.float64(np.max(np.abs(Xa))) ** 2 * Xa.size * max(float(np.max(np.abs(yc), initial=1.0)), 1.0)
     if not (np.isfinite(primal) and np.isfinite(big)):
         raise InputError("the certificate's products overflow float64 (|X| up to "
                          f"{float(np.max(np.abs(Xa))):.3g}, objective {primal:.3g}); rescale X, y and the "
                          "network (the arrangement and the ratio of objectives are scale-invariant).")
-    W1b, w2b = rebalance(net.W1, net.w2)
-    primal_bal = network_objective(Xa, yc, W1b, w2b, lam, L)
+    W1b, w2b = rebalance(net.W1, net.w2, pen) if not pen.group_l2 else rebalance(net.W1, net.w2)
+    primal_bal = objective(W1b, w2b)
     pred = network_predict(Xa, net.W1, net.w2)
 
     v0 = -L.grad(pred, yc)  # dual candidate at the network's fit
@@ -566,7 +587,7 @@ def certify(
             if val > lower:
                 lower, vbest = val, c * vbest
     n_refine = 0
-    if refine > 0 and (exact or pats.kind == "exact"):
+    if refine > 0 and (exact or pats.kind == "exact") and pen.group_l2:
         seed = _network_pattern_index(pats, Xa, W1b[:, np.abs(w2b) > 0])
         lower, vbest, n_refine = _refine(Xa, yc, masks, lam, L, v0, cs0, lower, vbest, refine, seed)
     # the proof: re-derive the bound for the final dual point with every rounding error counted;
@@ -576,7 +597,7 @@ def certify(
     if not exact and Xa.shape[1] <= BAB_MAX_DIM:
         bab_time = BAB_TIME if time_limit is None else float(time_limit)
     lower, vbest = certified_lower_bound(Xa, masks if exact else None, L, vbest, yc, lam, bab_time=bab_time,
-                                         progress=progress)
+                                         progress=progress, penalty=pen)
     bound_method = ("complete pattern set" if exact else
                     "branch and bound over all chambers, capped by the pattern-free bound" if bab_time > 0
                     else "pattern-free bound")
@@ -587,12 +608,12 @@ def certify(
     else:
         patterns_note = f"{pats.kind}, not a complete set"
     err_primal = objective_error_bound(Xa, yc, net.W1, net.w2, lam, L)
-    gap = max(primal + err_primal - lower, 0.0)
-    rel = gap / max(abs(primal), 1e-300)
+    if not pen.group_l2:  # rounding of (1/2) sum_j R(W1_j)^2: gamma(2 d' + m + 16) relative
+        err_primal += lam * pen.network_value(net.W1, net.w2) * gamma(2 * Xa.shape[1] + net.W1.shape[1] + 16)
 
-    cert = Certificate(
-        primal=primal, primal_balanced=primal_bal, lower_bound=float(lower), gap=gap, rel_gap=rel,
-        is_optimal=bool(rel <= rtol), exact=exact, lam=lam, rtol=rtol, loss=L, s=s0, s_valid=s0v,
+    cert = TwoLayerCertificate(
+        primal=primal, primal_error=err_primal, primal_balanced=primal_bal, lower_bound=float(lower),
+        exact=exact, lam=lam, rtol=rtol, loss=L, s=s0, s_valid=s0v,
         estimate=estimate, dual_point=vbest, n_patterns=len(pats),
         n_nnls=cs0.n_nnls + csz.n_nnls, n_refine=n_refine, time=0.0, network=net, _Xa=Xa, _y=yc,
         bound_method=bound_method, patterns_note=patterns_note,
@@ -600,7 +621,11 @@ def certify(
     )
     # improving neuron: the maximizer of the most violated dual constraint, kept only when adding it
     # lowers the objective by more than the rounding error of both objective values
-    if s0 > lam * (1 + IMPROVE_RTOL) and cs0.index >= 0:
+    if not pen.group_l2:
+        cert.note = (f"first-layer penalty {pen.name!r}: the dual constraint uses s_R(v) <= s(v), bounded "
+                     "by the dual norm R* at cone multipliers over a complete pattern set (else by the "
+                     "Euclidean s(v)); no refinement rounds and no improving-neuron search")
+    if pen.group_l2 and s0 > lam * (1 + IMPROVE_RTOL) and cs0.index >= 0:
         q = cs0.direction
         nq = float(np.linalg.norm(q))
         if nq > 0:

@@ -39,6 +39,7 @@ from convexnn.backend import NUMPY
 from convexnn.data import check_solution
 from convexnn.errors import InputError
 from convexnn.formulations.formulation import ConvexSolution
+from convexnn.formulations.penalties import require_group_l2
 from convexnn.solvers.operators import MaskedDesign
 from convexnn.duality.cones import project_cone
 
@@ -178,6 +179,7 @@ def kkt(solution: ConvexSolution, *, support_tol: float = 1e-6, recompute: bool 
         raise InputError(f"kkt() supports C-ReLU and C-GReLU solutions; got {f.kind!r}.")
     if np.ndim(f.y) != 1:
         raise InputError("kkt() supports scalar outputs only (y of shape (n,)).")
+    require_group_l2(f, "kkt()")
     lam = float(solution.lam)
     Xa = f.Xa
     masks = np.asarray(f.patterns.masks, dtype=np.float64)

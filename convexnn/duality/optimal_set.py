@@ -39,6 +39,7 @@ from convexnn.backend import NUMPY
 from convexnn.data import check_seed, check_solution
 from convexnn.errors import InputError, SolverError
 from convexnn.formulations.formulation import ConvexSolution
+from convexnn.formulations.penalties import require_group_l2
 from convexnn.solvers.operators import MaskedDesign
 from convexnn.duality.cones import project_cone
 from convexnn.duality.pruning import prune_columns
@@ -226,6 +227,7 @@ def optimal_set(solution: ConvexSolution, *, tol: float = 1e-6) -> OptimalSet:
         raise InputError(f"optimal_set() needs a C-ReLU solution; got {f.kind!r}.")
     if np.ndim(f.y) != 1:
         raise InputError("optimal_set() supports scalar outputs only.")
+    require_group_l2(f, "optimal_set()")
     lam = float(solution.lam)
     Xa = f.Xa
     masks = np.asarray(f.patterns.masks, dtype=np.float64)

@@ -36,6 +36,7 @@ import numpy as np
 from convexnn.errors import InputError
 from convexnn.arrangements.patterns import design_matrix
 from convexnn.data import check_X
+from convexnn.formulations.penalties import require_group_l2
 from convexnn.duality._common import NetworkArrays, as_network_arrays, rebalance, rebuild_network
 
 __all__ = ["prune", "prune_to", "prune_columns"]
@@ -111,7 +112,9 @@ def _as_net(network_or_solution: Any, X: Any) -> tuple[NetworkArrays, np.ndarray
     if hasattr(obj, "formulation") and hasattr(obj, "weights"):  # a ConvexSolution
         if obj.formulation.kind != "c_relu":
             raise InputError(f"prune() needs a C-ReLU solution or a ReLU network; got {obj.formulation.kind!r}.")
+        require_group_l2(obj.formulation, "prune()")
         obj = obj.to_network()
+    require_group_l2(obj, "prune()")
     Xc = check_X(X)
     net = as_network_arrays(obj, Xc.shape[1], Xc)
     return net, design_matrix(Xc, net.bias)

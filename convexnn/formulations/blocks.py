@@ -16,14 +16,17 @@ computes -- the formulations (:mod:`convexnn.formulations.two_layer`), the netwo
   Sahiner, Ergen, Pauly & Pilanci, *Vector-output ReLU Neural Network Problems are
   Copositive Programs*, ICLR 2021).
 
-Each nonzero block :math:`u` becomes a neuron :math:`(u/\sqrt{\|u\|}, \pm\sqrt{\|u\|})`, whose
-weight decay :math:`\tfrac12(\|u/\sqrt{\|u\|}\|^2 + \sqrt{\|u\|}^2) = \|u\|` is the block's
-regularizer.
+Each nonzero block :math:`u` becomes a neuron :math:`(u/\sqrt{R(u)}, \pm\sqrt{R(u)})` for the
+program's first-layer penalty :math:`R` (:mod:`convexnn.formulations.penalties`, default
+:math:`\|\cdot\|_2`), whose weight decay :math:`\tfrac12(R(u/\sqrt{R(u)})^2 + \sqrt{R(u)}^2) = R(u)`
+is the block's regularizer.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from convexnn.formulations.penalties import Penalty, get_penalty
 
 __all__ = ["ZERO_RTOL", "zero_block_threshold", "block_fit", "block_norms", "block_regularizer",
            "cone_violation", "gated_neurons", "group_neurons", "nuclear_relu_neurons"]
@@ -62,10 +65,14 @@ def block_norms(U: np.ndarray) -> np.ndarray:
     return np.linalg.norm(U, axis=1)
 
 
-def block_regularizer(U: np.ndarray, vector_reg: str) -> float:
-    r""":math:`\sum_i \|u_i\|_2` (group; per column for vector outputs) or :math:`\sum_i \|U_i\|_*` (nuclear)."""
+def block_regularizer(U: np.ndarray, vector_reg: str, penalty: Penalty | None = None) -> float:
+    r""":math:`\sum_i R(u_i)` (group; per column for vector outputs; :math:`R = \|\cdot\|_2` unless a
+    ``penalty`` is given) or :math:`\sum_i \|U_i\|_*` (nuclear)."""
     if U.ndim == 2 or vector_reg == "group":
-        return float(np.sum(block_norms(U)))
+        pen = get_penalty(penalty)
+        if pen.group_l2:
+            return float(np.sum(block_norms(U)))
+        return pen.value(U)
     return float(sum(np.linalg.norm(U[i], "nuc") for i in range(U.shape[0])))
 
 
@@ -78,14 +85,17 @@ def cone_violation(Xa: np.ndarray, signs: np.ndarray, U: np.ndarray) -> float:
     return float(max(0.0, -T.min())) if T.size else 0.0
 
 
-def gated_neurons(U: np.ndarray, thr: float, vector_reg: str = "group") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def gated_neurons(U: np.ndarray, thr: float, vector_reg: str = "group",
+                  penalty: Penalty | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r"""Neurons of gated blocks: ``(pattern index, W1, w2)`` of the C-GReLU -> gated network map.
 
     Each block with norm above ``thr`` gives :math:`W_{1,:j} = u_i/\sqrt{\|u_i\|}`,
     :math:`w_{2,j} = \sqrt{\|u_i\|}` (group norm; one neuron per nonzero column for vector
     outputs), or :math:`W_{1,:j} = \sqrt{\sigma_k} p_k`, :math:`w_{2,j} = \sqrt{\sigma_k} q_k` for
     the SVD :math:`U_i = \sum_k \sigma_k p_k q_k^\top` (nuclear norm, vector outputs). The gate
-    of neuron ``j`` is the gate of pattern ``index[j]``.
+    of neuron ``j`` is the gate of pattern ``index[j]``. With a ``penalty`` :math:`R` the scale is
+    :math:`\sqrt{R(u_i)}` instead of :math:`\sqrt{\|u_i\|}` (zero blocks are still those of
+    Euclidean norm at most ``thr``).
     """
     d = U.shape[1]
     if U.ndim == 3 and vector_reg == "nuclear":
@@ -101,26 +111,37 @@ def gated_neurons(U: np.ndarray, thr: float, vector_reg: str = "group") -> tuple
             return np.zeros(0, dtype=np.int64), np.zeros((d, 0)), np.zeros((0, c))
         return np.array(idx, dtype=np.int64), np.array(cols).T, np.array(outs)
     norms = block_norms(U)
+    scale = _scales(U, norms, penalty)
     if U.ndim == 2:
         keep = np.flatnonzero(norms > thr)
-        r = np.sqrt(norms[keep])
+        r = scale[keep]
         return keep, U[keep].T / r, r
     ii, kk = np.nonzero(norms > thr)
-    r = np.sqrt(norms[ii, kk])
+    r = scale[ii, kk]
     w2 = np.zeros((ii.size, U.shape[2]))
     w2[np.arange(ii.size), kk] = r
     return ii, U[ii, :, kk].T / r, w2
 
 
-def group_neurons(U: np.ndarray, sign: float, thr: float) -> tuple[np.ndarray, np.ndarray]:
-    """Neurons of one C-ReLU block family under the group norm (scalar or per-output columns)."""
+def _scales(U: np.ndarray, norms: np.ndarray, penalty: Penalty | None) -> np.ndarray:
+    """The neuron scale sqrt(R(u)) of each block (``Penalty.neuron_scales``; from the Euclidean
+    ``norms`` already at hand for the group lasso)."""
+    pen = get_penalty(penalty)
+    return np.sqrt(norms) if pen.group_l2 else pen.neuron_scales(U)
+
+
+def group_neurons(U: np.ndarray, sign: float, thr: float,
+                  penalty: Penalty | None = None) -> tuple[np.ndarray, np.ndarray]:
+    r"""Neurons of one C-ReLU block family under the group norm (scalar or per-output columns):
+    :math:`(u/\sqrt{R(u)}, \pm\sqrt{R(u)})` for the blocks of Euclidean norm above ``thr``."""
     norms = block_norms(U)
+    scale = _scales(U, norms, penalty)
     if U.ndim == 2:
         keep = np.flatnonzero(norms > thr)
-        r = np.sqrt(norms[keep])
+        r = scale[keep]
         return U[keep].T / r, sign * r
     ii, kk = np.nonzero(norms > thr)
-    r = np.sqrt(norms[ii, kk])
+    r = scale[ii, kk]
     w2 = np.zeros((ii.size, U.shape[2]))
     w2[np.arange(ii.size), kk] = sign * r
     return U[ii, :, kk].T / r, w2

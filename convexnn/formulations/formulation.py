@@ -97,6 +97,11 @@ class Formulation(abc.ABC):
     cone_constraints: bool = False
     #: names of the weight arrays in ``ConvexSolution.weights`` (two-layer programs)
     weight_keys: tuple[str, ...] = ()
+    #: the program is exactly ``loss(sum_i D_i Xa b_i, y) + lam * penalty(blocks)`` over the blocks
+    #: named by ``weight_keys`` (``b_i = u_i``, or ``v_i - w_i``), with the cones ``K_i`` (when
+    #: ``cone_constraints``) as its only constraints: what the first-order solvers act on, through
+    #: ``Xa``, ``patterns.masks``, ``y``, ``loss`` and ``lam_value`` (see ``convexnn.solvers.protocol``)
+    block_program: bool = False
 
     def __init__(
         self,

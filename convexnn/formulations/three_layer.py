@@ -68,26 +68,27 @@ import math
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import cvxpy as cp
 
 import numpy as np
 import scipy.sparse as sp
 
-from convexnn.arrangements.layers import (
-    LayerPatterns,
+from convexnn.arrangements.combos import (
     NeuronCombos,
     canonical_second_masks,
     canonical_second_count,
     first_layer_combos,
 )
+from convexnn.arrangements.layer_patterns import LayerPatterns
 from convexnn.arrangements.patterns import Patterns
 from convexnn.data import check_bool, check_lam, check_Xy
 from convexnn.errors import InputError, SolverError, TooLargeError
 from convexnn.formulations.formulation import ConvexSolution, Formulation, default_solver
 from convexnn.formulations.losses import Loss, get_loss
-from convexnn.gap import relative_gap
+from convexnn.certificate import Certificate
+from convexnn import rounding
 
 __all__ = ["ThreeLayerFormulation", "three_layer", "three_layer_gap", "ThreeLayerCertificate"]
 
@@ -209,7 +210,11 @@ class ThreeLayerFormulation(Formulation):
         \max_j \|X_a^\top(\sigma s_j D_{1j} D_2 u + S_{1j}\alpha_j + s_j D_{1j} S_2\gamma)\|_2`;
         one vectorized SOCP minimizes the largest of them, and the returned value is recomputed
         in numpy from the (clipped) multipliers, so it is a valid upper bound whatever the
-        solver's accuracy.
+        solver's accuracy. Rounding is counted: the entries of :math:`E` are sums of three exact
+        signed terms (the pattern matrices hold only :math:`0, \pm 1`), so
+        :math:`|\mathrm{fl}(X_a^\top E) - X_a^\top E| \le \gamma_{n+2}\,|X_a|^\top|E|`
+        (Higham's :math:`\gamma_k`, :mod:`convexnn.rounding`); the norm of that bound is added and
+        both norms are rounded up.
         """
         u = np.asarray(u, dtype=float).reshape(-1)
         n, N_leaf, N_nodes = self.Xa.shape[0], self.leaf_node.size, self.n_blocks
@@ -234,47 +239,83 @@ class ThreeLayerFormulation(Formulation):
                               status=prob.status, solver=name)
         a = np.maximum(alpha.value, 0.0)
         g = np.maximum(gamma.value, 0.0)
-        E_num = C + self._S1 * a + H * np.asarray(g @ self._agg.T)
-        return float(np.max(np.linalg.norm(self.Xa.T @ E_num, axis=0), initial=0.0))
+        Gn = np.asarray(g @ self._agg.T)  # one exact term per entry (agg is one-hot)
+        E_num = C + self._S1 * a + H * Gn
+        dp = self.Xa.shape[1]
+        absE = np.abs(C) + a + np.abs(H) * Gn
+        R = rounding.gamma(n + 4) * np.linalg.norm(np.abs(self.Xa).T @ absE, axis=0)
+        vals = (np.linalg.norm(self.Xa.T @ E_num, axis=0) * (1.0 + rounding.gamma(dp + 4))
+                + R * (1.0 + rounding.gamma(n + dp + 8)))
+        return float(np.max(vals, initial=0.0))
 
 
-@dataclass
-class ThreeLayerCertificate:
-    r"""Duality gap of a three-layer candidate relative to the blocks of a program (12).
+@dataclass(kw_only=True)
+class ThreeLayerCertificate(Certificate):
+    r"""Duality gap of a three-layer candidate relative to the blocks of a program (12): a :class:`convexnn.Certificate`.
+
+    ``gap``, ``rel_gap``, ``is_optimal``, ``verdict`` and the report are those of
+    :class:`convexnn.Certificate`: ``gap = max(primal - (lower_bound - primal_error), 0)``,
+    ``rel_gap = gap / max(|primal|, 1e-300)`` (:func:`convexnn.gap.relative_gap`),
+    ``is_optimal = rigorous and rel_gap <= rtol``.
 
     Attributes
     ----------
     primal : float
-        Objective of the candidate (network objective (4), or convex objective).
-    dual : float
-        :math:`-\ell^*(-u)` at the scaled dual point :math:`u = t\,(-\nabla\ell(\hat y))`,
-        :math:`t = \min(1, \beta/M)` -- feasible for the dual (6) restricted to the blocks.
-    gap, rel_gap : float
-        ``primal - dual`` and :func:`convexnn.gap.relative_gap` (``gap / max(|primal|, 1e-300)``).
+        Objective of the candidate (network objective (4), or convex objective of a solution).
+    primal_error : float
+        For a network: a bound on the rounding error of ``primal`` plus the regularization its
+        first layers add when scaled into :math:`\|W_{1k}\|_F \le 1` (the objective accepts a
+        tolerance there). ``0.0`` for a solution.
+    lower_bound : float
+        The dual value :math:`-\ell^*(-p)` of :math:`p = c\,u`, :math:`u = -\nabla\ell(\hat y)`
+        (moved into the conjugate's domain), with the best :math:`c \le \beta/(M + \text{rounding})`,
+        its own rounding error subtracted
+        (:func:`convexnn.duality.bounds.feasible_dual_value`): :math:`p` is feasible for the dual
+        (6) restricted to the blocks. ``dual`` is the same number (read-only).
+    dual_point : ndarray of shape (n,)
+        The point :math:`p`.
     dual_constraint : float
-        :math:`M`, the upper bound on the dual constraint's left side before scaling (compare
-        with ``beta``).
+        :math:`M`, the rigorous upper bound on the dual constraint's left side at :math:`u`
+        (compare with ``beta``).
     beta : float
+        The regularization :math:`\beta` (read-only, ``= lam``).
     exact : bool
-        True when the program's patterns are complete: then ``dual`` is a lower bound on the
-        objective of *every* network of architecture (4) (any ``K``), and ``gap`` certifies the
-        candidate's suboptimality. False for sampled patterns: ``dual`` only bounds the program
-        restricted to those patterns (an upper bound on :math:`P^*`), not the true optimum.
+        True when the program's patterns are complete: then ``lower_bound`` is a lower bound on the
+        objective of *every* network of architecture (4) (any ``K``), and ``gap`` bounds the
+        candidate's suboptimality. False for sampled patterns: ``lower_bound`` only bounds the
+        program restricted to those patterns (an upper bound on :math:`P^*`), not the true optimum.
+    rigorous : bool
+        ``exact`` and the candidate is a network: then ``gap`` is a proof. A convex solution's
+        objective is evaluated at a point that meets the cone constraints only to the solver's
+        accuracy, so it is not the objective of a network; certify its network
+        (``three_layer_gap(f, sol.to_network())``) for a proof. ``note`` says which case holds.
     note : str
     """
 
-    primal: float
-    dual: float
-    gap: float
-    rel_gap: float
+    family: ClassVar[str] = "three-layer ReLU network"
+
     dual_constraint: float
-    beta: float
-    exact: bool
-    note: str
+    dual_point: np.ndarray | None = None
+    rigorous: bool = False
+    method: str = "three_layer_gap"
+
+    @property
+    def dual(self) -> float:
+        """The lower bound (dual value), ``= lower_bound``."""
+        return self.lower_bound
+
+    @property
+    def beta(self) -> float:
+        r"""The regularization :math:`\beta`, ``= lam``."""
+        return self.lam
+
+    def _details(self) -> list[str]:
+        return [f"  dual constraint M/beta       {self.dual_constraint / self.lam if self.lam else float('inf'):.6g}"
+                f"   ({'complete' if self.exact else 'sampled'} patterns)"]
 
 
 def three_layer_gap(formulation: ThreeLayerFormulation, candidate: Any = None, *,
-                    solver: str | None = None) -> ThreeLayerCertificate:
+                    solver: str | None = None, rtol: float = 1e-6) -> ThreeLayerCertificate:
     r"""Duality gap / certificate for a three-layer network (Ergen & Pilanci (ICML 2021) dual (6), Remark 3).
 
     Parameters
@@ -285,43 +326,87 @@ def three_layer_gap(formulation: ThreeLayerFormulation, candidate: Any = None, *
         with its own objective (4); it must satisfy :math:`\|W_{1k}\|_F \le 1`.
     solver : str, optional
         Solver for the dual-constraint SOCP (:meth:`ThreeLayerFormulation.dual_constraint`).
+    rtol : float
+        Relative gap reported as the tolerance of the certificate, in (0, 1).
 
     Returns
     -------
     ThreeLayerCertificate
-        Weak duality gives ``dual <= value of the program``; with complete patterns that value is
-        the infimum of (4) over all networks, so ``gap`` bounds the candidate's suboptimality.
+        Weak duality gives ``lower_bound <= value of the program``; with complete patterns that
+        value is the infimum of (4) over all networks, so ``gap`` bounds the candidate's
+        suboptimality, rounding errors counted (a proof, ``rigorous=True``, for a network
+        candidate).
     """
     from convexnn.networks.deep import ThreeLayerReLU
 
     if not isinstance(formulation, ThreeLayerFormulation):
         raise InputError("three_layer_gap needs a ThreeLayerFormulation (from convexnn.three_layer).")
+    if isinstance(rtol, bool) or not isinstance(rtol, (int, float)) or not 0 < rtol < 1:
+        raise InputError(f"rtol must be a number in (0, 1); got {rtol!r}.")
     f = formulation
     beta = f.lam_value
     if candidate is None:
         candidate = f.last_solution
         if candidate is None:
             raise InputError("no candidate given and the formulation has not been solved.")
+    from convexnn.duality.bounds import feasible_dual_value, row_norm_bounds
+
+    is_net = isinstance(candidate, ThreeLayerReLU)
     if isinstance(candidate, ConvexSolution):
         pred = candidate.fit
         primal = candidate.objective()
-    elif isinstance(candidate, ThreeLayerReLU):
+        err = 0.0
+    elif is_net:
+        if candidate.bias and not f.bias:
+            raise InputError("the network has a hidden bias but the program has bias=False: its lower bound "
+                             "does not cover such networks.")
         pred = candidate.predict(f.X)
         primal = candidate.objective(f.X, f.y, beta, f.loss)
+        err = _network_objective_error(candidate, candidate.design(f.X), pred, f.y, beta, f.loss)
     else:
         raise InputError(f"candidate must be a ConvexSolution or a ThreeLayerReLU; got {type(candidate).__name__}.")
-    u = -f.loss.grad(pred, f.y)
+    u = f.loss.project_dual(-np.asarray(f.loss.grad(pred, f.y), dtype=np.float64), f.y)
     M = f.dual_constraint(u, solver=solver)
-    scale = 1.0 if M <= beta else beta / M
-    dual = f.loss.dual_value(scale * u, f.y)
-    gap = primal - dual
-    note = ("global: the patterns are complete, so `dual` lower-bounds every three-layer network (4)"
-            if f.exact else
-            "relative to the sampled patterns only: `dual` lower-bounds the restricted program (12), "
-            "which is itself an upper bound on the true optimum; this is not a global certificate")
-    return ThreeLayerCertificate(primal=float(primal), dual=float(dual), gap=float(gap),
-                                 rel_gap=relative_gap(primal, dual), dual_constraint=M,
-                                 beta=beta, exact=f.exact, note=note)
+    # the best feasible multiple of u; M is sublinear and M(e) <= sum_i |e_i| ||x_i|| (|z_i| <= ||x_i||
+    # when sum_j ||q_j|| <= 1), so the rounding of the scaled point is covered as for two layers
+    dual, point = feasible_dual_value(f.loss, u, f.y, beta, M, row_norm_bounds(f.Xa))
+    if not f.exact:
+        note = ("relative to the sampled patterns only: `lower_bound` lower-bounds the restricted program (12), "
+                "which is itself an upper bound on the true optimum; this is not a global certificate")
+    elif not is_net:
+        note = ("global: the patterns are complete, so `lower_bound` lower-bounds every three-layer network (4); "
+                "the candidate is a convex solution (cone constraints met to the solver's accuracy), not a "
+                "network: certify three_layer_gap(f, sol.to_network()) for a proof")
+    else:
+        note = ("global: the patterns are complete, so `lower_bound` lower-bounds every three-layer network (4), "
+                "rounding errors counted")
+    return ThreeLayerCertificate(primal=float(primal), primal_error=float(err), lower_bound=float(dual),
+                                 lam=float(beta), rtol=float(rtol), exact=bool(f.exact), rigorous=bool(f.exact and is_net),
+                                 dual_constraint=float(M), dual_point=point,
+                                 bound_method="complete blocks" if f.exact else "sampled blocks", note=note)
+
+
+def _network_objective_error(net: Any, Xa: np.ndarray, pred: np.ndarray, y: np.ndarray, beta: float,
+                             loss: Loss) -> float:
+    r"""Bound on :math:`|\text{objective (4) as evaluated} - P(\text{net})|` over architecture (4).
+
+    Predictions: every layer is a sum of products followed by an exact ReLU (1-Lipschitz), so
+    :math:`|\mathrm{fl}(\hat y_i) - \hat y_i| \le \gamma_k \sum_k|w_{3k}|\sum_j|w_{2kj}|\,|x_i|^\top|W_{1kj}|`
+    with :math:`k` the depth of the sums (Higham, :mod:`convexnn.rounding`); the loss adds its
+    slope times that plus its own rounding (:meth:`Loss.slope_bound`, :meth:`Loss.value_error`),
+    the regularizer :math:`\gamma` times its value. The objective accepts
+    :math:`\|W_{1k}\|_F \le 1 + \text{tol}`; the same function inside the architecture (scale
+    :math:`W_{1k}` by :math:`1/c_k`, :math:`w_{2k}` by :math:`c_k`, :math:`c_k = \max(1, \|W_{1k}\|_F)`)
+    costs :math:`\tfrac\beta2\sum_k (c_k^2 - 1)\|w_{2k}\|^2` more, which is added.
+    """
+    K, dp, m1 = net.W1.shape
+    absp = np.einsum("nd,kdm,km,k->n", np.abs(Xa), np.abs(net.W1), np.abs(net.w2), np.abs(net.w3))
+    e = rounding.gamma(2 * (dp + m1 + K) + 8) * absp
+    err = float(np.sum(loss.slope_bound(pred, y, e) * e)) + loss.value_error(pred, y)
+    err += beta * net.regularizer() * rounding.gamma(2 * K * (m1 + 1) + 8)
+    c2 = np.maximum(np.sum(net.W1 ** 2, axis=(1, 2)) * (1.0 + rounding.gamma(dp * m1 + 4)), 1.0)
+    err += 0.5 * beta * float(np.sum((c2 - 1.0) * np.sum(net.w2 ** 2, axis=1))) * (1.0 + rounding.gamma(K * m1 + 8))
+    return err + 1e-300
 
 
 def three_layer_size(n: int, d: int, n_blocks: int, m: int) -> dict[str, int]:

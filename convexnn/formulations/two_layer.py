@@ -26,6 +26,14 @@ an upper bound on it with any subset of patterns (the mapped network is feasible
 and is *exactly* the training problem of a gated ReLU network with gates ``patterns.gates``
 (:class:`~convexnn.GatedReLU`), with any pattern set.
 
+**First-layer penalty** (``penalty=`` / ``l1_ratio=``, :mod:`convexnn.formulations.penalties`):
+the Euclidean norms above are the default :math:`R = \|\cdot\|_2`; any norm :math:`R` gives the
+programs with :math:`\lambda\sum_i R(u_i)` (:math:`R(v_i) + R(w_i)` for C-ReLU), equivalent to
+the networks trained with :math:`\tfrac\lambda2\sum_j (R(W_{1,:j})^2 + \|w_{2,j}\|^2)` (Pilanci &
+Ergen, ICML 2020: rescale each neuron). ``penalty="sparse_group"`` (sparse group lasso,
+:math:`R(u) = (1-a)\|u\|_2 + a\|u\|_1`, ``l1_ratio = a``) zeroes single input features of the
+first layer: feature selection. For vector outputs it applies per column (``vector_reg="group"``).
+
 **Vector output** (``y`` of shape ``(n, c)``, blocks :math:`V_i \in \mathbb R^{d'\times c}`),
 chosen by ``vector_reg``:
 
@@ -50,7 +58,7 @@ chosen by ``vector_reg``:
 Construction (``docs/DESIGN.md``): one ``(d', P)`` variable per block family (``V``, ``W`` or
 ``U``; ``(d', c P)`` for vector outputs, output-major: columns ``k*P .. (k+1)*P - 1`` belong
 to output ``k``), masked products ``sum(multiply(masks, Xa @ V), axis=1)``, the group norms
-``norm(V, 2, axis=0)``, and the cone constraints as ONE matrix constraint each,
+``norm(V, 2, axis=0)`` (the penalty's ``cvx`` form), and the cone constraints as ONE matrix constraint each,
 ``constraints["cone_v"] = multiply(S, Xa @ V) >= 0`` with ``S = 2*masks - 1`` (dual values of
 shape ``(n, P)``, or ``(n, c P)``). ``lam`` is a nonnegative ``cp.Parameter`` multiplying the
 regularizer, so the problems are DPP: changing ``f.lam.value`` and re-solving reuses the
@@ -60,12 +68,15 @@ The all-zero pattern (:math:`D_i = 0`), when present, is **kept**: its blocks do
 fit and only add to the regularizer, so they are zero at every optimum (keep it harmlessly; use
 ``patterns.without_empty()`` to drop it). Keeping it makes :func:`convexnn.from_network` able to
 represent dead neurons with the same objective.
+
+This module builds the programs; the program classes (:class:`CReLU`, :class:`CGReLU`,
+:class:`MinNormInterpolation`: weights, predictions, regularizer, maps to networks) live in
+:mod:`convexnn.formulations.two_layer_models` and are importable from here as well.
 """
 
 from __future__ import annotations
 
 import time
-import warnings
 from typing import Any
 
 import cvxpy as cp
@@ -74,19 +85,11 @@ import scipy.sparse as sp
 
 from convexnn.arrangements.patterns import Patterns
 from convexnn.data import check_bool, check_lam, check_X, check_y
-from convexnn.errors import TooLargeError, ConvexNNWarning, InputError
-from convexnn.formulations.blocks import (
-    ZERO_RTOL,
-    block_fit,
-    block_regularizer,
-    cone_violation,
-    gated_neurons,
-    group_neurons,
-    nuclear_relu_neurons,
-    zero_block_threshold,
-)
-from convexnn.formulations.formulation import ConvexSolution, Formulation
+from convexnn.errors import TooLargeError, InputError
+from convexnn.formulations.blocks import ZERO_RTOL
 from convexnn.formulations.losses import Loss, get_loss
+from convexnn.formulations.penalties import Nuclear, Penalty, get_penalty
+from convexnn.formulations.two_layer_models import CGReLU, CReLU, MinNormInterpolation
 
 __all__ = [
     "CReLU",
@@ -104,7 +107,8 @@ _VECTOR_REGS = ("group", "nuclear")
 # ============================================================================ validation
 def _prepare(
     X: Any, y: Any, patterns: Any, loss: str | Loss, bias: bool | None, vector_reg: str,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, Loss, bool]:
+    penalty: str | Penalty | None = None, l1_ratio: float | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, Loss, bool, Penalty]:
     if not isinstance(patterns, Patterns):
         raise InputError(f"patterns must be a convexnn.Patterns; got {type(patterns).__name__}. Build them "
                          "with convexnn.enumerate_patterns(X) or Patterns.from_gates(X, gates).")
@@ -121,7 +125,16 @@ def _prepare(
         raise InputError("the pattern set is empty; the convex program would have no variables.")
     if vector_reg not in _VECTOR_REGS:
         raise InputError(f"vector_reg must be one of {_VECTOR_REGS}; got {vector_reg!r}.")
-    return Xc, Xa, yc, lo, bool(bias)
+    pen = get_penalty(penalty, l1_ratio)
+    if isinstance(pen, Nuclear):
+        raise InputError("the nuclear penalty is chosen with vector_reg='nuclear' (vector outputs), "
+                         "not with penalty=.")
+    if yc.ndim == 2 and vector_reg == "nuclear":
+        if not pen.group_l2:
+            raise InputError(f"vector_reg='nuclear' has its own (nuclear-norm) regularizer; the {pen.name!r} "
+                             "penalty combines with vector_reg='group' only.")
+        pen = Nuclear()
+    return Xc, Xa, yc, lo, bool(bias), pen
 
 
 #: largest dense data (bytes) a builder materializes before CVXPY compiles anything
@@ -168,197 +181,18 @@ def _cone(Xa: np.ndarray, signs: np.ndarray, B: cp.Variable, c: int) -> cp.Const
     return cp.multiply(S, Xa @ B) >= 0
 
 
-def _reg_expr(B: cp.Variable, P: int, c: int, vector_reg: str) -> cp.Expression:
-    if c == 1 or vector_reg == "group":
-        return cp.sum(cp.norm(B, 2, axis=0))
-    # one nuclear-norm atom per block (an SDP cone each); columns i, i+P, ... form block i
-    return cp.sum(cp.hstack([cp.normNuc(B[:, i::P]) for i in range(P)]))
-
-
-# ============================================================================ numpy helpers
-def _blocks(value: np.ndarray, P: int, c: int) -> np.ndarray:
-    """``(d', c P)`` variable value -> ``(P, d')`` or ``(P, d', c)`` convex weights."""
-    if c == 1:
-        return np.ascontiguousarray(value.T)
-    d = value.shape[0]
-    return np.ascontiguousarray(value.reshape(d, c, P).transpose(2, 0, 1))
-
-
-def _check_weights(weights: dict[str, np.ndarray], keys: tuple[str, ...], shape: tuple[int, ...]) -> None:
-    for k in keys:
-        if k not in weights:
-            raise InputError(f"weights need the key {k!r}; got {sorted(weights)}.")
-        if np.shape(weights[k]) != shape:
-            raise InputError(f"weights[{k!r}] must have shape {shape}; got {np.shape(weights[k])}.")
-
-
-# ============================================================================ formulations
-class _TwoLayerFormulation(Formulation):
-    """Shared pieces of the two-layer programs (sizes, vector layout)."""
-
-    vector_reg: str = "group"
-
-    @property
-    def n_outputs(self) -> int:
-        return 1 if self.y.ndim == 1 else int(self.y.shape[1])
-
-    @property
-    def masks(self) -> np.ndarray:
-        """``patterns.masks`` as floats, shape ``(n, P)``."""
-        return self.meta["masks"]
-
-    @property
-    def signs(self) -> np.ndarray:
-        """``2 * masks - 1``, shape ``(n, P)``: row signs of the cones :math:`\\mathcal K_i`."""
-        return 2.0 * self.meta["masks"] - 1.0
-
-    def nnz_estimate(self) -> int:
-        """Nonzeros of the canonicalized program: ``k n P d' c`` with ``k = 4`` for C-ReLU (two
-        masked products, two cone constraints) and ``k = 1`` for C-GReLU."""
-        n, d = self.Xa.shape
-        k = 4 if "W" in self.variables else 1
-        return int(k * n * self.n_patterns * d * self.n_outputs)
-
-    def _weight_shape(self) -> tuple[int, ...]:
-        d = self.Xa.shape[1]
-        P = self.n_patterns
-        return (P, d) if self.n_outputs == 1 else (P, d, self.n_outputs)
-
-    def _zero_threshold(self, *arrays: np.ndarray) -> float:
-        """:func:`~convexnn.formulations.blocks.zero_block_threshold` with this program's data scale."""
-        return zero_block_threshold(*arrays, Xa=self.Xa, y=self.y)
-
-
-class CReLU(_TwoLayerFormulation):
-    r"""The C-ReLU program (see the module docstring); built by :func:`c_relu`.
-
-    Weights: ``{"V": (P, d'), "W": (P, d')}`` (``(P, d', c)`` for vector output).
-    Constraints: ``"cone_v"``, ``"cone_w"`` (one ``(n, P)`` matrix constraint each).
-    """
-
-    kind = "c_relu"
-    cone_constraints = True
-    weight_keys = ("V", "W")
-
-    def weights_from_variables(self) -> dict[str, np.ndarray]:
-        P, c = self.n_patterns, self.n_outputs
-        return {k: _blocks(np.asarray(self.variables[k].value, dtype=float), P, c) for k in ("V", "W")}
-
-    def predict(self, weights: dict[str, np.ndarray]) -> np.ndarray:
-        r""":math:`\sum_i D_i X_a (v_i - w_i)` on the training data."""
-        _check_weights(weights, ("V", "W"), self._weight_shape())
-        return block_fit(self.Xa, self.masks, np.asarray(weights["V"]) - np.asarray(weights["W"]))
-
-    def regularizer(self, weights: dict[str, np.ndarray]) -> float:
-        r""":math:`\sum_i \|v_i\|_2 + \|w_i\|_2` (group) or :math:`\sum_i \|V_i\|_* + \|W_i\|_*` (nuclear)."""
-        _check_weights(weights, ("V", "W"), self._weight_shape())
-        return (block_regularizer(np.asarray(weights["V"]), self.vector_reg)
-                + block_regularizer(np.asarray(weights["W"]), self.vector_reg))
-
-    def constraint_violation(self, weights: dict[str, np.ndarray]) -> float:
-        r"""Largest violation of :math:`(2D_i - I)X_a v_i \ge 0`, :math:`(2D_i - I)X_a w_i \ge 0`."""
-        _check_weights(weights, ("V", "W"), self._weight_shape())
-        return max(cone_violation(self.Xa, self.signs, np.asarray(weights["V"])),
-                   cone_violation(self.Xa, self.signs, np.asarray(weights["W"])))
-
-    def to_network(self, solution: ConvexSolution) -> Any:
-        r"""C -> NC mapping (Mishkin & Pilanci (ICML 2023) "Solution Mapping for C-ReLU", Pilanci (2021 talk) Theorem).
-
-        Each nonzero block becomes one neuron,
-        :math:`W_{1,:j} = v_i/\sqrt{\|v_i\|}`, :math:`w_{2,j} = \sqrt{\|v_i\|}` and
-        :math:`W_{1,:j} = w_i/\sqrt{\|w_i\|}`, :math:`w_{2,j} = -\sqrt{\|w_i\|}`; zero blocks (norm
-        at most ``ZERO_RTOL`` times the largest block norm or the data scale
-        :math:`\|y\|/\|X_a\|_F`, whichever is larger) are dropped. Since :math:`v_i \in \mathcal K_i`,
-        :math:`(X_a v_i)_+ = D_i X_a v_i`, so the network has the convex model's predictions and
-        weight decay :math:`\sum\|v_i\| + \|w_i\|`: the same objective.
-        """
-        from convexnn.networks.two_layer import TwoLayerReLU
-
-        V = np.asarray(solution.weights["V"], dtype=float)
-        W = np.asarray(solution.weights["W"], dtype=float)
-        thr = self._zero_threshold(V, W)
-        if V.ndim == 3 and self.vector_reg == "nuclear":
-            cols, outs, exact = nuclear_relu_neurons(self.Xa, self.signs, V, W, thr)
-            if not exact:
-                net = TwoLayerReLU(cols, outs, bias=self.bias)
-                gap = net.objective(self.X, self.y, solution.lam, self.loss) - solution.objective()
-                warnings.warn("nuclear C-ReLU: some singular vectors are not in their cone; those blocks were "
-                              f"mapped column by column (same predictions, objective higher by {gap:.3g}).",
-                              ConvexNNWarning, stacklevel=3)
-                return net
-            return TwoLayerReLU(cols, outs, bias=self.bias)
-        cols, outs = [], []
-        for U, sign in ((V, 1.0), (W, -1.0)):
-            c_, o_ = group_neurons(U, sign, thr)
-            cols.append(c_)
-            outs.append(o_)
-        return TwoLayerReLU(np.hstack(cols), np.concatenate(outs, axis=0), bias=self.bias)
-
-
-class MinNormInterpolation(CReLU):
-    r"""The :math:`\lambda \to 0` C-ReLU program of Pilanci (2021 talk) (built by :func:`min_norm_interpolation`).
-
-    Objective :math:`\sum_i \|v_i\| + \|w_i\|` (times the unit parameter ``lam``, kept for a uniform
-    API), cones as in C-ReLU, and the constraint ``"fit"`` (:math:`\sum_i D_i X_a(v_i - w_i) = y`)
-    or ``"margin"`` (:math:`y \odot \sum_i D_i X_a(v_i - w_i) \ge 1`). ``loss`` is ``squared`` or
-    ``hinge`` respectively, both zero on the feasible set, so ``solution.objective()`` is the
-    minimum norm and the mapped network's weight decay equals it.
-    """
-
-    kind = "min_norm"
-
-    def constraint_violation(self, weights: dict[str, np.ndarray]) -> float:
-        viol = super().constraint_violation(weights)
-        fit = self.predict(weights)
-        if self.meta["classification"]:
-            return max(viol, float(max(0.0, np.max(1.0 - self.y * fit))))
-        return max(viol, float(np.max(np.abs(fit - self.y))))
-
-
-class CGReLU(_TwoLayerFormulation):
-    r"""The C-GReLU program (Mishkin, Sahiner & Pilanci (ICML 2022) Thm 2.2); built by :func:`c_grelu`.
-
-    Weights: ``{"U": (P, d')}`` (``(P, d', c)`` for vector output). No constraints.
-    """
-
-    kind = "c_grelu"
-    cone_constraints = False
-    weight_keys = ("U",)
-
-    def weights_from_variables(self) -> dict[str, np.ndarray]:
-        return {"U": _blocks(np.asarray(self.variables["U"].value, dtype=float), self.n_patterns,
-                             self.n_outputs)}
-
-    def predict(self, weights: dict[str, np.ndarray]) -> np.ndarray:
-        r""":math:`\sum_i D_i X_a u_i` on the training data."""
-        _check_weights(weights, ("U",), self._weight_shape())
-        return block_fit(self.Xa, self.masks, np.asarray(weights["U"]))
-
-    def regularizer(self, weights: dict[str, np.ndarray]) -> float:
-        r""":math:`\sum_i \|u_i\|_2` (group) or :math:`\sum_i \|U_i\|_*` (nuclear)."""
-        _check_weights(weights, ("U",), self._weight_shape())
-        return block_regularizer(np.asarray(weights["U"]), self.vector_reg)
-
-    def to_network(self, solution: ConvexSolution) -> Any:
-        r"""C -> NC mapping of Mishkin, Sahiner & Pilanci (ICML 2022) Thm 2.2: a :class:`~convexnn.GatedReLU` with the same objective.
-
-        Each nonzero block :math:`u_i` becomes a neuron with gate :math:`g_i` (``patterns.gates``),
-        :math:`W_{1,:j} = u_i/\sqrt{\|u_i\|}`, :math:`w_{2,j} = \sqrt{\|u_i\|}` (group norm, one
-        neuron per nonzero column for vector outputs), or
-        :math:`W_{1,:j} = \sqrt{\sigma_k} p_k`, :math:`w_{2,j} = \sqrt{\sigma_k} q_k` for the SVD
-        :math:`U_i = \sum_k \sigma_k p_k q_k^\top` (nuclear norm). Zero blocks are dropped.
-        """
-        from convexnn.networks.two_layer import GatedReLU
-
-        U = np.asarray(solution.weights["U"], dtype=float)
-        idx, W1, w2 = gated_neurons(U, self._zero_threshold(U), self.vector_reg)
-        return GatedReLU(np.asarray(self.patterns.gates)[:, idx], W1, w2, bias=self.bias)
+def _reg_expr(B: cp.Variable, P: int, penalty: Penalty) -> cp.Expression:
+    r""":math:`\sum_i R(b_i)` over the columns of ``B`` (the penalty's CVXPY form, vectorized), or
+    for the nuclear norm one atom per block (an SDP cone each; columns ``i, i+P, ...`` form block ``i``)."""
+    if isinstance(penalty, Nuclear):
+        return penalty.cvx_blocks(B, P)
+    return penalty.cvx(B)
 
 
 # ============================================================================ builders
 def _build_relu(
     cls: type[CReLU], X: np.ndarray, Xa: np.ndarray, y: np.ndarray, lo: Loss, patterns: Patterns,
-    bias: bool, lam_value: float, vector_reg: str, *, target: str | None = None,
+    bias: bool, lam_value: float, vector_reg: str, penalty: Penalty, *, target: str | None = None,
 ) -> CReLU:
     t0 = time.perf_counter()
     d = Xa.shape[1]
@@ -370,7 +204,7 @@ def _build_relu(
     V = cp.Variable((d, c * P), name="V")
     W = cp.Variable((d, c * P), name="W")
     fit = _maskedblock_fit(Xa, masks, V, c) - _maskedblock_fit(Xa, masks, W, c)
-    reg = _reg_expr(V, P, c, vector_reg) + _reg_expr(W, P, c, vector_reg)
+    reg = _reg_expr(V, P, penalty) + _reg_expr(W, P, penalty)
     constraints = {"cone_v": _cone(Xa, signs, V, c), "cone_w": _cone(Xa, signs, W, c)}
     if target is None:
         objective = lo.cvx(fit, y) + lam * reg
@@ -381,7 +215,7 @@ def _build_relu(
     f = cls(problem, lam, X=X, Xa=Xa, y=y, loss=lo, patterns=patterns, bias=bias,
             variables={"V": V, "W": W}, constraints=constraints,
             meta={"masks": masks, "vector_reg": vector_reg, "build_time": time.perf_counter() - t0,
-                  "classification": target == "margin"})
+                  "classification": target == "margin", "penalty": penalty})
     f.vector_reg = vector_reg
     return f
 
@@ -395,6 +229,8 @@ def c_relu(
     loss: str | Loss = "squared",
     bias: bool | None = None,
     vector_reg: str = "group",
+    penalty: str | Penalty | None = None,
+    l1_ratio: float | None = None,
 ) -> CReLU:
     r"""Build the C-ReLU program of a two-layer ReLU network (Mishkin, Sahiner & Pilanci (ICML 2022), Mishkin & Pilanci (ICML 2023), Pilanci (2021 talk)).
 
@@ -421,6 +257,15 @@ def c_relu(
     vector_reg : {"group", "nuclear"}
         Regularizer for vector outputs (ignored for ``y`` of shape ``(n,)``), see the module
         docstring.
+    penalty : {"group_l2", "sparse_group"} or Penalty, optional
+        First-layer penalty :math:`R` of the regularizer :math:`\lambda\sum_i R(v_i) + R(w_i)`
+        (:mod:`convexnn.formulations.penalties`): default the group lasso
+        :math:`R = \|\cdot\|_2`; ``"sparse_group"`` :math:`R(u) = (1-a)\|u\|_2 + a\|u\|_1`
+        selects input features (the network then has weight decay
+        :math:`\tfrac\lambda2\sum_j R(W_{1,:j})^2 + w_{2,j}^2`).
+    l1_ratio : float, optional
+        :math:`a \in [0, 1)` of the sparse group penalty (given alone it selects it; ``0`` is the
+        default program).
 
     Returns
     -------
@@ -445,10 +290,10 @@ def c_relu(
     >>> bool(abs(net.objective(X, y, 0.1) - sol.value) < 1e-6)
     True
     """
-    Xc, Xa, yc, lo, b = _prepare(X, y, patterns, loss, bias, vector_reg)
+    Xc, Xa, yc, lo, b, pen = _prepare(X, y, patterns, loss, bias, vector_reg, penalty, l1_ratio)
     lam_value = check_lam(lam)
     _check_build_size("c_relu", Xa.shape[0], len(patterns), 1 if yc.ndim == 1 else yc.shape[1], 4)
-    return _build_relu(CReLU, Xc, Xa, yc, lo, patterns, b, lam_value, vector_reg)
+    return _build_relu(CReLU, Xc, Xa, yc, lo, patterns, b, lam_value, vector_reg, pen)
 
 
 def c_grelu(
@@ -460,6 +305,8 @@ def c_grelu(
     loss: str | Loss = "squared",
     bias: bool | None = None,
     vector_reg: str = "group",
+    penalty: str | Penalty | None = None,
+    l1_ratio: float | None = None,
 ) -> CGReLU:
     r"""Build the C-GReLU program of a gated ReLU network (Mishkin, Sahiner & Pilanci (ICML 2022) Thm 2.2).
 
@@ -472,7 +319,7 @@ def c_grelu(
     with the same patterns (drop the cone constraints, set :math:`u_i = v_i - w_i`). Parameters
     and errors as in :func:`c_relu`; weights ``{"U": (P, d')}``, no constraints.
     """
-    Xc, Xa, yc, lo, b = _prepare(X, y, patterns, loss, bias, vector_reg)
+    Xc, Xa, yc, lo, b, pen = _prepare(X, y, patterns, loss, bias, vector_reg, penalty, l1_ratio)
     lam_value = check_lam(lam)
     _check_build_size("c_grelu", Xa.shape[0], len(patterns), 1 if yc.ndim == 1 else yc.shape[1], 2)
     t0 = time.perf_counter()
@@ -483,10 +330,11 @@ def c_grelu(
     lamp = _lam_parameter(lam_value)
     U = cp.Variable((d, c * P), name="U")
     fit = _maskedblock_fit(Xa, masks, U, c)
-    problem = cp.Problem(cp.Minimize(lo.cvx(fit, yc) + lamp * _reg_expr(U, P, c, vector_reg)))
+    problem = cp.Problem(cp.Minimize(lo.cvx(fit, yc) + lamp * _reg_expr(U, P, pen)))
     f = CGReLU(problem, lamp, X=Xc, Xa=Xa, y=yc, loss=lo, patterns=patterns, bias=b,
                variables={"U": U}, constraints={},
-               meta={"masks": masks, "vector_reg": vector_reg, "build_time": time.perf_counter() - t0})
+               meta={"masks": masks, "vector_reg": vector_reg, "build_time": time.perf_counter() - t0,
+                     "penalty": pen})
     f.vector_reg = vector_reg
     return f
 
@@ -499,6 +347,8 @@ def min_norm_interpolation(
     classification: bool = False,
     bias: bool | None = None,
     vector_reg: str = "group",
+    penalty: str | Penalty | None = None,
+    l1_ratio: float | None = None,
 ) -> MinNormInterpolation:
     r"""The :math:`\lambda \to 0` programs of Pilanci (2021 talk) (min-norm interpolation / max-margin).
 
@@ -527,8 +377,8 @@ def min_norm_interpolation(
         the data exactly / separates it.
     """
     loss = "hinge" if classification else "squared"
-    Xc, Xa, yc, lo, b = _prepare(X, y, patterns, loss, bias, vector_reg)
+    Xc, Xa, yc, lo, b, pen = _prepare(X, y, patterns, loss, bias, vector_reg, penalty, l1_ratio)
     _check_build_size("min_norm_interpolation", Xa.shape[0], len(patterns),
                       1 if yc.ndim == 1 else yc.shape[1], 4)
-    return _build_relu(MinNormInterpolation, Xc, Xa, yc, lo, patterns, b, 1.0, vector_reg,
+    return _build_relu(MinNormInterpolation, Xc, Xa, yc, lo, patterns, b, 1.0, vector_reg, pen,
                        target="margin" if classification else "fit")

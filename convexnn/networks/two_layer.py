@@ -29,6 +29,7 @@ import numpy as np
 from convexnn.data import add_bias, check_bool, check_lam, check_X, check_y
 from convexnn.errors import InputError
 from convexnn.formulations.losses import Loss, get_loss
+from convexnn.formulations.penalties import Penalty, get_penalty
 
 __all__ = ["TwoLayerReLU", "GatedReLU", "network_predict", "network_objective", "rebalance"]
 
@@ -58,16 +59,18 @@ def _output_norms(w2: np.ndarray) -> np.ndarray:
     return np.abs(w2) if w2.ndim == 1 else np.linalg.norm(w2, axis=1)
 
 
-def rebalance(W1: np.ndarray, w2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def rebalance(W1: np.ndarray, w2: np.ndarray, penalty: Penalty | None = None) -> tuple[np.ndarray, np.ndarray]:
     r"""Rescale every neuron so that :math:`\|W_{1j}\|_2 = \|w_{2j}\|_2` (same predictions).
 
     The activation is positively homogeneous, so :math:`(cW_{1j}, w_{2j}/c)` computes the same
     function for :math:`c > 0`; the choice :math:`c^2 = \|w_{2j}\|/\|W_{1j}\|` minimizes the
     weight decay to :math:`\lambda\|W_{1j}\|\,\|w_{2j}\|` (AM-GM; Mishkin, Sahiner & Pilanci,
     Fast Convex Optimization for Two-Layer ReLU Networks, ICML 2022, proof of Thm 2.2). A neuron
-    with one zero factor contributes nothing; it is zeroed (its weight decay drops to 0).
+    with one zero factor contributes nothing; it is zeroed (its weight decay drops to 0). With a
+    first-layer ``penalty`` :math:`R` the balance is :math:`R(W_{1j}) = \|w_{2j}\|_2`.
     """
-    n1 = np.linalg.norm(W1, axis=0)
+    pen = get_penalty(penalty)
+    n1 = np.linalg.norm(W1, axis=0) if pen.group_l2 else pen.norms(W1.T)
     a2 = _output_norms(w2)
     live = (n1 > 0) & (a2 > 0)
     c = np.zeros_like(n1)
@@ -95,9 +98,14 @@ def _as_weights(W1: Any, w2: Any) -> tuple[np.ndarray, np.ndarray]:
 class _TwoLayer:
     """Shared behaviour of the two-layer networks (weights, design matrix, objective)."""
 
-    def __init__(self, W1: Any, w2: Any, *, bias: bool = False) -> None:
+    def __init__(self, W1: Any, w2: Any, *, bias: bool = False, penalty: str | Penalty | None = None) -> None:
         self.W1, self.w2 = _as_weights(W1, w2)
         self.bias = check_bool(bias, "bias")
+        #: first-layer norm R of the weight decay (convexnn.formulations.penalties; default group_l2)
+        self.penalty = get_penalty(penalty)
+        if self.penalty.name == "nuclear":
+            raise InputError("a network's first-layer penalty is a vector norm (group_l2, sparse_group); "
+                             "the nuclear norm belongs to vector-output convex programs.")
         if self.bias and self.W1.shape[0] < 2:
             raise InputError("with bias=True, W1 needs d + 1 >= 2 rows (the last row is the bias).")
 
@@ -137,7 +145,10 @@ class _TwoLayer:
         return self.hidden(X) @ self.w2
 
     def regularizer(self) -> float:
-        r"""Weight decay :math:`\tfrac12\sum_j (\|W_{1,:j}\|^2 + \|w_{2,j}\|^2)` (multiplied by ``lam`` in :meth:`objective`)."""
+        r"""Weight decay :math:`\tfrac12\sum_j (\|W_{1,:j}\|^2 + \|w_{2,j}\|^2)` (multiplied by ``lam`` in :meth:`objective`);
+        with a first-layer ``penalty`` :math:`R`, :math:`\tfrac12\sum_j (R(W_{1,:j})^2 + \|w_{2,j}\|^2)`."""
+        if not self.penalty.group_l2:
+            return self.penalty.network_value(self.W1, self.w2)
         return weight_decay(self.W1, self.w2)
 
     def objective(self, X: Any, y: Any, lam: float, loss: str | Loss = "squared") -> float:
@@ -168,7 +179,7 @@ class _TwoLayer:
         weight decay is minimal at :math:`\beta = \sqrt{\|w_{2,j}\|/\|W_{1,:j}\|}` (:func:`rebalance`;
         a neuron with one zero factor is zeroed).
         """
-        return self._replace(*rebalance(self.W1, self.w2))
+        return self._replace(*rebalance(self.W1, self.w2, self.penalty))
 
     def without_zero_neurons(self, tol: float = 0.0) -> "_TwoLayer":
         """Drop neurons whose first- or second-layer weights have norm ``<= tol`` (they never contribute)."""
@@ -211,10 +222,10 @@ class TwoLayerReLU(_TwoLayer):
         return self.design(X) @ self.W1 >= 0
 
     def _replace(self, W1: np.ndarray, w2: np.ndarray) -> "TwoLayerReLU":
-        return TwoLayerReLU(W1, w2, bias=self.bias)
+        return TwoLayerReLU(W1, w2, bias=self.bias, penalty=self.penalty)
 
     def _select(self, keep: np.ndarray) -> "TwoLayerReLU":
-        return TwoLayerReLU(self.W1[:, keep], self.w2[keep], bias=self.bias)
+        return TwoLayerReLU(self.W1[:, keep], self.w2[keep], bias=self.bias, penalty=self.penalty)
 
     def __repr__(self) -> str:
         return (f"TwoLayerReLU(d={self.n_features}, m={self.n_neurons}, c={self.n_outputs}, "
@@ -343,8 +354,9 @@ class GatedReLU(_TwoLayer):
     bias : bool
     """
 
-    def __init__(self, gates: Any, W1: Any, w2: Any, *, bias: bool = False) -> None:
-        super().__init__(W1, w2, bias=bias)
+    def __init__(self, gates: Any, W1: Any, w2: Any, *, bias: bool = False,
+                 penalty: str | Penalty | None = None) -> None:
+        super().__init__(W1, w2, bias=bias, penalty=penalty)
         G = np.array(gates, dtype=np.float64, copy=True)
         if G.shape != self.W1.shape:
             raise InputError(f"gates must have the shape of W1 {self.W1.shape}; got {G.shape}.")
@@ -362,10 +374,11 @@ class GatedReLU(_TwoLayer):
         return self.design(X) @ self.gates >= 0
 
     def _replace(self, W1: np.ndarray, w2: np.ndarray) -> "GatedReLU":
-        return GatedReLU(self.gates, W1, w2, bias=self.bias)
+        return GatedReLU(self.gates, W1, w2, bias=self.bias, penalty=self.penalty)
 
     def _select(self, keep: np.ndarray) -> "GatedReLU":
-        return GatedReLU(self.gates[:, keep], self.W1[:, keep], self.w2[keep], bias=self.bias)
+        return GatedReLU(self.gates[:, keep], self.W1[:, keep], self.w2[keep], bias=self.bias,
+                         penalty=self.penalty)
 
     def __repr__(self) -> str:
         return (f"GatedReLU(d={self.n_features}, m={self.n_neurons}, c={self.n_outputs}, "

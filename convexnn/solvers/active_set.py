@@ -11,32 +11,12 @@ C-ReLU over the patterns :math:`D_1, \dots, D_P` (Mishkin, Sahiner & Pilanci (IC
 Call a *block* a pair :math:`(i, \sigma)`: :math:`\sigma = +1` is :math:`v_i`, :math:`\sigma = -1`
 is :math:`w_i`. At the optimum only a few blocks are nonzero (group sparsity), so the program
 restricted to a *working set* :math:`\mathcal W` of blocks (all other blocks fixed to zero) is
-small. Its Lagrange dual, written with :math:`v = -\nabla f(\hat y)` as in the duality module
-(Mishkin & Pilanci (ICML 2023); Ergen & Pilanci (ICML 2021) eq. (6)), is
-
-.. math::
-
-    \max_v\ -f^*(-v)\quad\text{s.t.}\quad
-    s_{i\sigma}(v) := \min_{\rho \ge 0}\big\|\sigma X_a^\top D_i v + A_i^\top\rho\big\|_2
-    = \big\|\Pi_{\mathcal K_i}(\sigma X_a^\top D_i v)\big\|_2 \le \lambda
-    \quad \forall (i, \sigma),
-
-(Moreau: the polar of :math:`\mathcal K_i` is :math:`\{-A_i^\top\rho: \rho\ge 0\}`), and the *full*
-dual has the same constraint for **all** blocks. Hence, for the primal point :math:`(V, W)` of a
-restricted solve with prediction :math:`\hat y`:
-
-1. :math:`v = -\nabla f(\hat y)` is scaled into the full dual feasible set by
-   :math:`c \le \lambda / s(v)`, :math:`s(v) = \max_{i, \sigma} s_{i\sigma}(v)`, computed by
-   :func:`convexnn.duality.cones.cone_support` (batched half-space bounds + NNLS; every
-   inexact NNLS only *over*-estimates :math:`s`, so the bound stays valid);
-   :func:`convexnn.duality.bounds.best_scale` picks the best such :math:`c`;
-2. :math:`P(V, W) - \big(-f^*(-cv)\big) \ge P(V, W) - P^\star` is a certified gap over all
-   :math:`P` patterns (up to the cone violation of :math:`(V, W)`, reported separately);
-3. a block outside :math:`\mathcal W` with :math:`s_{i\sigma}(v) > \lambda` is a violated dual
-   constraint: the restricted optimum is not optimal for the full program (KKT: the zero block's
-   subdifferential condition fails). The most violated blocks join :math:`\mathcal W` and the
-   restricted program is solved again (a cutting-plane / column-generation step, as in the
-   working sets of Blitz and Celer, and in Mishkin, Sahiner & Pilanci (ICML 2022) Sec. 4's termination by min-norm subgradient).
+small. The certificate of a restricted solution over **all** patterns and the scan for
+violated blocks (the cone-aware dual, :math:`s_{i\sigma}(v) \le \lambda`) are in
+:mod:`convexnn.solvers.relu_certificate`; a block outside :math:`\mathcal W` with
+:math:`s_{i\sigma}(v) > \lambda` is a violated dual constraint, and the most violated blocks
+join :math:`\mathcal W` before the restricted program is solved again (a cutting-plane /
+column-generation step, as in the working sets of Blitz and Celer).
 
 The loop terminates: every round that does not stop adds at least one block that is not in
 :math:`\mathcal W`, and a block leaves :math:`\mathcal W` (when it is zero in the restricted
@@ -54,10 +34,13 @@ when the interior point fails numerically: the squared loss directly as a conic 
 cones for the logistic loss). This is what makes the polish cheap: the optimum typically has a
 few dozen nonzero blocks out of hundreds.
 
-The initial working set comes from a *screening* dual point (the C-GReLU solution with the same
-patterns, cheap with R-FISTA, or a warm start): the (at most ``screen_limit``) most promising
-blocks with :math:`s_{i\sigma}(v_{\text{screen}}) \ge \tau\lambda` (:math:`\tau` =
-``screen_level``), plus the support of the warm start.
+The initial working set comes from the *screening* solve (the C-GReLU program with the same
+patterns, cheap with R-FISTA, or a warm start): the support of the C-GReLU solution, one sign
+per gated neuron first (the sign whose cone it violates least), as many blocks as the expected
+final working set (:func:`gated_start`: the cheapest start under the cost model of the
+restricted solves), plus the (at most ``screen_limit``) most promising blocks with
+:math:`s_{i\sigma}(v_{\text{screen}}) \ge \tau\lambda` for its dual candidate
+(:math:`\tau` = ``screen_level``), plus the support of the warm start.
 
 References: Mishkin, Sahiner & Pilanci (ICML 2022) (Mishkin, Sahiner, Pilanci 2022: C-ReLU, termination by the min-norm
 subgradient), Mishkin & Pilanci (ICML 2023) / Ergen & Pilanci (ICML 2021) eq. (6) (the cone-constrained dual), Mishkin (PhD thesis, Stanford) bonus slides (AL fallback);
@@ -73,291 +56,26 @@ from typing import Any, Callable
 
 import numpy as np
 
-from convexnn.duality.bounds import best_scale
-from convexnn.duality.cones import cone_support, project_cone
-from convexnn.formulations.blocks import block_fit
 from convexnn.errors import InputError
 from convexnn.formulations.losses import Loss, SquaredLoss
-from convexnn.gap import relative_gap
-from convexnn.solvers.backend import get_backend
 from convexnn.solvers.block_ipm import solve_block_ipm, warm_start
-from convexnn.solvers.gap import relu_violation
-from convexnn.solvers.operators import MaskedDesign
+from convexnn.solvers.relu_certificate import (
+    PolishCertificate,
+    _certificate,
+    _primal,
+    certify_relu,
+    scan_blocks,
+    screen_blocks,
+    violation,
+)
 
-__all__ = ["PolishCertificate", "ActiveSetResult", "RestrictedSolution", "certify_relu", "block_values",
+__all__ = ["PolishCertificate", "ActiveSetResult", "RestrictedSolution", "certify_relu",
            "screen_blocks", "scan_blocks", "solve_restricted", "solve_relu_active_set", "violation"]
 
-_ADD_RTOL = 1e-9  # a block is violated when s_i > lam * (1 + _ADD_RTOL)
 _FAER_MIN_VARS = 800  # restricted squared-loss solves with more variables use Clarabel's faer LDL
 #: The block interior point's answer is used when its relative gap and residuals are below this
 #: (its rounding floor is typically 1e-12 .. 1e-9); otherwise the restricted program goes to Clarabel.
 _IPM_ACCEPT = 1e-7
-
-
-@dataclass
-class PolishCertificate:
-    r"""Global certificate of a C-ReLU point over all patterns (see the module docstring).
-
-    Attributes
-    ----------
-    primal : float
-        :math:`P(V, W)`.
-    dual : float
-        :math:`-f^*(-c\,v)`, a lower bound on the optimum (for cone-feasible competitors).
-    gap, rel_gap : float
-        ``primal - dual`` and :func:`convexnn.gap.relative_gap`.
-    s : float
-        :math:`s(v)`, the largest dual-constraint value over all blocks (valid upper bound).
-    scale : float
-        The dual scaling :math:`c \in [0, \lambda / s]`.
-    dual_point : ndarray, shape (n,)
-        :math:`c\,v` with :math:`v = -\nabla f(\hat y)` (the duality module's convention).
-    bounds : ndarray, shape (P,)
-        Cheap per-pattern upper bounds of :math:`\max_\sigma s_{i\sigma}(v)` (from
-        :func:`~convexnn.duality.cones.cone_support`).
-    v : ndarray, shape (n,)
-        The unscaled candidate :math:`-\nabla f(\hat y)`.
-    n_nnls : int
-        NNLS problems solved by the certificate.
-    """
-
-    primal: float
-    dual: float
-    gap: float
-    rel_gap: float
-    s: float
-    scale: float
-    dual_point: np.ndarray
-    bounds: np.ndarray
-    v: np.ndarray
-    n_nnls: int
-
-
-def _primal(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float, loss: Loss, V: np.ndarray,
-            W: np.ndarray) -> tuple[float, np.ndarray]:
-    fit = block_fit(Xa, masks, V - W)
-    reg = float(np.linalg.norm(V, axis=1).sum() + np.linalg.norm(W, axis=1).sum())
-    return loss.value(fit, y) + lam * reg, fit
-
-
-def violation(Xa: np.ndarray, masks: np.ndarray, V: np.ndarray, W: np.ndarray) -> tuple[float, float]:
-    r"""Absolute and relative cone violation of ``(V, W)`` in numpy float64: the numpy instance of
-    :func:`convexnn.solvers.gap.relu_violation`."""
-    return relu_violation(MaskedDesign(Xa, masks, get_backend()), V, W)
-
-
-def certify_relu(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float, loss: Loss, V: np.ndarray,
-                 W: np.ndarray, *, exact: bool = True) -> PolishCertificate:
-    r"""Certified duality gap of the C-ReLU point ``(V, W)`` over **all** patterns of ``masks``.
-
-    Uses the cone-aware dual of the module docstring: :math:`v = -\nabla f(\hat y)`, the exact
-    :math:`s(v)` by :func:`~convexnn.duality.cones.cone_support` and the best dual scaling by
-    :func:`~convexnn.duality.bounds.best_scale`.
-
-    Parameters
-    ----------
-    Xa : ndarray, shape (n, d')
-    masks : ndarray of bool, shape (n, P)
-    y : ndarray, shape (n,)
-    lam : float
-    loss : Loss
-    V, W : ndarray, shape (P, d')
-    exact : bool
-        False: use the cheap half-space upper bounds of :math:`s(v)` only (no NNLS; a valid but
-        looser certificate, used between rounds of the working-set loop).
-
-    Returns
-    -------
-    PolishCertificate
-    """
-    primal, fit = _primal(Xa, masks, y, lam, loss, V, W)
-    v = -np.asarray(loss.grad(fit, y), dtype=np.float64)
-    cs = cone_support(Xa, masks, v, exact=exact)
-    return _certificate(primal, v, y, lam, loss, cs.value, cs.bounds, cs.n_nnls)
-
-
-def _certificate(primal: float, v: np.ndarray, y: np.ndarray, lam: float, loss: Loss, s: float,
-                 bounds: np.ndarray, n_nnls: int) -> PolishCertificate:
-    r"""The certificate of a primal value and a candidate ``v`` with a valid upper bound ``s`` of :math:`s(v)`."""
-    cmax = lam / s if s > 0 else np.inf
-    c, dual = best_scale(loss, v, y, cmax)  # restricted to the conjugate's domain (logistic)
-    gap = primal - dual
-    rel = relative_gap(primal, dual)
-    return PolishCertificate(primal, float(dual), gap, rel, s, c, c * v, bounds, v, n_nnls)
-
-
-def scan_blocks(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, lam: float, active: np.ndarray,
-                limit: int) -> tuple[np.ndarray, float | None, np.ndarray, int]:
-    r"""One pass that finds violated blocks outside the working set *and* the exact :math:`s(v)`.
-
-    Blocks :math:`(i, \sigma)` are visited in decreasing order of their cheap half-space upper
-    bound :math:`b_{i\sigma}` (:func:`_sign_bounds`, the bound of
-    :func:`~convexnn.duality.cones.cone_support` per sign), down to
-    :math:`\lambda(1 + 10^{-9})`; each gets an upper bound of :math:`s_{i\sigma}(v)` that is exact
-    when above that level (:func:`_block_value`: a small NNLS on the most violated rows, then the
-    full NNLS). The pass stops early once ``limit`` violated blocks outside ``active`` are found
-    (the loop will go on; no exact :math:`s` is needed). Otherwise every block that could exceed
-    the level was examined, and
-
-    .. math:: s(v) \le \max\big(\max_{\text{examined}} \min(\hat s_{i\sigma}, b_{i\sigma}),\ \max_{\text{not examined}} b_{i\sigma}\big)
-
-    is a valid upper bound (the same quantity as the branch and bound of ``cone_support``, which
-    this pass replaces in the working-set loop so that no NNLS is solved twice).
-
-    Returns
-    -------
-    (blocks, s, bounds, n_nnls)
-        ``blocks`` of shape ``(k, 2)`` (rows ``(sign_row, i)``, most violated first); ``s`` the
-        valid upper bound of :math:`s(v)`, or None after an early stop.
-    """
-    ub = _sign_bounds(Xa, masks, v)  # (2, P)
-    bounds = ub.max(axis=0)
-    level = lam * (1.0 + _ADD_RTOL)
-    rn = np.linalg.norm(Xa, axis=1)
-    rn = np.where(rn > 0, rn, 1.0)
-    flat = ub.ravel()
-    order = np.argsort(-flat, kind="stable")
-    P = masks.shape[1]
-    best = 0.0
-    found: list[tuple[float, int, int]] = []
-    n_nnls = 0
-    stopped = False
-    rest = 0.0
-    for pos, k in enumerate(order):
-        if flat[k] <= level:
-            rest = float(flat[k])
-            break
-        sgn, i = divmod(int(k), P)
-        m = np.asarray(masks[:, i], dtype=bool)
-        g = (1.0 - 2.0 * sgn) * (Xa.T @ np.where(m, v, 0.0))
-        val = min(_block_value(Xa, rn, np.where(m, 1.0, -1.0), g, level), float(flat[k]))
-        n_nnls += 1
-        best = max(best, val)
-        if val > level and not active[sgn, i]:
-            found.append((val, sgn, i))
-            if len(found) >= limit and pos + 1 < len(order):
-                stopped = True
-                break
-    found.sort(key=lambda t: -t[0])
-    blocks = np.array([[sg, i] for _, sg, i in found], dtype=np.int64).reshape(-1, 2)
-    return blocks, (None if stopped else max(best, rest)), bounds, n_nnls
-
-
-def _block_value(Xa: np.ndarray, rn: np.ndarray, sg: np.ndarray, g: np.ndarray, level: float) -> float:
-    r"""An upper bound of :math:`\|\Pi_{\mathcal K}(g)\|`, exact whenever it exceeds ``level``.
-
-    :math:`\min_{\rho \ge 0}\|g + A^\top\rho\|` with :math:`\rho` supported on a subset of rows is
-    still an upper bound (any :math:`\rho \ge 0` is, see :mod:`convexnn.duality.cones`), so a
-    small NNLS over the :math:`3d'` rows most violated by ``g`` decides most blocks; only when it
-    stays above ``level`` is the full NNLS (:func:`~convexnn.duality.cones.project_cone`) solved.
-    """
-    n, d = Xa.shape
-    kk = min(n, 3 * d)
-    if kk < n:
-        marg = sg * (Xa @ g) / rn
-        J = np.argpartition(marg, kk - 1)[:kk]
-        u1 = float(np.linalg.norm(project_cone(Xa[J], sg[J], g)[0]))
-        if u1 <= level:
-            return u1
-    else:
-        u1 = np.inf
-    return min(u1, float(np.linalg.norm(project_cone(Xa, sg, g)[0])))
-
-
-def _sign_bounds(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray) -> np.ndarray:
-    r"""Cheap upper bounds of :math:`s_{i\sigma}(v)` per sign, shape ``(2, P)``.
-
-    The single-half-space bound of :func:`~convexnn.duality.cones.cone_support`
-    (:math:`\|\Pi_H(g)\|^2 = \|g\|^2 - \max_j (a_j^\top g)_-^2/\|a_j\|^2`, :math:`H \supseteq \mathcal K_i`),
-    kept separately for :math:`\sigma = \pm 1` (``cone_support`` returns their maximum).
-    """
-    rn = np.linalg.norm(Xa, axis=1)
-    Xn = Xa / np.where(rn > 0, rn, 1.0)[:, None]
-    Mb = np.asarray(masks, dtype=bool)
-    G = (Xa * v[:, None]).T @ Mb.astype(np.float64)  # (d', P): X_a^T D_i v
-    g2 = np.einsum("ij,ij->j", G, G)
-    Z = Xn @ G
-    np.negative(Z, out=Z, where=~Mb)
-    out = np.empty((2, Mb.shape[1]))
-    out[0] = np.sqrt(np.maximum(g2 - np.minimum(Z.min(axis=0), 0.0) ** 2, 0.0))
-    out[1] = np.sqrt(np.maximum(g2 - np.maximum(Z.max(axis=0), 0.0) ** 2, 0.0))
-    return out
-
-
-def block_values(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    r"""Exact :math:`s_{i\sigma}(v) = \|\Pi_{\mathcal K_i}(\sigma X_a^\top D_i v)\|` for patterns ``idx``.
-
-    Returns an array of shape ``(len(idx), 2)``: column 0 is :math:`\sigma = +1` (block
-    :math:`v_i`), column 1 is :math:`\sigma = -1` (block :math:`w_i`). One NNLS each
-    (:func:`~convexnn.duality.cones.project_cone`).
-    """
-    out = np.zeros((len(idx), 2))
-    for k, i in enumerate(np.asarray(idx, dtype=np.int64)):
-        m = np.asarray(masks[:, i], dtype=bool)
-        g = Xa.T @ np.where(m, v, 0.0)
-        sg = np.where(m, 1.0, -1.0)
-        out[k, 0] = float(np.linalg.norm(project_cone(Xa, sg, g)[0]))
-        out[k, 1] = float(np.linalg.norm(project_cone(Xa, sg, -g)[0]))
-    return out
-
-
-def screen_blocks(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, level: float,
-                  bounds: np.ndarray | None = None, exclude: np.ndarray | None = None,
-                  limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    r"""Blocks with :math:`s_{i\sigma}(v) \ge` ``level``, most violated first.
-
-    The cheap per-sign half-space bounds (:func:`_sign_bounds`, capped by ``bounds`` when given)
-    discard most blocks; the rest get :func:`_block_value` (exact when above ``level``).
-
-    Parameters
-    ----------
-    Xa, masks, v
-        Data, patterns (``(n, P)``) and dual candidate ``(n,)``.
-    level : float
-    bounds : ndarray, shape (P,), optional
-        Valid per-pattern upper bounds (e.g. :attr:`PolishCertificate.bounds`).
-    exclude : ndarray of bool, shape (2, P), optional
-        Blocks to skip (row 0: :math:`v_i`, row 1: :math:`w_i`).
-    limit : int, optional
-        Stop once this many blocks are found: blocks are examined in decreasing order of
-        their bound, so the result holds the most promising ones (NNLS are the cost; a
-        certificate never depends on this list).
-
-    Returns
-    -------
-    (blocks, values)
-        ``blocks`` of shape ``(k, 2)`` with rows ``(sign_row, i)`` (``sign_row`` 0 for
-        :math:`v_i`, 1 for :math:`w_i`) and their values, sorted by decreasing value.
-    """
-    ub = _sign_bounds(Xa, masks, v)
-    if bounds is not None:
-        ub = np.minimum(ub, bounds[None, :])
-    rn = np.linalg.norm(Xa, axis=1)
-    rn = np.where(rn > 0, rn, 1.0)
-    P = masks.shape[1]
-    flat = ub.ravel()
-    rows: list[int] = []
-    cols: list[int] = []
-    out: list[float] = []
-    for k in np.argsort(-flat, kind="stable"):
-        if flat[k] < level:
-            break
-        sgn, i = divmod(int(k), P)
-        if exclude is not None and exclude[sgn, i]:
-            continue
-        m = np.asarray(masks[:, i], dtype=bool)
-        g = (1.0 - 2.0 * sgn) * (Xa.T @ np.where(m, v, 0.0))
-        val = _block_value(Xa, rn, np.where(m, 1.0, -1.0), g, level)
-        if val >= level:
-            rows.append(sgn)
-            cols.append(i)
-            out.append(val)
-            if limit is not None and len(out) >= limit:
-                break
-    order = np.argsort(-np.asarray(out)) if out else np.zeros(0, dtype=np.int64)
-    blocks = np.stack([np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)], axis=1)[order] \
-        if out else np.zeros((0, 2), dtype=np.int64)
-    return blocks, np.asarray(out)[order] if out else np.zeros(0)
 
 
 @dataclass
@@ -632,6 +350,70 @@ class ActiveSetResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
+#: Expected C-ReLU working set over the C-GReLU support size (diabetes 119/98, synthetic 83/72 blocks
+#: over neurons on the dense-support cells of ``bench/bench_matrix.py``; 12/25 .. 18/16 on sparse ones).
+_SUPPORT_RATIO = 1.2
+
+
+def restricted_seconds(n: int, k: int, d: int, quadratic: bool, iterations: float = 35.0) -> float:
+    r"""Predicted seconds of one restricted interior-point solve on ``k`` blocks:
+    ``iterations`` times :func:`convexnn.solvers.block_ipm.iteration_flops` at
+    :data:`convexnn.solvers.gated_ipm.FLOP_RATE`, plus the per-iteration overhead."""
+    from convexnn.solvers.block_ipm import iteration_flops
+    from convexnn.solvers.gated_ipm import _IPM_ITER_SECONDS, FLOP_RATE
+
+    return iterations * (iteration_flops(n, k, d, quadratic)[0] / FLOP_RATE + _IPM_ITER_SECONDS)
+
+
+def gated_start(Xa: np.ndarray, masks: np.ndarray, U: np.ndarray, loss: Loss,
+                exclude: np.ndarray | None = None, budget_seconds: float = 60.0) -> np.ndarray:
+    r"""Initial C-ReLU working set from the C-GReLU solution ``U`` with the same patterns.
+
+    A gated neuron :math:`u_i \ne 0` is split by C-ReLU into :math:`v_i - w_i` with
+    :math:`v_i, w_i \in \mathcal K_i`; the candidate blocks are, first, for every gated neuron
+    (largest :math:`\|D_iX_au_i\|` first) the sign :math:`\sigma` whose cone :math:`\sigma u_i`
+    violates least (relative violation :math:`\|(S_i X_a\sigma u_i)_-\| / \|X_a u_i\|`), then the
+    other signs, least violated first.
+
+    **Size.** With the restricted cost :math:`T(k)` (:func:`restricted_seconds`) superlinear in
+    ``k``, a working set that doubles from ``k_0`` up to the final size :math:`K` costs
+    :math:`\sum_j T(K/2^j) \ge T(K)` plus one certificate scan per round, so the cheapest start
+    is the expected final size itself: ``_SUPPORT_RATIO`` times the gated support (the candidates
+    in the order above), cut to the largest ``k`` with :math:`T(k) \le` ``budget_seconds``.
+
+    Returns
+    -------
+    ndarray of bool, shape (2, P)
+        Row 0: blocks :math:`v_i`, row 1: blocks :math:`w_i`.
+    """
+    n, d = Xa.shape
+    P = masks.shape[1]
+    out = np.zeros((2, P), dtype=bool)
+    supp = np.flatnonzero(np.linalg.norm(U, axis=1) > 0)
+    if supp.size == 0:
+        return out
+    S = 2.0 * np.asarray(masks[:, supp], dtype=np.float64) - 1.0  # (n, s)
+    Z = Xa @ U[supp].T  # (n, s)
+    scale = np.maximum(np.linalg.norm(Z, axis=0), 1e-300)
+    viol = np.stack([np.linalg.norm(np.minimum(S * Z, 0.0), axis=0),
+                     np.linalg.norm(np.minimum(-S * Z, 0.0), axis=0)]) / scale  # (2, s): sign rows
+    fitn = np.linalg.norm(np.asarray(masks[:, supp], dtype=np.float64) * Z, axis=0)
+    best = np.argmin(viol, axis=0)
+    order = np.argsort(-fitn, kind="stable")
+    cand = [(int(best[j]), int(supp[j])) for j in order]
+    other = np.argsort(viol[1 - best, np.arange(supp.size)], kind="stable")
+    cand += [(int(1 - best[j]), int(supp[j])) for j in other]
+    if exclude is not None:
+        cand = [c for c in cand if not exclude[c]]
+    k = min(len(cand), int(np.ceil(_SUPPORT_RATIO * supp.size)))
+    quad = bool(getattr(loss, "unit_curvature", False))
+    while k > 1 and restricted_seconds(n, k, d, quad) > budget_seconds:
+        k = int(0.8 * k)
+    for c in cand[:k]:
+        out[c] = True
+    return out
+
+
 def solve_relu_active_set(
     Xa: np.ndarray,
     masks: np.ndarray,
@@ -640,6 +422,7 @@ def solve_relu_active_set(
     loss: Loss,
     *,
     v_screen: np.ndarray | None = None,
+    U_screen: np.ndarray | None = None,
     V0: np.ndarray | None = None,
     W0: np.ndarray | None = None,
     tol: float = 1e-8,
@@ -673,6 +456,11 @@ def solve_relu_active_set(
         Screening dual candidate (e.g. :math:`-\nabla f` at the C-GReLU solution): blocks with
         :math:`s_{i\sigma}(v_{\text{screen}}) \ge` ``screen_level`` :math:`\lambda` start in the
         working set.
+    U_screen : ndarray, shape (P, d'), optional
+        The C-GReLU solution with the same patterns (the screening solve): the initial working
+        set is chosen from its support by :func:`gated_start` (one sign per gated neuron, the sign
+        whose cone it violates least, plus the other signs that are nearly feasible, as many as
+        the expected final working set).
     V0, W0 : ndarray, shape (P, d'), optional
         Warm start; its nonzero blocks start in the working set, and when it is already certified
         to ``tol`` (and cone feasible to ``viol_tol``) it is returned without solving.
@@ -762,6 +550,8 @@ def solve_relu_active_set(
         add, _ = screen_blocks(Xa, masks, cert.v, lam * screen_level, cert.bounds, exclude=active,
                                limit=screen_limit)
         active[add[:, 0], add[:, 1]] = True
+    if U_screen is not None:
+        active |= gated_start(Xa, masks, np.asarray(U_screen, dtype=np.float64), loss, exclude=active)
     if v_screen is not None:
         add, _ = screen_blocks(Xa, masks, np.asarray(v_screen, dtype=np.float64), lam * screen_level,
                                exclude=active, limit=screen_limit)

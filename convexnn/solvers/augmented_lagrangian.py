@@ -1,8 +1,10 @@
 r"""Augmented Lagrangian method for C-ReLU (Mishkin (PhD thesis, Stanford), bonus slides "AL Method"; Mishkin, Sahiner & Pilanci (ICML 2022)).
 
-Since the active-set polish (:mod:`convexnn.solvers.active_set`) became the default C-ReLU path
-of :func:`convexnn.solve`, this method runs with ``polish=False`` and as the fallback when the
-polish cannot finish (it is then warm-started from the polish's point and cone multipliers).
+In :func:`convexnn.solve` (solver ``"relu_active_set"``) the default C-ReLU path is the
+active-set polish (:mod:`convexnn.solvers.active_set`); this method runs with ``polish=False``
+and as the fallback when the polish cannot finish (it is then warm-started from the polish's
+point and cone multipliers). It handles the group-lasso penalty only (its prox is the group soft
+threshold), so the solver refuses other first-layer penalties.
 
 C-ReLU is :math:`\min F(v, w)` subject to :math:`G_i v_i \ge 0,\ G_i w_i \ge 0` with
 :math:`G_i = \operatorname{diag}(2m_i - 1)\tilde X` and

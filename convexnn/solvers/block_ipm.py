@@ -45,12 +45,29 @@ Cholesky (the Gram matrix :math:`F^\top F` is formed once for the squared loss, 
 ``k n`` cone rows cost :math:`O(k n d'^2)` per iteration and never enter a factorization.
 A general conic solver (Clarabel) factorizes the sparse KKT system with all ``k n`` rows instead.
 
-**Few samples, many blocks.** For the squared loss :math:`F^\top F` has rank at most ``n``; when
-``n`` is small next to ``k d'`` the reduced matrix is solved by the Sherman--Morrison--Woodbury
-identity on its block-diagonal part (``k`` factorizations of size ``d'`` and one of size ``n``,
-:math:`O(n^2 k d')` work per iteration instead of :math:`O(k^3 d'^3)`), refined against the
-reduced matrix itself; an iteration whose refined solve is not accurate falls back to the dense
-Cholesky.
+**Few samples, many blocks.** :math:`F^\top\operatorname{diag}(f'')F` has rank at most ``n``;
+when that is cheaper by flop count (:func:`iteration_flops`: :math:`n^2kd'` for the symmetric
+rank-``kd'`` update against :math:`(kd')^3/3` for the dense Cholesky) the reduced matrix is solved
+by the Sherman--Morrison--Woodbury identity on its block-diagonal part (``k`` factorizations of size
+``d'`` and one of size ``n``), for any smooth loss (the curvature enters as
+:math:`\operatorname{diag}(f'')^{1/2}F`), without forming :math:`F^\top F`. The Woodbury solution is
+refined against the reduced matrix itself, by iterative refinement and, when that stalls, by
+conjugate gradients preconditioned with the Woodbury solve (near the end the block scalings spread
+over many orders of magnitude and the identity loses digits). An iteration whose refined solve is
+still not accurate (or whose ``d' x d'`` blocks are not numerically positive definite) falls back
+to the dense Cholesky when that costs at most four Woodbury iterations; otherwise the block
+factors are rebuilt from eigendecompositions with the small eigenvalues floored (a better
+conditioned preconditioner, the refinement corrects it), and if that fails too the dense Cholesky
+takes over, or, once the iterate is accurate to :math:`10^{-8}`, the solve ends at its best
+iterate.
+
+**Centrality correctors.** After Mehrotra's predictor-corrector direction, up to
+:data:`_CORRECTORS` correctors of Gondzio ("Multiple centrality corrections in a primal-dual
+method for linear programming", Comput. Optim. Appl. 1996) aim the complementarity products of a
+longer trial step into :math:`[0.1, 10]\sigma\mu` (the cone rows one by one; for the
+second-order cones the eigenvalues :math:`u_0 \pm \|u_1\|` of the Jordan product of the badly
+centred ones); a corrected direction is kept only when it lengthens the step. Each costs one more
+solve with the same factorization.
 
 **Warm starts.** Successive working sets of the polishes overlap; :func:`warm_start` builds a
 strictly interior start for a new working set from an interior iterate of the previous solve
@@ -74,11 +91,65 @@ import scipy.linalg
 from convexnn.backend import NUMPY
 from convexnn.formulations.losses import Loss
 
-__all__ = ["BlockIPMResult", "solve_block_ipm", "warm_start"]
+__all__ = ["BlockIPMResult", "solve_block_ipm", "warm_start", "iteration_flops"]
 
+#: Gondzio centrality correctors per iteration at most (cone rows)
+_CORRECTORS = 2
 _STEP = 0.99  # fraction of the step to the boundary
 #: relative residual of the refined Woodbury solve above which the dense Cholesky takes over
 _LOW_RANK_RTOL = 1e-10
+#: refinement steps of the Woodbury solve at most (each one product with the reduced matrix)
+_REFINE_MAX = 4
+#: a failed Woodbury solve ends the solve at the best iterate, instead of a dense fallback much
+#: costlier than the Woodbury iterations, once the relative residuals and gap are below this
+_LOW_RANK_STOP = 1e-8
+#: preconditioned conjugate-gradient steps at most when the refinement stalls
+_CG_MAX = 60
+
+
+def iteration_flops(n: int, k: int, d: int, quadratic: bool) -> tuple[float, bool]:
+    r"""Floating-point operations of one iteration on ``k`` blocks of ``d`` variables, and whether
+    the Sherman--Morrison--Woodbury solve is the cheaper one.
+
+    Dense: the Cholesky factorization of the ``k d x k d`` reduced matrix, :math:`(kd)^3/3`, and
+    for a non-quadratic loss the product :math:`F^\top\operatorname{diag}(f'')F`, :math:`n(kd)^2`
+    (symmetric). Woodbury: :math:`H^\top H` with :math:`H` of size ``k d x n``, :math:`n^2kd`
+    (symmetric rank-``kd`` update), the Cholesky of size ``n``, :math:`n^3/3`, the ``k`` block
+    products :math:`2knd^2` and the refinement steps with :math:`F`. Both add the residuals,
+    :math:`O(nkd)`, and the ``k`` per-block ``d x d`` terms.
+    """
+    nx = float(k * d)
+    base = 12.0 * n * nx + 40.0 * k * d ** 3
+    dense = nx ** 3 / 3.0 + 6.0 * nx ** 2 + (0.0 if quadratic else n * nx ** 2)
+    wood = n * n * nx + n ** 3 / 3.0 + 2.0 * k * n * d * d + 16.0 * n * nx
+    return base + min(dense, wood), wood < dense
+
+
+def _syrk_t(H: np.ndarray) -> np.ndarray:
+    """:math:`I + H^\top H` (upper triangle valid) by one symmetric rank-k update (BLAS ``dsyrk``)."""
+    S = scipy.linalg.blas.dsyrk(1.0, H.T, trans=0)  # H.T is F-contiguous: (H^T)(H^T)^T = H^T H
+    S[np.diag_indices_from(S)] += 1.0
+    return S
+
+
+def _block_cholesky(Bd: np.ndarray, floor: float = 1e-13) -> np.ndarray:
+    """Square-root factors ``L`` (``L L^T`` = block) of the ``(k, d, d)`` blocks: Cholesky, or, when a
+    block is not numerically positive definite (the Schur complement of a nearly singular cone
+    scaling), ``Q diag(sqrt(max(eig, floor)))`` from its eigendecomposition for every block, with the
+    eigenvalues floored at ``floor`` times the block's largest; the refinement against the
+    unperturbed matrix absorbs the floor."""
+    if floor <= 1e-13:
+        try:
+            return np.linalg.cholesky(Bd)
+        except np.linalg.LinAlgError:
+            pass
+    Bs = 0.5 * (Bd + np.swapaxes(Bd, 1, 2))
+    if not np.all(np.isfinite(Bs)):
+        raise np.linalg.LinAlgError("non-finite block")
+    ev, Q = np.linalg.eigh(Bs)
+    top = np.maximum(ev[:, -1:], 1e-300)
+    ev = np.maximum(ev, floor * top)
+    return Q * np.sqrt(ev)[:, None, :]
 
 
 class _LowRankFailed(Exception):
@@ -264,13 +335,15 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
         The returned ``state`` is the last iterate with relative complementarity above this level.
     low_rank : bool, optional
         Solve the reduced system by the Sherman--Morrison--Woodbury identity instead of one dense
-        Cholesky (squared loss only): with :math:`B = LL^\top` the block-diagonal part,
-        :math:`K = B + F^\top F = L(I + HH^\top)L^\top`, :math:`H = L^{-1}F^\top`, and
-        :math:`(I + HH^\top)^{-1} = I - H(I_n + H^\top H)^{-1}H^\top`: ``k`` Cholesky factors of
-        size ``d'`` and one of size ``n`` (:math:`O(n^2 k d')` work instead of
-        :math:`O(k^3 d'^3)`), followed by iterative refinement with :math:`K` itself. Default: when
-        ``n <= 0.6 k d'``. The dense Cholesky takes over in an iteration whose refined solution
-        does not satisfy the system to :math:`10^{-10}` relative accuracy.
+        Cholesky: with :math:`B = LL^\top` the block-diagonal part and :math:`G = \operatorname{diag}(f'')`,
+        :math:`K = B + F^\top GF = L(I + HH^\top)L^\top`, :math:`H = L^{-1}F^\top G^{1/2}`, and
+        :math:`(I + HH^\top)^{-1} = I - H(I_n + H^\top H)^{-1}H^\top`: ``k`` factors of size ``d'``
+        and one Cholesky of size ``n`` (:math:`O(n^2 k d')` work instead of :math:`O(k^3 d'^3)`),
+        followed by refinement with :math:`K` itself (iterative refinement, then preconditioned
+        conjugate gradients). Default: when :func:`iteration_flops` says it is cheaper. The dense
+        Cholesky takes over in an iteration whose refined solution does not satisfy the system to
+        :math:`10^{-10}` relative accuracy (or the solve ends at its best iterate, see the module
+        docstring).
 
     Returns
     -------
@@ -290,16 +363,20 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
                               float(loss.value_on(NUMPY, np.zeros(n), y)), time.perf_counter() - t0)
     F = (Fc[:, :, None] * Xa[:, None, :]).reshape(n, nx)
     quad = bool(loss.unit_curvature)
-    if quad and gram is None:
+    if low_rank is None:
+        low_rank = iteration_flops(n, k, d, quad)[1]
+    low_rank = bool(low_rank)
+    if quad and gram is None and not low_rank:
         gram = F.T @ F
     Sk = 2.0 * Mk - 1.0 if cones else np.zeros((n, 0))
     XX = (Xa[:, :, None] * Xa[:, None, :]).reshape(n, d * d) if cones else None
     nl = Sk.size
     nu = nl + k  # degree of the cone
-    if low_rank is None:
-        low_rank = n <= 0.6 * nx
-    low_rank = bool(low_rank and quad)
+    # a dense factorization costs more than 4 Woodbury iterations
+    dense_costly = low_rank and nx ** 3 / 3.0 > 4.0 * iteration_flops(n, k, d, quad)[0]
+    dense_stop = False
     Ft = F.reshape(n, k, d).transpose(1, 2, 0) if low_rank else None  # (k, d, n): the blocks of F^T
+    Fsq = np.einsum("ij,ij->i", F, F) if low_rank else None  # row norms^2 of F (traces)
 
     def fit(X: np.ndarray) -> np.ndarray:
         return np.einsum("nk,nk->n", Fc, Xa @ X.T)
@@ -311,19 +388,26 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
     # CVXOPT's coneqp initialization: the least-squares point of the KKT system with W = I,
     # (H + G^T G) u = -q, s = -G u, z = G u, both shifted into the cone interior by one scalar
     z0 = np.zeros(n)
-    if quad:
-        K0 = gram.copy()
-    else:
-        K0 = (F * np.asarray(loss.curvature_on(NUMPY, z0, y), dtype=np.float64)[:, None]).T @ F
+    w0 = np.ones(n) if quad else np.asarray(loss.curvature_on(NUMPY, z0, y), dtype=np.float64)
     B0 = np.broadcast_to(np.eye(d), (k, d, d)).copy()
     if cones:
         B0 += (Xa.T @ Xa)[None]
-    K0v = K0.reshape(k, d, k, d)
-    K0v[np.arange(k), :, np.arange(k), :] += B0
     g0 = np.asarray(loss.grad_on(NUMPY, z0, y), dtype=np.float64)
+    r0 = -((Fc * g0[:, None]).T @ Xa).reshape(-1)
     try:
-        X = -scipy.linalg.cho_solve(scipy.linalg.cho_factor(K0, check_finite=False),
-                                    ((Fc * g0[:, None]).T @ Xa).reshape(-1), check_finite=False).reshape(k, d)
+        if low_rank:
+            # (B0 + F^T diag(w0) F)^{-1} by Woodbury: B0 = I (+ Xa^T Xa) is the same for every block
+            L0i = np.linalg.inv(np.linalg.cholesky(B0[0]))
+            H0 = np.matmul(L0i[None], Ft * np.sqrt(w0)[None, None, :]).reshape(nx, n)
+            c0 = scipy.linalg.cho_factor(_syrk_t(H0), check_finite=False)
+            u = np.einsum("ij,kj->ki", L0i, r0.reshape(k, d)).reshape(nx)
+            u -= H0 @ scipy.linalg.cho_solve(c0, H0.T @ u, check_finite=False)
+            X = np.einsum("ji,kj->ki", L0i, u.reshape(k, d))
+        else:
+            K0 = gram.copy() if quad else (F * w0[:, None]).T @ F
+            K0.reshape(k, d, k, d)[np.arange(k), :, np.arange(k), :] += B0
+            X = scipy.linalg.cho_solve(scipy.linalg.cho_factor(K0, check_finite=False), r0,
+                                       check_finite=False).reshape(k, d)
     except (np.linalg.LinAlgError, ValueError):
         X = np.zeros((k, d))
     tau = np.full(k, -lam)
@@ -425,35 +509,90 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
         if cones:
             Bd = Bd + (Dl.T @ XX).reshape(k, d, d)
 
+        wz = None if quad else np.asarray(loss.curvature_on(NUMPY, z, y), dtype=np.float64)
+
         def full_K() -> np.ndarray:
+            nonlocal gram
             if quad:
+                if gram is None:  # a dense fallback of the Woodbury solve: formed once
+                    gram = F.T @ F
                 K = gram.copy()
             else:
-                w = np.asarray(loss.curvature_on(NUMPY, z, y), dtype=np.float64)
-                K = (F * w[:, None]).T @ F
+                K = (F * wz[:, None]).T @ F
             K.reshape(k, d, k, d)[np.arange(k), :, np.arange(k), :] += Bd
             return K
 
         def kmul(x: np.ndarray) -> np.ndarray:
             if K is not None:
                 return K @ x
-            return gram @ x + np.einsum("kij,kj->ki", Bd, x.reshape(k, d)).reshape(nx)
+            Fx = F @ x
+            if wz is not None:
+                Fx *= wz
+            return F.T @ Fx + np.einsum("kij,kj->ki", Bd, x.reshape(k, d)).reshape(nx)
 
         K = None if low_rank else full_K()
+        floored = False
         diag = (np.arange(nx), np.arange(nx))
-        trace = float(np.trace(K)) if K is not None else float(np.trace(gram)) + float(np.einsum("kii->", Bd))
+        if K is not None:
+            trace = float(np.trace(K))
+        else:
+            trace = float(Fsq.sum() if wz is None else Fsq @ wz) + float(np.einsum("kii->", Bd))
         base = max(trace / nx, 1e-300)
         fact = None
         lr = None
-        if low_rank:
+        def woodbury(floor: float) -> tuple | None:
             try:
-                Li = np.linalg.inv(np.linalg.cholesky(Bd))  # (k, d, d): L^{-1} per block
-                H = np.matmul(Li, Ft).reshape(nx, n)  # L^{-1} F^T
-                Sn = H.T @ H
-                Sn[np.diag_indices_from(Sn)] += 1.0
-                lr = (Li, H, scipy.linalg.cho_factor(Sn, check_finite=False))
+                if not dense_costly:  # a block that is not positive definite: the dense Cholesky
+                    Lb = np.linalg.cholesky(Bd)
+                else:
+                    Lb = _block_cholesky(Bd, floor)
+                Li = np.linalg.inv(Lb)  # (k, d, d): L^{-1} per block
+                Fw = Ft if wz is None else Ft * np.sqrt(wz)[None, None, :]
+                H = np.matmul(Li, Fw).reshape(nx, n)  # L^{-1} F^T diag(f'')^{1/2}
+                return Li, H, scipy.linalg.cho_factor(_syrk_t(H), check_finite=False)
             except (np.linalg.LinAlgError, ValueError):
-                lr = None
+                return None
+
+        if low_rank:
+            lr = woodbury(1e-13)
+
+        def _refine(r0: np.ndarray, sol: np.ndarray) -> np.ndarray:
+            """Iterative refinement of a Woodbury solution; when it stalls (rounding in the Woodbury
+            identity near the end, where the block scalings spread over many orders of magnitude),
+            conjugate gradients on the reduced matrix preconditioned by the Woodbury solve."""
+            rn0 = float(np.linalg.norm(r0))
+            res = r0 - kmul(sol)
+            rn, prev = float(np.linalg.norm(res)), np.inf
+            for _ in range(_REFINE_MAX):
+                if rn <= _LOW_RANK_RTOL * rn0:
+                    return sol
+                if rn > 0.5 * prev:
+                    break
+                sol = sol + ksolve(res)
+                prev = rn
+                res = r0 - kmul(sol)
+                rn = float(np.linalg.norm(res))
+            if rn <= _LOW_RANK_RTOL * rn0:
+                return sol
+            zp = ksolve(res)
+            p_ = zp.copy()
+            rz = float(res @ zp)
+            for _ in range(_CG_MAX):
+                q = kmul(p_)
+                pq = float(p_ @ q)
+                if not (pq > 0 and np.isfinite(pq)):
+                    break
+                a_ = rz / pq
+                sol = sol + a_ * p_
+                res = res - a_ * q
+                if float(np.linalg.norm(res)) <= 0.5 * _LOW_RANK_RTOL * rn0:
+                    res = r0 - kmul(sol)  # the true residual
+                    if float(np.linalg.norm(res)) <= _LOW_RANK_RTOL * rn0:
+                        return sol
+                zp = ksolve(res)
+                rz, rz_old = float(res @ zp), rz
+                p_ = zp + (rz / rz_old) * p_
+            raise _LowRankFailed
 
         def ksolve(r: np.ndarray) -> np.ndarray:
             if lr is None:
@@ -484,11 +623,12 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
             rhs = rhs - A[:, 1:, 0] * (rtau / a00)[:, None]
             r0 = rhs.reshape(-1)
             sol = ksolve(r0)
-            # iterative refinement on the reduced system (ill-conditioned near the end)
-            for _ in range(1 if lr is None else 2):
+            # iterative refinement on the reduced system (ill-conditioned near the end); the
+            # Woodbury solve is refined until its residual is small or stops decreasing
+            if lr is None:
                 sol += ksolve(r0 - kmul(sol))
-            if lr is not None and float(np.linalg.norm(r0 - kmul(sol))) > _LOW_RANK_RTOL * float(np.linalg.norm(r0)):
-                raise _LowRankFailed
+            else:
+                sol = _refine(r0, sol)
             dX = sol.reshape(k, d)
             dtau = (rtau - np.einsum("ki,ki->k", A[:, 0, 1:], dX)) / a00
             du = np.concatenate([dtau[:, None], dX], axis=1)
@@ -519,14 +659,31 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
         def solve_newton(ds_l, ds_q):
             """A Newton direction; a failed low-rank solve switches to the dense Cholesky from here on
             (None when that factorization fails too)."""
-            nonlocal lr, low_rank, K, fact, reg
+            nonlocal lr, low_rank, K, fact, reg, dense_stop, floored
             try:
                 return newton(ds_l, ds_q)
             except _LowRankFailed:
-                lr, low_rank = None, False
-                K = full_K() if K is None else K
-                fact, reg = _dense_factor(K, reg, diag, base)
-                return None if fact is None else newton(ds_l, ds_q)
+                pass
+            if not floored and dense_costly:
+                # once per iteration: block factors with their small eigenvalues floored at 1e-9 of
+                # the largest (a better conditioned Woodbury preconditioner; refinement corrects it)
+                floored = True
+                lr = woodbury(1e-9)
+                if lr is not None:
+                    try:
+                        return newton(ds_l, ds_q)
+                    except _LowRankFailed:
+                        pass
+            if best[0] <= _LOW_RANK_STOP and dense_costly:
+                # near the end (the scalings spread over many orders of magnitude): a dense
+                # factorization would cost more than the whole solve so far; stop at the best
+                # iterate (the callers certify their answer globally)
+                dense_stop = True
+                return None
+            lr, low_rank = None, False
+            K = full_K() if K is None else K
+            fact, reg = _dense_factor(K, reg, diag, base)
+            return None if fact is None else newton(ds_l, ds_q)
 
         # predictor (affine scaling)
         ds_l = -(ll * ll) if cones else None
@@ -547,8 +704,35 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
         if full is None:
             status = "stalled"
             break
-        dX, dtau, dsl, dzl, dsq, dzq = full[:6]
         alpha = min(1.0, _STEP * max_step(*full))
+        # Gondzio's multiple centrality correctors: aim the complementarity products of a longer
+        # trial step into [0.1, 10] sigma mu (cone rows: each product; second-order cones: the
+        # Jordan product's eigenvalues u0 -+ |u1| of the badly centred ones, towards (t, 0)); keep a
+        # corrected direction only when it lengthens the step (one more solve each, same factors)
+        tmu = sigma_c * mu
+        for _ in range(_CORRECTORS):
+            if alpha >= 0.99 * _STEP:
+                break
+            at = min(1.0, 1.5 * alpha + 0.1)
+            (sl_t, zl_t), (sq_t, zq_t) = full[-2], full[-1]
+            vq = _jprod(lq + at * sq_t, lq + at * zq_t)
+            n1 = np.linalg.norm(vq[:, 1:], axis=1)
+            bad = (vq[:, 0] - n1 < 0.1 * tmu) | (vq[:, 0] + n1 > 10.0 * tmu)
+            dq = np.zeros_like(vq)
+            dq[bad, 0] = np.clip(vq[bad, 0], 0.1 * tmu, 10.0 * tmu) - vq[bad, 0]
+            dq[bad, 1:] = -vq[bad, 1:]
+            ds_l2 = None
+            if cones:
+                v = (ll + at * sl_t) * (ll + at * zl_t)
+                ds_l2 = ds_l + np.maximum(np.clip(v, 0.1 * tmu, 10.0 * tmu) - v, -10.0 * tmu)
+            trial = solve_newton(ds_l2, ds_q + dq)
+            if trial is None:
+                break
+            a_new = min(1.0, _STEP * max_step(*trial))
+            if not a_new >= 1.01 * alpha:
+                break
+            full, alpha, ds_l, ds_q = trial, a_new, ds_l2, ds_q + dq
+        dX, dtau, dsl, dzl, dsq, dzq = full[:6]
         if not np.isfinite(alpha) or alpha < 1e-10:
             status = "stalled"
             break

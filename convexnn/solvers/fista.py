@@ -1,6 +1,9 @@
 r"""Accelerated proximal gradient (R-FISTA) for group-lasso programs, and the C-GReLU solver.
 
-The composite problem is :math:`\min_x h(x) + \lambda \sum_i \|x_i\|_2` with :math:`h` smooth
+The composite problem is :math:`\min_x h(x) + \lambda \sum_i R(x_i)` with :math:`h` smooth and
+:math:`R` the program's first-layer penalty (:mod:`convexnn.formulations.penalties`; the group
+lasso :math:`R = \|\cdot\|_2` by default, whose prox is written below; the sparse group lasso
+soft-thresholds first, then shrinks the group)
 (Mishkin (PhD thesis, Stanford), bonus slides "R-FISTA"; Beck & Teboulle 2009). One iteration from the extrapolated point
 :math:`y_k` with step :math:`\eta_k`:
 
@@ -45,6 +48,7 @@ import numpy as np
 
 from convexnn.solvers.backend import Backend
 from convexnn.formulations.losses import Loss
+from convexnn.formulations.penalties import Penalty, get_penalty
 from convexnn.solvers.gap import GapResult, gated_gap
 from convexnn.solvers.operators import MaskedDesign
 
@@ -146,9 +150,10 @@ def accelerated_prox_grad(
     grow: float = 1.1,
     shrink: float = 0.5,
     img0: Any = None,
+    penalty: Penalty | None = None,
 ) -> APGState:
     r"""FISTA with backtracking line search and adaptive restart on
-    :math:`h(x) + \lambda\sum_i\|x_i\|_2`.
+    :math:`h(x) + \lambda\sum_i R(x_i)` (:math:`R = \|\cdot\|_2` unless a ``penalty`` is given).
 
     Parameters
     ----------
@@ -174,12 +179,17 @@ def accelerated_prox_grad(
         Step growth after an accepted step and backtracking factor.
     img0 : optional
         Image of ``x0`` if already known.
+    penalty : Penalty, optional
+        The norm :math:`R` of the groups (its ``prox_on``); default the group lasso.
 
     Returns
     -------
     APGState
         ``stopped`` is True when ``check`` returned True.
     """
+    pen = get_penalty(penalty)
+    prox = (lambda v, tau: group_soft_threshold(bk, v, tau)) if pen.group_l2 else (
+        lambda v, tau: pen.prox_on(bk, v, tau))
     x = x0
     img_x = h.image(x) if img0 is None else img0
     state = APGState(x=x, img=img_x, step=float(step0))
@@ -191,7 +201,7 @@ def accelerated_prox_grad(
         g = h.grad(img_y)
         state.evaluations += 1
         while True:
-            x_new = group_soft_threshold(bk, y - eta * g, eta * lam)
+            x_new = prox(y - eta * g, eta * lam)
             img_new = h.image(x_new)
             state.evaluations += 1
             d = x_new - y
@@ -294,8 +304,10 @@ def solve_gated(
     ws_ratio: float = 0.1,
     step0: float | None = None,
     reporter: Reporter | None = None,
+    penalty: Penalty | None = None,
 ) -> GatedResult:
-    r"""Solve C-GReLU :math:`\min_U f(\sum_i D_i\tilde X u_i) + \lambda\sum_i\|u_i\|_2` by R-FISTA.
+    r"""Solve C-GReLU :math:`\min_U f(\sum_i D_i\tilde X u_i) + \lambda\sum_i R(u_i)` by R-FISTA
+    (:math:`R = \|\cdot\|_2` unless a ``penalty`` is given).
 
     Parameters
     ----------
@@ -321,6 +333,10 @@ def solve_gated(
     step0 : float, optional
         First step; default :math:`1/(L_f \|\mathcal A\|_2^2)` by power iteration.
     reporter : Reporter, optional
+    penalty : Penalty, optional
+        First-layer penalty :math:`R` (its prox in the iterations, its dual norm in the certified
+        gap and the working-set test :math:`R^*(A_i^\top\theta) \le \lambda`); default the
+        group lasso.
 
     Returns
     -------
@@ -330,10 +346,11 @@ def solve_gated(
     bk = op.bk
     t0 = time.perf_counter()
     P, d = op.P, op.d
+    pen = get_penalty(penalty)
     U = bk.zeros((P, d)) if U0 is None else bk.copy(U0)
     z = op.fit(U)
     history: list[dict[str, float]] = []
-    full = gated_gap(op, loss, y, lam, U, z)
+    full = gated_gap(op, loss, y, lam, U, z, penalty=pen)
     history.append({"iter": 0, "time": time.perf_counter() - t0, "objective": full.primal,
                     "rel_gap": full.rel_gap})
     if full.rel_gap <= tol or P == 0:
@@ -364,7 +381,7 @@ def solve_gated(
         Uw = U if len(ws) == P else bk.take_rows(U, ws)
 
         def check(st: APGState, _sub: MaskedDesign = sub, _target: float = target) -> bool:
-            g = gated_gap(_sub, loss, y, lam, st.x, st.img)
+            g = gated_gap(_sub, loss, y, lam, st.x, st.img, penalty=pen)
             it = iters_total + st.iterations
             history.append({"iter": it, "time": time.perf_counter() - t0, "objective": g.primal,
                             "rel_gap": g.rel_gap})
@@ -376,7 +393,7 @@ def solve_gated(
         if budget <= 0:
             break
         st = accelerated_prox_grad(bk, h, lam, Uw, step, max_iter=budget, check=check,
-                                   check_every=check_every)
+                                   check_every=check_every, penalty=pen)
         iters_total += st.iterations
         step = st.step
         if len(ws) == P:
@@ -384,7 +401,7 @@ def solve_gated(
         else:
             U = bk.put_rows(bk.zeros((P, d)), ws, st.x)
         z = st.img
-        full = gated_gap(op, loss, y, lam, U, z)
+        full = gated_gap(op, loss, y, lam, U, z, penalty=pen)
         if full.rel_gap <= tol:
             converged, reason = True, "certified"
             break

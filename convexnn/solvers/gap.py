@@ -18,6 +18,11 @@ and :math:`P(u) - D(\hat\theta) \ge P(u) - P^\star \ge 0` certifies the suboptim
 :math:`v = -\theta` and :math:`-\ell^*(-v)`). As :math:`u \to u^\star`, :math:`s \to 1` and the
 gap :math:`\to 0`.
 
+**First-layer penalties.** With the regularizer :math:`\lambda\sum_i R(u_i)` of another norm
+(:mod:`convexnn.formulations.penalties`) the dual constraints read
+:math:`R^*(A_i^\top\theta) \le \lambda` and the same scaling applies with :math:`R^*` in place of
+:math:`\|\cdot\|_2` (``penalty=`` of :func:`gated_gap` / :func:`relu_gap`).
+
 **C-ReLU.** With multipliers :math:`\gamma_i, \zeta_i \ge 0` of the cone constraints
 :math:`G_i v_i \ge 0`, :math:`G_i w_i \ge 0`, the Lagrange dual is
 
@@ -48,11 +53,12 @@ import numpy as np
 
 from convexnn.errors import InputError
 from convexnn.formulations.losses import Loss, get_loss
+from convexnn.formulations.penalties import Penalty, get_penalty
 from convexnn.gap import relative_gap
 from convexnn.solvers.backend import get_backend
 from convexnn.solvers.operators import MaskedDesign
 
-__all__ = ["require_smooth", "missing_smoothness", "GapResult", "gated_gap", "relu_gap", "lam_max",
+__all__ = ["require_smooth", "missing_smoothness", "missing_penalty_support", "GapResult", "gated_gap", "relu_gap", "lam_max",
            "lam_max_op", "relu_violation"]
 
 
@@ -68,6 +74,35 @@ def missing_smoothness(loss: Any) -> str | None:
                 "first-order solvers, which need a smooth loss with a Lipschitz gradient; "
                 "use method='interior'")
     return None
+
+
+def missing_penalty_support(formulation: Any, solver: str = "first_order") -> str | None:
+    r"""Why ``solver`` cannot handle the first-layer penalty of ``formulation`` (None when it can).
+
+    The penalty is ``formulation.penalty`` (:mod:`convexnn.formulations.penalties`; the group
+    lasso when absent). What each first-order piece supports:
+
+    * ``"fista"`` (R-FISTA for C-GReLU, :func:`convexnn.solvers.fista.solve_gated` with
+      ``penalty=``, and :func:`gated_gap`): every penalty with a prox and a dual norm
+      (group lasso, sparse group lasso);
+    * ``"gated_polish"`` (the Newton polish of :mod:`convexnn.solvers.gated_active_set`): the
+      group lasso only (its Newton system is that of :math:`\|\cdot\|_2`); skip it otherwise;
+    * ``"relu"`` / ``"first_order"`` for C-ReLU (active-set polish, block interior point,
+      augmented Lagrangian): the group lasso only; use ``method="interior"``.
+    """
+    pen = get_penalty(getattr(formulation, "penalty", None))
+    if pen.group_l2:
+        return None
+    relu = bool(getattr(formulation, "cone_constraints", False))
+    if solver == "fista" and not relu and pen.name != "nuclear":
+        return None
+    what = {"gated_polish": "the Newton polish of C-GReLU (gated_active_set) solves the group lasso only",
+            "fista": "R-FISTA handles C-GReLU with a proximable penalty only"}.get(
+        solver, "the C-ReLU first-order solvers (active-set polish, block interior point, augmented "
+                "Lagrangian) solve the group lasso only" if relu else
+                "the first-order solvers need a penalty with a prox and a dual norm")
+    return (f"the {pen.name!r} first-layer penalty is not supported here: {what}; "
+            "use method='interior'" + ("" if relu or solver != "gated_polish" else " or polish=False"))
 
 
 def require_smooth(loss: Any) -> Loss:
@@ -100,17 +135,22 @@ class GapResult:
     dual_point: Any = None
 
 
-def gated_gap(op: MaskedDesign, loss: Loss, y: Any, lam: float, U: Any, z: Any) -> GapResult:
+def gated_gap(op: MaskedDesign, loss: Loss, y: Any, lam: float, U: Any, z: Any,
+              penalty: Penalty | None = None) -> GapResult:
     r"""Certified duality gap of C-GReLU at ``U`` (with ``z = op.fit(U)``).
 
-    Returns a :class:`GapResult` whose ``group_norms`` are :math:`\|A_i^\top\theta\|_2` (used by
+    With a first-layer ``penalty`` :math:`R` (default :math:`\|\cdot\|_2`) the primal is
+    :math:`f(\mathcal A U) + \lambda\sum_i R(u_i)` and the dual constraints are
+    :math:`R^*(A_i^\top\theta) \le \lambda` (:meth:`~convexnn.formulations.penalties.Penalty.dual_norms`).
+    Returns a :class:`GapResult` whose ``group_norms`` are :math:`R^*(A_i^\top\theta)` (used by
     working sets to find violated groups).
     """
     bk = op.bk
+    pen = get_penalty(penalty)
     theta = loss.grad_on(bk, z, y)
-    c = bk.row_norms(op.adjoint(theta))
+    c = pen.dual_norms_on(bk, op.adjoint(theta))
     cmax = float(bk.max(c)) if op.P else 0.0
-    primal = float(loss.value_on(bk, z, y)) + lam * float(bk.sum(bk.row_norms(U)))
+    primal = float(loss.value_on(bk, z, y)) + lam * pen.value_on(bk, U)
     s = 1.0 if cmax <= lam else lam / cmax
     dual = -float(loss.conjugate_on(bk, s * theta, y))
     gap = primal - dual
@@ -118,19 +158,21 @@ def gated_gap(op: MaskedDesign, loss: Loss, y: Any, lam: float, U: Any, z: Any) 
 
 
 def relu_gap(op: MaskedDesign, loss: Loss, y: Any, lam: float, V: Any, W: Any, fit: Any,
-             gam_v: Any, gam_w: Any) -> GapResult:
+             gam_v: Any, gam_w: Any, penalty: Penalty | None = None) -> GapResult:
     r"""Cone-aware certified duality gap of C-ReLU at ``(V, W)`` with multipliers ``(gam_v, gam_w)``.
 
     ``gam_v``, ``gam_w`` have shape ``(n, P)`` and are nonnegative; ``fit`` is
-    :math:`\sum_i D_i\tilde X(v_i - w_i)`.
+    :math:`\sum_i D_i\tilde X(v_i - w_i)`. With a first-layer ``penalty`` :math:`R` the norms
+    of the dual constraints are :math:`R^*` and the regularizer :math:`\sum_i R(v_i) + R(w_i)`.
     """
     bk = op.bk
+    pen = get_penalty(penalty)
     theta = loss.grad_on(bk, fit, y)
     B = op.adjoint(theta)
-    cv = bk.row_norms(B - op.cone_adjoint(gam_v))
-    cw = bk.row_norms(B + op.cone_adjoint(gam_w))
+    cv = pen.dual_norms_on(bk, B - op.cone_adjoint(gam_v))
+    cw = pen.dual_norms_on(bk, B + op.cone_adjoint(gam_w))
     cmax = max(float(bk.max(cv)), float(bk.max(cw))) if op.P else 0.0
-    reg = float(bk.sum(bk.row_norms(V))) + float(bk.sum(bk.row_norms(W)))
+    reg = pen.value_on(bk, V) + pen.value_on(bk, W)
     primal = float(loss.value_on(bk, fit, y)) + lam * reg
     s = 1.0 if cmax <= lam else lam / cmax
     dual = -float(loss.conjugate_on(bk, s * theta, y))
@@ -151,17 +193,18 @@ def relu_violation(op: MaskedDesign, V: Any, W: Any) -> tuple[float, float]:
     return viol, (viol / scale if scale > 0 else 0.0)
 
 
-def lam_max_op(op: MaskedDesign, loss: Loss, y: Any) -> float:
+def lam_max_op(op: MaskedDesign, loss: Loss, y: Any, penalty: Penalty | None = None) -> float:
     r""":math:`\lambda_{\max}` (see :func:`lam_max`) for an operator and targets already on a backend."""
     if op.P == 0:
         return 0.0
     g0 = loss.grad_on(op.bk, op.bk.zeros((op.n,)), y)
-    return float(op.bk.max(op.bk.row_norms(op.adjoint(g0))))
+    return float(op.bk.max(get_penalty(penalty).dual_norms_on(op.bk, op.adjoint(g0))))
 
 
-def lam_max(Xa: Any, masks: Any, y: Any, loss: Any = "squared") -> float:
+def lam_max(Xa: Any, masks: Any, y: Any, loss: Any = "squared", penalty: Penalty | str | None = None) -> float:
     r"""Smallest :math:`\lambda` for which :math:`u = 0` solves C-GReLU:
-    :math:`\lambda_{\max} = \max_i \|(D_i\tilde X)^\top \nabla f(0)\|_2`.
+    :math:`\lambda_{\max} = \max_i R^*((D_i\tilde X)^\top \nabla f(0))` (:math:`R^* = \|\cdot\|_2` for the
+    default group lasso; ``penalty`` another first-layer penalty).
 
     :math:`\nabla f(0) = -y` for the squared loss and :math:`-y/2` for the logistic loss. For
     C-ReLU, :math:`\lambda \ge \lambda_{\max}` also gives the zero solution (the dual point
@@ -181,4 +224,4 @@ def lam_max(Xa: Any, masks: Any, y: Any, loss: Any = "squared") -> float:
     yb = bk.asarray(y)
     if yb.ndim != 1:
         raise InputError("lam_max supports scalar outputs y of shape (n,).")
-    return lam_max_op(op, sl, yb)
+    return lam_max_op(op, sl, yb, get_penalty(penalty))

@@ -63,7 +63,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import Any, ClassVar
 
 import cvxpy as cp
 import numpy as np
@@ -75,7 +75,7 @@ from convexnn.errors import InputError
 from convexnn.formulations.blocks import ZERO_RTOL
 from convexnn.formulations.formulation import ConvexSolution, Formulation
 from convexnn.formulations.losses import Loss, get_loss
-from convexnn.gap import REL_GAP_FLOOR
+from convexnn.certificate import Certificate
 from convexnn.rounding import UNIT_ROUNDOFF, gamma
 
 __all__ = ["BatchNormReLU", "BNReLUFormulation", "c_bn_relu", "bn_from_network", "BNCertificate", "certify_bn",
@@ -677,9 +677,14 @@ def _primal_error(net: BatchNormReLU, Xa: np.ndarray, y: np.ndarray, lam: float,
     return err + lam * net.regularizer() * gamma(3 * net.n_neurons + 4) + 1e-300
 
 
-@dataclass
-class BNCertificate:
-    r"""A bound on the suboptimality of a two-layer ReLU network with batch normalization (:func:`certify_bn`).
+@dataclass(kw_only=True)
+class BNCertificate(Certificate):
+    r"""The certificate of a two-layer ReLU network with batch normalization (:func:`certify_bn`): a :class:`convexnn.Certificate`.
+
+    ``gap``, ``rel_gap``, ``is_optimal``, ``verdict`` and the report are those of
+    :class:`convexnn.Certificate`: ``gap = max(primal - (lower_bound - primal_error), 0)``,
+    ``rel_gap = gap / max(|primal|, 1e-300)`` (:func:`convexnn.gap.relative_gap`),
+    ``is_optimal = rel_gap <= rtol``.
 
     Attributes
     ----------
@@ -691,11 +696,7 @@ class BNCertificate:
     lower_bound : float
         A lower bound on the optimum over BN networks of **any** width (weak duality, rounding
         accounted for). Valid with every pattern set: without a complete one the pattern-free bound
-        :math:`s(v) \le \sqrt{\|Pv\|^2 + (\mathbf 1^\top v)^2}` is used.
-    gap, rel_gap : float
-        ``primal + primal_error - lower_bound`` and ``gap / |primal|``.
-    is_optimal : bool
-        ``rel_gap <= rtol``: a proof that the network is globally optimal up to ``rtol``.
+        :math:`s(v) \le \sqrt{\|Pv\|^2 + (\mathbf 1^\top v)^2}` is used (``bound_method``).
     exact : bool
         The bound used a complete pattern set (``patterns.exact``).
     s : float
@@ -715,44 +716,21 @@ class BNCertificate:
     note : str or None
     """
 
-    primal: float
-    primal_error: float
-    lower_bound: float
-    gap: float
-    rel_gap: float
-    is_optimal: bool
-    exact: bool
+    family: ClassVar[str] = "two-layer ReLU network with batch normalization"
+
     s: float
     s_estimate: float
-    lam: float
-    rtol: float
     improved: BatchNormReLU | None = None
     improved_objective: float | None = None
-    improving_neuron: np.ndarray | None = None
     n_exact: int = 0
-    note: str | None = None
+    method: str = "certify_bn"
 
-    @property
-    def verdict(self) -> str:
-        if self.is_optimal:
-            return "GLOBALLY OPTIMAL (certified)"
-        if self.improved is not None:
-            return "NOT OPTIMAL: an improving neuron exists"
-        return "NOT CERTIFIED: gap above tolerance" + (f" ({self.note})" if self.note else "")
-
-    def __str__(self) -> str:
-        lines = [
-            "Certificate of global optimality (two-layer ReLU network with batch normalization)",
-            f"  network objective (primal)   {self.primal:.10g}  (+- {self.primal_error:.2g})",
-            f"  lower bound on the optimum   {self.lower_bound:.10g}",
-            f"  duality gap                  {self.gap:.4g}   (relative {self.rel_gap:.3g}, tolerance {self.rtol:g})",
-            f"  dual constraint s(v)/lam     {self.s / self.lam:.6g}"
-            + ("" if self.exact else "   (pattern-free bound: patterns not complete)"),
-        ]
+    def _details(self) -> list[str]:
+        lines = [f"  dual constraint s(v)/lam     {self.s / self.lam:.6g}"
+                 + ("" if self.exact else "   (pattern-free bound: patterns not complete)")]
         if self.improved is not None:
             lines.append(f"  improving neuron             lowers the objective to {self.improved_objective:.10g}")
-        lines.append(f"  verdict                      {self.verdict}")
-        return "\n".join(lines)
+        return lines
 
 
 def _improve(net: BatchNormReLU, X: np.ndarray, y: np.ndarray, lam: float, lo: Loss, v0: np.ndarray,
@@ -899,11 +877,9 @@ def certify_bn(network: BatchNormReLU, X: Any, y: Any, lam: float, *, patterns: 
                 lower = max(lower, certified_dual_value(lo, v, yc))
                 break
             c *= 1 - 2.0 ** -30
-    gap = max(primal + err - lower, 0.0)
-    rel = gap / max(abs(primal), REL_GAP_FLOOR)
-    cert = BNCertificate(primal=primal, primal_error=err, lower_bound=float(lower), gap=gap, rel_gap=rel,
-                         is_optimal=bool(rel <= rtol), exact=bool(patterns.exact), s=float(s0), s_estimate=s_est,
-                         lam=lam_v, rtol=float(rtol), n_exact=int(info["n_exact"]))
+    cert = BNCertificate(primal=primal, primal_error=err, lower_bound=float(lower), exact=bool(patterns.exact),
+                         bound_method="complete pattern set" if patterns.exact else "pattern-free bound",
+                         s=float(s0), s_estimate=s_est, lam=lam_v, rtol=float(rtol), n_exact=int(info["n_exact"]))
     if not np.isfinite(err):
         cert.note = "a neuron's normalization is too ill-conditioned to bound the primal's rounding"
     if not cert.is_optimal and patterns.exact and s_est > lam_v * (1 + 1e-9) and info["pair"] is not None:

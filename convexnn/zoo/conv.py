@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import cvxpy as cp
 import numpy as np
@@ -58,7 +58,7 @@ from convexnn.errors import InputError
 from convexnn.formulations.blocks import ZERO_RTOL
 from convexnn.formulations.formulation import ConvexSolution, Formulation
 from convexnn.formulations.losses import Loss, get_loss
-from convexnn.gap import REL_GAP_FLOOR
+from convexnn.certificate import Certificate
 from convexnn.rounding import gamma
 
 __all__ = [
@@ -565,9 +565,14 @@ def conv_from_network(net: Conv2LayerReLU, X: Any, y: Any, lam: float, patterns:
 
 
 # ============================================================================ certificate
-@dataclass
-class ConvCertificate:
-    r"""A bound on the suboptimality of a two-layer CNN (from :func:`certify_conv`).
+@dataclass(kw_only=True)
+class ConvCertificate(Certificate):
+    r"""The certificate of a two-layer CNN (from :func:`certify_conv`): a :class:`convexnn.Certificate`.
+
+    ``gap``, ``rel_gap``, ``is_optimal``, ``verdict`` and the report are those of
+    :class:`convexnn.Certificate`: ``gap = max(primal - (lower_bound - primal_error), 0)``,
+    ``rel_gap = gap / max(|primal|, 1e-300)`` (:func:`convexnn.gap.relative_gap`),
+    ``is_optimal = rel_gap <= rtol``.
 
     Attributes
     ----------
@@ -578,27 +583,22 @@ class ConvCertificate:
     lower_bound : float
         A lower bound on the optimum over CNNs of **any** width with this geometry (weak duality,
         rounding accounted for). Valid with every pattern set: with a non-exact one the
-        pattern-free bound of the stacked patches is used.
-    gap, rel_gap : float
-        ``primal + primal_error - lower_bound`` and ``gap / |primal|``.
-    is_optimal : bool
-        ``rel_gap <= rtol``: a proof that the CNN is globally optimal up to ``rtol``.
+        pattern-free bound of the stacked patches is used (``bound_method``).
     exact : bool
         The bound used the complete convolutional arrangement.
     s : float
         The rigorous bound on :math:`s(v_0)` (compare with ``lam``).
-    lam : float
+    lam, rtol : float
     """
 
-    primal: float
-    primal_error: float
-    lower_bound: float
-    gap: float
-    rel_gap: float
-    is_optimal: bool
-    exact: bool
+    family: ClassVar[str] = "two-layer ReLU CNN"
+
     s: float
-    lam: float
+    method: str = "certify_conv"
+
+    def _details(self) -> list[str]:
+        return [f"  dual constraint s(v)/lam     {self.s / self.lam if self.lam else float('inf'):.6g}"
+                + ("" if self.exact else "   (pattern-free bound: patterns not complete)")]
 
 
 def certify_conv(net: Conv2LayerReLU, X: Any, y: Any, lam: float, *, patterns: Patterns | None = None,
@@ -638,6 +638,8 @@ def certify_conv(net: Conv2LayerReLU, X: Any, y: Any, lam: float, *, patterns: P
 
     if not isinstance(net, Conv2LayerReLU):
         raise InputError(f"net must be a Conv2LayerReLU; got {type(net).__name__}.")
+    if isinstance(rtol, bool) or not isinstance(rtol, (int, float)) or not 0 < rtol < 1:
+        raise InputError(f"rtol must be a number in (0, 1); got {rtol!r}.")
     Xc = check_X(X)
     if patterns is None:
         patterns = conv_patterns(Xc, net.patch_shape, image_shape=net.image_shape, stride=net.stride, bias=net.bias)
@@ -670,7 +672,6 @@ def certify_conv(net: Conv2LayerReLU, X: Any, y: Any, lam: float, *, patterns: P
     lower = certified_dual_value(lo, c * v0, yc)
     if not np.isfinite(lower):
         lower = certified_dual_value(lo, 0.0 * v0, yc)
-    gap = max(primal + err - lower, 0.0)
-    rel = gap / max(abs(primal), REL_GAP_FLOOR)  # relative_gap of the rounding-inflated primal
-    return ConvCertificate(primal=primal, primal_error=err, lower_bound=lower, gap=gap, rel_gap=rel,
-                           is_optimal=bool(rel <= rtol), exact=bool(patterns.exact), s=float(s), lam=lam_v)
+    return ConvCertificate(primal=primal, primal_error=err, lower_bound=float(lower), exact=bool(patterns.exact),
+                           bound_method="complete convolutional arrangement" if patterns.exact else "pattern-free bound",
+                           s=float(s), lam=lam_v, rtol=float(rtol))

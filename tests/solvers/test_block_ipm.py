@@ -247,3 +247,33 @@ def test_active_set_with_and_without_warm_starts_agree():
     for r in res:
         assert r.converged and r.certificate.rel_gap <= 1e-8
     assert res[0].certificate.primal == pytest.approx(res[1].certificate.primal, rel=1e-7)
+
+
+@pytest.mark.parametrize("cones", [True, False])
+def test_low_rank_logistic_matches_dense_and_clarabel(cones):
+    # the Woodbury solve with the loss curvature (F^T diag(f'') F) gives the dense solve's optimum
+    X, Xa, masks, y = _data(3, "logistic", n=30, d=5, P=10)
+    L = get_loss("logistic")
+    P = masks.shape[1]
+    lam = 0.02 * lam_max(Xa, masks, y, "logistic")
+    mk = np.hstack([masks, masks]) if cones else masks
+    sg = np.r_[np.ones(P), -np.ones(P)] if cones else np.ones(P)
+    lo = solve_block_ipm(Xa, mk, sg, y, lam, L, cones=cones, eps=1e-10, low_rank=True)
+    de = solve_block_ipm(Xa, mk, sg, y, lam, L, cones=cones, eps=1e-10, low_rank=False)
+    for r in (lo, de):
+        assert max(r.gap, r.pres, r.dres) <= 1e-8
+    assert lo.objective == pytest.approx(de.objective, rel=1e-8)
+    if cones:
+        cl = asm.solve_restricted(Xa, masks, y, lam, L, np.ones((2, P), dtype=bool), solver="clarabel")
+        ref = _restricted_objective(Xa, masks, y, lam, L, cl.V, cl.W)
+        assert asm.violation(Xa, masks, lo.X[:P], lo.X[P:])[0] <= 1e-9
+    else:  # the group lasso by CVXPY + Clarabel
+        import cvxpy as cp
+
+        U = cp.Variable((P, Xa.shape[1]))
+        z = cp.sum(cp.multiply(masks.astype(float), Xa @ U.T), axis=1)
+        prob = cp.Problem(cp.Minimize(cp.sum(cp.logistic(-cp.multiply(y, z))) + lam * cp.sum(cp.norm(U, 2, axis=1))))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = prob.solve(solver="CLARABEL", tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10)
+    assert lo.objective == pytest.approx(ref, rel=1e-7)

@@ -12,7 +12,7 @@ import convexnn as cx
 import convexnn.solvers.active_set as active_set
 from convexnn.errors import ConvergenceWarning
 from convexnn.formulations.losses import get_loss
-from convexnn.solvers import dispatch, lam_max
+from convexnn.solvers import first_order, lam_max
 
 
 def _data(seed: int, n: int = 30, d: int = 3, P: int = 10):
@@ -57,13 +57,13 @@ def test_scalar_budget_counts_every_iteration():
 def test_polish_stop_without_violated_block_is_reported_as_such(monkeypatch):
     X, y, pat = _data(3)
     f = cx.c_relu(X, y, pat, 0.05)
-    real = dispatch.solve_relu_active_set
+    real = first_order.solve_relu_active_set
 
     def loose(*a, **k):  # restricted solves at 1e-4: no block left to add, gap above tol
         k.update(eps=1e-4, eps_min=1e-4)
         return real(*a, **k)
 
-    monkeypatch.setattr(dispatch, "solve_relu_active_set", loose)
+    monkeypatch.setattr(first_order, "solve_relu_active_set", loose)
     sol, msgs = _warned(lambda: cx.solve(f, method="first_order", tol=1e-12))
     assert sol.info["polish"]["reason"] == "no_violated_block" and not sol.info["polish"]["fallback_al"]
     assert sol.status == "not_converged"
@@ -99,7 +99,7 @@ def test_every_path_matches_clarabel(path):
 def test_auto_uses_first_order_where_it_applies(monkeypatch):
     X, y, pat = _data(6)
     f = cx.c_relu(X, y, pat, 0.05)
-    monkeypatch.setattr(dispatch, "AUTO_DENSE_SUPPORT", 1.0)  # never switch on the support
+    monkeypatch.setattr(first_order, "AUTO_DENSE_SUPPORT", 1.0)  # never switch on the support
     sol = cx.solve(f)
     assert sol.info["method"] == "first_order" and sol.status == "optimal"
     assert "estimated interior-point time" in sol.info["auto_reason"]
@@ -109,7 +109,7 @@ def test_auto_uses_first_order_where_it_applies(monkeypatch):
 def test_auto_switches_to_interior_on_a_dense_screening_support(monkeypatch):
     X, y, pat = _data(7)
     f = cx.c_relu(X, y, pat, 0.01)
-    monkeypatch.setattr(dispatch, "AUTO_DENSE_SUPPORT", 0.0)
+    monkeypatch.setattr(first_order, "AUTO_DENSE_SUPPORT", 0.0)
     sol = cx.solve(f)
     assert sol.info["method"] == "interior" and "screening support" in sol.info["auto_reason"]
     fo = cx.solve(f, method="first_order")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import convexnn as cx
-import convexnn.solvers.dispatch as dispatch
+import convexnn.solvers.first_order as first_order
 from convexnn.solvers.gated_active_set import _certificate, restricted_newton, solve_gated_active_set
 
 
@@ -101,12 +101,12 @@ def test_newton_drops_a_group_whose_optimum_is_zero():
 
 def test_polish_too_large_falls_back_to_fista(monkeypatch):
     f = _grelu(5)
-    orig = dispatch.solve_gated_active_set
+    orig = first_order.solve_gated_active_set
 
     def tiny(*args, **kw):
         return orig(*args, **{**kw, "max_vars": 1})
 
-    monkeypatch.setattr(dispatch, "solve_gated_active_set", tiny)
+    monkeypatch.setattr(first_order, "solve_gated_active_set", tiny)
     sol = cx.solve(f, method="first_order", tol=1e-8)
     pol = sol.info["polish"]
     assert pol["reason"] == "too_large" and pol["fallback_fista"]

@@ -1,0 +1,488 @@
+r"""The built-in first-order solvers and their driver: R-FISTA + Newton polish (C-GReLU), active-set polish + augmented Lagrangian (C-ReLU).
+
+* ``"gated_fista"`` (:class:`GatedFirstOrder`): programs without cone constraints (C-GReLU) by
+  R-FISTA (:mod:`convexnn.solvers.fista`) followed by the Newton polish on the support
+  (:mod:`convexnn.solvers.gated_active_set`); under ``method="auto"`` it hands over to the block
+  interior point (:mod:`convexnn.solvers.gated_ipm`) when the cost models say so;
+* ``"relu_active_set"`` (:class:`ReluActiveSet`): programs with cone constraints (C-ReLU) by the
+  active-set polish with a global certificate (:mod:`convexnn.solvers.active_set`) with the
+  augmented Lagrangian method (:mod:`convexnn.solvers.augmented_lagrangian`) as fallback.
+
+Both run on numpy or torch (CPU/CUDA) and stop on a certified relative duality gap
+(:mod:`convexnn.solvers.gap`); :func:`_solve_first_order` is their shared driver (budgets shared by
+the outputs, the final float64 certificate, truthful stopping reasons and warnings).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+
+from convexnn.errors import ConvergenceWarning, InputError, PrecisionWarning
+from convexnn.formulations.formulation import ConvexSolution, Formulation
+from convexnn.gap import relative_gap
+from convexnn.solvers.active_set import ActiveSetResult, certify_relu, solve_relu_active_set
+from convexnn.solvers.augmented_lagrangian import solve_relu
+from convexnn.solvers.backend import Backend, get_backend
+from convexnn.solvers.fista import Reporter, solve_gated
+from convexnn.solvers.gated_active_set import solve_gated_active_set
+from convexnn.solvers.gated_ipm import GatedBlockIPM, cpu64, estimate_fista_seconds, prefer_ipm
+from convexnn.solvers.gated_ipm import _ratio as _lam_ratio
+from convexnn.solvers.gap import (
+    GapResult,
+    gated_gap,
+    lam_max_op,
+    missing_penalty_support,
+    missing_smoothness,
+    relu_gap,
+    relu_violation,
+    require_smooth,
+)
+from convexnn.solvers.operators import MaskedDesign
+from convexnn.solvers.protocol import Decline, Solver, registered_solvers
+
+__all__ = ["GatedFirstOrder", "ReluActiveSet", "SCREEN_TOL", "GATED_POLISH_TOL", "AUTO_DENSE_SUPPORT"]
+
+#: ``auto``, C-ReLU: switch to the interior-point method when the C-GReLU screening solve has more
+#: than this fraction of the patterns in its support. 1.0: never. With the block-structured
+#: interior point on the restricted programs (:mod:`convexnn.solvers.block_ipm`) the active-set
+#: polish was faster than CVXPY + Clarabel on the full program on every C-ReLU cell of
+#: ``bench/bench_matrix.py``, including the dense-support ones where the screening support holds
+#: 100% of the patterns (diabetes, lam = 1e-3 lam_max; synthetic n=500, d'=21, lam = 0.01 lam_max).
+AUTO_DENSE_SUPPORT = 1.0
+
+
+def _first_order_refusal(f: Formulation, *, cones: bool) -> str | None:
+    """Why the first-order solver for programs with (``cones``) or without cone constraints cannot
+    solve ``f``; read from its capabilities only."""
+    if not getattr(f, "block_program", False):
+        return ("not a two-layer block program (a loss of sum_i D_i Xa u_i plus lam times a group "
+                f"penalty, the cones K_i its only constraints, as C-ReLU / C-GReLU), but {f.kind!r}")
+    if bool(f.cone_constraints) != cones:
+        return ("needs cone constraints (a C-ReLU program)" if cones else
+                "cone constraints (C-ReLU): R-FISTA solves programs without constraints (C-GReLU)")
+    why = missing_smoothness(f.loss)
+    if why is not None:
+        return why.split(";")[0]
+    if np.ndim(f.y) == 2 and getattr(f, "vector_reg", "group") != "group":
+        return (f"vector outputs with vector_reg={getattr(f, 'vector_reg')!r} are not supported by the "
+                "first-order solvers")
+    why = missing_penalty_support(f, "relu" if cones else "fista")
+    return None if why is None else why.split("; use method")[0]
+
+
+def _gated_penalty(f: Formulation) -> Any:
+    """The first-layer penalty handed to R-FISTA and the gated gap: None (their default, the
+    group lasso) unless ``f.penalty`` is another penalty."""
+    pen = getattr(f, "penalty", None)
+    return None if pen is None or getattr(pen, "group_l2", False) else pen
+
+
+#: ``stacklevel`` of the first-order warnings: the caller of :func:`solve` (frames:
+#: ``_solve_first_order`` <- ``_run_first_order`` <- ``Solver.solve`` <- ``solve`` <- caller)
+_USER_FRAME = 5
+
+
+def _run_first_order(formulation: Formulation, options: dict[str, Any]) -> ConvexSolution:
+    bk = get_backend(options.get("device"), options.get("dtype"))
+    return _solve_first_order(formulation, bk, tol=float(options.get("tol", 1e-8)),
+                              max_iter=options.get("max_iter"), warm_start=options.get("warm_start"),
+                              verbose=bool(options.get("verbose", False)),
+                              progress=bool(options.get("progress", False)), viol_tol=options.get("viol_tol"),
+                              polish=bool(options.get("polish", True)), auto=bool(options.get("auto", False)))
+
+
+class _FirstOrderSolver(Solver):
+    """The shared part of the built-in first-order solvers: the capability check of
+    :func:`_first_order_refusal` and the driver :func:`_solve_first_order` (no cost model:
+    ``estimate_seconds`` is None)."""
+
+    family = "first_order"
+    #: solves programs with cone constraints (C-ReLU) rather than without (C-GReLU)
+    cones = False
+
+    def supports(self, formulation: Formulation) -> str | None:
+        return _first_order_refusal(formulation, cones=self.cones)
+
+    def solve(self, formulation: Formulation, **options: Any) -> ConvexSolution:
+        return _run_first_order(formulation, options)
+
+
+class GatedFirstOrder(_FirstOrderSolver):
+    """Programs without cone constraints (C-GReLU): R-FISTA, then the Newton polish on the support
+    (``polish=True``; skipped for a penalty other than the group lasso), certified gap; numpy or
+    torch (``device``, ``dtype``)."""
+
+    name = "gated_fista"
+    label = "R-FISTA"
+    cones = False
+
+    def estimate_seconds(self, formulation: Formulation) -> float | None:
+        """R-FISTA + Newton polish time (:func:`convexnn.solvers.gated_ipm.estimate_fista_seconds`)
+        for the programs it supports (None otherwise)."""
+        if self.supports(formulation) is not None:
+            return None
+        n, d = np.shape(formulation.Xa)
+        P = int(np.shape(formulation.patterns.masks)[1])
+        quad = bool(require_smooth(formulation.loss).unit_curvature)
+        outputs = 1 if np.ndim(formulation.y) == 1 else int(np.shape(formulation.y)[1])
+        return outputs * estimate_fista_seconds(n, d, P, _lam_ratio(formulation), quad)
+
+    def solve(self, formulation: Formulation, **options: Any) -> ConvexSolution:
+        # under auto, hand over to the block interior point when its cost model is clearly lower
+        if options.get("auto") and cpu64(options.get("device"), options.get("dtype")):
+            ipm = next((s for s in registered_solvers() if s.name == GatedBlockIPM.name), None)
+            if ipm is not None and ipm.supports(formulation) is None:
+                yes, why = prefer_ipm(formulation)
+                if yes:
+                    raise Decline(why)
+        return _run_first_order(formulation, options)
+
+
+class ReluActiveSet(_FirstOrderSolver):
+    """Programs with cone constraints (C-ReLU): the active-set polish with a global certificate
+    (``polish=True``) and the augmented Lagrangian as fallback (or alone, ``polish=False``).
+
+    Under ``method="auto"`` (scalar output) it declines (:class:`Decline`) when the C-GReLU
+    screening support holds more than :data:`AUTO_DENSE_SUPPORT` of the patterns."""
+
+    name = "relu_active_set"
+    label = "active-set"
+    cones = True
+
+
+def _weights_from_warm(warm_start: Any, keys: tuple[str, ...]) -> dict[str, Any] | None:
+    if warm_start is None:
+        return None
+    w = warm_start.weights if isinstance(warm_start, ConvexSolution) else warm_start
+    if not isinstance(w, dict) or any(k not in w for k in keys):
+        raise InputError(f"warm_start must be a ConvexSolution or a dict with keys {keys}; got {type(w).__name__}"
+                         + (f" with keys {sorted(w)}" if isinstance(w, dict) else "") + ".")
+    return w
+
+
+#: Plain-words stopping reasons (the ConvergenceWarning and ``info["stop_reason"]``).
+_REASONS = {
+    "max_iter": "iteration budget (max_iter) spent",
+    "max_outer": "multiplier updates (max_outer) spent",
+    "stalled": ("R-FISTA stalled: no violated group outside the working set and the restricted "
+                "problem solved to tol, the certified gap is at its rounding floor"),
+    "no_violated_block": ("stopped with no violated block left (the accuracy of the restricted "
+                          "solves limits the certified gap)"),
+    "max_rounds": "round budget spent",
+    "too_many_blocks": "block budget spent",
+}
+
+#: C-ReLU polish: relative certified gap at which the C-GReLU screening solve stops.
+SCREEN_TOL = 1e-5
+
+
+def _relu_active_set(f: Formulation, op: MaskedDesign, loss: Any, yb: Any, y: np.ndarray, lam: float,
+                     V0: np.ndarray | None, W0: np.ndarray | None, *, tol: float, viol_tol: float,
+                     t0: float, reporter: Reporter, auto: bool = False) -> ActiveSetResult:
+    r"""C-ReLU by the active-set polish (:mod:`convexnn.solvers.active_set`).
+
+    Screening (cold start): the C-GReLU program with the same patterns is solved by R-FISTA on
+    the requested backend to a relative gap of :data:`SCREEN_TOL`; its dual candidate
+    :math:`-\nabla f(\hat y_{\text{gated}})` picks the initial working set. With a warm start the
+    warm point's support and its own dual candidate are used instead.
+    """
+    bk = op.bk
+    v_screen = None
+    iters0 = 0
+    if V0 is None and W0 is None:
+        g = solve_gated(op, loss, yb, lam, tol=max(tol, SCREEN_TOL), max_iter=2000)
+        iters0 = g.iterations
+        frac = float(np.mean(bk.to_numpy(bk.row_norms(g.U)) > 0)) if op.P else 0.0
+        if auto and frac > AUTO_DENSE_SUPPORT:
+            raise Decline(f"the C-GReLU screening support holds {frac:.0%} of the patterns "
+                          f"(> {AUTO_DENSE_SUPPORT:.0%}): dense C-ReLU support")
+        v_screen = -np.asarray(bk.to_numpy(loss.grad_on(bk, op.fit(g.U), yb)), dtype=np.float64)
+    Xa = np.asarray(f.Xa, dtype=np.float64)
+    masks = np.asarray(f.patterns.masks, dtype=bool)
+
+    def report(it: int, obj: float, gap: float, viol: float, extra: str) -> None:
+        reporter.update(it, obj, gap, viol, extra=extra)
+
+    return solve_relu_active_set(Xa, masks, y, lam, loss, v_screen=v_screen, V0=V0, W0=W0,
+                                 tol=tol, viol_tol=viol_tol, iterations0=iters0, t0=t0, report=report)
+
+
+#: C-GReLU polish: relative certified gap at which R-FISTA hands over to the Newton polish.
+GATED_POLISH_TOL = 2e-3
+
+
+def _gated_polished(f: Formulation, op: MaskedDesign, loss: Any, yb: Any, y: np.ndarray, lam: float,
+                    U0: Any, *, tol: float, max_iter: int, t0: float, reporter: Reporter,
+                    lmax: float) -> dict[str, Any]:
+    r"""C-GReLU by R-FISTA to a loose gap, then the Newton polish on the support
+    (:mod:`convexnn.solvers.gated_active_set`, CPU / numpy / float64) with column generation
+    and the global certificate; R-FISTA resumes from the polish's best point when the polish
+    cannot certify ``tol`` (support too large, round budget, no violated group left).
+
+    Phase 1 stops at the certified relative gap ``max(tol, GATED_POLISH_TOL)`` (R-FISTA
+    identifies the support long before it converges); the returned record has the shape of the
+    plain R-FISTA branch's, plus ``extra["polish"]``.
+    """
+    bk = op.bk
+    r = solve_gated(op, loss, yb, lam, U0=U0, tol=max(tol, GATED_POLISH_TOL), max_iter=max_iter,
+                    reporter=reporter)
+    # not used: phase 1 already reached tol, or it ran out of max_iter before the hand-over gap
+    stop = r.reason or ("certified" if r.converged else "max_iter")
+    info: dict[str, Any] = {"used": False, "reason": "not_needed" if r.converged else "budget",
+                            "rounds": 0, "newton_iterations": 0,
+                            "working_set": 0, "certified_gap": r.gap.rel_gap, "fallback_fista": False}
+    U, iters, history = r.U, r.iterations, list(r.history)
+    converged, extra_ws, rounds, step = r.converged, r.working_set, r.outer, r.step
+    if r.converged and r.gap.rel_gap > tol:
+        pol = solve_gated_active_set(np.asarray(f.Xa, dtype=np.float64), np.asarray(f.patterns.masks, dtype=bool),
+                                     # half of tol: the final float64 certificate (same formula,
+                                     # other rounding) then lands below tol as well
+                                     y, lam, loss, bk.to_numpy(r.U), tol=0.5 * tol, t0=t0,
+                                     iterations0=r.iterations)
+        history += pol.history
+        iters += pol.newton_iterations
+        info = {"used": True, "reason": pol.reason, "rounds": pol.rounds,
+                "newton_iterations": pol.newton_iterations, "working_set": pol.working_set,
+                "certified_gap": pol.rel_gap, "fallback_fista": not pol.converged}
+        for h in pol.history:
+            reporter.update(int(h["iter"]), h["objective"], h["rel_gap"], extra="newton polish")
+        if pol.converged:
+            U = bk.asarray(pol.U)
+            stop = "certified"
+        else:
+            start = bk.asarray(pol.U) if pol.rel_gap < r.gap.rel_gap else r.U
+            r2 = solve_gated(op, loss, yb, lam, U0=start, tol=tol, max_iter=max(max_iter - iters, 0),
+                             step0=r.step, reporter=reporter)
+            U, converged = r2.U, r2.converged
+            stop = r2.reason or ("certified" if r2.converged else "max_iter")
+            if not converged:
+                stop = f"{_REASONS.get(stop, stop)} (R-FISTA after the Newton polish stopped: {pol.reason})"
+            iters += r2.iterations
+            history += r2.history
+            extra_ws, rounds, step = r2.working_set, r.outer + r2.outer, r2.step
+    return {"weights": {"U": U}, "converged": converged, "iterations": iters, "history": history,
+            "lam_max": lmax, "reason": stop, "budget": max_iter,
+            "extra": {"working_set": extra_ws, "rounds": rounds, "step": step, "polish": info}}
+
+
+def _polish_info(r: ActiveSetResult, fallback: bool = False) -> dict[str, Any]:
+    """The ``info["polish"]`` entry of a C-ReLU solve."""
+    return {"used": True, "reason": r.reason, "rounds": r.rounds, "working_set": r.working_set,
+            "certified_gap": r.certificate.rel_gap, "s": r.certificate.s, "fallback_al": fallback}
+
+
+def _polish_record(r: ActiveSetResult, lmax: float) -> dict[str, Any]:
+    """A per-output result record (as the AL branch builds) from an active-set solve."""
+    return {"weights": {"V": r.V, "W": r.W}, "converged": r.converged, "iterations": r.iterations,
+            "history": r.history, "lam_max": lmax, "certificate": r.certificate,
+            "reason": "certified" if r.converged else "active-set polish: " + _REASONS.get(r.reason, r.reason),
+            "extra": {"multipliers": r.multipliers, "polish": _polish_info(r)}}
+
+
+def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int | None,
+                       warm_start: Any, verbose: bool, progress: bool,
+                       viol_tol: float | None, polish: bool = True, auto: bool = False) -> ConvexSolution:
+    t0 = time.perf_counter()
+    lam = f.lam_value
+    relu = f.cone_constraints
+    keys = f.weight_keys
+    warm = _weights_from_warm(warm_start, keys)
+    loss = require_smooth(f.loss)
+    # a first-layer penalty other than the group lasso (C-GReLU only: ReluActiveSet.supports
+    # refuses it) goes to R-FISTA and the gated gap; the Newton polish solves the group lasso only
+    pen = None if relu else _gated_penalty(f)
+    no_polish = None if pen is None else str(missing_penalty_support(f, "gated_polish")).split("; use method")[0]
+    Xa, masks = np.asarray(f.Xa, dtype=np.float64), np.asarray(f.patterns.masks, dtype=bool)
+    Y = np.asarray(f.y, dtype=np.float64)
+    outputs = 1 if Y.ndim == 1 else Y.shape[1]
+    n, d = Xa.shape
+    P = masks.shape[1]
+    tol_eff = max(tol, 50.0 * bk.eps)
+    vtol = max(min(tol, 1e-8) if viol_tol is None else float(viol_tol), 50.0 * bk.eps)
+    if tol_eff > tol or (viol_tol is not None and vtol > float(viol_tol)):
+        warnings.warn(f"{f.kind} first-order solver in {bk.dtype_name}: requested tol={tol:.1e}"
+                      + ("" if viol_tol is None else f", viol_tol={float(viol_tol):.1e}")
+                      + f" is below what {bk.dtype_name} can certify; using tol={tol_eff:.1e}"
+                      + (f", viol_tol={vtol:.1e}" if relu else "")
+                      + f" (50 x the machine epsilon {bk.eps:.1e}). Use dtype='float64' for tighter tolerances.",
+                      PrecisionWarning, stacklevel=_USER_FRAME)
+    if max_iter is None:
+        max_iter = 50000 if relu else 20000
+    op = MaskedDesign(Xa, masks, bk)
+    multipliers = None
+    if relu and isinstance(warm_start, ConvexSolution):
+        multipliers = warm_start.info.get("multipliers")
+    reporter = Reporter(verbose=verbose, progress=progress, total=max_iter)
+    results: list[dict[str, Any]] = []
+    # max_iter is the budget of the whole solve (all outputs together), not of each output
+    try:
+        for k in range(outputs):
+            # an equal share of what is left (unused shares of earlier outputs carry over)
+            used = int(sum(r["iterations"] for r in results))
+            budget = max(0, (max_iter - used) // (outputs - k))
+            y_k = Y if outputs == 1 else Y[:, k]
+            yb = bk.asarray(y_k)
+            lmax = lam_max_op(op, loss, yb, pen)
+
+            def col(a: Any) -> Any:
+                a = np.asarray(a.detach().cpu().numpy() if hasattr(a, "detach") else a, dtype=np.float64)
+                want = (P, d) if outputs == 1 else (P, d, outputs)
+                if a.shape != want:
+                    raise InputError(f"warm_start weights must have shape {want}; got {a.shape}.")
+                return a if outputs == 1 else a[..., k]
+
+            if lam >= lmax:
+                # zero is optimal: its certified gap is 0 with the dual point grad f(0)
+                zero = bk.zeros((P, d))
+                res = {"weights": {key: zero for key in keys}, "converged": True, "iterations": 0,
+                       "history": [], "lam_max": lmax, "reason": "certified", "budget": budget,
+                       "extra": {"zero_solution": True}}
+                results.append(res)
+                continue
+            if not relu:
+                U0 = None if warm is None else bk.asarray(col(warm["U"]))
+                if polish and no_polish is None:
+                    results.append(_gated_polished(f, op, loss, yb, np.asarray(y_k, dtype=np.float64), lam,
+                                                   U0, tol=tol_eff, max_iter=budget, t0=t0,
+                                                   reporter=reporter, lmax=lmax))
+                    continue
+                r = solve_gated(op, loss, yb, lam, U0=U0, tol=tol_eff, max_iter=budget, reporter=reporter,
+                                penalty=pen)
+                extra = {"working_set": r.working_set, "rounds": r.outer, "step": r.step}
+                if polish:  # asked for, but not for this penalty
+                    extra["polish"] = {"used": False, "reason": no_polish}
+                results.append({"weights": {"U": r.U}, "converged": r.converged, "iterations": r.iterations,
+                                "history": r.history, "lam_max": lmax, "reason": r.reason, "budget": budget,
+                                "extra": extra})
+            else:
+                V0 = None if warm is None else bk.asarray(col(warm["V"]))
+                W0 = None if warm is None else bk.asarray(col(warm["W"]))
+                polished = None
+                if polish:
+                    polished = _relu_active_set(
+                        f, op, loss, yb, np.asarray(y_k, dtype=np.float64), lam,
+                        None if warm is None else col(warm["V"]), None if warm is None else col(warm["W"]),
+                        tol=tol_eff, viol_tol=vtol, t0=t0, reporter=reporter, auto=auto and outputs == 1)
+                    if polished.converged or polished.reason == "no_violated_block":
+                        results.append({**_polish_record(polished, lmax), "budget": budget})
+                        continue
+                    # the polish could not finish (solver failure, round or block budget): the AL
+                    # below takes over, warm-started from the polish's last point and multipliers
+                    V0, W0 = bk.asarray(polished.V), bk.asarray(polished.W)
+                    multipliers = polished.multipliers
+                G0 = None
+                if multipliers is not None:
+                    m = multipliers[k] if isinstance(multipliers, list) else multipliers
+                    if tuple(m.shape) == (n, 2 * P):
+                        G0 = bk.asarray(m)
+                spent = polished.iterations if polished is not None else 0
+                r = solve_relu(op, loss, yb, lam, V0=V0, W0=W0, Gam0=G0, tol=tol_eff, viol_tol=vtol,
+                               max_iter=max(budget - spent, 0), reporter=reporter)
+                extra = {"multipliers": r.Gam, "delta": r.delta, "outer": r.outer, "step": r.step}
+                if polished is not None:
+                    extra["polish"] = _polish_info(polished, fallback=True)
+                why = ("certified" if r.converged else "augmented Lagrangian: " + _REASONS.get(r.reason, r.reason))
+                if polished is not None and not r.converged:
+                    why += f" (after the active-set polish stopped: {polished.reason})"
+                results.append({"weights": {"V": r.V, "W": r.W}, "converged": r.converged,
+                                "reason": why, "budget": budget,
+                                "iterations": r.iterations + (polished.iterations if polished else 0),
+                                "history": (polished.history if polished else []) + r.history,
+                                "lam_max": lmax, "extra": extra})
+    finally:
+        reporter.close()
+    # final certificate, always in float64 on the same device
+    bk64 = bk if bk.dtype_name == "float64" else bk.with_dtype("float64")
+    op64 = op if bk64 is bk else MaskedDesign(Xa, masks, bk64)
+    weights: dict[str, np.ndarray] = {}
+    primal = dual = gap_abs = 0.0
+    viol_abs = viol_rel = 0.0
+    for k, res in enumerate(results):
+        y64 = bk64.asarray(Y if outputs == 1 else Y[:, k])
+        w64 = {key: bk64.asarray(res["weights"][key]) for key in keys}
+        if relu:
+            Gam = res["extra"].get("multipliers")
+            Gam64 = bk64.zeros((n, 2 * P)) if Gam is None else bk64.asarray(Gam)
+            fit = op64.fit(w64["V"] - w64["W"])
+            g = relu_gap(op64, loss, y64, lam, w64["V"], w64["W"], fit, Gam64[:, :P], Gam64[:, P:])
+            if polish and not res["extra"].get("zero_solution"):
+                # the global cone-aware certificate (NNLS multipliers, active_set.certify_relu) is
+                # valid as well; report the better of the two lower bounds
+                cert = res.get("certificate") or certify_relu(
+                    Xa, masks, np.asarray(Y if outputs == 1 else Y[:, k], dtype=np.float64), lam,
+                    loss, bk64.to_numpy(w64["V"]), bk64.to_numpy(w64["W"]))
+                if cert.dual > g.dual:
+                    g = GapResult(cert.primal, cert.dual, cert.gap, cert.rel_gap, cert.scale, None,
+                                  bk64.asarray(cert.dual_point))
+            va, vr = relu_violation(op64, w64["V"], w64["W"])
+            viol_abs, viol_rel = max(viol_abs, va), max(viol_rel, vr)
+        else:
+            g = gated_gap(op64, loss, y64, lam, w64["U"], op64.fit(w64["U"]), pen)
+        primal += g.primal
+        dual += g.dual
+        gap_abs += g.gap
+        res["rel_gap"] = g.rel_gap
+        res["dual_point"] = bk64.to_numpy(g.dual_point)
+        for key in keys:
+            arr = bk64.to_numpy(w64[key])
+            weights.setdefault(key, []).append(arr)  # type: ignore[arg-type]
+    weights = {key: (v[0] if outputs == 1 else np.stack(v, axis=-1)) for key, v in weights.items()}
+    rel_gap = relative_gap(primal, dual)
+    iterations = int(sum(r["iterations"] for r in results))
+    # an output is done when its solver converged or the final float64 certificate is below tol
+    # (the polishes converge on their own certificates; the final one decides)
+    # why each output stopped; the solve's status is "max_iter" only when a budget ran out
+    done = [bool(r["converged"] or r.get("rel_gap", 1.0) <= tol_eff) for r in results]
+    converged = all(done) and (not relu or viol_rel <= vtol)
+    reasons = ["certified" if ok else _REASONS.get(r.get("reason", "max_iter"), r.get("reason", "max_iter"))
+               for ok, r in zip(done, results)]
+    if relu and not converged and all(done):
+        reasons = [f"relative cone violation {viol_rel:.2e} above viol_tol {vtol:.1e}"]
+    budget_spent = any(_REASONS["max_iter"] in x for x in reasons)
+    status = "optimal" if converged else ("max_iter" if budget_spent else "not_converged")
+    bk.synchronize()
+    wall = time.perf_counter() - t0
+    info: dict[str, Any] = {
+        "method": "first_order",
+        "gap": rel_gap,
+        "gap_abs": gap_abs,
+        "dual_value": dual,
+        "violation": viol_rel,
+        "violation_abs": viol_abs,
+        "tol": tol_eff,
+        "dual_point": results[0]["dual_point"] if outputs == 1 else np.stack([r["dual_point"] for r in results], -1),
+        "lam_max": results[0]["lam_max"] if outputs == 1 else [r["lam_max"] for r in results],
+        "history": results[0]["history"] if outputs == 1 else [r["history"] for r in results],
+        "backend": repr(bk),
+        "device": bk.device,
+        "dtype": bk.dtype_name,
+        "max_iter": max_iter,
+        "stop_reason": "certified" if converged else "; ".join(
+            sorted({x for x in reasons if x != "certified"})),
+    }
+    extras = [r["extra"] for r in results]
+    for key in extras[0]:
+        info[key] = extras[0][key] if outputs == 1 else [e.get(key) for e in extras]
+    if not converged:
+        msg = (f"{f.kind} first-order solver stopped without certifying tol {tol_eff:.1e}: "
+               f"{info['stop_reason']}; certified relative gap {rel_gap:.3e}")
+        if relu:
+            msg += f", relative cone violation {viol_rel:.2e}"
+        msg += f"; {iterations} iterations used of the budget max_iter={max_iter}"
+        if outputs > 1:
+            msg += f" (shared by {outputs} outputs)"
+        msg += ("; raise max_iter, loosen tol, or use method='interior'." if budget_spent else
+                "; loosen tol, or use method='interior'.")
+        warnings.warn(msg, ConvergenceWarning, stacklevel=_USER_FRAME)
+    name = "fista"
+    if relu:  # the active-set path produced the answer unless the AL fallback ran
+        pol = [e.get("polish") for e in extras]
+        name = "active_set" if all(p and p.get("used") and not p.get("fallback_al") for p in pol) else "al"
+    sol = ConvexSolution(formulation=f, weights=weights, value=float(primal), status=status,
+                         solver=name, solve_time=wall, compile_time=0.0,
+                         iterations=iterations, lam=lam, info=info)
+    return sol

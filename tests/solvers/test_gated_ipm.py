@@ -1,0 +1,149 @@
+"""C-GReLU by the block interior point (convexnn/solvers/gated_ipm.py), checked against Clarabel."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import convexnn as cx
+import convexnn.solvers.gated_ipm as gi
+from convexnn.errors import InputError
+from convexnn.formulations.losses import get_loss
+from convexnn.solvers import get_solver, lam_max, registered_solvers
+from convexnn.solvers.gated_ipm import (
+    estimate_fista_seconds,
+    estimate_ipm_seconds,
+    ipm_iteration_flops,
+    solve_gated_ipm,
+)
+
+TIGHT = {"tol_gap_abs": 1e-9, "tol_gap_rel": 1e-9, "tol_feas": 1e-9}
+pytestmark = pytest.mark.filterwarnings("ignore::convexnn.errors.InaccurateSolutionWarning")
+
+
+def _data(seed: int, loss: str, n: int = 40, d: int = 3, P: int = 20):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    if loss == "squared":
+        y = np.maximum(X @ rng.standard_normal(d), 0.0) + 0.3 * rng.standard_normal(n)
+    else:
+        y = np.sign(X[:, 0] * X[:, 1] + 0.3 * rng.standard_normal(n))
+        y[y == 0] = 1.0
+    pat = cx.Patterns.from_gates(X, rng.standard_normal((d + 1, P)), bias=True)
+    Xa = np.hstack([X, np.ones((n, 1))])
+    return X, Xa, np.asarray(pat.masks, dtype=bool), y, pat
+
+
+def _clarabel(f) -> float:
+    return f.solve("CLARABEL", **TIGHT).value
+
+
+def _objective(Xa, masks, y, lam, loss, U) -> float:
+    z = np.sum(masks * (Xa @ U.T), axis=1)
+    L = get_loss(loss)
+    return float(L.value(z, y)) + lam * float(np.linalg.norm(U, axis=1).sum())
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+@pytest.mark.parametrize("screen", [False, True])
+@pytest.mark.parametrize("frac", [0.01, 0.2])
+def test_matches_clarabel_with_certificate(loss, screen, frac):
+    X, Xa, masks, y, pat = _data(1, loss)
+    lam = frac * lam_max(Xa, masks, y, loss)
+    f = cx.c_grelu(X, y, pat, lam, loss=loss)
+    ref = _clarabel(f)
+    # screening with a small variable budget: several rounds add violated groups
+    r = solve_gated_ipm(Xa, masks, y, lam, loss, tol=1e-9, screen=screen, max_vars=12, screen_iter=20)
+    assert r.converged and r.gap.rel_gap <= 1e-9
+    val = _objective(Xa, masks, y, lam, loss, r.U)
+    assert val == pytest.approx(ref, rel=1e-6)
+    assert r.gap.primal == pytest.approx(val, rel=1e-12)
+    # the certified lower bound is below Clarabel's optimum (up to Clarabel's own accuracy)
+    assert r.gap.dual <= ref + 1e-8 * abs(ref)
+    if screen:
+        assert r.screen_iterations > 0
+
+
+def test_screening_adds_violated_groups_until_certified():
+    X, Xa, masks, y, pat = _data(2, "squared", n=60, P=30)
+    lam = 0.005 * lam_max(Xa, masks, y, "squared")
+    # no screening iterations: the working set starts from the most violated groups at zero
+    r = solve_gated_ipm(Xa, masks, y, lam, "squared", tol=1e-9, screen=True, max_vars=8, screen_iter=0,
+                        add_limit=1)
+    assert r.converged and r.rounds >= 2
+    ref = _clarabel(cx.c_grelu(X, y, pat, lam))
+    assert _objective(Xa, masks, y, lam, "squared", r.U) == pytest.approx(ref, rel=1e-6)
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_solve_by_name_and_zero_groups(loss):
+    X, Xa, masks, y, pat = _data(3, loss)
+    lam = 0.1 * lam_max(Xa, masks, y, loss)
+    f = cx.c_grelu(X, y, pat, lam, loss=loss)
+    sol = cx.solve(f, method="gated_ipm", tol=1e-9)
+    ref = f.solve("CLARABEL", **TIGHT)
+    assert sol.status == "optimal" and sol.solver == "block_ipm" and sol.info["method"] == "gated_ipm"
+    assert sol.info["gap"] <= 1e-9 and sol.value == pytest.approx(ref.value, rel=1e-6)
+    assert sol.value == pytest.approx(f.objective(sol.weights), rel=1e-10)
+    # groups zero in the reference (norm far below the largest) are exactly zero here
+    rn = np.linalg.norm(ref.weights["U"], axis=1)
+    zero = rn <= 1e-7 * rn.max()
+    assert zero.any() and np.all(sol.weights["U"][zero] == 0.0)
+    # lam >= lam_max: zero, certified
+    g = cx.c_grelu(X, y, pat, 2.0 * lam_max(Xa, masks, y, loss), loss=loss)
+    z = cx.solve(g, method="gated_ipm")
+    assert z.status == "optimal" and not np.any(z.weights["U"]) and z.info["gap"] <= 1e-12
+
+
+def test_refusals_name_the_reason():
+    X, Xa, masks, y, pat = _data(4, "squared")
+    s = get_solver("gated_ipm")
+    assert s.supports(cx.c_grelu(X, y, pat, 0.1)) is None
+    assert "cone constraints" in s.supports(cx.c_relu(X, y, pat, 0.1))
+    assert "'sparse_group'" in s.supports(cx.c_grelu(X, y, pat, 0.1, penalty="sparse_group", l1_ratio=0.5))
+    assert "non-smooth" in s.supports(cx.c_grelu(X, np.sign(y), pat, 0.1, loss="hinge"))
+    assert "vector outputs" in s.supports(cx.c_grelu(X, np.stack([y, -y], 1), pat, 0.1))
+    with pytest.raises(InputError, match="gated_ipm.*cone constraints"):
+        cx.solve(cx.c_relu(X, y, pat, 0.1), method="gated_ipm")
+
+
+def test_auto_hands_over_by_the_cost_models(monkeypatch):
+    X, Xa, masks, y, pat = _data(5, "squared")
+    lam = 0.01 * lam_max(Xa, masks, y, "squared")
+    f = cx.c_grelu(X, y, pat, lam)
+    names = [s.name for s in registered_solvers()]
+    assert names.index("gated_ipm") == names.index("gated_fista") + 1
+    ref = _clarabel(f)
+    # cost models that always favour the interior point: R-FISTA declines and says why
+    monkeypatch.setattr(gi, "AUTO_IPM_SPEEDUP", 0.0)
+    monkeypatch.setattr(gi, "AUTO_IPM_MIN_SAVING", -np.inf)
+    sol = cx.solve(f, tol=1e-9)
+    assert sol.info["auto_solver"] == "gated_ipm" and sol.solver == "block_ipm"
+    assert "estimated block interior point time" in sol.info["auto_reason"] and "R-FISTA" in sol.info["auto_reason"]
+    assert sol.value == pytest.approx(ref, rel=1e-6) and sol.info["gap"] <= 1e-9
+    # a float32 request stays with R-FISTA (the interior point is float64 / CPU)
+    sol32 = cx.solve(f, dtype="float32", tol=1e-5)
+    assert sol32.info["auto_solver"] == "gated_fista"
+    # never favoured: R-FISTA keeps it
+    monkeypatch.setattr(gi, "AUTO_IPM_SPEEDUP", np.inf)
+    sol = cx.solve(f, tol=1e-9)
+    assert sol.info["auto_solver"] == "gated_fista" and sol.solver == "fista"
+    assert sol.value == pytest.approx(ref, rel=1e-6)
+
+
+def test_cost_models():
+    # Woodbury is chosen when n is small next to k d' (and its flop count is then the smaller one)
+    fl_w, wood = ipm_iteration_flops(100, 200, 10, True)
+    fl_d, dense_wood = ipm_iteration_flops(5000, 20, 10, True)
+    assert wood and not dense_wood
+    assert ipm_iteration_flops(100, 200, 10, False)[0] >= fl_w
+    # monotone in the sizes and in lam_max / lam (more R-FISTA iterations at smaller lam)
+    assert estimate_ipm_seconds(442, 11, 100, 1000.0, True) < estimate_ipm_seconds(442, 11, 200, 1000.0, True)
+    assert estimate_fista_seconds(442, 11, 100, 20.0, True) < estimate_fista_seconds(442, 11, 100, 1000.0, True)
+    X, Xa, masks, y, pat = _data(6, "squared")
+    assert get_solver("gated_fista").estimate_seconds(cx.c_relu(X, y, pat, 0.1)) is None
+    one = get_solver("gated_fista").estimate_seconds(cx.c_grelu(X, y, pat, 0.1))
+    assert one > 0
+    # vector outputs: one solve per output
+    assert get_solver("gated_fista").estimate_seconds(cx.c_grelu(X, np.stack([y, y], 1), pat, 0.1)) == \
+        pytest.approx(2 * one)
