@@ -1,19 +1,10 @@
 r"""Active-set polish with a global certificate for C-ReLU (column generation over blocks).
 
-C-ReLU over the patterns :math:`D_1, \dots, D_P` (Mishkin, Sahiner & Pilanci (ICML 2022) eq. (C-ReLU); Mishkin & Pilanci (ICML 2023); Mishkin (PhD thesis, Stanford) bonus slides) is
-
-.. math::
-
-    \min_{v_i, w_i \in \mathcal K_i}\ f\Big(\sum_i D_i X_a (v_i - w_i)\Big)
-    + \lambda\sum_i \big(\|v_i\|_2 + \|w_i\|_2\big),\qquad
-    \mathcal K_i = \{u : A_i u \ge 0\},\ A_i = (2D_i - I)X_a .
-
-Call a *block* a pair :math:`(i, \sigma)`: :math:`\sigma = +1` is :math:`v_i`, :math:`\sigma = -1`
-is :math:`w_i`. At the optimum only a few blocks are nonzero (group sparsity), so the program
-restricted to a *working set* :math:`\mathcal W` of blocks (all other blocks fixed to zero) is
-small. The certificate of a restricted solution over **all** patterns and the scan for
-violated blocks (the cone-aware dual, :math:`s_{i\sigma}(v) \le \lambda`) are in
-:mod:`convexnn.solvers.relu_certificate`; a block outside :math:`\mathcal W` with
+The program, its blocks :math:`(i, \sigma)`, their cone-aware dual constraints
+:math:`s_{i\sigma}(v) \le \lambda`, the certificate of a restricted solution over **all** patterns
+and the scan for violated blocks are in :mod:`convexnn.solvers.relu_certificate`. At the optimum
+only a few blocks are nonzero (group sparsity), so the program restricted to a *working set*
+:math:`\mathcal W` of blocks (all other blocks fixed to zero) is small; a block outside :math:`\mathcal W` with
 :math:`s_{i\sigma}(v) > \lambda` is a violated dual constraint, and the most violated blocks
 join :math:`\mathcal W` before the restricted program is solved again (a cutting-plane /
 column-generation step, as in the working sets of Blitz and Celer).
