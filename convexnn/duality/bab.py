@@ -51,7 +51,27 @@ Bound on a box :math:`B` (all of it rigorous in floating point)
    upper bound; :math:`\rho` is read off the point of :math:`B` on the ray of :math:`c'` (clipped
    to the box). The bound is the smaller of that and :math:`\|c'\|`, and 0 when
    :math:`\max_B c'^\top z \le 0`.
-4. Exact leaves: when at most ``exact_leaf`` distinct hyperplanes cross :math:`B`, every linear
+4. Vertex bound (for :math:`d' - 1 \le` ``vertex_dim``). Keep the crossing units with
+   :math:`\sigma v_j > 0` exact and the others as above (tangent slope
+   :math:`\alpha_j = \mathbf 1[x_j^\top m > 0]` at the centre :math:`m`):
+   :math:`Q(z) = \sum_{\text{linear}} a_j x_j^\top z + \sum_{\text{crossing},\,\sigma v_j > 0}
+   \sigma v_j (x_j^\top z)_+` satisfies :math:`f_\sigma \le Q` on :math:`B` and is convex. Let
+   :math:`g = m/\|m\|`; when :math:`g^\top z > 0` at every vertex of :math:`B` (hence on
+   :math:`B`), the ratio :math:`Q(z)/g^\top z` is quasiconvex on :math:`B` (its sublevel sets
+   :math:`\{Q(z) - t\,g^\top z \le 0\}` are convex), so its maximum over the polytope :math:`B` is
+   attained at one of its :math:`2^{d'-1}` vertices; with :math:`\|z\| \ge g^\top z/\|g\|`
+   (Cauchy-Schwarz), :math:`f_\sigma(z)/\|z\| \le \|g\| \max(0, \max_{\text{vertices}}
+   Q(z_v)/g^\top z_v)` on :math:`B`. Unlike the chords, this is exact for the convex part: the
+   only relaxation left is the tangent of the units with :math:`\sigma v_j < 0` and the
+   second-order gap between :math:`\|z\|` and :math:`g^\top z`. Rounding: the vertex
+   pre-activations are computed as :math:`x_j^\top m + (r \circ x_j)^\top \delta` plus
+   :math:`E_j` (the interval term of step 1) before the (monotone) ReLU, the linear part carries
+   :math:`\gamma_{2d'+4}|a|^\top(|m| + r)` and the coefficient term of step 2, :math:`g^\top z_v` is
+   lowered by :math:`\gamma_{2d'+4}|g|^\top(|m|+r)`, and the vertices are those of the box
+   enlarged by :math:`4u`, which contains :math:`B`. Its cost is :math:`2^{d'-1}` times the number
+   of such crossing units, so it is evaluated only for boxes still above the pruning level and
+   where that product is at most :math:`32 n`; the box keeps the smaller of the two bounds.
+5. Exact leaves: when at most ``exact_leaf`` distinct hyperplanes cross :math:`B`, every linear
    piece :math:`S` of :math:`f_\sigma` on :math:`B` is bounded by the norm of the projection of its
    gradient onto :math:`\operatorname{cone}(B) \cap \{\text{signs of } S\}` (one small NNLS each,
    again valid for any :math:`\rho \ge 0`); the projection is attained by a real unit vector, so
@@ -80,6 +100,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import nnls
 
+from convexnn.arrangements.limits import single_blas_thread
 from convexnn.duality._common import project_cone
 from convexnn.errors import InputError
 
@@ -229,6 +250,9 @@ class _Problem:
         self.absXT = np.ascontiguousarray(self.absX.T)
         self.VX = v[:, None] * Xa
         self.slope_iters = 2
+        self.vertex_dim = 8
+        self.vertex_cost = 32.0
+        self.vertex_chunk = 2_000_000  # (pair, vertex) entries per block of the vertex bound
         self.E = _gam(2 * self.d + 10) * (1.0 + 1e-12) * self.absX.sum(axis=1)
         self.dC = _gam(2 * self.n + 4) * (1.0 + _gam(self.n + 4)) * (np.abs(v) @ self.absX)
         # distinct hyperplanes (bitwise equal rows share one) for the exact leaves
@@ -263,6 +287,7 @@ class _Problem:
         cross = h_ > 0.0
         cross &= ~act
         C = (act.astype(np.float64) @ self.VX) * sgf[:, None]
+        C_act = C
         rr, cc = np.nonzero(cross)
         lj, hj = l_[rr, cc], h_[rr, cc]
         vsj = sgf[rr] * self.v[cc]
@@ -323,7 +348,80 @@ class _Problem:
             ub_it, p = self._cone_bound(C, K[idx], lo[idx], hi[idx], fi[idx], zabs[idx])
             ub[idx] = np.minimum(ub[idx], ub_it)
             p_row = pos_of.copy()
-        return {"ub": ub, "fc": fc, "m": m, "ncross": ncross, "l": l_, "h": h_, "split": split}
+        vb = np.full(N, np.inf)
+        if d - 1 <= self.vertex_dim:
+            # boxes still above the level whose vertex evaluation costs at most about vertex_cost * n
+            npos = np.bincount(rr[pos], minlength=N)
+            idx = np.flatnonzero((ub > level) & (npos * 2.0 ** (d - 1) <= self.vertex_cost * n))
+            if idx.size:
+                vb[idx] = self._vertex_bound(idx, m, r, t, fi, C_act, rr, cc, vsj, zabs)
+                ub[idx] = np.minimum(ub[idx], vb[idx])
+        return {"ub": ub, "vb": vb, "fc": fc, "m": m, "ncross": ncross, "l": l_, "h": h_, "split": split}
+
+    def _vertex_bound(self, idx: np.ndarray, m: np.ndarray, r: np.ndarray, t: np.ndarray, fi: np.ndarray,
+                      C_act: np.ndarray, rr: np.ndarray, cc: np.ndarray, vsj: np.ndarray,
+                      zabs: np.ndarray) -> np.ndarray:
+        r"""Vertex bound of :math:`\max_B f_\sigma(z)/\|z\|` for the boxes ``idx`` (module docstring, step 4).
+
+        ``idx`` increasing; ``rr`` (box of each crossing pair) nondecreasing, as ``np.nonzero`` returns it.
+        """
+        d, n = self.d, self.n
+        Nb = idx.size
+        live = np.zeros(m.shape[0], dtype=bool)
+        live[idx] = True
+        loc = np.cumsum(live) - 1
+        sel = np.flatnonzero(live[rr])
+        vp = vsj[sel]
+        # negative crossing units: the tangent at the centre, alpha_j = 1[x_j^T m > 0] (exact coefficient)
+        tsel = t[rr[sel], cc[sel]]
+        tan = (vp < 0) & (tsel > 0.0)
+        Cv = C_act[idx]
+        if tan.any():
+            Cv = Cv + sp.csr_matrix((vp[tan], (loc[rr[sel[tan]]], cc[sel[tan]])), shape=(Nb, n)) @ self.X
+        ps = vp > 0
+        sel, vp, tp = sel[ps], vp[ps], tsel[ps]
+        bp, jp = loc[rr[sel]], cc[sel]
+        # coordinates permuted per box so that the face coordinate comes last: one vertex set for all
+        perm = np.array([[k for k in range(d) if k != f] + [f] for f in range(d)])[fi[idx]]
+        mb = np.take_along_axis(m[idx], perm, 1)
+        rb = np.take_along_axis(r[idx], perm, 1)
+        Cv = np.take_along_axis(Cv, perm, 1)
+        V = 2 ** (d - 1)
+        Dl = np.zeros((V, d))
+        Dl[:, : d - 1] = np.array(list(itertools.product((-1.0, 1.0), repeat=d - 1)))
+        amr = np.abs(mb) + rb
+        # Q at the vertices: linear part (rounding lerr) plus the positive crossing units
+        lin = np.einsum("ij,ij->i", Cv, mb)[:, None] + (Cv * rb) @ Dl.T
+        lerr = _gam(2 * d + 4) * np.einsum("ij,ij->i", np.abs(Cv), amr) + (zabs[idx] @ self.dC) * (1.0 + 1e-12)
+        # ||z|| >= g^T z / ||g|| with g the unit centre; g^T z at the vertices from below
+        g = mb / np.linalg.norm(mb, axis=1)[:, None]
+        gn = np.linalg.norm(g, axis=1) * (1.0 + _gam(d + 4))
+        den = np.einsum("ij,ij->i", g, mb)[:, None] + (g * rb) @ Dl.T
+        den -= (_gam(2 * d + 4) * np.einsum("ij,ij->i", np.abs(g), amr))[:, None]
+        S = np.zeros((Nb, V))
+        starts = np.searchsorted(bp, np.arange(Nb + 1))
+        cap = max(self.vertex_chunk // V, 1)
+        lo_b = 0
+        while lo_b < Nb:  # blocks of boxes with at most about vertex_chunk (pair, vertex) entries
+            hi_b = int(np.searchsorted(starts, starts[lo_b] + cap, side="right")) - 1
+            hi_b = min(max(hi_b, lo_b + 1), Nb)
+            a, b = starts[lo_b], starts[hi_b]
+            if b > a:
+                Xp = self.X[jp[a:b, None], perm[bp[a:b]]]
+                # pre-activations at the vertices, rounding E_j as for the intervals
+                tv = (rb[bp[a:b]] * Xp) @ Dl.T
+                tv += (tp[a:b] + self.E[jp[a:b]])[:, None]
+                np.maximum(tv, 0.0, out=tv)
+                S[lo_b:hi_b] = sp.csr_matrix((vp[a:b], (bp[a:b] - lo_b, np.arange(b - a))),
+                                             shape=(hi_b - lo_b, b - a)) @ tv
+            lo_b = hi_b
+        S *= 1.0 + _gam(n + 4)
+        Q = lin + lerr[:, None] + S
+        Q += _gam(4) * (np.abs(lin) + lerr[:, None] + S)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(Q > 0.0, Q / den, 0.0)
+        val = np.maximum(ratio.max(axis=1), 0.0) * gn * (1.0 + _gam(4))
+        return np.where(den.min(axis=1) > 0.0, val, np.inf)
 
     def _cone_bound(self, C: np.ndarray, K: np.ndarray, lo: np.ndarray, hi: np.ndarray, fi: np.ndarray,
                     zabs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -486,6 +584,7 @@ def relu_dual_norm_bab(
     batch: int | None = None,
     max_memory: float = 1.5e9,
     slope_steps: int = 2,
+    vertex_dim: int = 8,
     roots: Any = None,
 ) -> DualNormBound:
     r"""Certified bounds on :math:`s(v) = \max_{\sigma=\pm1,\|u\|_2\le 1}\sigma\sum_j v_j (x_j^\top u)_+` by branch and bound.
@@ -510,7 +609,9 @@ def relu_dual_norm_bab(
         Boxes with bound at most ``lower * (1 + rtol)`` are discarded (relative accuracy of the
         enclosure when no threshold decides earlier).
     time_limit : float, optional
-        Seconds; the search stops with the current valid bound.
+        Seconds; the search stops with the current valid bound. The clock is read between batches,
+        in the exact-leaf loop and before every local ascent, and the last batches shrink to the
+        boxes that fit into the time left, so the limit is kept to a fraction of a second.
     max_nodes : int, optional
         Boxes to evaluate at most.
     progress : bool, optional
@@ -532,8 +633,13 @@ def relu_dual_norm_bab(
         Projected subgradient steps on the lower slopes :math:`\alpha_j` of the crossing units with
         :math:`\sigma v_j < 0` per box (0: the fixed choice :math:`\alpha_j = \mathbf 1[h_j > -l_j]`).
         Each step costs one more bound evaluation of the boxes still above the pruning level: fewer
-        boxes for the same bound, but more time per box (a net loss of time at :math:`d' \ge 7`
-        in ``bench/RESULTS_bab.md``).
+        boxes for the same bound, but more time per box; with the vertex bound they change little
+        at :math:`d' = 4` and :math:`7` (``bench/RESULTS_bab.md``).
+    vertex_dim : int
+        The vertex bound (module docstring, step 4) is used when :math:`d' - 1 \le` ``vertex_dim``
+        (:math:`2^{d'-1}` vertices per box); 0 disables it. Exact for the units with
+        :math:`\sigma v_j > 0` where the chords are not: one half to one third of the boxes for the
+        same enclosure at :math:`d' = 4`-:math:`6` in ``bench/RESULTS_bab.md``.
     roots : array of int, optional
         Search only these of the :math:`4d'` root boxes (the faces :math:`z_i = \pm 1` of the cube,
         for both output signs; ``_face_boxes`` order). ``upper`` is then a bound of the maximum over
@@ -558,6 +664,18 @@ def relu_dual_norm_bab(
     >>> bool(r.lower <= np.sqrt(2) <= r.upper and r.upper - r.lower < 1e-6)
     True
     """
+    with single_blas_thread():  # many small products: BLAS threading costs more than it gains
+        return _search(Xa, v, threshold=threshold, rtol=rtol, time_limit=time_limit, max_nodes=max_nodes,
+                       progress=progress, stop_at_violation=stop_at_violation, max_violations=max_violations,
+                       exact_leaf=exact_leaf, batch=batch, max_memory=max_memory, slope_steps=slope_steps,
+                       vertex_dim=vertex_dim, roots=roots)
+
+
+def _search(Xa: Any, v: Any, *, threshold: float | None, rtol: float, time_limit: float | None,
+            max_nodes: int | None, progress: bool | None, stop_at_violation: bool | int, max_violations: int,
+            exact_leaf: int, batch: int | None, max_memory: float, slope_steps: int, vertex_dim: int,
+            roots: Any) -> DualNormBound:
+    """The search of :func:`relu_dual_norm_bab` (same parameters)."""
     t0 = time.perf_counter()
     Xa = np.asarray(Xa, dtype=np.float64)
     v = np.asarray(v, dtype=np.float64)
@@ -569,6 +687,8 @@ def relu_dual_norm_bab(
         raise InputError(f"rtol must be in [0, 1); got {rtol}.")
     if int(slope_steps) != slope_steps or slope_steps < 0:
         raise InputError(f"slope_steps must be a nonnegative integer; got {slope_steps}.")
+    if isinstance(vertex_dim, bool) or int(vertex_dim) != vertex_dim or vertex_dim < 0:
+        raise InputError(f"vertex_dim must be a nonnegative integer; got {vertex_dim!r}.")
     if threshold is not None and not np.isfinite(threshold):
         raise InputError(f"threshold must be finite; got {threshold}.")
     d_full = Xa.shape[1]
@@ -577,6 +697,7 @@ def relu_dual_norm_bab(
         return DualNormBound(0.0, 0.0, np.eye(d_full)[0], 1, 0, True, time.perf_counter() - t0, "zero")
     pb = _Problem(np.ascontiguousarray(Xa[keep]), v[keep].copy())
     pb.slope_iters = int(slope_steps)
+    pb.vertex_dim = int(vertex_dim)
     d, n = pb.d, pb.n
     T = -np.inf if threshold is None else float(threshold)
     B = int(batch) if batch else int(min(4096, max(64, 2_000_000 // max(n, 1))))
@@ -595,9 +716,14 @@ def relu_dual_norm_bab(
             if key not in viol or viol[key][0] < val:
                 viol[key] = (val, int(sig), np.asarray(u, dtype=np.float64).copy())
 
+    deadline = None if time_limit is None else t0 + float(time_limit)
+
+    def out_of_time() -> bool:
+        return deadline is not None and time.perf_counter() > deadline
+
     g0 = pb.XT @ pb.v
     for sig in (1, -1):
-        if np.any(g0):
+        if np.any(g0) and not out_of_time():
             val, u = pb.polish(sig * g0, sig)
             offer(val, sig, u)
     # multi-start local ascent from the best of a fixed set of random unit directions
@@ -606,6 +732,8 @@ def relu_dual_norm_bab(
     F0 = np.maximum(U0 @ pb.XT, 0.0) @ pb.v
     for sig in (1, -1):
         for k in np.argsort(-sig * F0)[:4]:
+            if out_of_time():
+                break
             val, u = pb.polish(U0[k], sig, steps=32)
             offer(val, sig, u)
 
@@ -628,8 +756,11 @@ def relu_dual_norm_bab(
             lv = max(lv, best_val * (1.0 + rtol))
         return lv
 
+    per_box = 0.0  # seconds per evaluated box (last batch), to size the batches near the deadline
+
     def evaluate(lo: np.ndarray, hi: np.ndarray, fi: np.ndarray, sg: np.ndarray) -> None:
-        nonlocal nodes, discarded, last_polish
+        nonlocal nodes, discarded, last_polish, per_box
+        te = time.perf_counter()
         res = pb.bounds(lo, hi, fi, sg, level())
         nodes += lo.shape[0]
         ub, fc = res["ub"], res["fc"]
@@ -641,7 +772,7 @@ def relu_dual_norm_bab(
         if fc[k] > best_val:
             u = res["m"][k] / np.linalg.norm(res["m"][k])
             offer(pb.value(u, int(sg[k])), int(sg[k]), u)
-            if nodes - last_polish >= B:  # local ascent from the best centre, at most once per batch
+            if nodes - last_polish >= B and not out_of_time():  # local ascent from the best centre, once per batch
                 last_polish = nodes
                 val, u2 = pb.polish(u, int(sg[k]))
                 offer(val, int(sg[k]), u2)
@@ -651,7 +782,9 @@ def relu_dual_norm_bab(
             discarded = max(discarded, float(ub[~live].max()))
         if exact_leaf > 0:
             few = live & (res["ncross"] <= 4 * exact_leaf)
-            for r in np.flatnonzero(few):
+            for cnt, r in enumerate(np.flatnonzero(few)):
+                if cnt % 16 == 15 and out_of_time():
+                    break  # the remaining boxes stay open with their (valid) relaxation bounds
                 act_r = res["l"][r] >= 0.0
                 out = pb.leaf(lo[r], hi[r], int(fi[r]), int(sg[r]), act_r, (res["h"][r] > 0.0) & ~act_r,
                               2 ** exact_leaf)
@@ -665,6 +798,7 @@ def relu_dual_norm_bab(
                 discarded = max(discarded, float(ub[r]))
         if live.any():
             open_.push(lo[live], hi[live], fi[live], sg[live], ub[live], res["split"][live])
+        per_box = (time.perf_counter() - te) / max(lo.shape[0], 1)
 
     evaluate(lo, hi, fi, sg)
     bar = None
@@ -681,13 +815,16 @@ def relu_dual_norm_bab(
             if threshold is not None and stop_at_violation and best_val > T and len(viol) >= int(stop_at_violation):
                 reason = "violation"
                 break
-            if time_limit is not None and time.perf_counter() - t0 > time_limit:
+            if out_of_time():
                 reason = "time_limit"
                 break
             if max_nodes is not None and nodes >= max_nodes:
                 reason = "max_nodes"
                 break
             kb = min(B, open_.n)
+            if deadline is not None and per_box > 0:
+                # near the deadline, split only the boxes that fit into the time left (two children each)
+                kb = max(1, min(kb, int((deadline - time.perf_counter()) / (2.0 * per_box))))
             if open_.n > max_open:
                 widths = (open_.hi[: open_.n] - open_.lo[: open_.n]).max(axis=1)
                 idx = np.argpartition(widths, kb - 1)[:kb]  # deepest first

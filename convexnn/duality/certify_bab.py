@@ -36,6 +36,7 @@ from convexnn.arrangements.patterns import design_matrix
 from convexnn.duality._common import (
     as_network_arrays,
     best_scale,
+    objective_error_bound,
     network_objective,
     network_predict,
     rebalance,
@@ -187,11 +188,9 @@ def certify_bab(network: Any, X: Any, y: Any, lam: float, *, loss: str | Loss = 
             val, p = feasible_dual_value(L, w1, yc, lam, r1.upper, norms)
             if val > lower:
                 lower, vbest = val, p
-    gap = max(primal - lower, 0.0)
-    rel = gap / max(abs(primal), 1e-300)
     cert = Certificate(
-        primal=primal, primal_balanced=primal_bal, lower_bound=float(lower), gap=gap, rel_gap=rel,
-        is_optimal=bool(rel <= rtol), exact=True, lam=lam, rtol=rtol, loss=L, s=max(r0.lower, probe.lower),
+        primal=primal, primal_error=objective_error_bound(Xa, yc, net.W1, net.w2, lam, L),
+        primal_balanced=primal_bal, lower_bound=float(lower), exact=True, lam=lam, rtol=rtol, loss=L, s=max(r0.lower, probe.lower),
         s_valid=U0, estimate=None, dual_point=vbest, n_patterns=0, n_nnls=0, n_refine=n_ref, time=0.0,
         network=net, _Xa=Xa, _y=yc, violated_pattern=None, violated_mask=None, improving_sign=None,
         improving_neuron=None, improving_score=None,

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from convexnn.arrangements.limits import single_blas_thread
 from convexnn.arrangements.patterns import Patterns, design_matrix
 from convexnn.duality._common import network_objective, validate
 from convexnn.duality.bab import relu_dual_norm_bab
@@ -150,7 +151,9 @@ def solve_global(
     rtol : float
         Target certified relative gap.
     time_limit : float, optional
-        Seconds; the result then carries the gap reached (still a valid bound).
+        Seconds; the result then carries the gap reached (still a valid bound). A restricted
+        solve is not started when the time left is shorter than the previous one took (it cannot
+        be interrupted); the pricing searches stop on time.
     n_init_patterns : int, optional
         Random gates of the initial working set (default ``min(200, 20 d')``).
     seed : int
@@ -217,14 +220,22 @@ def solve_global(
     reason = "max_rounds"
     obj = np.inf
     best_net = None
+    last_solve = 0.0  # seconds of the last restricted solve
     while rounds < max_rounds:
+        if rounds and time_limit is not None and time_limit - (time.perf_counter() - t0) < last_solve:
+            # the restricted solve cannot be interrupted: do not start one that would overrun the limit
+            reason = "time_limit"
+            break
         rounds += 1
         P = masks.shape[1]
         V0 = W0 = None
         if V is not None:
             V0 = np.vstack([V, np.zeros((P - V.shape[0], d))])
             W0 = np.vstack([W, np.zeros((P - W.shape[0], d))])
-        res = solve_relu_active_set(Xa, masks, yc, lam, L, V0=V0, W0=W0, tol=min(rtol * 1e-2, 1e-8))
+        ts = time.perf_counter()
+        with single_blas_thread():  # small dense products: BLAS threading costs more than it gains
+            res = solve_relu_active_set(Xa, masks, yc, lam, L, V0=V0, W0=W0, tol=min(rtol * 1e-2, 1e-8))
+        last_solve = time.perf_counter() - ts
         V, W = res.V, res.W
         net = _network(V, W, bias)
         obj_r = network_objective(Xa, yc, net.W1, net.w2, lam, L)

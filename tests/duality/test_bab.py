@@ -137,13 +137,13 @@ def test_box_bounds_are_valid_and_slopes_tighten(inst, seed):
     assert np.all(ub4 >= F.max(axis=1) - 1e-12 * scale)
 
 
-@pytest.mark.parametrize("steps", [0, 1, 4])
-def test_slope_steps_enclose_exact_value(steps):
+@pytest.mark.parametrize("steps,vertex_dim", [(0, 8), (1, 8), (4, 8), (2, 0), (0, 0)])
+def test_slope_steps_enclose_exact_value(steps, vertex_dim):
     rng = np.random.default_rng(11)
     X = rng.standard_normal((30, 3))
     v = rng.standard_normal(30)
     s = exact_s(X, v, True)
-    r = relu_dual_norm_bab(design_matrix(X, True), v, rtol=1e-9, slope_steps=steps)
+    r = relu_dual_norm_bab(design_matrix(X, True), v, rtol=1e-9, slope_steps=steps, vertex_dim=vertex_dim)
     assert r.complete and r.lower <= s * (1 + 1e-9) and r.upper >= s * (1 - 1e-9)
     assert r.upper - r.lower <= 1e-8 * s
 
@@ -159,6 +159,8 @@ def test_zero_and_bad_input():
         relu_dual_norm_bab(X, np.ones(3), rtol=2.0)
     with pytest.raises(InputError):
         relu_dual_norm_bab(X, np.ones(3), slope_steps=-1)
+    with pytest.raises(InputError):
+        relu_dual_norm_bab(X, np.ones(3), vertex_dim=1.5)
 
 
 # --------------------------------------------------------------------------- certificates
@@ -282,3 +284,91 @@ def test_certify_bab_refined_bound_of_suboptimal_network():
     assert cone_support(Xa, P.masks, cb.dual_point).valid <= lam * (1 + 1e-9)
     L = get_loss("squared")
     assert float(L.dual_value(cb.dual_point, y)) >= cb.lower_bound
+
+
+@st.composite
+def boxes(draw):
+    """Random data (d' up to 5), dual vector and boxes on the faces of the cube, of all sizes."""
+    seed = draw(st.integers(0, 10**6))
+    rng = np.random.default_rng(seed)
+    n = draw(st.integers(2, 14))
+    d = draw(st.integers(1, 4))
+    bias = draw(st.booleans())
+    X = rng.standard_normal((n, d))
+    if draw(st.booleans()):
+        X = rng.integers(-2, 3, size=(n, d)).astype(float)  # many hyperplanes through common points
+    Xa = design_matrix(X, bias)
+    v = rng.standard_normal(n)
+    N, dd = 48, Xa.shape[1]
+    fi = rng.integers(0, dd, N).astype(np.int32)
+    sg = rng.choice(np.array([1, -1], dtype=np.int8), N)
+    a = rng.uniform(-1, 1, (N, dd))
+    w = rng.uniform(0, 1, (N, dd)) * rng.choice([1.0, 0.1, 1e-3], (N, 1))
+    lo, hi = np.clip(a - w, -1, 1), np.clip(a + w, -1, 1)
+    face = rng.choice([-1.0, 1.0], N)
+    lo[np.arange(N), fi] = hi[np.arange(N), fi] = face
+    return Xa, v, lo, hi, fi, sg, rng
+
+
+def _sampled_max(Xa, v, lo, hi, sg, rng, k=300):
+    N, d = lo.shape
+    Z = lo[:, None, :] + rng.uniform(0, 1, (N, k, d)) * (hi - lo)[:, None, :]
+    corners = rng.integers(0, 2, (N, 64, d)).astype(float)
+    Z = np.concatenate([Z, lo[:, None, :] + corners * (hi - lo)[:, None, :]], axis=1)
+    return (sg[:, None] * (np.maximum(Z @ Xa.T, 0.0) @ v) / np.linalg.norm(Z, axis=2)).max(axis=1)
+
+
+@settings(max_examples=30, deadline=None)
+@given(boxes())
+def test_vertex_bound_is_valid_and_tightens(data):
+    """The vertex bound (quasiconvexity of Q(z)/g^T z) is >= the maximum of f(z)/||z|| sampled on the
+    box and its corners, never above the relaxation bound it is combined with, and independent of
+    the block size (up to the order of the floating-point sums)."""
+    from convexnn.duality.bab import _Problem
+
+    Xa, v, lo, hi, fi, sg, rng = data
+    pb = _Problem(Xa, v)
+    pb.vertex_dim = 0
+    ub_off = pb.bounds(lo, hi, fi, sg)["ub"]
+    pb.vertex_dim, pb.vertex_cost = 8, np.inf
+    ub_on = pb.bounds(lo, hi, fi, sg)["ub"]
+    pb.vertex_chunk = 8  # many small blocks: the same numbers up to the order of the sums
+    ub_blk = pb.bounds(lo, hi, fi, sg)["ub"]
+    assert np.all(ub_on <= ub_off)
+    assert np.allclose(ub_on, ub_blk, rtol=1e-12, atol=1e-300)
+    F = _sampled_max(Xa, v, lo, hi, sg, rng)
+    scale = np.abs(v) @ np.linalg.norm(Xa, axis=1)
+    assert np.all(ub_on >= F - 1e-12 * scale)
+
+
+def test_vertex_bound_is_exact_without_negative_crossings():
+    """With every crossing unit of sign sigma v_j > 0, Q = f on the box: the vertex bound is the
+    largest f(z_v)/(g^T z_v) over the 2^(d'-1) vertices (g the unit centre), computed here directly."""
+    import itertools
+
+    from convexnn.duality.bab import _Problem
+
+    rng = np.random.default_rng(4)
+    Xa = design_matrix(rng.standard_normal((30, 3)), True)
+    v = np.abs(rng.standard_normal(30))  # sigma = +1: every unit positive
+    pb = _Problem(Xa, v)
+    pb.vertex_cost = np.inf
+    d = Xa.shape[1]
+    for trial in range(20):
+        i = trial % d
+        c = rng.uniform(-0.8, 0.8, d)
+        r = rng.uniform(0.01, 0.2, d)
+        lo, hi = c - r, c + r
+        lo[i] = hi[i] = 1.0
+        res = pb.bounds(lo[None], hi[None], np.array([i], dtype=np.int32), np.array([1], dtype=np.int8))
+        m = 0.5 * (lo + hi)
+        g = m / np.linalg.norm(m)
+        free = [k for k in range(d) if k != i]
+        vals = []
+        for bits in itertools.product((0, 1), repeat=d - 1):
+            z = m.copy()
+            z[free] = np.where(np.array(bits) == 1, hi[free], lo[free])
+            vals.append(float(v @ np.maximum(Xa @ z, 0.0)) / float(g @ z))
+        ref = max(max(vals), 0.0)
+        assert res["vb"][0] == pytest.approx(ref, rel=1e-9, abs=1e-12) and res["vb"][0] >= ref
+        assert res["ub"][0] <= res["vb"][0]
