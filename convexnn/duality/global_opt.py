@@ -234,7 +234,8 @@ def solve_global(
             W0 = np.vstack([W, np.zeros((P - W.shape[0], d))])
         ts = time.perf_counter()
         with single_blas_thread():  # small dense products: BLAS threading costs more than it gains
-            res = solve_relu_active_set(Xa, masks, yc, lam, L, V0=V0, W0=W0, tol=min(rtol * 1e-2, 1e-8))
+            res = solve_relu_active_set(Xa, masks, yc, lam, L, V0=V0, W0=W0, tol=min(rtol * 1e-2, 1e-8),
+                                        deadline=None if time_limit is None else t0 + time_limit)
         last_solve = time.perf_counter() - ts
         V, W = res.V, res.W
         net = _network(V, W, bias)

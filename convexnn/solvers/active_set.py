@@ -432,6 +432,7 @@ def solve_relu_active_set(
     report: Callable[[int, float, float, float, str], None] | None = None,
     restricted: str = "ipm",
     warm_starts: bool = True,
+    deadline: float | None = None,
 ) -> ActiveSetResult:
     r"""Active-set (column-generation) solve of C-ReLU with a global certificate.
 
@@ -497,6 +498,10 @@ def solve_relu_active_set(
         round's (kept blocks keep their primal and dual iterates, new blocks start at zero on the
         central path; see :func:`convexnn.solvers.block_ipm.warm_start`), with a cold start when
         the warm one does not reach the accuracy.
+    deadline : float, optional
+        A ``time.perf_counter()`` value: no restricted solve starts after it (the first always
+        runs); the loop then stops with ``reason="time_limit"`` and the last restricted solution,
+        certified over all patterns as in every round.
 
     Returns
     -------
@@ -504,7 +509,7 @@ def solve_relu_active_set(
         ``converged`` is True when the certified relative gap is ``<= tol`` and the relative
         violation ``<= viol_tol``; otherwise ``reason`` says why the loop stopped
         (``"no_violated_block"``: the restricted solve's accuracy limits the gap;
-        ``"max_rounds"``; ``"too_many_blocks"``; ``"solver_error"``).
+        ``"max_rounds"``; ``"too_many_blocks"``; ``"solver_error"``; ``"time_limit"``).
     """
     t0 = time.perf_counter() if t0 is None else t0
     Xa = np.asarray(Xa, dtype=np.float64)
@@ -557,6 +562,9 @@ def solve_relu_active_set(
     dropped = np.zeros_like(active)
     warm = None
     while rounds < max_rounds:
+        if rounds and deadline is not None and time.perf_counter() >= deadline:
+            reason = "time_limit"
+            break
         rounds += 1
         try:
             v_ref = cert.v if cert is not None else (None if v_screen is None else np.asarray(v_screen, float))

@@ -193,3 +193,19 @@ def test_gated_support_start_matches_clarabel(loss):
     # a tiny cost budget truncates the start (the cost model of the restricted solve decides)
     small = asm.gated_start(Xa, masks, U, L, budget_seconds=0.0)
     assert small.sum() == 1
+
+
+def test_deadline_stops_after_the_first_round_with_a_valid_certificate():
+    """A deadline in the past: one restricted solve, reason "time_limit", and the certificate's dual
+    value is still a lower bound on the optimum computed by Clarabel (weak duality)."""
+    import time
+
+    f = _relu(5, P=20, lam=0.02)
+    Xa, M, y, lam, L = _arrays(f)
+    r = solve_relu_active_set(Xa, M, y, lam, L, deadline=time.perf_counter() - 1.0)
+    assert r.rounds == 1 and r.reason == "time_limit"
+    opt = _tight(f)
+    assert r.certificate.dual <= opt + 1e-9 * abs(opt)
+    assert r.certificate.primal >= opt - 1e-9 * abs(opt)
+    full = solve_relu_active_set(Xa, M, y, lam, L)
+    assert full.converged and full.rounds >= r.rounds
