@@ -372,3 +372,25 @@ def test_vertex_bound_is_exact_without_negative_crossings():
         ref = max(max(vals), 0.0)
         assert res["vb"][0] == pytest.approx(ref, rel=1e-9, abs=1e-12) and res["vb"][0] >= ref
         assert res["ub"][0] <= res["vb"][0]
+
+
+def test_bab_certificate_is_never_below_the_pattern_free_bound_at_large_dimension():
+    """At d' = 31 the boxes are loose; the certificate still keeps the pattern-free bound of the network's
+    own residual (both are valid upper bounds of s(v); the smaller one is used), and stays below the
+    network's objective (weak duality)."""
+    from convexnn.duality.bounds import feasible_dual_value, row_norm_bounds
+    from convexnn.duality.cones import global_support_bound
+
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((200, 30))
+    y = np.maximum(X[:, 0], 0) - X[:, 1] + 0.1 * rng.standard_normal(200)
+    W1 = 0.3 * rng.standard_normal((31, 6))
+    w2 = 0.3 * rng.standard_normal(6)
+    lam = 0.5
+    c = cx.certify((W1, w2), X, y, lam=lam, method="bab", time_limit=1.0, refine=0)
+    L = get_loss("squared")
+    Xa = design_matrix(X, True)
+    v0 = L.project_dual(-L.grad(np.maximum(Xa @ W1, 0.0) @ w2, y), y)
+    ref = feasible_dual_value(L, v0, y, lam, global_support_bound(Xa, v0), row_norm_bounds(Xa))[0]
+    assert c.lower_bound >= ref - 1e-12 * abs(ref)
+    assert c.lower_bound <= network_objective(Xa, y, W1, w2, lam, L)
