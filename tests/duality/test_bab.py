@@ -137,6 +137,21 @@ def test_box_bounds_are_valid_and_slopes_tighten(inst, seed):
     assert np.all(ub4 >= F.max(axis=1) - 1e-12 * scale)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_anytime_upper_bound_never_increases(seed):
+    """A child box lies in its parent, so the bound of the whole search (max over open and
+    discarded boxes) is nonincreasing in the number of boxes evaluated, and always >= s(v)."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((30, 4))
+    v = rng.standard_normal(30)
+    Xa = design_matrix(X, True)
+    full = relu_dual_norm_bab(Xa, v, rtol=1e-6)
+    assert full.complete
+    ups = [relu_dual_norm_bab(Xa, v, rtol=1e-6, batch=16, max_nodes=k).upper for k in range(24, 1200, 64)]
+    assert all(b <= a for a, b in zip(ups, ups[1:]))
+    assert min(ups) >= full.lower * (1 - 1e-12)  # full.lower is a value attained, <= s(v)
+
+
 @pytest.mark.parametrize("steps,vertex_dim", [(0, 8), (1, 8), (4, 8), (2, 0), (0, 0)])
 def test_slope_steps_enclose_exact_value(steps, vertex_dim):
     rng = np.random.default_rng(11)
