@@ -57,3 +57,24 @@ def exact_patterns():
 def vertex_patterns():
     """The vertex construction itself (to cross-check enumerate_patterns)."""
     return _vertex_patterns
+
+
+@pytest.fixture(scope="session")
+def bn_two_group_lasso():
+    """``value(x, y, lam)``: the optimum of the d = 1 batch-norm ReLU problem without bias, solved
+    directly as a two-group lasso (Ergen et al., ICLR 2022): batch normalization is scale invariant,
+    so every neuron is a normalized (x)_+ or (-x)_+ plus a shift."""
+    import cvxpy as cp
+
+    def value(x: np.ndarray, y: np.ndarray, lam: float) -> float:
+        groups = []
+        for h in (np.maximum(x, 0), np.maximum(-x, 0)):
+            c = h - h.mean()
+            groups.append(np.column_stack([c / np.linalg.norm(c), np.ones_like(x)]))
+        z = [cp.Variable(2), cp.Variable(2)]
+        pred = groups[0] @ z[0] + groups[1] @ z[1]
+        lasso = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(pred - y) + lam * (cp.norm(z[0]) + cp.norm(z[1]))))
+        lasso.solve(solver=cp.CLARABEL)
+        return float(lasso.value)
+
+    return value

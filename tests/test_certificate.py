@@ -164,21 +164,14 @@ def test_conv_certificate_against_the_same_independent_optimum():
         certify_conv(net, X, y, lam, rtol=0.0)
 
 
-def test_batchnorm_certificate_against_a_group_lasso():
+def test_batchnorm_certificate_against_a_group_lasso(bn_two_group_lasso):
     """d = 1 without bias: every BN neuron is a normalized (x)_+ or (-x)_+ plus a shift, so the BN
     problem is a two-group lasso (Ergen et al., ICLR 2022), solved here directly."""
     rng = np.random.default_rng(2)
     x = rng.standard_normal(10)
     y = np.sin(2 * x)
     lam = 0.05
-    groups = []
-    for h in (np.maximum(x, 0), np.maximum(-x, 0)):
-        c = h - h.mean()
-        groups.append(np.column_stack([c / np.linalg.norm(c), np.ones_like(x)]))
-    z = [cp.Variable(2), cp.Variable(2)]
-    lasso = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(groups[0] @ z[0] + groups[1] @ z[1] - y)
-                                   + lam * (cp.norm(z[0]) + cp.norm(z[1]))))
-    lasso.solve(solver=cp.CLARABEL)
+    lasso_value = bn_two_group_lasso(x, y, lam)
     X = x[:, None]
     P = cx.enumerate_patterns(X, bias=False)
     net = c_bn_relu(X, y, P, lam).solve().to_network()
@@ -186,11 +179,11 @@ def test_batchnorm_certificate_against_a_group_lasso():
     assert type(cert) is cx.BNCertificate and isinstance(cert, cx.Certificate)
     _check_derived(cert)
     assert cert.is_optimal, str(cert)
-    assert cert.lower_bound <= lasso.value * (1 + 1e-7) <= cert.primal * (1 + 2e-7)
+    assert cert.lower_bound <= lasso_value * (1 + 1e-7) <= cert.primal * (1 + 2e-7)
     bad = BatchNormReLU(net.W1, 1.5 * net.gamma, net.alpha, net.w2, bias=False)
     cb = certify_bn(bad, X, y, lam, patterns=P)
     _check_derived(cb)
-    assert not cb.is_optimal and cb.lower_bound <= lasso.value * (1 + 1e-7)
+    assert not cb.is_optimal and cb.lower_bound <= lasso_value * (1 + 1e-7)
 
 
 # ------------------------------------------------------------------ three layers

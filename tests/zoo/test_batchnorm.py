@@ -31,23 +31,15 @@ def test_convex_optimum_equals_mapped_network(bias, loss):
     assert np.allclose(net.predict(X), sol.fit, atol=1e-7)
 
 
-def test_one_dimensional_case_is_a_two_group_lasso():
+def test_one_dimensional_case_is_a_two_group_lasso(bn_two_group_lasso):
     """d = 1, no bias: BN is scale invariant, so every neuron is (x)_+ or (-x)_+ normalized."""
     rng = np.random.default_rng(2)
     x = rng.standard_normal(12)
     y = np.sin(2 * x)
     lam = 0.05
-    groups = []
-    for h in (np.maximum(x, 0), np.maximum(-x, 0)):
-        c = h - h.mean()
-        groups.append(np.column_stack([c / np.linalg.norm(c), np.ones_like(x)]))
-    z = [cp.Variable(2), cp.Variable(2)]
-    pred = groups[0] @ z[0] + groups[1] @ z[1]
-    lasso = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(pred - y) + lam * (cp.norm(z[0]) + cp.norm(z[1]))))
-    lasso.solve(solver=cp.CLARABEL)
     X = x[:, None]
     sol = c_bn_relu(X, y, cx.enumerate_patterns(X), lam).solve()
-    assert sol.value == pytest.approx(lasso.value, rel=1e-6)
+    assert sol.value == pytest.approx(bn_two_group_lasso(x, y, lam), rel=1e-6)
 
 
 def test_whitened_per_pattern_formulation_agrees():
