@@ -375,7 +375,7 @@ def distributed_path(Xc: np.ndarray, yc: np.ndarray, grid: np.ndarray, pats: Any
                      shared={"X": Xc, "y": yc, "patterns": pats, "opts": opts},
                      desc=f"{kind} path", progress=progress)
     build = c_relu if kind == "c_relu" else c_grelu
-    f = build(Xc, yc, pats, float(grid[-1]), loss=loss, bias=pats.bias)
+    f = build(Xc, yc, pats, float(grid[-1]), loss=loss, bias=pats.bias, l1_ratio=opts.get("l1_ratio"))
     sols = [ConvexSolution(formulation=f, **rec) for p in parts for rec in p["sols"]]
     cat = {k: np.concatenate([p[k] for p in parts]) for k in
            ("objectives", "losses", "regularizers", "n_active", "gaps", "times")}

@@ -32,6 +32,7 @@ from convexnn.data import add_bias, check_bool, check_lam, check_X, check_y
 from convexnn.errors import InputError
 from convexnn.formulations.formulation import ConvexSolution
 from convexnn.formulations.losses import get_loss
+from convexnn.formulations.penalties import get_penalty
 
 __all__ = ["lam_max", "path", "PathResult"]
 
@@ -52,10 +53,13 @@ def resolve_patterns(Xc: np.ndarray, patterns: Any, bias: bool | None, seed: Any
 
 
 def lam_max(X: Any, y: Any, patterns: Patterns | int | str | None = None, *, loss: str = "squared",
-            bias: bool | None = None, seed: Any = None) -> float:
+            bias: bool | None = None, seed: Any = None, l1_ratio: float | None = None) -> float:
     r"""Smallest ``lam`` at which the zero network solves C-GReLU (and C-ReLU) with these patterns.
 
-    .. math:: \lambda_{\max} = \max_{i,k} \big\|(D_i X_a)^\top \nabla\ell(0, y_{:,k})\big\|_2
+    .. math:: \lambda_{\max} = \max_{i,k} R^*\big((D_i X_a)^\top \nabla\ell(0, y_{:,k})\big)
+
+    with :math:`R^* = \|\cdot\|_2` for the group lasso and the dual norm of the sparse group lasso
+    with ``l1_ratio``.
 
     (maximum over outputs ``k`` for vector targets: with the group regularizer the outputs
     separate). Exact threshold for C-GReLU; for C-ReLU every ``lam >= lam_max`` gives the zero
@@ -72,6 +76,8 @@ def lam_max(X: Any, y: Any, patterns: Patterns | int | str | None = None, *, los
     loss : {"squared", "logistic"}
     bias : bool, optional
         Gates and weights act on ``[X, 1]``; default: the patterns' setting, else False.
+    l1_ratio : float in [0, 1), optional
+        The sparse-group first-layer penalty (:class:`~convexnn.SparseGroup`).
 
     Returns
     -------
@@ -87,7 +93,8 @@ def lam_max(X: Any, y: Any, patterns: Patterns | int | str | None = None, *, los
     pats = resolve_patterns(Xc, patterns, bias, seed)
     Xa = add_bias(Xc) if pats.bias else Xc
     Y = yc if yc.ndim == 2 else yc[:, None]
-    return max(_lam_max(Xa, pats.masks, Y[:, k], L) for k in range(Y.shape[1]))
+    pen = get_penalty(None, l1_ratio)
+    return max(_lam_max(Xa, pats.masks, Y[:, k], L, pen) for k in range(Y.shape[1]))
 
 
 def _zero_solution(f: Any, lam: float) -> ConvexSolution:
@@ -206,6 +213,7 @@ def path(
     progress: bool = False,
     executor: Any = None,
     n_chunks: int | None = None,
+    l1_ratio: float | None = None,
 ) -> PathResult:
     r"""Warm-started regularization path of C-ReLU or C-GReLU, from :func:`lam_max` down.
 
@@ -243,6 +251,9 @@ def path(
         built here.
     n_chunks : int, optional
         Number of chunks (tasks) with ``executor``.
+    l1_ratio : float in [0, 1), optional
+        Sparse-group first-layer penalty (:class:`~convexnn.SparseGroup`; feature selection along
+        the path); ``lam_max`` uses its dual norm.
 
     Returns
     -------
@@ -268,7 +279,8 @@ def path(
     L = get_loss(loss)
     yc = check_y(y, Xc.shape[0], loss=L.name)
     pats = resolve_patterns(Xc, patterns, bias, seed)
-    lmax = lam_max(Xc, yc, pats, loss="squared" if L.name == "hinge" else L.name) if L.name != "hinge" else float("nan")
+    get_penalty(None, l1_ratio)  # validates l1_ratio
+    lmax = (lam_max(Xc, yc, pats, loss=L.name, l1_ratio=l1_ratio) if L.name != "hinge" else float("nan"))
     if lams is None:
         if isinstance(n_lams, bool) or not isinstance(n_lams, (int, np.integer)) or n_lams < 1:
             raise InputError(f"n_lams must be a positive integer; got {n_lams!r}.")
@@ -288,9 +300,10 @@ def path(
 
         return distributed_path(Xc, yc, grid, pats, lmax, kind=kind, loss=L, executor=executor, n_chunks=n_chunks,
                                 progress=progress, opts={"method": method, "tol": tol, "max_iter": max_iter,
-                                                         "solver": solver, "device": device, "gaps": gaps})
+                                                         "solver": solver, "device": device, "gaps": gaps,
+                                                         "l1_ratio": l1_ratio})
     build = c_relu if kind == "c_relu" else c_grelu
-    f = build(Xc, yc, pats, float(grid[0]), loss=L, bias=pats.bias)
+    f = build(Xc, yc, pats, float(grid[0]), loss=L, bias=pats.bias, l1_ratio=l1_ratio)
     sols: list[ConvexSolution] = []
     obj, los, reg, act, gap, times = [], [], [], [], [], []
     chosen = method

@@ -94,3 +94,25 @@ def test_path_input_errors():
         cx.path(X, y, lam_min_ratio=2.0, patterns=5)
     with pytest.raises(cx.InputError):
         cx.lam_max(X, y, patterns="many")
+
+
+@pytest.mark.parametrize("kind", ["c_grelu", "c_relu"])
+def test_sparse_group_path_matches_clarabel_and_lam_max(kind):
+    """l1_ratio along the path: every point is the sparse-group program's optimum (Clarabel at that lam,
+    built independently), zero at lam_max (the R* threshold) and nonzero just below it."""
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((30, 4))
+    y = np.maximum(X[:, 0], 0) - X[:, 1]
+    pats = cx.sample_patterns(X, 12, seed=0, bias=True)
+    res = cx.path(X, y, n_lams=4, lam_min_ratio=0.05, patterns=pats, kind=kind, l1_ratio=0.6, method="interior")
+    build = cx.c_relu if kind == "c_relu" else cx.c_grelu
+    for lam, val in zip(res.lams, res.objectives):
+        ref = build(X, y, pats, float(lam), l1_ratio=0.6).solve("CLARABEL").value
+        assert val == pytest.approx(ref, rel=1e-6, abs=1e-9)
+    lmax = cx.lam_max(X, y, pats, l1_ratio=0.6)
+    assert lmax == pytest.approx(res.lam_max)
+    assert lmax < cx.lam_max(X, y, pats)   # R >= ||.||_2, so R* <= ||.||_2: a lower threshold
+    below = cx.c_grelu(X, y, pats, 0.98 * lmax, l1_ratio=0.6).solve("CLARABEL")
+    assert below.value < 0.5 * float(y @ y) - 1e-9            # nonzero just below lam_max
+    at = cx.c_grelu(X, y, pats, lmax, l1_ratio=0.6).solve("CLARABEL")
+    assert at.value == pytest.approx(0.5 * float(y @ y), rel=1e-7)   # zero is optimal at lam_max
