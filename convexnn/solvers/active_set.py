@@ -168,7 +168,7 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
     ``solver="ipm"`` (default): the block-structured primal-dual interior point of
     :mod:`convexnn.solvers.block_ipm` (one dense ``|W| d' x |W| d'`` Cholesky per iteration, the
     ``|W| n`` cone rows enter only block-diagonal terms); when it cannot reach a relative
-    accuracy of :data:`_IPM_ACCEPT` (a numerical failure) the program goes to Clarabel.
+    accuracy of ``max(eps, _IPM_ACCEPT)`` (a numerical failure) the program goes to Clarabel.
     ``solver="clarabel"`` (or ``rows_per_block`` given): Clarabel, as described below.
 
     Blocks are stacked in one vector :math:`x = (x_b)_{b \in \mathcal W}`; the fit is the dense
@@ -236,6 +236,7 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
         return RestrictedSolution(V, W, Gam, 0, "optimal", time.perf_counter() - t0)
     if solver not in ("ipm", "clarabel"):
         raise InputError(f"solver must be 'ipm' or 'clarabel'; got {solver!r}.")
+    accept = max(_IPM_ACCEPT, float(eps))  # a solve that reached the requested accuracy is used
     if solver == "ipm" and rows_per_block is None:
         mk, sg = masks[:, [i for _, i in blocks]], np.array([1.0 - 2.0 * b for b, _ in blocks])
         r = None
@@ -244,11 +245,11 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
             # a cold start below when it does not reach the accuracy
             r = solve_block_ipm(Xa, mk, sg, y, lam, loss, cones=True, eps=eps, max_iter=max(max_iter, 150),
                                 start=warm_start(warm[0], warm[1], blocks, n, d, lam))
-            if max(r.gap, r.pres, r.dres) > _IPM_ACCEPT:
+            if max(r.gap, r.pres, r.dres) > accept:
                 r = None
         if r is None:
             r = solve_block_ipm(Xa, mk, sg, y, lam, loss, cones=True, eps=eps, max_iter=max(max_iter, 150))
-        if max(r.gap, r.pres, r.dres) <= _IPM_ACCEPT:
+        if max(r.gap, r.pres, r.dres) <= accept:
             for b, (row, i) in enumerate(blocks):
                 (V if row == 0 else W)[i] = r.X[b]
                 Gam[:, row * P + i] = r.multipliers[:, b]
@@ -424,6 +425,8 @@ def solve_relu_active_set(
     max_blocks: int | None = None,
     eps: float = 1e-10,
     eps_min: float = 1e-13,
+    eps_rel: float = 1e-2,
+    eps_max: float = 1e-8,
     rows_per_block: int | None = None,
     add_limit: int = 16,
     prune: bool = True,
@@ -471,7 +474,16 @@ def solve_relu_active_set(
         Stop (``reason="too_many_blocks"``) when the working set would exceed this many blocks
         (default ``2P``, i.e. never).
     eps : float
-        Tolerance of the restricted solves.
+        Tolerance of the restricted solves (the tightest they are solved to before ``eps_min``).
+    eps_rel, eps_max : float
+        The restricted solves first run to the looser tolerance
+        :math:`\max(\epsilon, \min(\epsilon_{\text{rel}}\,\text{tol}, \epsilon_{\max}))`: an
+        exact restricted optimum on the right working set has certified gap zero, so a solve to a
+        small fraction of ``tol`` leaves the certificate room, and the interior point stops
+        earlier (fewer iterations at its rounding floor). Convergence is decided by the global
+        certificate as always: when a round finds no violated block but the certified gap is
+        above ``tol``, the same working set is solved again to ``eps`` (then tighter, see
+        ``eps_min``).
     eps_min : float
         When no block is violated but the gap is above ``tol`` (the restricted solve is the
         bottleneck, typically the exponential cones of the logistic loss), the same working set
@@ -561,6 +573,8 @@ def solve_relu_active_set(
     rounds = 0
     dropped = np.zeros_like(active)
     warm = None
+    # tightened to eps when it limits the gap
+    eps_round = max(float(eps), min(float(eps_rel) * float(tol), float(eps_max)))
     while rounds < max_rounds:
         if rounds and deadline is not None and time.perf_counter() >= deadline:
             reason = "time_limit"
@@ -568,7 +582,7 @@ def solve_relu_active_set(
         rounds += 1
         try:
             v_ref = cert.v if cert is not None else (None if v_screen is None else np.asarray(v_screen, float))
-            rs = solve_restricted(Xa, masks, y, lam, loss, active, V_ref=V, W_ref=W, v_ref=v_ref, eps=eps,
+            rs = solve_restricted(Xa, masks, y, lam, loss, active, V_ref=V, W_ref=W, v_ref=v_ref, eps=eps_round,
                                   rows_per_block=rows_per_block, solver=restricted,
                                   warm=warm if warm_starts else None)
         except Exception as exc:  # noqa: BLE001  (cvxpy.error.SolverError, numerical failures)
@@ -584,19 +598,25 @@ def solve_relu_active_set(
         # the working set may double per round (at least add_limit new blocks): dense supports are
         # reached in a logarithmic number of restricted solves
         limit = max(add_limit, int(active.sum()))
-        add, s_exact, bounds, nn = scan_blocks(Xa, masks, v, lam, active, limit)
+        # the restricted solve's cone multipliers bound s_b(v) of the working-set blocks without an
+        # NNLS; when that leaves the gap above tol with no block to add, the exact scan decides
+        add, s_exact, bounds, nn = scan_blocks(Xa, masks, v, lam, active, limit, multipliers=Gam)
         cert = _certificate(primal, v, y, lam, loss, float(bounds.max()) if s_exact is None else s_exact,
                             bounds, nn)
+        if add.shape[0] == 0 and cert.rel_gap > tol and s_exact is not None:
+            add, s_exact, bounds, nn2 = scan_blocks(Xa, masks, v, lam, active, limit)
+            cert = _certificate(primal, v, y, lam, loss, float(bounds.max()) if s_exact is None else s_exact,
+                                bounds, nn + nn2)
         va, vr = violation(Xa, masks, V, W)
         record(cert, vr, rounds, f"round {rounds} blocks {int(active.sum())} s/lam {cert.s / lam:.3g}")
         if cert.rel_gap <= tol and vr <= viol_tol:
             reason = "certified"
             break
         if add.shape[0] == 0:
-            if eps > eps_min:
+            if eps_round > eps_min:
                 # no block to add: the restricted solve's accuracy limits the certificate;
                 # solve the same working set again, tighter
-                eps = max(eps * 1e-2, eps_min)
+                eps_round = eps if eps_round > eps else max(eps_round * 1e-2, eps_min)
                 continue
             reason = "no_violated_block"
             break

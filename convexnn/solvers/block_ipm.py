@@ -55,8 +55,8 @@ refined against the reduced matrix itself, by iterative refinement and, when tha
 conjugate gradients preconditioned with the Woodbury solve (near the end the block scalings spread
 over many orders of magnitude and the identity loses digits). An iteration whose refined solve is
 still not accurate (or whose ``d' x d'`` blocks are not numerically positive definite) falls back
-to the dense Cholesky when that costs at most four Woodbury iterations; otherwise the block
-factors are rebuilt from eigendecompositions with the small eigenvalues floored (a better
+to the dense Cholesky when that costs at most one Woodbury iteration (four without cone rows);
+otherwise the block factors are rebuilt from eigendecompositions with the small eigenvalues floored (a better
 conditioned preconditioner, the refinement corrects it), and if that fails too the dense Cholesky
 takes over, or, once the iterate is accurate to :math:`10^{-8}`, the solve ends at its best
 iterate.
@@ -67,7 +67,8 @@ method for linear programming", Comput. Optim. Appl. 1996) aim the complementari
 longer trial step into :math:`[0.1, 10]\sigma\mu` (the cone rows one by one; for the
 second-order cones the eigenvalues :math:`u_0 \pm \|u_1\|` of the Jordan product of the badly
 centred ones); a corrected direction is kept only when it lengthens the step. Each costs one more
-solve with the same factorization.
+solve with the same factorization; small C-ReLU programs (fewer than
+:data:`_CORRECTOR_MIN_FLOPS` per iteration) use none.
 
 **Warm starts.** Successive working sets of the polishes overlap; :func:`warm_start` builds a
 strictly interior start for a new working set from an interior iterate of the previous solve
@@ -95,6 +96,9 @@ __all__ = ["BlockIPMResult", "solve_block_ipm", "warm_start", "iteration_flops"]
 
 #: Gondzio centrality correctors per iteration at most (cone rows)
 _CORRECTORS = 2
+#: programs with cone rows whose iteration costs fewer flops (:func:`iteration_flops`) use no
+#: correctors: there a corrector's Python overhead exceeds the factorization it reuses
+_CORRECTOR_MIN_FLOPS = 1e7
 _STEP = 0.99  # fraction of the step to the boundary
 #: relative residual of the refined Woodbury solve above which the dense Cholesky takes over
 _LOW_RANK_RTOL = 1e-10
@@ -105,6 +109,12 @@ _REFINE_MAX = 4
 _LOW_RANK_STOP = 1e-8
 #: preconditioned conjugate-gradient steps at most when the refinement stalls
 _CG_MAX = 60
+#: a failed Woodbury solve falls back to the dense Cholesky (for the rest of the solve) only when one
+#: dense factorization costs at most this many Woodbury iterations (programs with cone rows; without:
+#: ``_DENSE_RATIO_GATED``); otherwise the floored block factors are tried first (measured in
+#: bench/RESULTS_matrix.md, section "C-ReLU polish: looser early rounds, multiplier bounds")
+_DENSE_RATIO = 1.0
+_DENSE_RATIO_GATED = 4.0
 
 
 def iteration_flops(n: int, k: int, d: int, quadratic: bool) -> tuple[float, bool]:
@@ -372,9 +382,12 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
     XX = (Xa[:, :, None] * Xa[:, None, :]).reshape(n, d * d) if cones else None
     nl = Sk.size
     nu = nl + k  # degree of the cone
-    # a dense factorization costs more than 4 Woodbury iterations
-    dense_costly = low_rank and nx ** 3 / 3.0 > 4.0 * iteration_flops(n, k, d, quad)[0]
+    # a dense factorization costs more than _DENSE_RATIO(_GATED) Woodbury iterations
+    dense_costly = low_rank and nx ** 3 / 3.0 > ((_DENSE_RATIO if cones else _DENSE_RATIO_GATED)
+                                                 * iteration_flops(n, k, d, quad)[0])
     dense_stop = False
+    n_correctors = (_CORRECTORS if not cones or iteration_flops(n, k, d, quad)[0] >= _CORRECTOR_MIN_FLOPS
+                    else 0)
     Ft = F.reshape(n, k, d).transpose(1, 2, 0) if low_rank else None  # (k, d, n): the blocks of F^T
     Fsq = np.einsum("ij,ij->i", F, F) if low_rank else None  # row norms^2 of F (traces)
 
@@ -469,7 +482,7 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
     while True:
         z, rx, rt, rl, rq, ZX, dnorm = residuals(X, tau, sl, zl, sq, zq)
         gapv = float(np.sum(sl * zl) + np.sum(sq * zq))
-        obj = objective(X)
+        obj = float(loss.value_on(NUMPY, z, y)) + lam * float(np.linalg.norm(X, axis=1).sum())  # z = fit(X)
         pscale = 1.0 + float(np.linalg.norm(ZX)) + float(np.linalg.norm(tau))
         pres = float(np.sqrt(np.sum(rl * rl) + np.sum(rq * rq))) / pscale
         dres = float(np.sqrt(np.sum(rx * rx) + np.sum(rt * rt))) / (1.0 + lam * np.sqrt(k) + dnorm)
@@ -648,12 +661,15 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
                 self_l = (dzl, dzl)
             return dX, dtau, dsl, dzl, dsq, dzq, self_l, self_q
 
+        lq2 = np.concatenate([lq, lq])  # both halves of a direction in one call below
+        ll2 = np.concatenate([ll, ll]) if cones else None
+
         def max_step(*dirs):
             # step to the boundary in the scaled space: s + a ds in K  <=>  lambda + a W^{-1} ds in K
             (sl_t, zl_t), (sq_t, zq_t) = dirs[-2], dirs[-1]
-            a = min(_soc_step(lq, sq_t), _soc_step(lq, zq_t))
+            a = _soc_step(lq2, np.concatenate([sq_t, zq_t]))
             if cones:
-                a = min(a, _lp_step(ll, sl_t), _lp_step(ll, zl_t))
+                a = min(a, _lp_step(ll2, np.concatenate([sl_t, zl_t])))
             return a
 
         def solve_newton(ds_l, ds_q):
@@ -710,7 +726,7 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
         # Jordan product's eigenvalues u0 -+ |u1| of the badly centred ones, towards (t, 0)); keep a
         # corrected direction only when it lengthens the step (one more solve each, same factors)
         tmu = sigma_c * mu
-        for _ in range(_CORRECTORS):
+        for _ in range(n_correctors):
             if alpha >= 0.99 * _STEP:
                 break
             at = min(1.0, 1.5 * alpha + 0.1)

@@ -161,7 +161,7 @@ def _certificate(primal: float, v: np.ndarray, y: np.ndarray, lam: float, loss: 
 
 
 def scan_blocks(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, lam: float, active: np.ndarray,
-                limit: int) -> tuple[np.ndarray, float | None, np.ndarray, int]:
+                limit: int, multipliers: np.ndarray | None = None) -> tuple[np.ndarray, float | None, np.ndarray, int]:
     r"""One pass that finds violated blocks outside the working set *and* the exact :math:`s(v)`.
 
     Blocks :math:`(i, \sigma)` are visited in decreasing order of their cheap half-space upper
@@ -177,6 +177,14 @@ def scan_blocks(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, lam: float, ac
 
     is a valid upper bound (the same quantity as the branch and bound of ``cone_support``, which
     this pass replaces in the working-set loop so that no NNLS is solved twice).
+
+    ``multipliers`` (shape ``(n, 2P)``, column ``sigma_row * P + i``; e.g. the cone multipliers
+    :math:`\rho \ge 0` of a restricted solve, :attr:`RestrictedSolution.multipliers`) give every
+    block with a nonzero column the bound :math:`\|g + A^\top\rho\| \ge \|\Pi_{\mathcal K}(g)\|`
+    (valid for any :math:`\rho \ge 0`) at the cost of two matrix-vector products: at a restricted
+    optimum the working-set blocks satisfy :math:`\|g + A^\top\rho\| \le \lambda` up to the
+    solve's dual residual, so most of them need no NNLS. A block whose bound is above the level
+    gets the NNLS as before (the smaller of the two values is kept).
 
     Returns
     -------
@@ -204,8 +212,13 @@ def scan_blocks(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, lam: float, ac
         sgn, i = divmod(int(k), P)
         m = np.asarray(masks[:, i], dtype=bool)
         g = (1.0 - 2.0 * sgn) * (Xa.T @ np.where(m, v, 0.0))
-        val = min(_block_value(Xa, rn, np.where(m, 1.0, -1.0), g, level), float(flat[k]))
-        n_nnls += 1
+        sg = np.where(m, 1.0, -1.0)
+        val = float(flat[k])
+        if multipliers is not None and np.any(multipliers[:, k] > 0):
+            val = min(val, float(np.linalg.norm(g + Xa.T @ (sg * np.maximum(multipliers[:, k], 0.0)))))
+        if val > level:
+            val = min(_block_value(Xa, rn, sg, g, level), val)
+            n_nnls += 1
         best = max(best, val)
         if val > level and not active[sgn, i]:
             found.append((val, sgn, i))

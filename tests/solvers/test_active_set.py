@@ -209,3 +209,70 @@ def test_deadline_stops_after_the_first_round_with_a_valid_certificate():
     assert r.certificate.primal >= opt - 1e-9 * abs(opt)
     full = solve_relu_active_set(Xa, M, y, lam, L)
     assert full.converged and full.rounds >= r.rounds
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_loose_restricted_solves_keep_the_certified_optimum(loss, monkeypatch):
+    """Restricted solves to eps_rel * tol, to eps only, and a loose first accuracy that cannot
+    certify tol (the loop must tighten): all reach Clarabel's value with a certified gap <= tol."""
+    f = _relu(12, loss=loss, P=16, lam=0.01 if loss == "squared" else 0.05)
+    Xa, M, y, lam, L = _arrays(f)
+    ref = _tight(f)
+    seen: list[float] = []
+    inner = asm.solve_restricted
+
+    status: list[str] = []
+
+    def spy(*a, **k):
+        seen.append(k["eps"])
+        rs = inner(*a, **k)
+        status.append(rs.status)
+        return rs
+
+    monkeypatch.setattr(asm, "solve_restricted", spy)
+    runs = {
+        "default": solve_relu_active_set(Xa, M, y, lam, L, tol=1e-8),
+        "tight": solve_relu_active_set(Xa, M, y, lam, L, tol=1e-8, eps_rel=0.0),
+    }
+    assert seen[0] == pytest.approx(1e-10)  # max(eps, 1e-2 tol)
+    seen.clear()
+    runs["loose"] = solve_relu_active_set(Xa, M, y, lam, L, tol=1e-9, eps_rel=1e5, eps_max=1e-4)  # at 1e-4
+    for name, r in runs.items():
+        assert r.converged and r.reason == "certified", name
+        assert r.certificate.rel_gap <= (1e-9 if name == "loose" else 1e-8), name
+        assert r.violation_rel <= 1e-8, name
+        assert r.certificate.primal == pytest.approx(ref, rel=1e-7), name
+        # the certificate is a certificate: its dual value is below Clarabel's optimum
+        assert r.certificate.dual <= ref + 1e-9 * abs(ref), name
+    # the loose rounds (1e-4) could not certify 1e-9: the last working set was solved again, tighter
+    assert seen[0] == pytest.approx(1e-4) and seen[-1] <= 1e-10
+    assert all(st.startswith("ipm") for st in status)  # the loose solves are the interior point's
+
+
+def test_scan_with_multipliers_is_an_upper_bound_and_finds_the_same_blocks():
+    """The cone multipliers of a restricted solve bound s_b(v) of its blocks (any rho >= 0 does):
+    the scan with them returns s >= the exact scan's s (and close to it at a restricted optimum),
+    and the same violated blocks outside the working set."""
+    from convexnn.solvers.relu_certificate import _primal, scan_blocks
+
+    f = _relu(13, P=20, lam=0.02)
+    Xa, M, y, lam, L = _arrays(f)
+    full = solve_relu_active_set(Xa, M, y, lam, L, tol=1e-9)
+    norms = np.stack([np.linalg.norm(full.V, axis=1), np.linalg.norm(full.W, axis=1)])
+    for drop in range(2):  # the optimal support, then with its largest block missing
+        act = norms > 0
+        if drop:
+            act[np.unravel_index(int(np.argmax(norms)), norms.shape)] = False
+        rs = asm.solve_restricted(Xa, M, y, lam, L, act)
+        _, fit = _primal(Xa, M, y, lam, L, rs.V, rs.W)
+        v = -np.asarray(L.grad(fit, y), dtype=float)
+        a0, s0, _, n0 = scan_blocks(Xa, M, v, lam, act, 10 ** 6)
+        a1, s1, _, n1 = scan_blocks(Xa, M, v, lam, act, 10 ** 6, multipliers=rs.multipliers)
+        assert s1 >= s0 * (1 - 1e-12)
+        assert s1 <= s0 + 1e-6 * lam
+        assert {tuple(b) for b in a0} == {tuple(b) for b in a1}
+        assert n1 <= n0
+        if drop:
+            assert a0.shape[0] >= 1 and s0 > lam * (1 + 1e-6)
+        else:
+            assert a0.shape[0] == 0

@@ -277,3 +277,27 @@ def test_low_rank_logistic_matches_dense_and_clarabel(cones):
             warnings.simplefilter("ignore")
             ref = prob.solve(solver="CLARABEL", tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10)
     assert lo.objective == pytest.approx(ref, rel=1e-7)
+
+
+@pytest.mark.parametrize("correctors", [True, False])
+@pytest.mark.parametrize("dense_ratio", [1.0, 4.0])
+def test_corrector_and_dense_fallback_rules_keep_the_optimum(monkeypatch, correctors, dense_ratio):
+    """With or without Gondzio correctors (small C-ReLU programs use none) and with either dense
+    fallback threshold, the restricted program (Woodbury form, n < k d') reaches Clarabel's optimum."""
+    import convexnn.solvers.block_ipm as bim
+
+    monkeypatch.setattr(bim, "_CORRECTOR_MIN_FLOPS", 0.0 if correctors else np.inf)
+    monkeypatch.setattr(bim, "_DENSE_RATIO", dense_ratio)
+    X, Xa, masks, y = _data(3, "squared", n=30, d=5, P=10)
+    L = get_loss("squared")
+    P = masks.shape[1]
+    lam = 0.02 * lam_max(Xa, masks, y, "squared")
+    mk = np.hstack([masks, masks])
+    sg = np.r_[np.ones(P), -np.ones(P)]
+    r = solve_block_ipm(Xa, mk, sg, y, lam, L, eps=1e-11, low_rank=True)
+    cl = asm.solve_restricted(Xa, masks, y, lam, L, np.ones((2, P), dtype=bool), solver="clarabel")
+    fc = _restricted_objective(Xa, masks, y, lam, L, cl.V, cl.W)
+    assert max(r.gap, r.pres, r.dres) <= 1e-9
+    V, W = r.X[:P], r.X[P:]
+    assert _restricted_objective(Xa, masks, y, lam, L, V, W) == pytest.approx(fc, rel=1e-8)
+    assert asm.violation(Xa, masks, V, W)[0] <= 1e-9
