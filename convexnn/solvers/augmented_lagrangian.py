@@ -3,8 +3,9 @@ r"""Augmented Lagrangian method for C-ReLU (Mishkin (PhD thesis, Stanford), bonu
 In :func:`convexnn.solve` (solver ``"relu_active_set"``) the default C-ReLU path is the
 active-set polish (:mod:`convexnn.solvers.active_set`); this method runs with ``polish=False``
 and as the fallback when the polish cannot finish (it is then warm-started from the polish's
-point and cone multipliers). It handles the group-lasso penalty only (its prox is the group soft
-threshold), so the solver refuses other first-layer penalties.
+point and cone multipliers), and alone for a first-layer penalty other than the group lasso
+(``penalty=``: its prox in the inner iterations, its dual norm in the certified gap; the polish
+solves the group lasso only).
 
 C-ReLU is :math:`\min F(v, w)` subject to :math:`G_i v_i \ge 0,\ G_i w_i \ge 0` with
 :math:`G_i = \operatorname{diag}(2m_i - 1)\tilde X` and
@@ -158,6 +159,7 @@ def solve_relu(
     inner_max: int = 1000,
     delta_scale: float = 30.0,
     adapt: bool = True,
+    penalty: Any = None,
     reporter: Reporter | None = None,
 ) -> ReluResult:
     r"""Solve C-ReLU by the augmented Lagrangian method with an R-FISTA inner solver.
@@ -190,6 +192,10 @@ def solve_relu(
         Initial penalty as a multiple of the curvature-balancing value (ignored with ``delta0``).
     adapt : bool
         Double the penalty when the violation did not halve.
+    penalty : Penalty, optional
+        First-layer norm :math:`R` of the program (:mod:`convexnn.formulations.penalties`;
+        default the group lasso): the prox of the inner proximal-gradient iterations and the
+        dual norm of the certified gap.
     reporter : Reporter, optional
 
     Returns
@@ -223,7 +229,7 @@ def solve_relu(
     converged = False
     h = ALProblem(op, op2, loss, y, Gam, delta)
     img = h.image(x)
-    gap = relu_gap(op, loss, y, lam, x[:P], x[P:], img[0], Gam[:, :P], Gam[:, P:])
+    gap = relu_gap(op, loss, y, lam, x[:P], x[P:], img[0], Gam[:, :P], Gam[:, P:], penalty)
     viol, viol_rel = relu_violation(op, x[:P], x[P:])
     grad_scale = max(lam, 1e-300)
     while outer < max_outer and iters < max_iter:
@@ -234,12 +240,12 @@ def solve_relu(
             return st.residual <= inner_tol * grad_scale
 
         st = accelerated_prox_grad(bk, h, lam, x, step, max_iter=min(inner_max, max_iter - iters), check=check,
-                                   check_every=check_every, img0=img)
+                                   check_every=check_every, img0=img, penalty=penalty)
         iters += st.iterations
         x, img, step = st.x, st.img, st.step
         Gam = h.penalty_residual(img[1])  # multiplier update
         V, W = x[:P], x[P:]
-        gap = relu_gap(op, loss, y, lam, V, W, img[0], Gam[:, :P], Gam[:, P:])
+        gap = relu_gap(op, loss, y, lam, V, W, img[0], Gam[:, :P], Gam[:, P:], penalty)
 
         viol, viol_rel = relu_violation(op, V, W)
         history.append({"iter": iters, "outer": outer, "time": time.perf_counter() - t0,

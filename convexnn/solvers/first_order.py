@@ -74,7 +74,7 @@ def _first_order_refusal(f: Formulation, *, cones: bool) -> str | None:
     return None if why is None else why.split("; use method")[0]
 
 
-def _gated_penalty(f: Formulation) -> Any:
+def _penalty_arg(f: Formulation) -> Any:
     """The first-layer penalty handed to R-FISTA and the gated gap: None (their default, the
     group lasso) unless ``f.penalty`` is another penalty."""
     pen = getattr(f, "penalty", None)
@@ -144,7 +144,8 @@ class GatedFirstOrder(_FirstOrderSolver):
 
 class ReluActiveSet(_FirstOrderSolver):
     """Programs with cone constraints (C-ReLU): the active-set polish with a global certificate
-    (``polish=True``) and the augmented Lagrangian as fallback (or alone, ``polish=False``).
+    (``polish=True``) and the augmented Lagrangian as fallback (or alone: ``polish=False``, or a
+    first-layer penalty other than the group lasso, which the polish does not solve).
 
     Under ``method="auto"`` (scalar output) it declines (:class:`Decline`) when the C-GReLU
     screening support holds more than :data:`AUTO_DENSE_SUPPORT` of the patterns."""
@@ -292,10 +293,11 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
     keys = f.weight_keys
     warm = _weights_from_warm(warm_start, keys)
     loss = require_smooth(f.loss)
-    # a first-layer penalty other than the group lasso (C-GReLU only: ReluActiveSet.supports
-    # refuses it) goes to R-FISTA and the gated gap; the Newton polish solves the group lasso only
-    pen = None if relu else _gated_penalty(f)
-    no_polish = None if pen is None else str(missing_penalty_support(f, "gated_polish")).split("; use method")[0]
+    # a first-layer penalty other than the group lasso goes to R-FISTA (C-GReLU) or the augmented
+    # Lagrangian (C-ReLU) and to their certified gaps; the polishes solve the group lasso only
+    pen = _penalty_arg(f)
+    no_polish = None if pen is None else str(
+        missing_penalty_support(f, "relu_polish" if relu else "gated_polish")).split("; use method")[0]
     Xa, masks = np.asarray(f.Xa, dtype=np.float64), np.asarray(f.patterns.masks, dtype=bool)
     Y = np.asarray(f.y, dtype=np.float64)
     outputs = 1 if Y.ndim == 1 else Y.shape[1]
@@ -362,7 +364,7 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
                 V0 = None if warm is None else bk.asarray(col(warm["V"]))
                 W0 = None if warm is None else bk.asarray(col(warm["W"]))
                 polished = None
-                if polish:
+                if polish and no_polish is None:
                     polished = _relu_active_set(
                         f, op, loss, yb, np.asarray(y_k, dtype=np.float64), lam,
                         None if warm is None else col(warm["V"]), None if warm is None else col(warm["W"]),
@@ -381,8 +383,10 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
                         G0 = bk.asarray(m)
                 spent = polished.iterations if polished is not None else 0
                 r = solve_relu(op, loss, yb, lam, V0=V0, W0=W0, Gam0=G0, tol=tol_eff, viol_tol=vtol,
-                               max_iter=max(budget - spent, 0), reporter=reporter)
+                               max_iter=max(budget - spent, 0), reporter=reporter, penalty=pen)
                 extra = {"multipliers": r.Gam, "delta": r.delta, "outer": r.outer, "step": r.step}
+                if polish and no_polish is not None:  # asked for, but not for this penalty
+                    extra["polish"] = {"used": False, "reason": no_polish}
                 if polished is not None:
                     extra["polish"] = _polish_info(polished, fallback=True)
                 why = ("certified" if r.converged else "augmented Lagrangian: " + _REASONS.get(r.reason, r.reason))
@@ -408,8 +412,8 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
             Gam = res["extra"].get("multipliers")
             Gam64 = bk64.zeros((n, 2 * P)) if Gam is None else bk64.asarray(Gam)
             fit = op64.fit(w64["V"] - w64["W"])
-            g = relu_gap(op64, loss, y64, lam, w64["V"], w64["W"], fit, Gam64[:, :P], Gam64[:, P:])
-            if polish and not res["extra"].get("zero_solution"):
+            g = relu_gap(op64, loss, y64, lam, w64["V"], w64["W"], fit, Gam64[:, :P], Gam64[:, P:], pen)
+            if polish and pen is None and not res["extra"].get("zero_solution"):
                 # the global cone-aware certificate (NNLS multipliers, active_set.certify_relu) is
                 # valid as well; report the better of the two lower bounds
                 cert = res.get("certificate") or certify_relu(

@@ -87,20 +87,22 @@ def missing_penalty_support(formulation: Any, solver: str = "first_order") -> st
       (group lasso, sparse group lasso);
     * ``"gated_polish"`` (the Newton polish of :mod:`convexnn.solvers.gated_active_set`): the
       group lasso only (its Newton system is that of :math:`\|\cdot\|_2`); skip it otherwise;
-    * ``"relu"`` / ``"first_order"`` for C-ReLU (active-set polish, block interior point,
-      augmented Lagrangian): the group lasso only; use ``method="interior"``.
+    * ``"relu"`` / ``"first_order"`` for C-ReLU: the augmented Lagrangian
+      (:func:`convexnn.solvers.augmented_lagrangian.solve_relu` with ``penalty=``, and
+      :func:`relu_gap`): every penalty with a prox and a dual norm;
+    * ``"relu_polish"`` (the active-set polish and its block interior point): the group lasso
+      only; skip it otherwise.
     """
     pen = get_penalty(getattr(formulation, "penalty", None))
     if pen.group_l2:
         return None
     relu = bool(getattr(formulation, "cone_constraints", False))
-    if solver == "fista" and not relu and pen.name != "nuclear":
+    if pen.name != "nuclear" and ((solver == "fista" and not relu) or (solver in ("relu", "first_order") and relu)):
         return None
     what = {"gated_polish": "the Newton polish of C-GReLU (gated_active_set) solves the group lasso only",
+            "relu_polish": "the active-set polish of C-ReLU (block interior point) solves the group lasso only",
             "fista": "R-FISTA handles C-GReLU with a proximable penalty only"}.get(
-        solver, "the C-ReLU first-order solvers (active-set polish, block interior point, augmented "
-                "Lagrangian) solve the group lasso only" if relu else
-                "the first-order solvers need a penalty with a prox and a dual norm")
+        solver, "the first-order solvers need a penalty with a prox and a dual norm")
     return (f"the {pen.name!r} first-layer penalty is not supported here: {what}; "
             "use method='interior'" + ("" if relu or solver != "gated_polish" else " or polish=False"))
 

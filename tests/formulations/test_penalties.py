@@ -262,14 +262,16 @@ def test_missing_penalty_support_names_the_solvers():
     assert missing_penalty_support(g, "fista") is None
     assert "Newton polish" in missing_penalty_support(g, "gated_polish")
     assert "C-GReLU" in missing_penalty_support(r, "fista")
-    assert "C-ReLU first-order solvers" in missing_penalty_support(r, "relu")
+    assert missing_penalty_support(r, "relu") is None            # the augmented Lagrangian has the prox
+    assert "active-set polish" in missing_penalty_support(r, "relu_polish")
     assert missing_penalty_support(cx.c_relu(X, y, pats, 0.1), "relu") is None
 
 
 @pytest.mark.parametrize("device", [None, pytest.param("cpu", marks=pytest.mark.slow)])
 def test_solve_end_to_end_with_sparse_group(device):
     """``convexnn.solve`` runs R-FISTA with the penalty (numpy and torch) and agrees with the
-    interior point; C-ReLU with the penalty goes to the interior point (first order refuses)."""
+    interior point; C-ReLU with the penalty runs the augmented Lagrangian with its prox (the
+    active-set polish solves the group lasso only) and agrees with the interior point too."""
     if device == "cpu":
         pytest.importorskip("torch")
     X, y, pats = _data(8, n=30, d=4, P=20)
@@ -279,6 +281,8 @@ def test_solve_end_to_end_with_sparse_group(device):
     assert sol.status == "optimal" and sol.value == pytest.approx(ip, abs=1e-6 * max(1.0, ip))
     assert sol.info["dual_value"] <= ip + 1e-7
     g = cx.c_relu(X, y, pats, 0.3, l1_ratio=0.7)
-    with pytest.raises(InputError, match="sparse_group"):
-        cx.solve(g, method="first_order")
-    assert cx.solve(g).info["method"] == "interior"
+    ipr = g.solve("CLARABEL", **TIGHT).value
+    solr = cx.solve(g, method="first_order", device=device, tol=1e-8)
+    assert solr.status == "optimal" and solr.solver == "al"
+    assert solr.value == pytest.approx(ipr, abs=1e-6 * max(1.0, ipr))
+    assert solr.info["dual_value"] <= ipr + 1e-7

@@ -85,14 +85,16 @@ def test_other_programs_are_not_block_programs():
     assert "not a two-layer block program" in sol.info["auto_reason"]
 
 
-def test_sparse_group_penalty_is_refused_by_the_group_lasso_polishes():
+def test_sparse_group_relu_program_runs_the_augmented_lagrangian_without_the_polish():
     X, y, pat = _data(4)
     f = cx.c_relu(X, y, pat, 0.1, penalty="sparse_group", l1_ratio=0.3)
     r = _reasons(f)
-    assert "'sparse_group'" in r["relu_active_set"] and "group lasso only" in r["relu_active_set"]
-    assert r["interior_point"] is None
-    sol = cx.solve(f)
-    assert sol.info["method"] == "interior" and "'sparse_group'" in sol.info["auto_reason"]
+    assert r["relu_active_set"] is None and r["interior_point"] is None
+    sol = cx.solve(f, tol=1e-8)
+    assert sol.info["auto_solver"] == "relu_active_set" and sol.solver == "al"
+    assert sol.info["polish"]["used"] is False and "group lasso only" in sol.info["polish"]["reason"]
+    ip = f.solve("CLARABEL", tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10).value
+    assert sol.status == "optimal" and sol.value == pytest.approx(ip, rel=1e-6)
 
 
 def test_sparse_group_gated_program_runs_r_fista_without_the_newton_polish():
