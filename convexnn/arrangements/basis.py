@@ -181,17 +181,19 @@ class _Track:
     error bound; otherwise it is the exact rank test of the original rows involved.
     """
 
-    __slots__ = ("Z", "idx", "chain", "err", "stats")
+    __slots__ = ("Z", "idx", "chain", "err", "stats", "issues")
 
     def __init__(self, Z: list[list[int]], idx: np.ndarray, chain: np.ndarray, err: np.ndarray,
-                 stats: dict[str, int]):
+                 stats: dict[str, int], issues: list[str] | None = None):
         self.Z, self.idx, self.chain, self.err, self.stats = Z, idx, chain, err, stats
+        #: where a result that cannot be proven is reported (the reduced arrangement's ``issues``)
+        self.issues = [] if issues is None else issues
 
     @classmethod
     def top(cls, red: "_Reduced") -> "_Track":
         k = red.n_distinct
         return cls(red.Z, np.arange(k), np.zeros((1, 0), np.int64), np.full(k, red.err0),
-                   {"exact_tests": 0})
+                   {"exact_tests": 0}, red.issues)
 
     def dependent(self, g: int, members: list[int]) -> bool:
         """Exact: do the chain of group ``g`` and the reduced hyperplanes ``members`` lose rank?"""
@@ -204,7 +206,7 @@ class _Track:
         """Rows ``j`` whose hyperplane equals an earlier one of the same group (exactly)."""
         thr = 3.0 * (self.err[pi] + self.err[rows[loc]]) + 16 * m * _U
         dup = np.zeros(len(rows), bool)
-        for k in np.flatnonzero(s <= thr):
+        for k in np.flatnonzero(~(s > thr)):  # NaN (an unresolved row) goes to the exact test as well
             lj = int(loc[k])
             if dup[lj]:
                 continue
@@ -219,6 +221,18 @@ class _Track:
         chain = np.concatenate([self.chain[ug[lj]], self.idx[lj][:, None]], axis=1)
         pk = pi[keep]
         jk = rows[loc[keep]]
-        err = np.minimum(4.0 * (self.err[pk] + self.err[jk] + 16 * m * _U) / s[keep], 4.0)
-        return _Track(self.Z, self.idx[pk], chain, err, self.stats)
+        sk = s[keep]
+        lost = ~(sk > 0)
+        if lost.any():
+            # a restricted hyperplane that is exactly distinct but whose float restriction is zero:
+            # its direction is not resolved in floating point, so nothing computed from it is proven
+            msg = ("a restricted hyperplane is exactly distinct from its pivot but its floating-point "
+                   "restriction vanishes (rows nearly parallel beyond float64 resolution); the count is "
+                   "not proven exact")
+            if msg not in self.issues:
+                self.issues.append(msg)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            err = np.minimum(4.0 * (self.err[pk] + self.err[jk] + 16 * m * _U) / sk, 4.0)
+        err[lost] = 4.0
+        return _Track(self.Z, self.idx[pk], chain, err, self.stats, self.issues)
 

@@ -225,7 +225,8 @@ def _chambers(U: np.ndarray, gstart: np.ndarray, wt: np.ndarray | None, m: int,
             dup = tr.dup_rows(rows, loc, pi, s, ug, m)
         keep = ~dup[loc]
         c = np.einsum("pm,pm->p", Ui[keep], Uj[loc[keep]])
-        sub = sub[keep] / s[keep, None]
+        with np.errstate(divide="ignore", invalid="ignore"):  # unresolved rows: reported by tr.restricted
+            sub = sub[keep] / s[keep, None]
         wsub = np.minimum(s[keep] / np.maximum(np.abs(c), 1e-300), 1e300)
         live = np.flatnonzero(~dup)
         sgs = np.concatenate([[0], np.cumsum(cnt[live])])

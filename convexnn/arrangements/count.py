@@ -162,7 +162,8 @@ def _count_batch(U: np.ndarray, gstart: np.ndarray, m: int, tr: _Track,
         keep = ~dup[loc]
         live = np.flatnonzero(~dup)
         sub_tr = tr.restricted(rows, live, ug, pi, s, keep, loc, m)
-        sub = sub[keep] / s[keep, None]
+        with np.errstate(divide="ignore", invalid="ignore"):  # unresolved rows: reported by tr.restricted
+            sub = sub[keep] / s[keep, None]
         sgs = np.concatenate([[0], np.cumsum(cnt[live])])
         sub_counts = _count_batch(sub, sgs, m - 1, sub_tr)
         np.add.at(total, ug[rows][live], sub_counts)
@@ -278,7 +279,10 @@ def count_patterns(X: Any, *, bias: bool = False, max_work: float = 1e10) -> int
             f"streamed, roughly {work / 1e7:.3g} s), more than max_work={max_work:.3g}. "
             f"The Cover bound cover_bound({k}, {r}) = {cover_bound(k, r):.4g} is an upper bound.",
             estimate=work, limit=max_work)
-    return _count_reduced(red)
+    known = len(red.issues)
+    count = _count_reduced(red)
+    _warn_issues(red.issues[known:], "count_patterns")
+    return count
 
 
 def _count_work(k: int, r: int) -> float:

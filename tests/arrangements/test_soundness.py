@@ -226,3 +226,15 @@ def test_cover_bound_needs_integers():
     with pytest.raises(cnn.InputError, match="n must be an integer"):
         cnn.cover_bound(5.5, 2)
     assert cnn.cover_bound(5, 2) == cnn.cover_bound(5.0, 2) == 10
+
+
+@pytest.mark.slow
+def test_unresolved_restriction_is_reported_not_claimed():
+    """On diabetes with 3 features two restricted hyperplanes are exactly distinct from their pivots
+    but their float64 restrictions vanish: the count cannot be proven, and count_patterns says so
+    (NotProvenWarning) instead of presenting the number as exact."""
+    from convexnn.errors import NotProvenWarning
+
+    X, _ = cnn.load_dataset("diabetes", n_features=3)
+    with pytest.warns(NotProvenWarning, match="restriction vanishes"):
+        cnn.count_patterns(X, bias=True, max_work=1e9)
