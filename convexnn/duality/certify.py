@@ -109,9 +109,7 @@ class TwoLayerCertificate(BaseCertificate):
     r"""The certificate of a two-layer ReLU network (:func:`certify`): a :class:`convexnn.Certificate`.
 
     ``gap``, ``rel_gap``, ``is_optimal``, ``verdict`` and the report are those of
-    :class:`convexnn.Certificate`: ``gap = max(primal - (lower_bound - primal_error), 0)``,
-    ``rel_gap = gap / max(|primal|, 1e-300)`` (:func:`convexnn.gap.relative_gap`),
-    ``is_optimal = rel_gap <= rtol``.
+    :class:`convexnn.Certificate` (defined there, once).
 
     Attributes
     ----------

@@ -89,12 +89,11 @@ def as_network_arrays(network: Any, d: int, X: np.ndarray | None = None) -> Netw
             raise InputError(f"network W1 has {W1.shape[0]} rows; X has d={d} features and bias={bias}.")
         source = "convexnn"
     elif hasattr(network, "modules") and hasattr(network, "parameters"):
-        tn = TwoLayerReLU.from_torch(network) if X is None else None
-        if tn is None:
-            first = next((m for m in network.modules() if type(m).__name__ == "Linear"), None)
-            if first is not None and first.in_features != d:
-                raise InputError(f"torch module expects {first.in_features} input features; X has {d}.")
-            tn = TwoLayerReLU.from_torch(network, X=X)
+        # the input width is checked before the forward on X is run (which would fail less clearly)
+        first = next((m for m in network.modules() if type(m).__name__ == "Linear"), None)
+        if first is not None and first.in_features != d:
+            raise InputError(f"torch module expects {first.in_features} input features; X has {d}.")
+        tn = TwoLayerReLU.from_torch(network, X=X)
         W1, w2, bias = tn.W1, tn.w2, tn.bias
         if W1.shape[0] != d + bias:
             raise InputError(f"torch module expects {W1.shape[0] - bias} input features; X has {d}.")
