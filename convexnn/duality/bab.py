@@ -106,7 +106,7 @@ import scipy.sparse as sp
 from scipy.optimize import nnls
 
 from convexnn.arrangements.limits import single_blas_thread
-from convexnn.duality._common import project_cone
+from convexnn.duality.cones import global_support_bound, project_cone
 from convexnn.errors import InputError
 
 __all__ = ["DualNormBound", "relu_dual_norm_bab"]
@@ -128,7 +128,9 @@ class DualNormBound:
     ----------
     upper : float
         A rigorous upper bound :math:`U \ge s(v)` (rounding accounted for), valid whether or not
-        the search completed.
+        the search completed; never above the pattern-free bound
+        (:func:`~convexnn.duality.cones.global_support_bound`, the tighter one when the boxes are
+        loose, at large ``d'``).
     lower : float
         :math:`\sigma\sum_j v_j (x_j^\top u)_+` for the unit ``neuron`` :math:`u` and ``sign``
         :math:`\sigma` below (a value actually attained, computed in floating point).
@@ -869,7 +871,7 @@ def _search(Xa: Any, v: Any, *, threshold: float | None, rtol: float, time_limit
     finally:
         if bar is not None:
             bar.close()
-    U = max(discarded, open_.max_ub(), 0.0)
+    U = min(max(discarded, open_.max_ub(), 0.0), global_support_bound(Xa, v))
     complete = reason == "complete" or (reason == "degenerate" and open_.n == 0)
     if reason == "degenerate" and complete:
         reason = "complete"

@@ -36,7 +36,6 @@ from convexnn.arrangements.patterns import design_matrix
 from convexnn.duality._common import (
     as_network_arrays,
     best_scale,
-    global_support_bound,
     objective_error_bound,
     network_objective,
     network_predict,
@@ -145,8 +144,7 @@ def certify_bab(network: Any, X: Any, y: Any, lam: float, *, loss: str | Loss = 
     r0 = relu_dual_norm_bab(Xa, v0, threshold=T, rtol=rtol, time_limit=left(0.3 if suboptimal else 1.0),
                             max_nodes=max_nodes, progress=progress)
     nodes += r0.nodes
-    # every upper bound of s(v) is capped by the pattern-free bound (rigorous; the tighter one at large d')
-    U0 = min(r0.upper, global_support_bound(Xa, v0))
+    U0 = r0.upper
     lower, vbest = feasible_dual_value(L, v0, yc, lam, U0, norms)
     n_ref = 0
     if primal - lower > rtol * abs(primal):
@@ -155,9 +153,8 @@ def certify_bab(network: Any, X: Any, y: Any, lam: float, *, loss: str | Loss = 
         rz = relu_dual_norm_bab(Xa, vz, rtol=1e-2, time_limit=None if deadline is None else left(0.1),
                                 max_nodes=max_nodes)
         nodes += rz.nodes
-        Uz = min(rz.upper, global_support_bound(Xa, vz))
-        if U0 > 0 and Uz > 0:
-            a, b = v0 / U0, vz / Uz
+        if U0 > 0 and rz.upper > 0:
+            a, b = v0 / U0, vz / rz.upper
             for t in np.linspace(0.0, 1.0, 21):
                 w = t * a + (1 - t) * b
                 # s(w) <= t + (1 - t) = 1 up to the rounding of the combination
@@ -188,7 +185,7 @@ def certify_bab(network: Any, X: Any, y: Any, lam: float, *, loss: str | Loss = 
             T1 = T1 if np.isfinite(T1) else lam
             r1 = relu_dual_norm_bab(Xa, w1, threshold=T1, rtol=rtol, time_limit=left(), max_nodes=max_nodes)
             nodes += r1.nodes
-            val, p = feasible_dual_value(L, w1, yc, lam, min(r1.upper, global_support_bound(Xa, w1)), norms)
+            val, p = feasible_dual_value(L, w1, yc, lam, r1.upper, norms)
             if val > lower:
                 lower, vbest = val, p
     cert = Certificate(
