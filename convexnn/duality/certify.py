@@ -552,20 +552,15 @@ def certify(
     masks = pats.masks
     exact = bool(pats.exact)
 
-    def objective(W1: np.ndarray, w2: np.ndarray) -> float:
-        if pen.group_l2:
-            return network_objective(Xa, yc, W1, w2, lam, L)
-        return L.value(network_predict(Xa, W1, w2), yc) + lam * pen.network_value(W1, w2)
-
     with np.errstate(over="ignore", invalid="ignore"):
-        primal = objective(net.W1, net.w2)
+        primal = network_objective(Xa, yc, net.W1, net.w2, lam, L, pen)
         big = np.float64(np.max(np.abs(Xa))) ** 2 * Xa.size * max(float(np.max(np.abs(yc), initial=1.0)), 1.0)
     if not (np.isfinite(primal) and np.isfinite(big)):
         raise InputError("the certificate's products overflow float64 (|X| up to "
                          f"{float(np.max(np.abs(Xa))):.3g}, objective {primal:.3g}); rescale X, y and the "
                          "network (the arrangement and the ratio of objectives are scale-invariant).")
-    W1b, w2b = rebalance(net.W1, net.w2, pen) if not pen.group_l2 else rebalance(net.W1, net.w2)
-    primal_bal = objective(W1b, w2b)
+    W1b, w2b = rebalance(net.W1, net.w2, pen)
+    primal_bal = network_objective(Xa, yc, W1b, w2b, lam, L, pen)
     pred = network_predict(Xa, net.W1, net.w2)
 
     v0 = -L.grad(pred, yc)  # dual candidate at the network's fit

@@ -46,13 +46,16 @@ def weight_decay(W1: np.ndarray, w2: np.ndarray) -> float:
 
 
 def network_objective(Xa: np.ndarray, y: np.ndarray, W1: np.ndarray, w2: np.ndarray, lam: float,
-                      loss: Loss) -> float:
+                      loss: Loss, penalty: Penalty | None = None) -> float:
     r"""Network objective :math:`\ell(f(X), y) + \frac{\lambda}{2}\sum_j(\|W_{1j}\|^2 + \|w_{2j}\|^2)` on arrays.
 
-    The certificates call it on validated arrays; :meth:`TwoLayerReLU.objective` is the same sum
-    (loss of :meth:`~TwoLayerReLU.predict` plus ``lam`` times :func:`weight_decay`) after validation.
+    With a first-layer ``penalty`` :math:`R` other than the group lasso the weight decay is
+    :math:`\tfrac12\sum_j(R(W_{1j})^2 + \|w_{2j}\|^2)` (:meth:`Penalty.network_value`). The certificates
+    call it on validated arrays; :meth:`TwoLayerReLU.objective` is the same sum after validation.
     """
-    return loss.value(network_predict(Xa, W1, w2), y) + lam * weight_decay(W1, w2)
+    pen = None if penalty is None else get_penalty(penalty)
+    reg = weight_decay(W1, w2) if pen is None or pen.group_l2 else pen.network_value(W1, w2)
+    return loss.value(network_predict(Xa, W1, w2), y) + lam * reg
 
 
 def _output_norms(w2: np.ndarray) -> np.ndarray:
