@@ -30,7 +30,7 @@ from convexnn.solvers.backend import Backend, get_backend
 from convexnn.solvers.fista import Reporter, solve_gated
 from convexnn.solvers.gated_active_set import solve_gated_active_set
 from convexnn.solvers.gated_ipm import GatedBlockIPM, cpu64, estimate_fista_seconds, prefer_ipm
-from convexnn.solvers.gated_ipm import _ratio as _lam_ratio
+from convexnn.solvers.gated_ipm import program_lam_ratio
 from convexnn.solvers.gap import (
     GapResult,
     gated_gap,
@@ -129,7 +129,7 @@ class GatedFirstOrder(_FirstOrderSolver):
         P = int(np.shape(formulation.patterns.masks)[1])
         quad = bool(require_smooth(formulation.loss).unit_curvature)
         outputs = 1 if np.ndim(formulation.y) == 1 else int(np.shape(formulation.y)[1])
-        return outputs * estimate_fista_seconds(n, d, P, _lam_ratio(formulation), quad)
+        return outputs * estimate_fista_seconds(n, d, P, program_lam_ratio(formulation), quad)
 
     def solve(self, formulation: Formulation, **options: Any) -> ConvexSolution:
         # under auto, hand over to the block interior point when its cost model is clearly lower

@@ -326,7 +326,7 @@ def _problem(f: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, Loss]:
 _RATIO_CACHE: dict[tuple, tuple[Any, float]] = {}
 
 
-def _ratio(f: Any) -> float:
+def program_lam_ratio(f: Any) -> float:
     """:math:`\\lambda_{\\max}/\\lambda` of ``f`` (a few recent ones cached: ``auto`` asks several cost
     models about the same program)."""
     lam = float(f.lam_value)
@@ -386,7 +386,7 @@ def prefer_ipm(formulation: Any) -> tuple[bool, str]:
         return False, (f"P d' = {P * d} > {MAX_VARS}: the block interior point would need screening, "
                        "whose cost is not predictable")
     quad = bool(require_smooth(formulation.loss).unit_curvature)
-    ratio = _ratio(formulation)
+    ratio = program_lam_ratio(formulation)
     t_ipm = estimate_ipm_seconds(n, d, P, ratio, quad)
     t_fista = estimate_fista_seconds(n, d, P, ratio, quad)
     yes = t_ipm * AUTO_IPM_SPEEDUP <= t_fista and t_fista - t_ipm >= AUTO_IPM_MIN_SAVING
@@ -413,7 +413,7 @@ class GatedBlockIPM(Solver):
         n, d = np.shape(formulation.Xa)
         P = int(np.shape(formulation.patterns.masks)[1])
         quad = bool(require_smooth(formulation.loss).unit_curvature)
-        return estimate_ipm_seconds(n, d, P, _ratio(formulation), quad)
+        return estimate_ipm_seconds(n, d, P, program_lam_ratio(formulation), quad)
 
     def solve(self, formulation: Any, *, auto: bool = False, tol: float = 1e-8, warm_start: Any = None,
               device: str | None = None, dtype: Any = None, verbose: bool = False,
@@ -427,7 +427,7 @@ class GatedBlockIPM(Solver):
         P = M.shape[1]
         lam = float(formulation.lam_value)
         est = self.estimate_seconds(formulation)
-        ratio = _ratio(formulation)
+        ratio = program_lam_ratio(formulation)
         est_fista = estimate_fista_seconds(n, d, P, ratio, bool(L.unit_curvature))
         if auto and not cpu64(device, dtype):
             raise Decline(f"device={device!r}, dtype={dtype!r} asked for: the block interior point runs "
