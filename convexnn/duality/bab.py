@@ -109,7 +109,7 @@ from convexnn.arrangements.limits import single_blas_thread
 from convexnn.duality.cones import global_support_bound, project_cone
 from convexnn.errors import InputError
 
-__all__ = ["DualNormBound", "relu_dual_norm_bab"]
+__all__ = ["DualNormBound", "chamber_ascent", "relu_dual_norm_bab"]
 
 _U = 2.0 ** -53
 
@@ -574,6 +574,62 @@ class _Problem:
                 break
             mask = nb_mask
         return best, best_u
+
+
+def chamber_ascent(Xa: Any, v: Any, starts: Any, signs: Any, *, steps: int = 16,
+                   deadline: float | None = None) -> list[tuple[float, int, np.ndarray]]:
+    r"""Local maxima of :math:`f_\sigma(u) = \sigma\sum_j v_j (x_j^\top u)_+` on the unit sphere.
+
+    From each start :math:`u` (with its sign :math:`\sigma`), the chamber of :math:`u` is replaced
+    by the projection :math:`q = \Pi_{\mathcal K}(\sigma X_a^\top D v)` of the gradient onto its
+    cone (the best unit of that chamber), then by the best of the adjacent chambers across the
+    tight constraints with the largest multipliers, for at most ``steps`` chambers. The values
+    are attained by real unit vectors (computed in floating point, no bound): **lower** bounds of
+    :math:`s(v)`, the pricing heuristic of column generation
+    (:func:`convexnn.duality.global_opt.solve_global`). No upper bound comes from here.
+
+    Parameters
+    ----------
+    Xa : array, shape (n, d')
+    v : array, shape (n,)
+    starts : array, shape (k, d')
+        Start points (need not be unit vectors; zero rows are skipped).
+    signs : array of {+1, -1}, shape (k,)
+    steps : int
+        Chambers visited per start at most.
+    deadline : float, optional
+        ``time.perf_counter()`` value after which no further start is ascended.
+
+    Returns
+    -------
+    list of (value, sign, unit neuron)
+        One entry per distinct activation pattern reached, best first.
+    """
+    Xa = np.asarray(Xa, dtype=np.float64)
+    v = np.asarray(v, dtype=np.float64)
+    starts = np.atleast_2d(np.asarray(starts, dtype=np.float64))
+    signs = np.asarray(signs).ravel()
+    if Xa.ndim != 2 or v.shape != (Xa.shape[0],) or starts.shape[1:] != (Xa.shape[1],) \
+            or signs.shape != (starts.shape[0],):
+        raise InputError(f"expected Xa (n, d'), v (n,), starts (k, d') and signs (k,); got {Xa.shape}, "
+                         f"{v.shape}, {starts.shape} and {signs.shape}.")
+    if not (np.all(np.isfinite(Xa)) and np.all(np.isfinite(v)) and np.all(np.isfinite(starts))):
+        raise InputError("Xa, v and starts must be finite.")
+    if not np.all(np.isin(signs, (1, -1))):
+        raise InputError("signs must be +1 or -1.")
+    pb = _Problem(Xa, v)
+    found: dict[bytes, tuple[float, int, np.ndarray]] = {}
+    with single_blas_thread():
+        for u, sig in zip(starts, signs):
+            if deadline is not None and time.perf_counter() > deadline:
+                break
+            if not np.any(u):
+                continue
+            val, uu = pb.polish(u, int(sig), steps=int(steps))
+            key = bytes([int(sig > 0)]) + np.packbits(Xa @ uu >= 0).tobytes()
+            if key not in found or found[key][0] < val:
+                found[key] = (float(val), int(sig), uu)
+    return sorted(found.values(), key=lambda t: -t[0])
 
 
 def relu_dual_norm_bab(

@@ -18,7 +18,10 @@ far too large to write down on real data. :func:`solve_global` solves it by colu
    every chamber with :math:`\|\Pi_{\mathcal K_i}(\pm X_a^\top D_i v)\| > \lambda` is a violated
    dual constraint (Mishkin & Pilanci, "Optimal Sets and Solution Paths of ReLU Networks",
    ICML 2023), found as a unit :math:`u` whose pattern :math:`\mathbf 1[X_a u \ge 0]` joins the
-   working set;
+   working set; a local ascent over adjacent chambers
+   (:func:`convexnn.duality.bab.chamber_ascent`) from the network's neurons and the last
+   violators adds the violated neighbours of the active chambers, which the search's box centres
+   rarely hit;
 3. stop when the search proves that :math:`v` scaled by :math:`\lambda / U` is dual feasible over
    every chamber with a dual value within ``rtol`` of the network's objective.
 
@@ -38,7 +41,7 @@ import numpy as np
 from convexnn.arrangements.limits import single_blas_thread
 from convexnn.arrangements.patterns import Patterns, design_matrix
 from convexnn.duality._common import network_objective, validate
-from convexnn.duality.bab import relu_dual_norm_bab
+from convexnn.duality.bab import chamber_ascent, relu_dual_norm_bab
 from convexnn.duality.bounds import feasible_dual_value, row_norm_bounds
 from convexnn.duality.certify_bab import needed_threshold
 from convexnn.errors import InputError
@@ -75,7 +78,9 @@ class GlobalOptimum:
     reason : str
         ``"certified"``, ``"time_limit"``, ``"max_rounds"`` or ``"no_new_chamber"``.
     history : list of dict
-        Per round: objective, lower bound, working-set size, s(v) enclosure, nodes, seconds.
+        Per round: objective, lower bound, working-set size, s(v) enclosure, nodes, seconds since
+        the start (``time``) and of the round's restricted solve, ascent and search (``solve_time``,
+        ``ascent_time``, ``search_time``).
     dual_point : ndarray, shape (n,)
         The dual-feasible point (over every chamber) whose certified dual value is
         ``lower_bound``.
@@ -117,6 +122,53 @@ def _network(V: np.ndarray, W: np.ndarray, bias: bool) -> Any:
     if not cols:
         return TwoLayerReLU(np.zeros((V.shape[1], 1)), np.zeros(1), bias=bias)
     return TwoLayerReLU(np.array(cols).T, np.array(outs), bias=bias)
+
+
+def _ascent_starts(Xa: np.ndarray, v: np.ndarray, net: Any, found: Any, U0: np.ndarray,
+                   per_sign: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Starts of the pricing ascent: neurons, last violators, best random units and the two gradients."""
+    g0 = Xa.T @ v
+    starts = [net.W1.T, g0[None, :], -g0[None, :]]
+    signs = [np.sign(net.w2).astype(int), np.array([1]), np.array([-1])]
+    if found is not None:
+        starts.append(found[0])
+        signs.append(found[1])
+    F0 = np.maximum(U0 @ Xa.T, 0.0) @ v
+    for sig in (1, -1):
+        k = np.argsort(-sig * F0)[:per_sign]
+        starts.append(U0[k])
+        signs.append(np.full(len(k), sig))
+    S, s = np.vstack(starts), np.concatenate(signs)
+    keep = (s != 0) & np.any(S != 0, axis=1)
+    return S[keep], s[keep]
+
+
+#: boxes of a pricing search in a round whose ascent already found a violator above the
+#: certification threshold (no proof is possible at that dual point: the search only looks for
+#: the violators the ascent misses)
+PRICING_BOXES = 60_000
+
+
+def _new_gates(violations: list, level: float, Xa: np.ndarray, keys: set, rng: np.random.Generator) -> list:
+    """Gates of the chambers of the violators not yet in ``keys`` (updated).
+
+    A violator's value must exceed ``level``, set a little above ``lam``: the chambers next to the
+    active ones have values equal to ``lam`` up to the restricted solve's accuracy, and adding
+    them changes nothing.
+
+    The maximizer of a chamber usually lies on a face (a cone projection): the chambers around it
+    are reached by tiny random perturbations and join as well.
+    """
+    new = []
+    for val, _sig, u in violations:
+        if val <= level:
+            continue
+        for g in u[None, :] + 1e-7 * rng.standard_normal((8, Xa.shape[1])):
+            key = np.packbits(Xa @ g >= 0).tobytes()
+            if key not in keys:
+                keys.add(key)
+                new.append(g)
+    return new
 
 
 def solve_global(
@@ -220,7 +272,12 @@ def solve_global(
     reason = "max_rounds"
     obj = np.inf
     best_net = None
+    found = None  # (units, signs) of the last round's violators: starts of the next ascent
+    U0 = np.random.default_rng(seed).standard_normal((max(1024, 64 * d), d))
+    U0 /= np.linalg.norm(U0, axis=1, keepdims=True)
     last_solve = 0.0  # seconds of the last restricted solve
+    tol_r = max(min(rtol * 1e-3, 1e-6), 1e-10)  # certified gap of the restricted solves
+    level = lam * (1.0 + 10.0 * tol_r)  # a chamber above it is violated beyond the restricted solve's accuracy
     while rounds < max_rounds:
         if rounds and time_limit is not None and time_limit - (time.perf_counter() - t0) < last_solve:
             # the restricted solve cannot be interrupted: do not start one that would overrun the limit
@@ -234,7 +291,7 @@ def solve_global(
             W0 = np.vstack([W, np.zeros((P - W.shape[0], d))])
         ts = time.perf_counter()
         with single_blas_thread():  # small dense products: BLAS threading costs more than it gains
-            res = solve_relu_active_set(Xa, masks, yc, lam, L, V0=V0, W0=W0, tol=min(rtol * 1e-2, 1e-8),
+            res = solve_relu_active_set(Xa, masks, yc, lam, L, V0=V0, W0=W0, tol=tol_r,
                                         deadline=None if time_limit is None else t0 + time_limit)
         last_solve = time.perf_counter() - ts
         V, W = res.V, res.W
@@ -250,32 +307,43 @@ def solve_global(
         if left is not None and left <= 0:
             reason = "time_limit"
             break
-        r = relu_dual_norm_bab(Xa, v, threshold=T, rtol=0.5 * rtol, time_limit=left, max_violations=add_per_round,
-                               stop_at_violation=add_per_round)
+        # pricing: the branch and bound (the proof, and violators where its bounds lead it) and a
+        # local ascent over chambers from the network's neurons, the last violators and the best
+        # random directions (the neighbours of the active chambers, which the search's box
+        # centres rarely hit): both sets of violators join the working set. When the ascent already
+        # found a value above T, no proof is possible at this v: the search gets a box budget
+        starts, signs = _ascent_starts(Xa, v, net, found, U0)
+        ta = time.perf_counter()
+        heur = chamber_ascent(Xa, v, starts, signs, steps=16,
+                              deadline=None if time_limit is None else t0 + time_limit)
+        left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
+        t_ascent = time.perf_counter() - ta
+        budget = PRICING_BOXES if heur and heur[0][0] > T else None
+        r = relu_dual_norm_bab(Xa, v, threshold=T, rtol=0.5 * rtol, time_limit=left, max_nodes=budget,
+                               max_violations=add_per_round, stop_at_violation=add_per_round)
         nodes += r.nodes
         val, p = feasible_dual_value(L, v, yc, lam, r.upper, norms)
         if val > lower:
             lower, dual_point = val, p
+        # the search lists the points above T; its best point (above lam, below T) is a violator too
+        best = [(r.lower, r.sign, r.neuron)] if r.lower > lam else []
+        polished = chamber_ascent(Xa, v, np.array([u for _, _, u in r.violations + best]).reshape(-1, d),
+                                  np.array([sg for _, sg, _ in r.violations + best], dtype=int), steps=4)
+        violations = sorted(r.violations + best + polished + heur, key=lambda t: -t[0])[:add_per_round]
+        s_low = max(r.lower, heur[0][0] if heur else 0.0)
         history.append({"round": rounds, "objective": obj_r, "lower_bound": lower, "chambers": P,
-                        "s_lower": r.lower, "s_upper": r.upper, "nodes": r.nodes,
+                        "s_lower": s_low, "s_upper": r.upper, "nodes": r.nodes, "solve_time": last_solve,
+                        "ascent_time": t_ascent, "search_time": r.time,
                         "time": time.perf_counter() - t0})
         if progress:
             print(f"round {rounds}: objective {obj_r:.10g} lower {lower:.10g} chambers {P} "
-                  f"s/lam in [{r.lower / lam:.6g}, {r.upper / lam:.6g}] boxes {r.nodes}", flush=True)
+                  f"s/lam in [{s_low / lam:.6g}, {r.upper / lam:.6g}] boxes {r.nodes}", flush=True)
         if obj - lower <= rtol * abs(obj):
             reason = "certified"
             break
-        new = []
-        for val, sig, u in r.violations:
-            if val <= lam:
-                continue
-            # the maximizer usually lies on a face of its chamber (a cone projection): add the
-            # chambers around it, reached by tiny random perturbations
-            for g in u[None, :] + 1e-7 * rng.standard_normal((8, d)):
-                key = np.packbits(Xa @ g >= 0).tobytes()
-                if key not in keys:
-                    keys.add(key)
-                    new.append(g)
+        above = [(u, sig) for val, sig, u in violations if val > level]
+        found = (np.array([u for u, _ in above]), np.array([sg for _, sg in above])) if above else None
+        new = _new_gates(violations, level, Xa, keys, rng)
         if not new:
             reason = "time_limit" if r.reason == "time_limit" else "no_new_chamber"
             break

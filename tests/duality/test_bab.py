@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 import convexnn as cx
 from convexnn.arrangements.patterns import design_matrix
 from convexnn.duality._common import cone_support, network_objective
-from convexnn.duality.bab import relu_dual_norm_bab
+from convexnn.duality.bab import chamber_ascent, relu_dual_norm_bab
 from convexnn.duality.global_opt import solve_global
 from convexnn.errors import InputError
 from convexnn.formulations.losses import get_loss
@@ -66,6 +66,40 @@ def test_bab_matches_enumeration(inst):
     u = r.neuron / np.linalg.norm(r.neuron)
     Xa = design_matrix(X, bias)
     assert r.sign * float(v @ np.maximum(Xa @ u, 0.0)) == pytest.approx(r.lower, rel=1e-9, abs=1e-12)
+
+
+@settings(max_examples=30, deadline=None)
+@given(instances(), st.integers(0, 10**6))
+def test_chamber_ascent_values_are_attained_and_below_enumeration(inst, seed):
+    """Every ascent value is sigma <v, (X_a u)_+> of its unit u, at least the start's value, and at
+    most s(v) of the enumeration; the values are distinct patterns, best first."""
+    X, v, bias = inst
+    Xa = design_matrix(X, bias)
+    rng = np.random.default_rng(seed)
+    starts = rng.standard_normal((6, Xa.shape[1]))
+    signs = rng.choice([-1, 1], size=6)
+    out = chamber_ascent(Xa, v, starts, signs, steps=8)
+    s = exact_s(X, v, bias)
+    scale = 1e-9 * max(s, float(np.abs(v).sum() * np.abs(Xa).max()), 1e-300)
+    vals = [t[0] for t in out]
+    assert vals == sorted(vals, reverse=True)
+    for val, sig, u in out:
+        assert np.linalg.norm(u) == pytest.approx(1.0, rel=1e-12)
+        assert sig * float(v @ np.maximum(Xa @ u, 0.0)) == pytest.approx(val, rel=1e-9, abs=scale)
+        assert val <= s + scale
+    start_vals = [sg * float(v @ np.maximum(Xa @ (u / np.linalg.norm(u)), 0.0)) for u, sg in zip(starts, signs)]
+    # the ascent from the best start never ends below that start
+    assert (vals[0] if vals else -np.inf) >= max(start_vals) - scale
+
+
+def test_chamber_ascent_bad_input():
+    Xa = np.ones((3, 2))
+    with pytest.raises(InputError):
+        chamber_ascent(Xa, np.ones(3), np.ones((2, 3)), np.ones(2))
+    with pytest.raises(InputError):
+        chamber_ascent(Xa, np.ones(3), np.ones((2, 2)), np.array([1, 0]))
+    with pytest.raises(InputError):
+        chamber_ascent(Xa, np.array([1.0, np.nan, 0.0]), np.ones((1, 2)), np.ones(1))
 
 
 def test_bab_residual_of_optimum(small):
