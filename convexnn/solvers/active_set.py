@@ -224,10 +224,6 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
     t0 = time.perf_counter()
     n, d = Xa.shape
     P = masks.shape[1]
-    M = np.asarray(masks, dtype=np.float64)
-    S = 2.0 * M - 1.0
-    rn = np.linalg.norm(Xa, axis=1)
-    rn = np.where(rn > 0, rn, 1.0)
     blocks = [(0, int(i)) for i in np.flatnonzero(active[0])] + [(1, int(i)) for i in np.flatnonzero(active[1])]
     k = len(blocks)
     V, W = np.zeros((P, d)), np.zeros((P, d))
@@ -258,6 +254,11 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
         ipm_iters = r.iterations  # a numerical failure of the interior point: Clarabel below
     else:
         ipm_iters = 0
+    # the dense n x P masks and signs only on the Clarabel path (the interior point reads columns)
+    M = np.asarray(masks, dtype=np.float64)
+    S = 2.0 * M - 1.0
+    rn = np.linalg.norm(Xa, axis=1)
+    rn = np.where(rn > 0, rn, 1.0)
     m = n if rows_per_block is None else int(rows_per_block)
     F = np.hstack([(1.0 - 2.0 * r) * M[:, [i]] * Xa for r, i in blocks])  # (n, k d)
     sel = np.zeros((n, k), dtype=bool)
@@ -567,7 +568,7 @@ def solve_relu_active_set(
     if not active.any():
         # nothing screened in: the blocks most violated at the zero solution
         v0 = -np.asarray(loss.grad(np.zeros(n), y), dtype=np.float64)
-        add, _ = screen_blocks(Xa, masks, v0, lam, exclude=active)
+        add, _ = screen_blocks(Xa, masks, v0, lam, exclude=active, top=8)
         active[add[: max(1, min(8, len(add))), 0], add[: max(1, min(8, len(add))), 1]] = True
     reason = "max_rounds"
     rounds = 0

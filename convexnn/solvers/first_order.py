@@ -284,6 +284,17 @@ def _polish_record(r: ActiveSetResult, lmax: float) -> dict[str, Any]:
             "extra": {"multipliers": r.multipliers, "polish": _polish_info(r)}}
 
 
+def _design_masks(f: Formulation, masks: np.ndarray, bk: Backend) -> Any:
+    """The masks handed to :class:`MaskedDesign`: the builder's float copy ``f.meta["masks"]``
+    when it is in the backend's numpy dtype and equals ``masks`` (no second ``n x P`` float
+    array), else the bool ``masks``."""
+    m = f.meta.get("masks") if isinstance(getattr(f, "meta", None), dict) else None
+    if (bk.lib == "numpy" and isinstance(m, np.ndarray) and m.dtype == bk.dtype and m.shape == masks.shape
+            and np.array_equal(m, masks)):
+        return m
+    return masks
+
+
 def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int | None,
                        warm_start: Any, verbose: bool, progress: bool,
                        viol_tol: float | None, polish: bool = True, auto: bool = False) -> ConvexSolution:
@@ -314,7 +325,7 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
                       PrecisionWarning, stacklevel=_USER_FRAME)
     if max_iter is None:
         max_iter = 50000 if relu else 20000
-    op = MaskedDesign(Xa, masks, bk)
+    op = MaskedDesign(Xa, _design_masks(f, masks, bk), bk)
     multipliers = None
     if relu and isinstance(warm_start, ConvexSolution):
         multipliers = warm_start.info.get("multipliers")

@@ -50,6 +50,7 @@ min-norm subgradient); Johnson & Guestrin, "Blitz" (ICML 2015) and Massias et al
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,6 +67,7 @@ from convexnn.solvers.operators import MaskedDesign
 __all__ = ["PolishCertificate", "certify_relu", "screen_blocks", "scan_blocks", "violation"]
 
 _ADD_RTOL = 1e-9  # a block is violated when s_i > lam * (1 + _ADD_RTOL)
+_ROW_ROUNDS = 30  # row-generation rounds of a block value before the NNLS over all rows
 
 
 @dataclass
@@ -230,25 +232,48 @@ def scan_blocks(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, lam: float, ac
     return blocks, (None if stopped else max(best, rest)), bounds, n_nnls
 
 
-def _block_value(Xa: np.ndarray, rn: np.ndarray, sg: np.ndarray, g: np.ndarray, level: float) -> float:
+def _block_value(Xa: np.ndarray, rn: np.ndarray, sg: np.ndarray, g: np.ndarray, level: float,
+                 max_rounds: int = _ROW_ROUNDS) -> float:
     r"""An upper bound of :math:`\|\Pi_{\mathcal K}(g)\|`, exact whenever it exceeds ``level``.
 
-    :math:`\min_{\rho \ge 0}\|g + A^\top\rho\|` with :math:`\rho` supported on a subset of rows is
-    still an upper bound (any :math:`\rho \ge 0` is, see :mod:`convexnn.duality.cones`), so a
-    small NNLS over the :math:`3d'` rows most violated by ``g`` decides most blocks; only when it
-    stays above ``level`` is the full NNLS (:func:`~convexnn.duality.cones.project_cone`) solved.
+    :math:`\min_{\rho \ge 0}\|g + A^\top\rho\|` with :math:`\rho` supported on a subset
+    :math:`J` of rows is still an upper bound (any :math:`\rho \ge 0` is, see
+    :mod:`convexnn.duality.cones`): it is the projection :math:`q_J` onto the larger cone
+    :math:`\mathcal K_J = \{u : A_J u \ge 0\} \supseteq \mathcal K`. Row generation: :math:`J`
+    starts with the :math:`3d'` rows most violated by ``g``; while the bound is above ``level``
+    and :math:`q_J` violates rows outside :math:`J` (normalized margin below
+    :math:`-10^{-12}\max(\|q_J\|, 10^{-3}\|g\|)`), the :math:`3d'` most violated of them join :math:`J`. When
+    :math:`q_J \in \mathcal K` it is the projection onto :math:`\mathcal K` itself
+    (:math:`\mathcal K \subseteq \mathcal K_J`), so the value is exact up to that tolerance.
+    Each round costs one product :math:`X_a q_J` and a small NNLS (:math:`|J| \le` a few hundred
+    rows) instead of the NNLS over all ``n`` rows, which is solved
+    (:func:`~convexnn.duality.cones.project_cone`) only after ``max_rounds`` rounds.
     """
     n, d = Xa.shape
     kk = min(n, 3 * d)
-    if kk < n:
-        marg = sg * (Xa @ g) / rn
-        J = np.argpartition(marg, kk - 1)[:kk]
-        u1 = float(np.linalg.norm(project_cone(Xa[J], sg[J], g)[0]))
-        if u1 <= level:
-            return u1
-    else:
-        u1 = np.inf
-    return min(u1, float(np.linalg.norm(project_cone(Xa, sg, g)[0])))
+    if kk >= n:
+        return float(np.linalg.norm(project_cone(Xa, sg, g)[0]))
+    marg = sg * (Xa @ g) / rn
+    J = np.argpartition(marg, kk - 1)[:kk]
+    gn = float(np.linalg.norm(g))
+    best = np.inf
+    for _ in range(max_rounds):
+        q = project_cone(Xa[J], sg[J], g)[0]
+        u = float(np.linalg.norm(q))
+        best = min(best, u)
+        if best <= level:
+            return best
+        marg = sg * (Xa @ q) / rn
+        marg[J] = 0.0
+        bad = np.flatnonzero(marg < -1e-12 * max(u, 1e-3 * gn))
+        if bad.size == 0:
+            return best  # q is in the cone: the exact projection
+        if bad.size > kk:
+            bad = bad[np.argpartition(marg[bad], kk - 1)[:kk]]
+        J = np.concatenate([J, bad])
+        if J.size >= n // 2:
+            break
+    return min(best, float(np.linalg.norm(project_cone(Xa, sg, g)[0])))
 
 
 def _sign_bounds(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -273,7 +298,7 @@ def _sign_bounds(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray) -> np.ndarray
 
 def screen_blocks(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, level: float,
                   bounds: np.ndarray | None = None, exclude: np.ndarray | None = None,
-                  limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  limit: int | None = None, top: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     r"""Blocks with :math:`s_{i\sigma}(v) \ge` ``level``, most violated first.
 
     The cheap per-sign half-space bounds (:func:`_sign_bounds`, capped by ``bounds`` when given)
@@ -292,6 +317,10 @@ def screen_blocks(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, level: float
         Stop once this many blocks are found: blocks are examined in decreasing order of
         their bound, so the result holds the most promising ones (NNLS are the cost; a
         certificate never depends on this list).
+    top : int, optional
+        Only the ``top`` largest values are wanted: the pass stops once ``top`` blocks are found
+        and the next bound is below the ``top``-th largest value found (no unexamined block can
+        enter the ``top``; the first ``top`` rows of the result are those of the full pass).
 
     Returns
     -------
@@ -309,8 +338,11 @@ def screen_blocks(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, level: float
     rows: list[int] = []
     cols: list[int] = []
     out: list[float] = []
+    best: list[float] = []  # min-heap of the `top` largest values found
     for k in np.argsort(-flat, kind="stable"):
         if flat[k] < level:
+            break
+        if top is not None and len(best) >= top and flat[k] < best[0]:
             break
         sgn, i = divmod(int(k), P)
         if exclude is not None and exclude[sgn, i]:
@@ -322,6 +354,8 @@ def screen_blocks(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, level: float
             rows.append(sgn)
             cols.append(i)
             out.append(val)
+            if top is not None:
+                (heapq.heappush if len(best) < top else heapq.heappushpop)(best, val)
             if limit is not None and len(out) >= limit:
                 break
     order = np.argsort(-np.asarray(out)) if out else np.zeros(0, dtype=np.int64)
