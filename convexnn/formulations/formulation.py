@@ -21,6 +21,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
+from collections.abc import Callable
 from typing import Any
 
 import cvxpy as cp
@@ -71,6 +72,10 @@ class Formulation(abc.ABC):
     ----------
     problem : cvxpy.Problem
         The convex program. Inspect it (``print(f.problem)``, ``f.problem.is_dcp()``) before solving.
+        A program whose dense constants exceed the builder's limit is *deferred* (``deferred``):
+        built on first access of ``problem``, ``variables`` or ``constraints`` (which then raises
+        :class:`~convexnn.errors.TooLargeError` with the size), while the first-order solvers,
+        which never need it, solve it from the data.
     lam : cvxpy.Parameter
         Nonnegative regularization strength; set ``f.lam.value`` and call :meth:`solve` again to
         re-solve without recompiling.
@@ -117,7 +122,9 @@ class Formulation(abc.ABC):
         variables: dict[str, cp.Variable],
         constraints: dict[str, cp.Constraint] | None = None,
         meta: dict[str, Any] | None = None,
+        build: Callable[[], tuple[cp.Problem, dict[str, cp.Variable], dict[str, cp.Constraint]]] | None = None,
     ) -> None:
+        self._build = build  # a deferred CVXPY program: built on first access of problem / variables / constraints
         self.problem = problem
         self.lam = lam
         self.X = X
@@ -131,6 +138,47 @@ class Formulation(abc.ABC):
         self.meta = dict(meta or {})
         self.last_solution: ConvexSolution | None = None
 
+    # ----------------------------------------------------------------- the CVXPY program (possibly deferred)
+    def _materialize(self) -> None:
+        build = self.__dict__.get("_build")
+        if build is not None:
+            problem, variables, constraints = build()  # may raise TooLargeError: then it stays deferred
+            self._problem, self._variables, self._constraints = problem, dict(variables), dict(constraints)
+            self._build = None
+
+    @property
+    def problem(self) -> cp.Problem:
+        self._materialize()
+        return self._problem
+
+    @problem.setter
+    def problem(self, value: cp.Problem) -> None:
+        self._problem = value
+
+    @property
+    def variables(self) -> dict[str, cp.Variable]:
+        self._materialize()
+        return self._variables
+
+    @variables.setter
+    def variables(self, value: dict[str, cp.Variable]) -> None:
+        self._variables = value
+
+    @property
+    def constraints(self) -> dict[str, cp.Constraint]:
+        self._materialize()
+        return self._constraints
+
+    @constraints.setter
+    def constraints(self, value: dict[str, cp.Constraint]) -> None:
+        self._constraints = value
+
+    @property
+    def deferred(self) -> bool:
+        """True while the CVXPY program has not been built (large programs are built on first access
+        of ``problem`` / ``variables`` / ``constraints``; the first-order solvers never need it)."""
+        return self.__dict__.get("_build") is not None
+
     # ----------------------------------------------------------------- pickling
     def __getstate__(self) -> dict[str, Any]:
         """Pickle the data, patterns, settings and the value of ``lam``, without CVXPY objects.
@@ -141,13 +189,14 @@ class Formulation(abc.ABC):
         builder (e.g. ``convexnn.c_relu(f.X, f.y, f.patterns, lam)``).
         """
         state = {k: _strip_cvxpy(v) for k, v in self.__dict__.items()
-                 if k not in ("problem", "variables", "constraints", "last_solution", "lam")}
+                 if k not in ("_problem", "_variables", "_constraints", "_build", "last_solution", "lam")}
         state["_lam_value"] = None if self.lam is None or self.lam.value is None else float(self.lam.value)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         lam = state.pop("_lam_value", None)
         self.__dict__.update(state)
+        self._build = None
         self.problem = None  # type: ignore[assignment]
         self.variables, self.constraints, self.last_solution = {}, {}, None
         self.lam = cp.Parameter(nonneg=True, name="lam", value=lam)
@@ -244,7 +293,7 @@ class Formulation(abc.ABC):
         """
         if self.lam.value is None:
             raise InputError("lam has no value; set formulation.lam.value before solving.")
-        if self.problem is None:
+        if self.__dict__.get("_problem") is None and not self.deferred:
             raise InputError(f"this {self.kind} formulation was unpickled or loaded without its CVXPY problem; "
                              "build it again with its builder (e.g. convexnn.c_relu(f.X, f.y, f.patterns, lam)) "
                              "to solve.")

@@ -147,14 +147,19 @@ def _check_build_size(kind: str, n: int, P: int, c: int, copies: int) -> None:
     A builder holds ``copies`` dense float64 ``n x (c P)`` arrays (masks, cone signs and the
     constants of the masked products).
     """
-    nbytes = 8 * n * P * c * copies
-    if nbytes > MAX_BUILD_BYTES:
+    if _too_large(n, P, c, copies):
+        nbytes = 8 * n * P * c * copies
         raise TooLargeError(
             f"{kind} with n={n}, P={P:,} patterns and {c} output(s) would hold about "
             f"{nbytes / 2**30:.1f} GiB of dense constants before compiling (limit "
             f"{MAX_BUILD_BYTES / 2**30:.0f} GiB). Use fewer patterns, or the first-order solvers "
             "(convexnn.solve(..., method='first_order')) that never build the CVXPY program.",
             estimate=nbytes, limit=MAX_BUILD_BYTES)
+
+
+def _too_large(n: int, P: int, c: int, copies: int) -> bool:
+    """Whether the CVXPY program's dense constants exceed :data:`MAX_BUILD_BYTES` (then it is deferred)."""
+    return 8 * n * P * c * copies > MAX_BUILD_BYTES
 
 
 def _lam_parameter(value: float) -> cp.Parameter:
@@ -198,24 +203,35 @@ def _build_relu(
     d = Xa.shape[1]
     P = len(patterns)
     c = 1 if y.ndim == 1 else y.shape[1]
-    masks = np.asarray(patterns.masks, dtype=float)
-    signs = 2.0 * masks - 1.0
     lam = _lam_parameter(lam_value)
-    V = cp.Variable((d, c * P), name="V")
-    W = cp.Variable((d, c * P), name="W")
-    fit = _maskedblock_fit(Xa, masks, V, c) - _maskedblock_fit(Xa, masks, W, c)
-    reg = _reg_expr(V, P, penalty) + _reg_expr(W, P, penalty)
-    constraints = {"cone_v": _cone(Xa, signs, V, c), "cone_w": _cone(Xa, signs, W, c)}
-    if target is None:
-        objective = lo.cvx(fit, y) + lam * reg
+    kind = "c_relu" if target is None else "min_norm_interpolation"
+
+    def build() -> tuple[cp.Problem, dict[str, cp.Variable], dict[str, cp.Constraint]]:
+        _check_build_size(kind, Xa.shape[0], P, c, 4)
+        masks = np.asarray(patterns.masks, dtype=float)
+        signs = 2.0 * masks - 1.0
+        V = cp.Variable((d, c * P), name="V")
+        W = cp.Variable((d, c * P), name="W")
+        fit = _maskedblock_fit(Xa, masks, V, c) - _maskedblock_fit(Xa, masks, W, c)
+        reg = _reg_expr(V, P, penalty) + _reg_expr(W, P, penalty)
+        constraints = {"cone_v": _cone(Xa, signs, V, c), "cone_w": _cone(Xa, signs, W, c)}
+        if target is None:
+            objective = lo.cvx(fit, y) + lam * reg
+        else:
+            objective = lam * reg
+            constraints[target] = (fit == y) if target == "fit" else (cp.multiply(y, fit) >= 1)
+        return cp.Problem(cp.Minimize(objective), list(constraints.values())), {"V": V, "W": W}, constraints
+
+    meta = {"vector_reg": vector_reg, "classification": target == "margin", "penalty": penalty}
+    if _too_large(Xa.shape[0], P, c, 4):  # deferred: the first-order solvers work from the data
+        f = cls(None, lam, X=X, Xa=Xa, y=y, loss=lo, patterns=patterns, bias=bias, variables={},
+                meta={**meta, "build_time": 0.0}, build=build)
     else:
-        objective = lam * reg
-        constraints[target] = (fit == y) if target == "fit" else (cp.multiply(y, fit) >= 1)
-    problem = cp.Problem(cp.Minimize(objective), list(constraints.values()))
-    f = cls(problem, lam, X=X, Xa=Xa, y=y, loss=lo, patterns=patterns, bias=bias,
-            variables={"V": V, "W": W}, constraints=constraints,
-            meta={"masks": masks, "vector_reg": vector_reg, "build_time": time.perf_counter() - t0,
-                  "classification": target == "margin", "penalty": penalty})
+        problem, variables, constraints = build()
+        f = cls(problem, lam, X=X, Xa=Xa, y=y, loss=lo, patterns=patterns, bias=bias,
+                variables=variables, constraints=constraints,
+                meta={**meta, "masks": np.asarray(patterns.masks, dtype=float),
+                      "build_time": time.perf_counter() - t0})
     f.vector_reg = vector_reg
     return f
 
@@ -292,7 +308,6 @@ def c_relu(
     """
     Xc, Xa, yc, lo, b, pen = _prepare(X, y, patterns, loss, bias, vector_reg, penalty, l1_ratio)
     lam_value = check_lam(lam)
-    _check_build_size("c_relu", Xa.shape[0], len(patterns), 1 if yc.ndim == 1 else yc.shape[1], 4)
     return _build_relu(CReLU, Xc, Xa, yc, lo, patterns, b, lam_value, vector_reg, pen)
 
 
@@ -321,20 +336,28 @@ def c_grelu(
     """
     Xc, Xa, yc, lo, b, pen = _prepare(X, y, patterns, loss, bias, vector_reg, penalty, l1_ratio)
     lam_value = check_lam(lam)
-    _check_build_size("c_grelu", Xa.shape[0], len(patterns), 1 if yc.ndim == 1 else yc.shape[1], 2)
     t0 = time.perf_counter()
     d = Xa.shape[1]
     P = len(patterns)
     c = 1 if yc.ndim == 1 else yc.shape[1]
-    masks = np.asarray(patterns.masks, dtype=float)
     lamp = _lam_parameter(lam_value)
-    U = cp.Variable((d, c * P), name="U")
-    fit = _maskedblock_fit(Xa, masks, U, c)
-    problem = cp.Problem(cp.Minimize(lo.cvx(fit, yc) + lamp * _reg_expr(U, P, pen)))
-    f = CGReLU(problem, lamp, X=Xc, Xa=Xa, y=yc, loss=lo, patterns=patterns, bias=b,
-               variables={"U": U}, constraints={},
-               meta={"masks": masks, "vector_reg": vector_reg, "build_time": time.perf_counter() - t0,
-                     "penalty": pen})
+
+    def build() -> tuple[cp.Problem, dict[str, cp.Variable], dict[str, cp.Constraint]]:
+        _check_build_size("c_grelu", Xa.shape[0], P, c, 2)
+        U = cp.Variable((d, c * P), name="U")
+        fit = _maskedblock_fit(Xa, np.asarray(patterns.masks, dtype=float), U, c)
+        return cp.Problem(cp.Minimize(lo.cvx(fit, yc) + lamp * _reg_expr(U, P, pen))), {"U": U}, {}
+
+    meta = {"vector_reg": vector_reg, "penalty": pen}
+    if _too_large(Xa.shape[0], P, c, 2):  # deferred: the first-order solvers work from the data
+        f = CGReLU(None, lamp, X=Xc, Xa=Xa, y=yc, loss=lo, patterns=patterns, bias=b, variables={},
+                   meta={**meta, "build_time": 0.0}, build=build)
+    else:
+        problem, variables, _ = build()
+        f = CGReLU(problem, lamp, X=Xc, Xa=Xa, y=yc, loss=lo, patterns=patterns, bias=b,
+                   variables=variables, constraints={},
+                   meta={**meta, "masks": np.asarray(patterns.masks, dtype=float),
+                         "build_time": time.perf_counter() - t0})
     f.vector_reg = vector_reg
     return f
 

@@ -76,18 +76,19 @@ class _TwoLayerFormulation(Formulation):
     @property
     def masks(self) -> np.ndarray:
         """``patterns.masks`` as floats, shape ``(n, P)``."""
-        return self.meta["masks"]
+        m = self.meta.get("masks")
+        return np.asarray(self.patterns.masks, dtype=float) if m is None else m
 
     @property
     def signs(self) -> np.ndarray:
         """``2 * masks - 1``, shape ``(n, P)``: row signs of the cones :math:`\\mathcal K_i`."""
-        return 2.0 * self.meta["masks"] - 1.0
+        return 2.0 * self.masks - 1.0
 
     def nnz_estimate(self) -> int:
         """Nonzeros of the canonicalized program: ``k n P d' c`` with ``k = 4`` for C-ReLU (two
         masked products, two cone constraints) and ``k = 1`` for C-GReLU."""
         n, d = self.Xa.shape
-        k = 4 if "W" in self.variables else 1
+        k = 4 if "W" in self.weight_keys else 1
         return int(k * n * self.n_patterns * d * self.n_outputs)
 
     def _weight_shape(self) -> tuple[int, ...]:

@@ -24,6 +24,10 @@ class InteriorPoint(Solver):
     label = "interior-point"
 
     def supports(self, formulation: Formulation) -> str | None:
+        if getattr(formulation, "deferred", False):
+            return (f"the CVXPY program of this {formulation.kind} formulation is too large to build "
+                    f"(n={formulation.Xa.shape[0]}, {formulation.n_patterns} patterns); it is deferred and "
+                    "solved from the data by the first-order solvers")
         if getattr(formulation, "problem", None) is None:
             return (f"this {formulation.kind} formulation was unpickled or loaded without its CVXPY problem; "
                     "build it again with its builder to solve it with an interior-point method")
