@@ -223,16 +223,22 @@ def _build_relu(
         return cp.Problem(cp.Minimize(objective), list(constraints.values())), {"V": V, "W": W}, constraints
 
     meta = {"vector_reg": vector_reg, "classification": target == "margin", "penalty": penalty}
-    if _too_large(Xa.shape[0], P, c, 4):  # deferred: the first-order solvers work from the data
-        f = cls(None, lam, X=X, Xa=Xa, y=y, loss=lo, patterns=patterns, bias=bias, variables={},
-                meta={**meta, "build_time": 0.0}, build=build)
+    return _assemble(cls, build, lam, 4, meta, t0, X=X, Xa=Xa, y=y, loss=lo, patterns=patterns, bias=bias)
+
+
+def _assemble(cls: type, build: Any, lam: cp.Parameter, copies: int, meta: dict, t0: float, *, X: np.ndarray,
+              Xa: np.ndarray, y: np.ndarray, loss: Loss, patterns: Patterns, bias: bool) -> Any:
+    """The formulation of ``build``: built now, or deferred (built on first access of its CVXPY
+    problem) when its ``copies`` dense ``n x P`` constants would exceed :data:`MAX_BUILD_BYTES`."""
+    data = {"X": X, "Xa": Xa, "y": y, "loss": loss, "patterns": patterns, "bias": bias}
+    if _too_large(Xa.shape[0], len(patterns), 1 if y.ndim == 1 else y.shape[1], copies):
+        f = cls(None, lam, **data, variables={}, meta={**meta, "build_time": 0.0}, build=build)
     else:
         problem, variables, constraints = build()
-        f = cls(problem, lam, X=X, Xa=Xa, y=y, loss=lo, patterns=patterns, bias=bias,
-                variables=variables, constraints=constraints,
+        f = cls(problem, lam, **data, variables=variables, constraints=constraints,
                 meta={**meta, "masks": np.asarray(patterns.masks, dtype=float),
                       "build_time": time.perf_counter() - t0})
-    f.vector_reg = vector_reg
+    f.vector_reg = meta["vector_reg"]
     return f
 
 
@@ -348,18 +354,8 @@ def c_grelu(
         fit = _maskedblock_fit(Xa, np.asarray(patterns.masks, dtype=float), U, c)
         return cp.Problem(cp.Minimize(lo.cvx(fit, yc) + lamp * _reg_expr(U, P, pen))), {"U": U}, {}
 
-    meta = {"vector_reg": vector_reg, "penalty": pen}
-    if _too_large(Xa.shape[0], P, c, 2):  # deferred: the first-order solvers work from the data
-        f = CGReLU(None, lamp, X=Xc, Xa=Xa, y=yc, loss=lo, patterns=patterns, bias=b, variables={},
-                   meta={**meta, "build_time": 0.0}, build=build)
-    else:
-        problem, variables, _ = build()
-        f = CGReLU(problem, lamp, X=Xc, Xa=Xa, y=yc, loss=lo, patterns=patterns, bias=b,
-                   variables=variables, constraints={},
-                   meta={**meta, "masks": np.asarray(patterns.masks, dtype=float),
-                         "build_time": time.perf_counter() - t0})
-    f.vector_reg = vector_reg
-    return f
+    return _assemble(CGReLU, build, lamp, 2, {"vector_reg": vector_reg, "penalty": pen}, t0,
+                     X=Xc, Xa=Xa, y=yc, loss=lo, patterns=patterns, bias=b)
 
 
 def min_norm_interpolation(
