@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from convexnn.arrangements.limits import single_blas_thread
 from convexnn.formulations.losses import Loss
 from convexnn.solvers.backend import get_backend
 from convexnn.solvers.block_ipm import iteration_flops as ipm_iteration_flops
@@ -446,7 +447,8 @@ class GatedBlockIPM(Solver):
             g = gated_gap(op, L, bk.asarray(y), lam, U, op.fit(U))
             r = GatedIPMResult(U, g, True, "certified", 0, 0, 0, 0, 0, [])
         else:
-            r = solve_gated_ipm(Xa, M, y, lam, L, tol=tol_eff, U0=U0, t0=t0)
+            with single_blas_thread():  # small dense factorizations: BLAS threads cost more than they gain
+                r = solve_gated_ipm(Xa, M, y, lam, L, tol=tol_eff, U0=U0, t0=t0)
         g = r.gap
         status = "optimal" if r.converged else "not_converged"
         info = {"method": self.name, "gap": g.rel_gap, "gap_abs": g.gap, "dual_value": g.dual, "violation": 0.0,
