@@ -37,12 +37,17 @@ def _check_limits(max_patterns: Any, max_bytes: Any) -> None:
         raise InputError(f"max_bytes must be a positive number; got {max_bytes!r}.")
 
 
+_CONTROLLER: list[Any] = []  # the threadpoolctl controller, created once (scanning the loaded libraries costs ~2 ms)
+
+
 def single_blas_thread() -> Any:
     """Context limiting BLAS to one thread: the products here are many small ones, for which
     OpenBLAS threading costs far more than it gains (3x slower measured on 2 busy cores)."""
     try:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import ThreadpoolController
     except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
         return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+    if not _CONTROLLER:
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0].limit(limits=1, user_api="blas")
 
