@@ -147,6 +147,8 @@ def _ascent_starts(Xa: np.ndarray, v: np.ndarray, net: Any, found: Any, U0: np.n
 #: certification threshold (no proof is possible at that dual point: the search only looks for
 #: the violators the ascent misses)
 PRICING_BOXES = 60_000
+#: chambers of the ascent's best local maxima that join per round (next to the search's violators)
+ASCENT_ADD = 4
 
 
 def _new_gates(violations: list, level: float, Xa: np.ndarray, keys: set, rng: np.random.Generator) -> list:
@@ -325,11 +327,12 @@ def solve_global(
         val, p = feasible_dual_value(L, v, yc, lam, r.upper, norms)
         if val > lower:
             lower, dual_point = val, p
-        # the search lists the points above T; its best point (above lam, below T) is a violator too
+        # the search lists the points above T; its best point (above lam, below T) is a violator too.
+        # The ascent adds its best few only: more chambers per round make the restricted solves
+        # slower than the rounds they save (diabetes with 3 features, bench/RESULTS_bab.md)
         best = [(r.lower, r.sign, r.neuron)] if r.lower > lam else []
-        polished = chamber_ascent(Xa, v, np.array([u for _, _, u in r.violations + best]).reshape(-1, d),
-                                  np.array([sg for _, sg, _ in r.violations + best], dtype=int), steps=4)
-        violations = sorted(r.violations + best + polished + heur, key=lambda t: -t[0])[:add_per_round]
+        violations = sorted(r.violations + best, key=lambda t: -t[0])[:add_per_round]
+        violations = sorted(violations + heur[:ASCENT_ADD], key=lambda t: -t[0])
         s_low = max(r.lower, heur[0][0] if heur else 0.0)
         history.append({"round": rounds, "objective": obj_r, "lower_bound": lower, "chambers": P,
                         "s_lower": s_low, "s_upper": r.upper, "nodes": r.nodes, "solve_time": last_solve,
