@@ -39,6 +39,16 @@ TL_V0 = 10.0  # seconds for the certificate without refinement
 TL_GLOBAL = 25.0
 
 
+def value_grad(Xa: np.ndarray, y: np.ndarray, lam: float, W1: np.ndarray,
+               w2: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Network objective (squared loss, weight decay lam/2) and its gradients in W1 and w2."""
+    H = Xa @ W1
+    A = np.maximum(H, 0)
+    r = A @ w2 - y
+    f = 0.5 * r @ r + 0.5 * lam * (np.sum(W1 ** 2) + w2 @ w2)
+    return f, Xa.T @ ((H > 0) * np.outer(r, w2)) + lam * W1, A.T @ r + lam * w2
+
+
 def train(X: np.ndarray, y: np.ndarray, lam: float, m: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """L-BFGS on the network objective (squared loss, bias)."""
     n, d = X.shape
@@ -47,13 +57,7 @@ def train(X: np.ndarray, y: np.ndarray, lam: float, m: int = 16, seed: int = 0) 
     x0 = np.concatenate([0.5 * rng.standard_normal((d + 1) * m), 0.5 * rng.standard_normal(m)])
 
     def fg(x):
-        W1, w2 = x[: (d + 1) * m].reshape(d + 1, m), x[(d + 1) * m:]
-        H = Xa @ W1
-        A = np.maximum(H, 0)
-        r = A @ w2 - y
-        f = 0.5 * r @ r + 0.5 * lam * (np.sum(W1 ** 2) + w2 @ w2)
-        g2 = A.T @ r + lam * w2
-        g1 = Xa.T @ ((H > 0) * np.outer(r, w2)) + lam * W1
+        f, g1, g2 = value_grad(Xa, y, lam, x[: (d + 1) * m].reshape(d + 1, m), x[(d + 1) * m:])
         return f, np.concatenate([g1.ravel(), g2])
 
     x = minimize(fg, x0, jac=True, method="L-BFGS-B", options={"maxiter": 3000}).x
@@ -203,10 +207,7 @@ def adam(X: np.ndarray, y: np.ndarray, lam: float, m: int = 16, steps: int = 400
     mom = [np.zeros_like(W1), np.zeros_like(w2)]
     sec = [np.zeros_like(W1), np.zeros_like(w2)]
     for k in range(1, steps + 1):
-        H = Xa @ W1
-        A = np.maximum(H, 0)
-        r = A @ w2 - y
-        g = [Xa.T @ ((H > 0) * np.outer(r, w2)) + lam * W1, A.T @ r + lam * w2]
+        g = value_grad(Xa, y, lam, W1, w2)[1:]
         for i, (p, gi) in enumerate(zip((W1, w2), g)):
             mom[i] = 0.9 * mom[i] + 0.1 * gi
             sec[i] = 0.999 * sec[i] + 0.001 * gi * gi

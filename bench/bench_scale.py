@@ -86,19 +86,10 @@ def planted(n: int, d: int, P: int, seed: int = 3) -> tuple[np.ndarray, np.ndarr
     return X, y, G
 
 
-def lam_max_chunked(X: np.ndarray, masks: np.ndarray, y: np.ndarray, rows: int = 50_000) -> float:
-    r""":math:`\lambda_{\max} = \max_i \|(D_i X_a)^\top y\|_2` (squared loss), accumulated over row chunks."""
-    n, d = X.shape
-    B = np.zeros((masks.shape[1], d + 1))
-    for s in range(0, n, rows):
-        Xa = np.hstack([X[s:s + rows], np.ones((min(rows, n - s), 1))])
-        B += masks[s:s + rows].T.astype(np.float64) @ (y[s:s + rows, None] * Xa)
-    return float(np.linalg.norm(B, axis=1).max())
-
-
 def child(spec: dict[str, Any]) -> dict[str, Any]:
     """One cell, in this process; returns the measurements."""
     import convexnn as cx
+    from convexnn.solvers import lam_max
 
     kind, n, d, P, ratio = spec["kind"], spec["n"], spec["d"], spec["P"], spec["ratio"]
     out: dict[str, Any] = {"cell": spec["cell"], "method_requested": spec["method"], "kind": kind}
@@ -108,7 +99,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     out["P"] = len(pat)
     out["t_data"] = time.perf_counter() - t
     t = time.perf_counter()
-    lmax = lam_max_chunked(X, pat.masks, y)
+    lmax = lam_max(np.hstack([X, np.ones((n, 1))]), pat.masks, y)  # masked products over row blocks
     out["t_lam_max"] = time.perf_counter() - t
     lam = ratio * lmax
     build = cx.c_grelu if kind == "c_grelu" else cx.c_relu

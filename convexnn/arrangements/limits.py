@@ -9,6 +9,7 @@ one-thread BLAS context the many small products run in.
 from __future__ import annotations
 
 import contextlib
+import functools
 from typing import Any
 
 import numpy as np
@@ -50,4 +51,16 @@ def single_blas_thread() -> Any:
     if not _CONTROLLER:
         _CONTROLLER.append(ThreadpoolController())
     return _CONTROLLER[0].limit(limits=1, user_api="blas")
+
+
+def one_blas_thread(fn: Any) -> Any:
+    """Decorator: ``fn`` runs inside :func:`single_blas_thread` (solvers made of many small dense
+    factorizations, 2.5-10x slower with the default threads on 2 cores, bench/RESULTS_matrix.md)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with single_blas_thread():
+            return fn(*args, **kwargs)
+
+    return wrapper
 

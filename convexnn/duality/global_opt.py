@@ -38,7 +38,6 @@ from typing import Any
 
 import numpy as np
 
-from convexnn.arrangements.limits import single_blas_thread
 from convexnn.arrangements.patterns import Patterns, design_matrix
 from convexnn.duality._common import network_objective, validate
 from convexnn.duality.bab import chamber_ascent, relu_dual_norm_bab
@@ -110,18 +109,14 @@ class GlobalOptimum:
 
 
 def _network(V: np.ndarray, W: np.ndarray, bias: bool) -> Any:
+    """The C -> NC map of the restricted C-ReLU solution: one neuron per nonzero block."""
+    from convexnn.formulations.blocks import group_neurons
     from convexnn.networks.two_layer import TwoLayerReLU
 
-    cols, outs = [], []
-    for U, sgn in ((V, 1.0), (W, -1.0)):
-        nr = np.linalg.norm(U, axis=1)
-        for i in np.flatnonzero(nr > 0):
-            c = np.sqrt(nr[i])
-            cols.append(U[i] / c)
-            outs.append(sgn * c)
-    if not cols:
+    (cv, ov), (cw, ow) = group_neurons(V, 1.0, 0.0), group_neurons(W, -1.0, 0.0)
+    if cv.shape[1] + cw.shape[1] == 0:
         return TwoLayerReLU(np.zeros((V.shape[1], 1)), np.zeros(1), bias=bias)
-    return TwoLayerReLU(np.array(cols).T, np.array(outs), bias=bias)
+    return TwoLayerReLU(np.hstack([cv, cw]), np.concatenate([ov, ow]), bias=bias)
 
 
 def _ascent_starts(Xa: np.ndarray, v: np.ndarray, net: Any, found: Any, U0: np.ndarray,
@@ -292,9 +287,8 @@ def solve_global(
             V0 = np.vstack([V, np.zeros((P - V.shape[0], d))])
             W0 = np.vstack([W, np.zeros((P - W.shape[0], d))])
         ts = time.perf_counter()
-        with single_blas_thread():  # small dense products: BLAS threading costs more than it gains
-            res = solve_relu_active_set(Xa, masks, yc, lam, L, V0=V0, W0=W0, tol=tol_r,
-                                        deadline=None if time_limit is None else t0 + time_limit)
+        res = solve_relu_active_set(Xa, masks, yc, lam, L, V0=V0, W0=W0, tol=tol_r,
+                                    deadline=None if time_limit is None else t0 + time_limit)
         last_solve = time.perf_counter() - ts
         V, W = res.V, res.W
         net = _network(V, W, bias)

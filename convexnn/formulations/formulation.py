@@ -65,6 +65,23 @@ def default_solver() -> str:
     return cp.MOSEK if mosek_available() else cp.CLARABEL
 
 
+class _Deferred:
+    """An attribute of the CVXPY program (``problem``, ``variables``, ``constraints``): reading it
+    builds a deferred program first (:meth:`Formulation._materialize`)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.key = "_" + name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        obj._materialize()
+        return obj.__dict__.get(self.key)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self.key] = value
+
+
 class Formulation(abc.ABC):
     """A convex reformulation of a neural-network training problem, ready to inspect and solve.
 
@@ -146,32 +163,9 @@ class Formulation(abc.ABC):
             self._problem, self._variables, self._constraints = problem, dict(variables), dict(constraints)
             self._build = None
 
-    @property
-    def problem(self) -> cp.Problem:
-        self._materialize()
-        return self._problem
-
-    @problem.setter
-    def problem(self, value: cp.Problem) -> None:
-        self._problem = value
-
-    @property
-    def variables(self) -> dict[str, cp.Variable]:
-        self._materialize()
-        return self._variables
-
-    @variables.setter
-    def variables(self, value: dict[str, cp.Variable]) -> None:
-        self._variables = value
-
-    @property
-    def constraints(self) -> dict[str, cp.Constraint]:
-        self._materialize()
-        return self._constraints
-
-    @constraints.setter
-    def constraints(self, value: dict[str, cp.Constraint]) -> None:
-        self._constraints = value
+    problem = _Deferred()
+    variables = _Deferred()
+    constraints = _Deferred()
 
     @property
     def deferred(self) -> bool:

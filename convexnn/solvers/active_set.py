@@ -47,6 +47,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from convexnn.arrangements.limits import one_blas_thread
 from convexnn.errors import InputError
 from convexnn.formulations.losses import Loss, SquaredLoss
 from convexnn.solvers.block_ipm import solve_block_ipm, warm_start
@@ -407,6 +408,7 @@ def gated_start(Xa: np.ndarray, masks: np.ndarray, U: np.ndarray, loss: Loss,
     return out
 
 
+@one_blas_thread
 def solve_relu_active_set(
     Xa: np.ndarray,
     masks: np.ndarray,

@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from convexnn.arrangements.limits import single_blas_thread
 from convexnn.errors import ConvergenceWarning, InputError, PrecisionWarning
 from convexnn.formulations.formulation import ConvexSolution, Formulation
 from convexnn.gap import relative_gap
@@ -209,11 +208,8 @@ def _relu_active_set(f: Formulation, op: MaskedDesign, loss: Any, yb: Any, y: np
     def report(it: int, obj: float, gap: float, viol: float, extra: str) -> None:
         reporter.update(it, obj, gap, viol, extra=extra)
 
-    # many small dense factorizations: BLAS threading costs far more than it gains (2.5-10x slower
-    # measured with 2 threads on 2 cores, bench/RESULTS_matrix.md)
-    with single_blas_thread():
-        return solve_relu_active_set(Xa, masks, y, lam, loss, v_screen=v_screen, V0=V0, W0=W0,
-                                     tol=tol, viol_tol=viol_tol, iterations0=iters0, t0=t0, report=report)
+    return solve_relu_active_set(Xa, masks, y, lam, loss, v_screen=v_screen, V0=V0, W0=W0,
+                                 tol=tol, viol_tol=viol_tol, iterations0=iters0, t0=t0, report=report)
 
 
 #: C-GReLU polish: relative certified gap at which R-FISTA hands over to the Newton polish.
@@ -243,12 +239,11 @@ def _gated_polished(f: Formulation, op: MaskedDesign, loss: Any, yb: Any, y: np.
     U, iters, history = r.U, r.iterations, list(r.history)
     converged, extra_ws, rounds, step = r.converged, r.working_set, r.outer, r.step
     if r.converged and r.gap.rel_gap > tol:
-        with single_blas_thread():  # dense Newton factorizations of a few thousand variables
-            pol = solve_gated_active_set(np.asarray(f.Xa, dtype=np.float64), np.asarray(f.patterns.masks, dtype=bool),
-                                         # half of tol: the final float64 certificate (same formula,
-                                         # other rounding) then lands below tol as well
-                                         y, lam, loss, bk.to_numpy(r.U), tol=0.5 * tol, t0=t0,
-                                         iterations0=r.iterations)
+        pol = solve_gated_active_set(np.asarray(f.Xa, dtype=np.float64), np.asarray(f.patterns.masks, dtype=bool),
+                                     # half of tol: the final float64 certificate (same formula,
+                                     # other rounding) then lands below tol as well
+                                     y, lam, loss, bk.to_numpy(r.U), tol=0.5 * tol, t0=t0,
+                                     iterations0=r.iterations)
         history += pol.history
         iters += pol.newton_iterations
         info = {"used": True, "reason": pol.reason, "rounds": pol.rounds,

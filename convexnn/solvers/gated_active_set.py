@@ -70,6 +70,7 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
+from convexnn.arrangements.limits import one_blas_thread
 from convexnn.backend import NUMPY
 from convexnn.formulations.losses import Loss, get_loss
 from convexnn.gap import relative_gap
@@ -281,6 +282,7 @@ def _certificate(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float, l
     return primal, dual, rel, theta, c
 
 
+@one_blas_thread
 def solve_gated_active_set(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float, loss: str | Loss,
                            U0: np.ndarray, *, tol: float = 1e-8, max_rounds: int = 20,
                            max_vars: int = 1500, max_design: int = 20_000_000, t0: float | None = None,

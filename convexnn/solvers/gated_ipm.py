@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from convexnn.arrangements.limits import single_blas_thread
+from convexnn.arrangements.limits import one_blas_thread
 from convexnn.formulations.losses import Loss
 from convexnn.solvers.backend import get_backend
 from convexnn.solvers.block_ipm import iteration_flops as ipm_iteration_flops
@@ -120,6 +120,7 @@ def _sparsify(op: MaskedDesign, loss: Loss, yb: Any, lam: float, U: np.ndarray, 
     return (U2, g2) if g2.rel_gap <= max(g.rel_gap, tol) else (U, g)
 
 
+@one_blas_thread
 def solve_gated_ipm(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float, loss: str | Loss, *,
                     tol: float = 1e-8, eps: float = 1e-10, eps_min: float = 1e-13,
                     max_vars: int = MAX_VARS, screen: bool | None = None, screen_tol: float = 1e-2,
@@ -447,8 +448,7 @@ class GatedBlockIPM(Solver):
             g = gated_gap(op, L, bk.asarray(y), lam, U, op.fit(U))
             r = GatedIPMResult(U, g, True, "certified", 0, 0, 0, 0, 0, [])
         else:
-            with single_blas_thread():  # small dense factorizations: BLAS threads cost more than they gain
-                r = solve_gated_ipm(Xa, M, y, lam, L, tol=tol_eff, U0=U0, t0=t0)
+            r = solve_gated_ipm(Xa, M, y, lam, L, tol=tol_eff, U0=U0, t0=t0)
         g = r.gap
         status = "optimal" if r.converged else "not_converged"
         info = {"method": self.name, "gap": g.rel_gap, "gap_abs": g.gap, "dual_value": g.dual, "violation": 0.0,
