@@ -26,12 +26,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import minimize
 
 import convexnn as cx
 from convexnn.duality.bab import relu_dual_norm_bab
 from convexnn.duality.certify_bab import certify_bab
 from convexnn.errors import TooLargeError
+from convexnn.formulations.losses import get_loss
+from convexnn.networks.two_layer import descend, network_value_grad
 
 HERE = Path(__file__).resolve().parent
 TL = 25.0  # seconds per branch-and-bound certificate
@@ -39,29 +40,17 @@ TL_V0 = 10.0  # seconds for the certificate without refinement
 TL_GLOBAL = 25.0
 
 
-def value_grad(Xa: np.ndarray, y: np.ndarray, lam: float, W1: np.ndarray,
-               w2: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Network objective (squared loss, weight decay lam/2) and its gradients in W1 and w2."""
-    H = Xa @ W1
-    A = np.maximum(H, 0)
-    r = A @ w2 - y
-    f = 0.5 * r @ r + 0.5 * lam * (np.sum(W1 ** 2) + w2 @ w2)
-    return f, Xa.T @ ((H > 0) * np.outer(r, w2)) + lam * W1, A.T @ r + lam * w2
+SQUARED = get_loss("squared")
 
 
 def train(X: np.ndarray, y: np.ndarray, lam: float, m: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """L-BFGS on the network objective (squared loss, bias)."""
+    """L-BFGS on the network objective (squared loss, bias): the library's local descent from a random start."""
     n, d = X.shape
     Xa = np.hstack([X, np.ones((n, 1))])
     rng = np.random.default_rng(seed)
-    x0 = np.concatenate([0.5 * rng.standard_normal((d + 1) * m), 0.5 * rng.standard_normal(m)])
-
-    def fg(x):
-        f, g1, g2 = value_grad(Xa, y, lam, x[: (d + 1) * m].reshape(d + 1, m), x[(d + 1) * m:])
-        return f, np.concatenate([g1.ravel(), g2])
-
-    x = minimize(fg, x0, jac=True, method="L-BFGS-B", options={"maxiter": 3000}).x
-    return x[: (d + 1) * m].reshape(d + 1, m), x[(d + 1) * m:]
+    W1, w2 = 0.5 * rng.standard_normal((d + 1, m)), 0.5 * rng.standard_normal(m)
+    W1, w2, _ = descend(Xa, y, W1, w2, lam, SQUARED, max_iter=3000)
+    return W1, w2
 
 
 def datasets():
@@ -207,7 +196,7 @@ def adam(X: np.ndarray, y: np.ndarray, lam: float, m: int = 16, steps: int = 400
     mom = [np.zeros_like(W1), np.zeros_like(w2)]
     sec = [np.zeros_like(W1), np.zeros_like(w2)]
     for k in range(1, steps + 1):
-        g = value_grad(Xa, y, lam, W1, w2)[1:]
+        g = network_value_grad(Xa, y, W1, w2, lam, SQUARED)[1:]
         for i, (p, gi) in enumerate(zip((W1, w2), g)):
             mom[i] = 0.9 * mom[i] + 0.1 * gi
             sec[i] = 0.999 * sec[i] + 0.001 * gi * gi

@@ -25,6 +25,15 @@ far too large to write down on real data. :func:`solve_global` solves it by colu
 3. stop when the search proves that :math:`v` scaled by :math:`\lambda / U` is dual feasible over
    every chamber with a dual value within ``rtol`` of the network's objective.
 
+While the ascent finds a chamber of value :math:`s_0 > T` (the level that would certify
+``rtol``), no proof is possible at this :math:`v`; the search then proves the weaker bound
+:math:`U \le \max(s_0 (1 + \mathrm{rtol}),\ \lambda + 1.5 (s_0 - \lambda))` on a box budget, which gives
+an anytime lower bound of about the current suboptimality. After the first restricted solve, a
+local descent of the non-convex objective (L-BFGS, :func:`convexnn.networks.two_layer.descend`)
+from its network and random neurons moves every neuron across chambers at once; the chambers of
+the descended neurons join the working set (that first residual is not priced). Column generation alone adds a few
+chambers per round and needs many rounds to reach the same objective (``bench/RESULTS_bab.md``).
+
 The lower bound is weak duality with the rigorous :math:`U \ge s(v)`, so the returned gap is a
 proof over networks of every width; the network is the C -> NC mapping of the restricted
 solution, and its objective is evaluated directly.
@@ -44,6 +53,7 @@ from convexnn.duality.bab import chamber_ascent, relu_dual_norm_bab
 from convexnn.duality.bounds import feasible_dual_value, row_norm_bounds
 from convexnn.duality.certify_bab import needed_threshold
 from convexnn.errors import InputError
+from convexnn.networks.two_layer import descend
 from convexnn.formulations.losses import Loss
 
 __all__ = ["GlobalOptimum", "solve_global"]
@@ -79,7 +89,8 @@ class GlobalOptimum:
     history : list of dict
         Per round: objective, lower bound, working-set size, s(v) enclosure, nodes, seconds since
         the start (``time``) and of the round's restricted solve, ascent and search (``solve_time``,
-        ``ascent_time``, ``search_time``).
+        ``ascent_time``, ``search_time``). The first round, with the local descent, is not priced
+        (s(v) enclosure NaN, 0 nodes) and also records ``descent_objective`` and ``descent_time``.
     dual_point : ndarray, shape (n,)
         The dual-feasible point (over every chamber) whose certified dual value is
         ``lower_bound``.
@@ -138,12 +149,25 @@ def _ascent_starts(Xa: np.ndarray, v: np.ndarray, net: Any, found: Any, U0: np.n
     return S[keep], s[keep]
 
 
-#: boxes of a pricing search in a round whose ascent already found a violator above the
-#: certification threshold (no proof is possible at that dual point: the search only looks for
-#: the violators the ascent misses)
-PRICING_BOXES = 60_000
+#: boxes x n x d' of a pricing search in a round whose ascent already found a violator above the
+#: certification threshold (no proof of ``rtol`` is possible at that dual point: the search proves
+#: a bound a little above the violation and finds the violators the ascent misses); a box costs
+#: O(n d') (400,000 boxes at n = 500, d' = 5; 57,000 at n = 569, d' = 31)
+PRICING_WORK = 1e9
 #: chambers of the ascent's best local maxima that join per round (next to the search's violators)
 ASCENT_ADD = 4
+
+
+def _descent_start(Xa: np.ndarray, y: np.ndarray, net: Any, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Start of the local descent: the network's neurons and ``max(32, 2 m)`` random neurons (unit
+    directions over the rows' rms norm, outputs of the size of ``std(y) / sqrt(m)``)."""
+    W1, w2 = net.W1, net.w2
+    dp, m = W1.shape
+    m0 = max(32, 2 * m)
+    G = rng.standard_normal((dp, m0))
+    G /= np.linalg.norm(G, axis=0) * max(float(np.sqrt(np.mean(np.sum(Xa * Xa, axis=1)))), 1e-300)
+    a = max(float(np.std(y)), 1e-3) * rng.standard_normal(m0) / np.sqrt(m0)
+    return np.hstack([W1, G]), np.concatenate([w2, a])
 
 
 def _new_gates(violations: list, level: float, Xa: np.ndarray, keys: set, rng: np.random.Generator) -> list:
@@ -183,6 +207,7 @@ def solve_global(
     add_per_round: int = 32,
     progress: bool = False,
     init_gates: Any = None,
+    descent_iter: int = 1000,
 ) -> GlobalOptimum:
     r"""Globally optimal two-layer ReLU network (any width) with a certificate, by column generation.
 
@@ -216,6 +241,11 @@ def solve_global(
     init_gates : array of shape (d', k), optional
         Extra gates whose chambers :math:`\mathbf 1[X_a g \ge 0]` join the initial working set
         (e.g. the first-layer weights of a trained network).
+    descent_iter : int
+        L-BFGS iterations of the local descent after the first restricted solve (0: none), from
+        its network and random neurons
+        (:func:`convexnn.networks.two_layer.descend`). A heuristic for the primal side only: the
+        chambers of the descended neurons join the working set, the proof is unchanged.
 
     Returns
     -------
@@ -295,6 +325,31 @@ def solve_global(
         obj_r = network_objective(Xa, yc, net.W1, net.w2, lam, L)
         if obj_r < obj:
             obj, best_net, best_VW = obj_r, net, (V.copy(), W.copy(), masks.copy())
+        if rounds == 1 and descent_iter > 0 and rounds < max_rounds:
+            # primal side first: a local descent of the non-convex objective moves every neuron
+            # across chambers at once, and the chambers of its neurons join the working set (the
+            # first restricted solution's residual is a poor dual point: it is not priced)
+            td = time.perf_counter()
+            W1d, w2d, fd = descend(Xa, yc, *_descent_start(Xa, yc, net, rng), lam, L, max_iter=descent_iter,
+                                   deadline=None if time_limit is None else t0 + time_limit)
+            new = []
+            for j in np.flatnonzero(np.abs(w2d) * np.linalg.norm(W1d, axis=0) > 0):
+                key = np.packbits(Xa @ W1d[:, j] >= 0).tobytes()
+                if key not in keys:
+                    keys.add(key)
+                    new.append(W1d[:, j])
+            history.append({"round": rounds, "objective": obj_r, "lower_bound": lower, "chambers": P,
+                            "s_lower": np.nan, "s_upper": np.nan, "nodes": 0, "solve_time": last_solve,
+                            "ascent_time": 0.0, "search_time": 0.0, "descent_objective": fd,
+                            "descent_time": time.perf_counter() - td, "time": time.perf_counter() - t0})
+            if progress:
+                print(f"round {rounds}: objective {obj_r:.10g}; local descent {fd:.10g}, {len(new)} new chambers",
+                      flush=True)
+            if new:
+                g = np.array(new).T
+                gates.append(g)
+                masks = np.hstack([masks, Xa @ g >= 0])
+                continue
         fit = np.maximum(Xa @ net.W1, 0.0) @ net.w2
         v = -np.asarray(L.grad(fit, yc), dtype=np.float64)
         T = needed_threshold(L, v, yc, lam, obj - rtol * abs(obj))
@@ -314,8 +369,13 @@ def solve_global(
                               deadline=None if time_limit is None else t0 + time_limit)
         left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
         t_ascent = time.perf_counter() - ta
-        budget = PRICING_BOXES if heur and heur[0][0] > T else None
-        r = relu_dual_norm_bab(Xa, v, threshold=T, rtol=0.5 * rtol, time_limit=left, max_nodes=budget,
+        T_s, budget = T, None
+        if heur and heur[0][0] > T:
+            # no proof of s(v) <= T is possible at this v: prove a bound a little above the violation
+            # found instead (a valid lower bound of about the current suboptimality), on a box budget
+            T_s = max(T, heur[0][0] * (1.0 + rtol), lam + 1.5 * (heur[0][0] - lam))
+            budget = max(20_000, int(PRICING_WORK / (n * d)))
+        r = relu_dual_norm_bab(Xa, v, threshold=T_s, rtol=0.5 * rtol, time_limit=left, max_nodes=budget,
                                max_violations=add_per_round, stop_at_violation=add_per_round)
         nodes += r.nodes
         val, p = feasible_dual_value(L, v, yc, lam, r.upper, norms)

@@ -26,12 +26,14 @@ from typing import Any
 
 import numpy as np
 
+from convexnn.arrangements.limits import one_blas_thread
 from convexnn.data import add_bias, check_bool, check_lam, check_X, check_y
 from convexnn.errors import InputError
 from convexnn.formulations.losses import Loss, get_loss
 from convexnn.formulations.penalties import Penalty, get_penalty
 
-__all__ = ["TwoLayerReLU", "GatedReLU", "network_predict", "network_objective", "rebalance"]
+__all__ = ["TwoLayerReLU", "GatedReLU", "network_predict", "network_objective", "network_value_grad", "descend",
+           "rebalance"]
 
 
 # ---------------------------------------------------------------------------------- array math
@@ -56,6 +58,81 @@ def network_objective(Xa: np.ndarray, y: np.ndarray, W1: np.ndarray, w2: np.ndar
     pen = None if penalty is None else get_penalty(penalty)
     reg = weight_decay(W1, w2) if pen is None or pen.group_l2 else pen.network_value(W1, w2)
     return loss.value(network_predict(Xa, W1, w2), y) + lam * reg
+
+
+def network_value_grad(Xa: np.ndarray, y: np.ndarray, W1: np.ndarray, w2: np.ndarray, lam: float,
+                       loss: Loss) -> tuple[float, np.ndarray, np.ndarray]:
+    r"""Objective of a scalar-output ReLU network and its gradient in ``(W1, w2)``.
+
+    With :math:`H = X_a W_1`, :math:`A = (H)_+` and :math:`g = \nabla\ell(A w_2)`, the gradients are
+    :math:`X_a^\top\big(\mathbf 1[H > 0] \odot g w_2^\top\big) + \lambda W_1` and
+    :math:`A^\top g + \lambda w_2` (the ReLU's derivative taken as 0 at 0).
+    """
+    H = Xa @ W1
+    A = np.maximum(H, 0.0)
+    pred = A @ w2
+    g = np.asarray(loss.grad(pred, y), dtype=np.float64)
+    f = loss.value(pred, y) + lam * weight_decay(W1, w2)
+    return f, Xa.T @ ((H > 0) * np.outer(g, w2)) + lam * W1, A.T @ g + lam * w2
+
+
+@one_blas_thread
+def descend(Xa: np.ndarray, y: np.ndarray, W1: np.ndarray, w2: np.ndarray, lam: float, loss: Loss, *,
+            max_iter: int = 500, deadline: float | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    r"""Local descent (L-BFGS) on the non-convex objective of a scalar-output ReLU network.
+
+    A heuristic, not a certificate: it returns a point of lower or equal objective (the start when
+    the descent does not improve it), a local minimum at best. Every neuron moves continuously
+    across the chambers of the arrangement, which a convex program restricted to fixed chambers
+    cannot do; :func:`convexnn.solve_global` uses it for its primal side.
+
+    Parameters
+    ----------
+    Xa : array, shape (n, d')
+        Data with the bias column when the network has one.
+    y : array, shape (n,)
+    W1 : array, shape (d', m)
+    w2 : array, shape (m,)
+    lam : float
+    loss : Loss
+        A smooth loss (squared or logistic).
+    max_iter : int
+        L-BFGS iterations at most.
+    deadline : float, optional
+        ``time.perf_counter()`` value after which the descent stops at its current point.
+
+    Returns
+    -------
+    W1, w2, objective
+    """
+    import time
+
+    from scipy.optimize import minimize
+
+    dp, m = W1.shape
+    f0 = network_objective(Xa, y, W1, w2, lam, loss)
+    if m == 0 or max_iter <= 0:
+        return W1, w2, f0
+
+    class _Deadline(Exception):
+        pass
+
+    best = [f0, np.concatenate([W1.ravel(), w2])]
+
+    def fg(x: np.ndarray) -> tuple[float, np.ndarray]:
+        f, g1, g2 = network_value_grad(Xa, y, x[: dp * m].reshape(dp, m), x[dp * m:], lam, loss)
+        if f < best[0]:
+            best[0], best[1] = f, x.copy()
+        if deadline is not None and time.perf_counter() > deadline:
+            raise _Deadline
+        return f, np.concatenate([g1.ravel(), g2])
+
+    try:
+        minimize(fg, best[1].copy(), jac=True, method="L-BFGS-B", options={"maxiter": int(max_iter), "maxcor": 30})
+    except _Deadline:
+        pass
+    x = best[1]
+    return x[: dp * m].reshape(dp, m).copy(), x[dp * m:].copy(), float(best[0])
 
 
 def _output_norms(w2: np.ndarray) -> np.ndarray:

@@ -282,13 +282,13 @@ def test_certify_bab_logistic():
 
 
 # --------------------------------------------------------------------------- solve_global
-@pytest.mark.parametrize("bias", [True, False])
-def test_solve_global_reaches_enumerated_optimum(bias):
+@pytest.mark.parametrize("bias, descent_iter", [(True, 1000), (False, 1000), (True, 0)])
+def test_solve_global_reaches_enumerated_optimum(bias, descent_iter):
     rng = np.random.default_rng(11)
     X = rng.standard_normal((25, 2))
     y = np.sin(3 * X[:, 0]) + 0.3 * X[:, 1]
     lam = 0.05
-    res = solve_global(X, y, lam, bias=bias, rtol=1e-6, n_init_patterns=10)
+    res = solve_global(X, y, lam, bias=bias, rtol=1e-6, n_init_patterns=10, descent_iter=descent_iter)
     P = cx.enumerate_patterns(X, bias=bias)
     opt = cx.c_relu(X, y, P, lam).solve("CLARABEL", **TIGHT).value
     assert res.certified and res.rel_gap <= 1e-6
@@ -304,6 +304,25 @@ def test_solve_global_reaches_enumerated_optimum(bias):
     assert float(get_loss("squared").dual_value(res.dual_point, y)) >= res.lower_bound
     with pytest.raises(InputError):
         solve_global(X, y, lam, bias=bias, init_gates=np.ones((7, 2)))
+
+
+@pytest.mark.parametrize("rounds", [1, 3])
+def test_solve_global_bound_before_convergence_is_valid(rounds):
+    """Stopped while violators exist (the search proves a bound above them): still a valid bound."""
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((30, 2))
+    y = np.sin(2 * X[:, 0]) + X[:, 1] ** 2
+    lam = 0.1
+    res = solve_global(X, y, lam, rtol=1e-6, n_init_patterns=4, max_rounds=rounds, descent_iter=0)
+    P = cx.enumerate_patterns(X, bias=True)
+    opt = cx.c_relu(X, y, P, lam, bias=True).solve("CLARABEL", **TIGHT).value
+    assert not res.certified
+    assert res.lower_bound <= opt * (1 + 1e-8) <= res.objective * (1 + 2e-8)
+    # each round's search proves a bound just above the best violation found (a completed search)
+    for h in res.history:
+        assert h["s_upper"] <= max(h["s_lower"] * (1 + 1e-6), lam + 1.5 * (h["s_lower"] - lam)) * (1 + 1e-9)
+    Xa = design_matrix(X, True)
+    assert cone_support(Xa, P.masks, res.dual_point).valid <= lam * (1 + 1e-12)
 
 
 def test_solve_global_time_limit_is_valid():
