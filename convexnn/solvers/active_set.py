@@ -25,6 +25,11 @@ when the interior point fails numerically: the squared loss directly as a conic 
 cones for the logistic loss). This is what makes the polish cheap: the optimum typically has a
 few dozen nonzero blocks out of hundreds.
 
+Rounds far from the certificate (relative gap above ``loose_above``) with a costly restricted
+program solve it only loosely (``eps_loose``): their point only has to price the blocks outside
+the working set; when such a round finds nothing to add, the interior point resumes the same
+solve to the round's tolerance from its last iterate.
+
 The initial working set comes from the *screening* solve (the C-GReLU program with the same
 patterns, cheap with R-FISTA, or a warm start): the support of the C-GReLU solution, one sign
 per gated neuron first (the sign whose cone it violates least), as many blocks as the expected
@@ -50,12 +55,13 @@ import numpy as np
 from convexnn.arrangements.limits import one_blas_thread
 from convexnn.errors import InputError
 from convexnn.formulations.losses import Loss, SquaredLoss
-from convexnn.solvers.block_ipm import solve_block_ipm, warm_start
+from convexnn.solvers.block_ipm import iteration_flops, solve_block_ipm, warm_start
 from convexnn.solvers.relu_certificate import (
     PolishCertificate,
     _certificate,
     _primal,
     certify_relu,
+    multiplier_bounds,
     scan_blocks,
     screen_blocks,
     violation,
@@ -163,7 +169,8 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
                      active: np.ndarray, *, V_ref: np.ndarray | None = None, W_ref: np.ndarray | None = None,
                      v_ref: np.ndarray | None = None, rows_per_block: int | None = None,
                      eps: float = 1e-10, max_iter: int = 200, row_rounds: int = 30,
-                     solver: str = "ipm", warm: tuple[dict, list] | None = None) -> RestrictedSolution:
+                     solver: str = "ipm", warm: tuple[dict, list] | None = None,
+                     resume: bool = False) -> RestrictedSolution:
     r"""Solve C-ReLU restricted to the blocks ``active`` (others fixed at zero).
 
     ``solver="ipm"`` (default): the block-structured primal-dual interior point of
@@ -206,6 +213,12 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
         Row-generation rounds at most (after which all rows are included).
     solver : {"ipm", "clarabel"}
         Restricted solver (see above).
+    warm : tuple, optional
+        :attr:`RestrictedSolution.warm` of the previous round: the interior point starts from its
+        state, extended to ``active`` by :func:`convexnn.solvers.block_ipm.warm_start`.
+    resume : bool
+        With ``warm`` from a solve on the same blocks: continue that solve from its last iterate
+        (``state["last"]``), e.g. to a tighter ``eps``.
 
     Returns
     -------
@@ -239,9 +252,12 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
         r = None
         if warm is not None:
             # warm start from an interior iterate of the previous round (kept blocks keep theirs);
+            # the same blocks solved again (tighter): continue from the previous solve's last iterate;
             # a cold start below when it does not reach the accuracy
+            start = (warm[0]["last"] if resume and warm[1] == blocks and "last" in warm[0]
+                     else warm_start(warm[0], warm[1], blocks, n, d, lam))
             r = solve_block_ipm(Xa, mk, sg, y, lam, loss, cones=True, eps=eps, max_iter=max(max_iter, 150),
-                                start=warm_start(warm[0], warm[1], blocks, n, d, lam))
+                                start=start)
             if max(r.gap, r.pres, r.dres) > accept:
                 r = None
         if r is None:
@@ -318,6 +334,14 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
         Gam[jj, np.array([blocks[b][0] * P + blocks[b][1] for b in bb], dtype=np.int64)] = \
             np.maximum(np.asarray(dv, dtype=np.float64).ravel(), 0.0)
     return RestrictedSolution(V, W, Gam, iters, status, time.perf_counter() - t0)
+
+
+def _zero_blocks(V: np.ndarray, W: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    r"""Blocks of ``candidates`` (bool, ``(2, P)``) that are zero in an accurate restricted solution:
+    :math:`\|x_b\| \le 10^{-6}\max_c\|x_c\|`. (After a loose solve every block of the interior-point
+    iterate is away from zero by about the gap: none is pruned then.)"""
+    norms = np.stack([np.linalg.norm(V, axis=1), np.linalg.norm(W, axis=1)])
+    return candidates & (norms <= 1e-6 * max(float(norms.max()), 1e-300))
 
 
 @dataclass
@@ -439,6 +463,9 @@ def solve_relu_active_set(
     restricted: str = "ipm",
     warm_starts: bool = True,
     deadline: float | None = None,
+    eps_loose: float = 1e-3,
+    loose_above: float = 0.05,
+    loose_flops: float = 3e7,
 ) -> ActiveSetResult:
     r"""Active-set (column-generation) solve of C-ReLU with a global certificate.
 
@@ -517,6 +544,18 @@ def solve_relu_active_set(
         A ``time.perf_counter()`` value: no restricted solve starts after it (the first always
         runs); the loop then stops with ``reason="time_limit"`` and the last restricted solution,
         certified over all patterns as in every round.
+    eps_loose, loose_above, loose_flops : float
+        **Loose rounds.** While the certified relative gap of the last round is above
+        ``loose_above`` (or before the first round) the working set will almost surely change, so
+        a restricted program costing at least ``loose_flops`` per interior-point iteration
+        (:func:`convexnn.solvers.block_ipm.iteration_flops`) is solved only to the relative
+        accuracy ``eps_loose``: its point prices the blocks outside the working set as well (any
+        point gives a valid certificate; an accurate one only matters for the last working set).
+        When a loose round finds no violated block, the same working set is solved to the
+        round's tolerance by *resuming* the loose solve from its last iterate (the continuation of
+        the same interior-point path, typically 5-8 more iterations) instead of a new solve.
+        Blocks are pruned only after accurate solves (an interior iterate keeps every block away
+        from zero by about the gap). ``eps_loose <= eps`` switches loose rounds off.
 
     Returns
     -------
@@ -540,10 +579,10 @@ def solve_relu_active_set(
     history: list[dict[str, float]] = []
     iters = int(iterations0)
 
-    def record(cert: PolishCertificate, vr: float, rnd: int, extra: str) -> None:
+    def record(cert: PolishCertificate, vr: float, rnd: int, extra: str, restricted_eps: float = 0.0) -> None:
         history.append({"iter": iters, "time": time.perf_counter() - t0, "objective": cert.primal,
                         "rel_gap": cert.rel_gap, "violation": vr, "round": rnd,
-                        "working_set": int(active.sum())})
+                        "working_set": int(active.sum()), "restricted_eps": restricted_eps})
         if report is not None:
             report(iters, cert.primal, cert.rel_gap, vr, extra)
 
@@ -578,16 +617,24 @@ def solve_relu_active_set(
     warm = None
     # tightened to eps when it limits the gap
     eps_round = max(float(eps), min(float(eps_rel) * float(tol), float(eps_max)))
+    tight = False
+    quad = bool(getattr(loss, "unit_curvature", False))
     while rounds < max_rounds:
         if rounds and deadline is not None and time.perf_counter() >= deadline:
             reason = "time_limit"
             break
         rounds += 1
+        # far from the certificate (the working set will change again) and a costly restricted
+        # program: a loose restricted solve, resumed to eps_round when it leaves nothing to add
+        loose = ((cert is None or cert.rel_gap > loose_above) and not tight
+                 and iteration_flops(n, int(active.sum()), d, quad)[0] >= loose_flops)
+        eps_now = max(eps_round, eps_loose) if loose else eps_round
+        resume, tight = tight, False
         try:
             v_ref = cert.v if cert is not None else (None if v_screen is None else np.asarray(v_screen, float))
-            rs = solve_restricted(Xa, masks, y, lam, loss, active, V_ref=V, W_ref=W, v_ref=v_ref, eps=eps_round,
+            rs = solve_restricted(Xa, masks, y, lam, loss, active, V_ref=V, W_ref=W, v_ref=v_ref, eps=eps_now,
                                   rows_per_block=rows_per_block, solver=restricted,
-                                  warm=warm if warm_starts else None)
+                                  warm=warm if warm_starts else None, resume=resume)
         except Exception as exc:  # noqa: BLE001  (cvxpy.error.SolverError, numerical failures)
             reason = f"solver_error: {exc}"
             break
@@ -611,23 +658,37 @@ def solve_relu_active_set(
             cert = _certificate(primal, v, y, lam, loss, float(bounds.max()) if s_exact is None else s_exact,
                                 bounds, nn + nn2)
         va, vr = violation(Xa, masks, V, W)
-        record(cert, vr, rounds, f"round {rounds} blocks {int(active.sum())} s/lam {cert.s / lam:.3g}")
+        record(cert, vr, rounds, f"round {rounds} blocks {int(active.sum())} s/lam {cert.s / lam:.3g}", eps_now)
         if cert.rel_gap <= tol and vr <= viol_tol:
             reason = "certified"
             break
         if add.shape[0] == 0:
+            if eps_now > eps_round:
+                tight = True  # a loose solve found nothing to add: the same working set, to eps_round
+                continue
             if eps_round > eps_min:
                 # no block to add: the restricted solve's accuracy limits the certificate;
-                # solve the same working set again, tighter
+                # solve the working set again, tighter, without its zero blocks (they only add
+                # degenerate cones at the interior point's rounding floor)
                 eps_round = eps if eps_round > eps else max(eps_round * 1e-2, eps_min)
+                if prune:
+                    # only blocks whose dual constraint is strictly inactive (a tiny nonzero block
+                    # dropped here would cap the gap above tol without being violated)
+                    zero = _zero_blocks(V, W, active & ~dropped)
+                    flat = zero.reshape(-1)  # a view: zero is contiguous
+                    cols = np.flatnonzero(flat)
+                    flat[cols[multiplier_bounds(Xa, masks, v, Gam, cols) > (1.0 - 1e-3) * lam]] = False
+                    if zero.sum() < active.sum():
+                        active &= ~zero
+                        dropped |= zero
+                        warm = None
                 continue
             reason = "no_violated_block"
             break
         if prune:
             # zero blocks leave the working set (the restricted optimum without them is the same
             # point), each at most once: a block that comes back stays, so the loop terminates
-            norms = np.stack([np.linalg.norm(V, axis=1), np.linalg.norm(W, axis=1)])
-            zero = active & (norms <= 1e-6 * max(float(norms.max()), 1e-300)) & ~dropped
+            zero = _zero_blocks(V, W, active & ~dropped)
             active &= ~zero
             dropped |= zero
         if int(active.sum()) >= max_blocks:

@@ -49,7 +49,9 @@ A general conic solver (Clarabel) factorizes the sparse KKT system with all ``k 
 when that is cheaper by flop count (:func:`iteration_flops`: :math:`n^2kd'` for the symmetric
 rank-``kd'`` update against :math:`(kd')^3/3` for the dense Cholesky) the reduced matrix is solved
 by the Sherman--Morrison--Woodbury identity on its block-diagonal part (``k`` factorizations of size
-``d'`` and one of size ``n``), for any smooth loss (the curvature enters as
+``d'`` and one of size ``n``; the two blocks :math:`v_i`, :math:`w_i` of one pattern share
+:math:`F_b` up to sign, so their terms of the ``n x n`` capacitance matrix merge into one, see
+:func:`_merged_rows`), for any smooth loss (the curvature enters as
 :math:`\operatorname{diag}(f'')^{1/2}F`), without forming :math:`F^\top F`. The Woodbury solution is
 refined against the reduced matrix itself, by iterative refinement and, when that stalls, by
 conjugate gradients preconditioned with the Woodbury solve (near the end the block scalings spread
@@ -74,7 +76,8 @@ solve with the same factorization; small C-ReLU programs (fewer than
 strictly interior start for a new working set from an interior iterate of the previous solve
 (kept blocks keep their primal and dual iterates, new blocks start at zero on the central path of
 the same complementarity). The method being an infeasible-start one, any interior point is a
-valid start, and the final answer does not depend on it.
+valid start, and the final answer does not depend on it. A solve stopped at a loose tolerance is
+resumed to a tighter one from its final iterate (``state["last"]``): the same path, continued.
 
 The output is a point and the cone multipliers :math:`z_\ell \ge 0`; whatever accuracy it reaches,
 the polishes certify their final answer with the global duality gap over **all** patterns, which
@@ -142,6 +145,68 @@ def _syrk_t(H: np.ndarray) -> np.ndarray:
     return S
 
 
+_POTRF, _POTRS = scipy.linalg.lapack.dpotrf, scipy.linalg.lapack.dpotrs
+
+
+def _cho_factor(K: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Upper Cholesky factor of ``K`` (its upper triangle is read) by LAPACK ``dpotrf`` directly, in the
+    ``(c, lower)`` form of ``scipy.linalg.cho_factor`` (whose argument checks cost more than the
+    factorization on the small systems of the polishes); ``LinAlgError`` when not positive definite."""
+    c, info = _POTRF(K, lower=0, clean=0)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"dpotrf info {info}")
+    return c, False
+
+
+def _cho_solve(fact: tuple[np.ndarray, bool], b: np.ndarray) -> np.ndarray:
+    """:math:`K^{-1} b` from :func:`_cho_factor` (LAPACK ``dpotrs``)."""
+    x, info = _POTRS(fact[0], b, lower=0)
+    if info != 0:
+        raise ValueError(f"dpotrs info {info}")
+    return x
+
+
+def _pattern_groups(Mk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Blocks sharing a pattern (equal columns of ``Mk``): ``(single, first, second)`` indices of the
+    blocks whose pattern is theirs alone and of the first / second block of every shared pattern
+    (at most two blocks share one: :math:`v_i` and :math:`w_i`); None when no pattern is shared."""
+    packed = np.ascontiguousarray(np.packbits(np.asarray(Mk) != 0, axis=0).T)  # (k, ceil(n/8)): exact keys
+    where: dict[bytes, list[int]] = {}
+    for b in range(packed.shape[0]):
+        where.setdefault(packed[b].tobytes(), []).append(b)
+    groups = list(where.values())
+    if len(groups) == packed.shape[0] or max(len(g) for g in groups) > 2:
+        return None
+    single = np.array(sorted(g[0] for g in groups if len(g) == 1), dtype=np.int64)
+    pairs = np.array([g for g in groups if len(g) == 2], dtype=np.int64).reshape(-1, 2)
+    return single, pairs[:, 0], pairs[:, 1]
+
+
+def _merged_rows(H: np.ndarray, Li: np.ndarray, Fw: np.ndarray,
+                 groups: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> np.ndarray:
+    r"""Rows :math:`G` with :math:`G^\top G = H^\top H = \sum_b F_b^\top B_b^{-1} F_b` (:math:`F_b` = ``Fw[b]``,
+    :math:`B_b^{-1} = L_b^{-\top}L_b^{-1}`, ``Li[b]`` = :math:`L_b^{-1}`) with fewer rows than ``H``: two blocks
+    of one pattern have :math:`F_b = \pm F_c`, so their terms merge into :math:`F_b^\top R R^\top F_b` with
+    :math:`RR^\top = B_b^{-1} + B_c^{-1}` (Cholesky), one ``d``-row block instead of two; blocks alone on
+    their pattern keep their rows of ``H``. The symmetric rank update :math:`G^\top G` then costs
+    :math:`n^2` times the rows of ``G``. ``H`` itself when nothing merges or a sum is not numerically
+    positive definite."""
+    if groups is None:
+        return H
+    single, first, second = groups
+    k, d, n = Fw.shape
+    L1, L2 = Li[first], Li[second]
+    Q = np.matmul(np.swapaxes(L1, 1, 2), L1) + np.matmul(np.swapaxes(L2, 1, 2), L2)
+    try:
+        R = np.linalg.cholesky(0.5 * (Q + np.swapaxes(Q, 1, 2)))
+    except np.linalg.LinAlgError:
+        return H
+    G = np.empty((single.size + first.size, d, n))
+    np.take(H.reshape(k, d, n), single, axis=0, out=G[:single.size])
+    np.matmul(np.swapaxes(R, 1, 2), Fw[first], out=G[single.size:])  # (pairs, d, n)
+    return G.reshape(-1, n)
+
+
 def _block_cholesky(Bd: np.ndarray, floor: float = 1e-13) -> np.ndarray:
     """Square-root factors ``L`` (``L L^T`` = block) of the ``(k, d, d)`` blocks: Cholesky, or, when a
     block is not numerically positive definite (the Schur complement of a nearly singular cone
@@ -192,7 +257,9 @@ class BlockIPMResult:
         An interior iterate for a warm start (see ``start`` of :func:`solve_block_ipm`): the last
         iterate whose relative complementarity was still above ``warm_level``, with keys ``X``
         ``(k, d')``, ``tau`` ``(k,)``, ``sq``, ``zq`` ``(k, d'+1)``, ``sl``, ``zl`` ``(n, k)`` and
-        ``mu`` (its complementarity per cone degree).
+        ``mu`` (its complementarity per cone degree); after an ``"optimal"`` solve also ``"last"``,
+        the final iterate in the same form (strictly interior): as ``start`` with the same blocks and
+        a smaller ``eps`` it resumes this solve where it stopped.
     """
 
     X: np.ndarray
@@ -208,9 +275,20 @@ class BlockIPMResult:
 
 
 # ---------------------------------------------------------------- second-order cone algebra (rows = cones)
+def _rnorm(u: np.ndarray) -> np.ndarray:
+    """Euclidean norm of every row (one ``einsum``; ``np.linalg.norm(u, axis=1)`` with less overhead)."""
+    return np.sqrt(np.einsum("ij,ij->i", u, u))
+
+
+def _fnorm(a: np.ndarray) -> float:
+    """Euclidean (Frobenius) norm of ``a`` as a float."""
+    a = np.ravel(a)
+    return float(np.sqrt(a @ a))
+
+
 def _jnorm(u: np.ndarray) -> np.ndarray:
     r""":math:`\sqrt{u_0^2 - \|u_1\|^2}` per row, in the cancellation-free form."""
-    a = np.linalg.norm(u[:, 1:], axis=1)
+    a = _rnorm(u[:, 1:])
     return np.sqrt(np.maximum((u[:, 0] - a) * (u[:, 0] + a), 0.0))
 
 
@@ -227,7 +305,7 @@ def _jdiv(lam: np.ndarray, d: np.ndarray, den: np.ndarray | None = None) -> np.n
     ``den`` = :math:`\lambda_0^2 - \|\lambda_1\|^2` when known more accurately than by cancellation)."""
     l0, l1 = lam[:, 0], lam[:, 1:]
     if den is None:
-        a = np.linalg.norm(l1, axis=1)
+        a = _rnorm(l1)
         den = (l0 - a) * (l0 + a)
     x = np.empty_like(d)
     x[:, 0] = (l0 * d[:, 0] - np.einsum("ij,ij->i", l1, d[:, 1:])) / den
@@ -240,8 +318,8 @@ def _soc_step(u: np.ndarray, du: np.ndarray) -> float:
     if u.size == 0:
         return np.inf
     u0, u1, d0, d1 = u[:, 0], u[:, 1:], du[:, 0], du[:, 1:]
-    nu1 = np.linalg.norm(u1, axis=1)
-    nd1 = np.linalg.norm(d1, axis=1)
+    nu1 = _rnorm(u1)
+    nd1 = _rnorm(d1)
     c = (u0 - nu1) * (u0 + nu1)
     b = u0 * d0 - np.einsum("ij,ij->i", u1, d1)
     a = (d0 - nd1) * (d0 + nd1)
@@ -256,11 +334,15 @@ def _soc_step(u: np.ndarray, du: np.ndarray) -> float:
     return float(alpha.min())
 
 
-def _lp_step(s: np.ndarray, ds: np.ndarray) -> float:
-    neg = ds < 0
-    if not neg.any():
-        return np.inf
-    return float(np.min(-s[neg] / ds[neg]))
+def _lp_step(s_inv: np.ndarray, *dss: np.ndarray) -> float:
+    r"""Largest :math:`\alpha \ge 0` with :math:`s + \alpha\,ds \ge 0` for every ``ds`` of ``dss``
+    (``inf`` if none), given ``s_inv`` = :math:`1/s` (:math:`s > 0`): :math:`1/\max(0, \max(-ds/s))`,
+    without masks or copies."""
+    m = 0.0
+    for ds in dss:
+        if ds.size:
+            m = max(m, -float(np.min(ds * s_inv)))
+    return 1.0 / m if m > 0 else np.inf
 
 
 def _nt_scaling(s: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -303,7 +385,7 @@ def _dense_factor(K: np.ndarray, reg: float, diag: tuple, base: float) -> tuple[
             Kr = K if reg == 0.0 else K + 0.0
             if reg:
                 Kr[diag] += reg * base
-            return scipy.linalg.cho_factor(Kr, check_finite=False), reg
+            return _cho_factor(Kr), reg
         except (np.linalg.LinAlgError, ValueError):
             reg = max(reg * 100.0, 1e-14)
     return None, reg
@@ -390,12 +472,14 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
                     else 0)
     Ft = F.reshape(n, k, d).transpose(1, 2, 0) if low_rank else None  # (k, d, n): the blocks of F^T
     Fsq = np.einsum("ij,ij->i", F, F) if low_rank else None  # row norms^2 of F (traces)
+    # blocks of the same pattern (the v_i and w_i of C-ReLU): their terms of H^T H share F_b up to sign
+    groups = _pattern_groups(Mk) if low_rank else None
 
     def fit(X: np.ndarray) -> np.ndarray:
         return np.einsum("nk,nk->n", Fc, Xa @ X.T)
 
     def objective(X: np.ndarray) -> float:
-        return float(loss.value_on(NUMPY, fit(X), y)) + lam * float(np.linalg.norm(X, axis=1).sum())
+        return float(loss.value_on(NUMPY, fit(X), y)) + lam * float(_rnorm(X).sum())
 
     # ---------------------------------------------------------------- starting point
     # CVXOPT's coneqp initialization: the least-squares point of the KKT system with W = I,
@@ -412,15 +496,14 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
             # (B0 + F^T diag(w0) F)^{-1} by Woodbury: B0 = I (+ Xa^T Xa) is the same for every block
             L0i = np.linalg.inv(np.linalg.cholesky(B0[0]))
             H0 = np.matmul(L0i[None], Ft * np.sqrt(w0)[None, None, :]).reshape(nx, n)
-            c0 = scipy.linalg.cho_factor(_syrk_t(H0), check_finite=False)
+            c0 = _cho_factor(_syrk_t(H0))
             u = np.einsum("ij,kj->ki", L0i, r0.reshape(k, d)).reshape(nx)
-            u -= H0 @ scipy.linalg.cho_solve(c0, H0.T @ u, check_finite=False)
+            u -= H0 @ _cho_solve(c0, H0.T @ u)
             X = np.einsum("ji,kj->ki", L0i, u.reshape(k, d))
         else:
             K0 = gram.copy() if quad else (F * w0[:, None]).T @ F
             K0.reshape(k, d, k, d)[np.arange(k), :, np.arange(k), :] += B0
-            X = scipy.linalg.cho_solve(scipy.linalg.cho_factor(K0, check_finite=False), r0,
-                                       check_finite=False).reshape(k, d)
+            X = _cho_solve(_cho_factor(K0), r0).reshape(k, d)
     except (np.linalg.LinAlgError, ValueError):
         X = np.zeros((k, d))
     tau = np.full(k, -lam)
@@ -430,7 +513,7 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
     zl = -sl
 
     def shift(l_: np.ndarray, q_: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        nq = np.linalg.norm(q_[:, 1:], axis=1)
+        nq = _rnorm(q_[:, 1:])
         t = max(float((nq - q_[:, 0]).max()), float((-l_).max()) if l_.size else -np.inf)
         if t >= -1e-8 * max(float(np.sqrt(np.sum(l_ * l_) + np.sum(q_ * q_))), 1.0):
             l_ = l_ + (1.0 + t)
@@ -471,7 +554,7 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
         rt = lam - zq[:, 0]
         rq = sq - np.concatenate([tau[:, None], X], axis=1)
         # scale of the dual residual: the norms of the terms it sums
-        dn = float(np.linalg.norm(Fg)) + float(np.linalg.norm(Cz)) + float(np.linalg.norm(zq))
+        dn = _fnorm(Fg) + _fnorm(Cz) + _fnorm(zq)
         return z, rx, rt, rl, rq, ZX, dn
 
     best = None
@@ -482,8 +565,8 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
     while True:
         z, rx, rt, rl, rq, ZX, dnorm = residuals(X, tau, sl, zl, sq, zq)
         gapv = float(np.sum(sl * zl) + np.sum(sq * zq))
-        obj = float(loss.value_on(NUMPY, z, y)) + lam * float(np.linalg.norm(X, axis=1).sum())  # z = fit(X)
-        pscale = 1.0 + float(np.linalg.norm(ZX)) + float(np.linalg.norm(tau))
+        obj = float(loss.value_on(NUMPY, z, y)) + lam * float(_rnorm(X).sum())  # z = fit(X)
+        pscale = 1.0 + _fnorm(ZX) + _fnorm(tau)
         pres = float(np.sqrt(np.sum(rl * rl) + np.sum(rq * rq))) / pscale
         dres = float(np.sqrt(np.sum(rx * rx) + np.sum(rt * rt))) / (1.0 + lam * np.sqrt(k) + dnorm)
         grel = gapv / max(1.0, abs(obj))
@@ -514,9 +597,10 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
         W, Winv, lq, lden = _nt_scaling(sq, zq)
         A = np.einsum("kij,kjl->kil", Winv, Winv)  # W^{-2}, (k, m, m)
         if cones:
-            wl = np.sqrt(sl / zl)
-            ll = np.sqrt(sl * zl)
             Dl = zl / sl
+            wl_inv = np.sqrt(Dl)  # 1 / w_l, w_l = sqrt(s_l / z_l)
+            ll = np.sqrt(sl * zl)
+            Dl_rl = Dl * rl  # the same in every Newton solve of this iteration
         # the reduced matrix (depends on the scalings only)
         Bd = A[:, 1:, 1:] - A[:, 1:, :1] * A[:, :1, 1:] / A[:, :1, :1]
         if cones:
@@ -562,7 +646,7 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
                 Li = np.linalg.inv(Lb)  # (k, d, d): L^{-1} per block
                 Fw = Ft if wz is None else Ft * np.sqrt(wz)[None, None, :]
                 H = np.matmul(Li, Fw).reshape(nx, n)  # L^{-1} F^T diag(f'')^{1/2}
-                return Li, H, scipy.linalg.cho_factor(_syrk_t(H), check_finite=False)
+                return Li, H, _cho_factor(_syrk_t(_merged_rows(H, Li, Fw, groups)))
             except (np.linalg.LinAlgError, ValueError):
                 return None
 
@@ -573,9 +657,9 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
             """Iterative refinement of a Woodbury solution; when it stalls (rounding in the Woodbury
             identity near the end, where the block scalings spread over many orders of magnitude),
             conjugate gradients on the reduced matrix preconditioned by the Woodbury solve."""
-            rn0 = float(np.linalg.norm(r0))
+            rn0 = _fnorm(r0)
             res = r0 - kmul(sol)
-            rn, prev = float(np.linalg.norm(res)), np.inf
+            rn, prev = _fnorm(res), np.inf
             for _ in range(_REFINE_MAX):
                 if rn <= _LOW_RANK_RTOL * rn0:
                     return sol
@@ -584,7 +668,7 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
                 sol = sol + ksolve(res)
                 prev = rn
                 res = r0 - kmul(sol)
-                rn = float(np.linalg.norm(res))
+                rn = _fnorm(res)
             if rn <= _LOW_RANK_RTOL * rn0:
                 return sol
             zp = ksolve(res)
@@ -598,9 +682,9 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
                 a_ = rz / pq
                 sol = sol + a_ * p_
                 res = res - a_ * q
-                if float(np.linalg.norm(res)) <= 0.5 * _LOW_RANK_RTOL * rn0:
+                if _fnorm(res) <= 0.5 * _LOW_RANK_RTOL * rn0:
                     res = r0 - kmul(sol)  # the true residual
-                    if float(np.linalg.norm(res)) <= _LOW_RANK_RTOL * rn0:
+                    if _fnorm(res) <= _LOW_RANK_RTOL * rn0:
                         return sol
                 zp = ksolve(res)
                 rz, rz_old = float(res @ zp), rz
@@ -609,10 +693,10 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
 
         def ksolve(r: np.ndarray) -> np.ndarray:
             if lr is None:
-                return scipy.linalg.cho_solve(fact, r, check_finite=False)
+                return _cho_solve(fact, r)
             Li, H, cS = lr
             u = np.einsum("kij,kj->ki", Li, r.reshape(k, d)).reshape(nx)
-            u -= H @ scipy.linalg.cho_solve(cS, H.T @ u, check_finite=False)
+            u -= H @ _cho_solve(cS, H.T @ u)
             return np.einsum("kji,kj->ki", Li, u.reshape(k, d)).reshape(nx)
 
         if lr is None:
@@ -628,8 +712,8 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
             tq = np.einsum("kij,kj->ki", A, rq) + np.einsum("kij,kj->ki", Winv, qq)
             rhs = -rx + tq[:, 1:]
             if cones:
-                ql = ds_l / ll
-                tl = Dl * rl + ql / wl
+                ql = ds_l * ll_inv
+                tl = Dl_rl + ql * wl_inv
                 rhs = rhs + (Sk * tl).T @ Xa
             a00 = A[:, 0, 0]
             rtau = -rt + tq[:, 0]
@@ -652,24 +736,24 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
             self_q = (qq - dzq_t, dzq_t)
             if cones:
                 CdX = Sk * (Xa @ dX.T)
-                dzl_t = (rl - CdX) / wl + ql
-                dzl = dzl_t / wl
-                dsl = -rl + CdX
+                dzl_t = (rl - CdX) * wl_inv + ql
                 self_l = (ql - dzl_t, dzl_t)
             else:
-                dzl = dsl = np.zeros((n, 0))
-                self_l = (dzl, dzl)
-            return dX, dtau, dsl, dzl, dsq, dzq, self_l, self_q
+                CdX = dzl_t = np.zeros((n, 0))
+                self_l = (dzl_t, dzl_t)
+            # the cone-row directions ds_l = C dX - r_l, dz_l = W_l^{-1} (W_l dz_l) are formed only for
+            # the direction taken (see the step below)
+            return dX, dtau, CdX, dzl_t, dsq, dzq, self_l, self_q
 
         lq2 = np.concatenate([lq, lq])  # both halves of a direction in one call below
-        ll2 = np.concatenate([ll, ll]) if cones else None
+        ll_inv = 1.0 / ll if cones else None
 
         def max_step(*dirs):
             # step to the boundary in the scaled space: s + a ds in K  <=>  lambda + a W^{-1} ds in K
             (sl_t, zl_t), (sq_t, zq_t) = dirs[-2], dirs[-1]
             a = _soc_step(lq2, np.concatenate([sq_t, zq_t]))
             if cones:
-                a = min(a, _lp_step(ll2, np.concatenate([sl_t, zl_t])))
+                a = min(a, _lp_step(ll_inv, sl_t, zl_t))
             return a
 
         def solve_newton(ds_l, ds_q):
@@ -732,7 +816,7 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
             at = min(1.0, 1.5 * alpha + 0.1)
             (sl_t, zl_t), (sq_t, zq_t) = full[-2], full[-1]
             vq = _jprod(lq + at * sq_t, lq + at * zq_t)
-            n1 = np.linalg.norm(vq[:, 1:], axis=1)
+            n1 = _rnorm(vq[:, 1:])
             bad = (vq[:, 0] - n1 < 0.1 * tmu) | (vq[:, 0] + n1 > 10.0 * tmu)
             dq = np.zeros_like(vq)
             dq[bad, 0] = np.clip(vq[bad, 0], 0.1 * tmu, 10.0 * tmu) - vq[bad, 0]
@@ -748,7 +832,7 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
             if not a_new >= 1.01 * alpha:
                 break
             full, alpha, ds_l, ds_q = trial, a_new, ds_l2, ds_q + dq
-        dX, dtau, dsl, dzl, dsq, dzq = full[:6]
+        dX, dtau, CdX, dzl_t, dsq, dzq = full[:6]
         if not np.isfinite(alpha) or alpha < 1e-10:
             status = "stalled"
             break
@@ -757,9 +841,15 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
         sq = sq + alpha * dsq
         zq = zq + alpha * dzq
         if cones:
-            sl = sl + alpha * dsl
-            zl = zl + alpha * dzl
+            sl = sl + alpha * (CdX - rl)
+            zl = zl + alpha * (dzl_t * wl_inv)
     _, Xb, zlb, grel, pres, dres, obj = best
+    if (status == "optimal" and state is not None and min(float(_jnorm(sq).min()), float(_jnorm(zq).min())) > 0
+            and (not cones or (float(sl.min()) > 0 and float(zl.min()) > 0))):
+        # the final iterate (strictly interior): continuing from it with a tighter ``eps`` on the same
+        # blocks resumes this solve where it stopped
+        state["last"] = {"X": X.copy(), "tau": tau.copy(), "sq": sq.copy(), "zq": zq.copy(), "sl": sl.copy(),
+                         "zl": zl.copy(), "mu": gapv / nu}
     if status != "optimal":
         X, zl = Xb, zlb
     else:

@@ -64,7 +64,7 @@ from convexnn.solvers.backend import get_backend
 from convexnn.solvers.gap import relu_violation
 from convexnn.solvers.operators import MaskedDesign
 
-__all__ = ["PolishCertificate", "certify_relu", "screen_blocks", "scan_blocks", "violation"]
+__all__ = ["PolishCertificate", "certify_relu", "multiplier_bounds", "screen_blocks", "scan_blocks", "violation"]
 
 _ADD_RTOL = 1e-9  # a block is violated when s_i > lam * (1 + _ADD_RTOL)
 _ROW_ROUNDS = 30  # row-generation rounds of a block value before the NNLS over all rows
@@ -207,6 +207,10 @@ def scan_blocks(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, lam: float, ac
     n_nnls = 0
     stopped = False
     rest = 0.0
+    mb = np.full(flat.size, np.inf)
+    if multipliers is not None:
+        cols = np.flatnonzero((flat > level) & np.any(multipliers > 0, axis=0))
+        mb[cols] = multiplier_bounds(Xa, masks, v, multipliers, cols)
     for pos, k in enumerate(order):
         if flat[k] <= level:
             rest = float(flat[k])
@@ -215,9 +219,7 @@ def scan_blocks(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, lam: float, ac
         m = np.asarray(masks[:, i], dtype=bool)
         g = (1.0 - 2.0 * sgn) * (Xa.T @ np.where(m, v, 0.0))
         sg = np.where(m, 1.0, -1.0)
-        val = float(flat[k])
-        if multipliers is not None and np.any(multipliers[:, k] > 0):
-            val = min(val, float(np.linalg.norm(g + Xa.T @ (sg * np.maximum(multipliers[:, k], 0.0)))))
+        val = min(float(flat[k]), float(mb[k]))
         if val > level:
             val = min(_block_value(Xa, rn, sg, g, level), val)
             n_nnls += 1
@@ -230,6 +232,27 @@ def scan_blocks(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, lam: float, ac
     found.sort(key=lambda t: -t[0])
     blocks = np.array([[sg, i] for _, sg, i in found], dtype=np.int64).reshape(-1, 2)
     return blocks, (None if stopped else max(best, rest)), bounds, n_nnls
+
+
+def multiplier_bounds(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, multipliers: np.ndarray,
+                      cols: np.ndarray) -> np.ndarray:
+    r"""Upper bounds :math:`\|g_{i\sigma} + A_i^\top\rho\|_2 \ge s_{i\sigma}(v)` of the blocks ``cols``.
+
+    ``cols`` are flat block indices ``sign_row * P + i`` (columns of ``multipliers``, shape
+    ``(n, 2P)``, e.g. :attr:`RestrictedSolution.multipliers`), :math:`g_{i\sigma} = \sigma X_a^\top D_i v`,
+    :math:`A_i = \operatorname{diag}(2m_i - 1) X_a` and :math:`\rho` the column's positive part: any
+    :math:`\rho \ge 0` gives an upper bound of :math:`\|\Pi_{\mathcal K_i}(g)\| = \min_{\rho\ge0}\|g + A_i^\top\rho\|`
+    (see the module docstring), computed for all ``cols`` by two matrix products.
+    """
+    cols = np.asarray(cols, dtype=np.int64)
+    P = masks.shape[1]
+    if cols.size == 0:
+        return np.zeros(0)
+    sgn, idx = np.divmod(cols, P)
+    Mc = np.asarray(masks[:, idx], dtype=bool)
+    sigma = 1.0 - 2.0 * sgn
+    R = np.where(Mc, 1.0, -1.0) * np.maximum(multipliers[:, cols], 0.0) + sigma[None, :] * np.where(Mc, v[:, None], 0.0)
+    return np.linalg.norm(Xa.T @ R, axis=0)
 
 
 def _block_value(Xa: np.ndarray, rn: np.ndarray, sg: np.ndarray, g: np.ndarray, level: float,

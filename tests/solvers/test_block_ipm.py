@@ -301,3 +301,95 @@ def test_corrector_and_dense_fallback_rules_keep_the_optimum(monkeypatch, correc
     V, W = r.X[:P], r.X[P:]
     assert _restricted_objective(Xa, masks, y, lam, L, V, W) == pytest.approx(fc, rel=1e-8)
     assert asm.violation(Xa, masks, V, W)[0] <= 1e-9
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_resumed_loose_solve_equals_a_tight_solve(loss):
+    # a solve stopped at eps = 1e-3 and resumed from its last iterate to 1e-10 reaches the optimum of
+    # a fresh tight solve (and Clarabel's), with fewer iterations than the fresh solve
+    X, Xa, masks, y = _data(7, loss, n=60, P=10)
+    L = get_loss(loss)
+    n, d = Xa.shape
+    P = masks.shape[1]
+    lam = 0.02 * lam_max(Xa, masks, y, loss)
+    blocks = [(0, i) for i in range(P)] + [(1, i) for i in range(0, P, 2)]
+    mk, sg = masks[:, [i for _, i in blocks]], np.array([1.0 - 2.0 * b for b, _ in blocks])
+    loose = solve_block_ipm(Xa, mk, sg, y, lam, L, eps=1e-3)
+    assert loose.status == "optimal" and max(loose.gap, loose.pres, loose.dres) <= 1e-3
+    last = loose.state["last"]
+    assert last["sl"].min() > 0 and last["zl"].min() > 0 and last["mu"] > 0
+    resumed = solve_block_ipm(Xa, mk, sg, y, lam, L, eps=1e-10, start=last)
+    fresh = solve_block_ipm(Xa, mk, sg, y, lam, L, eps=1e-10)
+    assert resumed.status == "optimal" and fresh.status == "optimal"
+    assert resumed.iterations < fresh.iterations
+    active = np.zeros((2, P), dtype=bool)
+    for r_, i in blocks:
+        active[r_, i] = True
+    ref = asm.solve_restricted(Xa, masks, y, lam, L, active, solver="clarabel")
+    fref = _restricted_objective(Xa, masks, y, lam, L, ref.V, ref.W)
+    assert resumed.objective == pytest.approx(fresh.objective, rel=1e-9)
+    assert resumed.objective == pytest.approx(fref, rel=1e-7)
+    np.testing.assert_allclose(resumed.X, fresh.X, atol=1e-5 * np.abs(fresh.X).max())
+
+
+def test_lapack_cholesky_and_norm_helpers():
+    from convexnn.solvers.block_ipm import _cho_factor, _cho_solve, _fnorm, _rnorm
+
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((9, 9))
+    K = A @ A.T + 0.1 * np.eye(9)
+    b = rng.standard_normal(9)
+    np.testing.assert_allclose(_cho_solve(_cho_factor(K), b), np.linalg.solve(K, b), rtol=1e-10)
+    Ku = np.triu(K) + np.tril(rng.standard_normal((9, 9)), -1)  # only the upper triangle is read
+    np.testing.assert_allclose(_cho_solve(_cho_factor(Ku), b), np.linalg.solve(K, b), rtol=1e-10)
+    with pytest.raises(np.linalg.LinAlgError):
+        _cho_factor(-K)
+    U = rng.standard_normal((5, 4))
+    np.testing.assert_allclose(_rnorm(U), np.linalg.norm(U, axis=1), rtol=1e-14)
+    assert _fnorm(U) == pytest.approx(np.linalg.norm(U), rel=1e-14)
+
+
+def test_merged_woodbury_rows_equal_the_unmerged_gram():
+    # blocks v_i, w_i of one pattern have F_b = -F_c: their rows of H merge into one d-row block,
+    # and G^T G equals H^T H = sum_b F_b^T B_b^{-1} F_b (the Woodbury capacitance matrix)
+    from convexnn.solvers.block_ipm import _merged_rows, _pattern_groups
+
+    rng = np.random.default_rng(4)
+    n, d = 40, 3
+    Xa = np.hstack([rng.standard_normal((n, d - 1)), np.ones((n, 1))])
+    masks = rng.random((n, 5)) < 0.5
+    cols = [0, 1, 2, 1, 3, 0, 4]  # patterns 0 and 1 twice (both signs)
+    sig = np.array([1.0, 1.0, -1.0, -1.0, 1.0, -1.0, 1.0])
+    Mk = masks[:, cols].astype(float)
+    k = len(cols)
+    Fw = np.stack([sig[b] * (Xa * Mk[:, [b]]).T for b in range(k)])  # (k, d, n): sigma_b Xa^T D_b
+    B = rng.standard_normal((k, d, d))
+    B = B @ np.swapaxes(B, 1, 2) + 0.1 * np.eye(d)
+    Li = np.linalg.inv(np.linalg.cholesky(B))
+    H = np.matmul(Li, Fw).reshape(k * d, n)
+    groups = _pattern_groups(Mk)
+    single, first, second = groups
+    assert sorted(single.tolist()) == [2, 4, 6] and sorted(zip(first.tolist(), second.tolist())) == [(0, 5), (1, 3)]
+    G = _merged_rows(H, Li, Fw, groups)
+    assert G.shape == (5 * d, n)
+    want = sum(Fw[b].T @ np.linalg.inv(B[b]) @ Fw[b] for b in range(k))
+    np.testing.assert_allclose(G.T @ G, want, rtol=1e-10, atol=1e-10 * np.abs(want).max())
+    np.testing.assert_allclose(H.T @ H, want, rtol=1e-10, atol=1e-10 * np.abs(want).max())
+    assert _pattern_groups(masks.astype(float)) is None  # no shared pattern: H itself
+
+
+def test_lp_step_is_the_largest_feasible_step():
+    # 1 / max(-ds/s) equals the smallest ratio -s_j/ds_j over the decreasing coordinates, over all
+    # given directions; inf when no coordinate decreases; s + alpha ds stays nonnegative
+    from convexnn.solvers.block_ipm import _lp_step
+
+    rng = np.random.default_rng(8)
+    s = rng.random((30, 4)) + 0.01
+    d1, d2 = rng.standard_normal((30, 4)), rng.standard_normal((30, 4))
+    want = min(float(np.min(-s[d < 0] / d[d < 0])) for d in (d1, d2))
+    a = _lp_step(1.0 / s, d1, d2)
+    assert a == pytest.approx(want, rel=1e-14)
+    assert (s + a * d1).min() >= -1e-14 and (s + a * d2).min() >= -1e-14
+    assert min((s + a * d1).min(), (s + a * d2).min()) <= 1e-14
+    assert _lp_step(1.0 / s, np.abs(d1)) == np.inf
+    assert _lp_step(np.zeros((0, 2)), np.zeros((0, 2))) == np.inf

@@ -68,3 +68,28 @@ def test_active_set_from_zero_matches_clarabel():
     r = solve_relu_active_set(Xa, np.asarray(pat.masks), y, f.lam_value, get_loss("squared"), tol=1e-9)
     assert r.converged and r.certificate.rel_gap <= 1e-9
     assert r.certificate.primal == pytest.approx(ref, rel=1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_multiplier_bounds_are_upper_bounds_of_the_block_values(seed):
+    # ||sigma Xa^T D_i v + A_i^T rho|| for any rho >= 0 (one vectorized pass) equals the per-block
+    # formula, bounds the exact projection norm s_b(v) from above, and is exact at the NNLS rho
+    Xa, masks, v = _data(seed, n=120, d=4, P=6)
+    n, P = masks.shape
+    rng = np.random.default_rng(seed)
+    rho = np.maximum(rng.standard_normal((n, 2 * P)), 0.0)
+    cols = np.arange(2 * P)
+    got = rc.multiplier_bounds(Xa, masks, v, rho, cols)
+    for c in cols:
+        sgn, i = divmod(int(c), P)
+        sg = np.where(masks[:, i], 1.0, -1.0)
+        g = (1.0 - 2.0 * sgn) * (Xa.T @ np.where(masks[:, i], v, 0.0))
+        want = np.linalg.norm(g + (Xa * sg[:, None]).T @ rho[:, c])
+        assert got[c] == pytest.approx(want, rel=1e-12)
+        q, r_opt = project_cone(Xa, sg, g)
+        assert got[c] >= np.linalg.norm(q) * (1 - 1e-12)
+        rho2 = rho.copy()
+        rho2[:, c] = r_opt
+        assert rc.multiplier_bounds(Xa, masks, v, rho2, np.array([c]))[0] == pytest.approx(np.linalg.norm(q),
+                                                                                           rel=1e-9, abs=1e-12)
+    assert rc.multiplier_bounds(Xa, masks, v, rho, np.zeros(0, dtype=np.int64)).shape == (0,)
