@@ -158,12 +158,19 @@ PRICING_WORK = 1e9
 ASCENT_ADD = 4
 
 
+#: neurons x d' of the local descent at most: every descended neuron's chamber joins the working
+#: set, and the restricted solves cost about (blocks x d')^3 (breast cancer, d' = 31: 330 neurons
+#: made the next restricted solve take 90 s)
+DESCENT_SIZE = 4000
+
+
 def _descent_start(Xa: np.ndarray, y: np.ndarray, net: Any, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Start of the local descent: the network's neurons and ``max(32, 2 m)`` random neurons (unit
-    directions over the rows' rms norm, outputs of the size of ``std(y) / sqrt(m)``)."""
+    directions over the rows' rms norm, outputs of the size of ``std(y) / sqrt(m)``), at most
+    :data:`DESCENT_SIZE` / d' neurons in all."""
     W1, w2 = net.W1, net.w2
     dp, m = W1.shape
-    m0 = max(32, 2 * m)
+    m0 = max(0, min(max(32, 2 * m), DESCENT_SIZE // dp - m))
     G = rng.standard_normal((dp, m0))
     G /= np.linalg.norm(G, axis=0) * max(float(np.sqrt(np.mean(np.sum(Xa * Xa, axis=1)))), 1e-300)
     a = max(float(np.std(y)), 1e-3) * rng.standard_normal(m0) / np.sqrt(m0)
