@@ -324,7 +324,10 @@ def solve_global(
             V0 = np.vstack([V, np.zeros((P - V.shape[0], d))])
             W0 = np.vstack([W, np.zeros((P - W.shape[0], d))])
         ts = time.perf_counter()
-        res = solve_relu_active_set(Xa, masks, yc, lam, L, V0=V0, W0=W0, tol=tol_r,
+        # no loose restricted solves: each round starts from the previous round's optimum, and
+        # loose solves there cost rounds (synthetic n = 500, d' = 5, one minute: 6 rounds and a gap
+        # of 0.027 with them, 10 rounds and 0.0073 without)
+        res = solve_relu_active_set(Xa, masks, yc, lam, L, V0=V0, W0=W0, tol=tol_r, eps_loose=0.0,
                                     deadline=None if time_limit is None else t0 + time_limit)
         last_solve = time.perf_counter() - ts
         V, W = res.V, res.W
