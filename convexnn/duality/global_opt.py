@@ -53,8 +53,8 @@ from convexnn.duality.bab import chamber_ascent, relu_dual_norm_bab
 from convexnn.duality.bounds import feasible_dual_value, row_norm_bounds
 from convexnn.duality.certify_bab import needed_threshold
 from convexnn.errors import InputError
-from convexnn.networks.two_layer import descend
 from convexnn.formulations.losses import Loss
+from convexnn.networks.two_layer import TwoLayerReLU, descend
 
 __all__ = ["GlobalOptimum", "solve_global"]
 
@@ -122,7 +122,6 @@ class GlobalOptimum:
 def _network(V: np.ndarray, W: np.ndarray, bias: bool) -> Any:
     """The C -> NC map of the restricted C-ReLU solution: one neuron per nonzero block."""
     from convexnn.formulations.blocks import group_neurons
-    from convexnn.networks.two_layer import TwoLayerReLU
 
     (cv, ov), (cw, ow) = group_neurons(V, 1.0, 0.0), group_neurons(W, -1.0, 0.0)
     if cv.shape[1] + cw.shape[1] == 0:
@@ -177,6 +176,18 @@ def _descent_start(Xa: np.ndarray, y: np.ndarray, net: Any, rng: np.random.Gener
     return np.hstack([W1, G]), np.concatenate([w2, a])
 
 
+def _unseen(candidates: Any, Xa: np.ndarray, keys: set) -> list:
+    r"""The gates among ``candidates`` whose chambers :math:`\mathbf 1[X_a g \ge 0]` are not yet in
+    ``keys`` (updated)."""
+    new = []
+    for g in candidates:
+        key = np.packbits(Xa @ g >= 0).tobytes()
+        if key not in keys:
+            keys.add(key)
+            new.append(g)
+    return new
+
+
 def _new_gates(violations: list, level: float, Xa: np.ndarray, keys: set, rng: np.random.Generator) -> list:
     """Gates of the chambers of the violators not yet in ``keys`` (updated).
 
@@ -189,14 +200,16 @@ def _new_gates(violations: list, level: float, Xa: np.ndarray, keys: set, rng: n
     """
     new = []
     for val, _sig, u in violations:
-        if val <= level:
-            continue
-        for g in u[None, :] + 1e-7 * rng.standard_normal((8, Xa.shape[1])):
-            key = np.packbits(Xa @ g >= 0).tobytes()
-            if key not in keys:
-                keys.add(key)
-                new.append(g)
+        if val > level:
+            new += _unseen(u[None, :] + 1e-7 * rng.standard_normal((8, Xa.shape[1])), Xa, keys)
     return new
+
+
+def _join(Xa: np.ndarray, gates: list, masks: np.ndarray, new: list) -> np.ndarray:
+    """Append the gates ``new`` to ``gates`` and return the working set's masks with their chambers."""
+    g = np.array(new).T
+    gates.append(g)
+    return np.hstack([masks, Xa @ g >= 0])
 
 
 def solve_global(
@@ -342,12 +355,7 @@ def solve_global(
             td = time.perf_counter()
             W1d, w2d, fd = descend(Xa, yc, *_descent_start(Xa, yc, net, rng), lam, L, max_iter=descent_iter,
                                    deadline=None if time_limit is None else t0 + time_limit)
-            new = []
-            for j in np.flatnonzero(np.abs(w2d) * np.linalg.norm(W1d, axis=0) > 0):
-                key = np.packbits(Xa @ W1d[:, j] >= 0).tobytes()
-                if key not in keys:
-                    keys.add(key)
-                    new.append(W1d[:, j])
+            new = _unseen(W1d.T[np.abs(w2d) * np.linalg.norm(W1d, axis=0) > 0], Xa, keys)
             history.append({"round": rounds, "objective": obj_r, "lower_bound": lower, "chambers": P,
                             "s_lower": np.nan, "s_upper": np.nan, "nodes": 0, "solve_time": last_solve,
                             "ascent_time": 0.0, "search_time": 0.0, "descent_objective": fd,
@@ -356,9 +364,7 @@ def solve_global(
                 print(f"round {rounds}: objective {obj_r:.10g}; local descent {fd:.10g}, {len(new)} new chambers",
                       flush=True)
             if new:
-                g = np.array(new).T
-                gates.append(g)
-                masks = np.hstack([masks, Xa @ g >= 0])
+                masks = _join(Xa, gates, masks, new)
                 continue
         fit = np.maximum(Xa @ net.W1, 0.0) @ net.w2
         v = -np.asarray(L.grad(fit, yc), dtype=np.float64)
@@ -414,9 +420,7 @@ def solve_global(
         if not new:
             reason = "time_limit" if r.reason == "time_limit" else "no_new_chamber"
             break
-        g = np.array(new).T
-        gates.append(g)
-        masks = np.hstack([masks, Xa @ g >= 0])
+        masks = _join(Xa, gates, masks, new)
     if not np.isfinite(lower):  # stopped before any pricing: the pattern-free bound is still valid
         from convexnn.duality._common import global_support_bound
 

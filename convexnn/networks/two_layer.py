@@ -76,6 +76,10 @@ def network_value_grad(Xa: np.ndarray, y: np.ndarray, W1: np.ndarray, w2: np.nda
     return f, Xa.T @ ((H > 0) * np.outer(g, w2)) + lam * W1, A.T @ g + lam * w2
 
 
+class _Deadline(Exception):
+    """Raised inside the objective of :func:`descend` when its deadline has passed."""
+
+
 @one_blas_thread
 def descend(Xa: np.ndarray, y: np.ndarray, W1: np.ndarray, w2: np.ndarray, lam: float, loss: Loss, *,
             max_iter: int = 500, deadline: float | None = None) -> tuple[np.ndarray, np.ndarray, float]:
@@ -113,9 +117,6 @@ def descend(Xa: np.ndarray, y: np.ndarray, W1: np.ndarray, w2: np.ndarray, lam: 
     f0 = network_objective(Xa, y, W1, w2, lam, loss)
     if m == 0 or max_iter <= 0:
         return W1, w2, f0
-
-    class _Deadline(Exception):
-        pass
 
     best = [f0, np.concatenate([W1.ravel(), w2])]
 
