@@ -55,7 +55,7 @@ import numpy as np
 from convexnn.arrangements.limits import one_blas_thread
 from convexnn.errors import InputError
 from convexnn.formulations.losses import Loss, SquaredLoss
-from convexnn.solvers.block_ipm import iteration_flops, solve_block_ipm, warm_start
+from convexnn.solvers.block_ipm import PatternGram, iteration_flops, solve_block_ipm, warm_start
 from convexnn.solvers.relu_certificate import (
     PolishCertificate,
     _certificate,
@@ -170,7 +170,7 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
                      v_ref: np.ndarray | None = None, rows_per_block: int | None = None,
                      eps: float = 1e-10, max_iter: int = 200, row_rounds: int = 30,
                      solver: str = "ipm", warm: tuple[dict, list] | None = None,
-                     resume: bool = False) -> RestrictedSolution:
+                     resume: bool = False, gram_cache: PatternGram | None = None) -> RestrictedSolution:
     r"""Solve C-ReLU restricted to the blocks ``active`` (others fixed at zero).
 
     ``solver="ipm"`` (default): the block-structured primal-dual interior point of
@@ -219,6 +219,10 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
     resume : bool
         With ``warm`` from a solve on the same blocks: continue that solve from its last iterate
         (``state["last"]``), e.g. to a tighter ``eps``.
+    gram_cache : PatternGram, optional
+        The pattern blocks of the Gram matrix :math:`F^\top F` kept across the rounds of a polish
+        (squared loss, dense interior-point solves): only the patterns new to the working set cost
+        products with the data.
 
     Returns
     -------
@@ -249,6 +253,10 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
     accept = max(_IPM_ACCEPT, float(eps))  # a solve that reached the requested accuracy is used
     if solver == "ipm" and rows_per_block is None:
         mk, sg = masks[:, [i for _, i in blocks]], np.array([1.0 - 2.0 * b for b, _ in blocks])
+        quad = bool(getattr(loss, "unit_curvature", False))
+        gram = None
+        if gram_cache is not None and quad and not iteration_flops(n, k, d, quad)[1]:
+            gram = gram_cache.gram(np.array([i for _, i in blocks]), sg)
         r = None
         if warm is not None:
             # warm start from an interior iterate of the previous round (kept blocks keep theirs);
@@ -257,11 +265,12 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
             start = (warm[0]["last"] if resume and warm[1] == blocks and "last" in warm[0]
                      else warm_start(warm[0], warm[1], blocks, n, d, lam))
             r = solve_block_ipm(Xa, mk, sg, y, lam, loss, cones=True, eps=eps, max_iter=max(max_iter, 150),
-                                start=start)
+                                start=start, gram=gram)
             if max(r.gap, r.pres, r.dres) > accept:
                 r = None
         if r is None:
-            r = solve_block_ipm(Xa, mk, sg, y, lam, loss, cones=True, eps=eps, max_iter=max(max_iter, 150))
+            r = solve_block_ipm(Xa, mk, sg, y, lam, loss, cones=True, eps=eps, max_iter=max(max_iter, 150),
+                                gram=gram)
         if max(r.gap, r.pres, r.dres) <= accept:
             for b, (row, i) in enumerate(blocks):
                 (V if row == 0 else W)[i] = r.X[b]
@@ -619,6 +628,7 @@ def solve_relu_active_set(
     eps_round = max(float(eps), min(float(eps_rel) * float(tol), float(eps_max)))
     tight = False
     quad = bool(getattr(loss, "unit_curvature", False))
+    gram_cache = PatternGram(Xa, masks) if quad and restricted == "ipm" else None
     while rounds < max_rounds:
         if rounds and deadline is not None and time.perf_counter() >= deadline:
             reason = "time_limit"
@@ -634,7 +644,7 @@ def solve_relu_active_set(
             v_ref = cert.v if cert is not None else (None if v_screen is None else np.asarray(v_screen, float))
             rs = solve_restricted(Xa, masks, y, lam, loss, active, V_ref=V, W_ref=W, v_ref=v_ref, eps=eps_now,
                                   rows_per_block=rows_per_block, solver=restricted,
-                                  warm=warm if warm_starts else None, resume=resume)
+                                  warm=warm if warm_starts else None, resume=resume, gram_cache=gram_cache)
         except Exception as exc:  # noqa: BLE001  (cvxpy.error.SolverError, numerical failures)
             reason = f"solver_error: {exc}"
             break
