@@ -144,10 +144,15 @@ def solve(
         polish itself is bounded by 30 rounds). ``False``: the augmented Lagrangian only
         (``info`` then has ``delta``, ``outer``).
         C-GReLU (default True): R-FISTA stops at the certified relative gap
-        :data:`~convexnn.solvers.first_order.GATED_POLISH_TOL`, then the Newton polish of
-        :mod:`convexnn.solvers.gated_active_set` (CPU, numpy, float64) solves the program on the
-        support with column generation until the certified gap over all patterns is below
-        ``tol``; R-FISTA resumes if it cannot (``info["polish"]``). ``False``: R-FISTA only.
+        :data:`~convexnn.solvers.first_order.GATED_POLISH_TOL` -- or, on the CPU, earlier, when
+        its remaining iterations are predicted to cost more than a polish from a rough point
+        (:func:`~convexnn.solvers.gated_active_set.handover_rule`; dense supports, small
+        ``lam``) -- then the Newton polish of :mod:`convexnn.solvers.gated_active_set` (CPU,
+        numpy, float64; Newton systems by a dense Cholesky factorization or, when ``n`` is small
+        next to the support's ``|S| d'``, the Sherman--Morrison--Woodbury solve in ``n x n``)
+        solves the program on the support with column generation until the certified gap over
+        all patterns is below ``tol``; R-FISTA resumes if it cannot (``info["polish"]``). Its
+        Newton iterations count in ``max_iter``. ``False``: R-FISTA only.
 
     Returns
     -------

@@ -30,8 +30,9 @@ from convexnn.solvers.active_set import ActiveSetResult, certify_relu, solve_rel
 from convexnn.solvers.augmented_lagrangian import solve_relu
 from convexnn.solvers.backend import Backend, get_backend
 from convexnn.solvers.fista import Reporter, solve_gated
-from convexnn.solvers.gated_active_set import solve_gated_active_set
-from convexnn.solvers.gated_ipm import GatedBlockIPM, cpu64, estimate_fista_seconds, prefer_ipm
+from convexnn.solvers.gated_active_set import handover_rule, solve_gated_active_set
+from convexnn.solvers.gated_ipm import GatedBlockIPM, cpu64, estimate_fista_seconds, fista_iterations, prefer_ipm
+from convexnn.solvers.gated_ipm import support_size
 from convexnn.solvers.gated_ipm import program_lam_ratio
 from convexnn.solvers.gap import (
     GapResult,
@@ -220,7 +221,8 @@ def _relu_active_set(f: Formulation, op: MaskedDesign, loss: Any, yb: Any, y: np
                                  tol=tol, viol_tol=viol_tol, iterations0=iters0, t0=t0, report=report)
 
 
-#: C-GReLU polish: relative certified gap at which R-FISTA hands over to the Newton polish.
+#: C-GReLU polish: relative certified gap at which R-FISTA hands over to the Newton polish (on the
+#: CPU it hands over earlier when :func:`convexnn.solvers.gated_active_set.handover_rule` says so).
 GATED_POLISH_TOL = 2e-3
 
 
@@ -233,12 +235,21 @@ def _gated_polished(f: Formulation, op: MaskedDesign, loss: Any, yb: Any, y: np.
     cannot certify ``tol`` (support too large, round budget, no violated group left).
 
     Phase 1 stops at the certified relative gap ``max(tol, GATED_POLISH_TOL)`` (R-FISTA
-    identifies the support long before it converges); the returned record has the shape of the
-    plain R-FISTA branch's, plus ``extra["polish"]``.
+    identifies the support long before it converges), or on the CPU earlier by
+    :func:`convexnn.solvers.gated_active_set.handover_rule`; the polish's Newton iterations
+    count in ``max_iter``. The returned record has the shape of the plain R-FISTA branch's,
+    plus ``extra["polish"]``.
     """
     bk = op.bk
+    # on the CPU (where the polish runs too) R-FISTA hands over early when its tail would cost more
+    # than a polish from a rough start (a GPU runs R-FISTA to the hand-over gap)
+    ratio = lmax / lam if lam > 0 else float("inf")
+    handover = None
+    if str(bk.device) == "cpu":
+        handover = handover_rule(op.n, op.d, op.P, bool(loss.unit_curvature), fista_iterations(ratio),
+                                 max(tol, GATED_POLISH_TOL), expected_support=support_size(ratio, op.P, op.n, op.d))
     r = solve_gated(op, loss, yb, lam, U0=U0, tol=max(tol, GATED_POLISH_TOL), max_iter=max_iter,
-                    reporter=reporter)
+                    reporter=reporter, handover=handover)
     # not used: phase 1 already reached tol, or it ran out of max_iter before the hand-over gap
     stop = r.reason or ("certified" if r.converged else "max_iter")
     info: dict[str, Any] = {"used": False, "reason": "not_needed" if r.converged else "budget",
@@ -246,12 +257,12 @@ def _gated_polished(f: Formulation, op: MaskedDesign, loss: Any, yb: Any, y: np.
                             "working_set": 0, "certified_gap": r.gap.rel_gap, "fallback_fista": False}
     U, iters, history = r.U, r.iterations, list(r.history)
     converged, extra_ws, rounds, step = r.converged, r.working_set, r.outer, r.step
-    if r.converged and r.gap.rel_gap > tol:
+    if (r.converged or r.reason == "handover") and r.gap.rel_gap > tol:
         pol = solve_gated_active_set(np.asarray(f.Xa, dtype=np.float64), np.asarray(f.patterns.masks, dtype=bool),
                                      # half of tol: the final float64 certificate (same formula,
                                      # other rounding) then lands below tol as well
                                      y, lam, loss, bk.to_numpy(r.U), tol=0.5 * tol, t0=t0,
-                                     iterations0=r.iterations)
+                                     iterations0=r.iterations, max_iterations=max_iter - r.iterations)
         history += pol.history
         iters += pol.newton_iterations
         info = {"used": True, "reason": pol.reason, "rounds": pol.rounds,
@@ -262,6 +273,10 @@ def _gated_polished(f: Formulation, op: MaskedDesign, loss: Any, yb: Any, y: np.
         if pol.converged:
             U = bk.asarray(pol.U)
             stop = "certified"
+        elif pol.reason == "max_iter":  # the budget is spent: the better of the two points
+            U = bk.asarray(pol.U) if pol.rel_gap < r.gap.rel_gap else r.U
+            converged, stop = False, "max_iter"
+            info["fallback_fista"] = False
         else:
             start = bk.asarray(pol.U) if pol.rel_gap < r.gap.rel_gap else r.U
             r2 = solve_gated(op, loss, yb, lam, U0=start, tol=tol, max_iter=max(max_iter - iters, 0),

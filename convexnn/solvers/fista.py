@@ -289,7 +289,8 @@ class GatedResult:
     outer: int = 0
     #: why the solver stopped: ``"certified"`` (full gap <= tol), ``"max_iter"`` (budget spent) or
     #: ``"stalled"`` (no violated group outside the working set and the restricted solve reached
-    #: its target, yet the full gap is above ``tol``: the rounding floor of the certificate)
+    #: its target, yet the full gap is above ``tol``: the rounding floor of the certificate) or
+    #: ``"handover"`` (the ``handover`` callback stopped it)
     reason: str = ""
 
 
@@ -308,6 +309,7 @@ def solve_gated(
     step0: float | None = None,
     reporter: Reporter | None = None,
     penalty: Penalty | None = None,
+    handover: Callable[[int, int, float, int], bool] | None = None,
 ) -> GatedResult:
     r"""Solve C-GReLU :math:`\min_U f(\sum_i D_i\tilde X u_i) + \lambda\sum_i R(u_i)` by R-FISTA
     (:math:`R = \|\cdot\|_2` unless a ``penalty`` is given).
@@ -340,6 +342,11 @@ def solve_gated(
         First-layer penalty :math:`R` (its prox in the iterations, its dual norm in the certified
         gap and the working-set test :math:`R^*(A_i^\top\theta) \le \lambda`); default the
         group lasso.
+    handover : callable, optional
+        Called at every gap check as ``handover(iterations, support, rel_gap, working_set)``
+        (iterations so far, nonzero groups of the current iterate, its restricted relative gap,
+        patterns in the working set); returning True stops the solve with ``reason="handover"``
+        (a second-order method takes over: :func:`convexnn.solvers.gated_active_set.handover_rule`).
 
     Returns
     -------
@@ -377,6 +384,7 @@ def solve_gated(
     reason = "max_iter"
     # working-set rounds are solved loosely first (target a fraction of the current full gap)
     target = max(tol, ws_ratio * full.rel_gap) if use_ws else tol
+    handed = [False]
     while True:
         outer += 1
         sub = op if len(ws) == P else op.subset(ws)
@@ -390,7 +398,13 @@ def solve_gated(
                             "rel_gap": g.rel_gap})
             if reporter is not None:
                 reporter.update(it, g.primal, g.rel_gap, extra=f"working set {_sub.P}/{P}")
-            return g.rel_gap <= _target
+            if g.rel_gap <= _target:
+                return True
+            support = int(np.count_nonzero(bk.to_numpy(bk.row_norms(st.x)))) if handover is not None else 0
+            if handover is not None and handover(it, support, g.rel_gap, _sub.P):
+                handed[0] = True
+                return True
+            return False
 
         budget = max_iter - iters_total
         if budget <= 0:
@@ -410,6 +424,9 @@ def solve_gated(
             break
         if not st.stopped:
             break  # budget exhausted
+        if handed[0]:
+            reason = "handover"
+            break
         viol = np.zeros(0, dtype=np.int64)
         if len(ws) < P:
             c_np = bk.to_numpy(full.group_norms)

@@ -51,6 +51,12 @@ from convexnn.solvers.backend import get_backend
 from convexnn.solvers.block_ipm import iteration_flops as ipm_iteration_flops
 from convexnn.solvers.block_ipm import solve_block_ipm, warm_start
 from convexnn.solvers.gap import GapResult, gated_gap, lam_max_op, require_smooth
+from convexnn.solvers.gated_active_set import (
+    _NEWTON_STEP_SECONDS,
+    HANDOVER_MIN_ITERATIONS,
+    POLISH_NEWTON_STEPS,
+    polish_step_flops,
+)
 from convexnn.solvers.operators import MaskedDesign
 from convexnn.solvers.protocol import Solver
 
@@ -286,17 +292,29 @@ def support_size(ratio: float, P: int, n: int, d: int) -> int:
 
 
 def estimate_fista_seconds(n: int, d: int, P: int, ratio: float, quadratic: bool) -> float:
-    r"""Predicted seconds of R-FISTA + the Newton polish on C-GReLU: :func:`fista_iterations` times
-    the two masked products (:math:`4nd'P` flops) and the per-iteration overhead, plus four Newton
-    steps on the expected support (:func:`support_size`) when it is small enough for the polish."""
+    r"""Predicted seconds of R-FISTA + the Newton polish on C-GReLU (:func:`convexnn.solve`,
+    ``method="first_order"``, on the CPU).
+
+    R-FISTA alone to the hand-over gap costs :func:`fista_iterations` times the two masked
+    products (:math:`4nd'P` flops) and the per-iteration overhead; the polish then needs a few
+    Newton steps on the expected support (:func:`support_size`). When that tail is long, R-FISTA
+    hands over early (:func:`convexnn.solvers.gated_active_set.handover_rule`) and the polish
+    takes :data:`~convexnn.solvers.gated_active_set.POLISH_NEWTON_STEPS` steps from a rough
+    start; the estimate is the smaller of the two. A Newton step costs
+    :func:`~convexnn.solvers.gated_active_set.polish_step_flops` (dense Cholesky or the
+    Sherman--Morrison--Woodbury solve, whichever is cheaper) at :data:`FLOP_RATE` plus the
+    per-step overhead of the hand-over rule; a support too large for the polish leaves R-FISTA
+    alone."""
+    per_it = 4.0 * n * d * P / _FISTA_FLOP_RATE + _FISTA_ITER_SECONDS + _FISTA_PATTERN_SECONDS * P
     its = fista_iterations(ratio)
-    t = its * (4.0 * n * d * P / _FISTA_FLOP_RATE + _FISTA_ITER_SECONDS + _FISTA_PATTERN_SECONDS * P)
-    nx = float(support_size(ratio, P, n, d) * d)
-    if nx <= MAX_VARS:
-        # the Gram matrix once (squared loss) or the weighted one per step, and 4 Cholesky steps
-        t += ((n * nx * nx if quadratic else 0.0) + 4.0 * (nx ** 3 / 3.0 + (0.0 if quadratic else 2.0 * n * nx * nx))
-              ) / FLOP_RATE + 4.0 * (_IPM_ITER_SECONDS + _IPM_BLOCK_SECONDS * nx / d)
-    return t
+    t = its * per_it
+    k = support_size(ratio, P, n, d)
+    flops = polish_step_flops(n, k, d, quadratic)
+    if not np.isfinite(flops):
+        return t
+    step = flops / FLOP_RATE + _NEWTON_STEP_SECONDS
+    early = HANDOVER_MIN_ITERATIONS * per_it + POLISH_NEWTON_STEPS * step
+    return min(t + 4.0 * step, early)
 
 
 def estimate_ipm_seconds(n: int, d: int, P: int, ratio: float, quadratic: bool,

@@ -10,7 +10,13 @@ import pytest
 
 import convexnn as cx
 import convexnn.solvers.first_order as first_order
-from convexnn.solvers.gated_active_set import _certificate, restricted_newton, solve_gated_active_set
+from convexnn.solvers.gated_active_set import (
+    _block_design,
+    _certificate,
+    restricted_newton,
+    solve_gated_active_set,
+    woodbury_newton_step,
+)
 
 
 def _grelu(seed: int, *, loss: str = "squared", bias: bool = True, n: int = 60, d: int = 4, P: int = 30,
@@ -104,7 +110,7 @@ def test_polish_too_large_falls_back_to_fista(monkeypatch):
     orig = first_order.solve_gated_active_set
 
     def tiny(*args, **kw):
-        return orig(*args, **{**kw, "max_vars": 1})
+        return orig(*args, **{**kw, "max_vars": 1, "max_rows": 1})
 
     monkeypatch.setattr(first_order, "solve_gated_active_set", tiny)
     sol = cx.solve(f, method="first_order", tol=1e-8)
@@ -121,3 +127,125 @@ def test_logistic_certificate_matches_backend_gap():
     primal, dual, rel, _, _ = _certificate(Xa, masks, y, lam, "logistic", sol.U)
     assert primal == pytest.approx(sol.value, rel=1e-12)
     assert primal - dual == pytest.approx(sol.info["gap_abs"], rel=1e-6, abs=1e-12)
+
+
+# ------------------------------------------------------------ Woodbury Newton systems, early hand-over
+def _dense_hessian(Xa, M, w, r, uh):
+    """H = A^T diag(w) A + blkdiag((I - u^ u^T) / r_i), formed explicitly."""
+    k, d = uh.shape
+    A = _block_design(Xa, M, np.arange(k))
+    H = (A.T * w) @ A
+    for i in range(k):
+        H[i * d:(i + 1) * d, i * d:(i + 1) * d] += (np.eye(d) - np.outer(uh[i], uh[i])) / r[i]
+    return H
+
+
+@pytest.mark.parametrize("n, d, k", [(40, 4, 25), (30, 6, 12), (120, 3, 8)])
+@pytest.mark.parametrize("unit", [True, False])
+def test_woodbury_step_solves_the_dense_newton_system(n, d, k, unit):
+    rng = np.random.default_rng(n + d + k)
+    Xa = np.hstack([rng.standard_normal((n, d - 1)), np.ones((n, 1))])
+    M = rng.random((n, k)) < 0.5
+    U = rng.standard_normal((k, d))
+    nr = np.linalg.norm(U, axis=1)
+    uh, r = U / nr[:, None], nr / 0.2
+    w = np.ones(n) if unit else rng.uniform(0.01, 0.25, n)  # squared / logistic-like curvature
+    g = rng.standard_normal((k, d))
+    H = _dense_hessian(Xa, M, w, r, uh)
+    v = woodbury_newton_step(Xa, M.astype(float), w, r, uh, g)
+    v_ref = np.linalg.solve(H, g.reshape(-1))
+    assert np.linalg.norm(v.reshape(-1) - v_ref) <= 1e-8 * np.linalg.cond(H) ** 0.5 * np.linalg.norm(v_ref)
+    assert np.linalg.norm(H @ v.reshape(-1) - g.reshape(-1)) <= 1e-10 * np.linalg.norm(H, 2) * np.linalg.norm(v_ref)
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("frac", [1e-3, 0.2])  # dense (most groups active) and sparse supports
+def test_woodbury_polish_matches_clarabel_and_dense(loss, bias, frac):
+    f0 = _grelu(11, loss=loss, bias=bias, n=40, d=4, P=24)
+    Xa, masks, y, _ = _arrays(f0)
+    lam = frac * cx.solvers.lam_max(Xa, masks, y, loss)
+    f = cx.c_grelu(f0.X, f0.y, f0.patterns, lam, loss=loss)
+    ref = _tight(f)
+    # a rough start: R-FISTA stopped at relative gap 0.5 (support far from identified)
+    U0 = cx.solve(f, method="first_order", tol=0.5, polish=False).U
+    out = {}
+    for la in ("woodbury", "dense"):
+        r = solve_gated_active_set(Xa, masks, y, lam, loss, U0, tol=1e-9, linear_algebra=la)
+        assert r.converged and r.reason == "certified" and r.rel_gap <= 1e-9
+        primal, dual, rel, _, _ = _certificate(Xa, masks, y, lam, loss, r.U)
+        assert primal == pytest.approx(r.primal, rel=1e-12)
+        assert abs(primal - ref) <= 1e-6 * abs(ref)
+        # the certified gap bounds the suboptimality against Clarabel's optimum
+        assert primal - ref <= (primal - dual) + 1e-9 * abs(ref)
+        assert dual <= ref + 1e-8 * abs(ref)
+        out[la] = primal
+    assert out["woodbury"] == pytest.approx(out["dense"], rel=1e-9)
+
+
+def test_restricted_newton_woodbury_equals_dense():
+    f = _grelu(12, n=30, d=4, P=20, lam=0.01)
+    Xa, masks, y, lam = _arrays(f)
+    sol = cx.solve(f, method="first_order", tol=1e-3, polish=False)
+    S = np.flatnonzero(np.linalg.norm(sol.U, axis=1) > 0)
+    assert len(S) * Xa.shape[1] > Xa.shape[0]  # more unknowns than rows: H = low rank + block diagonal
+    a = restricted_newton(Xa, masks, y, lam, "squared", S, sol.U[S], linear_algebra="dense")
+    b = restricted_newton(Xa, masks, y, lam, "squared", S, sol.U[S], linear_algebra="woodbury")
+    assert a[3] and b[3]
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_allclose(b[1], a[1], rtol=1e-6, atol=1e-9 * np.abs(a[1]).max())
+    with pytest.raises(cx.InputError):
+        restricted_newton(Xa, masks, y, lam, "squared", S, sol.U[S], linear_algebra="qr")
+
+
+def test_handover_rule_stops_fista_early_and_polish_certifies():
+    from convexnn.solvers.backend import get_backend
+    from convexnn.solvers.fista import solve_gated
+    from convexnn.solvers.gated_active_set import handover_rule
+    from convexnn.solvers.gated_ipm import fista_iterations
+    from convexnn.solvers.operators import MaskedDesign
+    from convexnn.formulations.losses import get_loss
+
+    f0 = _grelu(13, n=50, d=5, P=40)
+    Xa, masks, y, _ = _arrays(f0)
+    lam = 1e-3 * cx.solvers.lam_max(Xa, masks, y, "squared")
+    f = cx.c_grelu(f0.X, f0.y, f0.patterns, lam)
+    op = MaskedDesign(Xa, masks, get_backend(None, "float64"))
+    rule = handover_rule(op.n, op.d, op.P, True, fista_iterations(1e3), first_order.GATED_POLISH_TOL)
+    r = solve_gated(op, get_loss("squared"), y, lam, tol=first_order.GATED_POLISH_TOL, handover=rule)
+    assert r.reason == "handover" and not r.converged
+    assert r.gap.rel_gap > first_order.GATED_POLISH_TOL
+    pol = solve_gated_active_set(Xa, masks, y, lam, "squared", r.U, tol=1e-9)
+    ref = _tight(f)
+    assert pol.converged and abs(pol.primal - ref) <= 1e-6 * abs(ref)
+    sol = cx.solve(f, method="first_order", tol=1e-8)
+    assert sol.status == "optimal" and sol.info["polish"]["used"] and sol.info["polish"]["reason"] == "certified"
+    assert abs(sol.value - ref) <= 1e-6 * abs(ref) and sol.value - ref <= sol.info["gap_abs"] + 1e-9 * abs(ref)
+
+
+def test_polish_respects_the_iteration_budget():
+    f0 = _grelu(14, n=50, d=5, P=40)
+    Xa, masks, y, _ = _arrays(f0)
+    f = cx.c_grelu(f0.X, f0.y, f0.patterns, 1e-3 * cx.solvers.lam_max(Xa, masks, y, "squared"))
+    with pytest.warns(cx.ConvergenceWarning, match=r"iteration budget \(max_iter\) spent.*max_iter=35"):
+        sol = cx.solve(f, method="first_order", tol=1e-12, max_iter=35)
+    assert sol.status == "max_iter" and sol.iterations <= 35
+    ref = _tight(f)
+    # whatever point it returns, its certified gap bounds its suboptimality
+    assert sol.value - ref <= sol.info["gap_abs"] + 1e-9 * abs(ref)
+
+
+@pytest.mark.slow  # the first torch solve of a process (and torch threads on a loaded machine)
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_torch_backend_polish_equals_numpy(loss):
+    pytest.importorskip("torch")
+    f0 = _grelu(15, loss=loss, n=40, d=4, P=30)
+    Xa, masks, y, _ = _arrays(f0)
+    f = cx.c_grelu(f0.X, f0.y, f0.patterns, 2e-3 * cx.solvers.lam_max(Xa, masks, y, loss), loss=loss)
+    a = cx.solve(f, method="first_order", tol=1e-9)
+    b = cx.solve(f, method="first_order", tol=1e-9, device="cpu")
+    assert a.status == b.status == "optimal"
+    assert b.info["polish"]["used"]
+    assert b.value == pytest.approx(a.value, rel=1e-8)
+    ref = _tight(f)
+    assert abs(b.value - ref) <= 1e-6 * abs(ref)
