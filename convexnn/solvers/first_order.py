@@ -182,10 +182,13 @@ _REASONS = {
 
 #: C-ReLU polish: relative certified gap at which the C-GReLU screening solve stops.
 SCREEN_TOL = 1e-5
-#: screening solves with at most this many multiply-adds per pass over the data (n d' P) run on one
-#: BLAS thread: their products are too small to pay for the threads' synchronisation (on 2 cores,
-#: 0.17 s with one thread against 1.0-7.6 s with the default threads on n = 500, d' = 21, P = 100)
-SCREEN_ONE_THREAD = 5e7
+#: first-order solves (R-FISTA, the screening of the C-ReLU polish, the augmented Lagrangian) with at
+#: most this many multiply-adds per pass over the data (n d' P) run on one BLAS thread: their products
+#: are too small to pay for the threads' synchronisation, and on a busy machine the threads' waiting
+#: costs far more (2 cores, one of them busy: R-FISTA on n = 1000, d' = 51, P = 100 took 5.6 s with
+#: the default threads against 0.11 s with one; the C-ReLU screening on n = 500, d' = 21, P = 100
+#: 1.0-7.6 s against 0.17 s)
+ONE_THREAD_WORK = 5e7
 
 
 def _relu_active_set(f: Formulation, op: MaskedDesign, loss: Any, yb: Any, y: np.ndarray, lam: float,
@@ -202,7 +205,7 @@ def _relu_active_set(f: Formulation, op: MaskedDesign, loss: Any, yb: Any, y: np
     v_screen = None
     iters0 = 0
     if V0 is None and W0 is None:
-        small = bk.lib == "numpy" and op.n * op.d * op.P <= SCREEN_ONE_THREAD
+        small = bk.lib == "numpy" and op.n * op.d * op.P <= ONE_THREAD_WORK
         with single_blas_thread() if small else contextlib.nullcontext():
             g = solve_gated(op, loss, yb, lam, tol=max(tol, SCREEN_TOL), max_iter=2000)
         iters0 = g.iterations
@@ -355,6 +358,9 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
     reporter = Reporter(verbose=verbose, progress=progress, total=max_iter)
     results: list[dict[str, Any]] = []
     # max_iter is the budget of the whole solve (all outputs together), not of each output
+    threads = contextlib.ExitStack()
+    if bk.lib == "numpy" and n * d * P <= ONE_THREAD_WORK:
+        threads.enter_context(single_blas_thread())
     try:
         for k in range(outputs):
             # an equal share of what is left (unused shares of earlier outputs carry over)
@@ -432,6 +438,7 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
                                 "history": (polished.history if polished else []) + r.history,
                                 "lam_max": lmax, "extra": extra})
     finally:
+        threads.close()
         reporter.close()
     # final certificate, always in float64 on the same device
     bk64 = bk if bk.dtype_name == "float64" else bk.with_dtype("float64")
