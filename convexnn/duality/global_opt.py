@@ -28,7 +28,17 @@ far too large to write down on real data. :func:`solve_global` solves it by colu
 While the ascent finds a chamber of value :math:`s_0 > T` (the level that would certify
 ``rtol``), no proof is possible at this :math:`v`; the search then proves the weaker bound
 :math:`U \le \max(s_0 (1 + \mathrm{rtol}),\ \lambda + 1.5 (s_0 - \lambda))` on a box budget, which gives
-an anytime lower bound of about the current suboptimality. After the first restricted solve, a
+an anytime lower bound of about the current suboptimality. Such proofs at dual points that will
+not be the last take at most about half the time: the rounds between them (*scout* rounds) add
+the ascent's violators only (it starts from the best of 16,384 random directions as well), so
+the primal side gets about twice the rounds; a scout round whose violators are all known chambers
+searches after all. The last search before ``time_limit`` gets all the time left and the level
+:math:`\max(T, s_0(1 + \mathrm{rtol}))`, as does every search that is cheap next to its round's
+restricted solve (small :math:`d'`). The restricted solves are certified to a fraction of the
+current global gap (down to ``rtol / 100``): a tighter solve on a working set that will change
+again costs repeated interior-point solves at its accuracy floor. None of this schedule touches
+the proof: each lower bound comes from a completed or interrupted search, valid either way, and
+the schedule depends on the measured times. After the first restricted solve, a
 local descent of the non-convex objective (L-BFGS, :func:`convexnn.networks.two_layer.descend`)
 from its network and random neurons moves every neuron across chambers at once; the chambers of
 the descended neurons join the working set (that first residual is not priced). Column generation alone adds a few
@@ -91,6 +101,8 @@ class GlobalOptimum:
         the start (``time``) and of the round's restricted solve, ascent and search (``solve_time``,
         ``ascent_time``, ``search_time``). The first round, with the local descent, is not priced
         (s(v) enclosure NaN, 0 nodes) and also records ``descent_objective`` and ``descent_time``.
+        Scout rounds (no search) record the ascent's best value as ``s_lower``, ``s_upper`` NaN and
+        0 nodes; a scout round that searches after all has a second entry with the same ``round``.
     dual_point : ndarray, shape (n,)
         The dual-feasible point (over every chamber) whose certified dual value is
         ``lower_bound``.
@@ -138,7 +150,8 @@ def _ascent_starts(Xa: np.ndarray, v: np.ndarray, net: Any, found: Any, U0: np.n
     if found is not None:
         starts.append(found[0])
         signs.append(found[1])
-    F0 = np.maximum(U0 @ Xa.T, 0.0) @ v
+    chunk = max(1, 2_000_000 // Xa.shape[0])
+    F0 = np.concatenate([np.maximum(U0[i:i + chunk] @ Xa.T, 0.0) @ v for i in range(0, U0.shape[0], chunk)])
     for sig in (1, -1):
         k = np.argsort(-sig * F0)[:per_sign]
         starts.append(U0[k])
@@ -151,10 +164,36 @@ def _ascent_starts(Xa: np.ndarray, v: np.ndarray, net: Any, found: Any, U0: np.n
 #: boxes x n x d' of a pricing search in a round whose ascent already found a violator above the
 #: certification threshold (no proof of ``rtol`` is possible at that dual point: the search proves
 #: a bound a little above the violation and finds the violators the ascent misses); a box costs
-#: O(n d') (400,000 boxes at n = 500, d' = 5; 57,000 at n = 569, d' = 31)
+#: O(n d') (400,000 boxes at n = 500, d' = 5; 57,000 at n = 569, d' = 31); it doubles after every
+#: search that it stopped
 PRICING_WORK = 1e9
+#: certified relative gap of the restricted solves: ``RESTRICTED_FRACTION`` times the certified
+#: global gap of the last round, between ``RESTRICTED_RTOL`` times ``rtol`` and ``RESTRICTED_MAX``
+#: (a tighter one costs repeated solves at the interior point's accuracy floor while the working
+#: set still changes: synthetic n = 2000, d' = 3)
+RESTRICTED_RTOL = 1e-2
+RESTRICTED_FRACTION = 1e-2
+RESTRICTED_MAX = 1e-4
+#: a round whose ascent found a violator above the certification threshold runs the search (a
+#: proof at its dual point) only when the time since the last search ended is at least
+#: ``PROOF_SPACING`` times the time that search took; the other rounds (*scout* rounds) add the
+#: ascent's violators only, and search after all when those are all known chambers
+PROOF_SPACING = 1.0
+#: the search of a round is the last one before the time limit, and gets all the time left, the
+#: tightest level and no stop at violators, when the time left is below ``FINAL_FACTOR`` times the
+#: round's restricted solve and ascent plus the last search
+FINAL_FACTOR = 2.0
+#: the tightest level also when the last search took less than ``TIGHT_FACTOR`` times its round's
+#: restricted solve and ascent (cheap searches: small d')
+TIGHT_FACTOR = 1.0
+#: random unit directions of the ascent's starts (``ASCENT_POOL``); it ascends from the best
+#: ``ASCENT_WORK / (n d')`` of them per output sign (between 4 and ``ASCENT_STARTS``): at d' = 6
+#: the best random directions reach violators within 0.1 % of the search's, at a tenth of its time
+ASCENT_POOL = 16384
+ASCENT_STARTS = 64
+ASCENT_WORK = 1e5
 #: chambers of the ascent's best local maxima that join per round (next to the search's violators)
-ASCENT_ADD = 4
+ASCENT_ADD = 12
 
 
 #: neurons x d' of the local descent at most: every descended neuron's chamber joins the working
@@ -247,7 +286,8 @@ def solve_global(
     time_limit : float, optional
         Seconds; the result then carries the gap reached (still a valid bound). A restricted
         solve is not started when the time left is shorter than the previous one took (it cannot
-        be interrupted); the pricing searches stop on time.
+        be interrupted); the pricing searches stop on time, and the last one gets all the time left
+        (:data:`FINAL_FACTOR`).
     n_init_patterns : int, optional
         Random gates of the initial working set (default ``min(200, 20 d')``).
     seed : int
@@ -320,11 +360,13 @@ def solve_global(
     obj = np.inf
     best_net = None
     found = None  # (units, signs) of the last round's violators: starts of the next ascent
-    U0 = np.random.default_rng(seed).standard_normal((max(1024, 64 * d), d))
+    U0 = np.random.default_rng(seed).standard_normal((max(ASCENT_POOL, 64 * d), d))
     U0 /= np.linalg.norm(U0, axis=1, keepdims=True)
     last_solve = 0.0  # seconds of the last restricted solve
-    tol_r = max(min(rtol * 1e-3, 1e-6), 1e-10)  # certified gap of the restricted solves
-    level = lam * (1.0 + 10.0 * tol_r)  # a chamber above it is violated beyond the restricted solve's accuracy
+    t_proof, t_last_proof = 0.0, t0  # seconds of the last proof search, and its end
+    work_scale = 1.0  # box budget of the proofs, in units of PRICING_WORK
+    force_tight = False  # the next restricted solve to tol_min
+    tol_min = max(min(rtol * RESTRICTED_RTOL, 1e-6), 1e-10)  # certified gap of the last restricted solves
     while rounds < max_rounds:
         if rounds and time_limit is not None and time_limit - (time.perf_counter() - t0) < last_solve:
             # the restricted solve cannot be interrupted: do not start one that would overrun the limit
@@ -336,6 +378,12 @@ def solve_global(
         if V is not None:
             V0 = np.vstack([V, np.zeros((P - V.shape[0], d))])
             W0 = np.vstack([W, np.zeros((P - W.shape[0], d))])
+        # the restricted solves' certified gap: a fraction of the certified global gap (the working
+        # set changes again while that is large), tol_min near the target
+        gap_now = (obj - lower) / max(abs(obj), 1e-300) if np.isfinite(lower) else np.inf
+        tol_r = tol_min if force_tight else max(tol_min, min(RESTRICTED_MAX, RESTRICTED_FRACTION * gap_now))
+        force_tight = False
+        level = lam * (1.0 + 10.0 * tol_r)  # a chamber above it is violated beyond the restricted solve's accuracy
         ts = time.perf_counter()
         # no loose restricted solves: each round starts from the previous round's optimum, and
         # loose solves there cost rounds (synthetic n = 500, d' = 5, one minute: 6 rounds and a gap
@@ -379,46 +427,80 @@ def solve_global(
         # random directions (the neighbours of the active chambers, which the search's box
         # centres rarely hit): both sets of violators join the working set. When the ascent already
         # found a value above T, no proof is possible at this v: the search gets a box budget
-        starts, signs = _ascent_starts(Xa, v, net, found, U0)
+        starts, signs = _ascent_starts(Xa, v, net, found, U0, int(np.clip(ASCENT_WORK / (n * d), 4, ASCENT_STARTS)))
         ta = time.perf_counter()
         heur = chamber_ascent(Xa, v, starts, signs, steps=16,
                               deadline=None if time_limit is None else t0 + time_limit)
         left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
         t_ascent = time.perf_counter() - ta
-        T_s, budget = T, None
-        if heur and heur[0][0] > T:
+        T_s, budget, scout = T, None, False
+        # the last search before the time limit (the next round's restricted solve, ascent and
+        # proof would not fit next to it) gets all the time left, and the tightest level
+        final = left is not None and left < FINAL_FACTOR * (last_solve + t_ascent + t_proof)
+        s0 = heur[0][0] if heur else 0.0
+        if s0 > T:
             # no proof of s(v) <= T is possible at this v: prove a bound a little above the violation
             # found instead (a valid lower bound of about the current suboptimality), on a box budget
-            T_s = max(T, heur[0][0] * (1.0 + rtol), lam + 1.5 * (heur[0][0] - lam))
-            budget = max(20_000, int(PRICING_WORK / (n * d)))
-        r = relu_dual_norm_bab(Xa, v, threshold=T_s, rtol=0.5 * rtol, time_limit=left, max_nodes=budget,
-                               max_violations=add_per_round, stop_at_violation=add_per_round)
-        nodes += r.nodes
-        val, p = feasible_dual_value(L, v, yc, lam, r.upper, norms)
-        if val > lower:
-            lower, dual_point = val, p
-        # the search lists the points above T; its best point (above lam, below T) is a violator too.
-        # The ascent adds its best few only: more chambers per round make the restricted solves
-        # slower than the rounds they save (diabetes with 3 features, bench/RESULTS_bab.md)
-        best = [(r.lower, r.sign, r.neuron)] if r.lower > lam else []
-        violations = sorted(r.violations + best, key=lambda t: -t[0])[:add_per_round]
-        violations = sorted(violations + heur[:ASCENT_ADD], key=lambda t: -t[0])
-        s_low = max(r.lower, heur[0][0] if heur else 0.0)
-        history.append({"round": rounds, "objective": obj_r, "lower_bound": lower, "chambers": P,
-                        "s_lower": s_low, "s_upper": r.upper, "nodes": r.nodes, "solve_time": last_solve,
-                        "ascent_time": t_ascent, "search_time": r.time,
-                        "time": time.perf_counter() - t0})
-        if progress:
-            print(f"round {rounds}: objective {obj_r:.10g} lower {lower:.10g} chambers {P} "
-                  f"s/lam in [{s_low / lam:.6g}, {r.upper / lam:.6g}] boxes {r.nodes}", flush=True)
+            # (the tightest level when the last search took less time than the rest of its round)
+            tight = final or (0.0 < t_proof < TIGHT_FACTOR * (last_solve + t_ascent))
+            T_s = max(T, s0 * (1.0 + rtol)) if tight else max(T, s0 * (1.0 + rtol), lam + 1.5 * (s0 - lam))
+            if not final:
+                budget = max(20_000, int(work_scale * PRICING_WORK / (n * d)))
+                # proofs at dual points that are not the last one take at most about half the time:
+                # between them, scout rounds add the ascent's violators only (and search after all
+                # when those are known chambers). At d' = 5 and 6 the primal then gets twice the
+                # rounds, and the search its time at the better dual points
+                scout = np.isfinite(lower) and time.perf_counter() - t_last_proof < PROOF_SPACING * t_proof
+        while True:
+            if scout:  # the ascent's violators only
+                r = None
+                violations = heur[:ASCENT_ADD]
+                s_low, s_up, r_nodes, r_time = s0, np.nan, 0, 0.0
+            else:
+                # (the last search does not stop at violators: its bound is what the time left buys)
+                r = relu_dual_norm_bab(Xa, v, threshold=T_s, rtol=0.5 * rtol, time_limit=left, max_nodes=budget,
+                                       max_violations=add_per_round, stop_at_violation=0 if final else add_per_round)
+                nodes += r.nodes
+                t_proof, t_last_proof = r.time, time.perf_counter()
+                if r.reason == "max_nodes":  # the budget limited the proof: the next one gets twice as much
+                    work_scale *= 2.0
+                val, p = feasible_dual_value(L, v, yc, lam, r.upper, norms)
+                if val > lower:
+                    lower, dual_point = val, p
+                # the search lists the points above T; its best point (above lam, below T) is a
+                # violator too. The ascent adds its best few only: more chambers per round make the
+                # restricted solves slower than the rounds they save (diabetes with 3 features,
+                # bench/RESULTS_bab.md)
+                best = [(r.lower, r.sign, r.neuron)] if r.lower > lam else []
+                violations = sorted(r.violations + best, key=lambda t: -t[0])[:add_per_round]
+                violations = sorted(violations + heur[:ASCENT_ADD], key=lambda t: -t[0])
+                s_low, s_up, r_nodes, r_time = max(r.lower, s0), r.upper, r.nodes, r.time
+            history.append({"round": rounds, "objective": obj_r, "lower_bound": lower, "chambers": P,
+                            "s_lower": s_low, "s_upper": s_up, "nodes": r_nodes, "solve_time": last_solve,
+                            "ascent_time": t_ascent, "search_time": r_time,
+                            "time": time.perf_counter() - t0})
+            if progress:
+                print(f"round {rounds}: objective {obj_r:.10g} lower {lower:.10g} chambers {P} "
+                      f"s/lam in [{s_low / lam:.6g}, {s_up / lam:.6g}] boxes {r_nodes}", flush=True)
+            new = _new_gates(violations, level, Xa, keys, rng)
+            if new or not scout or obj - lower <= rtol * abs(obj):
+                break
+            scout = False  # nothing new to add: prove at this v after all
+            left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
         if obj - lower <= rtol * abs(obj):
             reason = "certified"
             break
         above = [(u, sig) for val, sig, u in violations if val > level]
         found = (np.array([u for u, _ in above]), np.array([sg for _, sg in above])) if above else None
-        new = _new_gates(violations, level, Xa, keys, rng)
+        if not new and tol_r > tol_min:
+            # the violators below the level of this round's (loose) restricted solve, or else the
+            # same working set solved to tol_min
+            new = _new_gates(violations, lam * (1.0 + 10.0 * tol_min), Xa, keys, rng)
+            if not new:
+                force_tight = True
+                continue
         if not new:
-            reason = "time_limit" if r.reason == "time_limit" else "no_new_chamber"
+            reason = "time_limit" if r is not None and r.reason == "time_limit" else "no_new_chamber"
             break
         masks = _join(Xa, gates, masks, new)
     if not np.isfinite(lower):  # stopped before any pricing: the pattern-free bound is still valid

@@ -318,11 +318,58 @@ def test_solve_global_bound_before_convergence_is_valid(rounds):
     opt = cx.c_relu(X, y, P, lam, bias=True).solve("CLARABEL", **TIGHT).value
     assert not res.certified
     assert res.lower_bound <= opt * (1 + 1e-8) <= res.objective * (1 + 2e-8)
-    # each round's search proves a bound just above the best violation found (a completed search)
+    # each round's search proves a bound just above the best violation found (a completed search);
+    # scout rounds (no search) carry no upper bound
     for h in res.history:
-        assert h["s_upper"] <= max(h["s_lower"] * (1 + 1e-6), lam + 1.5 * (h["s_lower"] - lam)) * (1 + 1e-9)
+        if h["nodes"] == 0:
+            assert np.isnan(h["s_upper"])
+        else:
+            assert h["s_upper"] <= max(h["s_lower"] * (1 + 1e-6), lam + 1.5 * (h["s_lower"] - lam)) * (1 + 1e-9)
     Xa = design_matrix(X, True)
     assert cone_support(Xa, P.masks, res.dual_point).valid <= lam * (1 + 1e-12)
+
+
+@pytest.mark.parametrize("schedule", ["scout", "final", "loose"])
+def test_solve_global_schedules_reach_enumerated_optimum(monkeypatch, schedule):
+    """Every round a scout (ascent violators only, a search when they are all known), every search
+    the last one (all the time left, the tightest level), or loose restricted solves (the global gap
+    as their tolerance, tightened when they leave nothing to add): same optimum, valid bounds."""
+    import convexnn.duality.global_opt as go
+
+    if schedule == "scout":
+        monkeypatch.setattr(go, "PROOF_SPACING", 1e12)
+    elif schedule == "final":
+        monkeypatch.setattr(go, "FINAL_FACTOR", 1e12)
+    else:
+        monkeypatch.setattr(go, "RESTRICTED_FRACTION", 1.0)
+        monkeypatch.setattr(go, "RESTRICTED_MAX", 1e-2)
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((30, 2))
+    y = np.sin(2 * X[:, 0]) + X[:, 1] ** 2
+    lam = 0.1
+    res = solve_global(X, y, lam, rtol=1e-6, n_init_patterns=4, descent_iter=0,
+                       time_limit=600.0 if schedule == "final" else None)
+    P = cx.enumerate_patterns(X, bias=True)
+    opt = cx.c_relu(X, y, P, lam, bias=True).solve("CLARABEL", **TIGHT).value
+    assert res.certified and res.rel_gap <= 1e-6
+    assert res.lower_bound <= opt * (1 + 1e-8)
+    assert res.objective == pytest.approx(opt, rel=1e-5)
+    Xa = design_matrix(X, True)
+    assert cone_support(Xa, P.masks, res.dual_point).valid <= lam * (1 + 1e-12)
+    for h in res.history[1:]:
+        assert h["lower_bound"] <= opt * (1 + 1e-8)
+        if h["nodes"] == 0:  # a scout: its value is attained by a unit neuron
+            assert np.isnan(h["s_upper"])
+        else:  # the search's enclosure holds
+            assert h["s_lower"] <= h["s_upper"] * (1 + 1e-12)
+    if schedule == "scout":
+        assert any(h["nodes"] == 0 for h in res.history[1:])
+    elif schedule == "final":
+        # the tightest level: each search of a round that did not certify proves s(v) within rtol
+        # of the best violation found
+        for h in res.history[1:-1]:
+            if h["s_lower"] > lam * (1 + 1e-3):
+                assert h["s_upper"] <= h["s_lower"] * (1 + 1e-6) * (1 + 1e-9)
 
 
 def test_solve_global_time_limit_is_valid():
