@@ -233,13 +233,13 @@ class _MaskedDesign:
 
     def __init__(self, Xa: np.ndarray, Ms: np.ndarray, XXt: np.ndarray) -> None:
         self.Xa, self.Ms, self.XXt, self.d = Xa, Ms, XXt, Xa.shape[1]
+        self.op = MaskedDesign(Xa, Ms, NUMPY)  # the masked products of the support's groups
 
     def fit(self, u: np.ndarray) -> np.ndarray:
-        k = self.Ms.shape[1]
-        return np.einsum("nk,nk->n", self.Ms, self.Xa @ u.reshape(k, self.d).T)
+        return self.op.fit(u.reshape(self.Ms.shape[1], self.d))
 
     def adjoint(self, theta: np.ndarray) -> np.ndarray:
-        return ((self.Ms * theta[:, None]).T @ self.Xa).reshape(-1)
+        return self.op.adjoint(theta).reshape(-1)
 
     def keep(self, keep: np.ndarray) -> "_MaskedDesign":
         return _MaskedDesign(self.Xa, np.ascontiguousarray(self.Ms[:, keep]), self.XXt)
