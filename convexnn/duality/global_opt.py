@@ -367,8 +367,13 @@ def solve_global(
     work_scale = 1.0  # box budget of the proofs, in units of PRICING_WORK
     force_tight = False  # the next restricted solve to tol_min
     tol_min = max(min(rtol * RESTRICTED_RTOL, 1e-6), 1e-10)  # certified gap of the last restricted solves
+    deadline = None if time_limit is None else t0 + time_limit
+
+    def time_left() -> float | None:
+        return None if deadline is None else deadline - time.perf_counter()
+
     while rounds < max_rounds:
-        if rounds and time_limit is not None and time_limit - (time.perf_counter() - t0) < last_solve:
+        if rounds and deadline is not None and time_left() < last_solve:
             # the restricted solve cannot be interrupted: do not start one that would overrun the limit
             reason = "time_limit"
             break
@@ -389,7 +394,7 @@ def solve_global(
         # loose solves there cost rounds (synthetic n = 500, d' = 5, one minute: 6 rounds and a gap
         # of 0.027 with them, 10 rounds and 0.0073 without)
         res = solve_relu_active_set(Xa, masks, yc, lam, L, V0=V0, W0=W0, tol=tol_r, eps_loose=0.0,
-                                    deadline=None if time_limit is None else t0 + time_limit)
+                                    deadline=deadline)
         last_solve = time.perf_counter() - ts
         V, W = res.V, res.W
         net = _network(V, W, bias)
@@ -402,7 +407,7 @@ def solve_global(
             # first restricted solution's residual is a poor dual point: it is not priced)
             td = time.perf_counter()
             W1d, w2d, fd = descend(Xa, yc, *_descent_start(Xa, yc, net, rng), lam, L, max_iter=descent_iter,
-                                   deadline=None if time_limit is None else t0 + time_limit)
+                                   deadline=deadline)
             new = _unseen(W1d.T[np.abs(w2d) * np.linalg.norm(W1d, axis=0) > 0], Xa, keys)
             history.append({"round": rounds, "objective": obj_r, "lower_bound": lower, "chambers": P,
                             "s_lower": np.nan, "s_upper": np.nan, "nodes": 0, "solve_time": last_solve,
@@ -418,7 +423,7 @@ def solve_global(
         v = -np.asarray(L.grad(fit, yc), dtype=np.float64)
         T = needed_threshold(L, v, yc, lam, obj - rtol * abs(obj))
         T = max(T, lam) if np.isfinite(T) else lam
-        left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
+        left = time_left()
         if left is not None and left <= 0:
             reason = "time_limit"
             break
@@ -429,9 +434,8 @@ def solve_global(
         # found a value above T, no proof is possible at this v: the search gets a box budget
         starts, signs = _ascent_starts(Xa, v, net, found, U0, int(np.clip(ASCENT_WORK / (n * d), 4, ASCENT_STARTS)))
         ta = time.perf_counter()
-        heur = chamber_ascent(Xa, v, starts, signs, steps=16,
-                              deadline=None if time_limit is None else t0 + time_limit)
-        left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
+        heur = chamber_ascent(Xa, v, starts, signs, steps=16, deadline=deadline)
+        left = time_left()
         t_ascent = time.perf_counter() - ta
         T_s, budget, scout = T, None, False
         # the last search before the time limit (the next round's restricted solve, ascent and
@@ -486,7 +490,7 @@ def solve_global(
             if new or not scout or obj - lower <= rtol * abs(obj):
                 break
             scout = False  # nothing new to add: prove at this v after all
-            left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
+            left = time_left()
         if obj - lower <= rtol * abs(obj):
             reason = "certified"
             break

@@ -257,8 +257,8 @@ class PatternGram:
         else:
             G = G_old
         self.ids, self.G = ids, G
-        pos = np.searchsorted(self.ids, patterns, sorter=np.argsort(self.ids))
-        pos = np.argsort(self.ids)[pos]
+        order = np.argsort(self.ids)
+        pos = order[np.searchsorted(self.ids, patterns, sorter=order)]
         cols = (pos[:, None] * d + np.arange(d)).ravel()
         sg = np.repeat(np.asarray(sigma, dtype=np.float64), d)
         out = self.G[np.ix_(cols, cols)]
@@ -267,20 +267,36 @@ class PatternGram:
         return out
 
 
-def _pattern_groups(Mk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """Blocks sharing a pattern (equal columns of ``Mk``): ``(single, first, second)`` indices of the
-    blocks whose pattern is theirs alone and of the first / second block of every shared pattern
-    (at most two blocks share one: :math:`v_i` and :math:`w_i`); None when no pattern is shared."""
+def _distinct_patterns(Mk: np.ndarray) -> list[list[int]]:
+    """The blocks of every distinct pattern (equal columns of ``Mk``, compared exactly), in order of
+    first appearance."""
     packed = np.ascontiguousarray(np.packbits(np.asarray(Mk) != 0, axis=0).T)  # (k, ceil(n/8)): exact keys
     where: dict[bytes, list[int]] = {}
     for b in range(packed.shape[0]):
         where.setdefault(packed[b].tobytes(), []).append(b)
-    groups = list(where.values())
-    if len(groups) == packed.shape[0] or max(len(g) for g in groups) > 2:
+    return list(where.values())
+
+
+def _pattern_groups(Mk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Blocks sharing a pattern (equal columns of ``Mk``): ``(single, first, second)`` indices of the
+    blocks whose pattern is theirs alone and of the first / second block of every shared pattern
+    (at most two blocks share one: :math:`v_i` and :math:`w_i`); None when no pattern is shared."""
+    groups = _distinct_patterns(Mk)
+    if len(groups) == Mk.shape[1] or max(len(g) for g in groups) > 2:
         return None
     single = np.array(sorted(g[0] for g in groups if len(g) == 1), dtype=np.int64)
     pairs = np.array([g for g in groups if len(g) == 2], dtype=np.int64).reshape(-1, 2)
     return single, pairs[:, 0], pairs[:, 1]
+
+
+def _block_gram(Xa: np.ndarray, Mk: np.ndarray, sig: np.ndarray) -> np.ndarray:
+    r""":math:`F^\top F` of the blocks with masks ``Mk`` and signs ``sig``, each distinct pattern's
+    products computed once (:class:`PatternGram`)."""
+    groups = _distinct_patterns(Mk)
+    which = np.empty(Mk.shape[1], dtype=np.int64)
+    for j, g in enumerate(groups):
+        which[g] = j
+    return PatternGram(Xa, Mk[:, [g[0] for g in groups]]).gram(which, sig)
 
 
 def _merged_rows(H: np.ndarray, Li: np.ndarray, Fw: np.ndarray,
@@ -376,6 +392,13 @@ class BlockIPMResult:
 
 
 # ---------------------------------------------------------------- second-order cone algebra (rows = cones)
+def _strictly_interior(sq: np.ndarray, zq: np.ndarray, sl: np.ndarray, zl: np.ndarray) -> bool:
+    """Whether the second-order-cone rows ``sq``, ``zq`` and the cone rows ``sl``, ``zl`` (possibly
+    empty) are all strictly inside their cones."""
+    return bool(float(_jnorm(sq).min()) > 0 and float(_jnorm(zq).min()) > 0 and np.all(sq[:, 0] > 0)
+                and np.all(zq[:, 0] > 0) and (sl.size == 0 or (float(sl.min()) > 0 and float(zl.min()) > 0)))
+
+
 def _rnorm(u: np.ndarray) -> np.ndarray:
     """Euclidean norm of every row (one ``einsum``; ``np.linalg.norm(u, axis=1)`` with less overhead)."""
     return np.sqrt(np.einsum("ij,ij->i", u, u))
@@ -582,8 +605,7 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
     # products of a non-quadratic loss; the squared loss needs its Gram matrix only, by patterns
     F = (Fc[:, :, None] * Xa[:, None, :]).reshape(n, nx) if (low_rank or not quad) else None
     if quad and gram is None and not low_rank:
-        _, first, inv = np.unique(Mk.T, axis=0, return_index=True, return_inverse=True)
-        gram = PatternGram(Xa, Mk[:, first]).gram(np.asarray(inv).ravel(), sig)
+        gram = _block_gram(Xa, Mk, sig)
     Sk = 2.0 * Mk - 1.0 if cones else np.zeros((n, 0))
     # products x_j x_j^T of the cone terms, upper triangle only (the d' x d' blocks are symmetric)
     iu = np.triu_indices(d)
@@ -658,9 +680,7 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
         if cones:
             sl = np.array(start["sl"], dtype=np.float64).reshape(n, k)
             zl = np.array(start["zl"], dtype=np.float64).reshape(n, k)
-        inside = (float(_jnorm(sq).min()) > 0 and float(_jnorm(zq).min()) > 0 and np.all(sq[:, 0] > 0)
-                  and np.all(zq[:, 0] > 0) and (not cones or (float(sl.min()) > 0 and float(zl.min()) > 0)))
-        if not inside:
+        if not _strictly_interior(sq, zq, sl, zl):
             raise ValueError("start must be strictly interior")
     state = None
 
@@ -831,10 +851,16 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
             return np.einsum("kji,kj->ki", Li, u.reshape(k, d)).reshape(nx)
 
         Kdiag = None
-        if lr is None:
+
+        def dense() -> None:
+            """The dense Cholesky factor of the reduced matrix (in place; its diagonal kept for kmul)."""
+            nonlocal K, Kdiag, fact, reg
             K = full_K() if K is None else K
             Kdiag = K[diag].copy()
             fact, reg, K = _dense_factor(K, reg, diag, base, full_K)
+
+        if lr is None:
+            dense()
             if fact is None:
                 status = "stalled"
                 break
@@ -892,7 +918,7 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
         def solve_newton(ds_l, ds_q):
             """A Newton direction; a failed low-rank solve switches to the dense Cholesky from here on
             (None when that factorization fails too)."""
-            nonlocal lr, low_rank, K, Kdiag, fact, reg, dense_stop, floored
+            nonlocal lr, low_rank, dense_stop, floored
             try:
                 return newton(ds_l, ds_q)
             except _LowRankFailed:
@@ -914,9 +940,7 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
                 dense_stop = True
                 return None
             lr, low_rank = None, False
-            K = full_K() if K is None else K
-            Kdiag = K[diag].copy()
-            fact, reg, K = _dense_factor(K, reg, diag, base, full_K)
+            dense()
             return None if fact is None else newton(ds_l, ds_q)
 
         # predictor (affine scaling)
@@ -978,8 +1002,7 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
             sl = sl + alpha * (CdX - rl)
             zl = zl + alpha * (dzl_t * wl_inv)
     _, Xb, zlb, grel, pres, dres, obj = best
-    if (status == "optimal" and state is not None and min(float(_jnorm(sq).min()), float(_jnorm(zq).min())) > 0
-            and (not cones or (float(sl.min()) > 0 and float(zl.min()) > 0))):
+    if status == "optimal" and state is not None and _strictly_interior(sq, zq, sl, zl):
         # the final iterate (strictly interior): continuing from it with a tighter ``eps`` on the same
         # blocks resumes this solve where it stopped
         state["last"] = {"X": X.copy(), "tau": tau.copy(), "sq": sq.copy(), "zq": zq.copy(), "sl": sl.copy(),

@@ -205,9 +205,8 @@ def _relu_active_set(f: Formulation, op: MaskedDesign, loss: Any, yb: Any, y: np
     v_screen = None
     iters0 = 0
     if V0 is None and W0 is None:
-        small = bk.lib == "numpy" and op.n * op.d * op.P <= ONE_THREAD_WORK
-        with single_blas_thread() if small else contextlib.nullcontext():
-            g = solve_gated(op, loss, yb, lam, tol=max(tol, SCREEN_TOL), max_iter=2000)
+        # (on one BLAS thread when the data is small: _solve_first_order runs every solve so)
+        g = solve_gated(op, loss, yb, lam, tol=max(tol, SCREEN_TOL), max_iter=2000)
         iters0 = g.iterations
         frac = float(np.mean(bk.to_numpy(bk.row_norms(g.U)) > 0)) if op.P else 0.0
         if auto and frac > AUTO_DENSE_SUPPORT:
