@@ -547,10 +547,15 @@ def polish_step_flops(n: int, k: int, d: int, quadratic: bool, *, max_vars: int 
     return dense + setup / 5.0 if mode == "dense" else wood
 
 
-#: :func:`handover_rule`: Newton steps of a polish started from a rough R-FISTA point (column
-#: generation from a partial support, groups dropped on the way; 20-60 measured on the dense
-#: supports of ``bench/bench_matrix.py``).
-POLISH_NEWTON_STEPS = 40.0
+#: :func:`handover_rule`: Newton steps charged to a polish started from a rough R-FISTA point.
+#: Polishes from rough points took 20-70 steps on the dense supports of ``bench/bench_matrix.py``
+#: and 4-15 on sparse ones; those dense cells hand over at the same iteration for any value from
+#: 5 to 40 (their R-FISTA tail is far longer), while on small problems, where a Newton step costs
+#: 0.1-0.3 ms, a smaller charge hands over hundreds of iterations earlier (iris, P = 100,
+#: lam = 1e-2 lam_max: 634 -> 72 R-FISTA iterations, 19 -> 6 ms). 15 steps with 0.3 ms of overhead
+#: each (below) was the fastest of the pairs tried (40 / 1 ms, 15 / 1 ms, 15 / 0.3 ms, 15 / 0.15 ms,
+#: 5 / 1 ms) over the C-GReLU cells of the matrix and five other instances.
+POLISH_NEWTON_STEPS = 15.0
 #: :func:`handover_rule`: R-FISTA iterations before the first hand-over test.
 HANDOVER_MIN_ITERATIONS = 30
 #: :func:`handover_rule`'s time model (one core of the benchmark machine): flop rate of the Newton
@@ -558,7 +563,7 @@ HANDOVER_MIN_ITERATIONS = 30
 #: generation, spread over the steps), and R-FISTA's rate and overheads per iteration and per
 #: pattern of its working set (as :mod:`convexnn.solvers.gated_ipm`'s cost models).
 _NEWTON_FLOP_RATE = 2.0e10
-_NEWTON_STEP_SECONDS = 1e-3
+_NEWTON_STEP_SECONDS = 3e-4
 _FISTA_FLOP_RATE = 3.0e10
 _FISTA_ITER_SECONDS = 2e-5
 _FISTA_PATTERN_SECONDS = 7e-7
