@@ -120,12 +120,31 @@ def weights_of(kind: str, sol) -> np.ndarray:
     return sol.weights["U"] if kind == "c_grelu" else np.stack([sol.weights["V"], sol.weights["W"]])
 
 
+#: a call faster than this is repeated (``REPEATS`` runs in all) and its median time reported: a single
+#: millisecond-scale timing is at the mercy of one scheduler hiccup on a shared machine
+SHORT = 0.05
+REPEATS = 5
+
+
+def median_if_short(call):
+    """``call() -> (out, seconds)``; the first output and the median time of ``REPEATS`` runs when the first
+    run took less than ``SHORT`` seconds."""
+    out, t = call()
+    if t < SHORT:
+        t = float(np.median([t] + [call()[1] for _ in range(REPEATS - 1)]))
+    return out, t
+
+
 def timed(fn):
-    t0 = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        out = fn()
-    return out, time.perf_counter() - t0, [str(c.message)[:160] for c in caught]
+    def once():
+        t0 = time.perf_counter()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = fn()
+        return (out, [str(c.message)[:160] for c in caught]), time.perf_counter() - t0
+
+    (out, caught), t = median_if_short(once)
+    return out, t, caught
 
 
 def run_adelie(Xa, y, M, lam, tol=1e-10):
@@ -305,7 +324,7 @@ def run_cell(cell, cap: float, rows: list[dict], programs: str = "GR", restricte
         if kind == "c_grelu" and peers and loss == "squared" and n * P * (d + 1) <= 3e7:
             for peer, fn in (("adelie", run_adelie), ("skglm", run_skglm)):
                 try:
-                    wp, tp = fn(Xa, y, M, lam)
+                    wp, tp = median_if_short(lambda: fn(Xa, y, M, lam))
                     vp, _ = objective(kind, loss, Xa, y, M, lam, wp)
                     row[f"{peer}_time"], row[f"{peer}_subopt"] = tp, (vp - ref) / abs(ref)
                 except Exception as exc:  # noqa: BLE001
@@ -329,7 +348,8 @@ def write(rows: list[dict], out: Path, meta: dict) -> None:
          "`subopt` = (F(w) - F_ref)/|F_ref| (negative: below the reference point). `x IP` = Clarabel time / convexnn "
          "time; `auto/best` = auto time / min(first-order, Clarabel) time. Flop rate: R-FISTA iterations x 4 n d' P / "
          "wall time (includes certificates, polish, screening). Every method ran once on a tiny instance before the "
-         "first cell (`warm_up`: imports and first calls are not charged to a cell).", "",
+         "first cell (`warm_up`: imports and first calls are not charged to a cell). A solve faster than "
+         f"{SHORT:g} s is run {REPEATS} times and its median time is reported (every method alike).", "",
          "| cell | prog | n | d' | P | loss | convexnn FO s | cert. gap | subopt | viol | status | Clarabel s | IP subopt "
          "| x IP | auto s (method) | auto/best | adelie s (subopt) | skglm s (subopt) | GFlop/s | notes |",
          "|" + "---|" * 20]
