@@ -410,6 +410,17 @@ def _fnorm(a: np.ndarray) -> float:
     return float(np.sqrt(a @ a))
 
 
+def _bmv(A: np.ndarray, x: np.ndarray) -> np.ndarray:
+    r"""Batched matrix-vector products :math:`A_b x_b` (``A`` of shape ``(k, p, q)``, ``x`` of ``(k, q)``);
+    ``np.matmul`` (BLAS) rather than ``einsum``, several times faster for these sizes."""
+    return np.matmul(A, x[:, :, None])[:, :, 0]
+
+
+def _bmtv(A: np.ndarray, x: np.ndarray) -> np.ndarray:
+    r"""Batched transposed products :math:`A_b^\top x_b` (``A`` of shape ``(k, p, q)``, ``x`` of ``(k, p)``)."""
+    return np.matmul(x[:, None, :], A)[:, 0, :]
+
+
 def _jnorm(u: np.ndarray) -> np.ndarray:
     r""":math:`\sqrt{u_0^2 - \|u_1\|^2}` per row, in the cancellation-free form."""
     a = _rnorm(u[:, 1:])
@@ -741,7 +752,7 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
             break
         # scalings
         W, Winv, lq, lden = _nt_scaling(sq, zq)
-        A = np.einsum("kij,kjl->kil", Winv, Winv)  # W^{-2}, (k, m, m)
+        A = np.matmul(Winv, Winv)  # W^{-2}, (k, m, m)
         if cones:
             Dl = zl / sl
             wl_inv = np.sqrt(Dl)  # 1 / w_l, w_l = sqrt(s_l / z_l)
@@ -776,7 +787,7 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
             Fx = F @ x
             if wz is not None:
                 Fx *= wz
-            return F.T @ Fx + np.einsum("kij,kj->ki", Bd, x.reshape(k, d)).reshape(nx)
+            return F.T @ Fx + _bmv(Bd, x.reshape(k, d)).reshape(nx)
 
         K = None if low_rank else full_K()
         floored = False
@@ -846,9 +857,9 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
             if lr is None:
                 return _cho_solve(fact, r)
             Li, H, cS = lr
-            u = np.einsum("kij,kj->ki", Li, r.reshape(k, d)).reshape(nx)
+            u = _bmv(Li, r.reshape(k, d)).reshape(nx)
             u -= H @ _cho_solve(cS, H.T @ u)
-            return np.einsum("kji,kj->ki", Li, u.reshape(k, d)).reshape(nx)
+            return _bmtv(Li, u.reshape(k, d)).reshape(nx)
 
         Kdiag = None
 
@@ -868,7 +879,7 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
         def newton(ds_l, ds_q):
             # q = lambda \ d_s ; t = W^{-2} r_z + W^{-1} q
             qq = _jdiv(lq, ds_q, lden)
-            tq = np.einsum("kij,kj->ki", A, rq) + np.einsum("kij,kj->ki", Winv, qq)
+            tq = _bmv(A, rq) + _bmv(Winv, qq)
             rhs = -rx + tq[:, 1:]
             if cones:
                 ql = ds_l * ll_inv
@@ -889,8 +900,8 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
             dtau = (rtau - np.einsum("ki,ki->k", A[:, 0, 1:], dX)) / a00
             du = np.concatenate([dtau[:, None], dX], axis=1)
             # scaled directions W dz and W^{-1} ds (well conditioned: lambda is centred)
-            dzq_t = np.einsum("kij,kj->ki", Winv, rq - du) + qq
-            dzq = np.einsum("kij,kj->ki", Winv, dzq_t)
+            dzq_t = _bmv(Winv, rq - du) + qq
+            dzq = _bmv(Winv, dzq_t)
             dsq = -rq + du
             self_q = (qq - dzq_t, dzq_t)
             if cones:
