@@ -554,7 +554,7 @@ def polish_step_flops(n: int, k: int, d: int, quadratic: bool, *, max_vars: int 
 #: 0.1-0.3 ms, a smaller charge hands over hundreds of iterations earlier (iris, P = 100,
 #: lam = 1e-2 lam_max: 634 -> 72 R-FISTA iterations, 19 -> 6 ms). 15 steps with 0.3 ms of overhead
 #: each (below) was the fastest of the pairs tried (40 / 1 ms, 15 / 1 ms, 15 / 0.3 ms, 15 / 0.15 ms,
-#: 5 / 1 ms) over the C-GReLU cells of the matrix and five other instances.
+#: 5 / 1 ms) over the 15 C-GReLU cells of the matrix.
 POLISH_NEWTON_STEPS = 15.0
 #: :func:`handover_rule`: R-FISTA iterations before the first hand-over test.
 HANDOVER_MIN_ITERATIONS = 30
