@@ -47,7 +47,8 @@ from convexnn.solvers.gap import (
 from convexnn.solvers.operators import MaskedDesign
 from convexnn.solvers.protocol import Decline, Solver, registered_solvers
 
-__all__ = ["GatedFirstOrder", "ReluActiveSet", "SCREEN_TOL", "GATED_POLISH_TOL", "AUTO_DENSE_SUPPORT"]
+__all__ = ["GatedFirstOrder", "ReluActiveSet", "SCREEN_TOL", "SCREEN_MAX_ITER", "GATED_POLISH_TOL",
+           "AUTO_DENSE_SUPPORT"]
 
 #: ``auto``, C-ReLU: switch to the interior-point method when the C-GReLU screening solve has more
 #: than this fraction of the patterns in its support. 1.0: never. With the block-structured
