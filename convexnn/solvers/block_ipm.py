@@ -621,6 +621,7 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
     # products x_j x_j^T of the cone terms, upper triangle only (the d' x d' blocks are symmetric)
     iu = np.triu_indices(d)
     XX = Xa[:, iu[0]] * Xa[:, iu[1]] if cones else None
+    off = (iu[0] != iu[1]).astype(np.float64)  # the strict upper triangle, mirrored below the diagonal
     nl = Sk.size
     nu = nl + k  # degree of the cone
     # a dense factorization costs more than _DENSE_RATIO(_GATED) Woodbury iterations
@@ -761,10 +762,9 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
         # the reduced matrix (depends on the scalings only)
         Bd = A[:, 1:, 1:] - A[:, 1:, :1] * A[:, :1, 1:] / A[:, :1, :1]
         if cones:
-            Bu = np.zeros((k, d, d))
-            Bu[:, iu[0], iu[1]] = Dl.T @ XX
-            Bu[:, iu[1], iu[0]] = Bu[:, iu[0], iu[1]]
-            Bd = Bd + Bu
+            upper = Dl.T @ XX  # (k, d'(d'+1)/2): the upper triangles of the cone terms
+            Bd[:, iu[0], iu[1]] += upper
+            Bd[:, iu[1], iu[0]] += upper * off
 
         wz = None if quad else np.asarray(loss.curvature_on(NUMPY, z, y), dtype=np.float64)
 

@@ -400,11 +400,10 @@ def solve_gated(
                 reporter.update(it, g.primal, g.rel_gap, extra=f"working set {_sub.P}/{P}")
             if g.rel_gap <= _target:
                 return True
-            support = int(np.count_nonzero(bk.to_numpy(bk.row_norms(st.x)))) if handover is not None else 0
-            if handover is not None and handover(it, support, g.rel_gap, _sub.P):
-                handed[0] = True
-                return True
-            return False
+            if handover is not None:
+                support = int(np.count_nonzero(bk.to_numpy(bk.row_norms(st.x))))
+                handed[0] = bool(handover(it, support, g.rel_gap, _sub.P))
+            return handed[0]
 
         budget = max_iter - iters_total
         if budget <= 0:

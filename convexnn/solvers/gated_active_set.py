@@ -100,6 +100,7 @@ from convexnn.solvers.operators import MaskedDesign
 
 __all__ = ["GatedPolishResult", "restricted_newton", "solve_gated_active_set", "woodbury_newton_step",
            "newton_step_flops", "choose_linear_algebra", "polish_step_flops", "handover_rule",
+           "fista_iteration_seconds", "newton_step_seconds",
            "MAX_WOODBURY_ROWS", "POLISH_NEWTON_STEPS"]
 
 _ADD_RTOL = 1e-9  # a zero group is violated when ||A_i^T theta|| > lam * (1 + _ADD_RTOL)
@@ -175,8 +176,7 @@ def restricted_newton(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: flo
         raise InputError(f"linear_algebra must be 'dense' or 'woodbury'; got {linear_algebra!r}.")
     Xa = np.asarray(Xa, dtype=np.float64)
     if linear_algebra == "woodbury":
-        S = np.asarray(S, dtype=np.int64)
-        design = _MaskedDesign(Xa, np.ascontiguousarray(np.asarray(masks)[:, S], dtype=np.float64), Xa @ Xa.T)
+        design = _MaskedDesign.of(Xa, masks, np.asarray(S, dtype=np.int64))
     S, US, it, converged, _ = _newton(Xa, masks, y, lam, require_smooth(loss), S, US, max_iter=max_iter,
                                       rtol=rtol, gtol=gtol, design=design)
     return S, US, it, converged
@@ -197,6 +197,15 @@ class _DenseDesign:
 
     def adjoint(self, theta: np.ndarray) -> np.ndarray:
         return self.A.T @ theta
+
+    def extend(self, A_add: np.ndarray, masks_add: np.ndarray) -> "_DenseDesign":
+        """The design with the groups of ``A_add`` (their explicit columns) appended; the Gram matrix
+        grows by a block column (no rebuild)."""
+        gram = None
+        if self.gram is not None:
+            cross = self.A.T @ A_add
+            gram = np.block([[self.gram, cross], [cross.T, A_add.T @ A_add]])
+        return _DenseDesign(np.hstack([self.A, A_add]), gram, self.d)
 
     def keep(self, keep: np.ndarray) -> "_DenseDesign":
         n, d = self.A.shape[0], self.d
@@ -234,6 +243,17 @@ class _MaskedDesign:
     def __init__(self, Xa: np.ndarray, Ms: np.ndarray, XXt: np.ndarray) -> None:
         self.Xa, self.Ms, self.XXt, self.d = Xa, Ms, XXt, Xa.shape[1]
         self.op = MaskedDesign(Xa, Ms, NUMPY)  # the masked products of the support's groups
+
+    @classmethod
+    def of(cls, Xa: np.ndarray, masks: np.ndarray, S: np.ndarray,
+           XXt: np.ndarray | None = None) -> "_MaskedDesign":
+        r"""The design of the groups ``S`` (``XXt`` = :math:`\tilde X\tilde X^\top`, computed when not given)."""
+        return cls(Xa, np.ascontiguousarray(np.asarray(masks)[:, S], dtype=np.float64),
+                   Xa @ Xa.T if XXt is None else XXt)
+
+    def extend(self, A_add: np.ndarray, masks_add: np.ndarray) -> "_MaskedDesign":
+        """The design with the groups of masks ``masks_add`` appended (``A_add`` is not needed)."""
+        return _MaskedDesign(self.Xa, np.hstack([self.Ms, np.asarray(masks_add, dtype=np.float64)]), self.XXt)
 
     def fit(self, u: np.ndarray) -> np.ndarray:
         return self.op.fit(u.reshape(self.Ms.shape[1], self.d))
@@ -317,6 +337,7 @@ def woodbury_newton_step(Xa: np.ndarray, Ms: np.ndarray, w: np.ndarray, r: np.nd
     k = Ms.shape[1]
     if XXt is None:
         XXt = Xa @ Xa.T
+    op = MaskedDesign(Xa, Ms, NUMPY)  # sum_i A_i v_i and (A_i^T s)_i
     sw = np.sqrt(np.maximum(w, 0.0))
     G = sw[:, None] * (Ms * (Xa @ uh.T))              # columns W^(1/2) A_i u^_i
     # K = K0 - G diag(r) G^T with K0 = I + W^(1/2) (XXt o (M_S diag(r) M_S^T)) W^(1/2); with
@@ -336,8 +357,7 @@ def woodbury_newton_step(Xa: np.ndarray, Ms: np.ndarray, w: np.ndarray, r: np.nd
         raise np.linalg.LinAlgError("the Woodbury elimination of the Newton system is singular") from None
 
     def apply_h(v: np.ndarray) -> np.ndarray:
-        z = np.einsum("nk,nk->n", Ms, Xa @ v.T)
-        Hv = (Ms * (w * z)[:, None]).T @ Xa
+        Hv = op.adjoint(w * op.fit(v))
         a = np.einsum("kd,kd->k", uh, v)
         Hv += (v - uh * a[:, None]) / r[:, None]
         return Hv
@@ -345,13 +365,13 @@ def woodbury_newton_step(Xa: np.ndarray, Ms: np.ndarray, w: np.ndarray, r: np.nd
     def solve_once(rhs: np.ndarray) -> np.ndarray:
         a_g = np.einsum("kd,kd->k", uh, rhs)
         Pg = (rhs - uh * a_g[:, None]) * r[:, None]
-        b1 = sw * np.einsum("nk,nk->n", Ms, Xa @ Pg.T)
+        b1 = sw * op.fit(Pg)
         Lb = scipy.linalg.solve_triangular(L, b1, lower=True, check_finite=False)
         beta = scipy.linalg.cho_solve(cS, a_g - Y.T @ Lb, check_finite=False)
         t = scipy.linalg.solve_triangular(L, Lb + Y @ beta, lower=True, trans="T", check_finite=False)
         alpha = beta - r * (G.T @ t)
         s = sw * t
-        q = rhs - (Ms * s[:, None]).T @ Xa
+        q = rhs - op.adjoint(s)
         a_q = np.einsum("kd,kd->k", uh, q)
         return (q - uh * a_q[:, None]) * r[:, None] + uh * alpha[:, None]
 
@@ -558,15 +578,29 @@ def polish_step_flops(n: int, k: int, d: int, quadratic: bool, *, max_vars: int 
 POLISH_NEWTON_STEPS = 15.0
 #: :func:`handover_rule`: R-FISTA iterations before the first hand-over test.
 HANDOVER_MIN_ITERATIONS = 30
-#: :func:`handover_rule`'s time model (one core of the benchmark machine): flop rate of the Newton
-#: steps' dense kernels, seconds of overhead per Newton step (line search, certificate, column
-#: generation, spread over the steps), and R-FISTA's rate and overheads per iteration and per
-#: pattern of its working set (as :mod:`convexnn.solvers.gated_ipm`'s cost models).
+#: Time model of the first-order phase and the polish (one core of the benchmark machine), used by
+#: :func:`handover_rule` and the cost models of :mod:`convexnn.solvers.gated_ipm`: flop rate of the
+#: Newton steps' dense kernels, seconds of overhead per Newton step (line search, certificate, column
+#: generation, spread over the steps); R-FISTA's rate for its masked products counted as
+#: ``4 n d' P`` per iteration (its working sets touch fewer groups), and its overheads per iteration
+#: and per pattern of its working set (measured 20 us at P = 6, 90 us at P = 100).
 _NEWTON_FLOP_RATE = 2.0e10
 _NEWTON_STEP_SECONDS = 3e-4
 _FISTA_FLOP_RATE = 3.0e10
 _FISTA_ITER_SECONDS = 2e-5
 _FISTA_PATTERN_SECONDS = 7e-7
+
+
+def fista_iteration_seconds(n: int, d: int, patterns: int) -> float:
+    """Modelled seconds of one R-FISTA iteration over ``patterns`` patterns: its two masked products
+    (``4 n d' P`` flops) plus the fixed and per-pattern overheads."""
+    return 4.0 * n * d * patterns / _FISTA_FLOP_RATE + _FISTA_ITER_SECONDS + _FISTA_PATTERN_SECONDS * patterns
+
+
+def newton_step_seconds(n: int, k: int, d: int, quadratic: bool) -> float:
+    """Modelled seconds of one Newton step of the polish on ``k`` groups (:func:`polish_step_flops`
+    plus the per-step overhead); ``inf`` when the support is too large for the polish."""
+    return polish_step_flops(n, k, d, quadratic) / _NEWTON_FLOP_RATE + _NEWTON_STEP_SECONDS
 
 
 def handover_rule(n: int, d: int, P: int, quadratic: bool, expected_iterations: float, target: float, *,
@@ -587,7 +621,7 @@ def handover_rule(n: int, d: int, P: int, quadratic: bool, expected_iterations: 
     overheads -- would take longer than
     ``newton_steps`` (:data:`POLISH_NEWTON_STEPS`) Newton steps of the polish on
     :math:`\max(k, \text{expected\_support})` groups (``k`` nonzero now;
-    :func:`polish_step_flops` plus a per-step overhead), or when the iterations already spent
+    :func:`newton_step_seconds`), or when the iterations already spent
     took that long (rent or buy: the first-order phase never costs much more than a polish from
     a rough start). The time model is deterministic (flop counts, not clocks): the same problem
     hands over at the same iteration. A support too large for the polish never hands over; nor
@@ -623,15 +657,11 @@ def handover_rule(n: int, d: int, P: int, quadratic: bool, expected_iterations: 
         hist.append((iterations, float(np.log(rel_gap))))
         if iterations < HANDOVER_MIN_ITERATIONS or rel_gap <= target:
             return False
-        flops = polish_step_flops(n, max(k, expected_support, 1), d, quadratic)
-        if not np.isfinite(flops):
+        polish = steps * newton_step_seconds(n, max(k, expected_support, 1), d, quadratic)
+        if not np.isfinite(polish):
             return False
-        polish = steps * (flops / _NEWTON_FLOP_RATE + _NEWTON_STEP_SECONDS)
-        def per_it(ws: int) -> float:
-            return 4.0 * n * d * ws / _FISTA_FLOP_RATE + _FISTA_ITER_SECONDS + _FISTA_PATTERN_SECONDS * ws
-
         ws = P if working_set is None else working_set
-        if iterations * per_it(ws) >= polish:
+        if iterations * fista_iteration_seconds(n, d, ws) >= polish:
             return True
         remaining = expected_iterations - iterations
         if not quadratic:  # the model was fitted on squared-loss cells: the extrapolation as well
@@ -640,7 +670,7 @@ def handover_rule(n: int, d: int, P: int, quadratic: bool, expected_iterations: 
             if rate > 0.0:
                 remaining = min(remaining, (hist[-1][1] - float(np.log(target))) / rate)
         # the iterations to come run on a working set at least as large as the expected support
-        return remaining * per_it(max(ws, min(P, expected_support))) >= polish
+        return remaining * fista_iteration_seconds(n, d, max(ws, min(P, expected_support))) >= polish
 
     return handover
 
@@ -714,7 +744,6 @@ def solve_gated_active_set(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam
         raise InputError(f"linear_algebra must be 'auto', 'dense' or 'woodbury'; got {linear_algebra!r}.")
     n = Xa.shape[0]
     design: _DenseDesign | _MaskedDesign | None = None
-    XXt: np.ndarray | None = None
     gtol = 1e-9  # Newton stationarity target (relative to lam), tightened when the certificate asks for it
     viol_out = 0.0
     while rounds < max_rounds:
@@ -730,9 +759,7 @@ def solve_gated_active_set(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam
         if design is not None and design.kind != mode:
             design = None
         if mode == "woodbury" and design is None:
-            if XXt is None:
-                XXt = Xa @ Xa.T
-            design = _MaskedDesign(Xa, np.ascontiguousarray(masks[:, S], dtype=np.float64), XXt)
+            design = _MaskedDesign.of(Xa, masks, S)
         rounds += 1
         # while groups outside the support are violated by viol_out (relative to lam), the
         # restricted program needs no more accuracy than a fraction of that (inexact rounds)
@@ -768,16 +795,8 @@ def solve_gated_active_set(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam
         Li = np.array([np.linalg.norm(G[:, j, :], 2) ** 2 for j in range(len(viol))])
         B = np.einsum("n,nmd->md", theta, G)
         U[viol] = -(1.0 - lam / c[viol])[:, None] * B / np.maximum(Li, 1e-300)[:, None]
-        # the new groups go last: A_S and its Gram matrix grow by a block column (no rebuild)
-        if isinstance(design, _DenseDesign):
-            A_old, gram_old = design.A, design.gram
-            gram_new = None
-            if gram_old is not None:
-                cross = A_old.T @ A_add
-                gram_new = np.block([[gram_old, cross], [cross.T, A_add.T @ A_add]])
-            design = _DenseDesign(np.hstack([A_old, A_add]), gram_new, d)
-        else:
-            design = None  # the masks of the new support are taken in the next round
+        # the new groups go last: the restricted design grows by their columns (no rebuild)
+        design = design.extend(A_add, masks[:, viol])
         S = np.concatenate([S, viol])
     primal, dual, rel, _, _ = best
     return GatedPolishResult(bestU, primal, dual, rel, rel <= tol, reason, rounds, newton_its, len(S), history)

@@ -52,10 +52,10 @@ from convexnn.solvers.block_ipm import iteration_flops as ipm_iteration_flops
 from convexnn.solvers.block_ipm import solve_block_ipm, warm_start
 from convexnn.solvers.gap import GapResult, gated_gap, lam_max_op, require_smooth
 from convexnn.solvers.gated_active_set import (
-    _NEWTON_STEP_SECONDS,
     HANDOVER_MIN_ITERATIONS,
     POLISH_NEWTON_STEPS,
-    polish_step_flops,
+    fista_iteration_seconds,
+    newton_step_seconds,
 )
 from convexnn.solvers.operators import MaskedDesign
 from convexnn.solvers.protocol import Solver
@@ -254,11 +254,9 @@ def lam_ratio(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float, loss
 
 # ---------------------------------------------------------------------------------------- cost models
 #: Effective flop rate (flop/s) of the dense kernels (BLAS-3 products and Cholesky) of the interior
-#: point and the Newton polish on one core of the benchmark machine (``bench/bench_matrix.py``).
+#: point on one core of the benchmark machine (``bench/bench_matrix.py``; the Newton polish's time
+#: model is :func:`convexnn.solvers.gated_active_set.newton_step_seconds`).
 FLOP_RATE = 2.0e10
-#: Effective flop rate of R-FISTA's masked products counted as ``4 n d' P`` per iteration (its
-#: working sets touch fewer groups).
-_FISTA_FLOP_RATE = 3.0e10
 #: Seconds of Python / numpy overhead per interior-point iteration (~40 small array operations) and
 #: per block and iteration (the ``(k, d'+1, d'+1)`` cone scalings); measured 0.45 ms at 6 blocks,
 #: 2.6 ms at 91.
@@ -266,10 +264,6 @@ _IPM_ITER_SECONDS = 3e-4
 _IPM_BLOCK_SECONDS = 2.5e-5
 #: Interior-point iterations of one cold restricted solve (10-15 measured at ``eps = 1e-10``).
 _IPM_ITERS = 14
-#: Seconds of overhead per R-FISTA iteration besides its two masked products, and per pattern
-#: (measured 20 us at P = 6, 90 us at P = 100).
-_FISTA_ITER_SECONDS = 2e-5
-_FISTA_PATTERN_SECONDS = 7e-7
 #: ``method="auto"`` hands a C-GReLU program from R-FISTA to the block interior point only when the
 #: cost models predict it at least this much faster (a margin for their error) ...
 AUTO_IPM_SPEEDUP = 1.5
@@ -301,18 +295,15 @@ def estimate_fista_seconds(n: int, d: int, P: int, ratio: float, quadratic: bool
     hands over early (:func:`convexnn.solvers.gated_active_set.handover_rule`) and the polish
     takes :data:`~convexnn.solvers.gated_active_set.POLISH_NEWTON_STEPS` steps from a rough
     start; the estimate is the smaller of the two. A Newton step costs
-    :func:`~convexnn.solvers.gated_active_set.polish_step_flops` (dense Cholesky or the
-    Sherman--Morrison--Woodbury solve, whichever is cheaper) at :data:`FLOP_RATE` plus the
-    per-step overhead of the hand-over rule; a support too large for the polish leaves R-FISTA
+    :func:`~convexnn.solvers.gated_active_set.newton_step_seconds` (dense Cholesky or the
+    Sherman--Morrison--Woodbury solve, whichever is cheaper, plus the per-step overhead; the same
+    time model as the hand-over rule's); a support too large for the polish leaves R-FISTA
     alone."""
-    per_it = 4.0 * n * d * P / _FISTA_FLOP_RATE + _FISTA_ITER_SECONDS + _FISTA_PATTERN_SECONDS * P
-    its = fista_iterations(ratio)
-    t = its * per_it
-    k = support_size(ratio, P, n, d)
-    flops = polish_step_flops(n, k, d, quadratic)
-    if not np.isfinite(flops):
+    per_it = fista_iteration_seconds(n, d, P)
+    t = fista_iterations(ratio) * per_it
+    step = newton_step_seconds(n, support_size(ratio, P, n, d), d, quadratic)
+    if not np.isfinite(step):
         return t
-    step = flops / FLOP_RATE + _NEWTON_STEP_SECONDS
     early = HANDOVER_MIN_ITERATIONS * per_it + POLISH_NEWTON_STEPS * step
     return min(t + 4.0 * step, early)
 
@@ -328,8 +319,7 @@ def estimate_ipm_seconds(n: int, d: int, P: int, ratio: float, quadratic: bool,
         k, t, its = P, 0.0, _IPM_ITERS
     else:
         k = min(P, 2 * support_size(ratio, P, n, d))
-        t = min(fista_iterations(ratio) / 3.0, 500.0) * (4.0 * n * d * P / _FISTA_FLOP_RATE + _FISTA_ITER_SECONDS
-                                                          + _FISTA_PATTERN_SECONDS * P)
+        t = min(fista_iterations(ratio) / 3.0, 500.0) * fista_iteration_seconds(n, d, P)
         its = 1.5 * _IPM_ITERS
     flops, wood = ipm_iteration_flops(n, k, d, quadratic)
     setup = n * float(k * d) ** 2 if quadratic and not wood else 0.0
