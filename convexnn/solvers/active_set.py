@@ -260,10 +260,8 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
     accept = max(_IPM_ACCEPT, float(eps), 0.0 if accept is None else float(accept))
     if solver == "ipm" and rows_per_block is None:
         mk, sg = masks[:, [i for _, i in blocks]], np.array([1.0 - 2.0 * b for b, _ in blocks])
-        quad = bool(getattr(loss, "unit_curvature", False))
-        gram = None
-        if gram_cache is not None and quad and not iteration_flops(n, k, d, quad)[1]:
-            gram = gram_cache.gram(np.array([i for _, i in blocks]), sg)
+        pids = np.array([i for _, i in blocks])
+        gram_of = None if gram_cache is None else (lambda which: gram_cache.of(pids[which]))
         r = None
         if warm is not None:
             # warm start from an interior iterate of the previous round (kept blocks keep theirs);
@@ -272,12 +270,12 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
             start = (warm[0]["last"] if resume and warm[1] == blocks and "last" in warm[0]
                      else warm_start(warm[0], warm[1], blocks, n, d, lam))
             r = solve_block_ipm(Xa, mk, sg, y, lam, loss, cones=True, eps=eps, max_iter=max(max_iter, 150),
-                                start=start, gram=gram)
+                                start=start, gram_of=gram_of)
             if max(r.gap, r.pres, r.dres) > accept:
                 r = None
         if r is None:
             r = solve_block_ipm(Xa, mk, sg, y, lam, loss, cones=True, eps=eps, max_iter=max(max_iter, 150),
-                                gram=gram)
+                                gram_of=gram_of)
         if max(r.gap, r.pres, r.dres) <= accept:
             for b, (row, i) in enumerate(blocks):
                 (V if row == 0 else W)[i] = r.X[b]

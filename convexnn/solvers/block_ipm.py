@@ -40,10 +40,17 @@ system in :math:`(x, \tau)`
 :math:`\operatorname{blkdiag}_b(X_a^\top \operatorname{diag}(z_b / s_b) X_a)` (:math:`S_b^2 = 1`),
 all ``k`` blocks in one ``(k, n) x (n, d'(d'+1)/2)`` matrix product. Each :math:`\tau_b` couples only to
 :math:`x_b` through the ``(d'+1) x (d'+1)`` block of :math:`W_{\mathcal Q}^{-2}` and is eliminated
-by a per-block Schur complement, so each iteration factorizes one dense ``k d' x k d'`` matrix by
-Cholesky (the Gram matrix :math:`F^\top F` is formed once for the squared loss). The
-``k n`` cone rows cost :math:`O(k n d'^2/2)` per iteration (the symmetric products
-:math:`x_jx_j^\top`, upper triangle only) and never enter a factorization.
+by a per-block Schur complement, so each iteration factorizes one dense matrix by Cholesky (the
+Gram matrix is formed once for the squared loss). The ``k n`` cone rows cost
+:math:`O(k n d'^2/2)` per iteration (the symmetric products :math:`x_jx_j^\top`, upper triangle
+only) and never enter a factorization.
+
+**Blocks of one pattern.** The :math:`v_i` and :math:`w_i` of C-ReLU share their columns of
+:math:`F` up to sign, so the loss term depends on :math:`v_i - w_i` only: the dense system is
+solved over *units* (a block alone, or the two blocks of one pattern), with the second block of a
+pair eliminated by a ``d' x d'`` Schur complement (:class:`_UnitSystem`). The dense matrix has one
+``d'`` block per unit, ``u d' x u d'``: a working set holding both blocks of every pattern
+factorizes a matrix of half the size (one eighth of the flops).
 
 **Memory of large working sets.** With the squared loss :math:`F` itself is never formed (``n x k
 d'``: 7.5 GB at :math:`n = 10^5` with 184 blocks of :math:`d' = 51`): :math:`(F^\top F)_{bc} =
@@ -51,13 +58,15 @@ d'``: 7.5 GB at :math:`n = 10^5` with 184 blocks of :math:`d' = 51`): :math:`(F^
 so :func:`pattern_gram` computes it over the distinct patterns (the :math:`v_i` and :math:`w_i` of C-ReLU
 share one) by products over blocks of rows, and :class:`PatternGram` keeps it across the working
 sets of a polish (only the patterns new to a working set cost products with the data). The dense
-factorization overwrites the reduced matrix in place (one ``k d' x k d'`` copy less per
-iteration); the refinement step multiplies with the triangle the factor leaves intact.
+factorization overwrites the reduced matrix in place, in one buffer kept for the whole solve (a
+fresh ``u d' x u d'`` array per iteration paid its page faults every time: 1.5 s at
+``u d' = 9384`` on the benchmark's virtual machine); the refinement step multiplies with the
+triangle the factor leaves intact.
 A general conic solver (Clarabel) factorizes the sparse KKT system with all ``k n`` rows instead.
 
 **Few samples, many blocks.** :math:`F^\top\operatorname{diag}(f'')F` has rank at most ``n``;
-when that is cheaper by flop count (:func:`iteration_flops`: :math:`n^2kd'` for the symmetric
-rank-``kd'`` update against :math:`(kd')^3/3` for the dense Cholesky) the reduced matrix is solved
+when that is cheaper by flop count (:func:`iteration_flops`: :math:`n^2ud'` for the symmetric
+rank-``ud'`` update against :math:`(ud')^3/3` for the dense Cholesky) the reduced matrix is solved
 by the Sherman--Morrison--Woodbury identity on its block-diagonal part (``k`` factorizations of size
 ``d'`` and one of size ``n``; the two blocks :math:`v_i`, :math:`w_i` of one pattern share
 :math:`F_b` up to sign, so their terms of the ``n x n`` capacitance matrix merge into one, see
@@ -98,7 +107,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import scipy.linalg
@@ -131,21 +140,25 @@ _DENSE_RATIO = 1.0
 _DENSE_RATIO_GATED = 4.0
 
 
-def iteration_flops(n: int, k: int, d: int, quadratic: bool) -> tuple[float, bool]:
+def iteration_flops(n: int, k: int, d: int, quadratic: bool, units: int | None = None) -> tuple[float, bool]:
     r"""Floating-point operations of one iteration on ``k`` blocks of ``d`` variables, and whether
     the Sherman--Morrison--Woodbury solve is the cheaper one.
 
-    Dense: the Cholesky factorization of the ``k d x k d`` reduced matrix, :math:`(kd)^3/3`, and
-    for a non-quadratic loss the product :math:`F^\top\operatorname{diag}(f'')F`, :math:`n(kd)^2`
-    (symmetric). Woodbury: :math:`H^\top H` with :math:`H` of size ``k d x n``, :math:`n^2kd`
-    (symmetric rank-``kd`` update), the Cholesky of size ``n``, :math:`n^3/3`, the ``k`` block
+    ``units``: the distinct patterns of the blocks, counting a pattern shared by two blocks (the
+    :math:`v_i`, :math:`w_i` of C-ReLU) once (:class:`_UnitSystem`; default ``k``). With
+    :math:`u` = ``units``: dense: the Cholesky factorization of the ``u d x u d`` reduced matrix,
+    :math:`(ud)^3/3`, and for a non-quadratic loss the product
+    :math:`F_u^\top\operatorname{diag}(f'')F_u`, :math:`n(ud)^2` (symmetric). Woodbury:
+    :math:`H^\top H` with :math:`H` of ``u d`` merged rows and ``n`` columns, :math:`n^2ud`
+    (symmetric rank update), the Cholesky of size ``n``, :math:`n^3/3`, the ``k`` block
     products :math:`2knd^2` and the refinement steps with :math:`F`. Both add the residuals,
     :math:`O(nkd)`, and the ``k`` per-block ``d x d`` terms.
     """
     nx = float(k * d)
+    nu = float((k if units is None else units) * d)
     base = 12.0 * n * nx + 40.0 * k * d ** 3
-    dense = nx ** 3 / 3.0 + 6.0 * nx ** 2 + (0.0 if quadratic else n * nx ** 2)
-    wood = n * n * nx + n ** 3 / 3.0 + 2.0 * k * n * d * d + 16.0 * n * nx
+    dense = nu ** 3 / 3.0 + 6.0 * nu ** 2 + (0.0 if quadratic else n * nu ** 2)
+    wood = n * n * nu + n ** 3 / 3.0 + 2.0 * k * n * d * d + 16.0 * n * nx
     return base + min(dense, wood), wood < dense
 
 
@@ -225,9 +238,9 @@ class PatternGram:
     r"""The pattern blocks :math:`X_a^\top\operatorname{diag}(m_p\circ m_q)X_a` of a sequence of
     working sets, each computed once (:func:`pattern_gram`).
 
-    Successive working sets of the active-set polish overlap; :meth:`gram` returns :math:`F^\top F`
-    of the blocks ``(sigma_b, pattern_b)`` asked for, computing only the rows of the patterns not
-    seen before (against all the patterns kept) and keeping only the patterns of the last request.
+    Successive working sets of the active-set polish overlap; :meth:`of` returns the Gram matrix of
+    the patterns asked for, computing only the rows of the patterns not seen before (against all the
+    patterns kept) and keeping only the patterns of the last request.
     """
 
     def __init__(self, Xa: np.ndarray, masks: np.ndarray):
@@ -236,8 +249,9 @@ class PatternGram:
         self.ids = np.zeros(0, dtype=np.int64)
         self.G = np.zeros((0, 0))
 
-    def gram(self, patterns: np.ndarray, sigma: np.ndarray) -> np.ndarray:
-        r""":math:`F^\top F` (``k d' x k d'``) of the blocks with these pattern indices and signs."""
+    def of(self, patterns: np.ndarray) -> np.ndarray:
+        r"""The Gram matrix :math:`X_a^\top\operatorname{diag}(m_p\circ m_q)X_a` of these pattern
+        indices (``(u d', u d')``, in their order, repeats allowed)."""
         d = self.Xa.shape[1]
         patterns = np.asarray(patterns, dtype=np.int64)
         want = np.unique(patterns)
@@ -260,11 +274,7 @@ class PatternGram:
         order = np.argsort(self.ids)
         pos = order[np.searchsorted(self.ids, patterns, sorter=order)]
         cols = (pos[:, None] * d + np.arange(d)).ravel()
-        sg = np.repeat(np.asarray(sigma, dtype=np.float64), d)
-        out = self.G[np.ix_(cols, cols)]
-        out *= sg[:, None]
-        out *= sg[None, :]
-        return out
+        return self.G[np.ix_(cols, cols)]
 
 
 def _distinct_patterns(Mk: np.ndarray) -> list[list[int]]:
@@ -289,14 +299,102 @@ def _pattern_groups(Mk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return single, pairs[:, 0], pairs[:, 1]
 
 
-def _block_gram(Xa: np.ndarray, Mk: np.ndarray, sig: np.ndarray) -> np.ndarray:
-    r""":math:`F^\top F` of the blocks with masks ``Mk`` and signs ``sig``, each distinct pattern's
-    products computed once (:class:`PatternGram`)."""
-    groups = _distinct_patterns(Mk)
-    which = np.empty(Mk.shape[1], dtype=np.int64)
-    for j, g in enumerate(groups):
-        which[g] = j
-    return PatternGram(Xa, Mk[:, [g[0] for g in groups]]).gram(which, sig)
+def _units(Mk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The *units* of the dense solve: every block alone, or two blocks of one pattern together (the
+    :math:`v_i` and :math:`w_i` of C-ReLU; blocks of a pattern shared more than twice are paired two
+    by two). Returns ``(first, second)`` block indices per unit (``second`` -1 for a unit of one block),
+    ordered by their first block; without shared patterns ``first`` is ``0 .. k-1``."""
+    first, second = [], []
+    for g in _distinct_patterns(Mk):
+        for a in range(0, len(g), 2):
+            first.append(g[a])
+            second.append(g[a + 1] if a + 1 < len(g) else -1)
+    order = np.argsort(first, kind="stable")
+    return np.asarray(first, dtype=np.int64)[order], np.asarray(second, dtype=np.int64)[order]
+
+
+class _UnitSystem:
+    r"""The dense reduced system :math:`(B + F^\top\operatorname{diag}(f'')F)\,x = r` solved over units.
+
+    :math:`B = \operatorname{blkdiag}(B_b)` (the cone and second-order-cone terms) and
+    :math:`F = F_u E`: :math:`F_u = [D_{i_u} X_a]_u` has one column block per unit and
+    :math:`(Ex)_u = \sum_{b \in u}\sigma_b x_b =: p_u`, because the blocks of one unit share their
+    pattern. With :math:`G = F_u^\top\operatorname{diag}(f'')F_u` and the block-diagonal
+    :math:`S = EB^{-1}E^\top`, eliminating :math:`x = B^{-1}(r - E^\top Gp)` leaves
+
+    .. math::
+
+        (G + S^{-1})\,p = S^{-1}EB^{-1}r ,
+
+    a dense system of one ``d'`` block per unit instead of per block. For a unit of one block
+    :math:`S_u^{-1} = B_b` and :math:`x_b = \sigma_b p_u` (the plain reduced system up to signs); for
+    a pair :math:`(a, b)` with :math:`C = B_a + B_b = LL^\top`,
+    :math:`S_u^{-1} = (B_a^{-1} + B_b^{-1})^{-1} = B_aC^{-1}B_b`, its right-hand side
+    :math:`\sigma_aB_bC^{-1}r_a + \sigma_bB_aC^{-1}r_b`, and the blocks are recovered through
+    :math:`C` (never through :math:`B_a^{-1}` or :math:`B_b^{-1}`, which are nearly singular near the
+    end): :math:`x_b = \sigma_bC^{-1}(B_ap_u - \sigma_ar_a + \sigma_br_b)`,
+    :math:`x_a = \sigma_a(p_u - \sigma_bx_b)`. The dense factorization shrinks by a factor of up to 8
+    when every pattern of the working set carries both its blocks.
+    """
+
+    def __init__(self, first: np.ndarray, second: np.ndarray, sig: np.ndarray):
+        self.first, self.m = first, first.size
+        self.one = np.flatnonzero(second < 0)
+        self.two = np.flatnonzero(second >= 0)
+        self.a, self.b = first[self.two], second[self.two]
+        self.s1, self.sa, self.sb = sig[first], sig[self.a], sig[self.b]
+        self.paired = self.two.size > 0
+        self.Sinv = None
+
+    def schur(self, Bd: np.ndarray) -> np.ndarray:
+        """:math:`S^{-1}` per unit, ``(m, d', d')``, for the blocks ``Bd`` of :math:`B`."""
+        if not self.paired:
+            self.Sinv = Bd[self.first]  # a copy (fancy indexing): Bd itself is not modified
+            return self.Sinv
+        Ba, Bb = Bd[self.a], Bd[self.b]
+        Li = np.linalg.inv(_block_cholesky(Ba + Bb))  # L^{-1} with L L^T = C
+        M1, M2 = np.matmul(Li, Ba), np.matmul(Li, Bb)
+        S = np.empty((self.m,) + Bd.shape[1:])
+        S[self.one] = Bd[self.first[self.one]]
+        P = np.matmul(np.swapaxes(M1, 1, 2), M2)
+        S[self.two] = 0.5 * (P + np.swapaxes(P, 1, 2))
+        self.Sinv, self._Li, self._M1, self._M2, self._Ba = S, Li, M1, M2, Ba
+        return S
+
+    def reduce(self, x: np.ndarray) -> np.ndarray:
+        """:math:`p = Ex`, ``(m, d')`` from ``(k, d')``."""
+        p = x[self.first] * self.s1[:, None]
+        if self.paired:
+            p[self.two] += x[self.b] * self.sb[:, None]
+        return p
+
+    def expand(self, q: np.ndarray, k: int) -> np.ndarray:
+        r""":math:`E^\top q`, ``(k, d')`` from ``(m, d')``."""
+        out = np.empty((k, q.shape[1]))
+        out[self.first] = q * self.s1[:, None]
+        if self.paired:
+            out[self.b] = q[self.two] * self.sb[:, None]
+        return out
+
+    def rhs(self, r: np.ndarray) -> np.ndarray:
+        r""":math:`S^{-1}EB^{-1}r`, ``(m, d')`` from ``(k, d')``."""
+        out = r[self.first] * self.s1[:, None]
+        if self.paired:
+            ya, yb = _bmv(self._Li, r[self.a]), _bmv(self._Li, r[self.b])
+            out[self.two] = (_bmtv(self._M2, ya) * self.sa[:, None] + _bmtv(self._M1, yb) * self.sb[:, None])
+        return out
+
+    def back(self, p: np.ndarray, r: np.ndarray, k: int) -> np.ndarray:
+        """The blocks ``x`` ``(k, d')`` from the unit solution ``p`` and the right-hand side ``r``."""
+        x = np.empty((k, p.shape[1]))
+        x[self.first] = p * self.s1[:, None]
+        if self.paired:
+            pu = p[self.two]
+            t = _bmv(self._Ba, pu) - r[self.a] * self.sa[:, None] + r[self.b] * self.sb[:, None]
+            xb = _bmtv(self._Li, _bmv(self._Li, t)) * self.sb[:, None]  # C^{-1} = L^{-T} L^{-1}
+            x[self.b] = xb
+            x[self.a] = (pu - xb * self.sb[:, None]) * self.sa[:, None]
+        return x
 
 
 def _merged_rows(H: np.ndarray, Li: np.ndarray, Fw: np.ndarray,
@@ -548,7 +646,7 @@ def _symv_kept(A: np.ndarray, x: np.ndarray, diag: np.ndarray) -> np.ndarray:
 
 def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.ndarray, lam: float,
                     loss: Loss, *, cones: bool = True, eps: float = 1e-10, max_iter: int = 100,
-                    gram: np.ndarray | None = None, start: dict | None = None,
+                    gram_of: Callable[[np.ndarray], np.ndarray] | None = None, start: dict | None = None,
                     warm_level: float = 1.0, low_rank: bool | None = None) -> BlockIPMResult:
     r"""Solve the restricted program of the module docstring by the block-structured interior point.
 
@@ -569,8 +667,12 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
     eps : float
         Target relative gap and residuals.
     max_iter : int
-    gram : ndarray, shape (k d', k d'), optional
-        :math:`F^\top F` when the caller has it (squared loss).
+    gram_of : callable, optional
+        Squared loss, dense solve: ``gram_of(blocks)`` returns the Gram matrix
+        :math:`X_a^\top\operatorname{diag}(m_{i_b}\circ m_{i_c})X_a` of the patterns of the given
+        blocks (``(len(blocks) d', len(blocks) d')``, no signs), e.g. from a :class:`PatternGram`
+        kept by the caller; default: computed from the data (:func:`pattern_gram`). It is asked for
+        once per solve, for one block of each unit (:class:`_UnitSystem`).
     start : dict, optional
         A strictly interior starting iterate (keys as :attr:`BlockIPMResult.state`: ``X``,
         ``tau``, ``sq``, ``zq`` in the cone interiors, ``sl``, ``zl`` > 0) instead of the cold
@@ -609,14 +711,29 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
         return BlockIPMResult(np.zeros((0, d)), np.zeros((n, 0)), 0, "optimal", 0.0, 0.0, 0.0,
                               float(loss.value_on(NUMPY, np.zeros(n), y)), time.perf_counter() - t0)
     quad = bool(loss.unit_curvature)
-    if low_rank is None:
-        low_rank = iteration_flops(n, k, d, quad)[1]
-    low_rank = bool(low_rank)
-    # F = [sigma_b D_b X_a] (n x k d') only where it is used: the Woodbury solve and the curvature
-    # products of a non-quadratic loss; the squared loss needs its Gram matrix only, by patterns
-    F = (Fc[:, :, None] * Xa[:, None, :]).reshape(n, nx) if (low_rank or not quad) else None
-    if quad and gram is None and not low_rank:
-        gram = _block_gram(Xa, Mk, sig)
+    # the dense solve runs over units (one block, or the two blocks of one pattern), see _UnitSystem
+    us = _UnitSystem(*_units(Mk), sig)
+    nux = us.m * d
+    flops, cheaper_low_rank = iteration_flops(n, k, d, quad, us.m)
+    low_rank = cheaper_low_rank if low_rank is None else bool(low_rank)
+    # F = [sigma_b D_b X_a] (n x k d') only for the Woodbury solve; the dense solve needs the unit
+    # Gram matrix G (squared loss, by patterns, never forming F) or F_u (the curvature products of a
+    # non-quadratic loss), each formed when first needed
+    F = (Fc[:, :, None] * Xa[:, None, :]).reshape(n, nx) if low_rank else None
+    gram = None
+    Fu = None
+
+    def unit_design() -> np.ndarray:
+        nonlocal Fu
+        if Fu is None:
+            Fu = (Mk[:, us.first, None] * Xa[:, None, :]).reshape(n, nux)
+        return Fu
+
+    def unit_gram() -> np.ndarray:
+        nonlocal gram
+        if gram is None:
+            gram = (gram_of(us.first) if gram_of is not None else pattern_gram(Xa, Mk[:, us.first]))
+        return gram
     Sk = 2.0 * Mk - 1.0 if cones else np.zeros((n, 0))
     # products x_j x_j^T of the cone terms, upper triangle only (the d' x d' blocks are symmetric)
     iu = np.triu_indices(d)
@@ -625,11 +742,9 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
     nl = Sk.size
     nu = nl + k  # degree of the cone
     # a dense factorization costs more than _DENSE_RATIO(_GATED) Woodbury iterations
-    dense_costly = low_rank and nx ** 3 / 3.0 > ((_DENSE_RATIO if cones else _DENSE_RATIO_GATED)
-                                                 * iteration_flops(n, k, d, quad)[0])
+    dense_costly = low_rank and nux ** 3 / 3.0 > (_DENSE_RATIO if cones else _DENSE_RATIO_GATED) * flops
     dense_stop = False
-    n_correctors = (_CORRECTORS if not cones or iteration_flops(n, k, d, quad)[0] >= _CORRECTOR_MIN_FLOPS
-                    else 0)
+    n_correctors = _CORRECTORS if not cones or flops >= _CORRECTOR_MIN_FLOPS else 0
     Ft = F.reshape(n, k, d).transpose(1, 2, 0) if low_rank else None  # (k, d, n): the blocks of F^T
     Fsq = np.einsum("ij,ij->i", F, F) if low_rank else None  # row norms^2 of F (traces)
     # blocks of the same pattern (the v_i and w_i of C-ReLU): their terms of H^T H share F_b up to sign
@@ -661,9 +776,11 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
             u -= H0 @ _cho_solve(c0, H0.T @ u)
             X = np.einsum("ji,kj->ki", L0i, u.reshape(k, d))
         else:
-            K0 = gram.copy() if quad else (F * w0[:, None]).T @ F
-            K0.reshape(k, d, k, d)[np.arange(k), :, np.arange(k), :] += B0
-            X = _cho_solve(_cho_factor(K0, overwrite=True), r0).reshape(k, d)
+            K0 = unit_gram().copy() if quad else (unit_design() * w0[:, None]).T @ unit_design()
+            K0.reshape(us.m, d, us.m, d)[np.arange(us.m), :, np.arange(us.m), :] += us.schur(B0)
+            R0 = r0.reshape(k, d)
+            p0 = _cho_solve(_cho_factor(K0, overwrite=True), us.rhs(R0).reshape(nux))
+            X = us.back(p0.reshape(us.m, d), R0, k)
     except (np.linalg.LinAlgError, ValueError):
         X = np.zeros((k, d))
     tau = np.full(k, -lam)
@@ -718,6 +835,9 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
     best = None
     since, mark = 0, np.inf
     status = "max_iter"
+    # the dense reduced matrix of every iteration lives in one buffer: a fresh (u d')^2 array per
+    # iteration costs its page faults each time (0.1-1.5 s at u d' ~ 10^4 on a virtual machine)
+    Kbuf = None
     it = 0
     reg = 0.0
     while True:
@@ -769,34 +889,44 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
         wz = None if quad else np.asarray(loss.curvature_on(NUMPY, z, y), dtype=np.float64)
 
         def full_K() -> np.ndarray:
-            nonlocal gram
+            """The dense reduced matrix over units, :math:`G + S^{-1}` (:class:`_UnitSystem`), in the
+            solve's one buffer (the factorization overwrites it in every iteration)."""
+            nonlocal Kbuf
+            if Kbuf is None:
+                Kbuf = np.empty((nux, nux))
             if quad:
-                if gram is None:  # a dense fallback of the Woodbury solve: formed once
-                    gram = F.T @ F
-                K = gram.copy()
+                np.copyto(Kbuf, unit_gram())
             else:
-                K = (F * wz[:, None]).T @ F
-            K.reshape(k, d, k, d)[np.arange(k), :, np.arange(k), :] += Bd
-            return K
+                np.matmul((unit_design() * wz[:, None]).T, unit_design(), out=Kbuf)
+            Kbuf.reshape(us.m, d, us.m, d)[np.arange(us.m), :, np.arange(us.m), :] += us.Sinv
+            return Kbuf
 
         def kmul(x: np.ndarray) -> np.ndarray:
             if K is not None:
-                if fact is not None and fact[0] is K:  # factorized in place: its upper triangle is K's
-                    return _symv_kept(K, x, Kdiag)
-                return K @ x
+                xb = x.reshape(k, d)
+                p = us.reduce(xb).reshape(nux)
+                if quad:
+                    q = gram @ p
+                else:  # the kept triangle of G + S^{-1}, less S^{-1}
+                    q = (_symv_kept(K, p, Kdiag) if fact is not None and fact[0] is K else K @ p)
+                    q -= _bmv(us.Sinv, p.reshape(us.m, d)).reshape(nux)
+                return (_bmv(Bd, xb) + us.expand(q.reshape(us.m, d), k)).reshape(nx)
             Fx = F @ x
             if wz is not None:
                 Fx *= wz
             return F.T @ Fx + _bmv(Bd, x.reshape(k, d)).reshape(nx)
 
+        if not low_rank:
+            us.schur(Bd)
         K = None if low_rank else full_K()
         floored = False
-        diag = (np.arange(nx), np.arange(nx))
+        diag = (np.arange(nux), np.arange(nux))
         if K is not None:
             trace = float(np.trace(K))
+            base = max(trace / nux, 1e-300)
         else:
             trace = float(Fsq.sum() if wz is None else Fsq @ wz) + float(np.einsum("kii->", Bd))
-        base = max(trace / nx, 1e-300)
+            base = max(trace / nx, 1e-300)
         fact = None
         lr = None
         def woodbury(floor: float) -> tuple | None:
@@ -855,7 +985,9 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
 
         def ksolve(r: np.ndarray) -> np.ndarray:
             if lr is None:
-                return _cho_solve(fact, r)
+                R = r.reshape(k, d)
+                p = _cho_solve(fact, us.rhs(R).reshape(nux))
+                return us.back(p.reshape(us.m, d), R, k).reshape(nx)
             Li, H, cS = lr
             u = _bmv(Li, r.reshape(k, d)).reshape(nx)
             u -= H @ _cho_solve(cS, H.T @ u)
@@ -865,8 +997,11 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
 
         def dense() -> None:
             """The dense Cholesky factor of the reduced matrix (in place; its diagonal kept for kmul)."""
-            nonlocal K, Kdiag, fact, reg
-            K = full_K() if K is None else K
+            nonlocal K, Kdiag, fact, reg, base
+            if K is None:  # the Woodbury solve failed in this iteration
+                us.schur(Bd)
+                K = full_K()
+                base = max(float(np.trace(K)) / nux, 1e-300)
             Kdiag = K[diag].copy()
             fact, reg, K = _dense_factor(K, reg, diag, base, full_K)
 

@@ -412,9 +412,8 @@ def _explicit_gram(Xa, M, sig):
 @given(seed=st.integers(0, 10_000), n=st.integers(1, 40), d=st.integers(1, 5), P=st.integers(1, 8),
        chunk=st.sampled_from([8, 64, 2 ** 27]))
 def test_pattern_gram_cache_equals_the_explicit_gram(seed, n, d, P, chunk):
-    """Row-blocked pattern products, the cache across overlapping working sets (patterns repeated with
-    both signs, dropped, new) and the block expansion give F^T F exactly as defined, whatever the row
-    block size."""
+    """Row-blocked pattern products, the cache across overlapping working sets (patterns repeated,
+    dropped, new) and the block expansion give F^T F exactly as defined, whatever the row block size."""
     rng = np.random.default_rng(seed)
     Xa = rng.standard_normal((n, d))
     masks = rng.random((n, P)) < 0.5
@@ -425,9 +424,8 @@ def test_pattern_gram_cache_equals_the_explicit_gram(seed, n, d, P, chunk):
         for _ in range(3):
             k = int(rng.integers(1, 2 * P + 1))
             pats = rng.integers(0, P, size=k)
-            sig = rng.choice([-1.0, 1.0], size=k)
-            G = cache.gram(pats, sig)
-            ref = _explicit_gram(Xa, masks[:, pats].astype(float), sig)
+            G = cache.of(pats)
+            ref = _explicit_gram(Xa, masks[:, pats].astype(float), np.ones(k))
             np.testing.assert_allclose(G, ref, rtol=1e-12, atol=1e-12 * max(1.0, np.abs(ref).max()))
             assert set(cache.ids.tolist()) == set(pats.tolist())  # only the last request's patterns kept
     finally:
@@ -456,3 +454,50 @@ def test_in_place_factor_solves_and_multiplies_like_the_matrix():
     np.testing.assert_array_equal(Jf, J0)  # the matrix the factor belongs to is intact
     Jr = J0 + reg * np.eye(30)
     np.testing.assert_allclose(Jr @ bipm._cho_solve(fact, b), b, rtol=1e-6, atol=1e-6 * np.abs(b).max())
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_unit_system_solves_the_reduced_system(seed):
+    """The dense solve over units (blocks of one pattern merged, see ``_UnitSystem``) gives the
+    solution of the full reduced system ``(B + F^T diag(w) F) x = r`` solved directly, for singles,
+    pairs of either signs and a pattern shared by three blocks, with blocks ``B_b`` spread over many
+    orders of magnitude (as near the end of a solve)."""
+    from convexnn.solvers.block_ipm import _units, _UnitSystem
+
+    rng = np.random.default_rng(seed)
+    n, d = 40, 4
+    Xa = rng.standard_normal((n, d))
+    base = rng.random((n, 5)) < 0.5
+    cols = [0, 1, 1, 2, 3, 3, 3, 4]  # patterns 1 and 3 shared (3: by three blocks)
+    Mk = base[:, cols].astype(float)
+    k = len(cols)
+    sig = rng.choice([-1.0, 1.0], size=k)
+    w = rng.random(n) + 0.1
+    Q = rng.standard_normal((k, d, d))
+    scale = 10.0 ** rng.uniform(-6, 6, size=(k, 1, 1))
+    Bd = scale * (np.matmul(Q, np.swapaxes(Q, 1, 2)) + 1e-3 * np.eye(d))
+    F = ((Mk * sig)[:, :, None] * Xa[:, None, :]).reshape(n, k * d)
+    K = F.T @ (w[:, None] * F)
+    for b in range(k):
+        K[b * d:(b + 1) * d, b * d:(b + 1) * d] += Bd[b]
+    r = rng.standard_normal(k * d)
+    x_ref = np.linalg.solve(K, r)
+
+    first, second = _units(Mk)
+    assert first.size == 6 and np.count_nonzero(second >= 0) == 2  # 8 blocks, 5 patterns, 6 units
+    us = _UnitSystem(first, second, sig)
+    Sinv = us.schur(Bd)
+    Fu = (Mk[:, first, None] * Xa[:, None, :]).reshape(n, -1)
+    Ku = Fu.T @ (w[:, None] * Fu)
+    for u in range(us.m):
+        Ku[u * d:(u + 1) * d, u * d:(u + 1) * d] += Sinv[u]
+    R = r.reshape(k, d)
+    p = np.linalg.solve(Ku, us.rhs(R).reshape(-1))
+    x = us.back(p.reshape(us.m, d), R, k).reshape(-1)
+    np.testing.assert_allclose(K @ x, r, rtol=0, atol=1e-6 * np.abs(r).max())
+    np.testing.assert_allclose(x, x_ref, rtol=1e-5, atol=1e-9 * np.abs(x_ref).max())
+    # E and E^T are adjoint, and p = E x
+    np.testing.assert_allclose(us.reduce(x.reshape(k, d)).reshape(-1), p, rtol=1e-6, atol=1e-9 * np.abs(p).max())
+    q = rng.standard_normal((us.m, d))
+    assert float(np.sum(us.expand(q, k) * x.reshape(k, d))) == pytest.approx(
+        float(np.sum(q * us.reduce(x.reshape(k, d)))), rel=1e-12)
