@@ -170,7 +170,7 @@ def _syrk_t(H: np.ndarray) -> np.ndarray:
 
 
 _POTRF, _POTRS = scipy.linalg.lapack.dpotrf, scipy.linalg.lapack.dpotrs
-_SYMV = scipy.linalg.blas.dsymv
+_SYMV, _SYRK, _GEMM = scipy.linalg.blas.dsymv, scipy.linalg.blas.dsyrk, scipy.linalg.blas.dgemm
 
 
 def _cho_factor(K: np.ndarray, overwrite: bool = False) -> tuple[np.ndarray, bool]:
@@ -214,6 +214,9 @@ def pattern_gram(Xa: np.ndarray, masks: np.ndarray, against: np.ndarray | None =
     :math:`F_U` nor :math:`F_V` is ever formed. The Gram matrix of the restricted program is
     :math:`(F^\top F)_{bc} = \sigma_b\sigma_c\,X_a^\top\operatorname{diag}(m_{i_b}\circ m_{i_c})X_a`:
     it depends on the patterns only, so the blocks :math:`v_i`, :math:`w_i` of one pattern share it.
+    Each row block is accumulated into the result by one BLAS call, with no temporary of the
+    result's size: ``dsyrk`` without ``against`` (one triangle, half the flops of a product, mirrored
+    at the end), ``dgemm`` otherwise.
     """
     Xa = np.asarray(Xa, dtype=np.float64)
     n, d = Xa.shape
@@ -224,14 +227,30 @@ def pattern_gram(Xa: np.ndarray, masks: np.ndarray, against: np.ndarray | None =
     if u == 0 or v == 0:
         return G
     rows = max(1, int(_GRAM_CHUNK_BYTES // (8 * d * (u + v))))
+    Gt = G.T  # the same memory in Fortran order: BLAS accumulates into it in place
     for a in range(0, n, rows):
         Xc = Xa[a:a + rows]
         Fa = (A[a:a + rows, :, None] * Xc[:, None, :]).reshape(Xc.shape[0], u * d)
-        if against is None:
-            G += Fa.T @ Fa
+        if against is None:  # Fa.T is Fortran-ordered: (Fa.T)(Fa.T)^T = Fa^T Fa, upper triangle of Gt
+            Gt = _SYRK(1.0, Fa.T, beta=1.0, c=Gt, trans=0, lower=0, overwrite_c=1)
         else:
-            G += Fa.T @ (B[a:a + rows, :, None] * Xc[:, None, :]).reshape(Xc.shape[0], v * d)
+            Fb = (B[a:a + rows, :, None] * Xc[:, None, :]).reshape(Xc.shape[0], v * d)
+            Gt = _GEMM(1.0, Fb.T, Fa.T, beta=1.0, c=Gt, trans_b=1, overwrite_c=1)  # G^T += Fb^T Fa
+    G = Gt.T
+    if against is None:
+        _mirror_lower(G)
     return G
+
+
+def _mirror_lower(G: np.ndarray, block: int = 1024) -> None:
+    """Copy the lower triangle of the square ``G`` onto its upper triangle, in place, by row blocks."""
+    m = G.shape[0]
+    for a in range(0, m, block):
+        b = min(a + block, m)
+        D = G[a:b, a:b]
+        iu = np.triu_indices(b - a, 1)
+        D[iu] = D.T[iu]
+        G[a:b, b:] = G[b:, a:b].T
 
 
 class PatternGram:
@@ -261,13 +280,14 @@ class PatternGram:
         G_old = self.G[np.ix_(kc, kc)]
         ids = np.concatenate([self.ids[keep], new])
         if new.size:
-            M = self.masks[:, ids]
-            G_new = pattern_gram(self.Xa, M[:, keep.sum():], M)  # (|new| d, |ids| d)
+            Mn = self.masks[:, new]
             o = G_old.shape[0]
             G = np.empty((ids.size * d,) * 2)
             G[:o, :o] = G_old
-            G[o:, :] = G_new
-            G[:o, o:] = G_new[:, :o].T
+            G[o:, o:] = pattern_gram(self.Xa, Mn)  # the new patterns among themselves (symmetric)
+            if o:
+                G[o:, :o] = pattern_gram(self.Xa, Mn, self.masks[:, ids[:keep.sum()]])
+                G[:o, o:] = G[o:, :o].T
         else:
             G = G_old
         self.ids, self.G = ids, G
@@ -285,18 +305,6 @@ def _distinct_patterns(Mk: np.ndarray) -> list[list[int]]:
     for b in range(packed.shape[0]):
         where.setdefault(packed[b].tobytes(), []).append(b)
     return list(where.values())
-
-
-def _pattern_groups(Mk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """Blocks sharing a pattern (equal columns of ``Mk``): ``(single, first, second)`` indices of the
-    blocks whose pattern is theirs alone and of the first / second block of every shared pattern
-    (at most two blocks share one: :math:`v_i` and :math:`w_i`); None when no pattern is shared."""
-    groups = _distinct_patterns(Mk)
-    if len(groups) == Mk.shape[1] or max(len(g) for g in groups) > 2:
-        return None
-    single = np.array(sorted(g[0] for g in groups if len(g) == 1), dtype=np.int64)
-    pairs = np.array([g for g in groups if len(g) == 2], dtype=np.int64).reshape(-1, 2)
-    return single, pairs[:, 0], pairs[:, 1]
 
 
 def _units(Mk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -397,18 +405,17 @@ class _UnitSystem:
         return x
 
 
-def _merged_rows(H: np.ndarray, Li: np.ndarray, Fw: np.ndarray,
-                 groups: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> np.ndarray:
+def _merged_rows(H: np.ndarray, Li: np.ndarray, Fw: np.ndarray, units: "_UnitSystem") -> np.ndarray:
     r"""Rows :math:`G` with :math:`G^\top G = H^\top H = \sum_b F_b^\top B_b^{-1} F_b` (:math:`F_b` = ``Fw[b]``,
     :math:`B_b^{-1} = L_b^{-\top}L_b^{-1}`, ``Li[b]`` = :math:`L_b^{-1}`) with fewer rows than ``H``: two blocks
     of one pattern have :math:`F_b = \pm F_c`, so their terms merge into :math:`F_b^\top R R^\top F_b` with
     :math:`RR^\top = B_b^{-1} + B_c^{-1}` (Cholesky), one ``d``-row block instead of two; blocks alone on
-    their pattern keep their rows of ``H``. The symmetric rank update :math:`G^\top G` then costs
-    :math:`n^2` times the rows of ``G``. ``H`` itself when nothing merges or a sum is not numerically
-    positive definite."""
-    if groups is None:
+    their pattern keep their rows of ``H`` (the pairs are the ``units`` of two blocks). The symmetric rank
+    update :math:`G^\top G` then costs :math:`n^2` times the rows of ``G``. ``H`` itself when nothing merges
+    or a sum is not numerically positive definite."""
+    if not units.paired:
         return H
-    single, first, second = groups
+    single, first, second = units.first[units.one], units.a, units.b
     k, d, n = Fw.shape
     L1, L2 = Li[first], Li[second]
     Q = np.matmul(np.swapaxes(L1, 1, 2), L1) + np.matmul(np.swapaxes(L2, 1, 2), L2)
@@ -748,7 +755,6 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
     Ft = F.reshape(n, k, d).transpose(1, 2, 0) if low_rank else None  # (k, d, n): the blocks of F^T
     Fsq = np.einsum("ij,ij->i", F, F) if low_rank else None  # row norms^2 of F (traces)
     # blocks of the same pattern (the v_i and w_i of C-ReLU): their terms of H^T H share F_b up to sign
-    groups = _pattern_groups(Mk) if low_rank else None
 
     def fit(X: np.ndarray) -> np.ndarray:
         return np.einsum("nk,nk->n", Fc, Xa @ X.T)
@@ -938,7 +944,7 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
                 Li = np.linalg.inv(Lb)  # (k, d, d): L^{-1} per block
                 Fw = Ft if wz is None else Ft * np.sqrt(wz)[None, None, :]
                 H = np.matmul(Li, Fw).reshape(nx, n)  # L^{-1} F^T diag(f'')^{1/2}
-                return Li, H, _cho_factor(_syrk_t(_merged_rows(H, Li, Fw, groups)))
+                return Li, H, _cho_factor(_syrk_t(_merged_rows(H, Li, Fw, us)))
             except (np.linalg.LinAlgError, ValueError):
                 return None
 

@@ -352,7 +352,7 @@ def test_lapack_cholesky_and_norm_helpers():
 def test_merged_woodbury_rows_equal_the_unmerged_gram():
     # blocks v_i, w_i of one pattern have F_b = -F_c: their rows of H merge into one d-row block,
     # and G^T G equals H^T H = sum_b F_b^T B_b^{-1} F_b (the Woodbury capacitance matrix)
-    from convexnn.solvers.block_ipm import _merged_rows, _pattern_groups
+    from convexnn.solvers.block_ipm import _merged_rows, _units, _UnitSystem
 
     rng = np.random.default_rng(4)
     n, d = 40, 3
@@ -367,15 +367,17 @@ def test_merged_woodbury_rows_equal_the_unmerged_gram():
     B = B @ np.swapaxes(B, 1, 2) + 0.1 * np.eye(d)
     Li = np.linalg.inv(np.linalg.cholesky(B))
     H = np.matmul(Li, Fw).reshape(k * d, n)
-    groups = _pattern_groups(Mk)
-    single, first, second = groups
+    us = _UnitSystem(*_units(Mk), sig)
+    single, first, second = us.first[us.one], us.a, us.b
     assert sorted(single.tolist()) == [2, 4, 6] and sorted(zip(first.tolist(), second.tolist())) == [(0, 5), (1, 3)]
-    G = _merged_rows(H, Li, Fw, groups)
+    G = _merged_rows(H, Li, Fw, us)
     assert G.shape == (5 * d, n)
     want = sum(Fw[b].T @ np.linalg.inv(B[b]) @ Fw[b] for b in range(k))
     np.testing.assert_allclose(G.T @ G, want, rtol=1e-10, atol=1e-10 * np.abs(want).max())
     np.testing.assert_allclose(H.T @ H, want, rtol=1e-10, atol=1e-10 * np.abs(want).max())
-    assert _pattern_groups(masks.astype(float)) is None  # no shared pattern: H itself
+    alone = _UnitSystem(*_units(masks.astype(float)), np.ones(5))  # no shared pattern: H itself
+    H5 = H[:5 * d]
+    assert not alone.paired and _merged_rows(H5, Li[:5], Fw[:5], alone) is H5
 
 
 def test_lp_step_is_the_largest_feasible_step():
