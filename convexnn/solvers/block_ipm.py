@@ -278,7 +278,8 @@ class PatternGram:
         new = want[~np.isin(want, self.ids)]
         kc = (np.flatnonzero(keep)[:, None] * d + np.arange(d)).ravel()
         G_old = self.G[np.ix_(kc, kc)]
-        ids = np.concatenate([self.ids[keep], new])
+        kept = self.ids[keep]
+        ids = np.concatenate([kept, new])
         if new.size:
             Mn = self.masks[:, new]
             o = G_old.shape[0]
@@ -286,7 +287,7 @@ class PatternGram:
             G[:o, :o] = G_old
             G[o:, o:] = pattern_gram(self.Xa, Mn)  # the new patterns among themselves (symmetric)
             if o:
-                G[o:, :o] = pattern_gram(self.Xa, Mn, self.masks[:, ids[:keep.sum()]])
+                G[o:, :o] = pattern_gram(self.Xa, Mn, self.masks[:, kept])
                 G[:o, o:] = G[o:, :o].T
         else:
             G = G_old
@@ -356,9 +357,9 @@ class _UnitSystem:
 
     def schur(self, Bd: np.ndarray) -> np.ndarray:
         """:math:`S^{-1}` per unit, ``(m, d', d')``, for the blocks ``Bd`` of :math:`B`."""
-        if not self.paired:
-            self.Sinv = Bd[self.first]  # a copy (fancy indexing): Bd itself is not modified
-            return self.Sinv
+        if not self.paired:  # the units are the blocks, in order: S^{-1} = B (read only)
+            self.Sinv = Bd
+            return Bd
         Ba, Bb = Bd[self.a], Bd[self.b]
         Li = np.linalg.inv(_block_cholesky(Ba + Bb))  # L^{-1} with L L^T = C
         M1, M2 = np.matmul(Li, Ba), np.matmul(Li, Bb)
@@ -405,7 +406,7 @@ class _UnitSystem:
         return x
 
 
-def _merged_rows(H: np.ndarray, Li: np.ndarray, Fw: np.ndarray, units: "_UnitSystem") -> np.ndarray:
+def _merged_rows(H: np.ndarray, Li: np.ndarray, Fw: np.ndarray, units: _UnitSystem) -> np.ndarray:
     r"""Rows :math:`G` with :math:`G^\top G = H^\top H = \sum_b F_b^\top B_b^{-1} F_b` (:math:`F_b` = ``Fw[b]``,
     :math:`B_b^{-1} = L_b^{-\top}L_b^{-1}`, ``Li[b]`` = :math:`L_b^{-1}`) with fewer rows than ``H``: two blocks
     of one pattern have :math:`F_b = \pm F_c`, so their terms merge into :math:`F_b^\top R R^\top F_b` with
@@ -754,7 +755,6 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
     n_correctors = _CORRECTORS if not cones or flops >= _CORRECTOR_MIN_FLOPS else 0
     Ft = F.reshape(n, k, d).transpose(1, 2, 0) if low_rank else None  # (k, d, n): the blocks of F^T
     Fsq = np.einsum("ij,ij->i", F, F) if low_rank else None  # row norms^2 of F (traces)
-    # blocks of the same pattern (the v_i and w_i of C-ReLU): their terms of H^T H share F_b up to sign
 
     def fit(X: np.ndarray) -> np.ndarray:
         return np.einsum("nk,nk->n", Fc, Xa @ X.T)
@@ -898,6 +898,7 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
             """The dense reduced matrix over units, :math:`G + S^{-1}` (:class:`_UnitSystem`), in the
             solve's one buffer (the factorization overwrites it in every iteration)."""
             nonlocal Kbuf
+            us.schur(Bd)
             if Kbuf is None:
                 Kbuf = np.empty((nux, nux))
             if quad:
@@ -922,17 +923,12 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
                 Fx *= wz
             return F.T @ Fx + _bmv(Bd, x.reshape(k, d)).reshape(nx)
 
-        if not low_rank:
-            us.schur(Bd)
         K = None if low_rank else full_K()
         floored = False
         diag = (np.arange(nux), np.arange(nux))
-        if K is not None:
-            trace = float(np.trace(K))
-            base = max(trace / nux, 1e-300)
-        else:
-            trace = float(Fsq.sum() if wz is None else Fsq @ wz) + float(np.einsum("kii->", Bd))
-            base = max(trace / nx, 1e-300)
+        # the diagonal's mean: the scale of a regularization of the dense factorization
+        base = (max(float(np.trace(K)) / nux, 1e-300) if K is not None else
+                max((float(Fsq.sum() if wz is None else Fsq @ wz) + float(np.einsum("kii->", Bd))) / nx, 1e-300))
         fact = None
         lr = None
         def woodbury(floor: float) -> tuple | None:
@@ -1005,7 +1001,6 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
             """The dense Cholesky factor of the reduced matrix (in place; its diagonal kept for kmul)."""
             nonlocal K, Kdiag, fact, reg, base
             if K is None:  # the Woodbury solve failed in this iteration
-                us.schur(Bd)
                 K = full_K()
                 base = max(float(np.trace(K)) / nux, 1e-300)
             Kdiag = K[diag].copy()
