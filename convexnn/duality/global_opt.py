@@ -43,6 +43,12 @@ local descent of the non-convex objective (L-BFGS, :func:`convexnn.networks.two_
 from its network and random neurons moves every neuron across chambers at once; the chambers of
 the descended neurons join the working set (that first residual is not priced). Column generation alone adds a few
 chambers per round and needs many rounds to reach the same objective (``bench/RESULTS_bab.md``).
+Every later round descends again, from the restricted optimum's network (a stationary point of
+the non-convex objective: alone it does not move) and fresh random neurons, and the chambers of
+the largest descended neurons join with the round's violators: the pricing finds the most
+violated chambers of the current residual, the descent the chambers that a better network
+occupies, and the column generation's slow tail (each round's restricted optimum missing the
+chambers next to its neurons) shortens.
 
 The lower bound is weak duality with the rigorous :math:`U \ge s(v)`, so the returned gap is a
 proof over networks of every width; the network is the C -> NC mapping of the restricted
@@ -200,6 +206,10 @@ ASCENT_ADD = 12
 #: set, and the restricted solves cost about (blocks x d')^3 (breast cancer, d' = 31: 330 neurons
 #: made the next restricted solve take 90 s)
 DESCENT_SIZE = 4000
+#: the later rounds' local descents: L-BFGS iterations, and the chambers of the largest descended
+#: neurons (by |w_2| ||w_1||) not yet in the working set that join per round
+ROUND_DESCENT_ITER = 300
+ROUND_DESCENT_ADD = 100
 
 
 def _descent_start(Xa: np.ndarray, y: np.ndarray, net: Any, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -215,16 +225,30 @@ def _descent_start(Xa: np.ndarray, y: np.ndarray, net: Any, rng: np.random.Gener
     return np.hstack([W1, G]), np.concatenate([w2, a])
 
 
-def _unseen(candidates: Any, Xa: np.ndarray, keys: set) -> list:
+def _unseen(candidates: Any, Xa: np.ndarray, keys: set, limit: int | None = None) -> list:
     r"""The gates among ``candidates`` whose chambers :math:`\mathbf 1[X_a g \ge 0]` are not yet in
-    ``keys`` (updated)."""
+    ``keys`` (updated), the first ``limit`` of them at most (the chambers of the others stay unseen)."""
     new = []
     for g in candidates:
+        if limit is not None and len(new) >= limit:
+            break
         key = np.packbits(Xa @ g >= 0).tobytes()
         if key not in keys:
             keys.add(key)
             new.append(g)
     return new
+
+
+def _descended_chambers(Xa: np.ndarray, y: np.ndarray, net: Any, lam: float, loss: Loss, keys: set,
+                        rng: np.random.Generator, max_iter: int, limit: int | None,
+                        deadline: float | None) -> tuple[list, float]:
+    r"""A local descent of the non-convex objective from ``net`` and random neurons
+    (:func:`_descent_start`): the gates of the unseen chambers of its neurons, largest
+    :math:`|w_2|\,\|w_1\|` first (``limit`` of them at most), and the descended objective."""
+    W1d, w2d, fd = descend(Xa, y, *_descent_start(Xa, y, net, rng), lam, loss, max_iter=max_iter, deadline=deadline)
+    size = np.abs(w2d) * np.linalg.norm(W1d, axis=0)
+    order = np.argsort(-size, kind="stable")
+    return _unseen(W1d.T[order[size[order] > 0]], Xa, keys, limit), fd
 
 
 def _new_gates(violations: list, level: float, Xa: np.ndarray, keys: set, rng: np.random.Generator) -> list:
@@ -302,10 +326,12 @@ def solve_global(
         Extra gates whose chambers :math:`\mathbf 1[X_a g \ge 0]` join the initial working set
         (e.g. the first-layer weights of a trained network).
     descent_iter : int
-        L-BFGS iterations of the local descent after the first restricted solve (0: none), from
-        its network and random neurons
-        (:func:`convexnn.networks.two_layer.descend`). A heuristic for the primal side only: the
-        chambers of the descended neurons join the working set, the proof is unchanged.
+        L-BFGS iterations of the local descent after the first restricted solve (0: no descents),
+        from its network and random neurons (:func:`convexnn.networks.two_layer.descend`); the
+        chambers of the descended neurons join the working set. Every later round descends
+        again (:data:`ROUND_DESCENT_ITER` iterations) and adds the chambers of its
+        :data:`ROUND_DESCENT_ADD` largest new neurons. A heuristic for the primal side only: the
+        proof is unchanged.
 
     Returns
     -------
@@ -406,9 +432,7 @@ def solve_global(
             # across chambers at once, and the chambers of its neurons join the working set (the
             # first restricted solution's residual is a poor dual point: it is not priced)
             td = time.perf_counter()
-            W1d, w2d, fd = descend(Xa, yc, *_descent_start(Xa, yc, net, rng), lam, L, max_iter=descent_iter,
-                                   deadline=deadline)
-            new = _unseen(W1d.T[np.abs(w2d) * np.linalg.norm(W1d, axis=0) > 0], Xa, keys)
+            new, fd = _descended_chambers(Xa, yc, net, lam, L, keys, rng, descent_iter, None, deadline)
             history.append({"round": rounds, "objective": obj_r, "lower_bound": lower, "chambers": P,
                             "s_lower": np.nan, "s_upper": np.nan, "nodes": 0, "solve_time": last_solve,
                             "ascent_time": 0.0, "search_time": 0.0, "descent_objective": fd,
@@ -419,6 +443,18 @@ def solve_global(
             if new:
                 masks = _join(Xa, gates, masks, new)
                 continue
+        # the primal side of the later rounds: the restricted optimum's network is a stationary point
+        # of the non-convex objective, but a descent from it *and random neurons* moves neurons
+        # into chambers that the pricing reaches one round at a time; the largest ones join with
+        # the round's violators
+        descended, t_descent = [], 0.0
+        if rounds > 1 and descent_iter > 0:
+            td = time.perf_counter()
+            descended, _ = _descended_chambers(Xa, yc, net, lam, L, keys, rng, ROUND_DESCENT_ITER,
+                                               ROUND_DESCENT_ADD, deadline)
+            t_descent = time.perf_counter() - td
+            if descended:  # (the pricing below does not read the working set)
+                masks = _join(Xa, gates, masks, descended)
         fit = np.maximum(Xa @ net.W1, 0.0) @ net.w2
         v = -np.asarray(L.grad(fit, yc), dtype=np.float64)
         T = needed_threshold(L, v, yc, lam, obj - rtol * abs(obj))
@@ -437,16 +473,17 @@ def solve_global(
         heur = chamber_ascent(Xa, v, starts, signs, steps=16, deadline=deadline)
         left = time_left()
         t_ascent = time.perf_counter() - ta
+        t_heur = t_ascent + t_descent  # the round's heuristics next to its restricted solve
         T_s, budget, scout = T, None, False
         # the last search before the time limit (the next round's restricted solve, ascent and
         # proof would not fit next to it) gets all the time left, and the tightest level
-        final = left is not None and left < FINAL_FACTOR * (last_solve + t_ascent + t_proof)
+        final = left is not None and left < FINAL_FACTOR * (last_solve + t_heur + t_proof)
         s0 = heur[0][0] if heur else 0.0
         if s0 > T:
             # no proof of s(v) <= T is possible at this v: prove a bound a little above the violation
             # found instead (a valid lower bound of about the current suboptimality), on a box budget
             # (the tightest level when the last search took less time than the rest of its round)
-            tight = final or (0.0 < t_proof < TIGHT_FACTOR * (last_solve + t_ascent))
+            tight = final or (0.0 < t_proof < TIGHT_FACTOR * (last_solve + t_heur))
             T_s = max(T, s0 * (1.0 + rtol)) if tight else max(T, s0 * (1.0 + rtol), lam + 1.5 * (s0 - lam))
             if not final:
                 budget = max(20_000, int(work_scale * PRICING_WORK / (n * d)))
@@ -481,7 +518,7 @@ def solve_global(
                 s_low, s_up, r_nodes, r_time = max(r.lower, s0), r.upper, r.nodes, r.time
             history.append({"round": rounds, "objective": obj_r, "lower_bound": lower, "chambers": P,
                             "s_lower": s_low, "s_upper": s_up, "nodes": r_nodes, "solve_time": last_solve,
-                            "ascent_time": t_ascent, "search_time": r_time,
+                            "ascent_time": t_ascent, "search_time": r_time, "descent_time": t_descent,
                             "time": time.perf_counter() - t0})
             if progress:
                 print(f"round {rounds}: objective {obj_r:.10g} lower {lower:.10g} chambers {P} "

@@ -302,8 +302,38 @@ def test_solve_global_reaches_enumerated_optimum(bias, descent_iter):
     Xa = design_matrix(X, bias)
     assert cone_support(Xa, P.masks, res.dual_point).valid <= lam * (1 + 1e-12)
     assert float(get_loss("squared").dual_value(res.dual_point, y)) >= res.lower_bound
+    if descent_iter and res.rounds > 2:  # the later rounds descend as well
+        assert any(h.get("descent_time", 0.0) > 0 for h in res.history[1:])
     with pytest.raises(InputError):
         solve_global(X, y, lam, bias=bias, init_gates=np.ones((7, 2)))
+
+
+def test_descended_chambers_are_new_largest_first_and_limited():
+    """The descent's chambers: unseen before, at most ``limit``, the largest descended neurons
+    first; the chambers of the neurons left out stay unseen (a later round can still add them)."""
+    import convexnn.duality.global_opt as go
+
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((40, 2))
+    y = np.sin(2 * X[:, 0]) + X[:, 1] ** 2
+    lam = 0.1
+    Xa = design_matrix(X, True)
+    L = get_loss("squared")
+    W1 = rng.standard_normal((3, 4))
+    net = cx.TwoLayerReLU(W1, 0.3 * rng.standard_normal(4), bias=True)
+    key = lambda g: np.packbits(Xa @ g >= 0).tobytes()  # noqa: E731
+    seen = {key(g) for g in W1.T}
+    keys = set(seen)
+    first, _ = go._descended_chambers(Xa, y, net, lam, L, keys, np.random.default_rng(0), 200, 3, None)
+    assert 0 < len(first) <= 3
+    got = [key(g) for g in first]
+    assert len(set(got)) == len(got) and not set(got) & seen
+    assert keys == seen | set(got)
+    # the same descent without a limit: the first three are its largest new chambers
+    keys_all = set(seen)
+    every, _ = go._descended_chambers(Xa, y, net, lam, L, keys_all, np.random.default_rng(0), 200, None, None)
+    assert [key(g) for g in every[:len(first)]] == got
+    assert len(every) >= len(first) and keys_all == seen | {key(g) for g in every}
 
 
 @pytest.mark.parametrize("rounds", [1, 3])
