@@ -105,8 +105,9 @@ class GlobalOptimum:
     history : list of dict
         Per round: objective, lower bound, working-set size, s(v) enclosure, nodes, seconds since
         the start (``time``) and of the round's restricted solve, ascent and search (``solve_time``,
-        ``ascent_time``, ``search_time``). The first round, with the local descent, is not priced
-        (s(v) enclosure NaN, 0 nodes) and also records ``descent_objective`` and ``descent_time``.
+        ``ascent_time``, ``search_time``) and local descent (``descent_time``). The first round,
+        with the longer local descent, is not priced (s(v) enclosure NaN, 0 nodes) and also records
+        ``descent_objective``.
         Scout rounds (no search) record the ascent's best value as ``s_lower``, ``s_upper`` NaN and
         0 nodes; a scout round that searches after all has a second entry with the same ``round``.
     dual_point : ndarray, shape (n,)
@@ -541,7 +542,10 @@ def solve_global(
                 force_tight = True
                 continue
         if not new:
-            reason = "time_limit" if r is not None and r.reason == "time_limit" else "no_new_chamber"
+            stopped = r is not None and r.reason == "time_limit"
+            if descended and not stopped:
+                continue  # no violator, but the descent's chambers joined: solve with them
+            reason = "time_limit" if stopped else "no_new_chamber"
             break
         masks = _join(Xa, gates, masks, new)
     if not np.isfinite(lower):  # stopped before any pricing: the pattern-free bound is still valid
