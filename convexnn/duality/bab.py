@@ -112,6 +112,9 @@ from convexnn.errors import InputError
 __all__ = ["DualNormBound", "chamber_ascent", "relu_dual_norm_bab"]
 
 _U = 2.0 ** -53
+#: (box, unit) entries per call of the box bounds: a batch of boxes is bounded in chunks whose
+#: ``(boxes, n)`` work arrays stay in the processor's cache (the bounds are elementwise-dominated).
+CHUNK_ENTRIES = 400_000
 
 
 def _gam(k: int) -> float:
@@ -688,7 +691,9 @@ def relu_dual_norm_bab(
         Boxes crossed by at most this many distinct hyperplanes are closed exactly (at most
         :math:`2^k` small NNLS each); 0 disables.
     batch : int, optional
-        Boxes split per step (default: about :math:`2\cdot 10^6 / n`).
+        Boxes split per step (default: about :math:`2\cdot 10^6 / n`). Their children are bounded
+        in chunks of about ``CHUNK_ENTRIES / n`` boxes, small enough for the work arrays to stay in
+        cache.
     max_memory : float
         Bytes for the open boxes; beyond it the deepest boxes are processed first (depth first),
         which keeps the bound valid but less informative.
@@ -823,8 +828,17 @@ def _search(Xa: Any, v: Any, *, threshold: float | None, rtol: float, time_limit
 
     def evaluate(lo: np.ndarray, hi: np.ndarray, fi: np.ndarray, sg: np.ndarray,
                  parent_ub: np.ndarray | None = None) -> None:
-        nonlocal nodes, discarded, last_polish, per_box
+        nonlocal per_box
         te = time.perf_counter()
+        step = max(16, CHUNK_ENTRIES // n)  # the (box, unit) arrays of one chunk stay in cache
+        for a in range(0, lo.shape[0], step):
+            sl = slice(a, a + step)
+            evaluate_chunk(lo[sl], hi[sl], fi[sl], sg[sl], None if parent_ub is None else parent_ub[sl])
+        per_box = (time.perf_counter() - te) / max(lo.shape[0], 1)
+
+    def evaluate_chunk(lo: np.ndarray, hi: np.ndarray, fi: np.ndarray, sg: np.ndarray,
+                       parent_ub: np.ndarray | None) -> None:
+        nonlocal nodes, discarded, last_polish
         res = pb.bounds(lo, hi, fi, sg, level())
         nodes += lo.shape[0]
         ub, fc = res["ub"], res["fc"]
@@ -864,7 +878,6 @@ def _search(Xa: Any, v: Any, *, threshold: float | None, rtol: float, time_limit
                 discarded = max(discarded, float(ub[r]))
         if live.any():
             open_.push(lo[live], hi[live], fi[live], sg[live], ub[live], res["split"][live])
-        per_box = (time.perf_counter() - te) / max(lo.shape[0], 1)
 
     evaluate(lo, hi, fi, sg)
     bar = None
