@@ -234,6 +234,13 @@ class _Boxes:
         return 8 * (2 * self.d + 2)
 
 
+def _pairs(data: np.ndarray, cols: np.ndarray, per_row: np.ndarray, n: int) -> sp.csr_matrix:
+    """CSR matrix of ``(box, unit)`` pairs listed box-major, ``per_row[b]`` pairs for box ``b``."""
+    indptr = np.zeros(per_row.size + 1, dtype=np.int64)
+    np.cumsum(per_row, out=indptr[1:])
+    return sp.csr_matrix((data, cols, indptr), shape=(per_row.size, n))
+
+
 def _face_boxes(d: int) -> tuple[np.ndarray, ...]:
     lo, hi, fi, sg = [], [], [], []
     for sigma in (1, -1):
@@ -262,7 +269,8 @@ class _Problem:
         self.slope_iters = 2
         self.vertex_dim = 8
         self.vertex_cost = 32.0
-        self.vertex_chunk = 2_000_000  # (pair, vertex) entries per block of the vertex bound
+        self._Xface: np.ndarray | None = None  # X_a permuted per face (vertex bound)
+        self.vertex_chunk = 200_000  # (pair, vertex) entries per block of the vertex bound (cache-sized)
         self.E = _gam(2 * self.d + 10) * (1.0 + 1e-12) * self.absX.sum(axis=1)
         self.dC = _gam(2 * self.n + 4) * (1.0 + _gam(self.n + 4)) * (np.abs(v) @ self.absX)
         # distinct hyperplanes (bitwise equal rows share one) for the exact leaves
@@ -298,27 +306,31 @@ class _Problem:
         cross &= ~act
         C = (act.astype(np.float64) @ self.VX) * sgf[:, None]
         C_act = C
-        rr, cc = np.nonzero(cross)
-        lj, hj = l_[rr, cc], h_[rr, cc]
+        # the crossing (box, unit) pairs, box-major (flat indices: much faster than a 2-d nonzero)
+        fl = np.flatnonzero(cross)
+        rr, cc = np.divmod(fl, n)
+        lj, hj = l_.ravel()[fl], h_.ravel()[fl]
+        ncross = np.bincount(rr, minlength=N)
         vsj = sgf[rr] * self.v[cc]
         pos = vsj > 0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            aj = np.where(pos, vsj * hj / np.where(pos, hj - lj, 1.0), 0.0)
-        bj = -aj * lj  # >= 0 on the chords
+        # chords of the positive crossing units (l_j < 0 < h_j)
+        ip = np.flatnonzero(pos)
+        rp, vp, lp, hp = rr[ip], vsj[ip], lj[ip], hj[ip]
+        npos = np.bincount(rp, minlength=N)
+        aj = vp * hp / (hp - lp)
+        bj = -aj * lp  # >= 0 on the chords
         # residual of the chord inequality at t in {l, 0, h}, plus the rounding of its evaluation
-        res = np.maximum(np.maximum(-aj * lj - bj, -bj), vsj * hj - aj * hj - bj)
-        res = np.maximum(res, 0.0) + _gam(6) * (np.abs(vsj * hj) + np.abs(aj) * (np.abs(lj) + np.abs(hj))
+        res = np.maximum(np.maximum(-aj * lp - bj, -bj), vp * hp - aj * hp - bj)
+        res = np.maximum(res, 0.0) + _gam(6) * (np.abs(vp * hp) + np.abs(aj) * (np.abs(lp) + np.abs(hp))
                                                    + np.abs(bj))
-        const = np.bincount(rr, weights=np.where(pos, bj + res, 0.0), minlength=N) * (1.0 + _gam(n + 2))
-        neg = ~pos
+        const = np.bincount(rp, weights=bj + res, minlength=N) * (1.0 + _gam(n + 2))
+        neg = np.flatnonzero(~pos)
         if rr.size:
-            Cb = C + sp.csr_matrix((aj, (rr, cc)), shape=(N, n)) @ self.X  # active units and chords
-            Wc = sp.csr_matrix((np.abs(self.v[cc]), (rr, cc)), shape=(N, n)) @ self.absX
-            score = r * np.asarray(Wc)
+            Cb = C + _pairs(aj, cc[ip], npos, n) @ self.X  # active units and chords
+            score = r * (_pairs(np.abs(self.v[cc]), cc, ncross, n) @ self.absX)
         else:
             Cb = C
             score = np.zeros((N, d))
-        ncross = np.bincount(rr, minlength=N)
         split = np.where(ncross > 0, np.argmax(score, axis=1), np.argmax(r, axis=1))
         # |a_j| <= |v_j| for every unit, so the rounding of C = a^T X_a is at most dC^T |z|
         zabs = np.maximum(np.abs(lo), np.abs(hi))
@@ -331,37 +343,36 @@ class _Problem:
         # take projected subgradient steps alpha_j += eta_k x_j^T p / (h_j - l_j) (p: the point of
         # the box on the maximising ray, eta_k = 2^(1-k)); every iterate is an upper bound and the
         # smallest is kept.
-        rn, cn, vn = rr[neg], cc[neg], vsj[neg]
-        an = (hj[neg] > -lj[neg]).astype(np.float64)
-        wn = hj[neg] - lj[neg]
+        rn, cn, vn, hn, ln = rr[neg], cc[neg], vsj[neg], hj[neg], lj[neg]
+        an = (hn > -ln).astype(np.float64)
+        wn = hn - ln
+        nneg = np.bincount(rn, minlength=N)
         # only the boxes whose bound is still above ``level`` (they would be discarded anyway) and
         # that have such units are refined
         C = Cb
         if rn.size:
-            C = Cb + sp.csr_matrix((vn * an, (rn, cn)), shape=(N, n)) @ self.X
+            C = Cb + _pairs(vn * an, cn, nneg, n) @ self.X
         ub, p = self._cone_bound(C, K, lo, hi, fi, zabs)
-        hasneg = np.bincount(rn, minlength=N) > 0
+        hasneg = nneg > 0
         pos_of = np.empty(N, dtype=np.int64)
         p_row = np.arange(N)  # row of p (the last iterate's points) of each box
         for it in range(self.slope_iters):
-            idx = np.flatnonzero(hasneg & (ub > level))
+            above = ub > level
+            idx = np.flatnonzero(hasneg & above)
             if idx.size == 0:
                 break
             pos_of[idx] = np.arange(idx.size)
-            e = np.flatnonzero(hasneg[rn] & (ub[rn] > level))
-            pe = pos_of[rn[e]]
-            p_e = p[p_row[rn[e]]]
-            an[e] = np.clip(an[e] + 2.0 ** (1 - it) * np.einsum("ij,ij->i", self.X[cn[e]], p_e) / wn[e], 0.0, 1.0)
-            An = np.zeros((idx.size, n))
-            An[pe, cn[e]] = vn[e] * an[e]
-            C = Cb[idx] + An @ self.X
+            e = np.flatnonzero(above[rn])  # the pairs of the boxes idx, box-major
+            ce = cn[e]
+            xp = (p @ self.XT).ravel()[p_row[rn[e]] * n + ce]  # x_j^T p at the pairs
+            an[e] = np.clip(an[e] + 2.0 ** (1 - it) * xp / wn[e], 0.0, 1.0)
+            C = Cb[idx] + _pairs(vn[e] * an[e], ce, nneg[idx], n) @ self.X
             ub_it, p = self._cone_bound(C, K[idx], lo[idx], hi[idx], fi[idx], zabs[idx])
             ub[idx] = np.minimum(ub[idx], ub_it)
             p_row = pos_of.copy()
         vb = np.full(N, np.inf)
         if d - 1 <= self.vertex_dim:
             # boxes still above the level whose vertex evaluation costs at most about vertex_cost * n
-            npos = np.bincount(rr[pos], minlength=N)
             idx = np.flatnonzero((ub > level) & (npos * 2.0 ** (d - 1) <= self.vertex_cost * n))
             if idx.size:
                 vb[idx] = self._vertex_bound(idx, m, r, t, fi, C_act, rr, cc, vsj, zabs)
@@ -373,7 +384,7 @@ class _Problem:
                       zabs: np.ndarray) -> np.ndarray:
         r"""Vertex bound of :math:`\max_B f_\sigma(z)/\|z\|` for the boxes ``idx`` (module docstring, step 4).
 
-        ``idx`` increasing; ``rr`` (box of each crossing pair) nondecreasing, as ``np.nonzero`` returns it.
+        ``idx`` increasing; ``rr`` (box of each crossing pair) nondecreasing (pairs listed box-major).
         """
         d, n = self.d, self.n
         Nb = idx.size
@@ -381,18 +392,21 @@ class _Problem:
         live[idx] = True
         loc = np.cumsum(live) - 1
         sel = np.flatnonzero(live[rr])
-        vp = vsj[sel]
+        vp, bs, cs = vsj[sel], loc[rr[sel]], cc[sel]
         # negative crossing units: the tangent at the centre, alpha_j = 1[x_j^T m > 0] (exact coefficient)
-        tsel = t[rr[sel], cc[sel]]
-        tan = (vp < 0) & (tsel > 0.0)
+        tsel = t.ravel()[rr[sel] * n + cs]
+        tan = np.flatnonzero((vp < 0) & (tsel > 0.0))
         Cv = C_act[idx]
-        if tan.any():
-            Cv = Cv + sp.csr_matrix((vp[tan], (loc[rr[sel[tan]]], cc[sel[tan]])), shape=(Nb, n)) @ self.X
-        ps = vp > 0
-        sel, vp, tp = sel[ps], vp[ps], tsel[ps]
-        bp, jp = loc[rr[sel]], cc[sel]
+        if tan.size:
+            Cv = Cv + _pairs(vp[tan], cs[tan], np.bincount(bs[tan], minlength=Nb), n) @ self.X
+        ps = np.flatnonzero(vp > 0)
+        vp, tp, bp, jp = vp[ps], tsel[ps], bs[ps], cs[ps]
         # coordinates permuted per box so that the face coordinate comes last: one vertex set for all
-        perm = np.array([[k for k in range(d) if k != f] + [f] for f in range(d)])[fi[idx]]
+        faces = np.array([[k for k in range(d) if k != f] + [f] for f in range(d)])
+        perm = faces[fi[idx]]
+        if self._Xface is None:  # rows of X_a in the coordinates of each face, face-major
+            self._Xface = np.ascontiguousarray(self.X[:, faces].transpose(1, 0, 2).reshape(d * n, d))
+        fb = fi[idx].astype(np.int64) * n
         mb = np.take_along_axis(m[idx], perm, 1)
         rb = np.take_along_axis(r[idx], perm, 1)
         Cv = np.take_along_axis(Cv, perm, 1)
@@ -417,7 +431,7 @@ class _Problem:
             hi_b = min(max(hi_b, lo_b + 1), Nb)
             a, b = starts[lo_b], starts[hi_b]
             if b > a:
-                Xp = self.X[jp[a:b, None], perm[bp[a:b]]]
+                Xp = self._Xface[fb[bp[a:b]] + jp[a:b]]
                 # pre-activations at the vertices, rounding E_j as for the intervals
                 tv = (rb[bp[a:b]] * Xp) @ Dl.T
                 tv += (tp[a:b] + self.E[jp[a:b]])[:, None]
