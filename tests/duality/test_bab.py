@@ -186,6 +186,49 @@ def test_anytime_upper_bound_never_increases(seed):
     assert min(ups) >= full.lower * (1 - 1e-12)  # full.lower is a value attained, <= s(v)
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_chunked_bounds_agree_with_enumeration(monkeypatch, seed):
+    """A batch bounded in chunks of 16 boxes keeps every open box's bound valid and proves the
+    enumerated value; the vertex bound evaluated one box per block gives the same bounds as in one
+    block."""
+    import convexnn.duality.bab as bab
+
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((40, 3))
+    v = rng.standard_normal(40)
+    Xa = design_matrix(X, True)
+    s = exact_s(X, v, True)
+    monkeypatch.setattr(bab, "CHUNK_ENTRIES", 16 * 40)
+    # every box kept open has a bound above f(z)/||z|| at points of the box (its own bound or its
+    # own parent's, whichever chunk it was bounded in)
+    push, low = bab._Boxes.push, []
+
+    def checked_push(self, lo, hi, fi, sg, ub, split):
+        Z = lo[:, None, :] + rng.uniform(0, 1, (lo.shape[0], 32, lo.shape[1])) * (hi - lo)[:, None, :]
+        F = sg[:, None] * (np.maximum(Z @ Xa.T, 0.0) @ v) / np.linalg.norm(Z, axis=2)
+        low.append(float((F.max(axis=1) - ub).max()))
+        return push(self, lo, hi, fi, sg, ub, split)
+
+    monkeypatch.setattr(bab._Boxes, "push", checked_push)
+    r = relu_dual_norm_bab(Xa, v, rtol=1e-9, batch=64)
+    assert r.complete and r.nodes > 2 * 64  # several batches of four chunks each
+    assert max(low) <= 1e-12 * float(np.abs(v) @ np.linalg.norm(Xa, axis=1))
+    assert r.lower <= s * (1 + 1e-9) and r.upper >= s * (1 - 1e-9)
+    assert r.upper - r.lower <= 1e-8 * s
+    N, d = 200, Xa.shape[1]
+    fi = rng.integers(0, d, N).astype(np.int32)
+    sg = rng.choice(np.array([1, -1], dtype=np.int8), N)
+    a = rng.uniform(-1, 1, (N, d))
+    w = rng.uniform(0, 0.3, (N, d))
+    lo, hi = np.clip(a - w, -1, 1), np.clip(a + w, -1, 1)
+    lo[np.arange(N), fi] = hi[np.arange(N), fi] = rng.choice([-1.0, 1.0], N)
+    pb = bab._Problem(Xa, v)
+    one = pb.bounds(lo, hi, fi, sg)["vb"]
+    assert np.isfinite(one).sum() > N // 4  # the vertex bound ran on many boxes
+    pb.vertex_chunk = 1
+    assert np.array_equal(pb.bounds(lo, hi, fi, sg)["vb"], one)
+
+
 @pytest.mark.parametrize("steps,vertex_dim", [(0, 8), (1, 8), (4, 8), (2, 0), (0, 0)])
 def test_slope_steps_enclose_exact_value(steps, vertex_dim):
     rng = np.random.default_rng(11)
