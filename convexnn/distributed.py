@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from convexnn.arrangements.limits import available_cores
 from convexnn.errors import InputError
 
 __all__ = [
@@ -64,13 +65,6 @@ def _import_distributed() -> Any:
     return dd
 
 
-def _local_size() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
 def local_cluster(n_workers: int | None = None, **kwargs: Any) -> Any:
     """A ``dask.distributed.LocalCluster`` set up for convexnn's numerical tasks.
 
@@ -92,7 +86,7 @@ def local_cluster(n_workers: int | None = None, **kwargs: Any) -> Any:
 
     env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {})
     env.pop("MALLOC_TRIM_THRESHOLD_", None)
-    opts = {"n_workers": n_workers or _local_size(), "threads_per_worker": 1, "processes": True,
+    opts = {"n_workers": n_workers or available_cores(), "threads_per_worker": 1, "processes": True,
             "dashboard_address": ":0"}
     opts.update(kwargs)
     with dask.config.set({"distributed.nanny.pre-spawn-environ": env}):
@@ -231,8 +225,9 @@ def _aligned(obj: Any) -> Any:
 
 def _certify_task(network: Any, lam: Any, X: np.ndarray, y: np.ndarray, patterns: dict[bool, Any],
                   kwargs: dict[str, Any]) -> Any:
-    from convexnn.networks.reading import as_network_arrays
+    from convexnn.duality.bab import serial_searches
     from convexnn.duality.certify import certify
+    from convexnn.networks.reading import as_network_arrays
 
     kw = dict(kwargs)
     X, y, network = _aligned(X), _aligned(y), _aligned(network)
@@ -240,7 +235,8 @@ def _certify_task(network: Any, lam: Any, X: np.ndarray, y: np.ndarray, patterns
         bias = as_network_arrays(network, X.shape[1], X).bias
         if patterns.get(bias) is not None:
             kw["patterns"] = patterns[bias]
-    cert = certify(network, X, y, lam, **kw)
+    with serial_searches():  # the workers are the parallelism
+        cert = certify(network, X, y, lam, **kw)
     cert._Xa = None  # the coordinator restores its own copy (no n x d' array per result)
     cert._y = None
     return cert
@@ -1064,7 +1060,7 @@ def score_sampled_patterns(
 def _bab_task(roots: np.ndarray, Xa: np.ndarray, v: np.ndarray, opts: dict[str, Any]) -> Any:
     from convexnn.duality.bab import relu_dual_norm_bab
 
-    return relu_dual_norm_bab(_aligned(Xa), _aligned(v), roots=np.asarray(roots), progress=False, **opts)
+    return relu_dual_norm_bab(_aligned(Xa), _aligned(v), roots=np.asarray(roots), progress=False, n_jobs=1, **opts)
 
 
 def relu_dual_norm_bab_distributed(

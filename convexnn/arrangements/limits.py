@@ -2,14 +2,15 @@
 
 The validation of the user's size limits (``max_patterns``, ``max_bytes``), the factors that
 turn a number of chambers into memory and counting work into a decision (count now, count later
-to prove completeness), the batch sizes that bound the memory of one recursion level, and the
-one-thread BLAS context the many small products run in.
+to prove completeness), the batch sizes that bound the memory of one recursion level, the
+one-thread BLAS context the many small products run in, and the cores available to the process.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,14 @@ def _check_limits(max_patterns: Any, max_bytes: Any) -> None:
     if isinstance(max_bytes, bool) or not isinstance(max_bytes, (int, float, np.integer, np.floating)) \
             or not max_bytes > 0:
         raise InputError(f"max_bytes must be a positive number; got {max_bytes!r}.")
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the platform has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 _CONTROLLER: list[Any] = []  # the threadpoolctl controller, created once (scanning the loaded libraries costs ~2 ms)

@@ -95,26 +95,43 @@ applied to the one-hidden-layer network whose hidden units are the data points.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import itertools
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import nnls
 
-from convexnn.arrangements.limits import single_blas_thread
+from convexnn.arrangements.limits import available_cores, single_blas_thread
 from convexnn.duality.cones import global_support_bound, project_cone
 from convexnn.errors import InputError
 
-__all__ = ["DualNormBound", "chamber_ascent", "relu_dual_norm_bab"]
+__all__ = ["DualNormBound", "chamber_ascent", "relu_dual_norm_bab", "serial_searches"]
 
 _U = 2.0 ** -53
 #: (box, unit) entries per call of the box bounds: a batch of boxes is bounded in chunks whose
 #: ``(boxes, n)`` work arrays stay in the processor's cache (the bounds are elementwise-dominated).
 CHUNK_ENTRIES = 400_000
+#: threads of a search whose ``n_jobs`` is None (None: the cores available); see :func:`serial_searches`
+_JOBS: contextvars.ContextVar[int | None] = contextvars.ContextVar("convexnn_bab_jobs", default=None)
+
+
+@contextlib.contextmanager
+def serial_searches() -> Iterator[None]:
+    """Context in which the searches without an explicit ``n_jobs`` run on one thread (for callers
+    that are themselves one of several parallel workers, e.g. the tasks of
+    :mod:`convexnn.distributed`)."""
+    token = _JOBS.set(1)
+    try:
+        yield
+    finally:
+        _JOBS.reset(token)
 
 
 def _gam(k: int) -> float:
@@ -241,6 +258,11 @@ def _pairs(data: np.ndarray, cols: np.ndarray, per_row: np.ndarray, n: int) -> s
     return sp.csr_matrix((data, cols, indptr), shape=(per_row.size, n))
 
 
+def _face_orders(d: int) -> np.ndarray:
+    """Row ``f``: the coordinates ``0..d-1`` with ``f`` moved last (the face ``z_f = +-1`` of a box)."""
+    return np.array([[k for k in range(d) if k != f] + [f] for f in range(d)])
+
+
 def _face_boxes(d: int) -> tuple[np.ndarray, ...]:
     lo, hi, fi, sg = [], [], [], []
     for sigma in (1, -1):
@@ -276,6 +298,14 @@ class _Problem:
         # distinct hyperplanes (bitwise equal rows share one) for the exact leaves
         _, self.row_id = np.unique(Xa, axis=0, return_inverse=True)
         self.row_id = self.row_id.ravel()
+
+    def face_rows(self) -> np.ndarray:
+        """Rows of :math:`X_a` in the coordinates of each face (the face coordinate last), face-major:
+        ``(d' n, d')``, for the vertex bound."""
+        if self._Xface is None:
+            d = self.d
+            self._Xface = np.ascontiguousarray(self.X[:, _face_orders(d)].transpose(1, 0, 2).reshape(d * self.n, d))
+        return self._Xface
 
     def value(self, u: np.ndarray, sigma: int) -> float:
         """:math:`\\sigma\\langle v, (X_a u)_+\\rangle / \\|u\\|` (floating point, no bound)."""
@@ -402,10 +432,8 @@ class _Problem:
         ps = np.flatnonzero(vp > 0)
         vp, tp, bp, jp = vp[ps], tsel[ps], bs[ps], cs[ps]
         # coordinates permuted per box so that the face coordinate comes last: one vertex set for all
-        faces = np.array([[k for k in range(d) if k != f] + [f] for f in range(d)])
-        perm = faces[fi[idx]]
-        if self._Xface is None:  # rows of X_a in the coordinates of each face, face-major
-            self._Xface = np.ascontiguousarray(self.X[:, faces].transpose(1, 0, 2).reshape(d * n, d))
+        perm = _face_orders(d)[fi[idx]]
+        Xface = self.face_rows()
         fb = fi[idx].astype(np.int64) * n
         mb = np.take_along_axis(m[idx], perm, 1)
         rb = np.take_along_axis(r[idx], perm, 1)
@@ -431,7 +459,7 @@ class _Problem:
             hi_b = min(max(hi_b, lo_b + 1), Nb)
             a, b = starts[lo_b], starts[hi_b]
             if b > a:
-                Xp = self._Xface[fb[bp[a:b]] + jp[a:b]]
+                Xp = Xface[fb[bp[a:b]] + jp[a:b]]
                 # pre-activations at the vertices, rounding E_j as for the intervals
                 tv = (rb[bp[a:b]] * Xp) @ Dl.T
                 tv += (tp[a:b] + self.E[jp[a:b]])[:, None]
@@ -666,6 +694,7 @@ def relu_dual_norm_bab(
     slope_steps: int = 2,
     vertex_dim: int = 8,
     roots: Any = None,
+    n_jobs: int | None = None,
 ) -> DualNormBound:
     r"""Certified bounds on :math:`s(v) = \max_{\sigma=\pm1,\|u\|_2\le 1}\sigma\sum_j v_j (x_j^\top u)_+` by branch and bound.
 
@@ -727,6 +756,13 @@ def relu_dual_norm_bab(
         for both output signs; ``_face_boxes`` order). ``upper`` is then a bound of the maximum over
         those roots only; :func:`convexnn.distributed.relu_dual_norm_bab_distributed` deals the roots
         to independent searches and takes the maximum.
+    n_jobs : int, optional
+        Threads that bound the chunks of a batch of boxes in parallel (the array work releases the
+        interpreter lock); default: the cores available to the process (one inside
+        :func:`serial_searches`), ``1``: no thread. Every
+        chunk of a batch is bounded against the pruning level of the batch's start and the results
+        are processed in order, so the search, its boxes and its result do not depend on
+        ``n_jobs``.
 
     Returns
     -------
@@ -735,7 +771,8 @@ def relu_dual_norm_bab(
     Raises
     ------
     InputError
-        On non-finite or mis-shaped input, or ``rtol`` outside ``[0, 1)``.
+        On non-finite or mis-shaped input, ``rtol`` outside ``[0, 1)`` or ``n_jobs`` not a positive
+        integer.
 
     Examples
     --------
@@ -750,13 +787,13 @@ def relu_dual_norm_bab(
         return _search(Xa, v, threshold=threshold, rtol=rtol, time_limit=time_limit, max_nodes=max_nodes,
                        progress=progress, stop_at_violation=stop_at_violation, max_violations=max_violations,
                        exact_leaf=exact_leaf, batch=batch, max_memory=max_memory, slope_steps=slope_steps,
-                       vertex_dim=vertex_dim, roots=roots)
+                       vertex_dim=vertex_dim, roots=roots, n_jobs=n_jobs)
 
 
 def _search(Xa: Any, v: Any, *, threshold: float | None, rtol: float, time_limit: float | None,
             max_nodes: int | None, progress: bool | None, stop_at_violation: bool | int, max_violations: int,
             exact_leaf: int, batch: int | None, max_memory: float, slope_steps: int, vertex_dim: int,
-            roots: Any) -> DualNormBound:
+            roots: Any, n_jobs: int | None) -> DualNormBound:
     """The search of :func:`relu_dual_norm_bab` (same parameters)."""
     t0 = time.perf_counter()
     Xa = np.asarray(Xa, dtype=np.float64)
@@ -773,6 +810,9 @@ def _search(Xa: Any, v: Any, *, threshold: float | None, rtol: float, time_limit
         raise InputError(f"vertex_dim must be a nonnegative integer; got {vertex_dim!r}.")
     if threshold is not None and not np.isfinite(threshold):
         raise InputError(f"threshold must be finite; got {threshold}.")
+    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1):
+        raise InputError(f"n_jobs must be a positive integer or None; got {n_jobs!r}.")
+    jobs = int(n_jobs) if n_jobs is not None else (_JOBS.get() or available_cores())
     d_full = Xa.shape[1]
     keep = (v != 0) & np.any(Xa != 0, axis=1)
     if not keep.any():
@@ -781,6 +821,8 @@ def _search(Xa: Any, v: Any, *, threshold: float | None, rtol: float, time_limit
     pb.slope_iters = int(slope_steps)
     pb.vertex_dim = int(vertex_dim)
     d, n = pb.d, pb.n
+    if d - 1 <= pb.vertex_dim:
+        pb.face_rows()  # built once, before any thread reads it
     T = -np.inf if threshold is None else float(threshold)
     B = int(batch) if batch else int(min(4096, max(64, 2_000_000 // max(n, 1))))
     max_open = int(max_memory // (8 * (2 * d + 2)))
@@ -840,20 +882,32 @@ def _search(Xa: Any, v: Any, *, threshold: float | None, rtol: float, time_limit
 
     per_box = 0.0  # seconds per evaluated box (last batch), to size the batches near the deadline
 
+    pool: list[ThreadPoolExecutor] = []  # created at the first batch of several chunks
+
     def evaluate(lo: np.ndarray, hi: np.ndarray, fi: np.ndarray, sg: np.ndarray,
                  parent_ub: np.ndarray | None = None) -> None:
         nonlocal per_box
         te = time.perf_counter()
         step = max(16, CHUNK_ENTRIES // n)  # the (box, unit) arrays of one chunk stay in cache
-        for a in range(0, lo.shape[0], step):
-            sl = slice(a, a + step)
-            evaluate_chunk(lo[sl], hi[sl], fi[sl], sg[sl], None if parent_ub is None else parent_ub[sl])
+        chunks = [slice(a, a + step) for a in range(0, lo.shape[0], step)]
+        lv = level()  # one level per batch: the bounds do not depend on how the chunks are scheduled
+
+        def bound(sl: slice) -> dict[str, np.ndarray]:
+            return pb.bounds(lo[sl], hi[sl], fi[sl], sg[sl], lv)
+
+        if jobs > 1 and len(chunks) > 1:
+            if not pool:
+                pool.append(ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="convexnn-bab"))
+            results = pool[0].map(bound, chunks)
+        else:
+            results = map(bound, chunks)
+        for sl, res in zip(chunks, results):  # in order, while the next chunks are bounded
+            evaluate_chunk(lo[sl], hi[sl], fi[sl], sg[sl], None if parent_ub is None else parent_ub[sl], res)
         per_box = (time.perf_counter() - te) / max(lo.shape[0], 1)
 
     def evaluate_chunk(lo: np.ndarray, hi: np.ndarray, fi: np.ndarray, sg: np.ndarray,
-                       parent_ub: np.ndarray | None) -> None:
+                       parent_ub: np.ndarray | None, res: dict[str, np.ndarray]) -> None:
         nonlocal nodes, discarded, last_polish
-        res = pb.bounds(lo, hi, fi, sg, level())
         nodes += lo.shape[0]
         ub, fc = res["ub"], res["fc"]
         if parent_ub is not None:  # a child lies in its parent: the parent's bound holds on it
@@ -954,6 +1008,8 @@ def _search(Xa: Any, v: Any, *, threshold: float | None, rtol: float, time_limit
     finally:
         if bar is not None:
             bar.close()
+        for p in pool:
+            p.shutdown(wait=True, cancel_futures=True)
     U = min(max(discarded, open_.max_ub(), 0.0), global_support_bound(Xa, v))
     complete = reason == "complete" or (reason == "degenerate" and open_.n == 0)
     if reason == "degenerate" and complete:

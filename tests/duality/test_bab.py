@@ -229,6 +229,48 @@ def test_chunked_bounds_agree_with_enumeration(monkeypatch, seed):
     assert np.array_equal(pb.bounds(lo, hi, fi, sg)["vb"], one)
 
 
+@pytest.mark.parametrize("threshold", [None, 2.0])
+def test_threads_do_not_change_the_search(monkeypatch, threshold):
+    """Chunks bounded by several threads give the same boxes, bounds and result as one thread."""
+    import convexnn.duality.bab as bab
+
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((40, 4))
+    v = rng.standard_normal(40)
+    Xa = design_matrix(X, True)
+    monkeypatch.setattr(bab, "CHUNK_ENTRIES", 8 * 40)  # children of 64 boxes in 16 chunks
+    runs = [relu_dual_norm_bab(Xa, v, rtol=1e-6, batch=64, threshold=threshold, n_jobs=j) for j in (1, 3)]
+    a, b = runs
+    assert a.nodes == b.nodes > 8 * 64 and a.upper == b.upper and a.lower == b.lower
+    assert np.array_equal(a.neuron, b.neuron) and a.complete and b.complete
+    assert a.upper >= brute_s(Xa, v) * (1 - 1e-12)
+
+
+def test_default_threads_and_serial_searches(monkeypatch):
+    """Without n_jobs a search uses the available cores, and one thread inside serial_searches."""
+    import convexnn.duality.bab as bab
+
+    pools = []
+    real = bab.ThreadPoolExecutor
+
+    def counted(*args, **kwargs):
+        pools.append(kwargs.get("max_workers"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bab, "ThreadPoolExecutor", counted)
+    monkeypatch.setattr(bab, "available_cores", lambda: 2)
+    monkeypatch.setattr(bab, "CHUNK_ENTRIES", 8 * 40)
+    rng = np.random.default_rng(2)
+    Xa = design_matrix(rng.standard_normal((40, 3)), True)
+    v = rng.standard_normal(40)
+    with bab.serial_searches():
+        serial = relu_dual_norm_bab(Xa, v, rtol=1e-6, batch=64)
+    assert pools == []
+    threaded = relu_dual_norm_bab(Xa, v, rtol=1e-6, batch=64)
+    assert pools == [2]
+    assert (serial.nodes, serial.upper, serial.lower) == (threaded.nodes, threaded.upper, threaded.lower)
+
+
 @pytest.mark.parametrize("steps,vertex_dim", [(0, 8), (1, 8), (4, 8), (2, 0), (0, 0)])
 def test_slope_steps_enclose_exact_value(steps, vertex_dim):
     rng = np.random.default_rng(11)
@@ -253,6 +295,9 @@ def test_zero_and_bad_input():
         relu_dual_norm_bab(X, np.ones(3), slope_steps=-1)
     with pytest.raises(InputError):
         relu_dual_norm_bab(X, np.ones(3), vertex_dim=1.5)
+    for jobs in (0, -1, 1.5, True, "2"):
+        with pytest.raises(InputError, match="n_jobs"):
+            relu_dual_norm_bab(X, np.ones(3), n_jobs=jobs)
 
 
 # --------------------------------------------------------------------------- certificates
