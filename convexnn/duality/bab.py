@@ -759,10 +759,9 @@ def relu_dual_norm_bab(
     n_jobs : int, optional
         Threads that bound the chunks of a batch of boxes in parallel (the array work releases the
         interpreter lock); default: the cores available to the process (one inside
-        :func:`serial_searches`), ``1``: no thread. Every
-        chunk of a batch is bounded against the pruning level of the batch's start and the results
-        are processed in order, so the search, its boxes and its result do not depend on
-        ``n_jobs``.
+        :func:`serial_searches`); ``1``: no thread. Every chunk of a batch is bounded against the
+        pruning level of the batch's start and the results are processed in order, so the search,
+        its boxes and its result do not depend on ``n_jobs``.
 
     Returns
     -------
@@ -947,7 +946,6 @@ def _search(Xa: Any, v: Any, *, threshold: float | None, rtol: float, time_limit
         if live.any():
             open_.push(lo[live], hi[live], fi[live], sg[live], ub[live], res["split"][live])
 
-    evaluate(lo, hi, fi, sg)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -955,6 +953,7 @@ def _search(Xa: Any, v: Any, *, threshold: float | None, rtol: float, time_limit
         bar = tqdm(desc="s(v) branch and bound", unit="box", unit_scale=True)
     reason = "complete"
     try:
+        evaluate(lo, hi, fi, sg)  # the root boxes
         while True:
             discarded = max(discarded, open_.prune(level()))
             if open_.n == 0:
