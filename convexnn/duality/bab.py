@@ -881,11 +881,11 @@ def _search(Xa: Any, v: Any, *, threshold: float | None, rtol: float, time_limit
 
     per_box = 0.0  # seconds per evaluated box (last batch), to size the batches near the deadline
 
-    pool: list[ThreadPoolExecutor] = []  # created at the first batch of several chunks
+    pool: ThreadPoolExecutor | None = None  # created at the first batch of several chunks
 
     def evaluate(lo: np.ndarray, hi: np.ndarray, fi: np.ndarray, sg: np.ndarray,
                  parent_ub: np.ndarray | None = None) -> None:
-        nonlocal per_box
+        nonlocal per_box, pool
         te = time.perf_counter()
         step = max(16, CHUNK_ENTRIES // n)  # the (box, unit) arrays of one chunk stay in cache
         chunks = [slice(a, a + step) for a in range(0, lo.shape[0], step)]
@@ -895,9 +895,9 @@ def _search(Xa: Any, v: Any, *, threshold: float | None, rtol: float, time_limit
             return pb.bounds(lo[sl], hi[sl], fi[sl], sg[sl], lv)
 
         if jobs > 1 and len(chunks) > 1:
-            if not pool:
-                pool.append(ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="convexnn-bab"))
-            results = pool[0].map(bound, chunks)
+            if pool is None:
+                pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="convexnn-bab")
+            results = pool.map(bound, chunks)
         else:
             results = map(bound, chunks)
         for sl, res in zip(chunks, results):  # in order, while the next chunks are bounded
@@ -1007,8 +1007,8 @@ def _search(Xa: Any, v: Any, *, threshold: float | None, rtol: float, time_limit
     finally:
         if bar is not None:
             bar.close()
-        for p in pool:
-            p.shutdown(wait=True, cancel_futures=True)
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     U = min(max(discarded, open_.max_ub(), 0.0), global_support_bound(Xa, v))
     complete = reason == "complete" or (reason == "degenerate" and open_.n == 0)
     if reason == "degenerate" and complete:
