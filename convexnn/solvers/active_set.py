@@ -67,7 +67,7 @@ from convexnn.solvers.relu_certificate import (
     violation,
 )
 
-__all__ = ["PolishCertificate", "ActiveSetResult", "RestrictedSolution", "certify_relu",
+__all__ = ["PolishCertificate", "ActiveSetResult", "RestrictedSolution", "certify_relu", "cone_rows",
            "screen_blocks", "scan_blocks", "solve_restricted", "solve_relu_active_set", "violation"]
 
 _FAER_MIN_VARS = 800  # restricted squared-loss solves with more variables use Clarabel's faer LDL
@@ -86,13 +86,58 @@ class RestrictedSolution:
     iterations: int
     status: str
     time: float
-    #: the interior point's warm-start state and its blocks (``(row, i)`` pairs), when it solved
-    warm: tuple[dict, list] | None = None
+    #: the interior point's warm-start state, its blocks (``(row, i)`` pairs) and its cone rows per
+    #: block (``(r, k)``, None: all), when it solved
+    warm: tuple[dict, list, np.ndarray | None] | None = None
 
 
 def _row_scores(Xa: np.ndarray, rn: np.ndarray, sgn: np.ndarray, ref: np.ndarray) -> np.ndarray:
     r"""Normalized margins :math:`s_j x_j^\top r / \|x_j\|` of the cone rows of one block at ``ref``."""
     return sgn * (Xa @ ref) / rn
+
+
+def _nearest_rows(Xa: np.ndarray, mk: np.ndarray, blocks: list, V_ref: np.ndarray | None,
+                  W_ref: np.ndarray | None, v_ref: np.ndarray | None, m: int) -> np.ndarray | None:
+    r"""The ``m`` cone rows of every block with the smallest normalized margins
+    :math:`s_j x_j^\top r_b / \|x_j\|` (:func:`_row_scores`) at the block's reference direction
+    :math:`r_b`: its weight in ``V_ref`` / ``W_ref`` when nonzero, else
+    :math:`\sigma_b X_a^\top D_{i_b} v_{\text{ref}}`; ``(m, k)`` row indices, or None (all rows)
+    when a block has no reference."""
+    n, d = Xa.shape
+    ref = np.zeros((len(blocks), d))
+    for b, (row, i) in enumerate(blocks):
+        R_ = V_ref if row == 0 else W_ref
+        if R_ is not None and np.any(R_[i]):
+            ref[b] = R_[i]
+        elif v_ref is not None:
+            ref[b] = (1.0 - 2.0 * row) * (Xa.T @ np.where(mk[:, b], v_ref, 0.0))
+        else:
+            return None
+    rn = np.linalg.norm(Xa, axis=1)
+    Z = (2.0 * mk - 1.0) * (Xa @ ref.T) / np.where(rn > 0, rn, 1.0)[:, None]
+    return np.argpartition(Z, m - 1, axis=0)[:m]
+
+
+def _violated_rows(Xa: np.ndarray, mk: np.ndarray, X: np.ndarray, R: np.ndarray, last: bool,
+                   tol: float = 1e-12) -> np.ndarray | None | bool:
+    r"""Row generation step: ``False`` when the blocks ``X`` satisfy every cone row
+    :math:`s_j x_j^\top x_b \ge -\text{tol}\max_{j,b}|x_j^\top x_b|` left out of ``R`` (with the
+    default ``tol`` the relaxed solution then solves the restricted program); otherwise the rows ``R`` extended by the ``a`` rows of
+    smallest margin outside them for every block, ``a`` the largest count of violated rows of one
+    block but at most ``len(R)`` (the rows at most double per round), or None (all rows) when
+    ``last`` or when that would reach half of the ``n`` rows."""
+    n, k = mk.shape
+    ZX = Xa @ X.T
+    Z = (2.0 * mk - 1.0) * ZX
+    scale = float(np.abs(ZX).max()) if ZX.size else 0.0
+    Z[R, np.arange(k)[None, :]] = np.inf  # rows already in
+    bad = (Z < -tol * scale).sum(axis=0)
+    a = min(int(bad.max()) if bad.size else 0, R.shape[0])
+    if a == 0:
+        return False
+    if last or 2 * (R.shape[0] + a) >= n:
+        return None
+    return np.vstack([R, np.argpartition(Z, a - 1, axis=0)[:a]])
 
 
 def _clarabel_squared(F: np.ndarray, y: np.ndarray, lam: float, C: Any, k: int, d: int, eps: float,
@@ -169,28 +214,31 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
                      active: np.ndarray, *, V_ref: np.ndarray | None = None, W_ref: np.ndarray | None = None,
                      v_ref: np.ndarray | None = None, rows_per_block: int | None = None,
                      eps: float = 1e-10, max_iter: int = 200, row_rounds: int = 30,
-                     solver: str = "ipm", warm: tuple[dict, list] | None = None,
+                     solver: str = "ipm", warm: tuple | None = None,
                      resume: bool = False, gram_cache: PatternGram | None = None,
-                     accept: float | None = None) -> RestrictedSolution:
+                     accept: float | None = None, relaxed: float = 0.0) -> RestrictedSolution:
     r"""Solve C-ReLU restricted to the blocks ``active`` (others fixed at zero).
 
     ``solver="ipm"`` (default): the block-structured primal-dual interior point of
     :mod:`convexnn.solvers.block_ipm` (one dense ``|W| d' x |W| d'`` Cholesky per iteration, the
     ``|W| n`` cone rows enter only block-diagonal terms); when it cannot reach a relative
     accuracy of ``max(eps, _IPM_ACCEPT)`` (a numerical failure) the program goes to Clarabel.
-    ``solver="clarabel"`` (or ``rows_per_block`` given): Clarabel, as described below.
+    ``solver="clarabel"``: Clarabel, as described below.
 
     Blocks are stacked in one vector :math:`x = (x_b)_{b \in \mathcal W}`; the fit is the dense
-    product :math:`F x` with :math:`F = [\sigma_b D_{i_b} X_a]_b` (``n x |W| d'``) and the cone rows
-    are one sparse matrix. **Row generation**: each block starts with only its
-    ``rows_per_block`` cone rows of smallest normalized margin at a reference direction (the
-    block's current weight ``V_ref`` / ``W_ref`` when nonzero, else :math:`\sigma X_a^\top D_i v`
-    for the dual candidate ``v_ref``); after each solve, the rows violated by more than
-    :math:`10^{-12}\max_j|x_j^\top u|` are added (at most ``rows_per_block`` per block and round),
-    until none is. The program with fewer rows is a relaxation, so a solution feasible for all
-    rows solves the restricted program; the loop ends because rows are only added (and with
-    all rows it is the restricted program itself). Interior-point cost grows with the rows,
-    which are ``|W| n`` in all but only a few per block are active.
+    product :math:`F x` with :math:`F = [\sigma_b D_{i_b} X_a]_b` (``n x |W| d'``) and, for Clarabel,
+    the cone rows are one sparse matrix. **Row generation** (both solvers): each block starts with
+    only its ``rows_per_block`` cone rows of smallest normalized margin at a reference direction
+    (the block's current weight ``V_ref`` / ``W_ref`` when nonzero, else
+    :math:`\sigma X_a^\top D_i v` for the dual candidate ``v_ref``); after each solve, the rows
+    violated by more than :math:`10^{-12}\max_j|x_j^\top u|` are added until none is (Clarabel: at
+    most ``rows_per_block`` per block and round; the interior point, whose blocks hold equally many
+    rows: as many per block as the most violated block has, the smallest margins first, from an
+    interior iterate of the previous solve). The program with fewer rows is a relaxation, so a
+    solution feasible for all rows solves the restricted program; the loop ends because rows are
+    only added (and with all rows it is the restricted program itself). Interior-point cost grows
+    with the rows, which are ``|W| n`` in all but only a few per block are active: at
+    :math:`n = 10^5` the cone terms of all rows cost several times the dense factorization.
 
     Parameters
     ----------
@@ -203,9 +251,8 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
     v_ref : ndarray, shape (n,), optional
         Reference dual candidate for blocks without a nonzero reference weight.
     rows_per_block : int, optional
-        Initial (and per-round) rows per block; default (None) and ``n`` or more mean all rows
-        from the start (no row generation). On diabetes row generation did not pay: the
-        solver's cost was dominated by the dense Gram block, not by the cone rows.
+        Initial rows per block; default (None) and ``n`` or more mean all rows from the start (no
+        row generation; :func:`solve_relu_active_set` chooses it by :func:`cone_rows`).
     eps : float
         Gap and feasibility tolerances (relative) of the interior point / Clarabel.
     max_iter : int
@@ -216,7 +263,8 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
         Restricted solver (see above).
     warm : tuple, optional
         :attr:`RestrictedSolution.warm` of the previous round: the interior point starts from its
-        state, extended to ``active`` by :func:`convexnn.solvers.block_ipm.warm_start`.
+        state, extended to ``active`` (and to this solve's rows) by
+        :func:`convexnn.solvers.block_ipm.warm_start`.
     resume : bool
         With ``warm`` from a solve on the same blocks: continue that solve from its last iterate
         (``state["last"]``), e.g. to a tighter ``eps``.
@@ -225,6 +273,12 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
         ``max(_IPM_ACCEPT, eps, accept)``; otherwise the program goes to Clarabel. A caller that
         certifies the answer globally to a tolerance ``tol`` can accept an interior point stalled
         at its rounding floor above ``eps`` but well below ``tol``.
+    relaxed : float
+        Interior point with row generation: rows left out are added only while they are violated
+        by more than ``relaxed`` relative to :math:`\max_{j,b}|x_j^\top x_b|` (default 0: until
+        none is violated beyond rounding, :math:`10^{-12}`); a positive value returns a point that
+        may violate its cones by that much (for the rounds of a polish whose point only prices the
+        blocks outside the working set).
     gram_cache : PatternGram, optional
         The pattern blocks of the Gram matrix :math:`F^\top F` kept across the rounds of a polish
         (squared loss, dense interior-point solves): only the patterns new to the working set cost
@@ -258,31 +312,52 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
         raise InputError(f"solver must be 'ipm' or 'clarabel'; got {solver!r}.")
     # a solve that reached the requested accuracy is used
     accept = max(_IPM_ACCEPT, float(eps), 0.0 if accept is None else float(accept))
-    if solver == "ipm" and rows_per_block is None:
+    if solver == "ipm":
         mk, sg = masks[:, [i for _, i in blocks]], np.array([1.0 - 2.0 * b for b, _ in blocks])
         pids = np.array([i for _, i in blocks])
         gram_of = None if gram_cache is None else (lambda which: gram_cache.of(pids[which]))
-        r = None
-        if warm is not None:
-            # warm start from an interior iterate of the previous round (kept blocks keep theirs);
-            # the same blocks solved again (tighter): continue from the previous solve's last iterate;
-            # a cold start below when it does not reach the accuracy
-            start = (warm[0]["last"] if resume and warm[1] == blocks and "last" in warm[0]
-                     else warm_start(warm[0], warm[1], blocks, n, d, lam))
-            r = solve_block_ipm(Xa, mk, sg, y, lam, loss, cones=True, eps=eps, max_iter=max(max_iter, 150),
-                                start=start, gram_of=gram_of)
-            if max(r.gap, r.pres, r.dres) > accept:
-                r = None
-        if r is None:
-            r = solve_block_ipm(Xa, mk, sg, y, lam, loss, cones=True, eps=eps, max_iter=max(max_iter, 150),
-                                gram_of=gram_of)
+        prev = warm  # (state, blocks, rows) of the solve to start from
+        same = prev is not None and prev[1] == blocks
+        # cone rows per block (row generation; None: all n): a resumed solve keeps its rows
+        m = None if rows_per_block is None or int(rows_per_block) >= n else max(1, int(rows_per_block))
+        R = (prev[2] if resume and same else
+             None if m is None else _nearest_rows(Xa, mk, blocks, V_ref, W_ref, v_ref, m))
+        iters = 0
+        for rnd in range(row_rounds + 1):
+            r = None
+            if prev is not None:
+                # warm start from an interior iterate of the previous solve (kept blocks and rows keep
+                # theirs); the same blocks and rows solved again (tighter): continue from the previous
+                # solve's last iterate; a cold start below when it does not reach the accuracy
+                cont = rnd == 0 and resume and same and "last" in prev[0]
+                start = prev[0]["last"] if cont else warm_start(prev[0], prev[1], blocks, n, d, lam,
+                                                               rows_old=prev[2], rows_new=R)
+                r = solve_block_ipm(Xa, mk, sg, y, lam, loss, cones=True, eps=eps, max_iter=max(max_iter, 150),
+                                    start=start, gram_of=gram_of, rows=R)
+                iters += r.iterations
+                if max(r.gap, r.pres, r.dres) > accept:
+                    r = None
+            if r is None:
+                r = solve_block_ipm(Xa, mk, sg, y, lam, loss, cones=True, eps=eps, max_iter=max(max_iter, 150),
+                                    gram_of=gram_of, rows=R)
+                iters += r.iterations
+            if max(r.gap, r.pres, r.dres) > accept or R is None:
+                break
+            # the rows left out: the violated ones join (as many per block as the most violated
+            # block has, the smallest margins first), all rows in the last round
+            more = _violated_rows(Xa, mk, r.X, R, last=rnd + 1 >= row_rounds, tol=max(float(relaxed), 1e-12))
+            if more is False:
+                break
+            if r.state is not None:
+                prev = (r.state, blocks, R)
+            R = more
         if max(r.gap, r.pres, r.dres) <= accept:
             for b, (row, i) in enumerate(blocks):
                 (V if row == 0 else W)[i] = r.X[b]
-                Gam[:, row * P + i] = r.multipliers[:, b]
-            return RestrictedSolution(V, W, Gam, r.iterations, f"ipm: {r.status}", time.perf_counter() - t0,
-                                      (r.state, blocks) if r.state is not None else None)
-        ipm_iters = r.iterations  # a numerical failure of the interior point: Clarabel below
+                Gam[(slice(None) if R is None else R[:, b]), row * P + i] = r.multipliers[:, b]
+            return RestrictedSolution(V, W, Gam, iters, f"ipm: {r.status}", time.perf_counter() - t0,
+                                      (r.state, blocks, R) if r.state is not None else None)
+        ipm_iters = iters  # a numerical failure of the interior point: Clarabel below
     else:
         ipm_iters = 0
     # the dense n x P masks and signs only on the Clarabel path (the interior point reads columns)
@@ -391,6 +466,27 @@ IPM_ACCEPT_TOL = 0.5
 #: Expected C-ReLU working set over the C-GReLU support size (diabetes 119/98, synthetic 83/72 blocks
 #: over neurons on the dense-support cells of ``bench/bench_matrix.py``; 12/25 .. 18/16 on sparse ones).
 _SUPPORT_RATIO = 1.2
+
+
+#: Row generation of the restricted interior-point solves (:func:`cone_rows`): every block starts
+#: with ``_ROWS_PER_DIM d'`` of its cone rows, at least ``_ROWS_MIN`` and ``n / _ROWS_SHARE`` (the
+#: rows a moving solution meets grow with ``n``; their cone terms stay far cheaper than the dense
+#: factorization), when the data has at least ``_ROWS_FACTOR`` times as many rows. A nonzero block
+#: of the optimum has at most ``d' - 1`` active rows (its direction is a point of the cone's
+#: boundary of dimension ``d'``), near the smallest margins at its current direction.
+_ROWS_PER_DIM = 20
+_ROWS_MIN = 1000
+_ROWS_SHARE = 25
+_ROWS_FACTOR = 4
+
+
+def cone_rows(n: int, d: int) -> int | None:
+    r"""Initial cone rows per block of the restricted interior-point solves (row generation,
+    :func:`solve_restricted`), or None for all ``n`` rows: ``max(20 d', 1000, n / 25)`` when ``n`` is
+    at least ``4 max(20 d', 1000)``. The cone terms of an iteration cost :math:`O(k\,r\,d'^2)` for ``r`` rows per
+    block (:math:`O(k n d'^2)` with all of them), the fit and the dense factorization do not change."""
+    r = max(_ROWS_PER_DIM * int(d), _ROWS_MIN)
+    return max(r, int(n) // _ROWS_SHARE) if int(n) >= _ROWS_FACTOR * r else None
 
 
 def restricted_seconds(n: int, k: int, d: int, quadratic: bool, iterations: float = 35.0) -> float:
@@ -539,7 +635,9 @@ def solve_relu_active_set(
         bottleneck, typically the exponential cones of the logistic loss), the same working set
         is solved again with ``eps`` divided by 100, down to ``eps_min``.
     rows_per_block : int, optional
-        Row generation of the restricted solves (see :func:`solve_restricted`).
+        Row generation of the restricted solves (initial cone rows per block, see
+        :func:`solve_restricted`); default :func:`cone_rows` (all rows below a few thousand
+        samples); ``n`` or more: all rows.
     add_limit : int
         Violated blocks added per round: at most ``max(add_limit, |W|)`` (the most violated
         first), so the working set can double per round.
@@ -566,12 +664,14 @@ def solve_relu_active_set(
         certified over all patterns as in every round.
     eps_loose, loose_above, loose_flops : float
         **Loose rounds.** While the certified relative gap of the last round is above
-        ``loose_above`` (or before the first round) the working set will almost surely change, so
+        ``loose_above`` (or before the first round, or while its point violates the cones by more
+        than ``viol_tol``) the working set will almost surely change, so
         a restricted program costing at least ``loose_flops`` per interior-point iteration
         (:func:`convexnn.solvers.block_ipm.iteration_flops`) is solved only to the relative
         accuracy ``eps_loose``: its point prices the blocks outside the working set as well (any
-        point gives a valid certificate; an accurate one only matters for the last working set).
-        When a loose round finds no violated block, the same working set is solved to the
+        point gives a valid certificate; an accurate one only matters for the last working set),
+        and with cone-row generation its rows are added only while violated by more than
+        ``eps_loose`` (relative). When a loose round finds no violated block, the same working set is solved to the
         round's tolerance by *resuming* the loose solve from its last iterate (the continuation of
         the same interior-point path, typically 5-8 more iterations) instead of a new solve.
         Blocks are pruned only after accurate solves (an interior iterate keeps every block away
@@ -592,6 +692,7 @@ def solve_relu_active_set(
     n, d = Xa.shape
     P = masks.shape[1]
     max_blocks = 2 * P if max_blocks is None else int(max_blocks)
+    rows_per_block = cone_rows(n, d) if rows_per_block is None else int(rows_per_block)
     active = np.zeros((2, P), dtype=bool)
     V = np.zeros((P, d)) if V0 is None else np.array(V0, dtype=np.float64)
     W = np.zeros((P, d)) if W0 is None else np.array(W0, dtype=np.float64)
@@ -608,6 +709,9 @@ def solve_relu_active_set(
 
     cert: PolishCertificate | None = None
     va = vr = 0.0
+    # the cone projections of the blocks found violated (screening, scans): the reference directions
+    # of their first cone rows in the next restricted solve (row generation)
+    dirs: dict = {}
     if V0 is not None or W0 is not None:
         active[0] |= np.linalg.norm(V, axis=1) > 0
         active[1] |= np.linalg.norm(W, axis=1) > 0
@@ -618,18 +722,18 @@ def solve_relu_active_set(
             return ActiveSetResult(V, W, cert, va, vr, Gam, int(active.sum()), active, 0, iters, True, "certified",
                                   history)
         add, _ = screen_blocks(Xa, masks, cert.v, lam * screen_level, cert.bounds, exclude=active,
-                               limit=screen_limit)
+                               limit=screen_limit, directions=dirs)
         active[add[:, 0], add[:, 1]] = True
     if U_screen is not None:
         active |= gated_start(Xa, masks, np.asarray(U_screen, dtype=np.float64), loss, exclude=active)
     if v_screen is not None:
         add, _ = screen_blocks(Xa, masks, np.asarray(v_screen, dtype=np.float64), lam * screen_level,
-                               exclude=active, limit=screen_limit)
+                               exclude=active, limit=screen_limit, directions=dirs)
         active[add[:, 0], add[:, 1]] = True
     if not active.any():
         # nothing screened in: the blocks most violated at the zero solution
         v0 = -np.asarray(loss.grad(np.zeros(n), y), dtype=np.float64)
-        add, _ = screen_blocks(Xa, masks, v0, lam, exclude=active, top=8)
+        add, _ = screen_blocks(Xa, masks, v0, lam, exclude=active, top=8, directions=dirs)
         active[add[: max(1, min(8, len(add))), 0], add[: max(1, min(8, len(add))), 1]] = True
     reason = "max_rounds"
     rounds = 0
@@ -645,18 +749,27 @@ def solve_relu_active_set(
             reason = "time_limit"
             break
         rounds += 1
-        # far from the certificate (the working set will change again) and a costly restricted
-        # program: a loose restricted solve, resumed to eps_round when it leaves nothing to add
-        loose = ((cert is None or cert.rel_gap > loose_above) and not tight
+        # far from the certificate (the working set will change again; the gap of a point that
+        # violates its cones says nothing) and a costly restricted program: a loose restricted
+        # solve, resumed to eps_round when it leaves nothing to add
+        loose = ((cert is None or cert.rel_gap > loose_above or vr > viol_tol) and not tight
                  and iteration_flops(n, int(active.sum()), d, quad)[0] >= loose_flops)
         eps_now = max(eps_round, eps_loose) if loose else eps_round
         resume, tight = tight, False
         try:
             v_ref = cert.v if cert is not None else (None if v_screen is None else np.asarray(v_screen, float))
-            rs = solve_restricted(Xa, masks, y, lam, loss, active, V_ref=V, W_ref=W, v_ref=v_ref, eps=eps_now,
+            V_ref, W_ref = V, W
+            if dirs and rows_per_block is not None and rows_per_block < n:
+                V_ref, W_ref = V.copy(), W.copy()
+                for (row, i), q in dirs.items():
+                    U = V_ref if row == 0 else W_ref
+                    if active[row, i] and not U[i].any():
+                        U[i] = q
+            dirs = {}
+            rs = solve_restricted(Xa, masks, y, lam, loss, active, V_ref=V_ref, W_ref=W_ref, v_ref=v_ref, eps=eps_now,
                                   rows_per_block=rows_per_block, solver=restricted,
                                   warm=warm if warm_starts else None, resume=resume, gram_cache=gram_cache,
-                                  accept=IPM_ACCEPT_TOL * tol)
+                                  accept=IPM_ACCEPT_TOL * tol, relaxed=eps_now if loose else 0.0)
         except Exception as exc:  # noqa: BLE001  (cvxpy.error.SolverError, numerical failures)
             reason = f"solver_error: {exc}"
             break
@@ -672,11 +785,11 @@ def solve_relu_active_set(
         limit = max(add_limit, int(active.sum()))
         # the restricted solve's cone multipliers bound s_b(v) of the working-set blocks without an
         # NNLS; when that leaves the gap above tol with no block to add, the exact scan decides
-        add, s_exact, bounds, nn = scan_blocks(Xa, masks, v, lam, active, limit, multipliers=Gam)
+        add, s_exact, bounds, nn = scan_blocks(Xa, masks, v, lam, active, limit, multipliers=Gam, directions=dirs)
         cert = _certificate(primal, v, y, lam, loss, float(bounds.max()) if s_exact is None else s_exact,
                             bounds, nn)
         if add.shape[0] == 0 and cert.rel_gap > tol and s_exact is not None:
-            add, s_exact, bounds, nn2 = scan_blocks(Xa, masks, v, lam, active, limit)
+            add, s_exact, bounds, nn2 = scan_blocks(Xa, masks, v, lam, active, limit, directions=dirs)
             cert = _certificate(primal, v, y, lam, loss, float(bounds.max()) if s_exact is None else s_exact,
                                 bounds, nn + nn2)
         va, vr = violation(Xa, masks, V, W)

@@ -112,6 +112,7 @@ from typing import Any, Callable
 import numpy as np
 import scipy.linalg
 
+from convexnn.arrangements.limits import parallel_blas
 from convexnn.backend import NUMPY
 from convexnn.formulations.losses import Loss
 
@@ -228,14 +229,15 @@ def pattern_gram(Xa: np.ndarray, masks: np.ndarray, against: np.ndarray | None =
         return G
     rows = max(1, int(_GRAM_CHUNK_BYTES // (8 * d * (u + v))))
     Gt = G.T  # the same memory in Fortran order: BLAS accumulates into it in place
-    for a in range(0, n, rows):
-        Xc = Xa[a:a + rows]
-        Fa = (A[a:a + rows, :, None] * Xc[:, None, :]).reshape(Xc.shape[0], u * d)
-        if against is None:  # Fa.T is Fortran-ordered: (Fa.T)(Fa.T)^T = Fa^T Fa, upper triangle of Gt
-            Gt = _SYRK(1.0, Fa.T, beta=1.0, c=Gt, trans=0, lower=0, overwrite_c=1)
-        else:
-            Fb = (B[a:a + rows, :, None] * Xc[:, None, :]).reshape(Xc.shape[0], v * d)
-            Gt = _GEMM(1.0, Fb.T, Fa.T, beta=1.0, c=Gt, trans_b=1, overwrite_c=1)  # G^T += Fb^T Fa
+    with parallel_blas(min(rows, n) * (u * d) * (v * d) * (1.0 if against is None else 2.0)):
+        for a in range(0, n, rows):
+            Xc = Xa[a:a + rows]
+            Fa = (A[a:a + rows, :, None] * Xc[:, None, :]).reshape(Xc.shape[0], u * d)
+            if against is None:  # Fa.T is Fortran-ordered: (Fa.T)(Fa.T)^T = Fa^T Fa, upper triangle of Gt
+                Gt = _SYRK(1.0, Fa.T, beta=1.0, c=Gt, trans=0, lower=0, overwrite_c=1)
+            else:
+                Fb = (B[a:a + rows, :, None] * Xc[:, None, :]).reshape(Xc.shape[0], v * d)
+                Gt = _GEMM(1.0, Fb.T, Fa.T, beta=1.0, c=Gt, trans_b=1, overwrite_c=1)  # G^T += Fb^T Fa
     G = Gt.T
     if against is None:
         _mirror_lower(G)
@@ -320,6 +322,59 @@ def _units(Mk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             second.append(g[a + 1] if a + 1 < len(g) else -1)
     order = np.argsort(first, kind="stable")
     return np.asarray(first, dtype=np.int64)[order], np.asarray(second, dtype=np.int64)[order]
+
+
+class _ConeRows:
+    r"""The cone rows :math:`C = \operatorname{blkdiag}(\operatorname{diag}(S_b) X_a)` of the restricted
+    program, or a subset of ``r`` rows per block (row generation: a relaxation of the program).
+
+    Every row touches one block, so the three maps an iteration needs are per block: :meth:`apply`
+    (:math:`C_b x_b` for every block, ``(r, k)``), :meth:`adjoint` (:math:`C_b^\top z_b`, ``(k, d')``)
+    and :meth:`add_gram` (:math:`C_b^\top\operatorname{diag}(w_b)C_b` added to the ``d' x d'`` blocks).
+    All rows: products with :math:`X_a` and the symmetric row products :math:`x_jx_j^\top` (upper
+    triangle, ``n x d'(d'+1)/2``); a subset: the rows gathered once per block, ``(k, r, d')``, and
+    batched products (their cost follows ``r``, not ``n``).
+    """
+
+    def __init__(self, Xa: np.ndarray, Mk: np.ndarray, rows: np.ndarray | None):
+        n, d = Xa.shape
+        k = Mk.shape[1]
+        self.iu = np.triu_indices(d)
+        self.off = (self.iu[0] != self.iu[1]).astype(np.float64)  # strict upper triangle, mirrored
+        if rows is None:
+            self.Xa, self.Sk = Xa, 2.0 * Mk - 1.0
+            self.XX = Xa[:, self.iu[0]] * Xa[:, self.iu[1]]
+            self.Cg = None
+            self.r = n
+        else:
+            R = np.asarray(rows, dtype=np.int64).reshape(-1, k)
+            sg = 2.0 * Mk[R, np.arange(k)[None, :]] - 1.0  # (r, k)
+            self.Cg = np.ascontiguousarray((sg[:, :, None] * Xa[R]).transpose(1, 0, 2))  # (k, r, d)
+            self.r = R.shape[0]
+
+    def apply(self, X: np.ndarray) -> np.ndarray:
+        """:math:`C_b x_b` of every block, shape ``(r, k)``."""
+        if self.Cg is None:
+            return self.Sk * (self.Xa @ X.T)
+        return np.matmul(self.Cg, X[:, :, None])[:, :, 0].T
+
+    def adjoint(self, Z: np.ndarray) -> np.ndarray:
+        r""":math:`C_b^\top z_b` of every block (``Z`` of shape ``(r, k)``), shape ``(k, d')``."""
+        if self.Cg is None:
+            return (self.Sk * Z).T @ self.Xa
+        return np.matmul(Z.T[:, None, :], self.Cg)[:, 0, :]
+
+    def add_gram(self, Bd: np.ndarray, W: np.ndarray) -> None:
+        r"""``Bd[b] +=`` :math:`C_b^\top\operatorname{diag}(w_b)C_b` (``W`` of shape ``(r, k)``, ``Bd`` of
+        ``(k, d', d')``)."""
+        iu = self.iu
+        if self.Cg is None:
+            with parallel_blas(2.0 * W.size * self.XX.shape[1]):
+                upper = W.T @ self.XX  # (k, d'(d'+1)/2): the upper triangles
+            Bd[:, iu[0], iu[1]] += upper
+            Bd[:, iu[1], iu[0]] += upper * self.off
+            return
+        Bd += np.matmul(self.Cg.transpose(0, 2, 1), W.T[:, :, None] * self.Cg)
 
 
 class _UnitSystem:
@@ -629,17 +684,18 @@ def _dense_factor(K: np.ndarray, reg: float, diag: tuple, base: float,
     the regularization used and the matrix ``K`` the factor belongs to (a rebuilt one after a
     failure)."""
     src = K
-    for _ in range(6):
-        try:
-            if reg == 0.0 and rebuild is not None:
-                return _cho_factor(src, overwrite=True), reg, src
-            Kr = src + 0.0
-            Kr[diag] += reg * base
-            return _cho_factor(Kr), reg, src
-        except (np.linalg.LinAlgError, ValueError):
-            reg = max(reg * 100.0, 1e-14)
-            if src is K and rebuild is not None:
-                src = rebuild()
+    with parallel_blas(K.shape[0] ** 3 / 3.0):
+        for _ in range(6):
+            try:
+                if reg == 0.0 and rebuild is not None:
+                    return _cho_factor(src, overwrite=True), reg, src
+                Kr = src + 0.0
+                Kr[diag] += reg * base
+                return _cho_factor(Kr), reg, src
+            except (np.linalg.LinAlgError, ValueError):
+                reg = max(reg * 100.0, 1e-14)
+                if src is K and rebuild is not None:
+                    src = rebuild()
     return None, reg, src
 
 
@@ -655,7 +711,8 @@ def _symv_kept(A: np.ndarray, x: np.ndarray, diag: np.ndarray) -> np.ndarray:
 def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.ndarray, lam: float,
                     loss: Loss, *, cones: bool = True, eps: float = 1e-10, max_iter: int = 100,
                     gram_of: Callable[[np.ndarray], np.ndarray] | None = None, start: dict | None = None,
-                    warm_level: float = 1.0, low_rank: bool | None = None) -> BlockIPMResult:
+                    warm_level: float = 1.0, low_rank: bool | None = None,
+                    rows: np.ndarray | None = None) -> BlockIPMResult:
     r"""Solve the restricted program of the module docstring by the block-structured interior point.
 
     Parameters
@@ -701,6 +758,11 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
         Cholesky takes over in an iteration whose refined solution does not satisfy the system to
         :math:`10^{-10}` relative accuracy (or the solve ends at its best iterate, see the module
         docstring).
+    rows : ndarray of int, shape (r, k), optional
+        Cone rows: only the rows ``rows[:, b]`` (distinct) of block ``b`` (a relaxation of the
+        restricted program; the caller checks the other rows and adds the violated ones, see
+        :func:`convexnn.solvers.active_set.solve_restricted`). Default: all ``n`` rows. The
+        ``sl``, ``zl`` of ``start`` and the returned multipliers and states are then ``(r, k)``.
 
     Returns
     -------
@@ -742,12 +804,9 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
         if gram is None:
             gram = (gram_of(us.first) if gram_of is not None else pattern_gram(Xa, Mk[:, us.first]))
         return gram
-    Sk = 2.0 * Mk - 1.0 if cones else np.zeros((n, 0))
-    # products x_j x_j^T of the cone terms, upper triangle only (the d' x d' blocks are symmetric)
-    iu = np.triu_indices(d)
-    XX = Xa[:, iu[0]] * Xa[:, iu[1]] if cones else None
-    off = (iu[0] != iu[1]).astype(np.float64)  # the strict upper triangle, mirrored below the diagonal
-    nl = Sk.size
+    cone = _ConeRows(Xa, Mk, rows) if cones else None
+    nr = cone.r if cones else n  # cone rows per block
+    nl = nr * k if cones else 0
     nu = nl + k  # degree of the cone
     # a dense factorization costs more than _DENSE_RATIO(_GATED) Woodbury iterations
     dense_costly = low_rank and nux ** 3 / 3.0 > (_DENSE_RATIO if cones else _DENSE_RATIO_GATED) * flops
@@ -769,30 +828,33 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
     w0 = np.ones(n) if quad else np.asarray(loss.curvature_on(NUMPY, z0, y), dtype=np.float64)
     B0 = np.broadcast_to(np.eye(d), (k, d, d)).copy()
     if cones:
-        B0 += (Xa.T @ Xa)[None]
+        cone.add_gram(B0, np.ones((nr, k)))  # C_b^T C_b
     g0 = np.asarray(loss.grad_on(NUMPY, z0, y), dtype=np.float64)
     r0 = -((Fc * g0[:, None]).T @ Xa).reshape(-1)
     try:
         if low_rank:
-            # (B0 + F^T diag(w0) F)^{-1} by Woodbury: B0 = I (+ Xa^T Xa) is the same for every block
-            L0i = np.linalg.inv(np.linalg.cholesky(B0[0]))
-            H0 = np.matmul(L0i[None], Ft * np.sqrt(w0)[None, None, :]).reshape(nx, n)
-            c0 = _cho_factor(_syrk_t(H0))
-            u = np.einsum("ij,kj->ki", L0i, r0.reshape(k, d)).reshape(nx)
+            # (B0 + F^T diag(w0) F)^{-1} by Woodbury, B0 = I (+ C_b^T C_b) per block
+            L0i = np.linalg.inv(np.linalg.cholesky(B0))
+            H0 = np.matmul(L0i, Ft * np.sqrt(w0)[None, None, :]).reshape(nx, n)
+            with parallel_blas(float(n) * n * nx + n ** 3 / 3.0):
+                c0 = _cho_factor(_syrk_t(H0))
+            u = _bmv(L0i, r0.reshape(k, d)).reshape(nx)
             u -= H0 @ _cho_solve(c0, H0.T @ u)
-            X = np.einsum("ji,kj->ki", L0i, u.reshape(k, d))
+            X = _bmtv(L0i, u.reshape(k, d))
         else:
             K0 = unit_gram().copy() if quad else (unit_design() * w0[:, None]).T @ unit_design()
             K0.reshape(us.m, d, us.m, d)[np.arange(us.m), :, np.arange(us.m), :] += us.schur(B0)
             R0 = r0.reshape(k, d)
-            p0 = _cho_solve(_cho_factor(K0, overwrite=True), us.rhs(R0).reshape(nux))
+            with parallel_blas(nux ** 3 / 3.0):
+                f0 = _cho_factor(K0, overwrite=True)
+            p0 = _cho_solve(f0, us.rhs(R0).reshape(nux))
             X = us.back(p0.reshape(us.m, d), R0, k)
     except (np.linalg.LinAlgError, ValueError):
         X = np.zeros((k, d))
     tau = np.full(k, -lam)
     sq = np.concatenate([tau[:, None], X], axis=1)
     zq = -sq
-    sl = Sk * (Xa @ X.T) if cones else np.zeros((n, 0))
+    sl = cone.apply(X) if cones else np.zeros((n, 0))
     zl = -sl
 
     def shift(l_: np.ndarray, q_: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -813,8 +875,8 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
         sq = np.array(start["sq"], dtype=np.float64).reshape(k, m)
         zq = np.array(start["zq"], dtype=np.float64).reshape(k, m)
         if cones:
-            sl = np.array(start["sl"], dtype=np.float64).reshape(n, k)
-            zl = np.array(start["zl"], dtype=np.float64).reshape(n, k)
+            sl = np.array(start["sl"], dtype=np.float64).reshape(nr, k)
+            zl = np.array(start["zl"], dtype=np.float64).reshape(nr, k)
         if not _strictly_interior(sq, zq, sl, zl):
             raise ValueError("start must be strictly interior")
     state = None
@@ -824,12 +886,13 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
         g = np.asarray(loss.grad_on(NUMPY, z, y), dtype=np.float64)
         Fg = (Fc * g[:, None]).T @ Xa
         rx = Fg - zq[:, 1:]
-        ZX = Xa @ X.T
         if cones:
-            Cz = (Sk * zl).T @ Xa
+            Cz = cone.adjoint(zl)
             rx -= Cz
-            rl = sl - Sk * ZX
+            ZX = cone.apply(X)  # C x
+            rl = sl - ZX
         else:
+            ZX = Xa @ X.T
             Cz = Fg * 0.0
             rl = sl
         rt = lam - zq[:, 0]
@@ -888,9 +951,7 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
         # the reduced matrix (depends on the scalings only)
         Bd = A[:, 1:, 1:] - A[:, 1:, :1] * A[:, :1, 1:] / A[:, :1, :1]
         if cones:
-            upper = Dl.T @ XX  # (k, d'(d'+1)/2): the upper triangles of the cone terms
-            Bd[:, iu[0], iu[1]] += upper
-            Bd[:, iu[1], iu[0]] += upper * off
+            cone.add_gram(Bd, Dl)
 
         wz = None if quad else np.asarray(loss.curvature_on(NUMPY, z, y), dtype=np.float64)
 
@@ -904,7 +965,8 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
             if quad:
                 np.copyto(Kbuf, unit_gram())
             else:
-                np.matmul((unit_design() * wz[:, None]).T, unit_design(), out=Kbuf)
+                with parallel_blas(2.0 * n * nux * nux):
+                    np.matmul((unit_design() * wz[:, None]).T, unit_design(), out=Kbuf)
             Kbuf.reshape(us.m, d, us.m, d)[np.arange(us.m), :, np.arange(us.m), :] += us.Sinv
             return Kbuf
 
@@ -940,7 +1002,8 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
                 Li = np.linalg.inv(Lb)  # (k, d, d): L^{-1} per block
                 Fw = Ft if wz is None else Ft * np.sqrt(wz)[None, None, :]
                 H = np.matmul(Li, Fw).reshape(nx, n)  # L^{-1} F^T diag(f'')^{1/2}
-                return Li, H, _cho_factor(_syrk_t(_merged_rows(H, Li, Fw, us)))
+                with parallel_blas(float(n) * n * nux + n ** 3 / 3.0):
+                    return Li, H, _cho_factor(_syrk_t(_merged_rows(H, Li, Fw, us)))
             except (np.linalg.LinAlgError, ValueError):
                 return None
 
@@ -1020,7 +1083,7 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
             if cones:
                 ql = ds_l * ll_inv
                 tl = Dl_rl + ql * wl_inv
-                rhs = rhs + (Sk * tl).T @ Xa
+                rhs = rhs + cone.adjoint(tl)
             a00 = A[:, 0, 0]
             rtau = -rt + tq[:, 0]
             rhs = rhs - A[:, 1:, 0] * (rtau / a00)[:, None]
@@ -1041,7 +1104,7 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
             dsq = -rq + du
             self_q = (qq - dzq_t, dzq_t)
             if cones:
-                CdX = Sk * (Xa @ dX.T)
+                CdX = cone.apply(dX)
                 dzl_t = (rl - CdX) * wl_inv + ql
                 self_l = (ql - dzl_t, dzl_t)
             else:
@@ -1162,7 +1225,8 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
                           state)
 
 
-def warm_start(state: dict, old: list, new: list, n: int, d: int, lam: float, cones: bool = True) -> dict:
+def warm_start(state: dict, old: list, new: list, n: int, d: int, lam: float, cones: bool = True,
+               rows_old: np.ndarray | None = None, rows_new: np.ndarray | None = None) -> dict:
     r"""Extend the ``state`` of a solve on the blocks ``old`` to a strictly interior start on ``new``.
 
     Blocks in both lists keep their primal and dual iterates; blocks of ``old`` not in ``new`` are
@@ -1182,6 +1246,10 @@ def warm_start(state: dict, old: list, new: list, n: int, d: int, lam: float, co
     lam : float
     cones : bool
         Whether the programs have cone rows.
+    rows_old, rows_new : ndarray of int, shape (r, k), optional
+        The cone rows of each block in the previous and the next solve (``rows`` of
+        :func:`solve_block_ipm`; default: all ``n``). A row of a kept block keeps its slack and
+        multiplier when the previous solve had it, and starts at :math:`\sqrt{\mu}` otherwise.
 
     Returns
     -------
@@ -1198,13 +1266,24 @@ def warm_start(state: dict, old: list, new: list, n: int, d: int, lam: float, co
     zq = np.zeros((k, m))
     zq[:, 0] = lam
     r = np.sqrt(mu)
-    sl = np.full((n, k), r) if cones else np.zeros((n, 0))
-    zl = np.full((n, k), r) if cones else np.zeros((n, 0))
+    nr = n if rows_new is None else np.asarray(rows_new).shape[0]
+    sl = np.full((nr, k), r) if cones else np.zeros((n, 0))
+    zl = np.full((nr, k), r) if cones else np.zeros((n, 0))
     for j, b in enumerate(new):
         i = pos.get(b)
         if i is None:
             continue
         X[j], tau[j], sq[j], zq[j] = state["X"][i], state["tau"][i], state["sq"][i], state["zq"][i]
-        if cones:
+        if not cones:
+            continue
+        if rows_old is None and rows_new is None:
             sl[:, j], zl[:, j] = state["sl"][:, i], state["zl"][:, i]
+            continue
+        # the rows of block j that the previous solve had (row indices matched through a sort)
+        ro = np.arange(n) if rows_old is None else np.asarray(rows_old)[:, i]
+        rn = np.arange(n) if rows_new is None else np.asarray(rows_new)[:, j]
+        o = np.argsort(ro, kind="stable")
+        at = np.minimum(np.searchsorted(ro, rn, sorter=o), ro.size - 1)
+        hit = ro[o[at]] == rn
+        sl[hit, j], zl[hit, j] = state["sl"][o[at[hit]], i], state["zl"][o[at[hit]], i]
     return {"X": X, "tau": tau, "sq": sq, "zq": zq, "sl": sl, "zl": zl, "mu": mu}

@@ -60,9 +60,6 @@ from convexnn.duality.cones import cone_support, project_cone
 from convexnn.formulations.blocks import block_fit
 from convexnn.formulations.losses import Loss
 from convexnn.gap import relative_gap
-from convexnn.solvers.backend import get_backend
-from convexnn.solvers.gap import relu_violation
-from convexnn.solvers.operators import MaskedDesign
 
 __all__ = ["PolishCertificate", "certify_relu", "multiplier_bounds", "screen_blocks", "scan_blocks", "violation"]
 
@@ -117,9 +114,20 @@ def _primal(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float, loss: 
 
 
 def violation(Xa: np.ndarray, masks: np.ndarray, V: np.ndarray, W: np.ndarray) -> tuple[float, float]:
-    r"""Absolute and relative cone violation of ``(V, W)`` in numpy float64: the numpy instance of
-    :func:`convexnn.solvers.gap.relu_violation`."""
-    return relu_violation(MaskedDesign(Xa, masks, get_backend()), V, W)
+    r"""Absolute and relative cone violation of ``(V, W)`` in numpy float64: the value of
+    :func:`convexnn.solvers.gap.relu_violation`, over the nonzero blocks only (a zero block adds
+    nothing to the violation or to its scale), without the ``n x P`` products."""
+    V, W = np.asarray(V, dtype=np.float64), np.asarray(W, dtype=np.float64)
+    viol = scale = 0.0
+    for U in (V, W):
+        nz = np.flatnonzero(np.any(U != 0.0, axis=1))
+        if nz.size == 0:
+            continue
+        Z = Xa @ U[nz].T  # (n, k)
+        C = np.where(np.asarray(masks[:, nz], dtype=bool), Z, -Z)  # S * Z
+        viol = max(viol, float(np.maximum(-C.min(), 0.0)))
+        scale = max(scale, float(np.abs(Z).max()))
+    return viol, (viol / scale if scale > 0 else 0.0)
 
 
 def certify_relu(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float, loss: Loss, V: np.ndarray,
@@ -163,7 +171,8 @@ def _certificate(primal: float, v: np.ndarray, y: np.ndarray, lam: float, loss: 
 
 
 def scan_blocks(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, lam: float, active: np.ndarray,
-                limit: int, multipliers: np.ndarray | None = None) -> tuple[np.ndarray, float | None, np.ndarray, int]:
+                limit: int, multipliers: np.ndarray | None = None,
+                directions: dict | None = None) -> tuple[np.ndarray, float | None, np.ndarray, int]:
     r"""One pass that finds violated blocks outside the working set *and* the exact :math:`s(v)`.
 
     Blocks :math:`(i, \sigma)` are visited in decreasing order of their cheap half-space upper
@@ -187,6 +196,10 @@ def scan_blocks(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, lam: float, ac
     optimum the working-set blocks satisfy :math:`\|g + A^\top\rho\| \le \lambda` up to the
     solve's dual residual, so most of them need no NNLS. A block whose bound is above the level
     gets the NNLS as before (the smaller of the two values is kept).
+
+    ``directions`` (a dict) receives, for every violated block found, ``(sign_row, i) ->`` the
+    projection :math:`\Pi_{\mathcal K_i}(\sigma X_a^\top D_i v)` (a direction for the block's first
+    cone rows in the restricted solve, :func:`convexnn.solvers.active_set.solve_restricted`).
 
     Returns
     -------
@@ -220,12 +233,15 @@ def scan_blocks(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, lam: float, ac
         g = (1.0 - 2.0 * sgn) * (Xa.T @ np.where(m, v, 0.0))
         sg = np.where(m, 1.0, -1.0)
         val = min(float(flat[k]), float(mb[k]))
+        pt: list = []
         if val > level:
-            val = min(_block_value(Xa, rn, sg, g, level), val)
+            val = min(_block_value(Xa, rn, sg, g, level, point=pt), val)
             n_nnls += 1
         best = max(best, val)
         if val > level and not active[sgn, i]:
             found.append((val, sgn, i))
+            if directions is not None and pt:
+                directions[(sgn, i)] = pt[0]
             if len(found) >= limit and pos + 1 < len(order):
                 stopped = True
                 break
@@ -256,7 +272,7 @@ def multiplier_bounds(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, multipli
 
 
 def _block_value(Xa: np.ndarray, rn: np.ndarray, sg: np.ndarray, g: np.ndarray, level: float,
-                 max_rounds: int = _ROW_ROUNDS) -> float:
+                 max_rounds: int = _ROW_ROUNDS, point: list | None = None) -> float:
     r"""An upper bound of :math:`\|\Pi_{\mathcal K}(g)\|`, exact whenever it exceeds ``level``.
 
     :math:`\min_{\rho \ge 0}\|g + A^\top\rho\|` with :math:`\rho` supported on a subset
@@ -271,32 +287,47 @@ def _block_value(Xa: np.ndarray, rn: np.ndarray, sg: np.ndarray, g: np.ndarray, 
     Each round costs one product :math:`X_a q_J` and a small NNLS (:math:`|J| \le` a few hundred
     rows) instead of the NNLS over all ``n`` rows, which is solved
     (:func:`~convexnn.duality.cones.project_cone`) only after ``max_rounds`` rounds.
+
+    ``point``: a list that receives the point :math:`q_J` whose norm is returned (the projection
+    :math:`\Pi_{\mathcal K}(g)` when the value is exact); the values only decrease as :math:`J`
+    grows (:math:`\|\Pi_{\mathcal K_J}(g)\|^2 = \|g\|^2 - \operatorname{dist}(g, \mathcal K_J)^2`).
     """
     n, d = Xa.shape
     kk = min(n, 3 * d)
-    if kk >= n:
-        return float(np.linalg.norm(project_cone(Xa, sg, g)[0]))
-    marg = sg * (Xa @ g) / rn
-    J = np.argpartition(marg, kk - 1)[:kk]
-    gn = float(np.linalg.norm(g))
-    best = np.inf
-    for _ in range(max_rounds):
-        q = project_cone(Xa[J], sg[J], g)[0]
+    best, arg = np.inf, None
+    full = kk >= n  # the NNLS over all rows is needed
+    if not full:
+        marg = sg * (Xa @ g) / rn
+        J = np.argpartition(marg, kk - 1)[:kk]
+        gn = float(np.linalg.norm(g))
+        full = True
+        for _ in range(max_rounds):
+            q = project_cone(Xa[J], sg[J], g)[0]
+            u = float(np.linalg.norm(q))
+            if u < best:
+                best, arg = u, q
+            if best <= level:
+                full = False
+                break
+            marg = sg * (Xa @ q) / rn
+            marg[J] = 0.0
+            bad = np.flatnonzero(marg < -1e-12 * max(u, 1e-3 * gn))
+            if bad.size == 0:
+                full = False  # q is in the cone: the exact projection
+                break
+            if bad.size > kk:
+                bad = bad[np.argpartition(marg[bad], kk - 1)[:kk]]
+            J = np.concatenate([J, bad])
+            if J.size >= n // 2:
+                break
+    if full:
+        q = project_cone(Xa, sg, g)[0]
         u = float(np.linalg.norm(q))
-        best = min(best, u)
-        if best <= level:
-            return best
-        marg = sg * (Xa @ q) / rn
-        marg[J] = 0.0
-        bad = np.flatnonzero(marg < -1e-12 * max(u, 1e-3 * gn))
-        if bad.size == 0:
-            return best  # q is in the cone: the exact projection
-        if bad.size > kk:
-            bad = bad[np.argpartition(marg[bad], kk - 1)[:kk]]
-        J = np.concatenate([J, bad])
-        if J.size >= n // 2:
-            break
-    return min(best, float(np.linalg.norm(project_cone(Xa, sg, g)[0])))
+        if u < best:
+            best, arg = u, q
+    if point is not None:
+        point.append(arg)
+    return best
 
 
 def _sign_bounds(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -321,7 +352,8 @@ def _sign_bounds(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray) -> np.ndarray
 
 def screen_blocks(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, level: float,
                   bounds: np.ndarray | None = None, exclude: np.ndarray | None = None,
-                  limit: int | None = None, top: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  limit: int | None = None, top: int | None = None,
+                  directions: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     r"""Blocks with :math:`s_{i\sigma}(v) \ge` ``level``, most violated first.
 
     The cheap per-sign half-space bounds (:func:`_sign_bounds`, capped by ``bounds`` when given)
@@ -344,6 +376,8 @@ def screen_blocks(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, level: float
         Only the ``top`` largest values are wanted: the pass stops once ``top`` blocks are found
         and the next bound is below the ``top``-th largest value found (no unexamined block can
         enter the ``top``; the first ``top`` rows of the result are those of the full pass).
+    directions : dict, optional
+        Receives ``(sign_row, i) ->`` the projection of every block found (as in :func:`scan_blocks`).
 
     Returns
     -------
@@ -372,8 +406,11 @@ def screen_blocks(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, level: float
             continue
         m = np.asarray(masks[:, i], dtype=bool)
         g = (1.0 - 2.0 * sgn) * (Xa.T @ np.where(m, v, 0.0))
-        val = _block_value(Xa, rn, np.where(m, 1.0, -1.0), g, level)
+        pt: list = []
+        val = _block_value(Xa, rn, np.where(m, 1.0, -1.0), g, level, point=pt)
         if val >= level:
+            if directions is not None:
+                directions[(sgn, i)] = pt[0]
             rows.append(sgn)
             cols.append(i)
             out.append(val)

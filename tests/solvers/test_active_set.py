@@ -299,3 +299,43 @@ def test_loose_rounds_reach_the_clarabel_optimum(loss):
         assert r.certificate.primal == pytest.approx(ref, rel=1e-6)
         assert r.certificate.primal - ref <= r.certificate.gap + 1e-9 * abs(ref)
     assert loose.certificate.primal == pytest.approx(plain.certificate.primal, rel=1e-7)
+
+
+def test_violation_over_nonzero_blocks_equals_the_operator_value():
+    # the active set's cone violation (nonzero blocks only) against relu_violation over all P blocks
+    from convexnn.solvers.backend import get_backend
+    from convexnn.solvers.gap import relu_violation
+    from convexnn.solvers.operators import MaskedDesign
+
+    f = _relu(21, n=35, P=9)
+    Xa, masks, *_ = _arrays(f)
+    rng = np.random.default_rng(0)
+    V, W = rng.standard_normal((2, 9, Xa.shape[1]))
+    V[[1, 4]] = 0.0
+    W[2] = 0.0
+    ref = relu_violation(MaskedDesign(Xa, masks, get_backend()), V, W)
+    assert asm.violation(Xa, masks, V, W) == pytest.approx(ref, rel=1e-14)
+    assert asm.violation(Xa, masks, 0 * V, 0 * W) == (0.0, 0.0)
+
+
+def test_cone_rows_rule():
+    assert asm.cone_rows(3000, 11) is None  # fewer than four times 1000 rows: all rows
+    assert asm.cone_rows(4000, 11) == 1000
+    assert asm.cone_rows(10_000, 51) == 1020
+    assert asm.cone_rows(100_000, 51) == 4000  # n / 25
+    assert asm.cone_rows(4000, 51) is None
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_active_set_with_cone_row_generation_matches_all_rows(loss):
+    # the polish with few cone rows per block (generated as violated) reaches the certified optimum
+    # of the polish with all rows, and Clarabel's
+    f = _relu(17, loss=loss, n=120, P=12, lam=0.02 if loss == "squared" else 0.05)
+    Xa, masks, y, lam, L = _arrays(f)
+    n = Xa.shape[0]
+    ref = _tight(f)
+    full = solve_relu_active_set(Xa, masks, y, lam, L, tol=1e-9, rows_per_block=n)
+    rg = solve_relu_active_set(Xa, masks, y, lam, L, tol=1e-9, rows_per_block=5)
+    for r in (full, rg):
+        assert r.converged and r.certificate.rel_gap <= 1e-9 and r.violation <= 1e-8
+        assert r.certificate.primal == pytest.approx(ref, rel=1e-7)

@@ -503,3 +503,84 @@ def test_unit_system_solves_the_reduced_system(seed):
     q = rng.standard_normal((us.m, d))
     assert float(np.sum(us.expand(q, k) * x.reshape(k, d))) == pytest.approx(
         float(np.sum(q * us.reduce(x.reshape(k, d)))), rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_cone_rows_of_a_subset_are_the_rows_of_the_full_matrix(seed):
+    # apply / adjoint / add_gram of a row subset against the explicit signed rows S_b X_a
+    from convexnn.solvers.block_ipm import _ConeRows
+
+    X, Xa, masks, y = _data(seed, "squared", n=40, P=6)
+    n, d = Xa.shape
+    k = masks.shape[1]
+    rng = np.random.default_rng(seed)
+    R = np.stack([rng.permutation(n)[:9] for _ in range(k)], axis=1)  # (9, k), distinct per block
+    full, sub = _ConeRows(Xa, masks.astype(float), None), _ConeRows(Xa, masks.astype(float), R)
+    C = [np.where(masks[:, b], 1.0, -1.0)[:, None] * Xa for b in range(k)]  # the rows of block b
+    Xb = rng.standard_normal((k, d))
+    Zf, Zs = rng.random((n, k)), rng.random((9, k))
+    assert np.allclose(full.apply(Xb), np.stack([C[b] @ Xb[b] for b in range(k)], axis=1), atol=1e-13)
+    assert np.allclose(sub.apply(Xb), np.stack([C[b][R[:, b]] @ Xb[b] for b in range(k)], axis=1), atol=1e-13)
+    assert np.allclose(full.adjoint(Zf), np.stack([C[b].T @ Zf[:, b] for b in range(k)]), atol=1e-12)
+    assert np.allclose(sub.adjoint(Zs), np.stack([C[b][R[:, b]].T @ Zs[:, b] for b in range(k)]), atol=1e-12)
+    for rows, Z in ((full, Zf), (sub, Zs)):
+        B = np.zeros((k, d, d))
+        rows.add_gram(B, Z)
+        idx = [np.arange(n) if rows is full else R[:, b] for b in range(k)]
+        ref = np.stack([C[b][idx[b]].T @ (Z[:, b, None] * C[b][idx[b]]) for b in range(k)])
+        assert np.allclose(B, ref, atol=1e-12)
+
+
+def test_warm_start_maps_the_rows_of_kept_blocks():
+    from convexnn.solvers.block_ipm import warm_start
+
+    n, d, lam = 12, 2, 0.5
+    old, new = [(0, 0), (0, 1)], [(0, 1), (1, 2)]
+    ro = np.array([[0, 5], [3, 7], [4, 2]])  # 3 rows per block
+    rn = np.array([[7, 0], [9, 1], [2, 2], [5, 3]])  # 4 rows per block
+    state = {"X": np.ones((2, d)), "tau": np.ones(2), "sq": np.ones((2, d + 1)), "zq": np.ones((2, d + 1)),
+             "sl": np.array([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0]]),
+             "zl": np.array([[4.0, 40.0], [5.0, 50.0], [6.0, 60.0]]), "mu": 0.25}
+    st = warm_start(state, old, new, n, d, lam, rows_old=ro, rows_new=rn)
+    assert st["sl"].shape == (4, 2)
+    # kept block (0, 1): rows 7 and 2 of the previous solve keep their slacks; 9 and 5 start at sqrt(mu)
+    assert np.array_equal(st["sl"][:, 0], [20.0, 0.5, 30.0, 10.0]) and np.array_equal(st["zl"][:, 0], [50.0, 0.5, 60.0, 40.0])
+    assert np.array_equal(st["sl"][:, 1], [0.5] * 4)  # a new block
+    # from the rows of a subset to all rows, and back
+    st_all = warm_start(state, old, new, n, d, lam, rows_old=ro)
+    assert st_all["sl"].shape == (n, 2) and st_all["sl"][7, 0] == 20.0 and st_all["sl"][1, 0] == 0.5
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_row_generation_solves_the_restricted_program(loss):
+    # few cone rows per block, the violated ones added: the same optimum as all rows and as Clarabel,
+    # feasible for every row, multipliers on the generated rows only
+    X, Xa, masks, y = _data(3, loss, n=160, P=10)
+    L = get_loss(loss)
+    n, d = Xa.shape
+    P = masks.shape[1]
+    lam = 0.02 * lam_max(Xa, masks, y, loss)
+    active = np.ones((2, P), dtype=bool)
+    full = asm.solve_restricted(Xa, masks, y, lam, L, active, solver="ipm")
+    ref = asm.solve_restricted(Xa, masks, y, lam, L, active, solver="clarabel")
+    fref = _restricted_objective(Xa, masks, y, lam, L, ref.V, ref.W)
+    v = -np.asarray(L.grad(np.zeros(n), y))
+    rg = asm.solve_restricted(Xa, masks, y, lam, L, active, rows_per_block=6, v_ref=v, solver="ipm")
+    assert rg.status.startswith("ipm") and rg.warm[2] is not None and 6 < rg.warm[2].shape[0] < n
+    assert asm.violation(Xa, masks, rg.V, rg.W)[1] <= 1e-9
+    for r in (rg, full):
+        assert _restricted_objective(Xa, masks, y, lam, L, r.V, r.W) == pytest.approx(fref, rel=1e-7)
+    R = rg.warm[2]
+    outside = np.ones((n, 2 * P), dtype=bool)
+    for b, (row, i) in enumerate(rg.warm[1]):
+        outside[R[:, b], row * P + i] = False
+    assert np.all(rg.multipliers >= 0) and not rg.multipliers[outside].any()
+    # relaxed: rows join only while violated by more than 1e-2 (relative); fewer rows, a bounded violation
+    lo = asm.solve_restricted(Xa, masks, y, lam, L, active, rows_per_block=6, v_ref=v, relaxed=1e-2)
+    assert lo.warm[2] is not None and lo.warm[2].shape[0] <= R.shape[0]
+    assert asm.violation(Xa, masks, lo.V, lo.W)[1] <= 1e-2 + 1e-9
+    # resumed (same blocks, same rows) to a tighter tolerance
+    rs = asm.solve_restricted(Xa, masks, y, lam, L, active, rows_per_block=6, v_ref=v, warm=rg.warm, resume=True,
+                              eps=1e-11)
+    assert rs.warm[2] is R or np.array_equal(rs.warm[2], R)
+    assert _restricted_objective(Xa, masks, y, lam, L, rs.V, rs.W) == pytest.approx(fref, rel=1e-7)

@@ -93,3 +93,32 @@ def test_multiplier_bounds_are_upper_bounds_of_the_block_values(seed):
         assert rc.multiplier_bounds(Xa, masks, v, rho2, np.array([c]))[0] == pytest.approx(np.linalg.norm(q),
                                                                                            rel=1e-9, abs=1e-12)
     assert rc.multiplier_bounds(Xa, masks, v, rho, np.zeros(0, dtype=np.int64)).shape == (0,)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_scans_return_the_projections_of_the_violated_blocks(seed):
+    # the directions of the blocks found (the first cone rows of their restricted solve) are the
+    # cone projections Pi_K(g) of the NNLS over all rows, and their norms are the values
+    Xa, masks, v = _data(seed, P=10)
+    P = masks.shape[1]
+    rn = np.linalg.norm(Xa, axis=1)
+    vals = np.array([[np.linalg.norm(project_cone(Xa, np.where(masks[:, i], 1.0, -1.0),
+                                                  s * (Xa.T @ np.where(masks[:, i], v, 0.0)))[0])
+                      for i in range(P)] for s in (1.0, -1.0)])
+    lam = float(np.quantile(vals, 0.6))
+    dirs: dict = {}
+    blocks, _ = rc.screen_blocks(Xa, masks, v, lam, directions=dirs)
+    dirs2: dict = {}
+    found, *_ = rc.scan_blocks(Xa, masks, v, lam, np.zeros((2, P), dtype=bool), 2 * P, directions=dirs2)
+    assert len(blocks) > 0 and {tuple(b) for b in blocks} == set(dirs) == set(dirs2) == {tuple(b) for b in found}
+    for (row, i), q in dirs.items():
+        sg = np.where(masks[:, i], 1.0, -1.0)
+        g = (1.0 - 2.0 * row) * (Xa.T @ np.where(masks[:, i], v, 0.0))
+        exact = project_cone(Xa, sg, g)[0]
+        scale = float(np.linalg.norm(g))
+        np.testing.assert_allclose(q, exact, atol=1e-8 * scale)
+        np.testing.assert_allclose(dirs2[(row, i)], exact, atol=1e-8 * scale)
+        assert float(np.min(sg * (Xa @ q))) >= -1e-9 * scale * float(rn.max())  # in the cone
+    p: list = []
+    rc._block_value(Xa, rn, np.where(masks[:, 0], 1.0, -1.0), Xa.T @ np.where(masks[:, 0], v, 0.0), 0.0, point=p)
+    assert len(p) == 1 and p[0].shape == (Xa.shape[1],)
