@@ -34,7 +34,8 @@ the ascent's violators only (it starts from the best of 16,384 random directions
 the primal side gets about twice the rounds; a scout round whose violators are all known chambers
 searches after all. The last search before ``time_limit`` gets all the time left and the level
 :math:`\max(T, s_0(1 + \mathrm{rtol}))`, as does every search that is cheap next to its round's
-restricted solve (small :math:`d'`). The restricted solves are certified to a fraction of the
+restricted solve (small :math:`d'`); when a search on a budget leaves less time than a restricted
+solve, the time left goes to such a last search at that round's dual point. The restricted solves are certified to a fraction of the
 current global gap (down to ``rtol / 100``): a tighter solve on a working set that will change
 again costs repeated interior-point solves at its accuracy floor. None of this schedule touches
 the proof: each lower bound comes from a completed or interrupted search, valid either way, and
@@ -190,6 +191,9 @@ PROOF_SPACING = 1.0
 #: tightest level and no stop at violators, when the time left is below ``FINAL_FACTOR`` times the
 #: round's restricted solve and ascent plus the last search
 FINAL_FACTOR = 2.0
+#: seconds left at least for the last search at the last round's dual point, when the time left
+#: does not fit another restricted solve (and that round's search was not the final one)
+FINAL_MIN_SECONDS = 0.5
 #: the tightest level also when the last search took less than ``TIGHT_FACTOR`` times its round's
 #: restricted solve and ascent (cheap searches: small d')
 TIGHT_FACTOR = 1.0
@@ -399,10 +403,29 @@ def solve_global(
     def time_left() -> float | None:
         return None if deadline is None else deadline - time.perf_counter()
 
+    pending = None  # (v, level) of the last round's dual point when its search was not the final one
     while rounds < max_rounds:
         if rounds and deadline is not None and time_left() < last_solve:
-            # the restricted solve cannot be interrupted: do not start one that would overrun the limit
+            # the restricted solve cannot be interrupted: do not start one that would overrun the limit;
+            # the time left goes to a last search at the last round's dual point, at its tightest level
             reason = "time_limit"
+            left = time_left()
+            if pending is not None and left > FINAL_MIN_SECONDS:
+                v_last, T_last = pending
+                r = relu_dual_norm_bab(Xa, v_last, threshold=T_last, rtol=0.5 * rtol, time_limit=left,
+                                       max_violations=0, stop_at_violation=0)
+                nodes += r.nodes
+                val, p = feasible_dual_value(L, v_last, yc, lam, r.upper, norms)
+                if val > lower:
+                    lower, dual_point = val, p
+                history.append({"round": rounds, "objective": obj, "lower_bound": lower, "chambers": masks.shape[1],
+                                "s_lower": r.lower, "s_upper": r.upper, "nodes": r.nodes, "solve_time": 0.0,
+                                "ascent_time": 0.0, "search_time": r.time, "descent_time": 0.0,
+                                "time": time.perf_counter() - t0})
+                if progress:
+                    print(f"last search: lower {lower:.10g} s/lam <= {r.upper / lam:.6g} boxes {r.nodes}", flush=True)
+                if obj - lower <= rtol * abs(obj):
+                    reason = "certified"
             break
         rounds += 1
         P = masks.shape[1]
@@ -532,6 +555,7 @@ def solve_global(
         if obj - lower <= rtol * abs(obj):
             reason = "certified"
             break
+        pending = None if final else (v, max(T, s0 * (1.0 + rtol)))
         above = [(u, sig) for val, sig, u in violations if val > level]
         found = (np.array([u for u, _ in above]), np.array([sg for _, sg in above])) if above else None
         if not new and tol_r > tol_min:

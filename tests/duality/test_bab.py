@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -488,6 +490,50 @@ def test_solve_global_schedules_reach_enumerated_optimum(monkeypatch, schedule):
         for h in res.history[1:-1]:
             if h["s_lower"] > lam * (1 + 1e-3):
                 assert h["s_upper"] <= h["s_lower"] * (1 + 1e-6) * (1 + 1e-9)
+
+
+def test_time_left_after_a_long_search_goes_to_a_last_search(monkeypatch):
+    """A search that leaves less time than a restricted solve: instead of stopping, the time left
+    goes to a last search at that round's dual point (tightest level), and its bound is valid.
+    A clock ahead of the real one makes the first restricted solve take 10 s and the first search 85 s
+    of a 100 s limit."""
+    import types
+
+    import convexnn.duality.global_opt as go
+    import convexnn.solvers.active_set as asm
+
+    ahead = {"s": 0.0, "searches": 0}
+    monkeypatch.setattr(go, "time", types.SimpleNamespace(perf_counter=lambda: time.perf_counter() + ahead["s"]))
+    solve, search = asm.solve_relu_active_set, go.relu_dual_norm_bab
+
+    def slow_solve(*a, **k):
+        r = solve(*a, **k)
+        ahead["s"] += 10.0
+        return r
+
+    def slow_first_search(*a, **k):
+        r = search(*a, **k)
+        ahead["searches"] += 1
+        if ahead["searches"] == 1:
+            ahead["s"] += 85.0
+        return r
+
+    monkeypatch.setattr(asm, "solve_relu_active_set", slow_solve)
+    monkeypatch.setattr(go, "relu_dual_norm_bab", slow_first_search)
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((30, 2))
+    y = np.sin(2 * X[:, 0]) + X[:, 1] ** 2
+    lam = 0.1
+    res = solve_global(X, y, lam, rtol=1e-6, n_init_patterns=4, descent_iter=0, time_limit=100.0)
+    P = cx.enumerate_patterns(X, bias=True)
+    opt = cx.c_relu(X, y, P, lam, bias=True).solve("CLARABEL", **TIGHT).value
+    assert res.rounds == 1 and ahead["searches"] == 2 and res.reason in ("time_limit", "certified")
+    last, first = res.history[-1], res.history[-2]
+    assert last["solve_time"] == 0.0 and last["nodes"] > 0  # the last search, without a restricted solve
+    assert first["lower_bound"] <= last["lower_bound"] == res.lower_bound <= opt * (1 + 1e-8)
+    assert last["s_lower"] <= last["s_upper"] * (1 + 1e-12)
+    Xa = design_matrix(X, True)
+    assert cone_support(Xa, P.masks, res.dual_point).valid <= lam * (1 + 1e-12)
 
 
 def test_solve_global_time_limit_is_valid():
