@@ -43,7 +43,8 @@ all ``k`` blocks in one ``(k, n) x (n, d'(d'+1)/2)`` matrix product. Each :math:
 by a per-block Schur complement, so each iteration factorizes one dense matrix by Cholesky (the
 Gram matrix is formed once for the squared loss). The ``k n`` cone rows cost
 :math:`O(k n d'^2/2)` per iteration (the symmetric products :math:`x_jx_j^\top`, upper triangle
-only) and never enter a factorization.
+only) and never enter a factorization. With ``rows`` (row generation by the caller) each block
+carries ``r`` of its ``n`` rows, gathered once, and they cost :math:`O(k r d'^2)` (:class:`_ConeRows`).
 
 **Blocks of one pattern.** The :math:`v_i` and :math:`w_i` of C-ReLU share their columns of
 :math:`F` up to sign, so the loss term depends on :math:`v_i - w_i` only: the dense system is
@@ -827,8 +828,11 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
     z0 = np.zeros(n)
     w0 = np.ones(n) if quad else np.asarray(loss.curvature_on(NUMPY, z0, y), dtype=np.float64)
     B0 = np.broadcast_to(np.eye(d), (k, d, d)).copy()
-    if cones:
-        cone.add_gram(B0, np.ones((nr, k)))  # C_b^T C_b
+    if cones:  # C_b^T C_b: X_a^T X_a for all rows (S_b^2 = 1)
+        if rows is None:
+            B0 += (Xa.T @ Xa)[None]
+        else:
+            cone.add_gram(B0, np.ones((nr, k)))
     g0 = np.asarray(loss.grad_on(NUMPY, z0, y), dtype=np.float64)
     r0 = -((Fc * g0[:, None]).T @ Xa).reshape(-1)
     try:

@@ -233,15 +233,16 @@ def scan_blocks(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, lam: float, ac
         g = (1.0 - 2.0 * sgn) * (Xa.T @ np.where(m, v, 0.0))
         sg = np.where(m, 1.0, -1.0)
         val = min(float(flat[k]), float(mb[k]))
-        pt: list = []
+        q = None
         if val > level:
-            val = min(_block_value(Xa, rn, sg, g, level, point=pt), val)
+            bv, q = _block_projection(Xa, rn, sg, g, level)
+            val = min(bv, val)
             n_nnls += 1
         best = max(best, val)
         if val > level and not active[sgn, i]:
             found.append((val, sgn, i))
-            if directions is not None and pt:
-                directions[(sgn, i)] = pt[0]
+            if directions is not None:
+                directions[(sgn, i)] = q
             if len(found) >= limit and pos + 1 < len(order):
                 stopped = True
                 break
@@ -272,7 +273,7 @@ def multiplier_bounds(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, multipli
 
 
 def _block_value(Xa: np.ndarray, rn: np.ndarray, sg: np.ndarray, g: np.ndarray, level: float,
-                 max_rounds: int = _ROW_ROUNDS, point: list | None = None) -> float:
+                 max_rounds: int = _ROW_ROUNDS) -> float:
     r"""An upper bound of :math:`\|\Pi_{\mathcal K}(g)\|`, exact whenever it exceeds ``level``.
 
     :math:`\min_{\rho \ge 0}\|g + A^\top\rho\|` with :math:`\rho` supported on a subset
@@ -287,11 +288,15 @@ def _block_value(Xa: np.ndarray, rn: np.ndarray, sg: np.ndarray, g: np.ndarray, 
     Each round costs one product :math:`X_a q_J` and a small NNLS (:math:`|J| \le` a few hundred
     rows) instead of the NNLS over all ``n`` rows, which is solved
     (:func:`~convexnn.duality.cones.project_cone`) only after ``max_rounds`` rounds.
-
-    ``point``: a list that receives the point :math:`q_J` whose norm is returned (the projection
-    :math:`\Pi_{\mathcal K}(g)` when the value is exact); the values only decrease as :math:`J`
-    grows (:math:`\|\Pi_{\mathcal K_J}(g)\|^2 = \|g\|^2 - \operatorname{dist}(g, \mathcal K_J)^2`).
     """
+    return _block_projection(Xa, rn, sg, g, level, max_rounds)[0]
+
+
+def _block_projection(Xa: np.ndarray, rn: np.ndarray, sg: np.ndarray, g: np.ndarray, level: float,
+                      max_rounds: int = _ROW_ROUNDS) -> tuple[float, np.ndarray]:
+    r"""The value of :func:`_block_value` and the point :math:`q_J` whose norm it is (the projection
+    :math:`\Pi_{\mathcal K}(g)` when the value is exact; the values only decrease as :math:`J` grows,
+    :math:`\|\Pi_{\mathcal K_J}(g)\|^2 = \|g\|^2 - \operatorname{dist}(g, \mathcal K_J)^2`)."""
     n, d = Xa.shape
     kk = min(n, 3 * d)
     best, arg = np.inf, None
@@ -325,9 +330,7 @@ def _block_value(Xa: np.ndarray, rn: np.ndarray, sg: np.ndarray, g: np.ndarray, 
         u = float(np.linalg.norm(q))
         if u < best:
             best, arg = u, q
-    if point is not None:
-        point.append(arg)
-    return best
+    return best, arg
 
 
 def _sign_bounds(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -406,11 +409,10 @@ def screen_blocks(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, level: float
             continue
         m = np.asarray(masks[:, i], dtype=bool)
         g = (1.0 - 2.0 * sgn) * (Xa.T @ np.where(m, v, 0.0))
-        pt: list = []
-        val = _block_value(Xa, rn, np.where(m, 1.0, -1.0), g, level, point=pt)
+        val, q = _block_projection(Xa, rn, np.where(m, 1.0, -1.0), g, level)
         if val >= level:
             if directions is not None:
-                directions[(sgn, i)] = pt[0]
+                directions[(sgn, i)] = q
             rows.append(sgn)
             cols.append(i)
             out.append(val)

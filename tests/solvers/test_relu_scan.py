@@ -119,6 +119,6 @@ def test_scans_return_the_projections_of_the_violated_blocks(seed):
         np.testing.assert_allclose(q, exact, atol=1e-8 * scale)
         np.testing.assert_allclose(dirs2[(row, i)], exact, atol=1e-8 * scale)
         assert float(np.min(sg * (Xa @ q))) >= -1e-9 * scale * float(rn.max())  # in the cone
-    p: list = []
-    rc._block_value(Xa, rn, np.where(masks[:, 0], 1.0, -1.0), Xa.T @ np.where(masks[:, 0], v, 0.0), 0.0, point=p)
-    assert len(p) == 1 and p[0].shape == (Xa.shape[1],)
+    g0 = Xa.T @ np.where(masks[:, 0], v, 0.0)
+    val, q = rc._block_projection(Xa, rn, np.where(masks[:, 0], 1.0, -1.0), g0, 0.0)
+    assert val == np.linalg.norm(q) == rc._block_value(Xa, rn, np.where(masks[:, 0], 1.0, -1.0), g0, 0.0)
