@@ -378,7 +378,9 @@ def screen_blocks(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, level: float
     top : int, optional
         Only the ``top`` largest values are wanted: the pass stops once ``top`` blocks are found
         and the next bound is below the ``top``-th largest value found (no unexamined block can
-        enter the ``top``; the first ``top`` rows of the result are those of the full pass).
+        enter the ``top``; the first ``top`` rows of the result are those of the full pass). Once
+        ``top`` values are found, a block is kept (and its value made exact) only above the
+        smallest of them.
     directions : dict, optional
         Receives ``(sign_row, i) ->`` the projection of every block found (as in :func:`scan_blocks`).
 
@@ -409,8 +411,11 @@ def screen_blocks(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, level: float
             continue
         m = np.asarray(masks[:, i], dtype=bool)
         g = (1.0 - 2.0 * sgn) * (Xa.T @ np.where(m, v, 0.0))
-        val, q = _block_projection(Xa, rn, np.where(m, 1.0, -1.0), g, level)
-        if val >= level:
+        # once `top` values are found, a block matters only above the smallest of them: its value
+        # need not be exact below that (the row generation stops earlier)
+        lev = level if top is None or len(best) < top else max(level, best[0])
+        val, q = _block_projection(Xa, rn, np.where(m, 1.0, -1.0), g, lev)
+        if val >= lev:
             if directions is not None:
                 directions[(sgn, i)] = q
             rows.append(sgn)
