@@ -403,6 +403,14 @@ def solve_global(
     def time_left() -> float | None:
         return None if deadline is None else deadline - time.perf_counter()
 
+    def record(objective: float, chambers: int, s_lower: float, s_upper: float, nodes_: int, solve_time: float,
+               ascent_time: float, search_time: float, descent_time: float, **extra: float) -> None:
+        """One entry of ``history`` (the round and lower bound as they stand)."""
+        history.append({"round": rounds, "objective": objective, "lower_bound": lower, "chambers": chambers,
+                        "s_lower": s_lower, "s_upper": s_upper, "nodes": nodes_, "solve_time": solve_time,
+                        "ascent_time": ascent_time, "search_time": search_time, "descent_time": descent_time,
+                        **extra, "time": time.perf_counter() - t0})
+
     pending = None  # (v, level) of the last round's dual point when its search was not the final one
     while rounds < max_rounds:
         if rounds and deadline is not None and time_left() < last_solve:
@@ -418,10 +426,7 @@ def solve_global(
                 val, p = feasible_dual_value(L, v_last, yc, lam, r.upper, norms)
                 if val > lower:
                     lower, dual_point = val, p
-                history.append({"round": rounds, "objective": obj, "lower_bound": lower, "chambers": masks.shape[1],
-                                "s_lower": r.lower, "s_upper": r.upper, "nodes": r.nodes, "solve_time": 0.0,
-                                "ascent_time": 0.0, "search_time": r.time, "descent_time": 0.0,
-                                "time": time.perf_counter() - t0})
+                record(obj, masks.shape[1], r.lower, r.upper, r.nodes, 0.0, 0.0, r.time, 0.0)
                 if progress:
                     print(f"last search: lower {lower:.10g} s/lam <= {r.upper / lam:.6g} boxes {r.nodes}", flush=True)
                 if obj - lower <= rtol * abs(obj):
@@ -457,10 +462,7 @@ def solve_global(
             # first restricted solution's residual is a poor dual point: it is not priced)
             td = time.perf_counter()
             new, fd = _descended_chambers(Xa, yc, net, lam, L, keys, rng, descent_iter, None, deadline)
-            history.append({"round": rounds, "objective": obj_r, "lower_bound": lower, "chambers": P,
-                            "s_lower": np.nan, "s_upper": np.nan, "nodes": 0, "solve_time": last_solve,
-                            "ascent_time": 0.0, "search_time": 0.0, "descent_objective": fd,
-                            "descent_time": time.perf_counter() - td, "time": time.perf_counter() - t0})
+            record(obj_r, P, np.nan, np.nan, 0, last_solve, 0.0, 0.0, time.perf_counter() - td, descent_objective=fd)
             if progress:
                 print(f"round {rounds}: objective {obj_r:.10g}; local descent {fd:.10g}, {len(new)} new chambers",
                       flush=True)
@@ -540,10 +542,7 @@ def solve_global(
                 violations = sorted(r.violations + best, key=lambda t: -t[0])[:add_per_round]
                 violations = sorted(violations + heur[:ASCENT_ADD], key=lambda t: -t[0])
                 s_low, s_up, r_nodes, r_time = max(r.lower, s0), r.upper, r.nodes, r.time
-            history.append({"round": rounds, "objective": obj_r, "lower_bound": lower, "chambers": P,
-                            "s_lower": s_low, "s_upper": s_up, "nodes": r_nodes, "solve_time": last_solve,
-                            "ascent_time": t_ascent, "search_time": r_time, "descent_time": t_descent,
-                            "time": time.perf_counter() - t0})
+            record(obj_r, P, s_low, s_up, r_nodes, last_solve, t_ascent, r_time, t_descent)
             if progress:
                 print(f"round {rounds}: objective {obj_r:.10g} lower {lower:.10g} chambers {P} "
                       f"s/lam in [{s_low / lam:.6g}, {s_up / lam:.6g}] boxes {r_nodes}", flush=True)

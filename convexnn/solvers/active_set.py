@@ -92,7 +92,9 @@ class RestrictedSolution:
 
 
 def _row_scores(Xa: np.ndarray, rn: np.ndarray, sgn: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    r"""Normalized margins :math:`s_j x_j^\top r / \|x_j\|` of the cone rows of one block at ``ref``."""
+    r"""Normalized margins :math:`s_j x_j^\top r / \|x_j\|` of the cone rows of one block at ``ref``
+    (``sgn`` of shape ``(n,)``, ``ref`` of ``(d',)``; or of every block, ``(n, k)`` and ``(d', k)``, with
+    ``rn`` of shape ``(n, 1)``)."""
     return sgn * (Xa @ ref) / rn
 
 
@@ -114,7 +116,7 @@ def _nearest_rows(Xa: np.ndarray, mk: np.ndarray, blocks: list, V_ref: np.ndarra
         else:
             return None
     rn = np.linalg.norm(Xa, axis=1)
-    Z = (2.0 * mk - 1.0) * (Xa @ ref.T) / np.where(rn > 0, rn, 1.0)[:, None]
+    Z = _row_scores(Xa, np.where(rn > 0, rn, 1.0)[:, None], 2.0 * mk - 1.0, ref.T)
     return np.argpartition(Z, m - 1, axis=0)[:m]
 
 

@@ -340,9 +340,9 @@ class _ConeRows:
     def __init__(self, Xa: np.ndarray, Mk: np.ndarray, rows: np.ndarray | None):
         n, d = Xa.shape
         k = Mk.shape[1]
-        self.iu = np.triu_indices(d)
-        self.off = (self.iu[0] != self.iu[1]).astype(np.float64)  # strict upper triangle, mirrored
         if rows is None:
+            self.iu = np.triu_indices(d)
+            self.off = (self.iu[0] != self.iu[1]).astype(np.float64)  # strict upper triangle, mirrored
             self.Xa, self.Sk = Xa, 2.0 * Mk - 1.0
             self.XX = Xa[:, self.iu[0]] * Xa[:, self.iu[1]]
             self.Cg = None
@@ -368,8 +368,8 @@ class _ConeRows:
     def add_gram(self, Bd: np.ndarray, W: np.ndarray) -> None:
         r"""``Bd[b] +=`` :math:`C_b^\top\operatorname{diag}(w_b)C_b` (``W`` of shape ``(r, k)``, ``Bd`` of
         ``(k, d', d')``)."""
-        iu = self.iu
         if self.Cg is None:
+            iu = self.iu
             with parallel_blas(2.0 * W.size * self.XX.shape[1]):
                 upper = W.T @ self.XX  # (k, d'(d'+1)/2): the upper triangles
             Bd[:, iu[0], iu[1]] += upper

@@ -60,6 +60,9 @@ from convexnn.duality.cones import cone_support, project_cone
 from convexnn.formulations.blocks import block_fit
 from convexnn.formulations.losses import Loss
 from convexnn.gap import relative_gap
+from convexnn.solvers.backend import get_backend
+from convexnn.solvers.gap import relu_violation
+from convexnn.solvers.operators import MaskedDesign
 
 __all__ = ["PolishCertificate", "certify_relu", "multiplier_bounds", "screen_blocks", "scan_blocks", "violation"]
 
@@ -114,20 +117,14 @@ def _primal(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float, loss: 
 
 
 def violation(Xa: np.ndarray, masks: np.ndarray, V: np.ndarray, W: np.ndarray) -> tuple[float, float]:
-    r"""Absolute and relative cone violation of ``(V, W)`` in numpy float64: the value of
-    :func:`convexnn.solvers.gap.relu_violation`, over the nonzero blocks only (a zero block adds
-    nothing to the violation or to its scale), without the ``n x P`` products."""
+    r"""Absolute and relative cone violation of ``(V, W)`` in numpy float64:
+    :func:`convexnn.solvers.gap.relu_violation` on the patterns of the nonzero blocks only (a zero
+    block adds nothing to the violation or to its scale), without the ``n x P`` products."""
     V, W = np.asarray(V, dtype=np.float64), np.asarray(W, dtype=np.float64)
-    viol = scale = 0.0
-    for U in (V, W):
-        nz = np.flatnonzero(np.any(U != 0.0, axis=1))
-        if nz.size == 0:
-            continue
-        Z = Xa @ U[nz].T  # (n, k)
-        C = np.where(np.asarray(masks[:, nz], dtype=bool), Z, -Z)  # S * Z
-        viol = max(viol, float(np.maximum(-C.min(), 0.0)))
-        scale = max(scale, float(np.abs(Z).max()))
-    return viol, (viol / scale if scale > 0 else 0.0)
+    nz = np.flatnonzero(np.any(V != 0.0, axis=1) | np.any(W != 0.0, axis=1))
+    if nz.size == 0:
+        return 0.0, 0.0
+    return relu_violation(MaskedDesign(Xa, np.asarray(masks[:, nz], dtype=bool), get_backend()), V[nz], W[nz])
 
 
 def certify_relu(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float, loss: Loss, V: np.ndarray,

@@ -34,6 +34,12 @@ def _data(seed: int, loss: str, n: int = 50, d: int = 3, P: int = 12, gates: boo
     return X, Xa, masks, y
 
 
+def _program(seed: int, loss: str, ratio: float, **kw):
+    """Data of :func:`_data`, its loss and ``lam = ratio * lam_max``."""
+    X, Xa, masks, y = _data(seed, loss, **kw)
+    return Xa, masks, y, get_loss(loss), ratio * lam_max(Xa, masks, y, loss)
+
+
 def _restricted_objective(Xa, masks, y, lam, L, V, W) -> float:
     return asm._primal(Xa, masks, y, lam, L, V, W)[0]
 
@@ -307,11 +313,9 @@ def test_corrector_and_dense_fallback_rules_keep_the_optimum(monkeypatch, correc
 def test_resumed_loose_solve_equals_a_tight_solve(loss):
     # a solve stopped at eps = 1e-3 and resumed from its last iterate to 1e-10 reaches the optimum of
     # a fresh tight solve (and Clarabel's), with fewer iterations than the fresh solve
-    X, Xa, masks, y = _data(7, loss, n=60, P=10)
-    L = get_loss(loss)
+    Xa, masks, y, L, lam = _program(7, loss, 0.02, n=60, P=10)
     n, d = Xa.shape
     P = masks.shape[1]
-    lam = 0.02 * lam_max(Xa, masks, y, loss)
     blocks = [(0, i) for i in range(P)] + [(1, i) for i in range(0, P, 2)]
     mk, sg = masks[:, [i for _, i in blocks]], np.array([1.0 - 2.0 * b for b, _ in blocks])
     loose = solve_block_ipm(Xa, mk, sg, y, lam, L, eps=1e-3)
@@ -555,11 +559,9 @@ def test_warm_start_maps_the_rows_of_kept_blocks():
 def test_row_generation_solves_the_restricted_program(loss):
     # few cone rows per block, the violated ones added: the same optimum as all rows and as Clarabel,
     # feasible for every row, multipliers on the generated rows only
-    X, Xa, masks, y = _data(3, loss, n=160, P=10)
-    L = get_loss(loss)
+    Xa, masks, y, L, lam = _program(3, loss, 0.02, n=160, P=10)
     n, d = Xa.shape
     P = masks.shape[1]
-    lam = 0.02 * lam_max(Xa, masks, y, loss)
     active = np.ones((2, P), dtype=bool)
     full = asm.solve_restricted(Xa, masks, y, lam, L, active, solver="ipm")
     ref = asm.solve_restricted(Xa, masks, y, lam, L, active, solver="clarabel")
