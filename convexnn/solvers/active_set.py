@@ -675,10 +675,8 @@ def solve_relu_active_set(
         accuracy ``eps_loose``: its point prices the blocks outside the working set as well (any
         point gives a valid certificate; an accurate one only matters for the last working set),
         and with cone-row generation its rows are added only while violated by more than
-        ``min(eps_loose, 1e-3)`` (relative; a point far outside its cones misleads the schedule). Against 1e-3, the
-        default 3e-2 takes about a fifth less time on the C-ReLU scale cell n = 1e4 and is within noise
-        on the dense-support cells of the benchmark matrix (``bench/RESULTS_matrix.md``); 0.1 needs
-        more rounds. When a loose round finds no violated block, the same working set is solved to the
+        ``min(eps_loose, _ROWS_LOOSE)`` (relative; a point far outside its cones misleads the schedule).
+        The default and its alternatives are measured in ``bench/RESULTS_scale.md``. When a loose round finds no violated block, the same working set is solved to the
         round's tolerance by *resuming* the loose solve from its last iterate (the continuation of
         the same interior-point path, typically 5-8 more iterations) instead of a new solve.
         Blocks are pruned only after accurate solves (an interior iterate keeps every block away
