@@ -427,12 +427,12 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
     return RestrictedSolution(V, W, Gam, iters, status, time.perf_counter() - t0)
 
 
-def _zero_blocks(V: np.ndarray, W: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-    r"""Blocks of ``candidates`` (bool, ``(2, P)``) that are zero in an accurate restricted solution:
-    :math:`\|x_b\| \le 10^{-6}\max_c\|x_c\|`. (After a loose solve every block of the interior-point
-    iterate is away from zero by about the gap: none is pruned then.)"""
+def _zero_blocks(V: np.ndarray, W: np.ndarray, candidates: np.ndarray, rel: float = 1e-6) -> np.ndarray:
+    r"""Blocks of ``candidates`` (bool, ``(2, P)``) with :math:`\|x_b\| \le` ``rel`` :math:`\max_c\|x_c\|`:
+    the zero blocks of an accurate restricted solution (default ``rel``), or the small blocks of a
+    loose one (an interior-point iterate keeps every block away from zero by about the gap)."""
     norms = np.stack([np.linalg.norm(V, axis=1), np.linalg.norm(W, axis=1)])
-    return candidates & (norms <= 1e-6 * max(float(norms.max()), 1e-300))
+    return candidates & (norms <= rel * max(float(norms.max()), 1e-300))
 
 
 @dataclass
@@ -586,6 +586,8 @@ def solve_relu_active_set(
     eps_loose: float = 3e-2,
     loose_above: float = 0.05,
     loose_flops: float = 3e7,
+    prune_loose: float = 0.05,
+    prune_flops: float = 1e10,
 ) -> ActiveSetResult:
     r"""Active-set (column-generation) solve of C-ReLU with a global certificate.
 
@@ -679,8 +681,18 @@ def solve_relu_active_set(
         The default and its alternatives are measured in ``bench/RESULTS_scale.md``. When a loose round finds no violated block, the same working set is solved to the
         round's tolerance by *resuming* the loose solve from its last iterate (the continuation of
         the same interior-point path, typically 5-8 more iterations) instead of a new solve.
-        Blocks are pruned only after accurate solves (an interior iterate keeps every block away
-        from zero by about the gap). ``eps_loose <= eps`` switches loose rounds off.
+        ``eps_loose <= eps`` switches loose rounds off.
+    prune_loose, prune_flops : float
+        **Thinning of loose rounds.** When a loose round's restricted program costs at least
+        ``prune_flops`` per interior-point iteration, its blocks whose weight is at most
+        ``prune_loose`` times the largest leave the working set (with ``prune``; each block at most
+        once, as the zero blocks): after a round that adds blocks, and before the resume of a round
+        that adds none (which then starts from the loose solve's last iterate on the blocks left).
+        A block that the optimum still needs is violated again and returns through the pricing, so
+        thinning costs at most a round; it pays where an iteration costs seconds (its cost is cubic
+        in the working set, about half of which is zero at the optimum), and not on the smaller
+        programs of ``bench/RESULTS_matrix.md``, where the extra rounds cost more than it saves.
+        Otherwise blocks are pruned only after accurate solves.
 
     Returns
     -------
@@ -802,9 +814,18 @@ def solve_relu_active_set(
         if cert.rel_gap <= tol and vr <= viol_tol:
             reason = "certified"
             break
+        # a loose round of a costly program: its small blocks leave the working set (see prune_loose)
+        thin = (loose and prune and warm is not None
+                and iteration_flops(n, int(active.sum()), d, quad)[0] >= prune_flops)
         if add.shape[0] == 0:
             if eps_now > eps_round:
                 tight = True  # a loose solve found nothing to add: the same working set, to eps_round
+                small = _zero_blocks(V, W, active & ~dropped, prune_loose) if thin else None
+                if small is not None and small.any() and small.sum() < active.sum() and "last" in warm[0]:
+                    # the resume continues from the loose solve's last iterate, on the blocks left
+                    active &= ~small
+                    dropped |= small
+                    warm = (warm[0]["last"], warm[1], warm[2])
                 continue
             if eps_round > eps_min:
                 # no block to add: the restricted solve's accuracy limits the certificate;
@@ -827,8 +848,9 @@ def solve_relu_active_set(
             break
         if prune:
             # zero blocks leave the working set (the restricted optimum without them is the same
-            # point), each at most once: a block that comes back stays, so the loop terminates
-            zero = _zero_blocks(V, W, active & ~dropped)
+            # point; after a thinned loose round also the small ones), each at most once: a block
+            # that comes back stays, so the loop terminates
+            zero = _zero_blocks(V, W, active & ~dropped, prune_loose if thin else 1e-6)
             active &= ~zero
             dropped |= zero
         if int(active.sum()) >= max_blocks:

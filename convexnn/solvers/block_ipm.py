@@ -1234,10 +1234,15 @@ def warm_start(state: dict, old: list, new: list, n: int, d: int, lam: float, co
     r"""Extend the ``state`` of a solve on the blocks ``old`` to a strictly interior start on ``new``.
 
     Blocks in both lists keep their primal and dual iterates; blocks of ``old`` not in ``new`` are
-    dropped; a block only in ``new`` starts at zero and on the central path of the stored
-    complementarity :math:`\mu`: :math:`x_b = 0`, :math:`s_b = (\mu/\lambda, 0)`,
-    :math:`z_b = (\lambda, 0)` (so :math:`s_b \circ z_b = \mu e` and the dual residual of
-    :math:`\tau_b` is zero) and every cone row :math:`s_\ell = z_\ell = \sqrt{\mu}`.
+    dropped; a block only in ``new`` starts at :math:`x_b = 0` with :math:`z_b = (\lambda, 0)` (the
+    dual residual of :math:`\tau_b` is zero) and :math:`s_b = (t, 0)`,
+    :math:`t = \max(\mu/\lambda, \operatorname{median}_{c\ \text{kept}}\tau_c)`, and every cone row of a
+    new block at :math:`s_\ell = z_\ell = \sqrt{\mu}`. With :math:`t = \mu/\lambda` the block would sit
+    on the central path (:math:`s_b \circ z_b = \mu e`) but at the apex of its cone, where every
+    direction that lets :math:`x_b` grow leaves the cone after a tiny step: the first iterations of
+    a warm solve then took steps of 0.01-0.07. A radius at the scale of the kept blocks' (an
+    infeasible start is allowed; the complementarity of the new block is above the central path,
+    the harmless side) removes those iterations (``bench/RESULTS_matrix.md``).
 
     Parameters
     ----------
@@ -1269,6 +1274,11 @@ def warm_start(state: dict, old: list, new: list, n: int, d: int, lam: float, co
     sq[:, 0] = mu / lam
     zq = np.zeros((k, m))
     zq[:, 0] = lam
+    kept = [pos[b] for b in new if b in pos]
+    if kept:
+        t_new = max(mu / lam, float(np.median(np.asarray(state["tau"], dtype=np.float64)[kept])))
+        tau[:] = t_new
+        sq[:, 0] = t_new
     r = np.sqrt(mu)
     nr = n if rows_new is None else np.asarray(rows_new).shape[0]
     sl = np.full((nr, k), r) if cones else np.zeros((n, 0))

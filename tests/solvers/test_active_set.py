@@ -301,6 +301,26 @@ def test_loose_rounds_reach_the_clarabel_optimum(loss):
     assert loose.certificate.primal == pytest.approx(plain.certificate.primal, rel=1e-7)
 
 
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_thinned_loose_rounds_reach_the_clarabel_optimum(loss):
+    # prune_flops=0 thins every loose round: blocks below 30% of the largest weight leave the working
+    # set (the working set shrinks between rounds), those still needed come back through the pricing,
+    # and the polish certifies the same optimum as Clarabel
+    f = _relu(12, loss=loss, n=60, P=16, lam=0.005 if loss == "squared" else 0.02)
+    Xa, masks, y, lam, L = _arrays(f)
+    ref = _tight(f)
+    r = solve_relu_active_set(Xa, masks, y, lam, L, tol=1e-7, loose_flops=0.0, prune_flops=0.0, prune_loose=0.3)
+    sizes = [h["working_set"] for h in r.history]
+    assert any(b < a for a, b in zip(sizes, sizes[1:]))
+    assert r.converged and r.certificate.rel_gap <= 1e-7 and r.violation_rel <= 1e-8
+    assert r.certificate.primal == pytest.approx(ref, rel=1e-6)
+    assert r.certificate.primal - ref <= r.certificate.gap + 1e-9 * abs(ref)
+    # the default threshold leaves these small programs unthinned: the working set only grows
+    plain = solve_relu_active_set(Xa, masks, y, lam, L, tol=1e-7, loose_flops=0.0)
+    sizes = [h["working_set"] for h in plain.history]
+    assert all(b >= a for a, b in zip(sizes, sizes[1:]))
+
+
 def test_violation_over_nonzero_blocks_equals_the_operator_value():
     # the active set's cone violation (nonzero blocks only) against relu_violation over all P blocks
     from convexnn.solvers.backend import get_backend

@@ -542,7 +542,7 @@ def test_warm_start_maps_the_rows_of_kept_blocks():
     old, new = [(0, 0), (0, 1)], [(0, 1), (1, 2)]
     ro = np.array([[0, 5], [3, 7], [4, 2]])  # 3 rows per block
     rn = np.array([[7, 0], [9, 1], [2, 2], [5, 3]])  # 4 rows per block
-    state = {"X": np.ones((2, d)), "tau": np.ones(2), "sq": np.ones((2, d + 1)), "zq": np.ones((2, d + 1)),
+    state = {"X": np.ones((2, d)), "tau": np.array([1.0, 3.0]), "sq": np.ones((2, d + 1)), "zq": np.ones((2, d + 1)),
              "sl": np.array([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0]]),
              "zl": np.array([[4.0, 40.0], [5.0, 50.0], [6.0, 60.0]]), "mu": 0.25}
     st = warm_start(state, old, new, n, d, lam, rows_old=ro, rows_new=rn)
@@ -550,6 +550,13 @@ def test_warm_start_maps_the_rows_of_kept_blocks():
     # kept block (0, 1): rows 7 and 2 of the previous solve keep their slacks; 9 and 5 start at sqrt(mu)
     assert np.array_equal(st["sl"][:, 0], [20.0, 0.5, 30.0, 10.0]) and np.array_equal(st["zl"][:, 0], [50.0, 0.5, 60.0, 40.0])
     assert np.array_equal(st["sl"][:, 1], [0.5] * 4)  # a new block
+    # the new block: x = 0, dual (lam, 0), primal cone radius the kept blocks' median tau (3), not mu / lam
+    assert np.array_equal(st["X"][1], [0.0, 0.0]) and np.array_equal(st["zq"][1], [lam, 0.0, 0.0])
+    assert st["tau"][1] == 3.0 and np.array_equal(st["sq"][1], [3.0, 0.0, 0.0])
+    assert st["tau"][0] == 3.0 and np.array_equal(st["sq"][0], [1.0, 1.0, 1.0])  # the kept block's own
+    # nothing kept: the central-path point mu / lam
+    st0 = warm_start(state, old, [(1, 4)], n, d, lam, rows_old=ro, rows_new=rn[:, :1])
+    assert st0["tau"][0] == 0.25 / lam and st0["sq"][0, 0] == 0.25 / lam
     # from the rows of a subset to all rows, and back
     st_all = warm_start(state, old, new, n, d, lam, rows_old=ro)
     assert st_all["sl"].shape == (n, 2) and st_all["sl"][7, 0] == 20.0 and st_all["sl"][1, 0] == 0.5
