@@ -68,6 +68,8 @@ __all__ = ["PolishCertificate", "certify_relu", "multiplier_bounds", "screen_blo
 
 _ADD_RTOL = 1e-9  # a block is violated when s_i > lam * (1 + _ADD_RTOL)
 _ROW_ROUNDS = 30  # row-generation rounds of a block value before the NNLS over all rows
+#: bytes of the ``(chunk, n)`` first margins that a scan forms at once (:func:`_block_inputs`)
+_SCAN_CHUNK_BYTES = 1 << 26
 
 
 @dataclass
@@ -204,7 +206,8 @@ def scan_blocks(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, lam: float, ac
         ``blocks`` of shape ``(k, 2)`` (rows ``(sign_row, i)``, most violated first); ``s`` the
         valid upper bound of :math:`s(v)`, or None after an early stop.
     """
-    ub = _sign_bounds(Xa, masks, v)  # (2, P)
+    G = _masked_products(Xa, masks, v)
+    ub = _sign_bounds(Xa, masks, v, G)  # (2, P)
     bounds = ub.max(axis=0)
     level = lam * (1.0 + _ADD_RTOL)
     rn = np.linalg.norm(Xa, axis=1)
@@ -221,18 +224,19 @@ def scan_blocks(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, lam: float, ac
     if multipliers is not None:
         cols = np.flatnonzero((flat > level) & np.any(multipliers > 0, axis=0))
         mb[cols] = multiplier_bounds(Xa, masks, v, multipliers, cols)
+    # the blocks that get a projection, in visiting order (inputs formed a chunk at a time)
+    head = order[: int(np.count_nonzero(flat > level))]
+    inputs = _block_inputs(Xa, rn, masks, G, head[np.minimum(flat[head], mb[head]) > level])
     for pos, k in enumerate(order):
         if flat[k] <= level:
             rest = float(flat[k])
             break
         sgn, i = divmod(int(k), P)
-        m = np.asarray(masks[:, i], dtype=bool)
-        g = (1.0 - 2.0 * sgn) * (Xa.T @ np.where(m, v, 0.0))
-        sg = np.where(m, 1.0, -1.0)
         val = min(float(flat[k]), float(mb[k]))
         q = None
         if val > level:
-            bv, q = _block_projection(Xa, rn, sg, g, level)
+            _, g, sg, marg = next(inputs)
+            bv, q = _block_projection(Xa, rn, sg, g, level, marg=marg)
             val = min(bv, val)
             n_nnls += 1
         best = max(best, val)
@@ -290,16 +294,17 @@ def _block_value(Xa: np.ndarray, rn: np.ndarray, sg: np.ndarray, g: np.ndarray, 
 
 
 def _block_projection(Xa: np.ndarray, rn: np.ndarray, sg: np.ndarray, g: np.ndarray, level: float,
-                      max_rounds: int = _ROW_ROUNDS) -> tuple[float, np.ndarray]:
+                      max_rounds: int = _ROW_ROUNDS, marg: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     r"""The value of :func:`_block_value` and the point :math:`q_J` whose norm it is (the projection
     :math:`\Pi_{\mathcal K}(g)` when the value is exact; the values only decrease as :math:`J` grows,
-    :math:`\|\Pi_{\mathcal K_J}(g)\|^2 = \|g\|^2 - \operatorname{dist}(g, \mathcal K_J)^2`)."""
+    :math:`\|\Pi_{\mathcal K_J}(g)\|^2 = \|g\|^2 - \operatorname{dist}(g, \mathcal K_J)^2`). ``marg``: the
+    normalized margins ``sg * (Xa @ g) / rn`` when the caller has them (:func:`_block_inputs`)."""
     n, d = Xa.shape
     kk = min(n, 3 * d)
     best, arg = np.inf, None
     full = kk >= n  # the NNLS over all rows is needed
     if not full:
-        marg = sg * (Xa @ g) / rn
+        marg = sg * (Xa @ g) / rn if marg is None else marg
         J = np.argpartition(marg, kk - 1)[:kk]
         gn = float(np.linalg.norm(g))
         full = True
@@ -330,17 +335,47 @@ def _block_projection(Xa: np.ndarray, rn: np.ndarray, sg: np.ndarray, g: np.ndar
     return best, arg
 
 
-def _sign_bounds(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray) -> np.ndarray:
+def _masked_products(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray) -> np.ndarray:
+    r""":math:`X_a^\top D_i v` of every pattern, shape ``(d', P)`` (one product with the masks)."""
+    return (Xa * v[:, None]).T @ np.asarray(masks, dtype=bool).astype(np.float64)
+
+
+def _block_inputs(Xa: np.ndarray, rn: np.ndarray, masks: np.ndarray, G: np.ndarray, blocks: np.ndarray):
+    r"""For the flat blocks ``blocks`` (``sign_row * P + i``), in order: ``(block, g, sg, marg)`` with
+    :math:`g = \sigma X_a^\top D_i v` (column ``i`` of ``G`` = :func:`_masked_products`, signed),
+    ``sg`` :math:`= 2m_i - 1` and the first normalized margins ``sg * (Xa @ g) / rn`` of
+    :func:`_block_projection`. Formed for a chunk of blocks at once (one product with :math:`X_a`
+    for the chunk instead of two matrix-vector products per block, each a pass over the ``n x d'``
+    data: most of a scan's time at ``n = 1e5``); a generator, so a scan that stops early forms at
+    most one chunk more than it uses."""
+    n = Xa.shape[0]
+    P = masks.shape[1]
+    chunk = int(max(1, min(64, _SCAN_CHUNK_BYTES // (8 * max(n, 1)))))
+    blocks = np.asarray(blocks, dtype=np.int64)
+    for a in range(0, blocks.size, chunk):
+        kc = blocks[a:a + chunk]
+        sgn, idx = np.divmod(kc, P)
+        Gc = G[:, idx] * (1.0 - 2.0 * sgn)[None, :]  # (d', c)
+        S = np.where(np.asarray(masks[:, idx], dtype=bool).T, 1.0, -1.0)  # (c, n)
+        Mg = Gc.T @ Xa.T
+        Mg *= S
+        Mg /= rn[None, :]
+        for j, k in enumerate(kc):
+            yield int(k), Gc[:, j], S[j], Mg[j]
+
+
+def _sign_bounds(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, G: np.ndarray | None = None) -> np.ndarray:
     r"""Cheap upper bounds of :math:`s_{i\sigma}(v)` per sign, shape ``(2, P)``.
 
     The single-half-space bound of :func:`~convexnn.duality.cones.cone_support`
     (:math:`\|\Pi_H(g)\|^2 = \|g\|^2 - \max_j (a_j^\top g)_-^2/\|a_j\|^2`, :math:`H \supseteq \mathcal K_i`),
-    kept separately for :math:`\sigma = \pm 1` (``cone_support`` returns their maximum).
+    kept separately for :math:`\sigma = \pm 1` (``cone_support`` returns their maximum). ``G``: the
+    products of :func:`_masked_products` when the caller has them.
     """
     rn = np.linalg.norm(Xa, axis=1)
     Xn = Xa / np.where(rn > 0, rn, 1.0)[:, None]
     Mb = np.asarray(masks, dtype=bool)
-    G = (Xa * v[:, None]).T @ Mb.astype(np.float64)  # (d', P): X_a^T D_i v
+    G = _masked_products(Xa, Mb, v) if G is None else G  # (d', P): X_a^T D_i v
     g2 = np.einsum("ij,ij->j", G, G)
     Z = Xn @ G
     np.negative(Z, out=Z, where=~Mb)
@@ -387,7 +422,8 @@ def screen_blocks(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, level: float
         ``blocks`` of shape ``(k, 2)`` with rows ``(sign_row, i)`` (``sign_row`` 0 for
         :math:`v_i`, 1 for :math:`w_i`) and their values, sorted by decreasing value.
     """
-    ub = _sign_bounds(Xa, masks, v)
+    G = _masked_products(Xa, masks, v)
+    ub = _sign_bounds(Xa, masks, v, G)
     if bounds is not None:
         ub = np.minimum(ub, bounds[None, :])
     rn = np.linalg.norm(Xa, axis=1)
@@ -398,7 +434,12 @@ def screen_blocks(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, level: float
     cols: list[int] = []
     out: list[float] = []
     best: list[float] = []  # min-heap of the `top` largest values found
-    for k in np.argsort(-flat, kind="stable"):
+    order = np.argsort(-flat, kind="stable")
+    head = order[: int(np.count_nonzero(flat >= level))]
+    if exclude is not None:
+        head = head[~np.asarray(exclude, dtype=bool).ravel()[head]]
+    inputs = _block_inputs(Xa, rn, masks, G, head)  # the blocks examined below, in order
+    for k in order:
         if flat[k] < level:
             break
         if top is not None and len(best) >= top and flat[k] < best[0]:
@@ -406,12 +447,11 @@ def screen_blocks(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, level: float
         sgn, i = divmod(int(k), P)
         if exclude is not None and exclude[sgn, i]:
             continue
-        m = np.asarray(masks[:, i], dtype=bool)
-        g = (1.0 - 2.0 * sgn) * (Xa.T @ np.where(m, v, 0.0))
+        _, g, sg, marg = next(inputs)
         # once `top` values are found, a block matters only above the smallest of them: its value
         # need not be exact below that (the row generation stops earlier)
         lev = level if top is None or len(best) < top else max(level, best[0])
-        val, q = _block_projection(Xa, rn, np.where(m, 1.0, -1.0), g, lev)
+        val, q = _block_projection(Xa, rn, sg, g, lev, marg=marg)
         if val >= lev:
             if directions is not None:
                 directions[(sgn, i)] = q

@@ -122,3 +122,25 @@ def test_scans_return_the_projections_of_the_violated_blocks(seed):
     g0 = Xa.T @ np.where(masks[:, 0], v, 0.0)
     val, q = rc._block_projection(Xa, rn, np.where(masks[:, 0], 1.0, -1.0), g0, 0.0)
     assert val == np.linalg.norm(q) == rc._block_value(Xa, rn, np.where(masks[:, 0], 1.0, -1.0), g0, 0.0)
+
+
+@pytest.mark.parametrize("chunk_bytes", [8 * 400 * 3, 1 << 26])
+def test_block_inputs_equal_the_per_block_products(chunk_bytes, monkeypatch):
+    # the chunked inputs of the scans (3 blocks per chunk, or all at once) are the per-block
+    # quantities: g = sigma X_a^T D_i v, the signs 2 m_i - 1 and the normalized margins of g
+    monkeypatch.setattr(rc, "_SCAN_CHUNK_BYTES", chunk_bytes)
+    Xa, masks, v = _data(3, P=10)
+    P = masks.shape[1]
+    rn = np.linalg.norm(Xa, axis=1)
+    G = rc._masked_products(Xa, masks, v)
+    ks = np.array([13, 0, 7, 19, 2, 11, 5])  # flat blocks sign_row * P + i, in any order
+    got = list(rc._block_inputs(Xa, rn, masks, G, ks))
+    assert [k for k, *_ in got] == ks.tolist()
+    for k, g, sg, marg in got:
+        row, i = divmod(k, P)
+        g_ref = (1.0 - 2.0 * row) * (Xa.T @ np.where(masks[:, i], v, 0.0))
+        sg_ref = np.where(masks[:, i], 1.0, -1.0)
+        np.testing.assert_allclose(g, g_ref, rtol=1e-12, atol=1e-12 * np.linalg.norm(g_ref))
+        assert np.array_equal(sg, sg_ref)
+        np.testing.assert_allclose(marg, sg_ref * (Xa @ g_ref) / rn, rtol=1e-10,
+                                   atol=1e-12 * np.linalg.norm(g_ref))
