@@ -769,8 +769,9 @@ def solve_relu_active_set(
         # far from the certificate (the working set will change again; the gap of a point that
         # violates its cones says nothing) and a costly restricted program: a loose restricted
         # solve, resumed to eps_round when it leaves nothing to add
+        flops = iteration_flops(n, int(active.sum()), d, quad)[0]  # of this round's restricted program
         loose = ((cert is None or cert.rel_gap > loose_above or vr > viol_tol) and not tight
-                 and iteration_flops(n, int(active.sum()), d, quad)[0] >= loose_flops)
+                 and flops >= loose_flops)
         eps_now = max(eps_round, eps_loose) if loose else eps_round
         resume, tight = tight, False
         try:
@@ -815,13 +816,12 @@ def solve_relu_active_set(
             reason = "certified"
             break
         # a loose round of a costly program: its small blocks leave the working set (see prune_loose)
-        thin = (loose and prune and warm is not None
-                and iteration_flops(n, int(active.sum()), d, quad)[0] >= prune_flops)
+        thin = loose and prune and warm is not None and flops >= prune_flops
         if add.shape[0] == 0:
             if eps_now > eps_round:
                 tight = True  # a loose solve found nothing to add: the same working set, to eps_round
-                small = _zero_blocks(V, W, active & ~dropped, prune_loose) if thin else None
-                if small is not None and small.any() and small.sum() < active.sum() and "last" in warm[0]:
+                small = _zero_blocks(V, W, active & ~dropped, prune_loose) if thin and "last" in warm[0] else None
+                if small is not None and 0 < small.sum() < active.sum():
                     # the resume continues from the loose solve's last iterate, on the blocks left
                     active &= ~small
                     dropped |= small
