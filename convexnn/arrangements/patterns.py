@@ -25,6 +25,7 @@ import numpy as np
 
 from convexnn.data import add_bias, check_bool, check_X
 from convexnn.errors import InputError
+from convexnn.rounding import gamma
 
 __all__ = ["Patterns", "data_fingerprint", "design_matrix"]
 
@@ -318,7 +319,9 @@ class Patterns:
         InputError
             If the number of rows or the gate dimension differs, or the patterns were built for
             another data matrix (fingerprint mismatch, or witness gates that do not reproduce
-            the masks on ``X``).
+            the masks on ``X``). A product :math:`x_j^\top g` within its rounding bound
+            :math:`\gamma_{d'+2}|x_j|^\top|g|` of zero (a gate on a data hyperplane, e.g. a cone
+            projection on a facet of its chamber) has no decidable sign: either mask value matches it.
         """
         Xa = design_matrix(X, self.bias)
         if Xa.shape[0] != self._n:
@@ -341,7 +344,12 @@ class Patterns:
                                  "a float32 copy rounds them); rebuild them with enumerate_patterns(X) or "
                                  "sample_patterns(X, ...).")
         elif len(self):
-            if not np.array_equal(Xa @ self._gates >= 0, self.masks):
-                raise InputError("the witness gates do not reproduce the masks on X: these patterns "
-                                 "were built for another data matrix.")
+            V = Xa @ self._gates
+            r, c = np.nonzero((V >= 0) != self.masks)
+            if r.size:
+                # the rounding bound of each differing product (as in arrangements.exact.certified_signs)
+                bound = gamma(Xa.shape[1] + 2) * np.einsum("ij,ji->i", np.abs(Xa[r]), np.abs(self._gates[:, c]))
+                if np.any(np.abs(V[r, c]) > bound + 2.0 ** -1000):
+                    raise InputError("the witness gates do not reproduce the masks on X: these patterns "
+                                     "were built for another data matrix.")
         return Xa

@@ -78,6 +78,18 @@ def test_check_rejects_other_data_and_wrong_bias():
         bare.check(-X)
 
 
+def test_check_accepts_either_mask_where_a_gate_lies_on_a_hyperplane():
+    # the gate (0, 1) lies on the hyperplane of the first point (x^T g = 0: no decidable sign, e.g.
+    # a cone projection on a facet of its chamber): both mask values pass; a flipped mask on a row
+    # with a clear margin is another data matrix
+    X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 2.0]])
+    g = np.array([[0.0], [1.0]])
+    for first in (True, False):
+        Patterns(np.array([[first], [True], [True]]), g).check(X)
+    with pytest.raises(InputError, match="witness gates"):
+        Patterns(np.array([[True], [False], [True]]), g).check(X)
+
+
 def test_bias_gates_act_on_augmented_matrix():
     X = np.array([[0.0], [1.0], [2.0]])
     G = np.array([[1.0, 1.0, -1.0], [-0.5, -1.5, 0.5]])  # thresholds at 0.5, 1.5 and x <= 0.5
