@@ -312,7 +312,7 @@ class Patterns:
 
     # ------------------------------------------------------------------ checks
     def check(self, X: Any) -> np.ndarray:
-        """Validate that these patterns belong to ``X``; return the design matrix ``Xa``.
+        r"""Validate that these patterns belong to ``X``; return the design matrix ``Xa``.
 
         Raises
         ------
