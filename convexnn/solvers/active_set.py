@@ -761,6 +761,8 @@ def solve_relu_active_set(
     tight = False
     quad = bool(getattr(loss, "unit_curvature", False))
     gram_cache = PatternGram(Xa, masks) if quad and restricted == "ipm" else None
+    # the multipliers of every block's last projection, kept across the rounds' scans (scan_blocks)
+    proj_cache: dict = {}
     while rounds < max_rounds:
         if rounds and deadline is not None and time.perf_counter() >= deadline:
             reason = "time_limit"
@@ -803,11 +805,13 @@ def solve_relu_active_set(
         limit = max(add_limit, int(active.sum()))
         # the restricted solve's cone multipliers bound s_b(v) of the working-set blocks without an
         # NNLS; when that leaves the gap above tol with no block to add, the exact scan decides
-        add, s_exact, bounds, nn = scan_blocks(Xa, masks, v, lam, active, limit, multipliers=Gam, directions=dirs)
+        add, s_exact, bounds, nn = scan_blocks(Xa, masks, v, lam, active, limit, multipliers=Gam, directions=dirs,
+                                               cache=proj_cache)
         cert = _certificate(primal, v, y, lam, loss, float(bounds.max()) if s_exact is None else s_exact,
                             bounds, nn)
         if add.shape[0] == 0 and cert.rel_gap > tol and s_exact is not None:
-            add, s_exact, bounds, nn2 = scan_blocks(Xa, masks, v, lam, active, limit, directions=dirs)
+            add, s_exact, bounds, nn2 = scan_blocks(Xa, masks, v, lam, active, limit, directions=dirs,
+                                                    cache=proj_cache)
             cert = _certificate(primal, v, y, lam, loss, float(bounds.max()) if s_exact is None else s_exact,
                                 bounds, nn + nn2)
         va, vr = violation(Xa, masks, V, W)

@@ -120,8 +120,40 @@ def test_scans_return_the_projections_of_the_violated_blocks(seed):
         np.testing.assert_allclose(dirs2[(row, i)], exact, atol=1e-8 * scale)
         assert float(np.min(sg * (Xa @ q))) >= -1e-9 * scale * float(rn.max())  # in the cone
     g0 = Xa.T @ np.where(masks[:, 0], v, 0.0)
-    val, q = rc._block_projection(Xa, rn, np.where(masks[:, 0], 1.0, -1.0), g0, 0.0)
+    val, q, (rows, c) = rc._block_projection(Xa, rn, np.where(masks[:, 0], 1.0, -1.0), g0, 0.0)
     assert val == np.linalg.norm(q) == rc._block_value(Xa, rn, np.where(masks[:, 0], 1.0, -1.0), g0, 0.0)
+    # the multipliers reproduce the point: q = g + X_rows^T (s * rho), rho > 0
+    assert rows.size > 0 and np.all(np.where(masks[rows, 0], 1.0, -1.0) * c > 0)
+    np.testing.assert_allclose(q, g0 + Xa[rows].T @ c, atol=1e-12 * float(np.linalg.norm(g0)))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_projection_cache_keeps_the_scan_values(seed):
+    # a scan at v2 with the multipliers of the projections at a nearby v1 (the cache of a working-set
+    # loop) finds the same violated blocks, in the same order, and the same s(v2) up to the
+    # projections' accuracy, with fewer NNLS; the cached bound ||g + X_rows^T c|| is above s_b(v2)
+    Xa, masks, v1 = _data(seed, P=16)
+    P = masks.shape[1]
+    v2 = v1 + 0.02 * np.random.default_rng(10 + seed).standard_normal(v1.size)
+    rn = np.linalg.norm(Xa, axis=1)
+    exact = np.array([[np.linalg.norm(project_cone(Xa, np.where(masks[:, i], 1.0, -1.0),
+                                                   s * (Xa.T @ np.where(masks[:, i], v2, 0.0)))[0])
+                       for i in range(P)] for s in (1.0, -1.0)])
+    lam = float(np.quantile(exact, 0.8))
+    none = np.zeros((2, P), dtype=bool)
+    cache: dict = {}
+    rc.scan_blocks(Xa, masks, v1, lam, none, 2 * P, cache=cache)
+    assert cache  # every projection of the first scan left its multipliers
+    G = rc._masked_products(Xa, masks, v2)
+    for k, (rows, c) in cache.items():
+        row, i = divmod(k, P)
+        bound = float(np.linalg.norm((1.0 - 2.0 * row) * G[:, i] + Xa[rows].T @ c))
+        assert bound >= exact[row, i] * (1 - 1e-12)
+    a0, s0, _, n0 = rc.scan_blocks(Xa, masks, v2, lam, none, 2 * P)
+    a1, s1, _, n1 = rc.scan_blocks(Xa, masks, v2, lam, none, 2 * P, cache=cache)
+    assert a0.shape[0] > 0 and np.array_equal(a0, a1)
+    assert s0 == pytest.approx(float(exact.max()), rel=1e-8) and s1 == pytest.approx(s0, rel=1e-8)
+    assert n1 < n0
 
 
 @pytest.mark.parametrize("chunk_bytes", [8 * 400 * 3, 1 << 26])
