@@ -19,9 +19,12 @@ solver. Per cell and program (C-GReLU, C-ReLU):
   ``[D_1 Xa, ..., D_P Xa]`` (``lam / n`` in their scaling), where it fits in memory.
 
 Columns: time, relative suboptimality ``(F(w) - F_ref) / |F_ref|`` of the returned weights,
-relative cone violation (C-ReLU), ratios, and for the first-order C-GReLU solve the achieved
-flop rate counted as ``4 n d' P`` flops per R-FISTA iteration (one forward and one adjoint
-pass) next to the machine's measured dense GEMM rate.
+relative cone violation (C-ReLU), ratios, and the achieved flop rate of the first-order solve next
+to the machine's measured dense GEMM rate: C-GReLU counted as ``4 n d' P`` flops per R-FISTA
+iteration (one forward and one adjoint pass), C-ReLU as the active-set polish's own count
+(``info["polish"]["flops"]``: its screening's R-FISTA iterations as above, the cost model of every
+restricted interior-point iteration, ``block_ipm.iteration_flops``, and two passes over the data and
+masks per scan).
 
 Options: ``--quick`` (three small cells), ``--cap SECONDS``, ``--out PATH``, ``--cells a,b``,
 ``--programs G|R|GR`` (only those programs of the selected cells), ``--restricted-clarabel`` (C-ReLU:
@@ -274,6 +277,8 @@ def run_cell(cell, cap: float, rows: list[dict], programs: str = "GR", restricte
         if kind == "c_grelu":
             newton = pol.get("newton_iterations", 0) if pol else 0
             row["flops"] = (sol.iterations - newton) * 4.0 * n * (d + 1) * P / t_fo
+        elif np.isfinite(pol.get("flops", np.nan)):
+            row["flops"] = pol["flops"] / t_fo
         if kind == "c_grelu" and P * (d + 1) <= MAX_VARS:
             # the block interior point over all groups (convexnn/solvers/gated_ipm.py), by name
             s_gi, t_gi, _ = timed(lambda: cx.solve(f, method="gated_ipm", tol=tol))
@@ -347,8 +352,10 @@ def write(rows: list[dict], out: Path, meta: dict) -> None:
          "Reference: tight Clarabel (tolerances 1e-9, time limit "
          f"{meta['cap']:.0f} s per solve); where it hit the limit or failed, convexnn's certified lower bound. "
          "`subopt` = (F(w) - F_ref)/|F_ref| (negative: below the reference point). `x IP` = Clarabel time / convexnn "
-         "time; `auto/best` = auto time / min(first-order, Clarabel) time. Flop rate: R-FISTA iterations x 4 n d' P / "
-         "wall time (includes certificates, polish, screening). Every method ran once on a tiny instance before the "
+         "time; `auto/best` = auto time / min(first-order, Clarabel) time. Flop rate: C-GReLU, R-FISTA iterations x "
+         "4 n d' P / wall time (includes certificates, polish, screening); C-ReLU, the polish's flop count by its cost "
+         "models (screening iterations x 4 n d' P, restricted interior-point iterations x `iteration_flops`, 4 n d' P per "
+         "scan) / wall time. Every method ran once on a tiny instance before the "
          "first cell (`warm_up`: imports and first calls are not charged to a cell). A solve faster than "
          f"{SHORT:g} s is run {REPEATS} times and its median time is reported (every method alike).", "",
          "| cell | prog | n | d' | P | loss | convexnn FO s | cert. gap | subopt | viol | status | Clarabel s | IP subopt "

@@ -89,6 +89,9 @@ class RestrictedSolution:
     #: the interior point's warm-start state, its blocks (``(row, i)`` pairs) and its cone rows per
     #: block (``(r, k)``, None: all), when it solved
     warm: tuple[dict, list, np.ndarray | None] | None = None
+    #: floating-point operations of the interior-point solves by their cost model
+    #: (:attr:`~convexnn.solvers.block_ipm.BlockIPMResult.flops`); NaN when Clarabel solved (not counted)
+    flops: float = 0.0
 
 
 def _row_scores(Xa: np.ndarray, rn: np.ndarray, sgn: np.ndarray, ref: np.ndarray) -> np.ndarray:
@@ -325,6 +328,7 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
         R = (prev[2] if resume and same else
              None if m is None else _nearest_rows(Xa, mk, blocks, V_ref, W_ref, v_ref, m))
         iters = 0
+        flops = 0.0
         for rnd in range(row_rounds + 1):
             r = None
             if prev is not None:
@@ -337,12 +341,14 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
                 r = solve_block_ipm(Xa, mk, sg, y, lam, loss, cones=True, eps=eps, max_iter=max(max_iter, 150),
                                     start=start, gram_of=gram_of, rows=R)
                 iters += r.iterations
+                flops += r.flops
                 if max(r.gap, r.pres, r.dres) > accept:
                     r = None
             if r is None:
                 r = solve_block_ipm(Xa, mk, sg, y, lam, loss, cones=True, eps=eps, max_iter=max(max_iter, 150),
                                     gram_of=gram_of, rows=R)
                 iters += r.iterations
+                flops += r.flops
             if max(r.gap, r.pres, r.dres) > accept or R is None:
                 break
             # the rows left out: the violated ones join (as many per block as the most violated
@@ -358,7 +364,7 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
                 (V if row == 0 else W)[i] = r.X[b]
                 Gam[(slice(None) if R is None else R[:, b]), row * P + i] = r.multipliers[:, b]
             return RestrictedSolution(V, W, Gam, iters, f"ipm: {r.status}", time.perf_counter() - t0,
-                                      (r.state, blocks, R) if r.state is not None else None)
+                                      (r.state, blocks, R) if r.state is not None else None, flops)
         ipm_iters = iters  # a numerical failure of the interior point: Clarabel below
     else:
         ipm_iters = 0
@@ -424,7 +430,7 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
     if dv is not None:
         Gam[jj, np.array([blocks[b][0] * P + blocks[b][1] for b in bb], dtype=np.int64)] = \
             np.maximum(np.asarray(dv, dtype=np.float64).ravel(), 0.0)
-    return RestrictedSolution(V, W, Gam, iters, status, time.perf_counter() - t0)
+    return RestrictedSolution(V, W, Gam, iters, status, time.perf_counter() - t0, flops=float("nan"))
 
 
 def _zero_blocks(V: np.ndarray, W: np.ndarray, candidates: np.ndarray, rel: float = 1e-6) -> np.ndarray:
@@ -457,6 +463,18 @@ class ActiveSetResult:
     converged: bool
     reason: str
     history: list[dict[str, float]] = field(default_factory=list)
+    #: floating-point operations by the cost models: ``flops0`` (the caller's screening), the restricted
+    #: interior-point solves (:attr:`RestrictedSolution.flops`; NaN once Clarabel solved one) and
+    #: :func:`scan_flops` per scan of the blocks
+    flops: float = 0.0
+
+
+def scan_flops(n: int, d: int, P: int) -> float:
+    r"""Floating-point operations of one scan of the blocks (:func:`scan_blocks`, :func:`screen_blocks`)
+    by its two passes over the data and the ``n x P`` masks: the products :math:`X_a^\top D_i v` of all
+    patterns and the margins :math:`\hat X_a G` of the half-space bounds, :math:`2nd'P` each (the NNLS
+    of the blocks above the level are not counted)."""
+    return 4.0 * n * d * P
 
 
 #: the polish uses a restricted interior-point answer accurate to this fraction of its target ``tol``
@@ -578,6 +596,7 @@ def solve_relu_active_set(
     add_limit: int = 16,
     prune: bool = True,
     iterations0: int = 0,
+    flops0: float = 0.0,
     t0: float | None = None,
     report: Callable[[int, float, float, float, str], None] | None = None,
     restricted: str = "ipm",
@@ -652,6 +671,8 @@ def solve_relu_active_set(
         at most once, so the loop still terminates); keeps the restricted programs small.
     iterations0 : int
         Iterations already spent (screening), added to the reported count.
+    flops0 : float
+        Floating-point operations already spent (screening), added to :attr:`ActiveSetResult.flops`.
     t0 : float, optional
         ``time.perf_counter()`` at the start of the whole solve (for the history's times).
     report : callable, optional
@@ -716,6 +737,8 @@ def solve_relu_active_set(
     Gam = np.zeros((n, 2 * P))
     history: list[dict[str, float]] = []
     iters = int(iterations0)
+    spent = float(flops0)  # flops by the cost models (ActiveSetResult.flops)
+    scan_cost = scan_flops(n, d, P)
 
     def record(cert: PolishCertificate, vr: float, rnd: int, extra: str, restricted_eps: float = 0.0) -> None:
         history.append({"iter": iters, "time": time.perf_counter() - t0, "objective": cert.primal,
@@ -735,21 +758,25 @@ def solve_relu_active_set(
         cert = certify_relu(Xa, masks, y, lam, loss, V, W)
         va, vr = violation(Xa, masks, V, W)
         record(cert, vr, 0, "warm start")
+        spent += scan_cost  # the certificate's scan
         if cert.rel_gap <= tol and vr <= viol_tol:
             return ActiveSetResult(V, W, cert, va, vr, Gam, int(active.sum()), active, 0, iters, True, "certified",
-                                  history)
+                                  history, spent)
+        spent += scan_cost
         add, _ = screen_blocks(Xa, masks, cert.v, lam * screen_level, cert.bounds, exclude=active,
                                limit=screen_limit, directions=dirs)
         active[add[:, 0], add[:, 1]] = True
     if U_screen is not None:
         active |= gated_start(Xa, masks, np.asarray(U_screen, dtype=np.float64), loss, exclude=active)
     if v_screen is not None:
+        spent += scan_cost
         add, _ = screen_blocks(Xa, masks, np.asarray(v_screen, dtype=np.float64), lam * screen_level,
                                exclude=active, limit=screen_limit, directions=dirs)
         active[add[:, 0], add[:, 1]] = True
     if not active.any():
         # nothing screened in: the blocks most violated at the zero solution
         v0 = -np.asarray(loss.grad(np.zeros(n), y), dtype=np.float64)
+        spent += scan_cost
         add, _ = screen_blocks(Xa, masks, v0, lam, exclude=active, top=8, directions=dirs)
         active[add[: max(1, min(8, len(add))), 0], add[: max(1, min(8, len(add))), 1]] = True
     reason = "max_rounds"
@@ -794,6 +821,7 @@ def solve_relu_active_set(
             reason = f"solver_error: {exc}"
             break
         iters += rs.iterations
+        spent += rs.flops + scan_cost  # the restricted solve and the scan below
         V, W, Gam = rs.V, rs.W, rs.multipliers
         warm = rs.warm
         # one scan gives the violated blocks outside the working set and, when it is complete,
@@ -810,6 +838,7 @@ def solve_relu_active_set(
         cert = _certificate(primal, v, y, lam, loss, float(bounds.max()) if s_exact is None else s_exact,
                             bounds, nn)
         if add.shape[0] == 0 and cert.rel_gap > tol and s_exact is not None:
+            spent += scan_cost
             add, s_exact, bounds, nn2 = scan_blocks(Xa, masks, v, lam, active, limit, directions=dirs,
                                                     cache=proj_cache)
             cert = _certificate(primal, v, y, lam, loss, float(bounds.max()) if s_exact is None else s_exact,
@@ -864,6 +893,7 @@ def solve_relu_active_set(
         active[add[:, 0], add[:, 1]] = True
     if cert is None:  # the first restricted solve failed: certify the starting point
         cert = certify_relu(Xa, masks, y, lam, loss, V, W)
+        spent += scan_cost
         va, vr = violation(Xa, masks, V, W)
     return ActiveSetResult(V, W, cert, va, vr, Gam, int(active.sum()), active, rounds, iters,
-                           reason == "certified", reason, history)
+                           reason == "certified", reason, history, spent)

@@ -539,6 +539,10 @@ class BlockIPMResult:
         ``mu`` (its complementarity per cone degree); after an ``"optimal"`` solve also ``"last"``,
         the final iterate in the same form (strictly interior): as ``start`` with the same blocks and
         a smaller ``eps`` it resumes this solve where it stopped.
+    flops : float
+        Floating-point operations of the solve by the cost model of :func:`iteration_flops`: one
+        iteration's count times the iterations plus one (the starting point); for the achieved
+        flop rate of a solver, not a measurement.
     """
 
     X: np.ndarray
@@ -551,6 +555,7 @@ class BlockIPMResult:
     objective: float
     time: float
     state: dict | None = None
+    flops: float = 0.0
 
 
 # ---------------------------------------------------------------- second-order cone algebra (rows = cones)
@@ -1226,7 +1231,7 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
     else:
         obj = objective(X)
     return BlockIPMResult(X, np.maximum(zl, 0.0), it, status, grel, pres, dres, obj, time.perf_counter() - t0,
-                          state)
+                          state, flops * (it + 1))
 
 
 def warm_start(state: dict, old: list, new: list, n: int, d: int, lam: float, cones: bool = True,

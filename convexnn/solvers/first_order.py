@@ -228,8 +228,10 @@ def _relu_active_set(f: Formulation, op: MaskedDesign, loss: Any, yb: Any, y: np
     def report(it: int, obj: float, gap: float, viol: float, extra: str) -> None:
         reporter.update(it, obj, gap, viol, extra=extra)
 
+    # an R-FISTA iteration: one forward and one adjoint pass over the data and masks, 2 n d' P flops each
     return solve_relu_active_set(Xa, masks, y, lam, loss, v_screen=v_screen, V0=V0, W0=W0,
-                                 tol=tol, viol_tol=viol_tol, iterations0=iters0, t0=t0, report=report)
+                                 tol=tol, viol_tol=viol_tol, iterations0=iters0, t0=t0, report=report,
+                                 flops0=4.0 * iters0 * op.n * op.d * op.P)
 
 
 #: C-GReLU polish: relative certified gap at which R-FISTA hands over to the Newton polish (on the
@@ -307,7 +309,8 @@ def _gated_polished(f: Formulation, op: MaskedDesign, loss: Any, yb: Any, y: np.
 def _polish_info(r: ActiveSetResult, fallback: bool = False) -> dict[str, Any]:
     """The ``info["polish"]`` entry of a C-ReLU solve."""
     return {"used": True, "reason": r.reason, "rounds": r.rounds, "working_set": r.working_set,
-            "certified_gap": r.certificate.rel_gap, "s": r.certificate.s, "fallback_al": fallback}
+            "certified_gap": r.certificate.rel_gap, "s": r.certificate.s, "fallback_al": fallback,
+            "flops": r.flops}
 
 
 def _polish_record(r: ActiveSetResult, lmax: float) -> dict[str, Any]:

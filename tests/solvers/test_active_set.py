@@ -359,3 +359,44 @@ def test_active_set_with_cone_row_generation_matches_all_rows(loss):
     for r in (full, rg):
         assert r.converged and r.certificate.rel_gap <= 1e-9 and r.violation <= 1e-8
         assert r.certificate.primal == pytest.approx(ref, rel=1e-7)
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_flop_count_is_the_sum_of_its_cost_models(loss, monkeypatch):
+    # the polish's flop count (for the achieved flop rate of the benchmarks) is flops0, plus every
+    # restricted interior-point solve's (iterations + 1) x iteration_flops of its working set, plus
+    # 4 n d' P per scan: recomputed here from the solves and scans themselves
+    import convexnn.solvers.block_ipm as bim
+
+    f = _relu(21, loss=loss, n=40, P=12, lam=0.02)
+    Xa, masks, y, lam, L = _arrays(f)
+    n, d = Xa.shape
+    P = masks.shape[1]
+    seen: list[float] = []
+    scans = []
+    real_ipm, real_scan, real_screen = asm.solve_block_ipm, asm.scan_blocks, asm.screen_blocks
+
+    def ipm(Xa_, mk, sg, *a, **k):
+        r = real_ipm(Xa_, mk, sg, *a, **k)
+        units = len({tuple(c) for c in np.asarray(mk, dtype=bool).T})
+        seen.append((r.iterations + 1) * bim.iteration_flops(n, mk.shape[1], d, L.unit_curvature, units)[0])
+        assert r.flops == pytest.approx(seen[-1], rel=1e-12)
+        return r
+
+    def count(real):
+        def wrapped(*a, **k):
+            scans.append(1)
+            return real(*a, **k)
+        return wrapped
+
+    monkeypatch.setattr(asm, "solve_block_ipm", ipm)
+    monkeypatch.setattr(asm, "scan_blocks", count(real_scan))
+    monkeypatch.setattr(asm, "screen_blocks", count(real_screen))
+    r = solve_relu_active_set(Xa, masks, y, lam, L, tol=1e-8, flops0=123.0)
+    assert r.converged and seen and scans
+    assert r.flops == pytest.approx(123.0 + sum(seen) + len(scans) * 4.0 * n * d * P, rel=1e-12)
+    # the solver's info carries it; restricted programs solved by Clarabel are not counted (NaN)
+    sol = cx.solve(f, method="first_order", tol=1e-8)
+    assert np.isfinite(sol.info["polish"]["flops"]) and sol.info["polish"]["flops"] > 0
+    monkeypatch.undo()
+    assert np.isnan(solve_relu_active_set(Xa, masks, y, lam, L, tol=1e-8, restricted="clarabel").flops)
