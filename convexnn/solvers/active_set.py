@@ -63,6 +63,7 @@ from convexnn.solvers.relu_certificate import (
     certify_relu,
     multiplier_bounds,
     scan_blocks,
+    scan_flops,
     screen_blocks,
     violation,
 )
@@ -467,14 +468,6 @@ class ActiveSetResult:
     #: interior-point solves (:attr:`RestrictedSolution.flops`; NaN once Clarabel solved one) and
     #: :func:`scan_flops` per scan of the blocks
     flops: float = 0.0
-
-
-def scan_flops(n: int, d: int, P: int) -> float:
-    r"""Floating-point operations of one scan of the blocks (:func:`scan_blocks`, :func:`screen_blocks`)
-    by its two passes over the data and the ``n x P`` masks: the products :math:`X_a^\top D_i v` of all
-    patterns and the margins :math:`\hat X_a G` of the half-space bounds, :math:`2nd'P` each (the NNLS
-    of the blocks above the level are not counted)."""
-    return 4.0 * n * d * P
 
 
 #: the polish uses a restricted interior-point answer accurate to this fraction of its target ``tol``

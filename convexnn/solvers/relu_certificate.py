@@ -64,7 +64,8 @@ from convexnn.solvers.backend import get_backend
 from convexnn.solvers.gap import relu_violation
 from convexnn.solvers.operators import MaskedDesign
 
-__all__ = ["PolishCertificate", "certify_relu", "multiplier_bounds", "screen_blocks", "scan_blocks", "violation"]
+__all__ = ["PolishCertificate", "certify_relu", "multiplier_bounds", "screen_blocks", "scan_blocks", "scan_flops",
+           "violation"]
 
 _ADD_RTOL = 1e-9  # a block is violated when s_i > lam * (1 + _ADD_RTOL)
 _ROW_ROUNDS = 30  # row-generation rounds of a block value before the NNLS over all rows
@@ -271,6 +272,14 @@ def scan_blocks(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, lam: float, ac
     found.sort(key=lambda t: -t[0])
     blocks = np.array([[sg, i] for _, sg, i in found], dtype=np.int64).reshape(-1, 2)
     return blocks, (None if stopped else max(best, rest)), bounds, n_nnls
+
+
+def scan_flops(n: int, d: int, P: int) -> float:
+    r"""Floating-point operations of one scan of the blocks (:func:`scan_blocks`, :func:`screen_blocks`)
+    by its two passes over the data and the ``n x P`` masks: the products :math:`X_a^\top D_i v` of all
+    patterns and the margins :math:`\hat X_a G` of the half-space bounds, :math:`2nd'P` each (the NNLS
+    of the blocks above the level are not counted)."""
+    return 4.0 * n * d * P
 
 
 def multiplier_bounds(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, multipliers: np.ndarray,
