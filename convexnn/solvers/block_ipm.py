@@ -125,6 +125,11 @@ _CORRECTORS = 2
 #: correctors: there a corrector's Python overhead exceeds the factorization it reuses
 _CORRECTOR_MIN_FLOPS = 1e7
 _STEP = 0.99  # fraction of the step to the boundary
+#: the dense Cholesky solve of an unregularized reduced system is refined (one step) only once the
+#: relative gap is below this: earlier the directions need no more than a backward-stable solve (the
+#: infeasible method corrects residuals in the next iteration), and on small programs the step cost
+#: 6-10% of an iteration (bench/RESULTS_matrix.md)
+_REFINE_BELOW = 1e-4
 #: relative residual of the refined Woodbury solve above which the dense Cholesky takes over
 _LOW_RANK_RTOL = 1e-10
 #: refinement steps of the Woodbury solve at most (each one product with the reduced matrix)
@@ -1098,10 +1103,12 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
             rhs = rhs - A[:, 1:, 0] * (rtau / a00)[:, None]
             r0 = rhs.reshape(-1)
             sol = ksolve(r0)
-            # iterative refinement on the reduced system (ill-conditioned near the end); the
-            # Woodbury solve is refined until its residual is small or stops decreasing
+            # iterative refinement on the reduced system (ill-conditioned near the end, or solved
+            # with a regularized factor); the Woodbury solve is refined until its residual is small
+            # or stops decreasing
             if lr is None:
-                sol += ksolve(r0 - kmul(sol))
+                if reg > 0.0 or grel <= _REFINE_BELOW:
+                    sol += ksolve(r0 - kmul(sol))
             else:
                 sol = _refine(r0, sol)
             dX = sol.reshape(k, d)
