@@ -20,6 +20,8 @@ from typing import Sequence
 
 import numpy as np
 
+from convexnn.rounding import UNIT_ROUNDOFF, dot_error_bound, gamma
+
 __all__ = [
     "UNIT_ROUNDOFF",
     "gamma",
@@ -29,20 +31,6 @@ __all__ = [
     "exact_dot_signs",
     "certified_signs",
 ]
-
-#: unit roundoff of float64, :math:`u = 2^{-53}`
-UNIT_ROUNDOFF = 2.0 ** -53
-
-
-def gamma(k: int) -> float:
-    r"""Higham's :math:`\gamma_k = k u / (1 - k u)`: relative error bound of a ``k``-term dot product.
-
-    For float vectors :math:`x, g`, :math:`|\mathrm{fl}(x^\top g) - x^\top g| \le \gamma_k\,|x|^\top|g|`
-    (Higham, *Accuracy and Stability of Numerical Algorithms*, 2nd ed., SIAM 2002, eq. (3.5)),
-    barring underflow; :func:`certified_signs` adds an absolute underflow term.
-    """
-    ku = k * UNIT_ROUNDOFF
-    return ku / (1.0 - ku)
 
 
 def integer_rows(A: np.ndarray) -> list[list[int]]:
@@ -165,7 +153,7 @@ def certified_signs(A: np.ndarray, G: np.ndarray) -> tuple[np.ndarray, int]:
     A = np.asarray(A, dtype=np.float64)
     G = np.asarray(G, dtype=np.float64)
     V = A @ G
-    B = gamma(A.shape[1] + 2) * (np.abs(A) @ np.abs(G)) + 2.0 ** -1000
+    B = dot_error_bound(np.abs(A) @ np.abs(G), A.shape[1])
     S = np.sign(V).astype(np.int8)
     unsure = np.abs(V) <= B
     n_exact = int(unsure.sum())

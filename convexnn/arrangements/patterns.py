@@ -25,7 +25,7 @@ import numpy as np
 
 from convexnn.data import add_bias, check_bool, check_X
 from convexnn.errors import InputError
-from convexnn.rounding import gamma
+from convexnn.rounding import dot_error_bound
 
 __all__ = ["Patterns", "data_fingerprint", "design_matrix"]
 
@@ -348,8 +348,8 @@ class Patterns:
             r, c = np.nonzero((V >= 0) != self.masks)
             if r.size:
                 # the rounding bound of each differing product (as in arrangements.exact.certified_signs)
-                bound = gamma(Xa.shape[1] + 2) * np.einsum("ij,ji->i", np.abs(Xa[r]), np.abs(self._gates[:, c]))
-                if np.any(np.abs(V[r, c]) > bound + 2.0 ** -1000):
+                bound = dot_error_bound(np.einsum("ij,ji->i", np.abs(Xa[r]), np.abs(self._gates[:, c])), Xa.shape[1])
+                if np.any(np.abs(V[r, c]) > bound):
                     raise InputError("the witness gates do not reproduce the masks on X: these patterns "
                                      "were built for another data matrix.")
         return Xa

@@ -434,7 +434,11 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
     return RestrictedSolution(V, W, Gam, iters, status, time.perf_counter() - t0, flops=float("nan"))
 
 
-def _zero_blocks(V: np.ndarray, W: np.ndarray, candidates: np.ndarray, rel: float = 1e-6) -> np.ndarray:
+#: a block of an accurate restricted solution is zero below this fraction of the largest block's norm
+_ZERO_REL = 1e-6
+
+
+def _zero_blocks(V: np.ndarray, W: np.ndarray, candidates: np.ndarray, rel: float = _ZERO_REL) -> np.ndarray:
     r"""Blocks of ``candidates`` (bool, ``(2, P)``) with :math:`\|x_b\| \le` ``rel`` :math:`\max_c\|x_c\|`:
     the zero blocks of an accurate restricted solution (default ``rel``), or the small blocks of a
     loose one (an interior-point iterate keeps every block away from zero by about the gap)."""
@@ -876,7 +880,7 @@ def solve_relu_active_set(
             # zero blocks leave the working set (the restricted optimum without them is the same
             # point; after a thinned loose round also the small ones), each at most once: a block
             # that comes back stays, so the loop terminates
-            zero = _zero_blocks(V, W, active & ~dropped, prune_loose if thin else 1e-6)
+            zero = _zero_blocks(V, W, active & ~dropped, prune_loose if thin else _ZERO_REL)
             active &= ~zero
             dropped |= zero
         if int(active.sum()) >= max_blocks:

@@ -255,7 +255,7 @@ def scan_blocks(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, lam: float, ac
         q = None
         if val > level:
             _, g, sg, marg = next(inputs)
-            seed = None if cache is None or int(k) not in cache else cache[int(k)][0]
+            seed = cache[int(k)][0] if cache and int(k) in cache else None
             bv, q, mult = _block_projection(Xa, rn, sg, g, level, marg=marg, seed=seed)
             if cache is not None:
                 cache[int(k)] = mult
