@@ -56,6 +56,7 @@ from convexnn.duality import (
     prune_to,
 )
 from convexnn.duality import DualNormBound, GlobalOptimum, relu_dual_norm_bab, solve_global
+from convexnn.duality import SDPBound, SDPLowerBound, sdp_dual_norm_bound, sdp_lower_bound
 from convexnn.duality.certify import TwoLayerCertificate
 # --- solvers ---
 from convexnn.solvers import Decline, Solver, register_solver, registered_solvers, solve
@@ -188,6 +189,10 @@ __all__ = [
     "GlobalOptimum",
     "relu_dual_norm_bab",
     "solve_global",
+    "SDPBound",
+    "SDPLowerBound",
+    "sdp_dual_norm_bound",
+    "sdp_lower_bound",
     "dual_problem",
     "duality_gap",
     "kkt",

@@ -9,6 +9,7 @@ nonnegative dual values of ``multiply(S, Xa @ V) >= 0``, entering the Lagrangian
 from convexnn.duality.certify import Certificate, certify
 from convexnn.duality.bab import DualNormBound, relu_dual_norm_bab
 from convexnn.duality.global_opt import GlobalOptimum, solve_global
+from convexnn.duality.sdp import SDPBound, SDPLowerBound, sdp_dual_norm_bound, sdp_lower_bound
 from convexnn.duality.dual import DualityGap, DualProblem, dual_problem, duality_gap
 from convexnn.duality.kkt import KKT, kkt
 from convexnn.duality.optimal_set import OptimalSet, optimal_set
@@ -27,6 +28,10 @@ __all__ = [
     "relu_dual_norm_bab",
     "GlobalOptimum",
     "solve_global",
+    "SDPBound",
+    "SDPLowerBound",
+    "sdp_dual_norm_bound",
+    "sdp_lower_bound",
     "OptimalSet",
     "optimal_set",
     "prune",

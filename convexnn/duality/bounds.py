@@ -15,7 +15,7 @@ import numpy as np
 from convexnn.formulations.losses import Loss
 from convexnn.rounding import gamma
 
-__all__ = ["best_scale", "certified_dual_value", "feasible_dual_value", "row_norm_bounds"]
+__all__ = ["best_mixture", "best_scale", "certified_dual_value", "feasible_dual_value", "row_norm_bounds"]
 
 
 def certified_dual_value(loss: Loss, v: np.ndarray, y: np.ndarray) -> float:
@@ -108,3 +108,27 @@ def feasible_dual_value(loss: Loss, w: np.ndarray, y: np.ndarray, lam: float, S:
     c, _ = best_scale(loss, w, y, cmax)
     p = min(c, cmax) * w
     return certified_dual_value(loss, p, y), p
+
+
+def best_mixture(loss: Loss, a: np.ndarray, Sa: float, b: np.ndarray, Sb: float, y: np.ndarray, lam: float,
+                 norms: np.ndarray, grid: int = 21) -> tuple[float, np.ndarray]:
+    r"""Best rigorous dual value over the combinations of two dual candidates with proven bounds.
+
+    With :math:`S_a \ge s(a)` and :math:`S_b \ge s(b)`, sublinearity of :math:`s` gives
+    :math:`s(t\,a/S_a + (1-t)\,b/S_b) \le 1` for :math:`t \in [0, 1]`, up to the rounding of the
+    combination (:math:`\gamma_4\sum_j(|t a_j/S_a| + |(1-t) b_j/S_b|)\|x_j\|`, added to the bound);
+    each combination on a grid of ``grid`` values of :math:`t` is scaled by
+    :func:`feasible_dual_value`. Returns the best (value, point); ``-inf`` when no bound is
+    positive and finite.
+    """
+    best, point = -np.inf, np.zeros_like(np.asarray(y, dtype=np.float64))
+    if not (0 < Sa < np.inf and 0 < Sb < np.inf):
+        return best, point
+    a1, b1 = a / Sa, b / Sb
+    for t in np.linspace(0.0, 1.0, grid):
+        w = t * a1 + (1 - t) * b1
+        S = 1.0 + gamma(4) * float((np.abs(t * a1) + np.abs((1 - t) * b1)) @ norms)
+        val, p = feasible_dual_value(loss, w, y, lam, S, norms)
+        if val > best:
+            best, point = val, p
+    return best, point

@@ -445,6 +445,7 @@ def certify(
     time_limit: float | None = None,
     progress: bool | None = None,
     penalty: str | Penalty | None = None,
+    sdp: bool | None = None,
 ) -> TwoLayerCertificate:
     r"""Certify (or refute) the global optimality of a trained two-layer ReLU network.
 
@@ -502,6 +503,10 @@ def certify(
         w_{2j}^2)` (default: the network's ``penalty`` attribute, else :math:`\|\cdot\|_2`). The
         dual constraint becomes :math:`s_R(v) \le \lambda` (:func:`certified_lower_bound`);
         ``method="bab"`` supports the default only.
+    sdp : bool, optional
+        ``method="bab"`` only: also bound by the semidefinite relaxation of the dual constraint
+        (:mod:`convexnn.duality.sdp`; default: for input dimension :math:`d' \ge 7`, where it is
+        the tighter bound within minutes).
 
     Returns
     -------
@@ -546,7 +551,8 @@ def certify(
         from convexnn.duality.certify_bab import certify_bab
 
         return certify_bab(network, Xc, yc, lam, loss=L, rtol=rtol,
-                           time_limit=BAB_DEFAULT_LIMIT if time_limit is None else time_limit, progress=progress)
+                           time_limit=BAB_DEFAULT_LIMIT if time_limit is None else time_limit, progress=progress,
+                           sdp=sdp)
     if method != "auto" or patterns is not None:
         pats = resolve_patterns(Xc, net.bias, patterns, max_patterns, progress)
     masks = pats.masks

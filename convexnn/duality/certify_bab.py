@@ -23,6 +23,9 @@ Candidates, in order:
    working set, and the last residual is proven feasible after scaling with a final search.
    Every point gets its own rigorous bound, so the certificate is the best of them and stays a
    proof.
+4. at large input dimension (:data:`SDP_MIN_DIM`), where the searches do not complete, the dual
+   point of the semidefinite relaxation (:mod:`convexnn.duality.sdp`), proven feasible over all
+   chambers without a search, and its combinations with the points above.
 """
 
 from __future__ import annotations
@@ -43,14 +46,42 @@ from convexnn.duality._common import (
     validate,
 )
 from convexnn.duality.bab import relu_dual_norm_bab
-from convexnn.duality.bounds import feasible_dual_value, row_norm_bounds
-from convexnn.rounding import gamma
+from convexnn.duality.bounds import best_mixture, feasible_dual_value, row_norm_bounds
 from convexnn.errors import InputError
 from convexnn.formulations.losses import Loss
 
 __all__ = ["certify_bab", "needed_threshold"]
 
 IMPROVE_DROP = 1e-9  # an improving neuron must lower the objective by this relative amount
+#: input dimension d' from which the semidefinite relaxation joins by default
+SDP_MIN_DIM = 7
+#: fraction of the time limit the relaxation may take
+SDP_SHARE = 0.4
+#: ``Certificate.bound_method`` by the source of the best dual point
+BOUND_METHODS = {"bab": "branch and bound over all chambers",
+                 "sdp": "semidefinite relaxation over all chambers",
+                 "both": "branch and bound and semidefinite relaxation over all chambers (a combination of their points)"}
+
+
+def relaxation_bound(X: np.ndarray, y: np.ndarray, lam: float, L: Loss, bias: bool, v: np.ndarray,
+                     time_limit: float | None, forced: bool) -> Any:
+    """:func:`~convexnn.duality.sdp.sdp_lower_bound` with the sign pattern of ``v`` (``None`` when the
+    program is too large and the relaxation was not asked for explicitly). Its solver's accuracy
+    only loosens the proven bound, so its inaccuracy warnings are not repeated here."""
+    import warnings
+
+    from convexnn.duality.sdp import sdp_lower_bound
+    from convexnn.errors import InaccurateSolutionWarning, TooLargeError
+
+    signs = np.sign(v) if np.any(v) else None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", InaccurateSolutionWarning)
+            return sdp_lower_bound(X, y, lam, loss=L, bias=bias, signs=signs, time_limit=time_limit)
+    except TooLargeError:
+        if forced:
+            raise
+        return None
 
 
 def needed_threshold(L: Loss, v: np.ndarray, y: np.ndarray, lam: float, target: float) -> float:
@@ -78,7 +109,8 @@ def needed_threshold(L: Loss, v: np.ndarray, y: np.ndarray, lam: float, target: 
 
 def certify_bab(network: Any, X: Any, y: Any, lam: float, *, loss: str | Loss = "squared", rtol: float = 1e-6,
                 time_limit: float | None = None, max_nodes: int | None = None,
-                progress: bool | None = None, refine: int = 30, n_samples: int = 300, seed: int = 0) -> Any:
+                progress: bool | None = None, refine: int = 30, n_samples: int = 300, seed: int = 0,
+                sdp: bool | None = None) -> Any:
     r"""Certify a two-layer ReLU network over all chambers by branch and bound (no enumeration).
 
     Parameters
@@ -98,6 +130,12 @@ def certify_bab(network: Any, X: Any, y: Any, lam: float, *, loss: str | Loss = 
         Sampled gates of the refinement's initial working set.
     seed : int
         Seed of the sampled gates.
+    sdp : bool, optional
+        Also bound by the semidefinite relaxation (:func:`convexnn.duality.sdp.sdp_lower_bound`,
+        with the sign pattern of the network's residual; up to :data:`SDP_SHARE` of the time) and
+        combine its dual point with the others. Default: when :math:`d' \ge` :data:`SDP_MIN_DIM`,
+        where the branch and bound does not complete within minutes and the relaxation is the
+        tighter bound.
 
     Returns
     -------
@@ -106,7 +144,9 @@ def certify_bab(network: Any, X: Any, y: Any, lam: float, *, loss: str | Loss = 
         completed), ``nodes`` boxes explored; ``s`` is the best value found for :math:`v_0`
         (attained by ``improving_neuron`` when above ``lam``), ``s_valid`` the rigorous upper
         bound of :math:`s(v_0)`, ``n_refine`` the refinement rounds, ``dual_point`` the feasible
-        point whose certified dual value is ``lower_bound``.
+        point whose certified dual value is ``lower_bound``, ``bound_method`` which bound gave it,
+        ``sdp`` the :class:`~convexnn.duality.sdp.SDPLowerBound` when the relaxation ran (else
+        ``None``).
     """
     from convexnn.duality.certify import IMPROVE_RTOL, Certificate
 
@@ -117,6 +157,8 @@ def certify_bab(network: Any, X: Any, y: Any, lam: float, *, loss: str | Loss = 
         raise InputError(f"rtol must be in (0, 1); got {rtol}.")
     if isinstance(refine, bool) or not isinstance(refine, (int, np.integer)) or refine < 0:
         raise InputError(f"refine must be a nonnegative integer; got {refine!r}.")
+    if sdp is not None and not isinstance(sdp, (bool, np.bool_)):
+        raise InputError(f"sdp must be True, False or None; got {sdp!r}.")
     deadline = None if time_limit is None else t0 + float(time_limit)
 
     def left(frac: float = 1.0) -> float | None:
@@ -135,6 +177,9 @@ def certify_bab(network: Any, X: Any, y: Any, lam: float, *, loss: str | Loss = 
     T = needed_threshold(L, v0, yc, lam, target)
     T = max(T, lam) if np.isfinite(T) else lam
     nodes = 0
+    relaxed = None
+    if (Xa.shape[1] >= SDP_MIN_DIM if sdp is None else sdp) and (deadline is None or left() > 0):
+        relaxed = relaxation_bound(Xc, yc, lam, L, net.bias, v0, left(SDP_SHARE), forced=sdp is not None)
     # a short probe: is there a clearly improving neuron? (then v0 is a poor dual point and part
     # of the time goes to the refinement)
     probe = relu_dual_norm_bab(Xa, v0, threshold=lam * (1.0 + max(rtol, 1e-6)), rtol=rtol, stop_at_violation=1,
@@ -146,6 +191,13 @@ def certify_bab(network: Any, X: Any, y: Any, lam: float, *, loss: str | Loss = 
     nodes += r0.nodes
     U0 = r0.upper
     lower, vbest = feasible_dual_value(L, v0, yc, lam, U0, norms)
+    source = "bab"
+    if relaxed is not None:
+        # the relaxation's point is feasible (s <= lam, proven): alone and mixed with v0
+        for val, p, src in ((relaxed.lower_bound, relaxed.dual_point, "sdp"),
+                            (*best_mixture(L, v0, U0, relaxed.dual_point, lam, yc, lam, norms), "both")):
+            if val > lower:
+                lower, vbest, source = val, p, src
     n_ref = 0
     if primal - lower > rtol * abs(primal):
         # mixtures with the zero network's candidate (sublinearity of s), a short search for its bound
@@ -153,15 +205,9 @@ def certify_bab(network: Any, X: Any, y: Any, lam: float, *, loss: str | Loss = 
         rz = relu_dual_norm_bab(Xa, vz, rtol=1e-2, time_limit=None if deadline is None else left(0.1),
                                 max_nodes=max_nodes)
         nodes += rz.nodes
-        if U0 > 0 and rz.upper > 0:
-            a, b = v0 / U0, vz / rz.upper
-            for t in np.linspace(0.0, 1.0, 21):
-                w = t * a + (1 - t) * b
-                # s(w) <= t + (1 - t) = 1 up to the rounding of the combination
-                S = 1.0 + gamma(4) * float((np.abs(t * a) + np.abs((1 - t) * b)) @ norms)
-                val, p = feasible_dual_value(L, w, yc, lam, S, norms)
-                if val > lower:
-                    lower, vbest = val, p
+        val, p = best_mixture(L, v0, U0, vz, rz.upper, yc, lam, norms)
+        if val > lower:
+            lower, vbest, source = val, p, "bab"
     if (primal - lower > rtol * abs(primal) and refine > 0 and L.name in ("squared", "logistic")
             and (deadline is None or left() > 0)):
         from convexnn.duality.global_opt import solve_global
@@ -171,11 +217,16 @@ def certify_bab(network: Any, X: Any, y: Any, lam: float, *, loss: str | Loss = 
             cols.append(res.neuron[:, None])
             cols += [u[:, None] for _, _, u in res.violations]
         g = solve_global(Xc, yc, lam, bias=net.bias, loss=L, rtol=rtol, time_limit=left(0.6),
-                         n_init_patterns=n_samples, seed=seed, max_rounds=refine, init_gates=np.hstack(cols))
+                         n_init_patterns=n_samples, seed=seed, max_rounds=refine, init_gates=np.hstack(cols),
+                         sdp=False)
         nodes += g.nodes
         n_ref = g.rounds
         if g.lower_bound > lower:
-            lower, vbest = g.lower_bound, g.dual_point
+            lower, vbest, source = g.lower_bound, g.dual_point, "bab"
+        if relaxed is not None:
+            val, p = best_mixture(L, g.dual_point, lam, relaxed.dual_point, lam, yc, lam, norms)
+            if val > lower:
+                lower, vbest, source = val, p, "both"
         if g.objective - g.lower_bound > rtol * abs(primal) and (deadline is None or left() > 0):
             # prove the refined point: decide s(w1) <= T1, T1 losing at most rtol/2 of its value
             fit = network_predict(Xa, g.network.W1, g.network.w2)
@@ -187,7 +238,11 @@ def certify_bab(network: Any, X: Any, y: Any, lam: float, *, loss: str | Loss = 
             nodes += r1.nodes
             val, p = feasible_dual_value(L, w1, yc, lam, r1.upper, norms)
             if val > lower:
-                lower, vbest = val, p
+                lower, vbest, source = val, p, "bab"
+            if relaxed is not None:
+                val, p = best_mixture(L, w1, r1.upper, relaxed.dual_point, lam, yc, lam, norms)
+                if val > lower:
+                    lower, vbest, source = val, p, "both"
     cert = Certificate(
         primal=primal, primal_error=objective_error_bound(Xa, yc, net.W1, net.w2, lam, L),
         primal_balanced=primal_bal, lower_bound=float(lower), exact=True, lam=lam, rtol=rtol, loss=L, s=max(r0.lower, probe.lower),
@@ -198,7 +253,8 @@ def certify_bab(network: Any, X: Any, y: Any, lam: float, *, loss: str | Loss = 
     cert.method = "bab"
     cert.nodes = nodes
     cert.bab_complete = bool(r0.complete)
-    cert.bound_method = "branch and bound over all chambers"
+    cert.bound_method = BOUND_METHODS[source]
+    cert.sdp = relaxed
     best = max((probe, r0), key=lambda r: r.lower)
     if best.lower > lam * (1 + IMPROVE_RTOL):
         u = best.neuron / np.linalg.norm(best.neuron)

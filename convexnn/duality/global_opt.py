@@ -67,8 +67,8 @@ import numpy as np
 from convexnn.arrangements.patterns import Patterns, design_matrix
 from convexnn.duality._common import network_objective, validate
 from convexnn.duality.bab import chamber_ascent, relu_dual_norm_bab
-from convexnn.duality.bounds import feasible_dual_value, row_norm_bounds
-from convexnn.duality.certify_bab import needed_threshold
+from convexnn.duality.bounds import best_mixture, feasible_dual_value, row_norm_bounds
+from convexnn.duality.certify_bab import SDP_MIN_DIM, SDP_SHARE, needed_threshold, relaxation_bound
 from convexnn.errors import InputError
 from convexnn.formulations.losses import Loss
 from convexnn.networks.two_layer import TwoLayerReLU, descend
@@ -296,6 +296,7 @@ def solve_global(
     progress: bool = False,
     init_gates: Any = None,
     descent_iter: int = 1000,
+    sdp: bool | None = None,
 ) -> GlobalOptimum:
     r"""Globally optimal two-layer ReLU network (any width) with a certificate, by column generation.
 
@@ -337,6 +338,13 @@ def solve_global(
         again (:data:`ROUND_DESCENT_ITER` iterations) and adds the chambers of its
         :data:`ROUND_DESCENT_ADD` largest new neurons. A heuristic for the primal side only: the
         proof is unchanged.
+    sdp : bool, optional
+        Also bound by the semidefinite relaxation (:func:`convexnn.duality.sdp.sdp_lower_bound`,
+        once, after the first restricted solve, with the sign pattern of its residual; up to
+        :data:`~convexnn.duality.certify_bab.SDP_SHARE` of the time) and combine its dual point
+        with the searches' (sublinearity). Default: when :math:`d' \ge`
+        :data:`~convexnn.duality.certify_bab.SDP_MIN_DIM`, where the searches do not complete within
+        minutes and the relaxation is the tighter bound.
 
     Returns
     -------
@@ -366,8 +374,12 @@ def solve_global(
         raise InputError(f"solve_global supports the squared and logistic losses; got {L.name!r}.")
     if not 0 < rtol < 1:
         raise InputError(f"rtol must be in (0, 1); got {rtol}.")
+    if sdp is not None and not isinstance(sdp, (bool, np.bool_)):
+        raise InputError(f"sdp must be True, False or None; got {sdp!r}.")
     Xa = design_matrix(Xc, bias)
     n, d = Xa.shape
+    use_sdp = d >= SDP_MIN_DIM if sdp is None else bool(sdp)
+    relaxed = None  # the relaxation's result, once it ran
     k0 = int(n_init_patterns) if n_init_patterns is not None else min(200, 20 * d)
     P0 = sample_patterns(Xc, max(k0, 1), seed=seed, bias=bias)
     rng = np.random.default_rng(seed)
@@ -456,6 +468,12 @@ def solve_global(
         obj_r = network_objective(Xa, yc, net.W1, net.w2, lam, L)
         if obj_r < obj:
             obj, best_net, best_VW = obj_r, net, (V.copy(), W.copy(), masks.copy())
+        if rounds == 1 and use_sdp and (deadline is None or time_left() > 0):
+            fit1 = np.maximum(Xa @ net.W1, 0.0) @ net.w2
+            relaxed = relaxation_bound(Xc, yc, lam, L, bias, -np.asarray(L.grad(fit1, yc), dtype=np.float64),
+                                       None if deadline is None else SDP_SHARE * time_left(), sdp is not None)
+            if relaxed is not None and relaxed.lower_bound > lower:
+                lower, dual_point = relaxed.lower_bound, relaxed.dual_point
         if rounds == 1 and descent_iter > 0 and rounds < max_rounds:
             # primal side first: a local descent of the non-convex objective moves every neuron
             # across chambers at once, and the chambers of its neurons join the working set (the
@@ -571,6 +589,10 @@ def solve_global(
             reason = "time_limit" if stopped else "no_new_chamber"
             break
         masks = _join(Xa, gates, masks, new)
+    if relaxed is not None:  # combinations of the searches' point and the relaxation's (both proven feasible)
+        val, p = best_mixture(L, dual_point, lam, relaxed.dual_point, lam, yc, lam, norms)
+        if val > lower:
+            lower, dual_point = val, p
     if not np.isfinite(lower):  # stopped before any pricing: the pattern-free bound is still valid
         from convexnn.duality._common import global_support_bound
 
