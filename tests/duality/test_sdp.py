@@ -211,3 +211,74 @@ def test_lower_bound_bad_input():
     with pytest.raises(TooLargeError, match="nonzeros") as e:
         sdp_lower_bound(X, y, 1.0, max_nonzeros=100)
     assert e.value.estimate > 100 and e.value.limit == 100
+
+
+# --------------------------------------------------------------------------- use in certificates
+def test_best_mixture_is_feasible_and_contains_the_endpoints():
+    from convexnn.duality.bounds import best_mixture, feasible_dual_value
+
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((12, 2))
+    y = X[:, 0] - X[:, 1] ** 2
+    Xa = design_matrix(X, True)
+    L = get_loss("squared")
+    lam = 0.3
+    norms = row_norm_bounds(Xa)
+    a, b = y - 0.5 * X[:, 0], rng.standard_normal(12)
+    Sa, Sb = exact_s(Xa, a) * (1 + 1e-9), exact_s(Xa, b) * (1 + 1e-9)
+    val, p = best_mixture(L, a, Sa, b, Sb, y, lam, norms)
+    assert exact_s(Xa, p) <= lam * (1 + 1e-9)  # feasible over every chamber
+    assert float(L.dual_value(p, y)) >= val
+    ends = [feasible_dual_value(L, w / S, y, lam, 1.0 + 1e-15, norms)[0] for w, S in ((a, Sa), (b, Sb))]
+    assert val >= max(ends) - 1e-9 * abs(max(ends))
+    assert best_mixture(L, a, 0.0, b, Sb, y, lam, norms)[0] == -np.inf
+
+
+def test_certify_and_solve_global_with_the_relaxation():
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((20, 2))
+    y = np.sin(3 * X[:, 0]) + 0.3 * X[:, 1]
+    lam = 0.05
+    opt = _enumerated_optimum(X, y, lam)
+    res = cx.solve_global(X, y, lam, rtol=1e-6, n_init_patterns=10, sdp=True)
+    assert res.certified and res.lower_bound <= opt * (1 + 1e-8)
+    assert res.objective == pytest.approx(opt, rel=1e-5)
+    W1, w2 = 0.5 * rng.standard_normal((3, 4)), 0.5 * rng.standard_normal(4)
+    c = cx.certify((W1, w2), X, y, lam, method="bab", rtol=1e-4, sdp=True, time_limit=10)
+    assert c.sdp is not None and c.sdp.lower_bound <= c.lower_bound <= opt * (1 + 1e-8)
+    assert c.bound_method.endswith("over all chambers")
+    c0 = cx.certify((W1, w2), X, y, lam, method="bab", rtol=1e-4, sdp=False, time_limit=10)
+    assert c0.sdp is None and c0.bound_method == "branch and bound over all chambers"
+    for bad in ("yes", 1):
+        with pytest.raises(InputError, match="sdp"):
+            cx.certify((W1, w2), X, y, lam, method="bab", sdp=bad)
+        with pytest.raises(InputError, match="sdp"):
+            cx.solve_global(X, y, lam, sdp=bad)
+
+
+def test_relaxation_joins_by_default_at_large_input_dimension():
+    X, y = cx.load_dataset("diabetes", n_features=7)
+    X, y = X[:120], y[:120]
+    rng = np.random.default_rng(0)
+    W1, w2 = 0.3 * rng.standard_normal((8, 6)), 0.3 * rng.standard_normal(6)
+    c = cx.certify((W1, w2), X, y, 1.0, method="bab", time_limit=4.0, rtol=1e-3)
+    assert c.sdp is not None and c.lower_bound >= c.sdp.lower_bound
+    Xa = design_matrix(X, True)
+    assert c.lower_bound <= network_objective(Xa, y, W1, w2, 1.0, get_loss("squared"))
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 10**6), st.integers(2, 3), st.integers(2, 6))
+def test_symmetric_data_within_sqrt_pi_over_two(seed, d, m):
+    r"""Rows x_j and -x_j with one positive weight each: s(v) = max_u sum_j v_j |x_j^T u| (an NP-hard
+    2->1 matrix norm in general), and the relaxation is within sqrt(pi/2) of it: for u ~ N(0, U),
+    E|x^T u| = sqrt(2/pi) sqrt(x^T U x) and E||u|| <= sqrt(tr U) <= 1 (Nesterov's pi/2 argument)."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((m, d))
+    Xa = np.vstack([X, -X])
+    w = rng.uniform(0.2, 2.0, size=m)
+    v = np.concatenate([w, w])
+    s = exact_s(Xa, v)
+    b = sdp_dual_norm_bound(Xa, v)
+    assert s * (1 - 1e-9) <= b.upper <= np.sqrt(np.pi / 2) * s * (1 + 1e-6)
+    assert b.per_sign[1] <= 1e-6 * s  # -sum_j v_j |t_j| <= 0, and the relaxation sees it
