@@ -135,6 +135,8 @@ def test_bound_bad_input():
     with pytest.raises(InputError, match="time_limit"):
         sdp_dual_norm_bound(X, np.ones(3), time_limit=0)
     assert sdp_dual_norm_bound(X, np.zeros(3)).upper == 0.0
+    with pytest.raises(TooLargeError, match="nonzeros"):
+        sdp_dual_norm_bound(X, np.ones(3), max_nonzeros=10)
 
 
 # --------------------------------------------------------------------------- lower bound on training
