@@ -284,3 +284,26 @@ def test_symmetric_data_within_sqrt_pi_over_two(seed, d, m):
     b = sdp_dual_norm_bound(Xa, v)
     assert s * (1 - 1e-9) <= b.upper <= np.sqrt(np.pi / 2) * s * (1 + 1e-6)
     assert b.per_sign[1] <= 1e-6 * s  # -sum_j v_j |t_j| <= 0, and the relaxation sees it
+
+
+@pytest.mark.parametrize("scale", [1e9, 1e-6])
+def test_badly_scaled_data_never_give_a_bound_above_a_network(scale):
+    """Timestamps next to small features: the proven bound stays below the objective of a network
+    (trained on the well-scaled feature, the timestamp's weights zero), evaluated directly."""
+    from convexnn.networks.two_layer import descend
+
+    rng = np.random.default_rng(4)
+    X = np.column_stack([1.7e9 + scale * rng.standard_normal(12), rng.standard_normal(12)])
+    y = np.sin(2 * X[:, 1]) + 0.1 * rng.standard_normal(12)
+    lam = 0.1
+    L = get_loss("squared")
+    Xa1 = design_matrix(X[:, 1:], True)
+    W1, w2, _ = descend(Xa1, y, 0.5 * rng.standard_normal((2, 6)), 0.5 * rng.standard_normal(6), lam, L, max_iter=2000)
+    W1full = np.vstack([np.zeros((1, 6)), W1])  # the timestamp column unused
+    obj = network_objective(design_matrix(X, True), y, W1full, w2, lam, L)
+    assert obj < 0.5 * float(y @ y)  # a real network, better than zero
+    res = sdp_lower_bound(X, y, lam)
+    assert res.lower_bound <= obj
+    # with the data centred the problem is better conditioned, and the bound is a proof there too
+    Xc = X - X.mean(axis=0)
+    assert sdp_lower_bound(Xc, y, lam).lower_bound <= 0.5 * float(y @ y)
