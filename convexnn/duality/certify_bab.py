@@ -192,12 +192,20 @@ def certify_bab(network: Any, X: Any, y: Any, lam: float, *, loss: str | Loss = 
     U0 = r0.upper
     lower, vbest = feasible_dual_value(L, v0, yc, lam, U0, norms)
     source = "bab"
-    if relaxed is not None:
-        # the relaxation's point is feasible (s <= lam, proven): alone and mixed with v0
-        for val, p, src in ((relaxed.lower_bound, relaxed.dual_point, "sdp"),
-                            (*best_mixture(L, v0, U0, relaxed.dual_point, lam, yc, lam, norms), "both")):
+
+    def offer(val: float, p: np.ndarray, src: str, w: np.ndarray | None = None, S: float = 0.0) -> None:
+        """Keep the best proven point; with ``(w, S)`` (``S >= s(w)`` proven) also its combinations
+        with the relaxation's point (feasible: ``s <= lam``, proven)."""
+        nonlocal lower, vbest, source
+        if val > lower:
+            lower, vbest, source = val, p, src
+        if relaxed is not None and w is not None:
+            val, p = best_mixture(L, w, S, relaxed.dual_point, lam, yc, lam, norms)
             if val > lower:
-                lower, vbest, source = val, p, src
+                lower, vbest, source = val, p, "both"
+
+    if relaxed is not None:
+        offer(relaxed.lower_bound, relaxed.dual_point, "sdp", v0, U0)
     n_ref = 0
     if primal - lower > rtol * abs(primal):
         # mixtures with the zero network's candidate (sublinearity of s), a short search for its bound
@@ -205,9 +213,7 @@ def certify_bab(network: Any, X: Any, y: Any, lam: float, *, loss: str | Loss = 
         rz = relu_dual_norm_bab(Xa, vz, rtol=1e-2, time_limit=None if deadline is None else left(0.1),
                                 max_nodes=max_nodes)
         nodes += rz.nodes
-        val, p = best_mixture(L, v0, U0, vz, rz.upper, yc, lam, norms)
-        if val > lower:
-            lower, vbest, source = val, p, "bab"
+        offer(*best_mixture(L, v0, U0, vz, rz.upper, yc, lam, norms), "bab")
     if (primal - lower > rtol * abs(primal) and refine > 0 and L.name in ("squared", "logistic")
             and (deadline is None or left() > 0)):
         from convexnn.duality.global_opt import solve_global
@@ -221,12 +227,7 @@ def certify_bab(network: Any, X: Any, y: Any, lam: float, *, loss: str | Loss = 
                          sdp=False)
         nodes += g.nodes
         n_ref = g.rounds
-        if g.lower_bound > lower:
-            lower, vbest, source = g.lower_bound, g.dual_point, "bab"
-        if relaxed is not None:
-            val, p = best_mixture(L, g.dual_point, lam, relaxed.dual_point, lam, yc, lam, norms)
-            if val > lower:
-                lower, vbest, source = val, p, "both"
+        offer(g.lower_bound, g.dual_point, "bab", g.dual_point, lam)
         if g.objective - g.lower_bound > rtol * abs(primal) and (deadline is None or left() > 0):
             # prove the refined point: decide s(w1) <= T1, T1 losing at most rtol/2 of its value
             fit = network_predict(Xa, g.network.W1, g.network.w2)
@@ -236,13 +237,7 @@ def certify_bab(network: Any, X: Any, y: Any, lam: float, *, loss: str | Loss = 
             T1 = T1 if np.isfinite(T1) else lam
             r1 = relu_dual_norm_bab(Xa, w1, threshold=T1, rtol=rtol, time_limit=left(), max_nodes=max_nodes)
             nodes += r1.nodes
-            val, p = feasible_dual_value(L, w1, yc, lam, r1.upper, norms)
-            if val > lower:
-                lower, vbest, source = val, p, "bab"
-            if relaxed is not None:
-                val, p = best_mixture(L, w1, r1.upper, relaxed.dual_point, lam, yc, lam, norms)
-                if val > lower:
-                    lower, vbest, source = val, p, "both"
+            offer(*feasible_dual_value(L, w1, yc, lam, r1.upper, norms), "bab", w1, r1.upper)
     cert = Certificate(
         primal=primal, primal_error=objective_error_bound(Xa, yc, net.W1, net.w2, lam, L),
         primal_balanced=primal_bal, lower_bound=float(lower), exact=True, lam=lam, rtol=rtol, loss=L, s=max(r0.lower, probe.lower),

@@ -237,8 +237,8 @@ def _verified_bound(X: np.ndarray, R: np.ndarray, w: np.ndarray, mult: dict) -> 
     alpha = (a - zeta) / (2.0 * R[N]) * (1.0 - 4 * UNIT_ROUNDOFF)
     alpha = np.where(alpha > 1e-290, alpha, 0.0)
     beta = 0.25 * e
-    g = float(np.nan_to_num(mult.get("g", 0.0) if mult.get("g") is not None else 0.0))
-    tau = max(float(np.nan_to_num(mult.get("tau", 0.0) if mult.get("tau") is not None else 0.0)), 0.0)
+    g = float(np.nan_to_num(mult.get("g") or 0.0))
+    tau = max(float(np.nan_to_num(mult.get("tau") or 0.0)), 0.0)
     b = 0.5 * (X[P].T @ wP - XN.T @ (a + z))
     A = XP.T @ (beta[:, None] * XP) - XN.T @ (alpha[:, None] * XN)
     A = 0.5 * (A + A.T)
