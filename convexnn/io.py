@@ -189,6 +189,9 @@ def _encode_certificate(cert: Any) -> tuple[dict[str, np.ndarray], dict[str, Any
             arrays["network/W1"] = np.asarray(v.W1, dtype=np.float64)
             arrays["network/w2"] = np.asarray(v.w2, dtype=np.float64)
             meta["network"] = {"bias": bool(v.bias), "source": v.source}
+        elif fld.name == "sdp" and v is not None:  # SDPLowerBound: its scalars and its dual point
+            arrays["sdp/dual_point"] = np.asarray(v.dual_point, dtype=np.float64)
+            meta["sdp"] = {f.name: getattr(v, f.name) for f in dataclasses.fields(v) if f.name != "dual_point"}
         elif isinstance(v, Loss):
             meta[fld.name] = {"__loss__": _loss_name(v)}
         elif _numeric_array(v):
@@ -209,6 +212,11 @@ def _decode_certificate(arrays: Any, meta: dict[str, Any]) -> Any:
     names = {f.name for f in dataclasses.fields(Certificate)}
     for k, v in meta.items():
         if k == "network" or k not in names:
+            continue
+        if k == "sdp" and isinstance(v, dict):
+            from convexnn.duality.sdp import SDPLowerBound
+
+            kwargs[k] = SDPLowerBound(dual_point=np.array(arrays["sdp/dual_point"]), **v)
             continue
         if isinstance(v, dict) and "__loss__" in v:
             kwargs[k] = get_loss(v["__loss__"])

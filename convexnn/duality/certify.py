@@ -167,6 +167,9 @@ class TwoLayerCertificate(BaseCertificate):
         The certified network (arrays).
     method : str
         ``"enumerate"`` or ``"bab"``; ``nodes`` and ``bab_complete`` describe the branch and bound.
+    sdp : SDPLowerBound or None
+        The semidefinite relaxation's result when it ran (``method="bab"``; see
+        :mod:`convexnn.duality.sdp`); ``bound_method`` says whether the lower bound came from it.
     """
 
     family: ClassVar[str] = "two-layer ReLU network"
@@ -194,6 +197,7 @@ class TwoLayerCertificate(BaseCertificate):
     bab_complete: bool | None = None
     bound_method: str = "complete pattern set"
     patterns_note: str | None = None
+    sdp: Any = None
 
     # ------------------------------------------------------------------ improvement
     def improvement_step(self) -> tuple[float, float]:
@@ -252,6 +256,9 @@ class TwoLayerCertificate(BaseCertificate):
             lines[-1] = (f"  branch and bound             {self.nodes} boxes, "
                          f"{'complete' if self.bab_complete else 'stopped early (bound still valid)'}, "
                          f"s(v) <= {self.s_valid:.6g}, {self.time:.3g} s")
+            if self.sdp is not None:
+                lines.append(f"  semidefinite relaxation      lower bound {self.sdp.lower_bound:.10g} "
+                             f"({self.sdp.time:.3g} s); bound from the {self.bound_method}")
         if not self.exact and self.method != "bab":
             lines[-1] = (f"  patterns                     {self.n_patterns} ({self.patterns_note or 'sampled'}), "
                          f"{self.n_nnls} NNLS, {self.time:.3g} s")

@@ -307,3 +307,16 @@ def test_badly_scaled_data_never_give_a_bound_above_a_network(scale):
     # with the data centred the problem is better conditioned, and the bound is a proof there too
     Xc = X - X.mean(axis=0)
     assert sdp_lower_bound(Xc, y, lam).lower_bound <= 0.5 * float(y @ y)
+
+
+def test_certificate_with_the_relaxation_is_reported_and_saved(tmp_path):
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((20, 2))
+    y = np.sin(3 * X[:, 0])
+    W1, w2 = 0.5 * rng.standard_normal((3, 4)), 0.5 * rng.standard_normal(4)
+    c = cx.certify((W1, w2), X, y, 0.05, method="bab", rtol=1e-4, sdp=True, time_limit=5)
+    assert "semidefinite relaxation" in c.report()
+    path = cx.save(c, tmp_path / "cert.npz")
+    back = cx.load(path)
+    assert back.sdp.lower_bound == c.sdp.lower_bound and np.array_equal(back.sdp.dual_point, c.sdp.dual_point)
+    assert back.lower_bound == c.lower_bound and back.bound_method == c.bound_method
