@@ -118,12 +118,16 @@ def best_mixture(loss: Loss, a: np.ndarray, Sa: float, b: np.ndarray, Sb: float,
     :math:`s(t\,a/S_a + (1-t)\,b/S_b) \le 1` for :math:`t \in [0, 1]`, up to the rounding of the
     combination (:math:`\gamma_4\sum_j(|t a_j/S_a| + |(1-t) b_j/S_b|)\|x_j\|`, added to the bound);
     each combination on a grid of ``grid`` values of :math:`t` is scaled by
-    :func:`feasible_dual_value`. Returns the best (value, point); ``-inf`` when no bound is
-    positive and finite.
+    :func:`feasible_dual_value`. A candidate whose bound is not positive and finite is left out (the
+    other alone is scaled). Returns the best (value, point); ``-inf`` when neither bound is positive
+    and finite.
     """
+    okA, okB = 0 < Sa < np.inf, 0 < Sb < np.inf
+    if not (okA and okB):
+        if okA or okB:
+            return feasible_dual_value(loss, a if okA else b, y, lam, Sa if okA else Sb, norms)
+        return -np.inf, np.zeros_like(np.asarray(y, dtype=np.float64))
     best, point = -np.inf, np.zeros_like(np.asarray(y, dtype=np.float64))
-    if not (0 < Sa < np.inf and 0 < Sb < np.inf):
-        return best, point
     a1, b1 = a / Sa, b / Sb
     for t in np.linspace(0.0, 1.0, grid):
         w = t * a1 + (1 - t) * b1

@@ -59,7 +59,7 @@ from convexnn.duality._common import (
     rebuild_network,
     validate,
 )
-from convexnn.duality.bounds import feasible_dual_value, row_norm_bounds
+from convexnn.duality.bounds import best_mixture, feasible_dual_value, row_norm_bounds
 from convexnn.formulations.penalties import Penalty, get_penalty
 from convexnn.rounding import gamma
 
@@ -277,27 +277,6 @@ class TwoLayerCertificate(BaseCertificate):
 
 #: :class:`TwoLayerCertificate` under its module-level name (``convexnn.duality.Certificate``).
 Certificate = TwoLayerCertificate
-
-
-def _dual_candidates(L: Loss, v0: np.ndarray, vz: np.ndarray, y: np.ndarray, lam: float,
-                     s0: float, sz: float) -> tuple[float, float, np.ndarray]:
-    r"""Best dual objective over the cone spanned by two candidates, using sublinearity of ``s``.
-
-    ``s`` is sublinear (a maximum of support functions), so :math:`s(a v_0 + b v_z) \le a s_0 + b s_z`
-    for :math:`a, b \ge 0`; every combination with :math:`a s_0 + b s_z \le \lambda` is dual feasible.
-    A 1-D search over the mixing weight (each with the optimal scale) is done.
-    """
-    best = (-np.inf, 0.0, 0.0 * v0)
-    for t in np.linspace(0.0, 1.0, 21):
-        w = t * (v0 / s0 if s0 > 0 else 0 * v0) + (1 - t) * (vz / sz if sz > 0 else 0 * vz)
-        if not np.any(w):
-            continue
-        c, val = best_scale(L, w, y, lam)
-        if val > best[0]:
-            best = (val, c, c * w)
-    if not np.isfinite(best[0]):
-        return float(L.dual_value(0 * v0, y)), 0.0, 0 * v0
-    return best[0], best[1], best[2]
 
 
 def certified_lower_bound(Xa: np.ndarray, masks: np.ndarray | None, loss: Loss, v: np.ndarray,
@@ -583,8 +562,13 @@ def certify(
     s0, sz = cs0.value, csz.value
     # the dual point is chosen with the patterns at hand; the bound is re-derived rigorously below
     s0v, szv = s0, sz
-    estimate = None if exact else _dual_candidates(L, v0, vz, yc, lam, s0, sz)[0]
-    lower, _, vbest = _dual_candidates(L, v0, vz, yc, lam, s0v, szv)
+    # the best combination of the two candidates by sublinearity of s (bounds.best_mixture), with the
+    # values of s over the patterns at hand: an estimate when they are not complete
+    norms = row_norm_bounds(Xa)
+    lower, vbest = best_mixture(L, v0, s0v, vz, szv, yc, lam, norms)
+    if not np.isfinite(lower):  # no candidate with a positive, finite s: the zero point
+        lower, vbest = float(L.dual_value(0 * v0, yc)), 0 * v0
+    estimate = None if exact else lower
     # the sublinear bound is pessimistic for the mixture; rescale with its own s
     if np.any(vbest):
         sb = cone_support(Xa, masks, vbest).value

@@ -233,7 +233,9 @@ def test_best_mixture_is_feasible_and_contains_the_endpoints():
     assert float(L.dual_value(p, y)) >= val
     ends = [feasible_dual_value(L, w / S, y, lam, 1.0 + 1e-15, norms)[0] for w, S in ((a, Sa), (b, Sb))]
     assert val >= max(ends) - 1e-9 * abs(max(ends))
-    assert best_mixture(L, a, 0.0, b, Sb, y, lam, norms)[0] == -np.inf
+    # a candidate without a positive finite bound is left out: the other alone
+    assert best_mixture(L, a, 0.0, b, Sb, y, lam, norms)[0] == pytest.approx(ends[1], rel=1e-12)
+    assert best_mixture(L, a, 0.0, b, np.inf, y, lam, norms)[0] == -np.inf
 
 
 def test_certify_and_solve_global_with_the_relaxation():
