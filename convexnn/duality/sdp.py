@@ -257,17 +257,17 @@ def _verified_bound(X: np.ndarray, R: np.ndarray, w: np.ndarray, mult: dict) -> 
     return float(total + gamma(6) * (abs(kappa) + abs(g) + tau + 2.0 * delta) + 2.0 ** -1000)
 
 
-def _multipliers(h: dict, rowsP: np.ndarray, rowsN: np.ndarray, n: int, scale: float = 1.0) -> dict:
-    """The solver's multipliers of one relaxation as full-length arrays (times ``scale``)."""
+def _multipliers(h: dict, rowsP: np.ndarray, rowsN: np.ndarray, n: int) -> dict:
+    """The solver's multipliers of one relaxation as full-length arrays."""
     out: dict = {}
     for key, rows in (("e", rowsP), ("z", rowsN), ("zeta", rowsN)):
         if key in h and h[key].value is not None:
             a = np.full(n, np.nan if key == "e" else 0.0)
-            a[rows] = np.asarray(h[key].value, dtype=np.float64).reshape(-1) * scale
+            a[rows] = np.asarray(h[key].value, dtype=np.float64).reshape(-1)
             out[key] = a
     for key in ("g", "tau"):
         if h[key].value is not None:
-            out[key] = float(h[key].value) * scale
+            out[key] = float(h[key].value)
     return out
 
 
