@@ -191,6 +191,14 @@ _REASONS = {
 #: 78.5 s with 300, 76.0 s before; the small programs 10-45% faster with either cap.
 SCREEN_TOL = 1e-2
 SCREEN_MAX_ITER = 1000
+#: the screening's cap on small programs (at most :data:`SMALL_SCREEN_WORK` multiply-adds per pass,
+#: n d' P): there its R-FISTA iterations cost as much as the restricted interior-point solves they
+#: would save, and a rougher start costs at most a round more. Measured (best of 5, cap 1000 -> 100):
+#: iris lam = 1e-2 58 -> 37 ms, synthetic n = 100 d' = 3 and iris logistic unchanged; eight other small
+#: programs (synthetic, wine, iris, diabetes, breast cancer subsets, n d' P 4e4-1.4e5, squared and
+#: logistic, lam 1e-3 to 0.1 lam_max) 1.00-2.88x faster, none slower (``bench/RESULTS_matrix.md``)
+SCREEN_MAX_ITER_SMALL = 100
+SMALL_SCREEN_WORK = 2e5
 #: first-order solves (R-FISTA, the screening of the C-ReLU polish, the augmented Lagrangian) with at
 #: most this many multiply-adds per pass over the data (n d' P) run on one BLAS thread: their products
 #: are too small to pay for the threads' synchronisation, and on a busy machine the threads' waiting
@@ -215,7 +223,9 @@ def _relu_active_set(f: Formulation, op: MaskedDesign, loss: Any, yb: Any, y: np
     iters0 = 0
     if V0 is None and W0 is None:
         # (on one BLAS thread when the data is small: _solve_first_order runs every solve so)
-        g = solve_gated(op, loss, yb, lam, tol=max(tol, SCREEN_TOL), max_iter=SCREEN_MAX_ITER)
+        small = float(op.n) * op.d * op.P <= SMALL_SCREEN_WORK
+        g = solve_gated(op, loss, yb, lam, tol=max(tol, SCREEN_TOL),
+                        max_iter=SCREEN_MAX_ITER_SMALL if small else SCREEN_MAX_ITER)
         iters0 = g.iterations
         frac = float(np.mean(bk.to_numpy(bk.row_norms(g.U)) > 0)) if op.P else 0.0
         if auto and frac > AUTO_DENSE_SUPPORT:
