@@ -141,13 +141,23 @@ def _pow2_at_least(x: float) -> float:
     return float(np.ldexp(1.0, int(e) - (1 if m == 0.5 else 0)))
 
 
-def _relaxation(cp: Any, XP: np.ndarray, XN: np.ndarray, RN: np.ndarray, wP: Any, wN: Any) -> tuple[Any, list, dict]:
+def _outer_columns(X: np.ndarray) -> np.ndarray:
+    r"""The outer products :math:`x_jx_j^\top` of the rows as the columns of a ``(d^2, n)`` matrix (the map
+    from per-row coefficients to :math:`\sum_j c_j x_jx_j^\top`), computed once per program."""
+    d = X.shape[1]
+    return np.einsum("ji,jk->ikj", X, X).reshape(d * d, -1)
+
+
+def _relaxation(cp: Any, X: np.ndarray, K: np.ndarray, rP: np.ndarray, rN: np.ndarray, RN: np.ndarray, wP: Any,
+                wN: Any) -> tuple[Any, list, dict]:
     r"""CVXPY multipliers, constraints and bound :math:`\kappa + g + \tau` of one relaxation.
 
-    ``XP`` (rows entering with weight ``wP >= 0``) and ``XN`` (rows entering with ``-wN``,
-    ``wN >= 0``); ``wP``, ``wN`` are arrays or affine CVXPY expressions, ``RN >= ||x_j||``.
+    The rows ``rP`` of ``X`` enter with weight ``wP >= 0`` and the rows ``rN`` with ``-wN``
+    (``wN >= 0``); ``wP``, ``wN`` are arrays or affine CVXPY expressions, ``RN >= ||x_j||`` on the
+    rows ``rN``, ``K = _outer_columns(X)``.
     """
-    d = XP.shape[1]
+    d = X.shape[1]
+    XP, XN, KP, KN = X[rP], X[rN], K[:, rP], K[:, rN]
     cons: list = []
     h: dict = {}
     b = 0
@@ -157,7 +167,6 @@ def _relaxation(cp: Any, XP: np.ndarray, XN: np.ndarray, RN: np.ndarray, wP: Any
         e = cp.Variable(XP.shape[0], nonneg=True)
         k = cp.Variable(XP.shape[0], nonneg=True)  # k_j >= wP_j^2 / e_j (rotated cone)
         cons.append(cp.SOC(e + k, cp.vstack([2 * wP, e - k]), axis=0))
-        KP = np.einsum("ji,jk->ikj", XP, XP).reshape(d * d, -1)
         A = A + 0.25 * cp.reshape(KP @ e, (d, d), order="C")
         b = b + 0.5 * (XP.T @ wP)
         kappa = 0.25 * cp.sum(k)
@@ -166,7 +175,6 @@ def _relaxation(cp: Any, XP: np.ndarray, XN: np.ndarray, RN: np.ndarray, wP: Any
         z = cp.Variable(XN.shape[0])
         zeta = cp.Variable(XN.shape[0], nonneg=True)
         cons += [cp.abs(z) <= zeta, zeta <= wN]
-        KN = np.einsum("ji,jk->ikj", XN, XN).reshape(d * d, -1)
         A = A - cp.reshape(KN @ cp.multiply(wN - zeta, 0.5 / RN), (d, d), order="C")
         b = b - 0.5 * (XN.T @ wN) - 0.5 * (XN.T @ z)
         h["z"], h["zeta"] = z, zeta
@@ -370,11 +378,12 @@ def sdp_dual_norm_bound(Xa: Any, v: Any, *, time_limit: float | None = None,
         return SDPBound(0.0, (0.0, 0.0), (0.0, 0.0), "trivial", 0.0, 0.0)
     c = _pow2_at_least(big)
     ws = w / c  # exact: c is a power of two
+    K = _outer_columns(Xs)
     hs, bounds, cons, rows = [], [], [], []
     for sigma in (1.0, -1.0):
         wsig = sigma * ws
         P, N = np.flatnonzero((wsig > 0) & (R > 0)), np.flatnonzero((wsig < 0) & (R > 0))
-        bnd, cn, h = _relaxation(cp, Xs[P], Xs[N], R[N], wsig[P], -wsig[N])
+        bnd, cn, h = _relaxation(cp, Xs, K, P, N, R[N], wsig[P], -wsig[N])
         bounds.append(bnd)
         cons += cn
         hs.append(h)
@@ -485,8 +494,9 @@ def sdp_lower_bound(X: Any, y: Any, lam: float, *, loss: Any = "squared", bias: 
     cons = list(cons) + link
     hs = []
     # s(v; Xa) = r s(v; Xs): each relaxation of s(v; Xs) at most lam / r
+    K = _outer_columns(Xs)
     for rp, rn, wp, wn in parts:
-        bnd, cn, h = _relaxation(cp, Xs[rp], Xs[rn], R[rn], wp, wn)
+        bnd, cn, h = _relaxation(cp, Xs, K, rp, rn, R[rn], wp, wn)
         cons += cn + [bnd <= lam / r]
         hs.append((h, rp, rn))
     prob = cp.Problem(cp.Maximize(obj), cons)
