@@ -47,6 +47,7 @@ from convexnn.duality._common import (
 )
 from convexnn.duality.bab import relu_dual_norm_bab
 from convexnn.duality.bounds import best_mixture, feasible_dual_value, row_norm_bounds
+from convexnn.duality.sdp import relaxation_bound
 from convexnn.errors import InputError
 from convexnn.formulations.losses import Loss
 
@@ -61,27 +62,6 @@ SDP_SHARE = 0.4
 BOUND_METHODS = {"bab": "branch and bound over all chambers",
                  "sdp": "semidefinite relaxation over all chambers",
                  "both": "branch and bound and semidefinite relaxation over all chambers (a combination of their points)"}
-
-
-def relaxation_bound(X: np.ndarray, y: np.ndarray, lam: float, L: Loss, bias: bool, v: np.ndarray,
-                     time_limit: float | None, forced: bool) -> Any:
-    """:func:`~convexnn.duality.sdp.sdp_lower_bound` with the sign pattern of ``v`` (``None`` when the
-    program is too large and the relaxation was not asked for explicitly). Its solver's accuracy
-    only loosens the proven bound, so its inaccuracy warnings are not repeated here."""
-    import warnings
-
-    from convexnn.duality.sdp import sdp_lower_bound
-    from convexnn.errors import InaccurateSolutionWarning, TooLargeError
-
-    signs = np.sign(v) if np.any(v) else None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", InaccurateSolutionWarning)
-            return sdp_lower_bound(X, y, lam, loss=L, bias=bias, signs=signs, time_limit=time_limit)
-    except TooLargeError:
-        if forced:
-            raise
-        return None
 
 
 def needed_threshold(L: Loss, v: np.ndarray, y: np.ndarray, lam: float, target: float) -> float:

@@ -68,7 +68,8 @@ from convexnn.arrangements.patterns import Patterns, design_matrix
 from convexnn.duality._common import network_objective, validate
 from convexnn.duality.bab import chamber_ascent, relu_dual_norm_bab
 from convexnn.duality.bounds import best_mixture, feasible_dual_value, row_norm_bounds
-from convexnn.duality.certify_bab import SDP_MIN_DIM, SDP_SHARE, needed_threshold, relaxation_bound
+from convexnn.duality.certify_bab import SDP_MIN_DIM, SDP_SHARE, needed_threshold
+from convexnn.duality.sdp import relaxation_bound
 from convexnn.errors import InputError
 from convexnn.formulations.losses import Loss
 from convexnn.networks.two_layer import TwoLayerReLU, descend

@@ -61,7 +61,7 @@ import numpy as np
 from convexnn.errors import InaccurateSolutionWarning, InputError, TooLargeError
 from convexnn.rounding import UNIT_ROUNDOFF, gamma, positive_definite_exact
 
-__all__ = ["SDPBound", "SDPLowerBound", "sdp_dual_norm_bound", "sdp_lower_bound"]
+__all__ = ["SDPBound", "SDPLowerBound", "relaxation_bound", "sdp_dual_norm_bound", "sdp_lower_bound"]
 
 #: coefficient nonzeros of the joint program above which :func:`sdp_lower_bound` refuses
 MAX_NONZEROS = 1e7
@@ -525,3 +525,20 @@ def sdp_lower_bound(X: Any, y: Any, lam: float, *, loss: Any = "squared", bias: 
     return SDPLowerBound(lower_bound=float(lower), dual_point=p, s_upper=float(S),
                          relaxed_value=float(prob.value) if prob.value is not None else np.nan,
                          status=status, compile_time=comp, solve_time=solve, time=time.perf_counter() - t0)
+
+
+def relaxation_bound(X: np.ndarray, y: np.ndarray, lam: float, L: Any, bias: bool, v: np.ndarray,
+                     time_limit: float | None, forced: bool) -> Any:
+    """:func:`sdp_lower_bound` with the sign pattern of ``v`` (used by ``certify(method="bab")`` and
+    :func:`~convexnn.duality.global_opt.solve_global`; ``None`` when the
+    program is too large and the relaxation was not asked for explicitly). Its solver's accuracy
+    only loosens the proven bound, so its inaccuracy warnings are not repeated here."""
+    signs = np.sign(v) if np.any(v) else None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", InaccurateSolutionWarning)
+            return sdp_lower_bound(X, y, lam, loss=L, bias=bias, signs=signs, time_limit=time_limit)
+    except TooLargeError:
+        if forced:
+            raise
+        return None
