@@ -82,11 +82,15 @@ CELLS = [
     ("bc-P100-l1e-2", "breast_cancer", None, None, 100, 1e-2, "squared", "R", False),
     ("syn-n2000-d5-P300-l0.01", "synthetic", 2000, 5, 300, 0.01, "squared", "G", True),
     ("syn-n200-d30-P200-l1e-3", "synthetic", 200, 30, 200, 1e-3, "squared", "GR", True),
+    # small weight decay on small programs (degenerate: nearly parallel groups, dense supports), added
+    # with the cycling rule of the C-GReLU polish and the full-program rule of the C-ReLU active set
+    ("syn-n100-d4-P80-l1e-4", "synthetic", 100, 4, 80, 1e-4, "squared", "GR", True),
+    ("syn-n150-d3-P100-l3e-4", "synthetic", 150, 3, 100, 3e-4, "squared", "GR", True),
 ]
 #: the cells added after the solvers' cost models and hand-over rule were fitted on the first ones: the
 #: summary reports the two groups separately
 ADDED = {"iris-P100-l1e-2", "iris-P50-l0.1-logi", "wine-P300-l1e-3", "bc-P100-l1e-2", "syn-n2000-d5-P300-l0.01",
-            "syn-n200-d30-P200-l1e-3"}
+            "syn-n200-d30-P200-l1e-3", "syn-n100-d4-P80-l1e-4", "syn-n150-d3-P100-l3e-4"}
 #: Clarabel is not run above this many nonzeros (compile time and memory; the time limit covers the solve only)
 IP_MAX_NNZ = 1.2e7
 QUICK = ["diab-P100-l0.05", "syn-n100-d2-P100-l0.1", "wine-P200-l0.5"]

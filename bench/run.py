@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-AREAS = ["arrangements", "formulations", "certify", "solvers", "matrix", "deep", "bab", "distributed", "scale"]
+AREAS = ["arrangements", "formulations", "certify", "solvers", "matrix", "degenerate", "deep", "bab", "distributed", "scale"]
 
 
 def main(argv: list[str]) -> int:

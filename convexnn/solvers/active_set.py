@@ -446,6 +446,21 @@ def _zero_blocks(V: np.ndarray, W: np.ndarray, candidates: np.ndarray, rel: floa
     return candidates & (norms <= rel * max(float(norms.max()), 1e-300))
 
 
+def _go_full(active: np.ndarray, n: int, d: int, quad: bool, share: float, ratio: float) -> bool:
+    r"""Whether the next restricted program should hold every block (the full program): its
+    patterns cover at least ``share`` of the ``P`` patterns and one interior-point iteration on the
+    full program costs at most ``ratio`` times one on the working set
+    (:func:`convexnn.solvers.block_ipm.iteration_flops`, by units: a pattern's two blocks form one
+    unit). A dense support is then reached in one round instead of a doubling schedule, and no
+    block can be missing from it."""
+    P = active.shape[1]
+    units = int(np.count_nonzero(active.any(axis=0)))
+    if units < share * P or active.all():
+        return False
+    now = iteration_flops(n, int(active.sum()), d, quad, units=units)[0]
+    return iteration_flops(n, 2 * P, d, quad, units=P)[0] <= ratio * now
+
+
 @dataclass
 class ActiveSetResult:
     """Outcome of :func:`solve_relu_active_set`.
@@ -604,6 +619,9 @@ def solve_relu_active_set(
     loose_flops: float = 3e7,
     prune_loose: float = 0.05,
     prune_flops: float = 1e10,
+    full_share: float = 0.5,
+    full_vars: int = 1500,
+    full_ratio: float = 2.5,
 ) -> ActiveSetResult:
     r"""Active-set (column-generation) solve of C-ReLU with a global certificate.
 
@@ -711,6 +729,13 @@ def solve_relu_active_set(
         in the working set, about half of which is zero at the optimum), and not on the smaller
         programs of ``bench/RESULTS_matrix.md``, where the extra rounds cost more than it saves.
         Otherwise blocks are pruned only after accurate solves.
+    full_share, full_vars, full_ratio : float, int, float
+        **Full program.** When the working set's patterns cover at least ``full_share`` of the
+        ``P`` patterns, the full program has at most ``full_vars`` unit variables (:math:`Pd'`), and
+        one interior-point iteration on it costs at most ``full_ratio`` times one on the working set
+        (:func:`convexnn.solvers.block_ipm.iteration_flops`), the next round holds all ``2P`` blocks:
+        a dense support is reached in one round instead of a doubling schedule, and no block can
+        be missing. ``full_share > 1`` switches it off.
 
     Returns
     -------
@@ -888,6 +913,8 @@ def solve_relu_active_set(
             break
         add = add[: max(1, min(limit, max_blocks - int(active.sum())))]
         active[add[:, 0], add[:, 1]] = True
+        if P * d <= full_vars and 2 * P <= max_blocks and _go_full(active, n, d, quad, full_share, full_ratio):
+            active[:] = True
     if cert is None:  # the first restricted solve failed: certify the starting point
         cert = certify_relu(Xa, masks, y, lam, loss, V, W)
         spent += scan_cost

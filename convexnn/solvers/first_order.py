@@ -290,7 +290,7 @@ def _gated_polished(f: Formulation, op: MaskedDesign, loss: Any, yb: Any, y: np.
         iters += pol.newton_iterations
         info = {"used": True, "reason": pol.reason, "rounds": pol.rounds,
                 "newton_iterations": pol.newton_iterations, "working_set": pol.working_set,
-                "certified_gap": pol.rel_gap, "fallback_fista": not pol.converged}
+                "certified_gap": pol.rel_gap, "fallback_fista": not pol.converged, "cycling": pol.cycling}
         for h in pol.history:
             reporter.update(int(h["iter"]), h["objective"], h["rel_gap"], extra="newton polish")
         if pol.converged:

@@ -112,6 +112,13 @@ MAX_WOODBURY_ROWS = 3000
 #: group whose Newton step overshoots the origin (the final rounds drop only the worst ones).
 _LOOSE = 0.1
 _DROP_FRACTION = 0.0
+#: Cycling of the polish (the block interior point takes over, see :func:`solve_gated_active_set`):
+#: Newton returns a support it returned before without progress, or at least ``_CHURN_ROUNDS`` rounds re-added groups
+#: that Newton had dropped and the last ``_STALL_ROUNDS`` rounds made no progress (neither a larger
+#: support kept by Newton nor a certified gap below ``_PROGRESS`` times the best one)
+_CHURN_ROUNDS = 2
+_STALL_ROUNDS = 3
+_PROGRESS = 0.9
 
 
 def _block_design(Xa: np.ndarray, masks: np.ndarray, S: np.ndarray) -> np.ndarray:
@@ -486,12 +493,18 @@ class GatedPolishResult:
     converged : bool
         ``rel_gap <= tol``.
     reason : str
-        ``"certified"``, ``"too_large"``, ``"no_violated_group"``, ``"max_rounds"`` or
-        ``"max_iter"`` (the Newton iteration budget).
+        ``"certified"``, ``"too_large"``, ``"no_violated_group"``, ``"max_rounds"``,
+        ``"max_iter"`` (the Newton iteration budget), ``"cycling"`` (the rounds cycled and the
+        groups they visited are too many for the block interior point) or
+        ``"cycling, then the block interior point: <its reason>"``.
     rounds, newton_iterations, working_set : int
-        Column-generation rounds, Newton iterations over all rounds, final support size.
+        Column-generation rounds, Newton iterations over all rounds (with the block interior
+        point's rounds and iterations after cycling), final support size.
     history : list of dict
         One entry per round (``iter``, ``time``, ``objective``, ``rel_gap``).
+    cycling : bool
+        The Newton rounds cycled and the block interior point took over (see
+        :func:`solve_gated_active_set`).
     """
 
     U: np.ndarray
@@ -504,6 +517,7 @@ class GatedPolishResult:
     newton_iterations: int
     working_set: int
     history: list[dict[str, float]] = field(default_factory=list)
+    cycling: bool = False
 
 
 def _certificate(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float, loss: str | Loss,
@@ -684,6 +698,16 @@ def solve_gated_active_set(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam
                            iterations0: int = 0) -> GatedPolishResult:
     r"""Newton polish on the support of ``U0`` with column generation and a global certificate.
 
+    **Cycling.** On degenerate programs (nearly parallel groups: one-dimensional data, duplicated
+    rows, ``n`` below :math:`|\mathcal S| d'`) the overshoot rule of the Newton step can drop groups
+    the optimum needs, and the next round re-adds them: the supports cycle without converging.
+    When Newton returns a support it returned before without progress, or rounds keep re-adding
+    dropped groups without progress (``_CHURN_ROUNDS``, ``_STALL_ROUNDS``, ``_PROGRESS``), the block
+    interior point (:func:`convexnn.solvers.gated_ipm.solve_gated_ipm`, which keeps every group of
+    its working set) solves the program from all the groups the rounds visited, with its own
+    column generation and the same global certificate, when they hold at most ``max_vars``
+    variables; otherwise the polish stops (``reason="cycling"``) and the caller resumes R-FISTA.
+
     Parameters
     ----------
     Xa : array, shape (n, d')
@@ -740,6 +764,13 @@ def solve_gated_active_set(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam
     bestU = U.copy()
     history: list[dict[str, float]] = []
     newton_its, rounds, reason = 0, 0, "max_rounds"
+    handed_over = False
+    seen: set[frozenset] = set()  # the supports Newton returned (a repeat: the rounds cycle)
+    ever = set(S.tolist())  # every group that was in the working set
+    gone: set[int] = set()  # groups Newton dropped
+    churn = 0  # rounds that re-added a group Newton had dropped
+    stall = 0  # rounds since the last progress (a larger support kept by Newton, or a 10% smaller gap)
+    kept_max, gap_best = 0, float("inf")
     if linear_algebra not in ("auto", "dense", "woodbury"):
         raise InputError(f"linear_algebra must be 'auto', 'dense' or 'woodbury'; got {linear_algebra!r}.")
     n = Xa.shape[0]
@@ -769,6 +800,10 @@ def solve_gated_active_set(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam
         newton_its += its
         U = np.zeros((P, d))
         U[S_new] = US
+        key = frozenset(S_new.tolist())
+        seen_before = key in seen
+        seen.add(key)
+        gone.update(set(S.tolist()) - key)
         S = S_new
         cert = _certificate(Xa, masks, y, lam, loss, U)
         primal, dual, rel, theta, c = cert
@@ -778,6 +813,32 @@ def solve_gated_active_set(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam
             best, bestU = cert, U.copy()
         if rel <= tol:
             reason = "certified"
+            break
+        progress = len(S_new) > kept_max or rel < _PROGRESS * gap_best
+        kept_max, gap_best = max(kept_max, len(S_new)), min(gap_best, rel)
+        stall = 0 if progress else stall + 1
+        if (seen_before and not progress) or (churn >= _CHURN_ROUNDS and stall >= _STALL_ROUNDS):
+            # Newton returned a support it returned before: its overshoot rule keeps dropping groups
+            # the optimum needs (degenerate programs, e.g. n < |S| d' with nearly parallel groups).
+            # The block interior point, which keeps every group of its working set, takes over on
+            # all the groups the rounds visited when that program is small; otherwise the caller
+            # resumes R-FISTA.
+            reason = "cycling"
+            if len(ever) * d <= max_vars:
+                from convexnn.solvers.gated_ipm import solve_gated_ipm
+
+                ipm = solve_gated_ipm(Xa, masks, y, lam, loss, tol=tol, work0=np.array(sorted(ever)), t0=t0)
+                handed_over = True
+                newton_its += ipm.ipm_iterations
+                rounds += ipm.rounds
+                for h in ipm.history:
+                    history.append({"iter": iterations0 + newton_its, "time": h["time"],
+                                    "objective": h["objective"], "rel_gap": h["rel_gap"]})
+                g = ipm.gap
+                if g.rel_gap < best[2]:
+                    best, bestU = (g.primal, g.dual, g.rel_gap, None, None), ipm.U.copy()
+                    S = np.flatnonzero(np.linalg.norm(ipm.U, axis=1) > 0)
+                reason = "certified" if ipm.converged else f"cycling, then the block interior point: {ipm.reason}"
             break
         outside = np.setdiff1d(np.arange(P), S)
         viol = outside[c[outside] > lam * (1.0 + _ADD_RTOL)]
@@ -798,5 +859,8 @@ def solve_gated_active_set(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam
         # the new groups go last: the restricted design grows by their columns (no rebuild)
         design = design.extend(A_add, masks[:, viol])
         S = np.concatenate([S, viol])
+        ever.update(viol.tolist())
+        churn += bool(gone.intersection(viol.tolist()))
     primal, dual, rel, _, _ = best
-    return GatedPolishResult(bestU, primal, dual, rel, rel <= tol, reason, rounds, newton_its, len(S), history)
+    return GatedPolishResult(bestU, primal, dual, rel, rel <= tol, reason, rounds, newton_its, len(S), history,
+                             cycling=reason.startswith("cycling") or handed_over)

@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from convexnn.arrangements.limits import one_blas_thread
+from convexnn.errors import InputError
 from convexnn.formulations.losses import Loss
 from convexnn.solvers.backend import get_backend
 from convexnn.solvers.block_ipm import iteration_flops as ipm_iteration_flops
@@ -131,7 +132,8 @@ def solve_gated_ipm(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float
                     tol: float = 1e-8, eps: float = 1e-10, eps_min: float = 1e-13,
                     max_vars: int = MAX_VARS, screen: bool | None = None, screen_tol: float = 1e-2,
                     screen_iter: int = 500, U0: np.ndarray | None = None, max_rounds: int = 30,
-                    add_limit: int = 10, t0: float | None = None) -> GatedIPMResult:
+                    add_limit: int = 10, t0: float | None = None,
+                    work0: np.ndarray | None = None) -> GatedIPMResult:
     r"""Solve C-GReLU (group lasso, scalar output) by the block interior point, certified over all
     groups (see the module docstring).
 
@@ -163,6 +165,9 @@ def solve_gated_ipm(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float
         Violated groups added per round: at most ``max(add_limit, |W|)``, most violated first.
     t0 : float, optional
         ``time.perf_counter()`` at the start of the whole solve (for the history's times).
+    work0 : ndarray of int, optional
+        The first working set (group indices) instead of screening or all groups: e.g. the groups
+        a Newton polish cycled between (:func:`convexnn.solvers.gated_active_set.solve_gated_active_set`).
 
     Returns
     -------
@@ -183,7 +188,11 @@ def solve_gated_ipm(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float
     history: list[dict[str, float]] = []
     screen = P * d > max_vars if screen is None else bool(screen)
     screen_its = 0
-    if not screen:
+    if work0 is not None:
+        work = np.unique(np.asarray(work0, dtype=np.int64))
+        if work.size == 0 or work[0] < 0 or work[-1] >= P:
+            raise InputError(f"work0 must hold group indices in [0, {P}); got {work0!r}.")
+    elif not screen:
         work = np.arange(P)
         U = np.zeros((P, d))
     else:

@@ -400,3 +400,33 @@ def test_flop_count_is_the_sum_of_its_cost_models(loss, monkeypatch):
     assert np.isfinite(sol.info["polish"]["flops"]) and sol.info["polish"]["flops"] > 0
     monkeypatch.undo()
     assert np.isnan(solve_relu_active_set(Xa, masks, y, lam, L, tol=1e-8, restricted="clarabel").flops)
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_full_program_rule_reaches_the_clarabel_optimum_in_fewer_rounds(loss):
+    """Small weight decay, dense support: once the working set's patterns cover half of them, the
+    next round takes every block (the full program); same certified optimum as the doubling
+    schedule and as Clarabel."""
+    f = _relu(3, loss=loss, n=80, d=2, P=40, lam=1e-3 if loss == "squared" else 1e-2)
+    Xa, masks, y, lam, L = _arrays(f)
+    P = masks.shape[1]
+    ref = _tight(f)
+    full = solve_relu_active_set(Xa, masks, y, lam, L, tol=1e-7)
+    off = solve_relu_active_set(Xa, masks, y, lam, L, tol=1e-7, full_share=2.0)
+    assert any(h["working_set"] == 2 * P for h in full.history)
+    assert all(h["working_set"] < 2 * P for h in off.history)
+    assert full.rounds < off.rounds
+    for r in (full, off):
+        assert r.converged and r.certificate.rel_gap <= 1e-7 and r.violation_rel <= 1e-8
+        assert r.certificate.primal == pytest.approx(ref, rel=1e-6)
+        assert r.certificate.primal - ref <= r.certificate.gap + 1e-9 * abs(ref)
+
+
+def test_full_program_rule_needs_coverage_and_a_small_program():
+    masks_cover = np.zeros((2, 10), dtype=bool)
+    masks_cover[:, :5] = True  # both blocks of 5 of the 10 patterns
+    assert asm._go_full(masks_cover, 50, 3, True, 0.5, 2.5)
+    assert not asm._go_full(masks_cover, 50, 3, True, 0.6, 2.5)  # coverage below the share
+    assert not asm._go_full(np.ones((2, 10), dtype=bool), 50, 3, True, 0.5, 2.5)  # already full
+    # the full program's iteration would cost more than ratio times the working set's
+    assert not asm._go_full(masks_cover, 50, 3, True, 0.5, 1.0)

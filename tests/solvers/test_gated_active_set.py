@@ -249,3 +249,68 @@ def test_torch_backend_polish_equals_numpy(loss):
     assert b.value == pytest.approx(a.value, rel=1e-8)
     ref = _tight(f)
     assert abs(b.value - ref) <= 1e-6 * abs(ref)
+
+
+def _one_dimensional(n: int = 200, P: int = 200, frac: float = 1e-3):
+    """A degenerate program: one feature, so the patterns are thresholds and many groups are nearly
+    parallel; small lam (dense support)."""
+    from convexnn.solvers import lam_max
+
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((n, 1))
+    y = np.sin(3.0 * X[:, 0]) + 0.1 * rng.standard_normal(n)
+    pat = cx.Patterns.from_gates(X, rng.standard_normal((2, P)), bias=True)
+    lam = frac * lam_max(np.hstack([X, np.ones((n, 1))]), pat.masks, y, "squared")
+    return cx.c_grelu(X, y, pat, lam)
+
+
+def test_cycling_polish_hands_over_to_the_block_interior_point():
+    f = _one_dimensional()
+    ref = _tight(f)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ConvergenceWarning: certified
+        sol = cx.solve(f, method="first_order", tol=1e-8)
+    pol = sol.info["polish"]
+    assert sol.status == "optimal" and pol["reason"] == "certified" and pol["cycling"]
+    assert not pol["fallback_fista"]
+    assert sol.info["gap"] <= 1e-8
+    assert abs(sol.value - ref) <= 1e-6 * abs(ref)
+    assert sol.value - ref <= sol.info["gap_abs"] + 1e-9 * abs(ref)
+
+
+def test_without_the_cycling_rule_the_rounds_do_not_converge(monkeypatch):
+    """The instance above really cycles: with every round counted as progress the Newton rounds
+    run out (max_rounds) above the target gap."""
+    import convexnn.solvers.gated_active_set as gas
+
+    f = _one_dimensional()
+    Xa, masks, y, lam = _arrays(f)
+    U0 = cx.solve(f, method="first_order", tol=1e-2, polish=False).U
+    with_rule = solve_gated_active_set(Xa, masks, y, lam, "squared", U0, tol=1e-9)
+    assert with_rule.converged and with_rule.cycling and with_rule.rel_gap <= 1e-9
+    monkeypatch.setattr(gas, "_PROGRESS", float("inf"))
+    without = solve_gated_active_set(Xa, masks, y, lam, "squared", U0, tol=1e-9)
+    assert not without.converged and without.reason == "max_rounds" and not without.cycling
+    assert without.rel_gap > 1e-6
+
+
+def test_a_converging_polish_does_not_trigger_the_cycling_rule():
+    f = _grelu(1)
+    sol = cx.solve(f, method="first_order", tol=1e-8)
+    assert sol.status == "optimal" and sol.info["polish"]["reason"] == "certified"
+    assert not sol.info["polish"]["cycling"]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("n,d,P,lam", [(200, 2, 100, 0.003), (100, 5, 80, 0.001), (120, 3, 60, 0.01)])
+def test_small_lam_programs_are_certified_and_match_clarabel(seed, n, d, P, lam):
+    """Small weight decay (a dense, degenerate support: lam / lam_max of 1e-5 to 1e-4): the default
+    first-order path certifies the optimum and agrees with a tight Clarabel solve."""
+    f = _grelu(seed, n=n, d=d, P=P, lam=lam)
+    ref = _tight(f)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sol = cx.solve(f, method="first_order", tol=1e-8)
+    assert sol.status == "optimal" and sol.info["gap"] <= 1e-8
+    assert abs(sol.value - ref) <= 1e-6 * abs(ref)
+    assert sol.value - ref <= sol.info["gap_abs"] + 1e-9 * abs(ref)

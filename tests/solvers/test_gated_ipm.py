@@ -76,6 +76,20 @@ def test_screening_adds_violated_groups_until_certified():
 
 
 @pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_given_first_working_set_converges_to_the_optimum(loss):
+    X, Xa, masks, y, pat = _data(4, loss, n=50, P=25)
+    lam = 0.01 * lam_max(Xa, masks, y, loss)
+    ref = _clarabel(cx.c_grelu(X, y, pat, lam, loss=loss))
+    # a first working set of two groups: the column generation adds the rest
+    r = solve_gated_ipm(Xa, masks, y, lam, loss, tol=1e-9, work0=np.array([3, 1, 3]))
+    assert r.converged and r.screen_iterations == 0 and r.rounds >= 2
+    assert _objective(Xa, masks, y, lam, loss, r.U) == pytest.approx(ref, rel=1e-6)
+    for bad in (np.array([], dtype=int), np.array([0, masks.shape[1]]), np.array([-1])):
+        with pytest.raises(InputError, match="work0"):
+            solve_gated_ipm(Xa, masks, y, lam, loss, work0=bad)
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
 def test_solve_by_name_and_zero_groups(loss):
     X, Xa, masks, y, pat = _data(3, loss)
     lam = 0.1 * lam_max(Xa, masks, y, loss)
