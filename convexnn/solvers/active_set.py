@@ -436,6 +436,14 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
 
 #: a block of an accurate restricted solution is zero below this fraction of the largest block's norm
 _ZERO_REL = 1e-6
+#: The full program (all ``2P`` blocks) is used when it has at most this many unit variables
+#: :math:`Pd'` (``full_vars`` of :func:`solve_relu_active_set`).
+FULL_VARS = 1500
+#: ... and from the start, without screening, when ``lam_max / lam`` is at least this: a dense
+#: support. Measured (``bench/RESULTS_matrix.md``): 1.5-1.8x faster on the matrix cells at
+#: ``lam_max / lam`` of 3.3e3 and 1e4, 1.2x slower on diabetes at 1e3 (where the doubling schedule
+#: with the full-program rule is faster).
+FULL_START_RATIO = 3e3
 
 
 def _zero_blocks(V: np.ndarray, W: np.ndarray, candidates: np.ndarray, rel: float = _ZERO_REL) -> np.ndarray:
@@ -620,8 +628,9 @@ def solve_relu_active_set(
     prune_loose: float = 0.05,
     prune_flops: float = 1e10,
     full_share: float = 0.5,
-    full_vars: int = 1500,
+    full_vars: int | None = None,
     full_ratio: float = 2.5,
+    start_full: bool = False,
 ) -> ActiveSetResult:
     r"""Active-set (column-generation) solve of C-ReLU with a global certificate.
 
@@ -735,7 +744,11 @@ def solve_relu_active_set(
         one interior-point iteration on it costs at most ``full_ratio`` times one on the working set
         (:func:`convexnn.solvers.block_ipm.iteration_flops`), the next round holds all ``2P`` blocks:
         a dense support is reached in one round instead of a doubling schedule, and no block can
-        be missing. ``full_share > 1`` switches it off.
+        be missing. ``full_share > 1`` switches it off. ``full_vars`` defaults to :data:`FULL_VARS`.
+    start_full : bool
+        Start with all ``2P`` blocks (no screening): for small programs whose support is known to
+        be dense (the first-order driver asks for it when ``lam_max / lam >=`` :data:`FULL_START_RATIO`
+        and ``P d' <=`` :data:`FULL_VARS`).
 
     Returns
     -------
@@ -788,9 +801,11 @@ def solve_relu_active_set(
         add, _ = screen_blocks(Xa, masks, cert.v, lam * screen_level, cert.bounds, exclude=active,
                                limit=screen_limit, directions=dirs)
         active[add[:, 0], add[:, 1]] = True
-    if U_screen is not None:
+    if start_full:
+        active[:] = True
+    if U_screen is not None and not start_full:
         active |= gated_start(Xa, masks, np.asarray(U_screen, dtype=np.float64), loss, exclude=active)
-    if v_screen is not None:
+    if v_screen is not None and not start_full:
         spent += scan_cost
         add, _ = screen_blocks(Xa, masks, np.asarray(v_screen, dtype=np.float64), lam * screen_level,
                                exclude=active, limit=screen_limit, directions=dirs)
@@ -913,7 +928,7 @@ def solve_relu_active_set(
             break
         add = add[: max(1, min(limit, max_blocks - int(active.sum())))]
         active[add[:, 0], add[:, 1]] = True
-        if P * d <= full_vars and 2 * P <= max_blocks and _go_full(active, n, d, quad, full_share, full_ratio):
+        if P * d <= (FULL_VARS if full_vars is None else full_vars) and 2 * P <= max_blocks and _go_full(active, n, d, quad, full_share, full_ratio):
             active[:] = True
     if cert is None:  # the first restricted solve failed: certify the starting point
         cert = certify_relu(Xa, masks, y, lam, loss, V, W)

@@ -26,7 +26,13 @@ from convexnn.arrangements.limits import single_blas_thread
 from convexnn.errors import ConvergenceWarning, InputError, PrecisionWarning
 from convexnn.formulations.formulation import ConvexSolution, Formulation
 from convexnn.gap import relative_gap
-from convexnn.solvers.active_set import ActiveSetResult, certify_relu, solve_relu_active_set
+from convexnn.solvers.active_set import (
+    FULL_START_RATIO,
+    FULL_VARS,
+    ActiveSetResult,
+    certify_relu,
+    solve_relu_active_set,
+)
 from convexnn.solvers.augmented_lagrangian import solve_relu
 from convexnn.solvers.backend import Backend, get_backend
 from convexnn.solvers.fista import Reporter, solve_gated
@@ -210,18 +216,23 @@ ONE_THREAD_WORK = 5e7
 
 def _relu_active_set(f: Formulation, op: MaskedDesign, loss: Any, yb: Any, y: np.ndarray, lam: float,
                      V0: np.ndarray | None, W0: np.ndarray | None, *, tol: float, viol_tol: float,
-                     t0: float, reporter: Reporter, auto: bool = False) -> ActiveSetResult:
+                     t0: float, reporter: Reporter, lmax: float, auto: bool = False) -> ActiveSetResult:
     r"""C-ReLU by the active-set polish (:mod:`convexnn.solvers.active_set`).
 
     Screening (cold start): the C-GReLU program with the same patterns is solved by R-FISTA on
     the requested backend to a relative gap of :data:`SCREEN_TOL`; its dual candidate
     :math:`-\nabla f(\hat y_{\text{gated}})` picks the initial working set. With a warm start the
-    warm point's support and its own dual candidate are used instead.
+    warm point's support and its own dual candidate are used instead. A small program with a dense
+    support (``lam_max / lam >=`` :data:`~convexnn.solvers.active_set.FULL_START_RATIO`, ``P d' <=``
+    :data:`~convexnn.solvers.active_set.FULL_VARS`) starts from all blocks, without screening.
     """
     bk = op.bk
     v_screen = None
     iters0 = 0
-    if V0 is None and W0 is None:
+    # a small program with a dense support (small lam): all blocks from the start, no screening
+    full = (V0 is None and W0 is None and op.P * op.d <= FULL_VARS and lam > 0
+            and lmax / lam >= FULL_START_RATIO)
+    if V0 is None and W0 is None and not full:
         # (on one BLAS thread when the data is small: _solve_first_order runs every solve so)
         small = float(op.n) * op.d * op.P <= SMALL_SCREEN_WORK
         g = solve_gated(op, loss, yb, lam, tol=max(tol, SCREEN_TOL),
@@ -241,7 +252,7 @@ def _relu_active_set(f: Formulation, op: MaskedDesign, loss: Any, yb: Any, y: np
     # an R-FISTA iteration: one forward and one adjoint pass over the data and masks, 2 n d' P flops each
     return solve_relu_active_set(Xa, masks, y, lam, loss, v_screen=v_screen, V0=V0, W0=W0,
                                  tol=tol, viol_tol=viol_tol, iterations0=iters0, t0=t0, report=report,
-                                 flops0=4.0 * iters0 * op.n * op.d * op.P)
+                                 flops0=4.0 * iters0 * op.n * op.d * op.P, start_full=full)
 
 
 #: C-GReLU polish: relative certified gap at which R-FISTA hands over to the Newton polish (on the
@@ -429,7 +440,8 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
                     polished = _relu_active_set(
                         f, op, loss, yb, np.asarray(y_k, dtype=np.float64), lam,
                         None if warm is None else col(warm["V"]), None if warm is None else col(warm["W"]),
-                        tol=tol_eff, viol_tol=vtol, t0=t0, reporter=reporter, auto=auto and outputs == 1)
+                        tol=tol_eff, viol_tol=vtol, t0=t0, reporter=reporter, lmax=lmax,
+                        auto=auto and outputs == 1)
                     if polished.converged or polished.reason == "no_violated_block":
                         results.append({**_polish_record(polished, lmax), "budget": budget})
                         continue

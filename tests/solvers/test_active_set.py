@@ -430,3 +430,24 @@ def test_full_program_rule_needs_coverage_and_a_small_program():
     assert not asm._go_full(np.ones((2, 10), dtype=bool), 50, 3, True, 0.5, 2.5)  # already full
     # the full program's iteration would cost more than ratio times the working set's
     assert not asm._go_full(masks_cover, 50, 3, True, 0.5, 1.0)
+
+
+def test_dense_small_programs_start_from_the_full_program():
+    """lam_max / lam above FULL_START_RATIO on a program of at most FULL_VARS unit variables: the
+    first round already holds every block (no screening); the Clarabel optimum, certified."""
+    from convexnn.solvers import lam_max
+
+    f0 = _relu(4, n=60, d=2, P=20)
+    Xa, masks, y, _, L = _arrays(f0)
+    P = masks.shape[1]
+    lam = lam_max(Xa, masks, y, "squared") / (2.0 * asm.FULL_START_RATIO)
+    f = cx.c_relu(f0.X, y, f0.patterns, lam)
+    ref = _tight(f)
+    sol = cx.solve(f, method="first_order", tol=1e-7, viol_tol=1e-8)
+    hist = sol.info["history"]
+    rounds = [h for h in hist if "round" in h]
+    assert sol.status == "optimal" and rounds[0]["working_set"] == 2 * P
+    assert sol.value == pytest.approx(ref, rel=1e-6)
+    assert sol.value - ref <= sol.info["gap_abs"] + 1e-9 * abs(ref)
+    direct = solve_relu_active_set(Xa, masks, y, lam, L, tol=1e-7, start_full=True)
+    assert direct.history[0]["working_set"] == 2 * P and direct.converged

@@ -145,6 +145,23 @@ def test_auto_hands_over_by_the_cost_models(monkeypatch):
     assert sol.value == pytest.approx(ref, rel=1e-6)
 
 
+def test_auto_takes_the_interior_point_on_dense_supports():
+    X, Xa, masks, y, pat = _data(6, "squared", n=60, P=30)
+    lmax = lam_max(Xa, masks, y, "squared")
+    ref_lam = lmax / (2.0 * gi.AUTO_IPM_RATIO)  # lam_max / lam above the rule's ratio
+    f = cx.c_grelu(X, y, pat, ref_lam)
+    ref = _clarabel(f)
+    yes, why = gi.prefer_ipm(f)
+    assert yes and "lam_max/lam" in why
+    sol = cx.solve(f, tol=1e-9)
+    assert sol.info["auto_solver"] == "gated_ipm" and sol.solver == "block_ipm"
+    assert sol.value == pytest.approx(ref, rel=1e-6) and sol.info["gap"] <= 1e-9
+    # below the ratio the cost models decide (here: R-FISTA)
+    g = cx.c_grelu(X, y, pat, 0.05 * lmax)
+    assert not gi.prefer_ipm(g)[0]
+    assert cx.solve(g, tol=1e-9).info["auto_solver"] == "gated_fista"
+
+
 def test_cost_models():
     # Woodbury is chosen when n is small next to k d' (and its flop count is then the smaller one)
     fl_w, wood = ipm_iteration_flops(100, 200, 10, True)
