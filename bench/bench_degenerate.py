@@ -10,11 +10,12 @@ Random two-layer regression programs of four shapes (``n`` = 60-200 samples, ``d
 ``--seeds`` random draws of each, C-GReLU and C-ReLU. For every program, in one process:
 
 * ``solve(f, method="first_order")`` as shipped (tol 1e-8 for C-GReLU; 1e-6 and cone violation
-  1e-8 for C-ReLU);
-* the same with the cycling rule of the C-GReLU Newton polish switched off
-  (``gated_active_set._PROGRESS = inf``: every round counts as progress) and, for C-ReLU, with the
-  full-program rule of the active set switched off (``full_share=2``), i.e. the solvers without
-  the two rules;
+  1e-8 for C-ReLU), and ``solve(f, method="auto")`` (for C-GReLU it takes the block interior point
+  over all groups when ``lam_max / lam >= gated_ipm.AUTO_IPM_RATIO``);
+* ``method="first_order"`` with the rules for degenerate programs switched off: the cycling rule
+  of the C-GReLU Newton polish (``gated_active_set._PROGRESS = inf``: every round counts as
+  progress) and, for C-ReLU, the full-program rules of the active set (``full_share=2``, no
+  start from the full program);
 * CVXPY + Clarabel with tight tolerances (1e-9), the reference.
 
 Reported per shape and program: how many solves were certified without a warning, the time
@@ -55,21 +56,22 @@ def program(kind: str, seed: int, n: int, d: int, P: int, lam: float):
     return getattr(cx, kind)(X, y, pat, lam)
 
 
-def solve(f, kind: str, rules: bool):
-    """``solve(f, method="first_order")`` with or without the two rules; (solution, seconds, warned)."""
+def solve(f, kind: str, rules: bool, method: str = "first_order"):
+    """``solve(f, method=method)`` with or without the rules; (solution, seconds, warned)."""
     real_relu = first_order.solve_relu_active_set
-    progress = gated_active_set._PROGRESS
+    progress, start = gated_active_set._PROGRESS, first_order.FULL_START_RATIO
     if not rules:
         gated_active_set._PROGRESS = float("inf")
+        first_order.FULL_START_RATIO = float("inf")
         first_order.solve_relu_active_set = functools.partial(real_relu, full_share=2.0)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             t0 = time.perf_counter()
-            sol = cx.solve(f, method="first_order", tol=1e-8 if kind == "c_grelu" else 1e-6, viol_tol=1e-8)
+            sol = cx.solve(f, method=method, tol=1e-8 if kind == "c_grelu" else 1e-6, viol_tol=1e-8)
             t = time.perf_counter() - t0
     finally:
-        gated_active_set._PROGRESS = progress
+        gated_active_set._PROGRESS, first_order.FULL_START_RATIO = progress, start
         first_order.solve_relu_active_set = real_relu
     warned = any(issubclass(c.category, cx.ConvergenceWarning) for c in caught)
     return sol, t, warned
@@ -102,23 +104,25 @@ def main() -> None:
     rows = []
     for (n, d, P, lam) in SHAPES:
         for kind in ("c_grelu", "c_relu"):
-            res = {"with": [], "without": [], "ip": [], "sub": [], "ratio_lam": []}
+            res = {"with": [], "auto": [], "without": [], "ip": [], "sub": [], "ratio_lam": []}
             for seed in range(args.seeds):
                 f = program(kind, seed, n, d, P, lam)
                 Xa = np.asarray(f.Xa, dtype=float)
                 res["ratio_lam"].append(lam / lam_max(Xa, f.patterns.masks, f.y, "squared"))
                 ref, t_ip = best_of(args.repeat, lambda: clarabel(f))
                 res["ip"].append(t_ip)
-                for key, rules in (("with", True), ("without", False)):
-                    sol, t, warned = best_of(args.repeat, lambda: solve(f, kind, rules))
+                for key, rules, method in (("with", True, "first_order"), ("auto", True, "auto"),
+                                           ("without", False, "first_order")):
+                    sol, t, warned = best_of(args.repeat, lambda: solve(f, kind, rules, method))
                     ok = sol.status == "optimal" and not warned
                     res[key].append((t, ok, sol.info["gap"]))
-                    if rules:
+                    if key != "without":
                         res["sub"].append((sol.value - ref.value) / abs(ref.value))
             rows.append((n, d + 1, P, lam, kind, res))
             w = res["with"]
             print(f"n={n} d'={d + 1} P={P} lam={lam} {kind}: certified {sum(o for _, o, _ in w)}/{len(w)}, "
-                  f"median {np.median([t for t, _, _ in w]):.3f} s; without the rules "
+                  f"median {np.median([t for t, _, _ in w]):.3f} s; auto median "
+                  f"{np.median([t for t, _, _ in res['auto']]):.3f} s; without the rules "
                   f"{sum(o for _, o, _ in res['without'])}/{len(w)}, "
                   f"median {np.median([t for t, _, _ in res['without']]):.3f} s; Clarabel median "
                   f"{np.median(res['ip']):.3f} s", flush=True)
@@ -133,23 +137,25 @@ def write(args, rows, total: float) -> None:
              f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; total {total:.0f} s. "
              "Times are best of the repeats, per program; columns give the median and the largest over the "
              f"{args.seeds} random draws of each shape.", "",
-             "`with rules` is the shipped solver; `without` switches off the cycling rule of the C-GReLU "
-             "Newton polish and the full-program rule of the C-ReLU active set. `cert.` counts solves that "
-             "ended `optimal` without a `ConvergenceWarning`. `subopt` is the largest "
-             "`(F - F_Clarabel) / |F_Clarabel|` of the shipped solver (negative: below Clarabel's point). "
-             "`x IP` is Clarabel's median time over the shipped solver's.", "",
-             "| n | d' | P | lam (lam/lam_max) | program | cert. (with rules) | median / max s | cert. (without) "
-             "| median / max s (without) | Clarabel median s | x IP | subopt |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "`first order` is `method=\"first_order\"` as shipped, `auto` is `method=\"auto\"`; `without` is "
+             "`method=\"first_order\"` without the cycling rule of the C-GReLU Newton polish and the "
+             "full-program rules of the C-ReLU active set. `cert.` counts solves that ended `optimal` without a "
+             "`ConvergenceWarning`. `subopt` is the largest `(F - F_Clarabel) / |F_Clarabel|` of the shipped "
+             "solves (negative: below Clarabel's point). `x IP` is Clarabel's median time over the median "
+             "time of the first-order and the auto solves.", "",
+             "| n | d' | P | lam (lam/lam_max) | program | first order: cert., median / max s | auto: cert., "
+             "median s | without: cert., median / max s | Clarabel median s | x IP (first order, auto) | subopt |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for n, d, P, lam, kind, res in rows:
-        w, wo = res["with"], res["without"]
-        tw, two = [t for t, _, _ in w], [t for t, _, _ in wo]
+        w, a, wo = res["with"], res["auto"], res["without"]
+        tw, ta, two = ([t for t, _, _ in x] for x in (w, a, wo))
         r = res["ratio_lam"]
+        ip = np.median(res["ip"])
         lines.append(f"| {n} | {d} | {P} | {lam:g} ({min(r):.0e}-{max(r):.0e}) | {kind} | "
-                     f"{sum(o for _, o, _ in w)}/{len(w)} | {np.median(tw):.3f} / {max(tw):.3f} | "
-                     f"{sum(o for _, o, _ in wo)}/{len(wo)} | {np.median(two):.3f} / {max(two):.3f} | "
-                     f"{np.median(res['ip']):.3f} | {np.median(res['ip']) / np.median(tw):.1f} | "
-                     f"{max(res['sub']):.1e} |")
+                     f"{sum(o for _, o, _ in w)}/{len(w)}, {np.median(tw):.3f} / {max(tw):.3f} | "
+                     f"{sum(o for _, o, _ in a)}/{len(a)}, {np.median(ta):.3f} | "
+                     f"{sum(o for _, o, _ in wo)}/{len(wo)}, {np.median(two):.3f} / {max(two):.3f} | "
+                     f"{ip:.3f} | {ip / np.median(tw):.1f}, {ip / np.median(ta):.1f} | {max(res['sub']):.1e} |")
     Path(args.out).write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")
 

@@ -410,6 +410,12 @@ def summary(rows: list[dict]) -> str:
                 rat = np.array([r["ip_time"] / r["fo_time"] for r in part])
                 out.append(f"  - {label} cells ({len(part)}): geometric mean {np.exp(np.mean(np.log(rat))):.1f}x, "
                            f"min {rat.min():.2f}x")
+        # the default path (method="auto": for C-GReLU it may take the block interior point)
+        ra = np.array([r["ip_time"] / r["auto_time"] for r in rs])
+        out.append(f"  - with `method=\"auto\"` (the default): geometric mean {np.exp(np.mean(np.log(ra))):.1f}x, "
+                   f"min {ra.min():.2f}x; below 20x: "
+                   + (", ".join(f"{r['cell']} ({r['ip_time'] / r['auto_time']:.1f}x)" for r in rs
+                                if r["ip_time"] / r["auto_time"] < 20) or "none") + ".")
     auto = [(r["cell"], r["kind"], r["auto_time"] / min(x for x in (r["fo_time"], r.get("ip_time")) if x))
             for r in rows]
     bad = [f"{c} {k} ({a:.2f})" for c, k, a in auto if a > 1.5]
