@@ -928,8 +928,9 @@ def solve_relu_active_set(
             break
         add = add[: max(1, min(limit, max_blocks - int(active.sum())))]
         active[add[:, 0], add[:, 1]] = True
-        if P * d <= (FULL_VARS if full_vars is None else full_vars) and 2 * P <= max_blocks and _go_full(active, n, d, quad, full_share, full_ratio):
-            active[:] = True
+        small = P * d <= (FULL_VARS if full_vars is None else full_vars) and 2 * P <= max_blocks
+        if small and _go_full(active, n, d, quad, full_share, full_ratio):
+            active[:] = True  # the full program (see full_share)
     if cert is None:  # the first restricted solve failed: certify the starting point
         cert = certify_relu(Xa, masks, y, lam, loss, V, W)
         spent += scan_cost

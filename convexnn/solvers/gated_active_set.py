@@ -818,22 +818,21 @@ def solve_gated_active_set(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam
         kept_max, gap_best = max(kept_max, len(S_new)), min(gap_best, rel)
         stall = 0 if progress else stall + 1
         if (seen_before and not progress) or (churn >= _CHURN_ROUNDS and stall >= _STALL_ROUNDS):
-            # Newton returned a support it returned before: its overshoot rule keeps dropping groups
-            # the optimum needs (degenerate programs, e.g. n < |S| d' with nearly parallel groups).
-            # The block interior point, which keeps every group of its working set, takes over on
-            # all the groups the rounds visited when that program is small; otherwise the caller
-            # resumes R-FISTA.
+            # the rounds cycle: the overshoot rule keeps dropping groups the optimum needs
+            # (degenerate programs, e.g. n < |S| d' with nearly parallel groups). The block interior
+            # point, which keeps every group of its working set, takes over from all the groups the
+            # rounds visited when that program is small; otherwise the caller resumes R-FISTA.
             reason = "cycling"
             if len(ever) * d <= max_vars:
                 from convexnn.solvers.gated_ipm import solve_gated_ipm
 
                 ipm = solve_gated_ipm(Xa, masks, y, lam, loss, tol=tol, work0=np.array(sorted(ever)), t0=t0)
                 handed_over = True
+                for h in ipm.history:  # h["iter"]: the interior point's iterations so far
+                    history.append({"iter": iterations0 + newton_its + int(h["iter"]), "time": h["time"],
+                                    "objective": h["objective"], "rel_gap": h["rel_gap"]})
                 newton_its += ipm.ipm_iterations
                 rounds += ipm.rounds
-                for h in ipm.history:
-                    history.append({"iter": iterations0 + newton_its, "time": h["time"],
-                                    "objective": h["objective"], "rel_gap": h["rel_gap"]})
                 g = ipm.gap
                 if g.rel_gap < best[2]:
                     best, bestU = (g.primal, g.dual, g.rel_gap, None, None), ipm.U.copy()
