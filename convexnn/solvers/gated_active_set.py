@@ -95,6 +95,7 @@ from convexnn.backend import NUMPY
 from convexnn.errors import InputError
 from convexnn.formulations.losses import Loss, get_loss
 from convexnn.gap import relative_gap
+from convexnn.solvers.block_ipm import iteration_flops as ipm_iteration_flops
 from convexnn.solvers.gap import require_smooth
 from convexnn.solvers.operators import MaskedDesign
 
@@ -119,6 +120,10 @@ _DROP_FRACTION = 0.0
 _CHURN_ROUNDS = 2
 _STALL_ROUNDS = 3
 _PROGRESS = 0.9
+#: ... when the groups the rounds visited hold at most ``max_vars`` variables or one interior-point
+#: iteration on them costs at most this many flops (:func:`convexnn.solvers.block_ipm.iteration_flops`;
+#: a Sherman--Morrison--Woodbury iteration of order ``n`` when ``n`` is small); otherwise R-FISTA resumes
+_HANDOVER_FLOPS = 1e10
 
 
 def _block_design(Xa: np.ndarray, masks: np.ndarray, S: np.ndarray) -> np.ndarray:
@@ -706,7 +711,8 @@ def solve_gated_active_set(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam
     interior point (:func:`convexnn.solvers.gated_ipm.solve_gated_ipm`, which keeps every group of
     its working set) solves the program from all the groups the rounds visited, with its own
     column generation and the same global certificate, when they hold at most ``max_vars``
-    variables; otherwise the polish stops (``reason="cycling"``) and the caller resumes R-FISTA.
+    variables or one of its iterations on them costs at most ``_HANDOVER_FLOPS``; otherwise the
+    polish stops (``reason="cycling"``) and the caller resumes R-FISTA.
 
     Parameters
     ----------
@@ -823,7 +829,8 @@ def solve_gated_active_set(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam
             # point, which keeps every group of its working set, takes over from all the groups the
             # rounds visited when that program is small; otherwise the caller resumes R-FISTA.
             reason = "cycling"
-            if len(ever) * d <= max_vars:
+            flops = ipm_iteration_flops(n, len(ever), d, bool(loss.unit_curvature))[0]
+            if len(ever) * d <= max_vars or flops <= _HANDOVER_FLOPS:
                 from convexnn.solvers.gated_ipm import solve_gated_ipm
 
                 ipm = solve_gated_ipm(Xa, masks, y, lam, loss, tol=tol, work0=np.array(sorted(ever)), t0=t0)

@@ -294,6 +294,21 @@ def test_without_the_cycling_rule_the_rounds_do_not_converge(monkeypatch):
     assert without.rel_gap > 1e-6
 
 
+def test_cycling_hand_over_by_cost_and_the_fallback_beyond_it(monkeypatch):
+    """Groups beyond max_vars: the interior point still takes over when its iteration is cheap
+    (_HANDOVER_FLOPS); when it is not, the polish stops with reason "cycling" (R-FISTA resumes)."""
+    import convexnn.solvers.gated_active_set as gas
+
+    f = _one_dimensional()
+    Xa, masks, y, lam = _arrays(f)
+    U0 = cx.solve(f, method="first_order", tol=1e-2, polish=False).U
+    r = solve_gated_active_set(Xa, masks, y, lam, "squared", U0, tol=1e-9, max_vars=4)
+    assert r.cycling and r.converged and r.reason == "certified"
+    monkeypatch.setattr(gas, "_HANDOVER_FLOPS", 0.0)
+    r = solve_gated_active_set(Xa, masks, y, lam, "squared", U0, tol=1e-9, max_vars=4)
+    assert r.cycling and not r.converged and r.reason == "cycling"
+
+
 def test_a_converging_polish_does_not_trigger_the_cycling_rule():
     f = _grelu(1)
     sol = cx.solve(f, method="first_order", tol=1e-8)
