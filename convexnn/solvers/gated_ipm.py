@@ -281,7 +281,7 @@ AUTO_IPM_MIN_SAVING = 0.1
 #: ... or whatever the cost models say, when ``lam_max / lam`` is at least this (and ``P d' <=``
 #: :data:`MAX_VARS`): the support is dense and degenerate, the Newton polish of R-FISTA needs many
 #: column-generation rounds (or cycles), and the interior point solves over all groups at once.
-#: Measured (``bench/RESULTS_degenerate.md``, ``bench/RESULTS_matrix.md``): 3-4x faster than the
+#: Measured (``bench/RESULTS_degenerate.md``, ``bench/RESULTS_matrix.md``): 1.8-4.8x faster than the
 #: first-order path at ``lam_max / lam`` of 3e3-2.5e5; at 1e3 (diabetes, ``lam = 1e-3 lam_max``)
 #: R-FISTA + Newton is faster (0.10 s against 0.15 s).
 AUTO_IPM_RATIO = 3e3
