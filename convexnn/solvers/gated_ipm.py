@@ -278,9 +278,11 @@ _IPM_ITERS = 14
 AUTO_IPM_SPEEDUP = 1.5
 #: ... and saving at least this many seconds (below it fixed overheads dominate both).
 AUTO_IPM_MIN_SAVING = 0.1
-#: ... or whatever the cost models say, when ``lam_max / lam`` is at least this (and ``P d' <=``
-#: :data:`MAX_VARS`): the support is dense and degenerate, the Newton polish of R-FISTA needs many
-#: column-generation rounds (or cycles), and the interior point solves over all groups at once.
+#: ... or whatever the cost models say, when ``lam_max / lam`` is at least this (squared loss,
+#: ``P d' <=`` :data:`MAX_VARS`): the support is dense and degenerate, the Newton polish of R-FISTA
+#: needs many column-generation rounds (or cycles), and the interior point solves over all groups at
+#: once. Not for the logistic loss: at ``lam = 1e-4 lam_max`` on nearly separable labels the interior
+#: point stalled (certified gaps 4e-7 to 0.7) where R-FISTA + Newton certified one of four programs.
 #: Measured (``bench/RESULTS_degenerate.md``, ``bench/RESULTS_matrix.md``): 1.8-4.8x faster than the
 #: first-order path at ``lam_max / lam`` of 3e3-2.5e5; at 1e3 (diabetes, ``lam = 1e-3 lam_max``)
 #: R-FISTA + Newton is faster (0.10 s against 0.15 s).
@@ -403,7 +405,7 @@ def prefer_ipm(formulation: Any) -> tuple[bool, str]:
     r"""Whether ``method="auto"`` should hand the C-GReLU program ``formulation`` from R-FISTA to
     the block interior point, and why: it solves over all groups (``P d' <=`` :data:`MAX_VARS`) and
     the cost models predict it :data:`AUTO_IPM_SPEEDUP` times faster and at least
-    :data:`AUTO_IPM_MIN_SAVING` seconds faster, or ``lam_max / lam >=`` :data:`AUTO_IPM_RATIO`."""
+    :data:`AUTO_IPM_MIN_SAVING` seconds faster, or (squared loss) ``lam_max / lam >=`` :data:`AUTO_IPM_RATIO`."""
     n, d = np.shape(formulation.Xa)
     P = int(np.shape(formulation.patterns.masks)[1])
     if P * d > MAX_VARS:
@@ -413,7 +415,7 @@ def prefer_ipm(formulation: Any) -> tuple[bool, str]:
                        "whose cost is not predictable")
     quad = bool(require_smooth(formulation.loss).unit_curvature)
     ratio = program_lam_ratio(formulation)
-    if ratio >= AUTO_IPM_RATIO:
+    if quad and ratio >= AUTO_IPM_RATIO:
         return True, (f"lam_max/lam = {ratio:.3g} >= {AUTO_IPM_RATIO:g} with P d' = {P * d} <= {MAX_VARS}: "
                       "a dense support, solved over all groups at once")
     t_ipm = estimate_ipm_seconds(n, d, P, ratio, quad)

@@ -152,7 +152,7 @@ def test_auto_takes_the_interior_point_on_dense_supports():
     f = cx.c_grelu(X, y, pat, ref_lam)
     ref = _clarabel(f)
     yes, why = gi.prefer_ipm(f)
-    assert yes and "lam_max/lam" in why
+    assert yes and "solved over all groups at once" in why
     sol = cx.solve(f, tol=1e-9)
     assert sol.info["auto_solver"] == "gated_ipm" and sol.solver == "block_ipm"
     assert sol.value == pytest.approx(ref, rel=1e-6) and sol.info["gap"] <= 1e-9
@@ -160,6 +160,10 @@ def test_auto_takes_the_interior_point_on_dense_supports():
     g = cx.c_grelu(X, y, pat, 0.05 * lmax)
     assert not gi.prefer_ipm(g)[0]
     assert cx.solve(g, tol=1e-9).info["auto_solver"] == "gated_fista"
+    # the rule is for the squared loss only
+    Xl, Xal, masksl, yl, patl = _data(6, "logistic", n=60, P=30)
+    h = cx.c_grelu(Xl, yl, patl, lam_max(Xal, masksl, yl, "logistic") / (2.0 * gi.AUTO_IPM_RATIO), loss="logistic")
+    assert "solved over all groups at once" not in gi.prefer_ipm(h)[1]
 
 
 def test_cost_models():
