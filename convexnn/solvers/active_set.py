@@ -802,14 +802,15 @@ def solve_relu_active_set(
                                limit=screen_limit, directions=dirs)
         active[add[:, 0], add[:, 1]] = True
     if start_full:
-        active[:] = True
-    if U_screen is not None and not start_full:
-        active |= gated_start(Xa, masks, np.asarray(U_screen, dtype=np.float64), loss, exclude=active)
-    if v_screen is not None and not start_full:
-        spent += scan_cost
-        add, _ = screen_blocks(Xa, masks, np.asarray(v_screen, dtype=np.float64), lam * screen_level,
-                               exclude=active, limit=screen_limit, directions=dirs)
-        active[add[:, 0], add[:, 1]] = True
+        active[:] = True  # no screening: every block is in
+    else:
+        if U_screen is not None:
+            active |= gated_start(Xa, masks, np.asarray(U_screen, dtype=np.float64), loss, exclude=active)
+        if v_screen is not None:
+            spent += scan_cost
+            add, _ = screen_blocks(Xa, masks, np.asarray(v_screen, dtype=np.float64), lam * screen_level,
+                                   exclude=active, limit=screen_limit, directions=dirs)
+            active[add[:, 0], add[:, 1]] = True
     if not active.any():
         # nothing screened in: the blocks most violated at the zero solution
         v0 = -np.asarray(loss.grad(np.zeros(n), y), dtype=np.float64)
@@ -825,6 +826,8 @@ def solve_relu_active_set(
     tight = False
     quad = bool(getattr(loss, "unit_curvature", False))
     gram_cache = PatternGram(Xa, masks) if quad and restricted == "ipm" else None
+    # the full program is small enough to be a round of its own (see full_share)
+    full_allowed = P * d <= (FULL_VARS if full_vars is None else full_vars) and 2 * P <= max_blocks
     # the multipliers of every block's last projection, kept across the rounds' scans (scan_blocks)
     proj_cache: dict = {}
     while rounds < max_rounds:
@@ -928,8 +931,7 @@ def solve_relu_active_set(
             break
         add = add[: max(1, min(limit, max_blocks - int(active.sum())))]
         active[add[:, 0], add[:, 1]] = True
-        small = P * d <= (FULL_VARS if full_vars is None else full_vars) and 2 * P <= max_blocks
-        if small and _go_full(active, n, d, quad, full_share, full_ratio):
+        if full_allowed and _go_full(active, n, d, quad, full_share, full_ratio):
             active[:] = True  # the full program (see full_share)
     if cert is None:  # the first restricted solve failed: certify the starting point
         cert = certify_relu(Xa, masks, y, lam, loss, V, W)
