@@ -190,6 +190,8 @@ def accelerated_prox_grad(
     pen = get_penalty(penalty)
     prox = (lambda v, tau: group_soft_threshold(bk, v, tau)) if pen.group_l2 else (
         lambda v, tau: pen.prox_on(bk, v, tau))
+    if not step0 > 0.0:
+        raise ValueError(f"accelerated_prox_grad needs a positive first step; got {step0!r}")
     x = x0
     img_x = h.image(x) if img0 is None else img0
     state = APGState(x=x, img=img_x, step=float(step0))
@@ -336,7 +338,8 @@ def solve_gated(
         A working-set round stops at a restricted relative gap of ``ws_ratio`` times the last
         full gap (or ``tol``), so early rounds are cheap.
     step0 : float, optional
-        First step; default :math:`1/(L_f \|\mathcal A\|_2^2)` by power iteration.
+        First step; default (None, or 0.0: the ``step`` of a result that stopped before its
+        first iteration) :math:`1/(L_f \|\mathcal A\|_2^2)` by power iteration.
     reporter : Reporter, optional
     penalty : Penalty, optional
         First-layer penalty :math:`R` (its prox in the iterations, its dual norm in the certified
@@ -365,7 +368,7 @@ def solve_gated(
                     "rel_gap": full.rel_gap})
     if full.rel_gap <= tol or P == 0:
         return GatedResult(U, z, full, 0, True, step0 or 0.0, history, P, 0, "certified")
-    if step0 is None:
+    if step0 is None or not step0 > 0.0:
         # a rough estimate is enough: the line search corrects the step either way, and on small
         # problems 15 power iterations cost as much as ~15 FISTA iterations
         L = loss.lipschitz * op.norm_sq_estimate(iters=5)

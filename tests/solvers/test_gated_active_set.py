@@ -329,3 +329,44 @@ def test_small_lam_programs_are_certified_and_match_clarabel(seed, n, d, P, lam)
     assert sol.status == "optimal" and sol.info["gap"] <= 1e-8
     assert abs(sol.value - ref) <= 1e-6 * abs(ref)
     assert sol.value - ref <= sol.info["gap_abs"] + 1e-9 * abs(ref)
+
+
+def test_warm_start_inside_the_handover_gap_with_a_failing_polish_resumes_fista(monkeypatch):
+    """A warm start already below the hand-over gap skips R-FISTA's first phase (it returns no
+    step); when the Newton polish then stops short, R-FISTA resumes from a step of its own and
+    certifies the optimum."""
+    from dataclasses import replace
+
+    f = _grelu(3, n=80, d=4, P=40, lam=0.02)
+    ref = _tight(f)
+    near = cx.solve(f, method="first_order", tol=1e-4, polish=False)
+    assert 1e-8 < near.info["gap"] <= first_order.GATED_POLISH_TOL
+    real = first_order.solve_gated_active_set
+
+    def stops_short(*args, **kwargs):
+        out = real(*args, **kwargs)
+        return replace(out, converged=False, reason="no_violated_group", rel_gap=max(out.rel_gap, 1e-3))
+
+    monkeypatch.setattr(first_order, "solve_gated_active_set", stops_short)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sol = cx.solve(f, method="first_order", tol=1e-8, warm_start=near)
+    pol = sol.info["polish"]
+    assert pol["used"] and pol["fallback_fista"] and sol.status == "optimal"
+    assert sol.info["gap"] <= 1e-8 and abs(sol.value - ref) <= 1e-6 * abs(ref)
+
+
+def test_fista_without_a_known_step_estimates_one():
+    from convexnn.formulations.losses import get_loss
+    from convexnn.solvers.backend import get_backend
+    from convexnn.solvers.fista import accelerated_prox_grad, solve_gated
+    from convexnn.solvers.operators import MaskedDesign
+
+    f = _grelu(4)
+    Xa, masks, y, lam = _arrays(f)
+    op = MaskedDesign(Xa, masks, get_backend())
+    a = solve_gated(op, get_loss("squared"), y, lam, tol=1e-9, step0=0.0)
+    b = solve_gated(op, get_loss("squared"), y, lam, tol=1e-9)
+    assert a.converged and b.converged and a.gap.primal == pytest.approx(b.gap.primal, rel=1e-8)
+    with pytest.raises(ValueError, match="positive first step"):
+        accelerated_prox_grad(get_backend(), None, lam, np.zeros((2, 2)), 0.0, max_iter=1)
