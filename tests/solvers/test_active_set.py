@@ -286,15 +286,21 @@ def test_loose_rounds_reach_the_clarabel_optimum(loss):
     f = _relu(12, loss=loss, n=60, P=16, lam=0.005 if loss == "squared" else 0.02)
     Xa, masks, y, lam, L = _arrays(f)
     ref = _tight(f)
-    loose = solve_relu_active_set(Xa, masks, y, lam, L, tol=1e-7, loose_flops=0.0)
+    loose = solve_relu_active_set(Xa, masks, y, lam, L, tol=1e-7, loose_flops=0.0, prune_resume=0.0)
+    thinned = solve_relu_active_set(Xa, masks, y, lam, L, tol=1e-7, loose_flops=0.0)
     plain = solve_relu_active_set(Xa, masks, y, lam, L, tol=1e-7, eps_loose=0.0)
-    assert loose.converged and plain.converged
+    assert loose.converged and thinned.converged and plain.converged
     assert any(h["restricted_eps"] == 3e-2 for h in loose.history)
     # the last loose round found nothing to add: the same working set, resumed to the round tolerance
     assert loose.history[-2]["restricted_eps"] == 3e-2 > loose.history[-1]["restricted_eps"]
     assert loose.history[-2]["working_set"] == loose.history[-1]["working_set"]
+    # by default its almost-zero blocks leave before the resume
+    assert thinned.history[-2]["restricted_eps"] == 3e-2 > thinned.history[-1]["restricted_eps"]
+    assert thinned.history[-1]["working_set"] <= thinned.history[-2]["working_set"]
+    if loss == "logistic":  # here half the blocks are below 1% of the largest after the loose solve
+        assert thinned.history[-1]["working_set"] < thinned.history[-2]["working_set"]
     assert all(h["restricted_eps"] < 3e-2 for h in plain.history)
-    for r in (loose, plain):
+    for r in (loose, thinned, plain):
         assert r.certificate.rel_gap <= 1e-7 and r.violation_rel <= 1e-8
         assert r.certificate.primal == pytest.approx(ref, rel=1e-6)
         assert r.certificate.primal - ref <= r.certificate.gap + 1e-9 * abs(ref)
@@ -315,8 +321,9 @@ def test_thinned_loose_rounds_reach_the_clarabel_optimum(loss):
     assert r.converged and r.certificate.rel_gap <= 1e-7 and r.violation_rel <= 1e-8
     assert r.certificate.primal == pytest.approx(ref, rel=1e-6)
     assert r.certificate.primal - ref <= r.certificate.gap + 1e-9 * abs(ref)
-    # the default threshold leaves these small programs unthinned: the working set only grows
-    plain = solve_relu_active_set(Xa, masks, y, lam, L, tol=1e-7, loose_flops=0.0)
+    # the default threshold leaves these small programs unthinned (and prune_resume=0 the resumed
+    # rounds): the working set only grows
+    plain = solve_relu_active_set(Xa, masks, y, lam, L, tol=1e-7, loose_flops=0.0, prune_resume=0.0)
     sizes = [h["working_set"] for h in plain.history]
     assert all(b >= a for a, b in zip(sizes, sizes[1:]))
 
