@@ -51,7 +51,7 @@ from convexnn.solvers.gap import (
     require_smooth,
 )
 from convexnn.solvers.operators import MaskedDesign
-from convexnn.solvers.protocol import Decline, Solver, registered_solvers
+from convexnn.solvers.protocol import Decline, Solver, registered_solvers, warm_weights
 
 __all__ = ["GatedFirstOrder", "ReluActiveSet", "SCREEN_TOL", "SCREEN_MAX_ITER", "GATED_POLISH_TOL",
            "AUTO_DENSE_SUPPORT"]
@@ -163,16 +163,6 @@ class ReluActiveSet(_FirstOrderSolver):
     name = "relu_active_set"
     label = "active-set"
     cones = True
-
-
-def _weights_from_warm(warm_start: Any, keys: tuple[str, ...]) -> dict[str, Any] | None:
-    if warm_start is None:
-        return None
-    w = warm_start.weights if isinstance(warm_start, ConvexSolution) else warm_start
-    if not isinstance(w, dict) or any(k not in w for k in keys):
-        raise InputError(f"warm_start must be a ConvexSolution or a dict with keys {keys}; got {type(w).__name__}"
-                         + (f" with keys {sorted(w)}" if isinstance(w, dict) else "") + ".")
-    return w
 
 
 #: Plain-words stopping reasons (the ConvergenceWarning and ``info["stop_reason"]``).
@@ -360,7 +350,6 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
     lam = f.lam_value
     relu = f.cone_constraints
     keys = f.weight_keys
-    warm = _weights_from_warm(warm_start, keys)
     loss = require_smooth(f.loss)
     # a first-layer penalty other than the group lasso goes to R-FISTA (C-GReLU) or the augmented
     # Lagrangian (C-ReLU) and to their certified gaps; the polishes solve the group lasso only
@@ -372,6 +361,7 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
     outputs = 1 if Y.ndim == 1 else Y.shape[1]
     n, d = Xa.shape
     P = masks.shape[1]
+    warm = warm_weights(warm_start, keys, (P, d) if outputs == 1 else (P, d, outputs))
     tol_eff = max(tol, 50.0 * bk.eps)
     vtol = max(min(tol, 1e-8) if viol_tol is None else float(viol_tol), 50.0 * bk.eps)
     if tol_eff > tol or (viol_tol is not None and vtol > float(viol_tol)):
@@ -402,11 +392,7 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
             yb = bk.asarray(y_k)
             lmax = lam_max_op(op, loss, yb, pen)
 
-            def col(a: Any) -> Any:
-                a = np.asarray(a.detach().cpu().numpy() if hasattr(a, "detach") else a, dtype=np.float64)
-                want = (P, d) if outputs == 1 else (P, d, outputs)
-                if a.shape != want:
-                    raise InputError(f"warm_start weights must have shape {want}; got {a.shape}.")
+            def col(a: np.ndarray) -> np.ndarray:
                 return a if outputs == 1 else a[..., k]
 
             if lam >= lmax:

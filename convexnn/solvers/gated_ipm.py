@@ -59,7 +59,7 @@ from convexnn.solvers.gated_active_set import (
     newton_step_seconds,
 )
 from convexnn.solvers.operators import MaskedDesign
-from convexnn.solvers.protocol import Solver
+from convexnn.solvers.protocol import Solver, warm_weights
 
 __all__ = ["GatedIPMResult", "GatedBlockIPM", "solve_gated_ipm", "ipm_iteration_flops", "estimate_ipm_seconds",
            "estimate_fista_seconds", "MAX_VARS"]
@@ -467,11 +467,8 @@ class GatedBlockIPM(Solver):
         bk = get_backend(None, "float64")
         op = MaskedDesign(Xa, M, bk)
         lmax = lam_max_op(op, L, bk.asarray(y))
-        U0 = None
-        if warm_start is not None:
-            w = warm_start.weights if isinstance(warm_start, ConvexSolution) else warm_start
-            if isinstance(w, dict) and "U" in w and np.shape(w["U"]) == (P, d):
-                U0 = np.asarray(w["U"], dtype=np.float64)
+        warm = warm_weights(warm_start, ("U",), (P, d))
+        U0 = None if warm is None else warm["U"]
         if lam >= lmax:
             U = np.zeros((P, d))
             g = gated_gap(op, L, bk.asarray(y), lam, U, op.fit(U))

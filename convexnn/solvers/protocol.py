@@ -31,11 +31,13 @@ import abc
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from convexnn.errors import InputError
 from convexnn.formulations.formulation import ConvexSolution, Formulation
 
 __all__ = ["Solver", "Decline", "Choice", "register_solver", "unregister_solver", "registered_solvers",
-           "get_solver", "choose", "FAMILIES"]
+           "get_solver", "choose", "warm_weights", "FAMILIES"]
 
 #: The ``method=`` values that select a family of solvers (besides ``"auto"`` and solver names).
 FAMILIES = ("interior", "first_order")
@@ -214,3 +216,35 @@ def choose(formulation: Formulation, method: str, *, fast_seconds: float = 0.0) 
                      if est.get(s.name) is not None]
             reason = (f"{pick.name} is preferred" + (f"; {', '.join(known)}" if known else ""))
     return Choice(pick, reason, [s for s in ok if s is not pick])
+
+
+def warm_weights(warm_start: Any, keys: tuple[str, ...], shape: tuple[int, ...]) -> dict[str, np.ndarray] | None:
+    """The weights of a ``warm_start`` (a :class:`ConvexSolution` or a dict with ``keys``) as float64
+    numpy arrays (torch tensors are copied to the host), each of ``shape``; None for no warm start.
+
+    Raises
+    ------
+    InputError
+        Another type, a missing key, a wrong shape, or a NaN / inf entry (a solver would otherwise
+        iterate on it to its budget, or fail deep inside a factorization).
+    """
+    if warm_start is None:
+        return None
+    w = warm_start.weights if isinstance(warm_start, ConvexSolution) else warm_start
+    if not isinstance(w, dict) or any(k not in w for k in keys):
+        raise InputError(f"warm_start must be a ConvexSolution or a dict with keys {keys}; got {type(w).__name__}"
+                         + (f" with keys {sorted(w)}" if isinstance(w, dict) else "") + ".")
+    out = {}
+    for k in keys:
+        a = w[k]
+        a = a.detach().cpu().numpy() if hasattr(a, "detach") else a
+        try:
+            a = np.asarray(a, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"warm_start[{k!r}] is not a numeric array: {exc}") from None
+        if a.shape != tuple(shape):
+            raise InputError(f"warm_start weights must have shape {tuple(shape)}; got {a.shape} for {k!r}.")
+        if not np.all(np.isfinite(a)):
+            raise InputError(f"warm_start[{k!r}] contains {int(np.sum(~np.isfinite(a)))} NaN or inf entries.")
+        out[k] = a
+    return out

@@ -203,6 +203,21 @@ def test_bad_arguments():
         cx.solve(f, method="first_order", dtype="float16")
 
 
+@pytest.mark.parametrize("kind, method", [("c_grelu", "first_order"), ("c_grelu", "gated_ipm"),
+                                          ("c_grelu", "auto"), ("c_relu", "first_order"), ("c_relu", "auto")])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_warm_start_is_refused(kind, method, bad):
+    f = _build(kind, 10, bias=True)
+    P, d = len(f.patterns), f.Xa.shape[1]
+    warm = {key: np.zeros((P, d)) for key in f.weight_keys}
+    warm[f.weight_keys[0]][1, 2] = bad
+    with pytest.raises(InputError, match="NaN or inf"):
+        cx.solve(f, method=method, warm_start=warm)
+    warm[f.weight_keys[0]] = np.zeros((P + 1, d))
+    with pytest.raises(InputError, match="shape"):
+        cx.solve(f, method=method, warm_start=warm)
+
+
 @pytest.mark.parametrize("kind", ["c_grelu", pytest.param("c_relu", marks=pytest.mark.slow)])
 def test_warm_start(kind):
     f = _build(kind, 11, bias=True)
