@@ -77,6 +77,9 @@ class Loss:
         gradient; the first-order solvers refuse such a loss).
     unit_curvature : bool
         :math:`\nabla^2 f = I` everywhere (the Newton system is the Gram matrix, computed once).
+    scales_with_targets : bool
+        :math:`\ell(s\hat y, s y) = s^2\ell(\hat y, y)` for :math:`s > 0`: the solvers may rescale
+        the targets exactly (:mod:`convexnn.solvers.scaling`).
     torch_scale : float or None
         This loss per sample is ``torch_scale`` times the matching torch loss (``nn.MSELoss``:
         0.5; ``nn.SoftMarginLoss``, the hinge :math:`\max(0, 1 - yf)` and ``nn.HuberLoss``: 1);
@@ -87,6 +90,7 @@ class Loss:
     classification: bool = False
     lipschitz: float | None = None
     unit_curvature: bool = False
+    scales_with_targets: bool = False
     torch_scale: float | None = None
 
     @property
@@ -197,6 +201,7 @@ class SquaredLoss(Loss):
     name: str = "squared"
     lipschitz: float | None = 1.0
     unit_curvature: bool = True
+    scales_with_targets: bool = True
     torch_scale: float | None = 0.5
 
     def value_on(self, bk, z, y):

@@ -52,6 +52,7 @@ from convexnn.solvers.gap import (
 )
 from convexnn.solvers.operators import MaskedDesign
 from convexnn.solvers.protocol import Decline, Solver, registered_solvers, warm_weights
+from convexnn.solvers.scaling import program_scaling
 
 __all__ = ["GatedFirstOrder", "ReluActiveSet", "SCREEN_TOL", "SCREEN_MAX_ITER", "GATED_POLISH_TOL",
            "AUTO_DENSE_SUPPORT"]
@@ -204,8 +205,8 @@ SMALL_SCREEN_WORK = 2e5
 ONE_THREAD_WORK = 5e7
 
 
-def _relu_active_set(f: Formulation, op: MaskedDesign, loss: Any, yb: Any, y: np.ndarray, lam: float,
-                     V0: np.ndarray | None, W0: np.ndarray | None, *, tol: float, viol_tol: float,
+def _relu_active_set(Xa: np.ndarray, masks: np.ndarray, op: MaskedDesign, loss: Any, yb: Any, y: np.ndarray,
+                     lam: float, V0: np.ndarray | None, W0: np.ndarray | None, *, tol: float, viol_tol: float,
                      t0: float, reporter: Reporter, lmax: float, auto: bool = False) -> ActiveSetResult:
     r"""C-ReLU by the active-set polish (:mod:`convexnn.solvers.active_set`).
 
@@ -233,8 +234,6 @@ def _relu_active_set(f: Formulation, op: MaskedDesign, loss: Any, yb: Any, y: np
             raise Decline(f"the C-GReLU screening support holds {frac:.0%} of the patterns "
                           f"(> {AUTO_DENSE_SUPPORT:.0%}): dense C-ReLU support")
         v_screen = -np.asarray(bk.to_numpy(loss.grad_on(bk, op.fit(g.U), yb)), dtype=np.float64)
-    Xa = np.asarray(f.Xa, dtype=np.float64)
-    masks = np.asarray(f.patterns.masks, dtype=bool)
 
     def report(it: int, obj: float, gap: float, viol: float, extra: str) -> None:
         reporter.update(it, obj, gap, viol, extra=extra)
@@ -250,8 +249,8 @@ def _relu_active_set(f: Formulation, op: MaskedDesign, loss: Any, yb: Any, y: np
 GATED_POLISH_TOL = 2e-3
 
 
-def _gated_polished(f: Formulation, op: MaskedDesign, loss: Any, yb: Any, y: np.ndarray, lam: float,
-                    U0: Any, *, tol: float, max_iter: int, t0: float, reporter: Reporter,
+def _gated_polished(Xa: np.ndarray, masks: np.ndarray, op: MaskedDesign, loss: Any, yb: Any, y: np.ndarray,
+                    lam: float, U0: Any, *, tol: float, max_iter: int, t0: float, reporter: Reporter,
                     lmax: float) -> dict[str, Any]:
     r"""C-GReLU by R-FISTA to a loose gap, then the Newton polish on the support
     (:mod:`convexnn.solvers.gated_active_set`, CPU / numpy / float64) with column generation
@@ -282,10 +281,9 @@ def _gated_polished(f: Formulation, op: MaskedDesign, loss: Any, yb: Any, y: np.
     U, iters, history = r.U, r.iterations, list(r.history)
     converged, extra_ws, rounds, step = r.converged, r.working_set, r.outer, r.step
     if (r.converged or r.reason == "handover") and r.gap.rel_gap > tol:
-        pol = solve_gated_active_set(np.asarray(f.Xa, dtype=np.float64), np.asarray(f.patterns.masks, dtype=bool),
-                                     # half of tol: the final float64 certificate (same formula,
-                                     # other rounding) then lands below tol as well
-                                     y, lam, loss, bk.to_numpy(r.U), tol=0.5 * tol, t0=t0,
+        # half of tol: the final float64 certificate (same formula, other rounding) then lands
+        # below tol as well
+        pol = solve_gated_active_set(Xa, masks, y, lam, loss, bk.to_numpy(r.U), tol=0.5 * tol, t0=t0,
                                      iterations0=r.iterations, max_iterations=max_iter - r.iterations)
         history += pol.history
         iters += pol.newton_iterations
@@ -362,6 +360,12 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
     n, d = Xa.shape
     P = masks.shape[1]
     warm = warm_weights(warm_start, keys, (P, d) if outputs == 1 else (P, d, outputs))
+    # the solvers run on the exactly rescaled program (data and targets of unit size, scaling.py);
+    # the weights come back to the given units before the final certificate
+    sc = program_scaling(Xa, Y, loss)
+    Xs, Ys, lam_s = sc.Xa(Xa), sc.y(Y), sc.lam(lam)
+    if warm is not None:
+        warm = {key: sc.weights_in(w) for key, w in warm.items()}
     tol_eff = max(tol, 50.0 * bk.eps)
     vtol = max(min(tol, 1e-8) if viol_tol is None else float(viol_tol), 50.0 * bk.eps)
     if tol_eff > tol or (viol_tol is not None and vtol > float(viol_tol)):
@@ -373,11 +377,15 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
                       PrecisionWarning, stacklevel=_USER_FRAME)
     if max_iter is None:
         max_iter = 50000 if relu else 20000
-    op = MaskedDesign(Xa, _design_masks(f, masks, bk), bk)
+    op = MaskedDesign(Xs, _design_masks(f, masks, bk), bk)
     multipliers = None
     if relu and isinstance(warm_start, ConvexSolution):
         multipliers = warm_start.info.get("multipliers")
-    reporter = Reporter(verbose=verbose, progress=progress, total=max_iter)
+        if multipliers is not None:
+            multipliers = ([None if m is None else sc.in_target_units(m) for m in multipliers]
+                           if isinstance(multipliers, list) else sc.in_target_units(multipliers))
+    reporter = Reporter(verbose=verbose, progress=progress, total=max_iter,
+                        objective_scale=sc.objective_out(1.0))
     results: list[dict[str, Any]] = []
     # max_iter is the budget of the whole solve (all outputs together), not of each output
     threads = contextlib.ExitStack()
@@ -388,14 +396,14 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
             # an equal share of what is left (unused shares of earlier outputs carry over)
             used = int(sum(r["iterations"] for r in results))
             budget = max(0, (max_iter - used) // (outputs - k))
-            y_k = Y if outputs == 1 else Y[:, k]
+            y_k = Ys if outputs == 1 else Ys[:, k]
             yb = bk.asarray(y_k)
             lmax = lam_max_op(op, loss, yb, pen)
 
             def col(a: np.ndarray) -> np.ndarray:
                 return a if outputs == 1 else a[..., k]
 
-            if lam >= lmax:
+            if lam_s >= lmax:
                 # zero is optimal: its certified gap is 0 with the dual point grad f(0)
                 zero = bk.zeros((P, d))
                 res = {"weights": {key: zero for key in keys}, "converged": True, "iterations": 0,
@@ -406,11 +414,11 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
             if not relu:
                 U0 = None if warm is None else bk.asarray(col(warm["U"]))
                 if polish and no_polish is None:
-                    results.append(_gated_polished(f, op, loss, yb, np.asarray(y_k, dtype=np.float64), lam,
-                                                   U0, tol=tol_eff, max_iter=budget, t0=t0,
+                    results.append(_gated_polished(Xs, masks, op, loss, yb, np.asarray(y_k, dtype=np.float64),
+                                                   lam_s, U0, tol=tol_eff, max_iter=budget, t0=t0,
                                                    reporter=reporter, lmax=lmax))
                     continue
-                r = solve_gated(op, loss, yb, lam, U0=U0, tol=tol_eff, max_iter=budget, reporter=reporter,
+                r = solve_gated(op, loss, yb, lam_s, U0=U0, tol=tol_eff, max_iter=budget, reporter=reporter,
                                 penalty=pen)
                 extra = {"working_set": r.working_set, "rounds": r.outer, "step": r.step}
                 if polish:  # asked for, but not for this penalty
@@ -424,7 +432,7 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
                 polished = None
                 if polish and no_polish is None:
                     polished = _relu_active_set(
-                        f, op, loss, yb, np.asarray(y_k, dtype=np.float64), lam,
+                        Xs, masks, op, loss, yb, np.asarray(y_k, dtype=np.float64), lam_s,
                         None if warm is None else col(warm["V"]), None if warm is None else col(warm["W"]),
                         tol=tol_eff, viol_tol=vtol, t0=t0, reporter=reporter, lmax=lmax,
                         auto=auto and outputs == 1)
@@ -441,7 +449,7 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
                     if tuple(m.shape) == (n, 2 * P):
                         G0 = bk.asarray(m)
                 spent = polished.iterations if polished is not None else 0
-                r = solve_relu(op, loss, yb, lam, V0=V0, W0=W0, Gam0=G0, tol=tol_eff, viol_tol=vtol,
+                r = solve_relu(op, loss, yb, lam_s, V0=V0, W0=W0, Gam0=G0, tol=tol_eff, viol_tol=vtol,
                                max_iter=max(budget - spent, 0), reporter=reporter, penalty=pen)
                 extra = {"multipliers": r.Gam, "delta": r.delta, "outer": r.outer, "step": r.step}
                 if polish and no_polish is not None:  # asked for, but not for this penalty
@@ -459,40 +467,47 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
     finally:
         threads.close()
         reporter.close()
-    # final certificate, always in float64 on the same device
+    # final certificate, always in float64 on the same device, of the rescaled program (the one the
+    # solvers saw; its certificate is the given program's in other units, see scaling.py)
     bk64 = bk if bk.dtype_name == "float64" else bk.with_dtype("float64")
-    op64 = op if bk64 is bk else MaskedDesign(Xa, masks, bk64)
+    op64 = op if bk64 is bk else MaskedDesign(Xs, masks, bk64)
     weights: dict[str, np.ndarray] = {}
     primal = dual = gap_abs = 0.0
     viol_abs = viol_rel = 0.0
     for k, res in enumerate(results):
-        y64 = bk64.asarray(Y if outputs == 1 else Y[:, k])
+        y64 = bk64.asarray(Ys if outputs == 1 else Ys[:, k])
         w64 = {key: bk64.asarray(res["weights"][key]) for key in keys}
         if relu:
             Gam = res["extra"].get("multipliers")
             Gam64 = bk64.zeros((n, 2 * P)) if Gam is None else bk64.asarray(Gam)
             fit = op64.fit(w64["V"] - w64["W"])
-            g = relu_gap(op64, loss, y64, lam, w64["V"], w64["W"], fit, Gam64[:, :P], Gam64[:, P:], pen)
+            g = relu_gap(op64, loss, y64, lam_s, w64["V"], w64["W"], fit, Gam64[:, :P], Gam64[:, P:], pen)
             if polish and pen is None and not res["extra"].get("zero_solution"):
                 # the global cone-aware certificate (NNLS multipliers, active_set.certify_relu) is
                 # valid as well; report the better of the two lower bounds
                 cert = res.get("certificate") or certify_relu(
-                    Xa, masks, np.asarray(Y if outputs == 1 else Y[:, k], dtype=np.float64), lam,
+                    Xs, masks, np.asarray(Ys if outputs == 1 else Ys[:, k], dtype=np.float64), lam_s,
                     loss, bk64.to_numpy(w64["V"]), bk64.to_numpy(w64["W"]))
                 if cert.dual > g.dual:
                     g = GapResult(cert.primal, cert.dual, cert.gap, cert.rel_gap, cert.scale, None,
                                   bk64.asarray(cert.dual_point))
             va, vr = relu_violation(op64, w64["V"], w64["W"])
-            viol_abs, viol_rel = max(viol_abs, va), max(viol_rel, vr)
+            viol_abs, viol_rel = max(viol_abs, sc.out_target_units(va)), max(viol_rel, vr)
         else:
-            g = gated_gap(op64, loss, y64, lam, w64["U"], op64.fit(w64["U"]), pen)
+            g = gated_gap(op64, loss, y64, lam_s, w64["U"], op64.fit(w64["U"]), pen)
+        # back to the given units: F = b^2 F', v = b v', u = (b/a) u' (exact: powers of two)
+        g = sc.gap_out(g)
         primal += g.primal
         dual += g.dual
         gap_abs += g.gap
         res["rel_gap"] = g.rel_gap
         res["dual_point"] = bk64.to_numpy(g.dual_point)
+        res["lam_max"] = sc.lam_back(res["lam_max"])
+        res["history"] = sc.history_out(res["history"])
+        if res["extra"].get("multipliers") is not None:
+            res["extra"]["multipliers"] = sc.out_target_units(res["extra"]["multipliers"])
         for key in keys:
-            arr = bk64.to_numpy(w64[key])
+            arr = sc.weights_out(bk64.to_numpy(w64[key]))
             weights.setdefault(key, []).append(arr)  # type: ignore[arg-type]
     weights = {key: (v[0] if outputs == 1 else np.stack(v, axis=-1)) for key, v in weights.items()}
     rel_gap = relative_gap(primal, dual)

@@ -91,6 +91,8 @@ class Reporter:
     verbose: bool = False
     progress: bool = False
     total: int | None = None
+    #: multiplies the reported objective (a solver on a rescaled program reports in the given units)
+    objective_scale: float = 1.0
     _bar: Any = None
 
     def __post_init__(self) -> None:
@@ -103,6 +105,7 @@ class Reporter:
                 self._bar = None
 
     def update(self, it: int, primal: float, rel_gap: float, viol: float | None = None, extra: str = "") -> None:
+        primal = primal * self.objective_scale
         msg = f"iter {it:6d}  objective {primal:.10g}  rel_gap {rel_gap:.3e}"
         if viol is not None:
             msg += f"  violation {viol:.2e}"

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import time
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -60,6 +60,7 @@ from convexnn.solvers.gated_active_set import (
 )
 from convexnn.solvers.operators import MaskedDesign
 from convexnn.solvers.protocol import Solver, warm_weights
+from convexnn.solvers.scaling import program_scaling
 
 __all__ = ["GatedIPMResult", "GatedBlockIPM", "solve_gated_ipm", "ipm_iteration_flops", "estimate_ipm_seconds",
            "estimate_fista_seconds", "MAX_VARS"]
@@ -474,7 +475,12 @@ class GatedBlockIPM(Solver):
             g = gated_gap(op, L, bk.asarray(y), lam, U, op.fit(U))
             r = GatedIPMResult(U, g, True, "certified", 0, 0, 0, 0, 0, [])
         else:
-            r = solve_gated_ipm(Xa, M, y, lam, L, tol=tol_eff, U0=U0, t0=t0)
+            # on the exactly rescaled program (data and targets of unit size: convexnn/solvers/scaling.py);
+            # its certificate is the given program's in other units
+            sc = program_scaling(Xa, y, L)
+            r = solve_gated_ipm(sc.Xa(Xa), M, sc.y(y), sc.lam(lam), L, tol=tol_eff,
+                                U0=None if U0 is None else sc.weights_in(U0), t0=t0)
+            r = replace(r, U=sc.weights_out(r.U), gap=sc.gap_out(r.gap), history=sc.history_out(r.history))
         g = r.gap
         status = "optimal" if r.converged else "not_converged"
         info = {"method": self.name, "gap": g.rel_gap, "gap_abs": g.gap, "dual_value": g.dual, "violation": 0.0,
