@@ -622,6 +622,7 @@ def solve_relu_active_set(
     restricted: str = "ipm",
     warm_starts: bool = True,
     deadline: float | None = None,
+    max_iterations: int | None = None,
     eps_loose: float = 3e-2,
     loose_above: float = 0.05,
     loose_flops: float = 3e7,
@@ -714,6 +715,10 @@ def solve_relu_active_set(
         A ``time.perf_counter()`` value: no restricted solve starts after it (the first always
         runs); the loop then stops with ``reason="time_limit"`` and the last restricted solution,
         certified over all patterns as in every round.
+    max_iterations : int, optional
+        Iteration budget of the whole polish, ``iterations0`` included: no restricted solve starts
+        once it is spent (reason ``"max_iter"``; a solve in progress finishes, its interior point
+        takes at most 150 iterations).
     eps_loose, loose_above, loose_flops : float
         **Loose rounds.** While the certified relative gap of the last round is above
         ``loose_above`` (or before the first round, or while its point violates the cones by more
@@ -762,7 +767,7 @@ def solve_relu_active_set(
         ``converged`` is True when the certified relative gap is ``<= tol`` and the relative
         violation ``<= viol_tol``; otherwise ``reason`` says why the loop stopped
         (``"no_violated_block"``: the restricted solve's accuracy limits the gap;
-        ``"max_rounds"``; ``"too_many_blocks"``; ``"solver_error"``; ``"time_limit"``).
+        ``"max_rounds"``; ``"too_many_blocks"``; ``"solver_error"``; ``"time_limit"``; ``"max_iter"``).
     """
     t0 = time.perf_counter() if t0 is None else t0
     Xa = np.asarray(Xa, dtype=np.float64)
@@ -839,6 +844,9 @@ def solve_relu_active_set(
     while rounds < max_rounds:
         if rounds and deadline is not None and time.perf_counter() >= deadline:
             reason = "time_limit"
+            break
+        if max_iterations is not None and iters >= max_iterations:
+            reason = "max_iter"
             break
         rounds += 1
         # far from the certificate (the working set will change again; the gap of a point that

@@ -118,7 +118,8 @@ def solve(
         Iteration budget of the whole solve (default 20000 for C-GReLU, 50000 for C-ReLU): all
         iterations count (R-FISTA, Newton, the restricted interior-point solves of the C-ReLU polish,
         augmented-Lagrangian inner iterations), and vector outputs share it (each output gets an
-        equal share of what is left).
+        equal share of what is left). The C-ReLU polish checks it before each restricted solve: a
+        solve in progress finishes (at most 150 interior-point iterations) and counts.
     warm_start : ConvexSolution or dict, optional
         Weights to start from (``{"U"}`` or ``{"V", "W"}``), e.g. the solution at a nearby
         ``lam``; a C-ReLU solution from this solver also warm-starts the multipliers.

@@ -207,7 +207,8 @@ ONE_THREAD_WORK = 5e7
 
 def _relu_active_set(Xa: np.ndarray, masks: np.ndarray, op: MaskedDesign, loss: Any, yb: Any, y: np.ndarray,
                      lam: float, V0: np.ndarray | None, W0: np.ndarray | None, *, tol: float, viol_tol: float,
-                     t0: float, reporter: Reporter, lmax: float, auto: bool = False) -> ActiveSetResult:
+                     t0: float, reporter: Reporter, lmax: float, max_iter: int,
+                     auto: bool = False) -> ActiveSetResult:
     r"""C-ReLU by the active-set polish (:mod:`convexnn.solvers.active_set`).
 
     Screening (cold start): the C-GReLU program with the same patterns is solved by R-FISTA on
@@ -227,7 +228,7 @@ def _relu_active_set(Xa: np.ndarray, masks: np.ndarray, op: MaskedDesign, loss: 
         # (on one BLAS thread when the data is small: _solve_first_order runs every solve so)
         small = float(op.n) * op.d * op.P <= SMALL_SCREEN_WORK
         g = solve_gated(op, loss, yb, lam, tol=max(tol, SCREEN_TOL),
-                        max_iter=SCREEN_MAX_ITER_SMALL if small else SCREEN_MAX_ITER)
+                        max_iter=min(SCREEN_MAX_ITER_SMALL if small else SCREEN_MAX_ITER, max_iter))
         iters0 = g.iterations
         frac = float(np.mean(bk.to_numpy(bk.row_norms(g.U)) > 0)) if op.P else 0.0
         if auto and frac > AUTO_DENSE_SUPPORT:
@@ -241,7 +242,8 @@ def _relu_active_set(Xa: np.ndarray, masks: np.ndarray, op: MaskedDesign, loss: 
     # an R-FISTA iteration: one forward and one adjoint pass over the data and masks, 2 n d' P flops each
     return solve_relu_active_set(Xa, masks, y, lam, loss, v_screen=v_screen, V0=V0, W0=W0,
                                  tol=tol, viol_tol=viol_tol, iterations0=iters0, t0=t0, report=report,
-                                 flops0=4.0 * iters0 * op.n * op.d * op.P, start_full=full)
+                                 flops0=4.0 * iters0 * op.n * op.d * op.P, start_full=full,
+                                 max_iterations=max_iter)
 
 
 #: C-GReLU polish: relative certified gap at which R-FISTA hands over to the Newton polish (on the
@@ -434,9 +436,9 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
                     polished = _relu_active_set(
                         Xs, masks, op, loss, yb, np.asarray(y_k, dtype=np.float64), lam_s,
                         None if warm is None else col(warm["V"]), None if warm is None else col(warm["W"]),
-                        tol=tol_eff, viol_tol=vtol, t0=t0, reporter=reporter, lmax=lmax,
+                        tol=tol_eff, viol_tol=vtol, t0=t0, reporter=reporter, lmax=lmax, max_iter=budget,
                         auto=auto and outputs == 1)
-                    if polished.converged or polished.reason == "no_violated_block":
+                    if polished.converged or polished.reason in ("no_violated_block", "max_iter"):
                         results.append({**_polish_record(polished, lmax), "budget": budget})
                         continue
                     # the polish could not finish (solver failure, round or block budget): the AL

@@ -458,3 +458,29 @@ def test_dense_small_programs_start_from_the_full_program():
     assert sol.value - ref <= sol.info["gap_abs"] + 1e-9 * abs(ref)
     direct = solve_relu_active_set(Xa, masks, y, lam, L, tol=1e-7, start_full=True)
     assert direct.history[0]["working_set"] == 2 * P and direct.converged
+
+
+@pytest.mark.parametrize("budget", [0, 1, 5, 60])
+def test_the_iteration_budget_bounds_the_polish(budget):
+    # a program with screening (moderate lam): the screening's iterations count, and no restricted
+    # solve starts once the budget is spent
+    f = _relu(3, n=60, P=16, lam=0.5)
+    with pytest.warns(cx.ConvergenceWarning, match=rf"iteration budget \(max_iter\) spent.*max_iter={budget}\b"):
+        sol = cx.solve(f, method="first_order", tol=1e-8, max_iter=budget)
+    assert sol.status == "max_iter" and sol.iterations <= budget
+    assert "iteration budget" in sol.info["stop_reason"]
+    # whatever point it returns, its certified gap bounds its suboptimality
+    ref = _tight(f)
+    assert sol.value - ref <= sol.info["gap_abs"] + 1e-9 * abs(ref)
+
+
+def test_a_restricted_solve_in_progress_finishes_and_counts():
+    # a small program with a dense support starts from the full program without screening: the
+    # first restricted solve runs whatever the budget above zero, and its iterations are reported
+    f = _relu(3, n=60, P=16, lam=0.005)
+    with pytest.warns(cx.ConvergenceWarning, match="max_iter=0"):
+        none = cx.solve(f, method="first_order", tol=1e-8, max_iter=0)
+    assert none.status == "max_iter" and none.iterations == 0
+    one = cx.solve(f, method="first_order", tol=1e-8, max_iter=1)
+    assert one.status == "optimal" and 1 < one.iterations <= 1 + 150
+    assert one.value == pytest.approx(_tight(f), rel=1e-6)
