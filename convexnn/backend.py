@@ -75,6 +75,8 @@ class Backend:
         self.device = device
         self.dtype_name = _dtype_name(dtype)
         self.eps = float(np.finfo(self.dtype_name).eps)
+        #: the smallest positive normal number of the dtype (a floor that does not underflow)
+        self.tiny = float(np.finfo(self.dtype_name).tiny)
         if lib == "torch":
             import torch
 

@@ -294,11 +294,13 @@ def _gated_polished(Xa: np.ndarray, masks: np.ndarray, op: MaskedDesign, loss: A
                 "certified_gap": pol.rel_gap, "fallback_fista": not pol.converged, "cycling": pol.cycling}
         for h in pol.history:
             reporter.update(int(h["iter"]), h["objective"], h["rel_gap"], extra="newton polish")
+        # the polish's point stays in float64 (rounded to a float32 backend it would lose its
+        # certificate); the final certificate is computed in float64 anyway
         if pol.converged:
-            U = bk.asarray(pol.U)
+            U = pol.U
             stop = "certified"
         elif pol.reason == "max_iter":  # the budget is spent: the better of the two points
-            U = bk.asarray(pol.U) if pol.rel_gap < r.gap.rel_gap else r.U
+            U = pol.U if pol.rel_gap < r.gap.rel_gap else r.U
             converged, stop = False, "max_iter"
             info["fallback_fista"] = False
         else:
@@ -521,6 +523,10 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
     converged = all(done) and (not relu or viol_rel <= vtol)
     reasons = ["certified" if ok else _REASONS.get(r.get("reason", "max_iter"), r.get("reason", "max_iter"))
                for ok, r in zip(done, results)]
+    # a solver that stopped on its own certificate whose final float64 one is above tol (rounding)
+    reasons = [f"the final float64 certificate {r.get('rel_gap', float('nan')):.2e} is above tol (the solver's "
+               "own was below it)" if (x == "certified" and not ok) else x
+               for x, ok, r in zip(reasons, done, results)]
     if relu and not converged and all(done):
         reasons = [f"relative cone violation {viol_rel:.2e} above viol_tol {vtol:.1e}"]
     budget_spent = any(_REASONS["max_iter"] in x for x in reasons)

@@ -80,7 +80,7 @@ class SmoothComposite(Protocol):
 def group_soft_threshold(bk: Backend, V: Any, tau: float) -> Any:
     r"""Proximal operator of :math:`\tau\sum_i\|v_i\|_2` (rows of ``V`` are the groups)."""
     nrm = bk.row_norms(V)
-    factor = bk.maximum(1.0 - tau / bk.maximum(nrm, 1e-300), 0.0)
+    factor = bk.maximum(1.0 - tau / bk.maximum(nrm, bk.tiny), 0.0)
     return V * factor[:, None]
 
 

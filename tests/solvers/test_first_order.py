@@ -319,3 +319,21 @@ def test_verbose_and_progress_report_objective_gap_violation(capsys):
     out = capsys.readouterr().out
     assert "objective" in out and "rel_gap" in out and "violation" in out
     assert sol.info["history"] and {"objective", "rel_gap", "violation"} <= set(sol.info["history"][-1])
+
+
+def test_float32_gated_solve_keeps_the_float64_polish_point_and_warns_only_about_precision():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30, 3))
+    y = rng.standard_normal(30)
+    pat = cx.Patterns.from_gates(X, rng.standard_normal((4, 20)), bias=True)
+    f = cx.c_grelu(X, y, pat, 0.05)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sol = cx.solve(f, method="first_order", dtype="float32")
+    # only the tolerance floor of float32 is reported (no divide-by-zero from the prox, no
+    # ConvergenceWarning: the float64 Newton point is kept, not rounded to float32)
+    assert [c.category for c in caught] == [cx.PrecisionWarning]
+    assert sol.status == "optimal" and sol.info["stop_reason"] == "certified"
+    assert sol.info["gap"] <= 6e-6
+    ref = cx.solve(f, method="first_order")
+    assert sol.value == pytest.approx(ref.value, rel=1e-6)
