@@ -370,3 +370,41 @@ def test_fista_without_a_known_step_estimates_one():
     assert a.converged and b.converged and a.gap.primal == pytest.approx(b.gap.primal, rel=1e-8)
     with pytest.raises(ValueError, match="positive first step"):
         accelerated_prox_grad(get_backend(), None, lam, np.zeros((2, 2)), 0.0, max_iter=1)
+
+
+def _one_dimensional_two_outputs():
+    rng = np.random.default_rng(9)
+    n = 178
+    X = rng.standard_normal((n, 1))
+    Y = np.maximum(X @ rng.standard_normal((1, 2)), 0) + 0.1 * rng.standard_normal((n, 2))
+    pat = cx.sample_patterns(X, 118, seed=9, bias=True)
+    Xa = np.hstack([X, np.ones((n, 1))])
+    lam = 1.14e-5 * max(cx.solvers.lam_max(Xa, pat.masks, Y[:, k], "squared") for k in range(2))
+    return cx.c_grelu(X, Y, pat, lam)
+
+
+def test_rounds_without_gap_progress_count_as_cycling():
+    # one-dimensional data, lam ~ 1e-5 lam_max: the Newton rounds grow the support by a few groups
+    # every other round at a certified gap of 0.99; after _FLAT_ROUNDS rounds without a 10% smaller
+    # gap the block interior point takes over and certifies both outputs
+    f = _one_dimensional_two_outputs()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sol = cx.solve(f, method="first_order", tol=1e-8)
+    assert sol.status == "optimal" and sol.info["gap"] <= 1e-8
+    assert any(p["cycling"] for p in sol.info["polish"])
+    ref = _tight(f)
+    assert sol.value == pytest.approx(ref, rel=1e-7)
+    # the same value as the outputs solved one by one (the program is separable across outputs)
+    cols = [cx.solve(cx.c_grelu(f.X, f.y[:, k], f.patterns, f.lam_value), tol=1e-8).value for k in range(2)]
+    assert sol.value == pytest.approx(sum(cols), rel=1e-9)
+
+
+def test_without_the_flat_rule_the_one_dimensional_rounds_do_not_converge(monkeypatch):
+    import convexnn.solvers.gated_active_set as gas
+
+    monkeypatch.setattr(gas, "_FLAT_ROUNDS", 10 ** 6)
+    f = _one_dimensional_two_outputs()
+    with pytest.warns(cx.ConvergenceWarning, match="max_rounds"):
+        sol = cx.solve(f, method="first_order", tol=1e-8)
+    assert sol.status == "max_iter"
