@@ -90,8 +90,8 @@ def test_sparse_group_relu_program_runs_the_augmented_lagrangian_without_the_pol
     f = cx.c_relu(X, y, pat, 0.1, penalty="sparse_group", l1_ratio=0.3)
     r = _reasons(f)
     assert r["relu_active_set"] is None and r["interior_point"] is None
-    sol = cx.solve(f, tol=1e-8)
-    assert sol.info["auto_solver"] == "relu_active_set" and sol.solver == "al"
+    sol = cx.solve(f, method="first_order", tol=1e-8)
+    assert sol.solver == "al"
     assert sol.info["polish"]["used"] is False and "group lasso only" in sol.info["polish"]["reason"]
     ip = f.solve("CLARABEL", tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10).value
     assert sol.status == "optimal" and sol.value == pytest.approx(ip, rel=1e-6)
@@ -101,12 +101,41 @@ def test_sparse_group_gated_program_runs_r_fista_without_the_newton_polish():
     X, y, pat = _data(10)
     f = cx.c_grelu(X, y, pat, 0.05, penalty="sparse_group", l1_ratio=0.4)
     assert _reasons(f)["gated_fista"] is None
-    sol = cx.solve(f, tol=1e-9)
-    assert sol.info["auto_solver"] == "gated_fista" and sol.status == "optimal" and sol.info["gap"] <= 1e-9
+    sol = cx.solve(f, method="first_order", tol=1e-9)
+    assert sol.status == "optimal" and sol.info["gap"] <= 1e-9
     assert sol.info["polish"]["used"] is False and "Newton polish" in sol.info["polish"]["reason"]
     assert sol.value == pytest.approx(f.objective(sol.weights), rel=1e-12)
     ref = _clarabel(f)
     assert abs(sol.value - ref) <= 1e-6 * abs(ref)
+
+
+@pytest.mark.parametrize("kind", ["c_grelu", "c_relu"])
+def test_auto_sends_a_penalty_without_polish_to_the_interior_point_when_it_is_small(kind, monkeypatch):
+    import convexnn.solvers.first_order as first_order
+    from convexnn.solvers.gated_ipm import program_lam_ratio
+
+    X, y, pat = _data(10)
+    build = getattr(cx, kind)
+    ratio = program_lam_ratio(build(X, y, pat, 1.0, penalty="sparse_group", l1_ratio=0.4))
+    small = 1.0 * ratio / (10 * first_order.AUTO_UNPOLISHED_GATED_RATIO)  # lam_max / lam = 10x the rule
+    f = build(X, y, pat, small, penalty="sparse_group", l1_ratio=0.4)
+    sol = cx.solve(f)
+    assert sol.info["auto_solver"] == "interior_point" and sol.info["method"] == "interior"
+    assert "'sparse_group' penalty has no polish" in sol.info["auto_reason"]
+    assert sol.value == pytest.approx(_clarabel(f), rel=1e-6)
+    # at a moderate lam R-FISTA alone keeps the gated program; the augmented Lagrangian does not
+    moderate = build(X, y, pat, 1.0 * ratio / 10, penalty="sparse_group", l1_ratio=0.4)
+    expect = "interior" if kind == "c_relu" else "first_order"
+    assert cx.solve(moderate, tol=1e-8).info["method"] == expect
+    # above the interior point's time budget the first-order path keeps it
+    monkeypatch.setattr(first_order, "AUTO_UNPOLISHED_INTERIOR_SECONDS", 0.0)
+    with pytest.warns(cx.ConvergenceWarning, match="max_iter"):
+        sol = cx.solve(f, tol=1e-8, max_iter=200)
+    assert sol.info["method"] == "first_order" and sol.info["polish"]["used"] is False
+    monkeypatch.undo()
+    # the group lasso keeps its structured paths (first order or the block interior point)
+    g = build(X, y, pat, small)
+    assert cx.solve(g, tol=1e-8).info["method"] in {"first_order", "gated_ipm"}
 
 
 def test_unpickled_formulation_goes_first_order():
