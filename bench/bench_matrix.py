@@ -5,6 +5,14 @@ One command::
 
     .venv/bin/python bench/bench_matrix.py            # writes bench/RESULTS_matrix.md (~15 min)
 
+adelie and skglm pin ``numpy<2``; they are imported in this process, so the run with the peers
+uses their virtual environment (convexnn is imported from the repository)::
+
+    bash bench/peers/setup_peers.sh                   # creates .venv-peers (once)
+    .venv-peers/bin/python bench/bench_matrix.py
+
+Without them the peers' columns say that the module is missing.
+
 Every cell uses the same data, sampled patterns (``P`` Gaussian gates, bias on), ``lam`` (a
 fraction of :func:`convexnn.solvers.lam_max`) and objective ``loss + lam * sum ||u_i||`` for every
 solver. Per cell and program (C-GReLU, C-ReLU):
@@ -350,8 +358,9 @@ def f3(v, spec=".3g"):
 def write(rows: list[dict], out: Path, meta: dict) -> None:
     L = ["# Benchmark matrix: first-order solvers vs CVXPY+Clarabel, adelie, skglm", "",
          "Command:", "", "```", meta["command"], "```", "",
-         f"Machine: {meta['machine']}; {meta['date']}; total {meta['total']:.0f} s. The 2 cores were **shared with "
-         f"other sessions** running tests while this ran (load average at start {meta['load']}): times are noisy. "
+         f"Machine: {meta['machine']}; {meta['date']}; total {meta['total']:.0f} s; numpy {np.__version__}, "
+         f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset (all cores)')}; load average at start "
+         f"{meta['load']} (other processes on the machine make times noisy). "
          f"Measured dense GEMM rate (numpy, 4000x200x50): {meta['gemm'] / 1e9:.1f} GFlop/s. No GPU in this session.", "",
          "Reference: tight Clarabel (tolerances 1e-9, time limit "
          f"{meta['cap']:.0f} s per solve); where it hit the limit or failed, convexnn's certified lower bound. "

@@ -21,6 +21,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+#: the matrix imports its peers (adelie, skglm; numpy<2) in process: it runs in their venv when present
+PEERS_PY = HERE.parent / ".venv-peers" / "bin" / "python"
 AREAS = ["arrangements", "formulations", "certify", "solvers", "matrix", "degenerate", "deep", "bab", "distributed", "scale"]
 
 
@@ -40,7 +42,8 @@ def main(argv: list[str]) -> int:
         env = dict(os.environ)
         if area in ("solvers", "matrix"):  # as recorded in RESULTS_<area>.md: single-threaded BLAS
             env.setdefault("OPENBLAS_NUM_THREADS", "1")
-        rc = subprocess.call([sys.executable, str(script)], cwd=HERE.parent, env=env)
+        python = str(PEERS_PY) if area == "matrix" and PEERS_PY.exists() else sys.executable
+        rc = subprocess.call([python, str(script)], cwd=HERE.parent, env=env)
         if rc != 0:
             failed.append(area)
     assemble()
