@@ -139,6 +139,23 @@ AUTO_UNPOLISHED_INTERIOR_SECONDS = 60.0
 AUTO_UNPOLISHED_GATED_RATIO = 1e3
 
 
+#: a C-ReLU point whose every block output :math:`|(\tilde X v_i)_j|` is at most this many machine
+#: epsilons times :math:`n \max_j |y_j|` is rounding noise (see :func:`_rounding_noise`)
+_NOISE_EPS = 1.0
+
+
+def _rounding_noise(op: MaskedDesign, V: Any, W: Any, y: np.ndarray) -> bool:
+    r"""Whether the C-ReLU point ``(V, W)`` is nonzero but every block's output is below
+    :math:`n\,\epsilon \max_j |y_j|` (:data:`_NOISE_EPS`): a zero optimum that an interior point
+    returned as rounding noise, whose *relative* cone violation (noise over noise) means nothing."""
+    bk = op.bk
+    if op.P == 0:
+        return False
+    scale = max(float(bk.max(bk.maximum(op.cone(V), -op.cone(V)))), float(bk.max(bk.maximum(op.cone(W), -op.cone(W)))))
+    ymax = float(np.max(np.abs(y))) if y.size else 0.0
+    return 0.0 < scale <= _NOISE_EPS * op.n * np.finfo(np.float64).eps * ymax
+
+
 def _decline_unpolished(formulation: Formulation, options: dict[str, Any], *, cones: bool) -> None:
     """Under ``method="auto"``: :class:`Decline` a program without a polish (see
     :data:`AUTO_UNPOLISHED_INTERIOR_SECONDS`) in favour of the interior point."""
@@ -518,17 +535,32 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
         if relu:
             Gam = res["extra"].get("multipliers")
             Gam64 = bk64.zeros((n, 2 * P)) if Gam is None else bk64.asarray(Gam)
-            fit = op64.fit(w64["V"] - w64["W"])
-            g = relu_gap(op64, loss, y64, lam_s, w64["V"], w64["W"], fit, Gam64[:, :P], Gam64[:, P:], pen)
-            if polish and pen is None and not res["extra"].get("zero_solution"):
-                # the global cone-aware certificate (NNLS multipliers, active_set.certify_relu) is
-                # valid as well; report the better of the two lower bounds
-                cert = res.get("certificate") or certify_relu(
-                    Xs, masks, np.asarray(Ys if outputs == 1 else Ys[:, k], dtype=np.float64), lam_s,
-                    loss, bk64.to_numpy(w64["V"]), bk64.to_numpy(w64["W"]))
-                if cert.dual > g.dual:
-                    g = GapResult(cert.primal, cert.dual, cert.gap, cert.rel_gap, cert.scale, None,
-                                  bk64.asarray(cert.dual_point))
+            y_np = np.asarray(Ys if outputs == 1 else Ys[:, k], dtype=np.float64)
+
+            def relu_certificate(V: Any, W: Any, cert: Any = None) -> GapResult:
+                g = relu_gap(op64, loss, y64, lam_s, V, W, op64.fit(V - W), Gam64[:, :P], Gam64[:, P:], pen)
+                if polish and pen is None and not res["extra"].get("zero_solution"):
+                    # the global cone-aware certificate (NNLS multipliers, active_set.certify_relu)
+                    # is valid as well; report the better of the two lower bounds
+                    cert = cert or certify_relu(Xs, masks, y_np, lam_s, loss, bk64.to_numpy(V), bk64.to_numpy(W))
+                    if cert.dual > g.dual:
+                        g = GapResult(cert.primal, cert.dual, cert.gap, cert.rel_gap, cert.scale, None,
+                                      bk64.asarray(cert.dual_point))
+                return g
+
+            g = None
+            if _rounding_noise(op64, w64["V"], w64["W"], y_np):
+                # every block's output is rounding noise next to the targets (a zero optimum reached
+                # by an interior point): its relative cone violation measures that noise; the zero
+                # point is returned instead when its own certificate meets tol
+                zero = bk64.zeros(tuple(w64["V"].shape))
+                g = relu_certificate(zero, zero)
+                if g.rel_gap <= tol_eff:
+                    w64 = {"V": zero, "W": bk64.zeros(tuple(w64["W"].shape))}
+                else:
+                    g = None
+            if g is None:
+                g = relu_certificate(w64["V"], w64["W"], res.get("certificate"))
             va, vr = relu_violation(op64, w64["V"], w64["W"])
             viol_abs, viol_rel = max(viol_abs, sc.out_target_units(va)), max(viol_rel, vr)
         else:

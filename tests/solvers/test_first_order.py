@@ -337,3 +337,52 @@ def test_float32_gated_solve_keeps_the_float64_polish_point_and_warns_only_about
     assert sol.info["gap"] <= 6e-6
     ref = cx.solve(f, method="first_order")
     assert sol.value == pytest.approx(ref.value, rel=1e-6)
+
+
+def _zero_optimum_program():
+    """A C-ReLU program drawn at random whose optimum is zero below the group-lasso lam_max (0.89
+    lam_max), in raw units (features ~ 65, targets ~ 1e5): the polish's interior point ends at
+    weights ~ 4e-16."""
+    rng = np.random.default_rng(609)
+    n, d, P = int(rng.integers(30, 200)), int(rng.integers(1, 6)), int(rng.integers(5, 60))
+    rng.random()
+    X = rng.standard_normal((n, d)) * 10.0 ** rng.uniform(-5, 5)
+    y = np.maximum(X[:, 0], 0) - 0.3 * X[:, -1] + 0.2 * np.abs(X).mean() * rng.standard_normal(n)
+    y = y * 10.0 ** rng.uniform(-7, 7) / np.abs(X).mean()
+    pat = cx.Patterns.from_gates(X, rng.standard_normal((d + 1, P)), bias=True)
+    frac = 10.0 ** rng.uniform(-3, -0.5)
+    frac *= 10.0 ** rng.uniform(-1, 0.5)
+    Xa = np.hstack([X, np.ones((n, 1))])
+    return cx.c_relu(X, y, pat, frac * lam_max(Xa, pat.masks, y)), y
+
+
+def test_a_zero_optimum_reached_as_rounding_noise_is_returned_as_zero():
+    """Weights whose every output is rounding noise next to y have a meaningless relative cone
+    violation (noise over noise): the zero point is certified on its own and returned."""
+    f, y = _zero_optimum_program()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        sol = cx.solve(f, tol=1e-8)
+    assert sol.status == "optimal" and sol.info["violation"] == 0.0
+    assert not sol.weights["V"].any() and not sol.weights["W"].any()
+    assert sol.value == pytest.approx(0.5 * float(y @ y), rel=1e-15)
+    # independent: Clarabel's optimum is not below the certified lower bound
+    ref = f.solve("CLARABEL", tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12).value
+    assert sol.info["dual_value"] <= ref * (1 + 1e-9) and sol.value <= ref * (1 + 1e-9)
+
+
+def test_rounding_noise_test_only_fires_on_noise():
+    from convexnn.solvers.backend import get_backend as backend
+    from convexnn.solvers.first_order import _rounding_noise
+    from convexnn.solvers.operators import MaskedDesign
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30, 3))
+    pat = cx.Patterns.from_gates(X, rng.standard_normal((4, 6)), bias=True)
+    op = MaskedDesign(np.hstack([X, np.ones((30, 1))]), np.asarray(pat.masks, dtype=bool), backend())
+    V, W = rng.standard_normal((6, 4)), np.zeros((6, 4))
+    y = rng.standard_normal(30)
+    assert not _rounding_noise(op, V, W, y)                 # a real point
+    assert not _rounding_noise(op, 0 * V, W, y)             # exactly zero: nothing to do
+    assert _rounding_noise(op, 1e-17 * V, W, y)             # outputs ~ 1e-17 next to |y| ~ 1
+    assert not _rounding_noise(op, 1e-17 * V, W, 1e-3 * y)  # not noise next to smaller targets
