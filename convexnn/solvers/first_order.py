@@ -47,6 +47,7 @@ from convexnn.solvers.gap import (
     missing_penalty_support,
     missing_smoothness,
     relu_gap,
+    relu_output_scale,
     relu_violation,
     require_smooth,
 )
@@ -148,10 +149,7 @@ def _rounding_noise(op: MaskedDesign, V: Any, W: Any, y: np.ndarray) -> bool:
     r"""Whether the C-ReLU point ``(V, W)`` is nonzero but every block's output is below
     :math:`n\,\epsilon \max_j |y_j|` (:data:`_NOISE_EPS`): a zero optimum that an interior point
     returned as rounding noise, whose *relative* cone violation (noise over noise) means nothing."""
-    bk = op.bk
-    if op.P == 0:
-        return False
-    scale = max(float(bk.max(bk.maximum(op.cone(V), -op.cone(V)))), float(bk.max(bk.maximum(op.cone(W), -op.cone(W)))))
+    scale = relu_output_scale(op, V, W)
     ymax = float(np.max(np.abs(y))) if y.size else 0.0
     return 0.0 < scale <= _NOISE_EPS * op.n * np.finfo(np.float64).eps * ymax
 

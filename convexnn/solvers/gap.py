@@ -59,7 +59,7 @@ from convexnn.solvers.backend import get_backend
 from convexnn.solvers.operators import MaskedDesign
 
 __all__ = ["require_smooth", "missing_smoothness", "missing_penalty_support", "GapResult", "gated_gap", "relu_gap", "lam_max",
-           "lam_max_op", "relu_violation"]
+           "lam_max_op", "relu_output_scale", "relu_violation"]
 
 
 def missing_smoothness(loss: Any) -> str | None:
@@ -182,16 +182,29 @@ def relu_gap(op: MaskedDesign, loss: Loss, y: Any, lam: float, V: Any, W: Any, f
     return GapResult(primal, dual, gap, relative_gap(primal, dual), s, None, -s * theta)
 
 
+def _output_scale(bk: Any, Cv: Any, Cw: Any) -> float:
+    """:func:`relu_output_scale` of the cone products ``Cv``, ``Cw`` (:meth:`MaskedDesign.cone`)."""
+    return max(float(bk.max(bk.maximum(Cv, 0.0) + bk.maximum(-Cv, 0.0))),
+               float(bk.max(bk.maximum(Cw, 0.0) + bk.maximum(-Cw, 0.0))))
+
+
+def relu_output_scale(op: MaskedDesign, V: Any, W: Any) -> float:
+    r"""Largest block output of ``(V, W)``: :math:`\max_{i,j}|(\tilde X v_i)_j|, |(\tilde X w_i)_j|`
+    (the denominator of the relative cone violation, :func:`relu_violation`)."""
+    if op.P == 0:
+        return 0.0
+    return _output_scale(op.bk, op.cone(V), op.cone(W))
+
+
 def relu_violation(op: MaskedDesign, V: Any, W: Any) -> tuple[float, float]:
     r"""Cone violation of ``(V, W)``: absolute :math:`\max_{i,j}(-G_i v_i)_j^+` (and for ``w``) and
-    relative (divided by :math:`\max_{i,j}|(\tilde X v_i)_j|, |(\tilde X w_i)_j|`)."""
+    relative (divided by :func:`relu_output_scale`)."""
     bk = op.bk
     if op.P == 0:
         return 0.0, 0.0
     Cv, Cw = op.cone(V), op.cone(W)
     viol = max(float(bk.max(bk.maximum(-Cv, 0.0))), float(bk.max(bk.maximum(-Cw, 0.0))))
-    scale = max(float(bk.max(bk.maximum(Cv, 0.0) + bk.maximum(-Cv, 0.0))),
-                float(bk.max(bk.maximum(Cw, 0.0) + bk.maximum(-Cw, 0.0))))
+    scale = _output_scale(bk, Cv, Cw)
     return viol, (viol / scale if scale > 0 else 0.0)
 
 
