@@ -66,8 +66,11 @@ class HuberLoss(Loss):
             raise InputError(f"HuberLoss needs a finite delta > 0; got {self.delta!r}.")
 
     def _h(self, bk, r):
+        # 0.5 m^2 + delta (|r| - m) with m = min(|r|, delta): the two branches without squaring a
+        # residual of the linear part (no overflow for |r| above 1e154)
         a = bk.abs(r)
-        return bk.where(a <= self.delta, 0.5 * r * r, self.delta * (a - 0.5 * self.delta))
+        m = bk.minimum(a, self.delta)
+        return 0.5 * m * m + self.delta * (a - m)
 
     def value_on(self, bk, z, y):
         return bk.sum(self._h(bk, z - y))

@@ -642,14 +642,16 @@ def _soc_step(u: np.ndarray, du: np.ndarray) -> float:
     if u.size == 0:
         return np.inf
     u0, u1, d0, d1 = u[:, 0], u[:, 1:], du[:, 0], du[:, 1:]
-    nu1 = _rnorm(u1)
-    nd1 = _rnorm(d1)
-    c = (u0 - nu1) * (u0 + nu1)
-    b = u0 * d0 - np.einsum("ij,ij->i", u1, d1)
-    a = (d0 - nd1) * (d0 + nd1)
-    inside = (d0 >= nd1)  # du in Q: never leaves
-    disc = np.sqrt(np.maximum(b * b - a * c, 0.0))
-    with np.errstate(divide="ignore", invalid="ignore"):
+    # a direction of huge norm (a trial corrector on a nearly singular system) overflows here: its
+    # roots come out non-finite and the step is 0 (the caller rejects it)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        nu1 = _rnorm(u1)
+        nd1 = _rnorm(d1)
+        c = (u0 - nu1) * (u0 + nu1)
+        b = u0 * d0 - np.einsum("ij,ij->i", u1, d1)
+        a = (d0 - nd1) * (d0 + nd1)
+        inside = (d0 >= nd1)  # du in Q: never leaves
+        disc = np.sqrt(np.maximum(b * b - a * c, 0.0))
         r1 = c / (disc - b)  # stable smallest positive root when b < 0
         r2 = (-b - disc) / a  # the positive root when a < 0 and b >= 0
     alpha = np.where(b < 0, r1, np.where(a < 0, r2, np.inf))
@@ -941,14 +943,21 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
     it = 0
     reg = 0.0
     while True:
-        z, rx, rt, rl, rq, ZX, dnorm = residuals(X, tau, sl, zl, sq, zq)
-        gapv = float(np.sum(sl * zl) + np.sum(sq * zq))
-        obj = float(loss.value_on(NUMPY, z, y)) + lam * float(_rnorm(X).sum())  # z = fit(X)
-        pscale = 1.0 + _fnorm(ZX) + _fnorm(tau)
-        pres = float(np.sqrt(np.sum(rl * rl) + np.sum(rq * rq))) / pscale
-        dres = float(np.sqrt(np.sum(rx * rx) + np.sum(rt * rt))) / (1.0 + lam * np.sqrt(k) + dnorm)
-        grel = gapv / max(1.0, abs(obj))
-        score = max(grel, pres, dres)
+        # an iterate that ran off along a direction of huge norm (a loss without curvature in its
+        # tails, e.g. Huber, makes the Newton system nearly singular) overflows here: stop at the best
+        # iterate so far
+        with np.errstate(over="ignore", invalid="ignore"):
+            z, rx, rt, rl, rq, ZX, dnorm = residuals(X, tau, sl, zl, sq, zq)
+            gapv = float(np.sum(sl * zl) + np.sum(sq * zq))
+            obj = float(loss.value_on(NUMPY, z, y)) + lam * float(_rnorm(X).sum())  # z = fit(X)
+            pscale = 1.0 + _fnorm(ZX) + _fnorm(tau)
+            pres = float(np.sqrt(np.sum(rl * rl) + np.sum(rq * rq))) / pscale
+            dres = float(np.sqrt(np.sum(rx * rx) + np.sum(rt * rt))) / (1.0 + lam * np.sqrt(k) + dnorm)
+            grel = gapv / max(1.0, abs(obj))
+            score = max(grel, pres, dres)
+        if not (np.isfinite(score) and np.isfinite(obj)) and best is not None:
+            status = "stalled"
+            break
         if grel > warm_level or state is None:
             state = {"X": X.copy(), "tau": tau.copy(), "sq": sq.copy(), "zq": zq.copy(), "sl": sl.copy(),
                      "zl": zl.copy(), "mu": gapv / nu}

@@ -174,3 +174,27 @@ def test_first_order_on_torch_agrees(solved):
     fo = cx.solve(f, method="first_order", device="cpu", tol=1e-9)
     assert fo.info["backend"].startswith("Backend(torch")
     assert fo.value == pytest.approx(sol.value, rel=1e-6)
+
+
+def test_first_order_emits_no_floating_point_warnings(solved):
+    """The linear tails give the block interior point of the Newton polish a nearly singular system:
+    a direction of huge norm is rejected or stops that solve, without numpy overflow warnings."""
+    import warnings
+
+    f, sol = solved
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        fo = cx.solve(f, method="first_order", tol=1e-9)
+    assert fo.value == pytest.approx(sol.value, rel=1e-6)
+
+
+def test_value_of_a_huge_residual_is_finite():
+    import warnings
+
+    loss = HuberLoss(delta=0.5)
+    r = np.array([1e200, -3e180, 0.2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        v = float(loss.value_on(NUMPY, r, np.zeros(3)))
+    # the linear tails delta |r| - delta^2 / 2 and the quadratic part r^2 / 2, by hand
+    assert v == pytest.approx((0.5 * 1e200 - 0.125) + (0.5 * 3e180 - 0.125) + 0.02, rel=1e-15)
