@@ -281,7 +281,8 @@ Certificate = TwoLayerCertificate
 
 def certified_lower_bound(Xa: np.ndarray, masks: np.ndarray | None, loss: Loss, v: np.ndarray,
                           y: np.ndarray, lam: float, *, bab_time: float = 0.0,
-                          progress: bool | None = None, penalty: Penalty | None = None) -> tuple[float, np.ndarray]:
+                          progress: bool | None = None, penalty: Penalty | None = None,
+                          multipliers: np.ndarray | None = None, rtol: float = 0.0) -> tuple[float, np.ndarray]:
     r"""A rigorous lower bound on the global optimum from the dual candidate ``v`` (weak duality).
 
     1. ``v`` is moved into the conjugate's domain exactly (:math:`y_j v_j \in [0, 1]` for
@@ -298,7 +299,10 @@ def certified_lower_bound(Xa: np.ndarray, masks: np.ndarray | None, loss: Loss, 
     With a first-layer ``penalty`` :math:`R \ge \|\cdot\|_2` (sparse group lasso) the dual value is
     :math:`s_R(v) \le s(v)`: over a complete pattern set :math:`S` is the rigorous
     :func:`convexnn.duality.dual.relu_dual_value` (:math:`R^*` at cone multipliers), without one
-    the Euclidean bounds above (valid, looser).
+    the Euclidean bounds above (valid, looser). Over ``masks``, ``multipliers`` (``(n, 2P)``, e.g. a
+    solver's cone multipliers for ``v``) are one more candidate per pattern and sign, and pairs within
+    ``1 + rtol`` of the best value are bounded without their NNLS
+    (:func:`~convexnn.duality.cones.cone_support`).
 
     Returns ``(bound, dual_point)``; the bound is valid for the float64 data as given.
     """
@@ -309,9 +313,9 @@ def certified_lower_bound(Xa: np.ndarray, masks: np.ndarray | None, loss: Loss, 
     if masks is not None and not pen.group_l2:
         from convexnn.duality.dual import relu_dual_value
 
-        S = relu_dual_value(Xa, masks, v, pen, rigorous=True).value
+        S = relu_dual_value(Xa, masks, v, pen, rigorous=True, multipliers=multipliers).value
     elif masks is not None:
-        S = cone_support(Xa, masks, v).valid
+        S = cone_support(Xa, masks, v, multipliers=multipliers, rtol=rtol).valid
     else:
         S = global_support_bound(Xa, v)
         if bab_time > 0 and S > lam:

@@ -86,7 +86,8 @@ class ConeSupport:
 
 
 
-def cone_support(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, *, exact: bool = True) -> ConeSupport:
+def cone_support(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, *, exact: bool = True,
+                 multipliers: np.ndarray | None = None, rtol: float = 0.0) -> ConeSupport:
     r"""Compute :math:`s(v) = \max_{i,\sigma}\|\Pi_{\mathcal K_i}(\sigma X_a^\top D_i v)\|_2` over the patterns.
 
     Batched branch and bound: for every pattern and sign a cheap *upper* bound
@@ -110,6 +111,15 @@ def cone_support(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, *, exact: boo
     v : ndarray, shape (n,)
     exact : bool
         When False, skip the NNLS and return the cheap upper bound (a valid but looser value).
+    multipliers : ndarray, shape (n, 2P), optional
+        Cone multipliers :math:`\rho \ge 0` per pair (patterns with :math:`\sigma = +1` first), e.g.
+        a solver's: by Moreau's decomposition :math:`\|\Pi_{\mathcal K_i}(g)\| = \min_{\rho\ge0}\|g +
+        A_i^\top\rho\|`, so each gives one more upper bound of its pair (rounding bounded alike).
+    rtol : float
+        Pairs whose upper bound is within ``1 + rtol`` of the best value found are not solved
+        exactly; their rigorous bounds enter :attr:`ConeSupport.valid` (a valid bound at most
+        ``1 + rtol`` times looser, up to rounding; :attr:`ConeSupport.value` is then the best value
+        found, within that factor of :math:`s(v)`).
 
     Returns
     -------
@@ -141,6 +151,21 @@ def cone_support(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, *, exact: boo
         slack[1, sl] = np.sqrt(ubs[1, sl] ** 2 + 8 * gk * (g2 + cut_minus)) - ubs[1, sl]
     rig = ubs + slack + e_g
     rig *= 1 + gk
+    if multipliers is not None:  # h = sigma g + A_i^T rho bounds the pair for any rho >= 0
+        R = np.maximum(np.asarray(multipliers, dtype=np.float64), 0.0)
+        if R.shape != (n, 2 * P):
+            raise ValueError(f"multipliers must have shape {(n, 2 * P)}; got {R.shape}.")
+        absX = np.abs(Xa)
+        for sgn in (0, 1):
+            for start in range(0, P, _CHUNK):
+                sl = slice(start, min(P, start + _CHUNK))
+                Mb = np.asarray(masks[:, sl], dtype=bool)
+                Rb = R[:, sgn * P + start: sgn * P + sl.stop]
+                H = (1 - 2 * sgn) * (Xv @ Mb.astype(np.float64)) + Xa.T @ (np.where(Mb, 1.0, -1.0) * Rb)
+                nh = np.sqrt(np.einsum("ij,ij->j", H, H))
+                e_h = gamma(n + 2) * np.sqrt(np.einsum("ij,ij->j", absX.T @ Rb, absX.T @ Rb))
+                ubs[sgn, sl] = np.minimum(ubs[sgn, sl], nh)
+                rig[sgn, sl] = np.minimum(rig[sgn, sl], ((nh + e_h) * (1 + gk) + e_g) * (1 + gk))
     if not exact:
         k = int(np.argmax(ubs))
         sgn, idx = divmod(k, P)
@@ -173,20 +198,22 @@ def cone_support(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, *, exact: boo
             best_val, best_idx, best_sign, best_dir = val, idx, sigma, q
 
     for k in np.argsort(-flat):  # decreasing upper bound; stop when no pair can beat the best
-        if flat[k] <= max(best_val, 0.0):
+        if flat[k] <= max(best_val, 0.0) * (1.0 + rtol):
             break
         exact_pair(int(k))
     # rounding: pairs skipped in floating point whose rigorous bound exceeds the rigorous best
     while True:
-        open_ = np.flatnonzero(~done & (rflat > best_rig))
+        open_ = np.flatnonzero(~done & (rflat > best_rig * (1.0 + rtol)))
         if open_.size == 0:
             break
         if open_.size > 64 + P // 100:  # too many to evaluate: keep their rigorous bounds
             best_rig = max(best_rig, float(rflat[open_].max()))
             break
         for k in open_[np.argsort(-rflat[open_])]:
-            if rflat[k] > best_rig:
+            if rflat[k] > best_rig * (1.0 + rtol):
                 exact_pair(int(k))
+    if rtol > 0.0:  # the pairs left unsolved within 1 + rtol of the best keep their rigorous bounds
+        best_rig = max(best_rig, float(rflat[~done].max(initial=0.0)))
     return ConeSupport(max(best_val, 0.0), best_idx, best_sign, best_dir, n_nnls, ubs.max(axis=0),
                        max(best_rig, 0.0))
 

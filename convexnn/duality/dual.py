@@ -228,7 +228,8 @@ def _rstar_bound(pen: Penalty, Xa: np.ndarray, absX: np.ndarray, h: np.ndarray, 
 
 
 def relu_dual_value(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, penalty: Penalty | str | None = None, *,
-                    rigorous: bool = True, max_pairs: int = 20000, polish: int = 20) -> PenaltyDualValue:
+                    rigorous: bool = True, max_pairs: int = 20000, polish: int = 20,
+                    multipliers: np.ndarray | None = None) -> PenaltyDualValue:
     r"""Upper bound of the C-ReLU dual value :math:`s_R(v)` of a first-layer penalty :math:`R`.
 
     .. math::
@@ -251,6 +252,8 @@ def relu_dual_value(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, penalty: P
     :math:`R^*` of the entrywise bound by
     :meth:`~convexnn.formulations.penalties.Penalty.dual_norms_upper` (monotone in :math:`|g|`).
     More than ``max_pairs`` pattern/sign pairs: the Euclidean bound alone is returned.
+    ``multipliers`` (shape ``(n, 2P)``, column ``k`` the :math:`\rho` of pair ``k``: patterns with
+    :math:`\sigma = +1` first), e.g. a solver's cone multipliers, are one more candidate per pair.
     """
     pen = get_penalty(penalty)
     Xa = np.asarray(Xa, dtype=np.float64)
@@ -272,6 +275,14 @@ def relu_dual_value(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, penalty: P
     EG = gamma(n + 2) * ((absX * np.abs(v)[:, None]).T @ Mf)  # entrywise rounding bounds
     cheap = _rstar_bound(pen, Xa, absX, G.T, EG.T, None, rigorous)  # sigma = +-1 alike at rho = 0
     cheap2 = np.concatenate([cheap, cheap])  # pair k = (sign index k // P, pattern k % P)
+    if multipliers is not None:  # any rho >= 0 bounds its pair: the given ones, all pairs at once
+        R = np.maximum(np.asarray(multipliers, dtype=np.float64), 0.0)
+        if R.shape != (n, 2 * P):
+            raise InputError(f"multipliers must have shape {(n, 2 * P)}; got {R.shape}.")
+        Sg = np.where(M, 1.0, -1.0)
+        H = np.concatenate([G, -G], axis=1) + Xa.T @ (np.concatenate([Sg, Sg], axis=1) * R)
+        at = _rstar_bound(pen, Xa, absX, H.T, np.concatenate([EG, EG], axis=1).T, R.T, rigorous)
+        cheap2 = np.minimum(cheap2, at)
     val = np.full(2 * P, np.inf)
     rhos: dict[int, np.ndarray] = {}
 

@@ -475,7 +475,9 @@ class ActiveSetResult:
 
     ``blocks`` (bool, shape ``(2, P)``; row 0 the :math:`v_i`, row 1 the :math:`w_i`) is the final
     working set and ``working_set`` its size; ``multipliers`` (``(n, 2P)``) are the restricted
-    solve's cone multipliers (zero outside the working set).
+    solve's cone multipliers (zero outside the working set); ``projections`` the scans' cache of
+    every scanned block's last projection multipliers (:func:`scan_blocks`' ``cache``), which bound
+    the blocks outside the working set in a final certificate without their NNLS.
     """
 
     V: np.ndarray
@@ -495,6 +497,7 @@ class ActiveSetResult:
     #: interior-point solves (:attr:`RestrictedSolution.flops`; NaN once Clarabel solved one) and
     #: :func:`scan_flops` per scan of the blocks
     flops: float = 0.0
+    projections: dict = field(default_factory=dict)
 
 
 #: the polish uses a restricted interior-point answer accurate to this fraction of its target ``tol``
@@ -954,4 +957,4 @@ def solve_relu_active_set(
         spent += scan_cost
         va, vr = violation(Xa, masks, V, W)
     return ActiveSetResult(V, W, cert, va, vr, Gam, int(active.sum()), active, rounds, iters,
-                           reason == "certified", reason, history, spent)
+                           reason == "certified", reason, history, spent, proj_cache)

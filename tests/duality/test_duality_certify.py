@@ -80,6 +80,35 @@ def test_cone_support_is_exact_and_an_upper_bound():
     assert cone_support(Xa, P.masks, v, exact=False).value >= cs.value * (1 - 1e-12)
 
 
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), rtol=st.sampled_from([0.0, 1e-9, 1e-3, 0.5]))
+def test_cone_support_with_any_multipliers_stays_a_valid_bound(seed, rtol):
+    """Any rho >= 0 bounds a pair (Moreau); pairs left within 1 + rtol keep their rigorous bounds:
+    the valid bound never drops below the exact s(v) and is at most 1 + rtol looser (plus rounding)."""
+    rng = np.random.default_rng(seed)
+    n, d = int(rng.integers(5, 12)), int(rng.integers(1, 4))
+    X = rng.standard_normal((n, d))
+    P = enumerate_patterns(X, bias=True)
+    Xa = np.hstack([X, np.ones((n, 1))])
+    v = rng.standard_normal(n)
+    exact = cone_support(Xa, P.masks, v)
+    rho = np.abs(rng.standard_normal((n, 2 * len(P)))) * (rng.random((n, 2 * len(P))) < 0.3)
+    cs = cone_support(Xa, P.masks, v, multipliers=rho, rtol=rtol)
+    assert cs.valid >= exact.value
+    assert cs.valid <= exact.valid * (1.0 + rtol) * (1.0 + 1e-12)
+    # with the exact projection multipliers every pair is bounded without an NNLS at rtol > 0
+    if rtol > 0:
+        from convexnn.duality.cones import project_cone
+
+        R = np.zeros((n, 2 * len(P)))
+        for k in range(2 * len(P)):
+            sgn, i = divmod(k, len(P))
+            m = np.asarray(P.masks[:, i], dtype=bool)
+            R[:, k] = project_cone(Xa, np.where(m, 1.0, -1.0), (1 - 2 * sgn) * (Xa.T @ np.where(m, v, 0.0)))[1]
+        warm = cone_support(Xa, P.masks, v, multipliers=R, rtol=1e-6)
+        assert warm.n_nnls <= 1 and warm.valid >= exact.value
+
+
 def _v_shape(n: int = 16):
     x = np.linspace(-2, 2, n)
     return x[:, None], np.abs(x) - 1.0

@@ -386,3 +386,88 @@ def test_rounding_noise_test_only_fires_on_noise():
     assert not _rounding_noise(op, 0 * V, W, y)             # exactly zero: nothing to do
     assert _rounding_noise(op, 1e-17 * V, W, y)             # outputs ~ 1e-17 next to |y| ~ 1
     assert not _rounding_noise(op, 1e-17 * V, W, 1e-3 * y)  # not noise next to smaller targets
+
+
+
+# two logistic programs in raw units (mixed column scales with a tiny lam; Unix timestamps without a
+# bias) on which the floating-point certificate of the solvers exceeded the objective of their own
+# point (by 2e-5 and 1e-6 relative); exact float64 data
+_MIXED_X = (
+    ['0x1.3827f92e4991bp-3', '0x1.54aae4b67df52p+12', '0x1.38f7f2d2c85d2p-10',
+     '-0x1.d2015a3adecf2p+1', '-0x1.0483ff8ad3254p+16', '0x1.09a8a050ab950p-11',
+     '-0x1.5f79646de6287p+1', '0x1.9e74227a2e93dp+16', '-0x1.77ab2748ee93ep-11',
+     '-0x1.02e6cdb558100p+1', '-0x1.1a75368b7e4fap+16', '0x1.d47d974e48131p-15',
+     '-0x1.a8317a9b6f5e6p+1', '0x1.5914e855e8ee7p+16', '0x1.424cd6368321dp-9',
+     '0x1.48f293e1b2f1ap+2', '0x1.2b514fe3bb8c1p+18', '0x1.4000639fd0fd7p-13'])
+_MIXED_Y = ['-0x1p+0', '-0x1p+0', '-0x1p+0', '0x1p+0', '-0x1p+0', '-0x1p+0']
+_STAMPS_X = (
+    ['0x1.954fc4f621ec3p+30', '0x1.4982942bf7a8bp+8', '0x1.954fc5d77ac79p+30',
+     '0x1.55d4597194973p+7', '0x1.954fc4e189e4cp+30', '0x1.e32843b05a7f6p+5',
+     '0x1.954fc5a59e723p+30', '-0x1.01bc57203948ep+8', '0x1.954fc75515c75p+30',
+     '-0x1.3e61a7aa0afcfp+8', '0x1.954fc5a1c2ac3p+30', '-0x1.740978986efd6p+6',
+     '0x1.954fc4e3186b0p+30', '0x1.b2213c15addf9p+6', '0x1.954fc731bc2c9p+30',
+     '-0x1.67db7cd54f0dap+5', '0x1.954fc497a993bp+30', '-0x1.406bae02a72ecp+8',
+     '0x1.954fc76f0b5b1p+30', '0x1.b04977bbccc90p+2', '0x1.954fc5ccde5f6p+30',
+     '-0x1.bf697a1a04faap+6', '0x1.954fc5016ce94p+30', '0x1.1bae3908bacb6p+7',
+     '0x1.954fc57a0e7e2p+30', '-0x1.ae99e9dda3580p+7', '0x1.954fc4c52e741p+30',
+     '0x1.ed000d66720bdp+4', '0x1.954fc62201383p+30', '0x1.4e4805eba3aaap+8',
+     '0x1.954fc4fce1bb3p+30', '-0x1.bccf250abececp+6', '0x1.954fc584a6744p+30',
+     '0x1.1905c5e45930cp+8', '0x1.954fc4f89ee2ap+30', '0x1.4ae23356589dbp+8',
+     '0x1.954fc78871e97p+30', '-0x1.94657521a84dep+5', '0x1.954fc7b836fb0p+30',
+     '-0x1.3f744582cfbccp+8', '0x1.954fc47d7f4c7p+30', '0x1.8d1b45a528e64p+6',
+     '0x1.954fc65bbd17bp+30', '0x1.d2f5bab985245p+6', '0x1.954fc7a0b4502p+30',
+     '-0x1.4baa105c08b5fp+6', '0x1.954fc54b56d58p+30', '0x1.47c2741423973p+7',
+     '0x1.954fc50d92069p+30', '0x1.a7ac476430149p+3'])
+
+
+def _hex(a, shape=None):
+    out = np.array([float.fromhex(s) for s in a])
+    return out if shape is None else out.reshape(shape)
+
+
+@pytest.mark.parametrize("case", ["mixed-c_grelu", "mixed-gated_ipm", "timestamps-c_relu"])
+def test_the_reported_lower_bound_accounts_for_rounding(case):
+    """info["dual_value"] is a lower bound of the optimum: never above the objective of the solve's
+    own point; status "optimal" exactly when that rigorous gap is below tol."""
+    if case.startswith("mixed"):
+        X, y = _hex(_MIXED_X, (6, 3)), _hex(_MIXED_Y)
+        f = cx.c_grelu(X, y, cx.enumerate_patterns(X, bias=True), float.fromhex("0x1.3b52b7d0ca29fp-32"), loss="logistic")
+    else:
+        X = _hex(_STAMPS_X, (25, 2))
+        y = np.ones(25)
+        y[[1, 3, 5, 10, 15, 18]] = -1.0
+        f = cx.c_relu(X, y, cx.enumerate_patterns(X, bias=False), float.fromhex("0x1.2b9ad4d37444fp+8"),
+                      loss="logistic")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sol = cx.solve(f, method="gated_ipm" if case.endswith("gated_ipm") else "auto", tol=1e-8)
+    assert sol.info["dual_value"] <= sol.value * (1 + 1e-12)
+    assert (sol.status == "optimal") == (sol.info["gap"] <= 1e-8)
+
+
+@pytest.mark.parametrize("kind", ["c_grelu", "c_relu"])
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_certified_program_bound_is_weak_duality(kind, loss):
+    """Any dual candidate gives a bound below the optimum of the program (Clarabel, tight), and the
+    solve's own candidate a tight one."""
+    from convexnn.formulations.losses import get_loss
+    from convexnn.solvers.gap import certified_program_bound
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((30, 3)) * np.array([1e2, 1.0, 1e-1])
+    y = X[:, 0] * 1e-2 - X[:, 1] + 0.3 * rng.standard_normal(30)
+    if loss == "logistic":
+        y = np.where(y > 0, 1.0, -1.0)
+    pat = cx.Patterns.from_gates(X, rng.standard_normal((4, 12)), bias=True)
+    Xa = np.hstack([X, np.ones((30, 1))])
+    lam = 0.05 * lam_max(Xa, pat.masks, y, loss)
+    f = getattr(cx, kind)(X, y, pat, lam, loss=loss)
+    ref = f.solve("CLARABEL", tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10).value
+    L = get_loss(loss)
+    for _ in range(5):
+        v = rng.standard_normal(30) * 10.0 ** rng.uniform(-3, 3)
+        lb, _ = certified_program_bound(Xa, pat.masks, y, lam, L, v, cones=kind == "c_relu")
+        assert lb <= ref * (1 + 1e-9)
+    sol = cx.solve(f, method="first_order", tol=1e-9)
+    assert sol.info["dual_value"] <= ref * (1 + 1e-9)
+    assert ref - sol.info["dual_value"] <= 2e-9 * abs(ref)
