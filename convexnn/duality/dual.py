@@ -51,13 +51,11 @@ from typing import Any
 import cvxpy as cp
 import numpy as np
 
-from convexnn.backend import NUMPY
 from convexnn.errors import InputError
 from convexnn.formulations.formulation import Formulation
 from convexnn.formulations.losses import Loss
 from convexnn.formulations.penalties import Penalty, get_penalty
 from convexnn.gap import relative_gap
-from convexnn.solvers.operators import MaskedDesign
 from convexnn.duality.cones import cone_support, project_cone
 from convexnn.rounding import gamma
 
@@ -152,11 +150,12 @@ class DualityGap:
     primal : float
         Convex objective at the primal weights.
     dual : float
-        :math:`-\ell^*(-c\,v)` at the dual point scaled into the feasible set.
+        :math:`-\ell^*(-c\,v)` at the dual point scaled into the feasible set, rounding subtracted
+        (a lower bound of the optimum).
     gap, rel_gap : float
         ``primal - dual`` and :func:`convexnn.gap.relative_gap`.
     scale : float
-        :math:`c = \min(1, \lambda / s(v))` applied to the dual point.
+        The scale :math:`c \le \lambda / s(v)` applied to the dual point.
     primal_infeasibility : float
         Constraint violation of the primal weights (a positive value voids the bound).
     """
@@ -348,11 +347,13 @@ def duality_gap(formulation: Formulation, primal_weights: dict[str, np.ndarray] 
 
     The dual point is first moved into the domain of the conjugate
     (:meth:`~convexnn.formulations.losses.Loss.project_dual`: a solver's dual point can leave it
-    by rounding), then scaled into the dual feasible set of **this** formulation's patterns,
-    :math:`c = \min(1, \lambda/s(v))` with :math:`s` as in :func:`dual_problem` (computed by NNLS,
-    an upper bound, so the scaled point is feasible; with a first-layer penalty :math:`R` the
-    dual norm :math:`R^*` for C-GReLU and :func:`relu_dual_value` for C-ReLU), then
-    ``gap = objective(primal_weights) - (-l*(-c v))`` :math:`\ge 0` by weak duality.
+    by rounding), then scaled into the dual feasible set of **this** formulation's patterns by
+    the best :math:`c \le \lambda / S` for a rigorous upper bound :math:`S` of its dual norm (as in
+    :func:`dual_problem`; with a first-layer penalty :math:`R` the dual norm :math:`R^*` for
+    C-GReLU and :func:`relu_dual_value` for C-ReLU), and its dual objective evaluated with the
+    rounding subtracted (:func:`convexnn.solvers.gap.certified_program_bound`): ``dual`` is a lower
+    bound of the optimum for the float64 data and ``gap = objective(primal_weights) - dual``
+    :math:`\ge 0` by weak duality (the objective in floating point).
 
     Parameters
     ----------
@@ -369,15 +370,13 @@ def duality_gap(formulation: Formulation, primal_weights: dict[str, np.ndarray] 
     primal = float(f.objective(weights))
     M = np.asarray(f.patterns.masks, dtype=bool)
     pen = get_penalty(getattr(f, "penalty", None))
-    if not f.cone_constraints:
-        G = MaskedDesign(f.Xa, M, NUMPY).adjoint(v)
-        s = float(pen.dual_norms(G).max()) if M.shape[1] else 0.0
-    elif pen.group_l2:
-        s = cone_support(f.Xa, M, v).value
-    else:
-        s = relu_dual_value(f.Xa, M, v, pen, rigorous=False).value
-    c = 1.0 if s <= lam else lam / s
-    dual = float(f.loss.dual_value(c * v, f.y))
+    from convexnn.solvers.gap import certified_program_bound
+
+    dual, p = certified_program_bound(f.Xa, M, f.y, lam, f.loss, v, cones=bool(f.cone_constraints),
+                                      penalty=None if pen.group_l2 else pen)
+    dual = float(dual)
+    vv = float(v @ v)
+    c = float(p @ v) / vv if vv > 0 else 0.0
     gap = primal - dual
     return DualityGap(primal=primal, dual=dual, gap=gap, rel_gap=relative_gap(primal, dual), scale=c,
                       primal_infeasibility=float(f.constraint_violation(weights)))
