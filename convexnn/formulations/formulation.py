@@ -219,10 +219,14 @@ class Formulation(abc.ABC):
     # ----------------------------------------------------------------- shared behaviour
     @property
     def lam_value(self) -> float:
-        """Current value of the regularization parameter as a float."""
+        """Current value of the regularization parameter as a float (validated: a value set on the
+        ``cvxpy.Parameter`` directly, e.g. ``f.lam.value = 0``, is refused like one passed to the
+        builder)."""
         if self.lam.value is None:
             raise InputError("lam has no value; set formulation.lam.value first.")
-        return float(self.lam.value)
+        from convexnn.data import check_lam
+
+        return check_lam(np.asarray(self.lam.value).reshape(()) if np.ndim(self.lam.value) else self.lam.value)
 
     def set_lam(self, lam: float) -> "Formulation":
         """Set the regularization strength (validated) and return ``self``."""

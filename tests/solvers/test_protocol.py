@@ -292,3 +292,14 @@ def test_registration_is_validated(registered):
     replacement = type("Other", (ProxGrad,), {"label": "other"})()
     register_solver(replacement, replace=True)
     assert get_solver("test_prox_grad") is replacement
+
+
+@pytest.mark.parametrize("kind", ["c_grelu", "c_relu"])
+@pytest.mark.parametrize("method", ["auto", "first_order", "interior"])
+def test_lam_set_on_the_parameter_is_validated(kind, method):
+    """lam set on the cvxpy Parameter after the build gets the builder's checks (0 solved silently)."""
+    X, y, pat = _data(4)
+    f = getattr(cx, kind)(X, y, pat, 0.1)
+    f.lam.value = 0.0
+    with pytest.raises(cx.InputError, match="lam must be > 0"):
+        cx.solve(f, method=method)
