@@ -94,17 +94,28 @@ CELLS = [
     # with the cycling rule of the C-GReLU polish and the full-program rule of the C-ReLU active set
     ("syn-n100-d4-P80-l1e-4", "synthetic", 100, 4, 80, 1e-4, "squared", "GR", True),
     ("syn-n150-d3-P100-l3e-4", "synthetic", 150, 3, 100, 3e-4, "squared", "GR", True),
+    # a real data set no rule was fitted on (scikit-learn digits: n = 1797, 61 non-constant pixels)
+    ("digits-P100-l0.05", "digits", None, None, 100, 0.05, "squared", "GR", True),
+    ("digits-P100-l0.01-logi", "digits", None, None, 100, 0.01, "logistic", "G", False),
 ]
 #: the cells added after the solvers' cost models and hand-over rule were fitted on the first ones: the
 #: summary reports the two groups separately
 ADDED = {"iris-P100-l1e-2", "iris-P50-l0.1-logi", "wine-P300-l1e-3", "bc-P100-l1e-2", "syn-n2000-d5-P300-l0.01",
-            "syn-n200-d30-P200-l1e-3", "syn-n100-d4-P80-l1e-4", "syn-n150-d3-P100-l3e-4"}
+            "syn-n200-d30-P200-l1e-3", "syn-n100-d4-P80-l1e-4", "syn-n150-d3-P100-l3e-4",
+            "digits-P100-l0.05", "digits-P100-l0.01-logi"}
 #: Clarabel is not run above this many nonzeros (compile time and memory; the time limit covers the solve only)
 IP_MAX_NNZ = 1.2e7
 QUICK = ["diab-P100-l0.05", "syn-n100-d2-P100-l0.1", "wine-P200-l0.5"]
 
 
 def make_data(data: str, n: int | None, d: int | None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    if data == "digits":  # scikit-learn's 8x8 digits: standardized pixels, label "0" against the rest
+        from sklearn.datasets import load_digits
+
+        X, lab = load_digits(return_X_y=True)
+        X = np.asarray(X, dtype=np.float64)
+        X = X[:, X.std(axis=0) > 0]
+        return (X - X.mean(axis=0)) / X.std(axis=0), np.where(lab == 0, 1.0, -1.0)
     if data != "synthetic":
         return cx.load_dataset(data)
     rng = np.random.default_rng(seed)

@@ -428,7 +428,8 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
                       + ("" if viol_tol is None else f", viol_tol={float(viol_tol):.1e}")
                       + f" is below what {bk.dtype_name} can certify; using tol={tol_eff:.1e}"
                       + (f", viol_tol={vtol:.1e}" if relu else "")
-                      + f" (50 x the machine epsilon {bk.eps:.1e}). Use dtype='float64' for tighter tolerances.",
+                      + f" (50 x the machine epsilon {bk.eps:.1e})."
+                      + (" Use dtype='float64' for tighter tolerances." if bk.dtype_name != "float64" else ""),
                       PrecisionWarning, stacklevel=_USER_FRAME)
     if max_iter is None:
         max_iter = 50000 if relu else 20000
