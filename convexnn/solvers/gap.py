@@ -220,10 +220,11 @@ def certified_program_bound(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, la
     rounding subtracted (:func:`convexnn.duality.bounds.feasible_dual_value`). C-ReLU (``cones``):
     :math:`S \ge s_R(v)`, the cone-aware dual norm (:func:`convexnn.duality.certify.certified_lower_bound`
     over ``masks``, also at the solver's cone ``multipliers`` for ``v``, shape ``(n, 2P)``; pairs
-    within ``1 + rtol`` of the best value found keep their bounds without an NNLS). C-GReLU: :math:`S \ge \max_i R^*(\tilde X^\top D_i v)`, from the computed
-    products and Higham's bound :math:`\gamma_{2n+4}\,|\tilde X|^\top D_i|v|` of their error (any
-    summation order, chunks included). The solvers' own stopping tests use the floating-point gaps of
-    :func:`gated_gap` / :func:`relu_gap`; this bound is the one a solve reports.
+    within ``1 + rtol`` of the best value found keep their bounds without an NNLS). C-GReLU:
+    :math:`S \ge \max_i R^*(\tilde X^\top D_i v)`, from the computed products and Higham's bound
+    :math:`\gamma_{2n+4}\,|\tilde X|^\top D_i|v|` of their error (any summation order, chunks
+    included). The solvers' own stopping tests use the floating-point gaps of :func:`gated_gap` /
+    :func:`relu_gap`; this bound is the one a solve reports.
 
     Reference: N. J. Higham, *Accuracy and Stability of Numerical Algorithms*, 2nd ed., SIAM 2002.
     """
