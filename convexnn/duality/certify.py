@@ -282,7 +282,8 @@ Certificate = TwoLayerCertificate
 def certified_lower_bound(Xa: np.ndarray, masks: np.ndarray | None, loss: Loss, v: np.ndarray,
                           y: np.ndarray, lam: float, *, bab_time: float = 0.0,
                           progress: bool | None = None, penalty: Penalty | None = None,
-                          multipliers: np.ndarray | None = None, rtol: float = 0.0) -> tuple[float, np.ndarray]:
+                          multipliers: np.ndarray | None = None, projections: dict | None = None,
+                          rtol: float = 0.0) -> tuple[float, np.ndarray]:
     r"""A rigorous lower bound on the global optimum from the dual candidate ``v`` (weak duality).
 
     1. ``v`` is moved into the conjugate's domain exactly (:math:`y_j v_j \in [0, 1]` for
@@ -300,7 +301,8 @@ def certified_lower_bound(Xa: np.ndarray, masks: np.ndarray | None, loss: Loss, 
     :math:`s_R(v) \le s(v)`: over a complete pattern set :math:`S` is the rigorous
     :func:`convexnn.duality.dual.relu_dual_value` (:math:`R^*` at cone multipliers), without one
     the Euclidean bounds above (valid, looser). Over ``masks``, ``multipliers`` (``(n, 2P)``, e.g. a
-    solver's cone multipliers for ``v``) are one more candidate per pattern and sign, and pairs within
+    solver's cone multipliers for ``v``, completed by the ``projections`` of
+    :func:`~convexnn.duality.cones.cone_support`) are one more candidate per pattern and sign, and pairs within
     ``1 + rtol`` of the best value are bounded without their NNLS
     (:func:`~convexnn.duality.cones.cone_support`).
 
@@ -315,7 +317,7 @@ def certified_lower_bound(Xa: np.ndarray, masks: np.ndarray | None, loss: Loss, 
 
         S = relu_dual_value(Xa, masks, v, pen, rigorous=True, multipliers=multipliers).value
     elif masks is not None:
-        S = cone_support(Xa, masks, v, multipliers=multipliers, rtol=rtol).valid
+        S = cone_support(Xa, masks, v, multipliers=multipliers, projections=projections, rtol=rtol).valid
     else:
         S = global_support_bound(Xa, v)
         if bab_time > 0 and S > lam:

@@ -34,6 +34,7 @@ from convexnn.rounding import gamma
 __all__ = ["project_cone", "ConeSupport", "cone_support", "global_support_bound"]
 
 _CHUNK = 4096  # patterns processed at once by cone_support (memory: n * _CHUNK floats)
+_MULT_CHUNK = 256  # patterns per pass of the multiplier bounds (a few n * _MULT_CHUNK temporaries)
 
 
 def project_cone(Xa: np.ndarray, signs: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -87,7 +88,8 @@ class ConeSupport:
 
 
 def cone_support(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, *, exact: bool = True,
-                 multipliers: np.ndarray | None = None, rtol: float = 0.0) -> ConeSupport:
+                 multipliers: np.ndarray | None = None, projections: dict | None = None,
+                 rtol: float = 0.0) -> ConeSupport:
     r"""Compute :math:`s(v) = \max_{i,\sigma}\|\Pi_{\mathcal K_i}(\sigma X_a^\top D_i v)\|_2` over the patterns.
 
     Batched branch and bound: for every pattern and sign a cheap *upper* bound
@@ -115,6 +117,10 @@ def cone_support(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, *, exact: boo
         Cone multipliers :math:`\rho \ge 0` per pair (patterns with :math:`\sigma = +1` first), e.g.
         a solver's: by Moreau's decomposition :math:`\|\Pi_{\mathcal K_i}(g)\| = \min_{\rho\ge0}\|g +
         A_i^\top\rho\|`, so each gives one more upper bound of its pair (rounding bounded alike).
+    projections : dict, optional
+        ``pair -> (rows, c)`` with :math:`c = (s \odot \rho)_{\text{rows}}` (the projection cache of
+        :func:`convexnn.solvers.relu_certificate.scan_blocks`): the multipliers of the pairs whose
+        column of ``multipliers`` is zero (or all pairs, without ``multipliers``).
     rtol : float
         Pairs whose upper bound is within ``1 + rtol`` of the best value found are not solved
         exactly; their rigorous bounds enter :attr:`ConeSupport.valid` (a valid bound at most
@@ -151,16 +157,23 @@ def cone_support(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, *, exact: boo
         slack[1, sl] = np.sqrt(ubs[1, sl] ** 2 + 8 * gk * (g2 + cut_minus)) - ubs[1, sl]
     rig = ubs + slack + e_g
     rig *= 1 + gk
-    if multipliers is not None:  # h = sigma g + A_i^T rho bounds the pair for any rho >= 0
-        R = np.maximum(np.asarray(multipliers, dtype=np.float64), 0.0)
-        if R.shape != (n, 2 * P):
+    if multipliers is not None or projections:  # h = sigma g + A_i^T rho bounds its pair, any rho >= 0
+        R = None if multipliers is None else np.asarray(multipliers)
+        if R is not None and R.shape != (n, 2 * P):
             raise ValueError(f"multipliers must have shape {(n, 2 * P)}; got {R.shape}.")
         absX = np.abs(Xa)
         for sgn in (0, 1):
-            for start in range(0, P, _CHUNK):
-                sl = slice(start, min(P, start + _CHUNK))
+            for start in range(0, P, _MULT_CHUNK):
+                sl = slice(start, min(P, start + _MULT_CHUNK))
                 Mb = np.asarray(masks[:, sl], dtype=bool)
-                Rb = R[:, sgn * P + start: sgn * P + sl.stop]
+                lo = sgn * P + start
+                # this chunk's multipliers only (no (n, 2P) copy)
+                Rb = (np.zeros((n, sl.stop - start)) if R is None else
+                      np.maximum(np.asarray(R[:, lo: sgn * P + sl.stop], dtype=np.float64), 0.0))
+                for kk, (rows_k, c_k) in ((k_, projections[k_]) for k_ in range(lo, sgn * P + sl.stop)
+                                          if projections and k_ in projections):
+                    if not Rb[:, kk - lo].any():
+                        Rb[rows_k, kk - lo] = np.maximum(np.where(Mb[rows_k, kk - lo], 1.0, -1.0) * c_k, 0.0)
                 H = (1 - 2 * sgn) * (Xv @ Mb.astype(np.float64)) + Xa.T @ (np.where(Mb, 1.0, -1.0) * Rb)
                 nh = np.sqrt(np.einsum("ij,ij->j", H, H))
                 e_h = gamma(n + 2) * np.sqrt(np.einsum("ij,ij->j", absX.T @ Rb, absX.T @ Rb))

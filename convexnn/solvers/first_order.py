@@ -571,21 +571,15 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
         # exceed the optimum)
         cand, rho = bk64.to_numpy(g.dual_point), None
         if relu and res["extra"].get("multipliers") is not None:
-            # -grad f at the point with the solver's cone multipliers (relu_gap's pairing); the
+            # -grad f at the point with the solver's cone multipliers (relu_gap's pairing) and, for
+            # the blocks outside the working set, the polish's projection multipliers; the
             # certificate's candidates are multiples of it
             cand = -np.asarray(bk64.to_numpy(loss.grad_on(bk64, op64.fit(w64["V"] - w64["W"]), y64)),
                                dtype=np.float64)
-            rho = np.array(bk64.to_numpy(Gam64), dtype=np.float64)
-            # blocks outside the working set: the multipliers of their last projection in the
-            # polish's scans, (rows, c) with c = (s * rho)_rows
-            signs = None
-            for kk, (rows_k, c_k) in (res.get("projections") or {}).items():
-                if not rho[:, kk].any():
-                    signs = np.where(masks, 1.0, -1.0) if signs is None else signs
-                    rho[rows_k, kk] = signs[rows_k, kk % P] * c_k
+            rho = bk64.to_numpy(Gam64)
         lb, p = certified_program_bound(Xs, masks, np.asarray(Ys if outputs == 1 else Ys[:, k], dtype=np.float64),
                                         lam_s, loss, cand, cones=relu, penalty=pen, multipliers=rho,
-                                        rtol=0.1 * tol_eff)
+                                        projections=res.get("projections"), rtol=0.1 * tol_eff)
         g = replace(g, dual=float(lb), gap=g.primal - float(lb), rel_gap=relative_gap(g.primal, float(lb)),
                     dual_point=bk64.asarray(p))
         # back to the given units: F = b^2 F', v = b v', u = (b/a) u' (exact: powers of two)

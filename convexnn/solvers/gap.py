@@ -210,7 +210,8 @@ def relu_violation(op: MaskedDesign, V: Any, W: Any) -> tuple[float, float]:
 
 def certified_program_bound(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float, loss: Loss,
                             v: np.ndarray, *, cones: bool, penalty: Penalty | None = None,
-                            multipliers: np.ndarray | None = None, rtol: float = 0.0) -> tuple[float, np.ndarray]:
+                            multipliers: np.ndarray | None = None, projections: dict | None = None,
+                            rtol: float = 0.0) -> tuple[float, np.ndarray]:
     r"""A rigorous lower bound on the optimum of the program over the patterns ``masks`` from the dual
     candidate ``v`` (the duality module's convention, :math:`v = -s\theta`), every rounding error of
     the float64 data accounted for; returns ``(bound, dual point)``.
@@ -219,7 +220,8 @@ def certified_program_bound(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, la
     the program's patterns and the dual objective of the best feasible multiple is evaluated with its
     rounding subtracted (:func:`convexnn.duality.bounds.feasible_dual_value`). C-ReLU (``cones``):
     :math:`S \ge s_R(v)`, the cone-aware dual norm (:func:`convexnn.duality.certify.certified_lower_bound`
-    over ``masks``, also at the solver's cone ``multipliers`` for ``v``, shape ``(n, 2P)``; pairs
+    over ``masks``, also at the solver's cone ``multipliers`` for ``v``, shape ``(n, 2P)``, and its
+    scans' ``projections`` for the pairs without; pairs
     within ``1 + rtol`` of the best value found keep their bounds without an NNLS). C-GReLU:
     :math:`S \ge \max_i R^*(\tilde X^\top D_i v)`, from the computed products and Higham's bound
     :math:`\gamma_{2n+4}\,|\tilde X|^\top D_i|v|` of their error (any summation order, chunks
@@ -238,7 +240,7 @@ def certified_program_bound(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, la
         from convexnn.duality.certify import certified_lower_bound
 
         return certified_lower_bound(Xa, np.asarray(masks, dtype=bool), loss, v, y, lam, penalty=penalty,
-                                     multipliers=multipliers, rtol=rtol)
+                                     multipliers=multipliers, projections=projections, rtol=rtol)
     n = Xa.shape[0]
     bk = get_backend(None, "float64")
     M = np.asarray(masks, dtype=bool)

@@ -107,6 +107,14 @@ def test_cone_support_with_any_multipliers_stays_a_valid_bound(seed, rtol):
             R[:, k] = project_cone(Xa, np.where(m, 1.0, -1.0), (1 - 2 * sgn) * (Xa.T @ np.where(m, v, 0.0)))[1]
         warm = cone_support(Xa, P.masks, v, multipliers=R, rtol=1e-6)
         assert warm.n_nnls <= 1 and warm.valid >= exact.value
+        # the same multipliers as a projection cache, (rows, c) with c = (s * rho)_rows
+        proj = {}
+        for k in range(2 * len(P)):
+            rows = np.flatnonzero(R[:, k] > 0)
+            proj[k] = (rows, np.where(P.masks[rows, k % len(P)], 1.0, -1.0) * R[rows, k])
+        cached = cone_support(Xa, P.masks, v, projections=proj, rtol=1e-6)
+        assert cached.n_nnls <= 1 and cached.valid >= exact.value
+        assert cached.valid == pytest.approx(warm.valid, rel=1e-12)
 
 
 def _v_shape(n: int = 16):
