@@ -531,12 +531,12 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
     primal = dual = gap_abs = 0.0
     viol_abs = viol_rel = 0.0
     for k, res in enumerate(results):
-        y64 = bk64.asarray(Ys if outputs == 1 else Ys[:, k])
+        y_np = np.asarray(Ys if outputs == 1 else Ys[:, k], dtype=np.float64)
+        y64 = bk64.asarray(y_np)
         w64 = {key: bk64.asarray(res["weights"][key]) for key in keys}
         if relu:
             Gam = res["extra"].get("multipliers")
             Gam64 = bk64.zeros((n, 2 * P)) if Gam is None else bk64.asarray(Gam)
-            y_np = np.asarray(Ys if outputs == 1 else Ys[:, k], dtype=np.float64)
 
             def relu_certificate(V: Any, W: Any, cert: Any = None) -> GapResult:
                 g = relu_gap(op64, loss, y64, lam_s, V, W, op64.fit(V - W), Gam64[:, :P], Gam64[:, P:], pen)
@@ -577,9 +577,8 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
             cand = -np.asarray(bk64.to_numpy(loss.grad_on(bk64, op64.fit(w64["V"] - w64["W"]), y64)),
                                dtype=np.float64)
             rho = bk64.to_numpy(Gam64)
-        lb, p = certified_program_bound(Xs, masks, np.asarray(Ys if outputs == 1 else Ys[:, k], dtype=np.float64),
-                                        lam_s, loss, cand, cones=relu, penalty=pen, multipliers=rho,
-                                        projections=res.get("projections"), rtol=0.1 * tol_eff)
+        lb, p = certified_program_bound(Xs, masks, y_np, lam_s, loss, cand, cones=relu, penalty=pen,
+                                        multipliers=rho, projections=res.get("projections"), rtol=0.1 * tol_eff)
         g = replace(g, dual=float(lb), gap=g.primal - float(lb), rel_gap=relative_gap(g.primal, float(lb)),
                     dual_point=bk64.asarray(p))
         # back to the given units: F = b^2 F', v = b v', u = (b/a) u' (exact: powers of two)
