@@ -170,10 +170,10 @@ def cone_support(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, *, exact: boo
                 # this chunk's multipliers only (no (n, 2P) copy)
                 Rb = (np.zeros((n, sl.stop - start)) if R is None else
                       np.maximum(np.asarray(R[:, lo: sgn * P + sl.stop], dtype=np.float64), 0.0))
-                for kk, (rows_k, c_k) in ((k_, projections[k_]) for k_ in range(lo, sgn * P + sl.stop)
-                                          if projections and k_ in projections):
-                    if not Rb[:, kk - lo].any():
-                        Rb[rows_k, kk - lo] = np.maximum(np.where(Mb[rows_k, kk - lo], 1.0, -1.0) * c_k, 0.0)
+                for j in range(Rb.shape[1]) if projections else ():  # the cache fills the empty columns
+                    if lo + j in projections and not Rb[:, j].any():
+                        rows_k, c_k = projections[lo + j]
+                        Rb[rows_k, j] = np.maximum(np.where(Mb[rows_k, j], 1.0, -1.0) * c_k, 0.0)
                 H = (1 - 2 * sgn) * (Xv @ Mb.astype(np.float64)) + Xa.T @ (np.where(Mb, 1.0, -1.0) * Rb)
                 nh = np.sqrt(np.einsum("ij,ij->j", H, H))
                 e_h = gamma(n + 2) * np.sqrt(np.einsum("ij,ij->j", absX.T @ Rb, absX.T @ Rb))

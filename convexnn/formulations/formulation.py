@@ -226,7 +226,7 @@ class Formulation(abc.ABC):
             raise InputError("lam has no value; set formulation.lam.value first.")
         from convexnn.data import check_lam
 
-        return check_lam(np.asarray(self.lam.value).reshape(()) if np.ndim(self.lam.value) else self.lam.value)
+        return check_lam(self.lam.value)
 
     def set_lam(self, lam: float) -> "Formulation":
         """Set the regularization strength (validated) and return ``self``."""

@@ -16,7 +16,6 @@ the outputs, the final certificate (rounding accounted for), truthful stopping r
 from __future__ import annotations
 
 import contextlib
-from dataclasses import replace
 import time
 import warnings
 from typing import Any
@@ -43,6 +42,7 @@ from convexnn.solvers.gated_ipm import support_size
 from convexnn.solvers.gated_ipm import program_lam_ratio
 from convexnn.solvers.gap import (
     GapResult,
+    above_tol_reason,
     certified_program_bound,
     gated_gap,
     lam_max_op,
@@ -538,8 +538,8 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
             Gam = res["extra"].get("multipliers")
             Gam64 = bk64.zeros((n, 2 * P)) if Gam is None else bk64.asarray(Gam)
 
-            def relu_certificate(V: Any, W: Any, cert: Any = None) -> GapResult:
-                g = relu_gap(op64, loss, y64, lam_s, V, W, op64.fit(V - W), Gam64[:, :P], Gam64[:, P:], pen)
+            def relu_certificate(V: Any, W: Any, fit: Any, cert: Any = None) -> GapResult:
+                g = relu_gap(op64, loss, y64, lam_s, V, W, fit, Gam64[:, :P], Gam64[:, P:], pen)
                 if polish and pen is None and not res["extra"].get("zero_solution"):
                     # the global cone-aware certificate (NNLS multipliers, active_set.certify_relu)
                     # is valid as well; report the better of the two lower bounds
@@ -555,13 +555,15 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
                 # by an interior point): its relative cone violation measures that noise; the zero
                 # point is returned instead when its own certificate meets tol
                 zero = bk64.zeros(tuple(w64["V"].shape))
-                g = relu_certificate(zero, zero)
+                fit = bk64.zeros((n,))
+                g = relu_certificate(zero, zero, fit)
                 if g.rel_gap <= tol_eff:
                     w64 = {"V": zero, "W": bk64.zeros(tuple(w64["W"].shape))}
                 else:
                     g = None
             if g is None:
-                g = relu_certificate(w64["V"], w64["W"], res.get("certificate"))
+                fit = op64.fit(w64["V"] - w64["W"])
+                g = relu_certificate(w64["V"], w64["W"], fit, res.get("certificate"))
             va, vr = relu_violation(op64, w64["V"], w64["W"])
             viol_abs, viol_rel = max(viol_abs, sc.out_target_units(va)), max(viol_rel, vr)
         else:
@@ -574,13 +576,11 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
             # -grad f at the point with the solver's cone multipliers (relu_gap's pairing) and, for
             # the blocks outside the working set, the polish's projection multipliers; the
             # certificate's candidates are multiples of it
-            cand = -np.asarray(bk64.to_numpy(loss.grad_on(bk64, op64.fit(w64["V"] - w64["W"]), y64)),
-                               dtype=np.float64)
+            cand = -np.asarray(bk64.to_numpy(loss.grad_on(bk64, fit, y64)), dtype=np.float64)
             rho = bk64.to_numpy(Gam64)
         lb, p = certified_program_bound(Xs, masks, y_np, lam_s, loss, cand, cones=relu, penalty=pen,
                                         multipliers=rho, projections=res.get("projections"), rtol=0.1 * tol_eff)
-        g = replace(g, dual=float(lb), gap=g.primal - float(lb), rel_gap=relative_gap(g.primal, float(lb)),
-                    dual_point=bk64.asarray(p))
+        g = g.with_dual(lb, bk64.asarray(p))
         # back to the given units: F = b^2 F', v = b v', u = (b/a) u' (exact: powers of two)
         g = sc.gap_out(g)
         primal += g.primal
@@ -606,8 +606,7 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
     reasons = ["certified" if ok else _REASONS.get(r.get("reason", "max_iter"), r.get("reason", "max_iter"))
                for ok, r in zip(done, results)]
     # a solver that stopped on its own certificate whose final one is above tol (rounding)
-    reasons = [f"the final certificate {r.get('rel_gap', float('nan')):.2e} (rounding accounted for) is above "
-               "tol (the solver's own floating-point one was below it)" if (x == "certified" and not ok) else x
+    reasons = [above_tol_reason(r.get("rel_gap", float("nan"))) if (x == "certified" and not ok) else x
                for x, ok, r in zip(reasons, done, results)]
     if relu and not converged and all(done):
         reasons = [f"relative cone violation {viol_rel:.2e} above viol_tol {vtol:.1e}"]

@@ -46,7 +46,7 @@ The smooth losses keep :math:`s\theta` in the domain of :math:`f^*` for :math:`s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -59,7 +59,8 @@ from convexnn.solvers.backend import get_backend
 from convexnn.solvers.operators import MaskedDesign
 
 __all__ = ["require_smooth", "missing_smoothness", "missing_penalty_support", "GapResult", "gated_gap", "relu_gap", "lam_max",
-           "lam_max_op", "relu_output_scale", "relu_violation", "certified_program_bound"]
+           "lam_max_op", "relu_output_scale", "relu_violation", "certified_program_bound",
+           "above_tol_reason"]
 
 
 def missing_smoothness(loss: Any) -> str | None:
@@ -135,6 +136,18 @@ class GapResult:
     scale: float
     group_norms: Any = None
     dual_point: Any = None
+
+    def with_dual(self, dual: float, dual_point: Any) -> "GapResult":
+        """The same primal value with another lower bound (e.g. :func:`certified_program_bound`'s)."""
+        return replace(self, dual=float(dual), gap=self.primal - float(dual),
+                       rel_gap=relative_gap(self.primal, float(dual)), dual_point=dual_point)
+
+
+def above_tol_reason(rel_gap: float) -> str:
+    """The stopping reason of a solver that certified itself in floating point when the reported
+    certificate (:func:`certified_program_bound`) is above ``tol``."""
+    return (f"the final certificate {rel_gap:.2e} (rounding accounted for) is above tol (the solver's own "
+            "floating-point one was below it)")
 
 
 def gated_gap(op: MaskedDesign, loss: Loss, y: Any, lam: float, U: Any, z: Any,

@@ -51,8 +51,8 @@ from convexnn.formulations.losses import Loss
 from convexnn.solvers.backend import get_backend
 from convexnn.solvers.block_ipm import iteration_flops as ipm_iteration_flops
 from convexnn.solvers.block_ipm import solve_block_ipm, warm_start
-from convexnn.solvers.gap import GapResult, certified_program_bound, gated_gap, lam_max_op, require_smooth
-from convexnn.gap import relative_gap
+from convexnn.solvers.gap import (GapResult, above_tol_reason, certified_program_bound, gated_gap, lam_max_op,
+                                 require_smooth)
 from convexnn.solvers.gated_active_set import (
     HANDOVER_MIN_ITERATIONS,
     POLISH_NEWTON_STEPS,
@@ -483,12 +483,10 @@ class GatedBlockIPM(Solver):
                                 U0=None if U0 is None else sc.weights_in(U0), t0=t0)
             r = replace(r, U=sc.weights_out(r.U), gap=sc.gap_out(r.gap), history=sc.history_out(r.history))
         # the reported lower bound: the same dual candidate with every rounding error accounted for
-        lb, p = certified_program_bound(Xa, M, y, lam, L, np.asarray(r.gap.dual_point, dtype=np.float64), cones=False)
-        g = replace(r.gap, dual=float(lb), gap=r.gap.primal - float(lb),
-                    rel_gap=relative_gap(r.gap.primal, float(lb)), dual_point=p)
+        g = r.gap.with_dual(*certified_program_bound(Xa, M, y, lam, L, np.asarray(r.gap.dual_point, dtype=np.float64),
+                                                     cones=False))
         if r.converged and g.rel_gap > tol_eff:
-            r = replace(r, converged=False, reason=f"the final certificate {g.rel_gap:.2e} (rounding accounted for) "
-                        "is above tol (the solver's own floating-point one was below it)")
+            r = replace(r, converged=False, reason=above_tol_reason(g.rel_gap))
         status = "optimal" if r.converged else "not_converged"
         info = {"method": self.name, "gap": g.rel_gap, "gap_abs": g.gap, "dual_value": g.dual, "violation": 0.0,
                 "violation_abs": 0.0, "tol": tol_eff, "dual_point": np.asarray(g.dual_point, dtype=np.float64),
