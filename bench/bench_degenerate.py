@@ -22,10 +22,12 @@ Reported per shape and program: how many solves were certified without a warning
 (median over the draws, and the largest), the largest relative suboptimality against Clarabel and
 the ratio of the times. Wall times are best of ``--repeat`` runs.
 
-A second table covers programs of a few dozen samples (``n`` = 10-80, ``d`` = 1 or 3, ``P`` = 8-80
-gates, ``lam`` = 0.01 and 0.1 ``lam_max``, squared and logistic loss, a ReLU teacher): for each
-program the best of four interleaved runs of ``method="first_order"`` and of Clarabel, summarized
-by how often each is faster, the largest ratio and the totals.
+A second table covers programs of a few dozen samples, on two grids: ``n`` = 10-80, ``d`` = 1 or 3,
+``P`` = 8-80 gates, ``lam`` = 0.01 and 0.1 ``lam_max``, a ReLU teacher (the grid the small-program
+rules were set on), and a held-out grid (``n`` = 12-70, ``d`` = 1 or 2, 10-40 gates, ``lam`` = 0.003,
+0.03 and 0.3 ``lam_max``, heavy-tailed shifted features, a sine teacher); squared and logistic loss.
+For each program the best of four interleaved runs of ``method="first_order"`` (with and without
+the rules) and of Clarabel, summarized by how often each is faster, the largest ratio and the totals.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ sys.path.insert(0, str(ROOT))
 import convexnn as cx  # noqa: E402
 import convexnn.solvers.first_order as first_order  # noqa: E402
 import convexnn.solvers.gated_active_set as gated_active_set  # noqa: E402
+from convexnn.errors import SolverError  # noqa: E402
 from convexnn.solvers import lam_max  # noqa: E402
 
 #: (n, d, P, lam): lam is absolute (the targets are not standardized)
@@ -65,10 +68,11 @@ def program(kind: str, seed: int, n: int, d: int, P: int, lam: float):
 def solve(f, kind: str, rules: bool, method: str = "first_order"):
     """``solve(f, method=method)`` with or without the rules; (solution, seconds, warned)."""
     real_relu = first_order.solve_relu_active_set
-    progress, start = gated_active_set._PROGRESS, first_order.FULL_START_RATIO
+    progress, start, tiny = gated_active_set._PROGRESS, first_order.FULL_START_RATIO, first_order.FULL_START_FLOPS
     if not rules:
         gated_active_set._PROGRESS = float("inf")
         first_order.FULL_START_RATIO = float("inf")
+        first_order.FULL_START_FLOPS = 0.0
         first_order.solve_relu_active_set = functools.partial(real_relu, full_share=2.0)
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -78,6 +82,7 @@ def solve(f, kind: str, rules: bool, method: str = "first_order"):
             t = time.perf_counter() - t0
     finally:
         gated_active_set._PROGRESS, first_order.FULL_START_RATIO = progress, start
+        first_order.FULL_START_FLOPS = tiny
         first_order.solve_relu_active_set = real_relu
     warned = any(issubclass(c.category, cx.ConvergenceWarning) for c in caught)
     return sol, t, warned
@@ -136,26 +141,54 @@ def main() -> None:
     write(args, rows, tiny, time.perf_counter() - t_start)
 
 
+def _tiny_teacher(n: int, d: int, P: int, loss: str, seed: int):
+    """A ReLU teacher on standard normal features, standardized targets (the grid the rules were set on)."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    y = np.maximum(X @ rng.standard_normal((d, 3)), 0).sum(1) + 0.2 * rng.standard_normal(n)
+    y = (y - y.mean()) / y.std()
+    if loss == "logistic":
+        y = np.where(y > 0, 1.0, -1.0)
+    return X, y, cx.Patterns.from_gates(X, rng.standard_normal((d + 1, P)), bias=True)
+
+
+def _tiny_held_out(n: int, d: int, P: int, loss: str, seed: int):
+    """Held out from the rules: heavy-tailed, shifted and scaled features (Student t with 4 degrees of
+    freedom), a sine teacher, unstandardized targets (logistic: the sign about the median)."""
+    rng = np.random.default_rng(5000 + seed)
+    X = rng.standard_t(4, size=(n, d)) * rng.uniform(0.5, 3, size=d) + rng.uniform(-2, 2, size=d)
+    y = np.sin(X @ rng.standard_normal(d)) + 0.3 * rng.standard_normal(n)
+    if loss == "logistic":
+        y = np.where(y > np.median(y), 1.0, -1.0)
+    return X, y, cx.Patterns.from_gates(X, rng.standard_normal((d + 1, P)), bias=True)
+
+
+#: the two grids of programs of a few dozen samples: (generator, n, d, gates, lam / lam_max)
+TINY = {"ReLU teacher": (_tiny_teacher, [10, 20, 40, 80], [1, 3], [8, 30, 80], [0.01, 0.1]),
+        "held out": (_tiny_held_out, [12, 25, 50, 70], [1, 2], [10, 40], [0.003, 0.03, 0.3])}
+
+
 def tiny_grid() -> dict:
-    """Programs of a few dozen samples: first order against Clarabel, best of four interleaved runs."""
-    out: dict = {"c_grelu": [], "c_relu": []}
-    for n, d, P, frac, loss in itertools.product([10, 20, 40, 80], [1, 3], [8, 30, 80], [0.01, 0.1],
-                                                 ["squared", "logistic"]):
-        rng = np.random.default_rng(n * 7 + d + P)
-        X = rng.standard_normal((n, d))
-        y = np.maximum(X @ rng.standard_normal((d, 3)), 0).sum(1) + 0.2 * rng.standard_normal(n)
-        y = (y - y.mean()) / y.std()
-        if loss == "logistic":
-            y = np.where(y > 0, 1.0, -1.0)
-        pat = cx.Patterns.from_gates(X, rng.standard_normal((d + 1, P)), bias=True)
-        lam = frac * lam_max(np.hstack([X, np.ones((n, 1))]), pat.masks, y, loss)
-        for kind in ("c_grelu", "c_relu"):
-            f = getattr(cx, kind)(X, y, pat, lam, loss=loss)
-            t_fo, t_ip = [], []
-            for _ in range(4):
-                t_fo.append(solve(f, kind, True)[1])
-                t_ip.append(clarabel(f)[1])
-            out[kind].append((min(t_fo), min(t_ip)))
+    """Programs of a few dozen samples: first order (with and without the rules) against Clarabel,
+    best of four interleaved runs; ``{(grid, kind): [(first order, Clarabel, without), ...]}``."""
+    out: dict = {}
+    for grid, (make, ns, ds, Ps, fracs) in TINY.items():
+        for i, (n, d, P, frac, loss) in enumerate(itertools.product(ns, ds, Ps, fracs, ["squared", "logistic"])):
+            X, y, pat = make(n, d, P, loss, n * 7 + d + P if grid == "ReLU teacher" else i)
+            lam = frac * lam_max(np.hstack([X, np.ones((n, 1))]), pat.masks, y, loss)
+            for kind in ("c_grelu", "c_relu"):
+                f = getattr(cx, kind)(X, y, pat, lam, loss=loss)
+                t_fo, t_ip, t_wo, failed = [], [], [], False
+                for _ in range(4):
+                    t_fo.append(solve(f, kind, True)[1])
+                    t0 = time.perf_counter()
+                    try:
+                        clarabel(f)
+                    except SolverError:
+                        failed = True  # its time until the failure still counts
+                    t_ip.append(time.perf_counter() - t0)
+                    t_wo.append(solve(f, kind, False)[1])
+                out.setdefault((grid, kind), []).append((min(t_fo), min(t_ip), min(t_wo), failed))
     return out
 
 
@@ -187,16 +220,21 @@ def write(args, rows, tiny, total: float) -> None:
                      f"{sum(o for _, o, _ in wo)}/{len(wo)}, {np.median(two):.3f} / {max(two):.3f} | "
                      f"{ip:.3f} | {ip / np.median(tw):.1f}, {ip / np.median(ta):.1f} | {max(res['sub']):.1e} |")
     lines += ["", "## Programs of a few dozen samples", "",
-              "n = 10-80, d' = 2-4, P = 6-80 patterns (8-80 gates), lam = 0.01 and 0.1 lam_max, squared and logistic "
-              "loss; `method=\"first_order\"` against Clarabel, best of four interleaved runs per program.", "",
-              "| program | programs | first order faster | Clarabel faster | Clarabel > 2x faster | largest Clarabel speed-up "
-              "| slowest solve (first order, Clarabel) s | total first order s | total Clarabel s |",
-              "|---|---|---|---|---|---|---|---|---|"]
-    for kind, res in tiny.items():
-        fo, ip = np.array([a for a, _ in res]), np.array([b for _, b in res])
-        lines.append(f"| {kind} | {len(res)} | {int(np.sum(fo <= ip))} | {int(np.sum(fo > ip))} | "
+              "`ReLU teacher`: n = 10-80, d' = 2-4, P = 6-80 patterns (8-80 gates), lam = 0.01 and 0.1 lam_max, squared "
+              "and logistic loss (the grid the small-program rules were set on). `held out`: n = 12-70, d' = 2-3, "
+              "10-40 gates, lam = 0.003, 0.03 and 0.3 lam_max, heavy-tailed shifted features and a sine teacher "
+              "(`_tiny_held_out`). `method=\"first_order\"` against Clarabel, best of four interleaved runs per program; "
+              "a Clarabel failure counts with its time until the failure; `without`: the total of `method=\"first_order\"` without the rules above (for C-ReLU also without "
+              "the full start of tiny programs, `FULL_START_FLOPS`), interleaved in the same runs.", "",
+              "| grid | program | programs | first order faster | Clarabel faster | Clarabel > 2x faster | largest Clarabel speed-up "
+              "| slowest solve (first order, Clarabel) s | total first order s | total Clarabel s | total without s |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for (grid, kind), res in tiny.items():
+        fo, ip, wo = (np.array([r[j] for r in res]) for j in range(3))
+        fails = sum(r[3] for r in res)
+        lines.append(f"| {grid} | {kind} | {len(res)} | {int(np.sum(fo <= ip))} | {int(np.sum(fo > ip))} | "
                      f"{int(np.sum(fo > 2 * ip))} | {np.max(fo / ip):.1f}x | {fo.max():.3f}, {ip.max():.3f} | "
-                     f"{fo.sum():.2f} | {ip.sum():.2f} |")
+                     f"{fo.sum():.2f} | {ip.sum():.2f}{f' ({fails} failed)' if fails else ''} | {wo.sum():.2f} |")
     Path(args.out).write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")
 

@@ -444,6 +444,15 @@ FULL_VARS = 1500
 #: ``lam_max / lam`` of 3.3e3 and 1e4, 1.2x slower on diabetes at 1e3 (where the doubling schedule
 #: with the full-program rule is faster).
 FULL_START_RATIO = 3e3
+#: ... and from the start whatever ``lam`` when one interior-point iteration on the full program
+#: costs at most this many flops (:func:`convexnn.solvers.block_ipm.iteration_flops`): a program of a
+#: few dozen samples and patterns, where numpy's fixed cost per call (about 0.5 ms per iteration)
+#: dominates every restricted solve, so each round of the doubling schedule costs as much as the
+#: full program and the screening adds its own. Measured on 96 programs (n 10-80, d' 2-4, 6-80
+#: patterns, lam 0.01 and 0.1 lam_max, squared and logistic; ``bench/RESULTS_degenerate.md``): below
+#: 4e5 flops 1.4x less time in total, 41 of 72 programs more than 1.2x faster and 4 more than 1.2x
+#: slower; at 2e6-5e6 flops (n = 100) the full program is slower at lam >= 0.03 lam_max.
+FULL_START_FLOPS = 4e5
 
 
 def _zero_blocks(V: np.ndarray, W: np.ndarray, candidates: np.ndarray, rel: float = _ZERO_REL) -> np.ndarray:

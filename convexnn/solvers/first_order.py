@@ -27,6 +27,7 @@ from convexnn.errors import ConvergenceWarning, InputError, PrecisionWarning
 from convexnn.formulations.formulation import ConvexSolution, Formulation
 from convexnn.gap import relative_gap
 from convexnn.solvers.active_set import (
+    FULL_START_FLOPS,
     FULL_START_RATIO,
     FULL_VARS,
     ActiveSetResult,
@@ -34,6 +35,7 @@ from convexnn.solvers.active_set import (
     solve_relu_active_set,
 )
 from convexnn.solvers.augmented_lagrangian import solve_relu
+from convexnn.solvers.block_ipm import iteration_flops
 from convexnn.solvers.backend import Backend, get_backend
 from convexnn.solvers.fista import Reporter, solve_gated
 from convexnn.solvers.gated_active_set import handover_rule, solve_gated_active_set
@@ -267,14 +269,19 @@ def _relu_active_set(Xa: np.ndarray, masks: np.ndarray, op: MaskedDesign, loss: 
     :math:`-\nabla f(\hat y_{\text{gated}})` picks the initial working set. With a warm start the
     warm point's support and its own dual candidate are used instead. A small program with a dense
     support (``lam_max / lam >=`` :data:`~convexnn.solvers.active_set.FULL_START_RATIO`, ``P d' <=``
-    :data:`~convexnn.solvers.active_set.FULL_VARS`) starts from all blocks, without screening.
+    :data:`~convexnn.solvers.active_set.FULL_VARS`) starts from all blocks, without screening, and so
+    does a tiny one (an interior-point iteration on all blocks of at most
+    :data:`~convexnn.solvers.active_set.FULL_START_FLOPS` flops).
     """
     bk = op.bk
     v_screen = None
     iters0 = 0
-    # a small program with a dense support (small lam): all blocks from the start, no screening
+    # a small program with a dense support (small lam), or a tiny one: all blocks from the start,
+    # no screening
     full = (V0 is None and W0 is None and op.P * op.d <= FULL_VARS and lam > 0
-            and lmax / lam >= FULL_START_RATIO)
+            and (lmax / lam >= FULL_START_RATIO
+                 or iteration_flops(op.n, 2 * op.P, op.d, bool(getattr(loss, "unit_curvature", False)),
+                                    units=op.P)[0] <= FULL_START_FLOPS))
     if V0 is None and W0 is None and not full:
         # (on one BLAS thread when the data is small: _solve_first_order runs every solve so)
         small = float(op.n) * op.d * op.P <= SMALL_SCREEN_WORK

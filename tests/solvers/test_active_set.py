@@ -9,6 +9,7 @@ import pytest
 
 import convexnn as cx
 import convexnn.solvers.active_set as asm
+import convexnn.solvers.first_order as first_order
 from convexnn.formulations.losses import get_loss
 from convexnn.solvers.active_set import certify_relu, screen_blocks, solve_relu_active_set
 
@@ -460,10 +461,34 @@ def test_dense_small_programs_start_from_the_full_program():
     assert direct.history[0]["working_set"] == 2 * P and direct.converged
 
 
+def test_tiny_programs_start_from_the_full_program(monkeypatch):
+    """A program whose interior-point iteration on all blocks costs at most FULL_START_FLOPS starts
+    from every block whatever lam (one restricted solve, no screening); with the rule off it screens
+    and grows its working set. Both reach the Clarabel optimum, certified."""
+    from convexnn.solvers.block_ipm import iteration_flops
+
+    f = _relu(5, n=30, d=2, P=12, lam=0.3)
+    Xa, masks, y, _, L = _arrays(f)
+    n, d = Xa.shape
+    P = masks.shape[1]
+    assert iteration_flops(n, 2 * P, d, True, units=P)[0] <= asm.FULL_START_FLOPS
+    ref = _tight(f)
+    full = cx.solve(f, method="first_order", tol=1e-7, viol_tol=1e-8)
+    assert full.info["history"][0]["working_set"] == 2 * P and full.iterations < 60
+    monkeypatch.setattr(first_order, "FULL_START_FLOPS", 0.0)
+    grown = cx.solve(f, method="first_order", tol=1e-7, viol_tol=1e-8)
+    assert grown.info["history"][0]["working_set"] < 2 * P
+    for sol in (full, grown):
+        assert sol.status == "optimal"
+        assert sol.value == pytest.approx(ref, rel=1e-6)
+        assert sol.value - ref <= sol.info["gap_abs"] + 1e-9 * abs(ref)
+
+
 @pytest.mark.parametrize("budget", [0, 1, 5, 60])
-def test_the_iteration_budget_bounds_the_polish(budget):
-    # a program with screening (moderate lam): the screening's iterations count, and no restricted
-    # solve starts once the budget is spent
+def test_the_iteration_budget_bounds_the_polish(budget, monkeypatch):
+    # a program with screening (moderate lam; the full start of tiny programs off): the screening's
+    # iterations count, and no restricted solve starts once the budget is spent
+    monkeypatch.setattr(first_order, "FULL_START_FLOPS", 0.0)
     f = _relu(3, n=60, P=16, lam=0.5)
     with pytest.warns(cx.ConvergenceWarning, match=rf"iteration budget \(max_iter\) spent.*max_iter={budget}\b"):
         sol = cx.solve(f, method="first_order", tol=1e-8, max_iter=budget)

@@ -110,6 +110,7 @@ def test_auto_switches_to_interior_on_a_dense_screening_support(monkeypatch):
     X, y, pat = _data(7)
     f = cx.c_relu(X, y, pat, 0.01)
     monkeypatch.setattr(first_order, "AUTO_DENSE_SUPPORT", 0.0)
+    monkeypatch.setattr(first_order, "FULL_START_FLOPS", 0.0)  # screen even this small program
     sol = cx.solve(f)
     assert sol.info["method"] == "interior" and "screening support" in sol.info["auto_reason"]
     fo = cx.solve(f, method="first_order")
