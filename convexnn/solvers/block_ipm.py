@@ -1169,7 +1169,12 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
 
         def solve_newton(ds_l, ds_q):
             """A Newton direction; a failed low-rank solve switches to the dense Cholesky from here on
-            (None when that factorization fails too)."""
+            (None when that factorization fails too). A direction of huge norm (a nearly singular
+            system: Huber's linear tails) may overflow; the step rules reject it (non-finite step)."""
+            with np.errstate(over="ignore", invalid="ignore"):
+                return _solve_newton(ds_l, ds_q)
+
+        def _solve_newton(ds_l, ds_q):
             nonlocal lr, low_rank, dense_stop, floored
             try:
                 return newton(ds_l, ds_q)
@@ -1243,6 +1248,16 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
                 break
             full, alpha, ds_l, ds_q = trial, a_new, ds_l2, ds_q + dq
         dX, dtau, CdX, dzl_t, dsq, dzq = full[:6]
+        dsl, dzl = (CdX - rl, dzl_t * wl_inv) if cones else (sl, zl)
+        if wz is not None and np.isfinite(alpha):
+            # a non-quadratic loss: the Newton system linearizes its gradient, and where its
+            # curvature nearly vanishes (logistic loss, large weights on nearly separable data) a
+            # full step can multiply the dual residual and send the iterates off (_residual_step)
+            dz = fit(dX)
+            g_z, wdz = np.asarray(loss.grad_on(NUMPY, z, y), dtype=np.float64), wz * dz
+            alpha = _residual_step(alpha, lambda a: _fnorm(_dual_residual_along(a, z, dz, g_z, wdz, rx, Fc, Xa, y,
+                                                                                 loss)),
+                                   _fnorm(rx), 0.1 * eps * (1.0 + lam * np.sqrt(k) + dnorm))
         if not np.isfinite(alpha) or alpha < 1e-10:
             status = "stalled"
             break
@@ -1251,8 +1266,8 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
         sq = sq + alpha * dsq
         zq = zq + alpha * dzq
         if cones:
-            sl = sl + alpha * (CdX - rl)
-            zl = zl + alpha * (dzl_t * wl_inv)
+            sl = sl + alpha * dsl
+            zl = zl + alpha * dzl
     _, Xb, zlb, grel, pres, dres, obj = best
     if status == "optimal" and state is not None and _strictly_interior(sq, zq, sl, zl):
         # the final iterate (strictly interior): continuing from it with a tighter ``eps`` on the same
@@ -1265,6 +1280,48 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
         obj = objective(X)
     return BlockIPMResult(X, np.maximum(zl, 0.0), it, status, grel, pres, dres, obj, time.perf_counter() - t0,
                           state, flops * (it + 1))
+
+
+#: the step of a non-quadratic loss (:func:`_residual_step`): the dual residual may grow by at most
+#: this factor in one step, and at most this many halvings are tried
+_GROWTH = 2.0
+_HALVINGS = 40
+
+
+def _residual_step(alpha: float, residual: Callable[[float], float], r0: float, floor: float) -> float:
+    r"""The longest step :math:`\alpha 2^{-j}` after which the dual residual norm ``residual(a)`` is
+    at most :data:`_GROWTH` times the current one ``r0``, or below ``floor`` (the target accuracy).
+
+    A safeguard for non-quadratic losses, not a monotone line search: on the logistic programs of
+    the benchmark matrix and 108 small held-out logistic and Huber programs, requiring
+    :math:`\|r_x(\alpha)\| \le (1 - 10^{-2}\alpha)\|r_x\|` (the Armijo rule on the residual norm)
+    cut the steps of the first restricted solves to 0.03-0.1 and doubled some solve times
+    (breast cancer, logistic C-ReLU: 0.16 s -> 0.39 s), and the merit "relative gap + scaled dual
+    residual" of CVXOPT's ``cp`` stalls where the corrector direction raises the complementarity;
+    letting the residual at most double keeps every other step as it was and stops the runaway
+    steps (a factor of 8 in one step, then objectives of 1e15). After :data:`_HALVINGS` halvings the
+    last trial is returned (the caller stops on a step below 1e-10)."""
+    a = float(alpha)
+    for _ in range(_HALVINGS):
+        r = residual(a)
+        if np.isfinite(r) and r <= max(_GROWTH * r0, floor):
+            return a
+        a *= 0.5
+    return a
+
+
+def _dual_residual_along(a: float, z: np.ndarray, dz: np.ndarray, g: np.ndarray, wdz: np.ndarray,
+                         rx: np.ndarray, Fc: np.ndarray, Xa: np.ndarray, y: np.ndarray, loss: Loss) -> np.ndarray:
+    r"""The dual residual :math:`r_x` after a step ``a`` along a Newton direction of a smooth loss.
+
+    The Newton system linearizes the loss gradient, so
+    :math:`r_x(a) = (1-a)\,r_x + F^\top e(a)` with the linearization error
+    :math:`e(a) = \nabla f(z + a\,\Delta z) - \nabla f(z) - a\operatorname{diag}(f'')\Delta z`
+    (``g`` = :math:`\nabla f(z)`, ``wdz`` = :math:`\operatorname{diag}(f'')\Delta z`; zero for the
+    squared loss; the cone terms are linear in the step)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        e = np.asarray(loss.grad_on(NUMPY, z + a * dz, y), dtype=np.float64) - g - a * wdz
+        return (1.0 - a) * rx + (Fc * e[:, None]).T @ Xa
 
 
 def warm_start(state: dict, old: list, new: list, n: int, d: int, lam: float, cones: bool = True,

@@ -593,3 +593,75 @@ def test_row_generation_solves_the_restricted_program(loss):
                               eps=1e-11)
     assert rs.warm[2] is R or np.array_equal(rs.warm[2], R)
     assert _restricted_objective(Xa, masks, y, lam, L, rs.V, rs.W) == pytest.approx(fref, rel=1e-7)
+
+
+def _separable_logistic():
+    """A logistic program on nearly separable heavy-tailed data at a small lam (n = 25, d' = 2, 8
+    patterns from 10 gates, lam = 3e-3 lam_max): the optimum has weights of norm 30-40, where the loss has almost
+    no curvature on most samples."""
+    rng = np.random.default_rng(5025)
+    X = rng.standard_t(4, size=(25, 1)) * rng.uniform(0.5, 3, size=1) + rng.uniform(-2, 2, size=1)
+    y = np.sin(X @ rng.standard_normal(1)) + 0.3 * rng.standard_normal(25)
+    y = np.where(y > np.median(y), 1.0, -1.0)
+    pat = cx.Patterns.from_gates(X, rng.standard_normal((2, 10)), bias=True)
+    Xa = np.hstack([X, np.ones((25, 1))])
+    return X, y, pat, Xa, 3e-3 * lam_max(Xa, pat.masks, y, "logistic")
+
+
+def test_nonlinear_step_keeps_a_logistic_solve_from_running_off():
+    # without the line search on the dual residual a full Newton step at iteration 5 multiplied the
+    # residual by 8 and the iterates ran off (objective 1e15, "stalled" at a relative gap of 0.57)
+    X, y, pat, Xa, lam = _separable_logistic()
+    M = np.asarray(pat.masks, dtype=bool)
+    L = get_loss("logistic")
+    f = cx.c_grelu(X, y, pat, lam, loss="logistic")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = f.solve(solver="CLARABEL", tol_gap_abs=1e-9, tol_gap_rel=1e-9, tol_feas=1e-9).value
+    r = solve_block_ipm(Xa, M, np.ones(M.shape[1]), y, lam, L, cones=False, eps=1e-10)
+    assert r.status == "optimal" and r.iterations < 60
+    assert r.objective == pytest.approx(ref, rel=1e-7)
+    sol = cx.solve(f, method="gated_ipm", tol=1e-8)
+    assert sol.status == "optimal" and sol.value == pytest.approx(ref, rel=1e-7)
+    assert sol.value - ref <= sol.info["gap_abs"] + 1e-9 * abs(ref)
+
+
+def test_residual_step_against_the_dual_residual_from_scratch():
+    """_dual_residual_along against the dual residual computed from scratch after each trial step
+    (logistic gradient and curvature by hand), and _residual_step returns the longest halving within
+    the bound: the step before it (twice as long) is not."""
+    from scipy.special import expit
+
+    X, y, pat, Xa, lam = _separable_logistic()
+    M = np.asarray(pat.masks, dtype=float)
+    L = get_loss("logistic")
+    rng = np.random.default_rng(1)
+    k, d = M.shape[1], Xa.shape[1]
+    Xb, dX = 30.0 * rng.standard_normal((k, d)), 60.0 * rng.standard_normal((k, d))
+
+    def fit(B):
+        return np.einsum("nk,nk->n", M, Xa @ B.T)
+
+    def resid(B, Z):  # the dual residual F^T grad f(F x) - z (no cone rows)
+        g = -y * expit(-y * fit(B))
+        return (M * g[:, None]).T @ Xa - Z
+
+    z, dz = fit(Xb), fit(dX)
+    w = expit(y * z) * expit(-y * z)  # the logistic loss's second derivative
+    # multipliers near dual feasibility: a small residual, which a long step's nonlinearity exceeds
+    zq1 = resid(Xb, 0.0) + 1e-3 * rng.standard_normal((k, d))
+    rx = resid(Xb, zq1)
+    # the multiplier direction of an exact Newton step: rx + J dX - dzq1 = 0, J = F^T diag(f'') F
+    dzq1 = rx + (M * (w * dz)[:, None]).T @ Xa
+    g = -y * expit(-y * z)
+    for a in (1.0, 0.3, 1e-3):
+        along = bipm._dual_residual_along(a, z, dz, g, w * dz, rx, M, Xa, y, L)
+        np.testing.assert_allclose(along, resid(Xb + a * dX, zq1 + a * dzq1), rtol=1e-9, atol=1e-9 * np.abs(rx).max())
+    r0 = np.linalg.norm(rx)
+
+    def true_norm(t):
+        return np.linalg.norm(resid(Xb + t * dX, zq1 + t * dzq1))
+
+    a = bipm._residual_step(1.0, true_norm, r0, 0.0)
+    assert 0 < a <= 1.0 and true_norm(a) <= bipm._GROWTH * r0
+    assert a < 1.0 and true_norm(2.0 * a) > bipm._GROWTH * r0  # this direction needs a shorter step
