@@ -35,8 +35,8 @@ from convexnn.solvers.active_set import (
     solve_relu_active_set,
 )
 from convexnn.solvers.augmented_lagrangian import solve_relu
-from convexnn.solvers.block_ipm import iteration_flops
 from convexnn.solvers.backend import Backend, get_backend
+from convexnn.solvers.block_ipm import iteration_flops
 from convexnn.solvers.fista import Reporter, solve_gated
 from convexnn.solvers.gated_active_set import handover_rule, solve_gated_active_set
 from convexnn.solvers.gated_ipm import GatedBlockIPM, cpu64, estimate_fista_seconds, fista_iterations, prefer_ipm
