@@ -586,7 +586,8 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
             cand = -np.asarray(bk64.to_numpy(loss.grad_on(bk64, fit, y64)), dtype=np.float64)
             rho = bk64.to_numpy(Gam64)
         lb, p = certified_program_bound(Xs, masks, y_np, lam_s, loss, cand, cones=relu, penalty=pen,
-                                        multipliers=rho, projections=res.get("projections"), rtol=0.1 * tol_eff)
+                                        multipliers=rho, projections=res.get("projections"), rtol=0.1 * tol_eff,
+                                        op=op64)
         g = g.with_dual(lb, bk64.asarray(p))
         # back to the given units: F = b^2 F', v = b v', u = (b/a) u' (exact: powers of two)
         g = sc.gap_out(g)

@@ -224,7 +224,7 @@ def relu_violation(op: MaskedDesign, V: Any, W: Any) -> tuple[float, float]:
 def certified_program_bound(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float, loss: Loss,
                             v: np.ndarray, *, cones: bool, penalty: Penalty | None = None,
                             multipliers: np.ndarray | None = None, projections: dict | None = None,
-                            rtol: float = 0.0) -> tuple[float, np.ndarray]:
+                            rtol: float = 0.0, op: MaskedDesign | None = None) -> tuple[float, np.ndarray]:
     r"""A rigorous lower bound on the optimum of the program over the patterns ``masks`` from the dual
     candidate ``v`` (the duality module's convention, :math:`v = -s\theta`), every rounding error of
     the float64 data accounted for; returns ``(bound, dual point)``.
@@ -238,8 +238,9 @@ def certified_program_bound(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, la
     within ``1 + rtol`` of the best value found keep their bounds without an NNLS). C-GReLU:
     :math:`S \ge \max_i R^*(\tilde X^\top D_i v)`, from the computed products and Higham's bound
     :math:`\gamma_{2n+4}\,|\tilde X|^\top D_i|v|` of their error (any summation order, chunks
-    included). The solvers' own stopping tests use the floating-point gaps of :func:`gated_gap` /
-    :func:`relu_gap`; this bound is the one a solve reports.
+    included; ``op``, a float64 numpy :class:`MaskedDesign` over ``Xa`` and ``masks``, is reused for
+    them instead of a new float copy of the ``n x P`` masks). The solvers' own stopping tests use the
+    floating-point gaps of :func:`gated_gap` / :func:`relu_gap`; this bound is the one a solve reports.
 
     Reference: N. J. Higham, *Accuracy and Stability of Numerical Algorithms*, 2nd ed., SIAM 2002.
     """
@@ -256,10 +257,12 @@ def certified_program_bound(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, la
                                      multipliers=multipliers, projections=projections, rtol=rtol)
     n = Xa.shape[0]
     bk = get_backend(None, "float64")
-    M = np.asarray(masks, dtype=bool)
+    if op is not None and not (op.bk.lib == "numpy" and op.bk.dtype == np.float64):
+        op = None
+    M = op.M if op is not None else np.asarray(masks, dtype=bool)
     S = 0.0
     if M.shape[1]:
-        G = np.abs(MaskedDesign(Xa, M, bk).adjoint(v))  # (P, d'): |X_a^T D_i v| as computed
+        G = np.abs((op or MaskedDesign(Xa, M, bk)).adjoint(v))  # (P, d'): |X_a^T D_i v| as computed
         E = MaskedDesign(np.abs(Xa), M, bk).adjoint(np.abs(v)) * (gamma(2 * n + 4) * (1.0 + gamma(2 * n + 4)))
         S = float(np.max(get_penalty(penalty).dual_norms_upper((G * (1.0 + gamma(2)) + E) * (1.0 + gamma(4)))))
     return feasible_dual_value(loss, v, y, lam, S, row_norm_bounds(Xa))

@@ -464,10 +464,18 @@ def test_certified_program_bound_is_weak_duality(kind, loss):
     f = getattr(cx, kind)(X, y, pat, lam, loss=loss)
     ref = f.solve("CLARABEL", tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10).value
     L = get_loss(loss)
+    from convexnn.backend import get_backend
+    from convexnn.solvers.operators import MaskedDesign
+
+    op = MaskedDesign(Xa, np.asarray(pat.masks, dtype=float), get_backend(None, "float64"), chunk_rows=7)
     for _ in range(5):
         v = rng.standard_normal(30) * 10.0 ** rng.uniform(-3, 3)
         lb, _ = certified_program_bound(Xa, pat.masks, y, lam, L, v, cones=kind == "c_relu")
         assert lb <= ref * (1 + 1e-9)
+        # the same bound from a caller's operator (float masks, row blocks: another summation order,
+        # which Higham's bound covers)
+        lb_op, _ = certified_program_bound(Xa, pat.masks, y, lam, L, v, cones=kind == "c_relu", op=op)
+        assert lb_op <= ref * (1 + 1e-9) and lb_op == pytest.approx(lb, rel=1e-12, abs=1e-300)
     sol = cx.solve(f, method="first_order", tol=1e-9)
     assert sol.info["dual_value"] <= ref * (1 + 1e-9)
     assert ref - sol.info["dual_value"] <= 2e-9 * abs(ref)
