@@ -484,7 +484,7 @@ class GatedBlockIPM(Solver):
             r = replace(r, U=sc.weights_out(r.U), gap=sc.gap_out(r.gap), history=sc.history_out(r.history))
         # the reported lower bound: the same dual candidate with every rounding error accounted for
         g = r.gap.with_dual(*certified_program_bound(Xa, M, y, lam, L, np.asarray(r.gap.dual_point, dtype=np.float64),
-                                                     cones=False))
+                                                     cones=False, op=op))
         if r.converged and g.rel_gap > tol_eff:
             r = replace(r, converged=False, reason=above_tol_reason(g.rel_gap))
         status = "optimal" if r.converged else "not_converged"
