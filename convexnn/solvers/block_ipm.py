@@ -931,8 +931,8 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
         rt = lam - zq[:, 0]
         rq = sq - np.concatenate([tau[:, None], X], axis=1)
         # scale of the dual residual: the norms of the terms it sums
-        dn = _fnorm(Fg) + _fnorm(Cz) + _fnorm(zq)
-        return z, rx, rt, rl, rq, ZX, dn
+        dscale = 1.0 + lam * np.sqrt(k) + _fnorm(Fg) + _fnorm(Cz) + _fnorm(zq)
+        return z, g, rx, rt, rl, rq, ZX, dscale
 
     best = None
     since, mark = 0, np.inf
@@ -947,12 +947,12 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
         # tails, e.g. Huber, makes the Newton system nearly singular) overflows here: stop at the best
         # iterate so far
         with np.errstate(over="ignore", invalid="ignore"):
-            z, rx, rt, rl, rq, ZX, dnorm = residuals(X, tau, sl, zl, sq, zq)
+            z, g_z, rx, rt, rl, rq, ZX, dscale = residuals(X, tau, sl, zl, sq, zq)
             gapv = float(np.sum(sl * zl) + np.sum(sq * zq))
             obj = float(loss.value_on(NUMPY, z, y)) + lam * float(_rnorm(X).sum())  # z = fit(X)
             pscale = 1.0 + _fnorm(ZX) + _fnorm(tau)
             pres = float(np.sqrt(np.sum(rl * rl) + np.sum(rq * rq))) / pscale
-            dres = float(np.sqrt(np.sum(rx * rx) + np.sum(rt * rt))) / (1.0 + lam * np.sqrt(k) + dnorm)
+            dres = float(np.sqrt(np.sum(rx * rx) + np.sum(rt * rt))) / dscale
             grel = gapv / max(1.0, abs(obj))
             score = max(grel, pres, dres)
         if not (np.isfinite(score) and np.isfinite(obj)) and best is not None:
@@ -1254,10 +1254,10 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
             # curvature nearly vanishes (logistic loss, large weights on nearly separable data) a
             # full step can multiply the dual residual and send the iterates off (_residual_step)
             dz = fit(dX)
-            g_z, wdz = np.asarray(loss.grad_on(NUMPY, z, y), dtype=np.float64), wz * dz
+            wdz = wz * dz
             alpha = _residual_step(alpha, lambda a: _fnorm(_dual_residual_along(a, z, dz, g_z, wdz, rx, Fc, Xa, y,
                                                                                  loss)),
-                                   _fnorm(rx), 0.1 * eps * (1.0 + lam * np.sqrt(k) + dnorm))
+                                   _fnorm(rx), 0.1 * eps * dscale)
         if not np.isfinite(alpha) or alpha < 1e-10:
             status = "stalled"
             break

@@ -280,8 +280,7 @@ def _relu_active_set(Xa: np.ndarray, masks: np.ndarray, op: MaskedDesign, loss: 
     # no screening
     full = (V0 is None and W0 is None and op.P * op.d <= FULL_VARS and lam > 0
             and (lmax / lam >= FULL_START_RATIO
-                 or iteration_flops(op.n, 2 * op.P, op.d, bool(getattr(loss, "unit_curvature", False)),
-                                    units=op.P)[0] <= FULL_START_FLOPS))
+                 or iteration_flops(op.n, 2 * op.P, op.d, loss.unit_curvature, units=op.P)[0] <= FULL_START_FLOPS))
     if V0 is None and W0 is None and not full:
         # (on one BLAS thread when the data is small: _solve_first_order runs every solve so)
         small = float(op.n) * op.d * op.P <= SMALL_SCREEN_WORK
