@@ -52,6 +52,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from convexnn.arrangements.facets import ChamberFacets
 from convexnn.arrangements.limits import one_blas_thread
 from convexnn.errors import InputError
 from convexnn.formulations.losses import Loss, SquaredLoss
@@ -222,7 +223,8 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
                      eps: float = 1e-10, max_iter: int = 200, row_rounds: int = 30,
                      solver: str = "ipm", warm: tuple | None = None,
                      resume: bool = False, gram_cache: PatternGram | None = None,
-                     accept: float | None = None, relaxed: float = 0.0) -> RestrictedSolution:
+                     accept: float | None = None, relaxed: float = 0.0,
+                     facets: ChamberFacets | None = None) -> RestrictedSolution:
     r"""Solve C-ReLU restricted to the blocks ``active`` (others fixed at zero).
 
     ``solver="ipm"`` (default): the block-structured primal-dual interior point of
@@ -289,6 +291,10 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
         The pattern blocks of the Gram matrix :math:`F^\top F` kept across the rounds of a polish
         (squared loss, dense interior-point solves): only the patterns new to the working set cost
         products with the data.
+    facets : ChamberFacets, optional
+        The facet rows of the chambers (:mod:`convexnn.arrangements.facets`): with them the
+        interior point starts from each block's facets instead of ``rows_per_block`` rows (the
+        rest are implied; row generation as above adds any that the hull missed).
 
     Returns
     -------
@@ -326,8 +332,14 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
         same = prev is not None and prev[1] == blocks
         # cone rows per block (row generation; None: all n): a resumed solve keeps its rows
         m = None if rows_per_block is None or int(rows_per_block) >= n else max(1, int(rows_per_block))
-        R = (prev[2] if resume and same else
-             None if m is None else _nearest_rows(Xa, mk, blocks, V_ref, W_ref, v_ref, m))
+        if resume and same:
+            R = prev[2]
+        else:
+            # the chambers' facets when known (the other rows are implied), else the rows of
+            # smallest margin (m of them) or all rows
+            R = None if facets is None else facets.rows(mk, pids)
+            if R is None and m is not None:
+                R = _nearest_rows(Xa, mk, blocks, V_ref, W_ref, v_ref, m)
         iters = 0
         flops = 0.0
         for rnd in range(row_rounds + 1):
@@ -463,6 +475,36 @@ def _zero_blocks(V: np.ndarray, W: np.ndarray, candidates: np.ndarray, rel: floa
     loose one (an interior-point iterate keeps every block away from zero by about the gap)."""
     norms = np.stack([np.linalg.norm(V, axis=1), np.linalg.norm(W, axis=1)])
     return candidates & (norms <= rel * max(float(norms.max()), 1e-300))
+
+
+def _onto_cones(Xa: np.ndarray, masks: np.ndarray, V: np.ndarray, W: np.ndarray,
+                viol_tol: float) -> tuple[np.ndarray, np.ndarray, float, float]:
+    r"""``(V, W)`` with every block that violates its cone rows by more than ``viol_tol / 2`` times the
+    largest block output (the scale of the relative violation, :func:`violation`) replaced by its
+    projection onto its chamber (:func:`~convexnn.duality.cones.project_cone`), and the absolute and
+    relative violation of the point returned. Nothing changes when the relative violation is at
+    most ``viol_tol``.
+
+    An interior point meets its cone rows only up to its primal residual, which is relative to the
+    program (the targets), not to each block: a block that is zero at the optimum can come back as
+    rounding noise (outputs of 1e-15 next to targets of 1) that violates its rows by 1e-16, a
+    relative violation of 1e-5 when the largest block's outputs are 1e-11. The projection moves a
+    block by its violation only; the certificate is computed at the projected point."""
+    va, vr = violation(Xa, masks, V, W)
+    if vr <= viol_tol:
+        return V, W, va, vr
+    from convexnn.duality.cones import project_cone
+
+    level = 0.5 * viol_tol * va / vr  # va / vr: the largest block output
+    V, W = V.copy(), W.copy()
+    moved = 0
+    for U in (V, W):
+        nz = np.flatnonzero(np.any(U != 0.0, axis=1))
+        worst = np.min(np.where(masks[:, nz], 1.0, -1.0) * (Xa @ U[nz].T), axis=0) if nz.size else nz
+        for i in nz[worst < -level]:
+            U[i] = project_cone(Xa, np.where(masks[:, i], 1.0, -1.0), U[i])[0]
+            moved += 1
+    return (V, W, *violation(Xa, masks, V, W)) if moved else (V, W, va, vr)
 
 
 def _go_full(active: np.ndarray, n: int, d: int, quad: bool, share: float, ratio: float) -> bool:
@@ -647,6 +689,8 @@ def solve_relu_active_set(
     full_vars: int | None = None,
     full_ratio: float = 2.5,
     start_full: bool = False,
+    gates: np.ndarray | None = None,
+    facets: bool = True,
 ) -> ActiveSetResult:
     r"""Active-set (column-generation) solve of C-ReLU with a global certificate.
 
@@ -701,8 +745,8 @@ def solve_relu_active_set(
         is solved again with ``eps`` divided by 100, down to ``eps_min``.
     rows_per_block : int, optional
         Row generation of the restricted solves (initial cone rows per block, see
-        :func:`solve_restricted`); default :func:`cone_rows` (all rows below a few thousand
-        samples); ``n`` or more: all rows.
+        :func:`solve_restricted`); default: the facet rows (``facets`` below) where available,
+        else :func:`cone_rows` (all rows below a few thousand samples); ``n`` or more: all rows.
     add_limit : int
         Violated blocks added per round: at most ``max(add_limit, |W|)`` (the most violated
         first), so the working set can double per round.
@@ -774,6 +818,16 @@ def solve_relu_active_set(
         Start with all ``2P`` blocks (no screening): for small programs whose support is known to
         be dense (the first-order driver asks for it when ``lam_max / lam >=`` :data:`FULL_START_RATIO`
         and ``P d' <=`` :data:`FULL_VARS`).
+    gates : ndarray, shape (d', P), optional
+        A direction inside each pattern's chamber (the witness gates of
+        :class:`~convexnn.arrangements.patterns.Patterns`), for the facets below.
+    facets : bool
+        **Facet rows** (with the default ``rows_per_block``). When the rank of ``Xa`` is at most
+        :data:`~convexnn.arrangements.facets.FACET_MAX_RANK`, the restricted interior-point solves
+        start from the facets of each block's chamber (:class:`~convexnn.arrangements.facets.ChamberFacets`,
+        typically 10-40 of the ``n`` rows) instead of all rows; the rows it leaves out are implied,
+        and row generation adds any that the hull missed, so the restricted optimum is the same. An
+        interior-point solve then needs fewer and cheaper iterations (measured in ``docs/solvers.md``).
 
     Returns
     -------
@@ -790,6 +844,10 @@ def solve_relu_active_set(
     n, d = Xa.shape
     P = masks.shape[1]
     max_blocks = 2 * P if max_blocks is None else int(max_blocks)
+    # the chambers' facet rows, unless the caller fixed the rows per block
+    facet_rows = ChamberFacets(Xa, gates) if facets and rows_per_block is None and restricted == "ipm" else None
+    if facet_rows is not None and not facet_rows.available:
+        facet_rows = None
     rows_per_block = cone_rows(n, d) if rows_per_block is None else int(rows_per_block)
     active = np.zeros((2, P), dtype=bool)
     V = np.zeros((P, d)) if V0 is None else np.array(V0, dtype=np.float64)
@@ -884,13 +942,18 @@ def solve_relu_active_set(
             rs = solve_restricted(Xa, masks, y, lam, loss, active, V_ref=V_ref, W_ref=W_ref, v_ref=v_ref, eps=eps_now,
                                   rows_per_block=rows_per_block, solver=restricted,
                                   warm=warm if warm_starts else None, resume=resume, gram_cache=gram_cache,
-                                  accept=IPM_ACCEPT_TOL * tol, relaxed=min(eps_now, _ROWS_LOOSE) if loose else 0.0)
+                                  accept=IPM_ACCEPT_TOL * tol, relaxed=min(eps_now, _ROWS_LOOSE) if loose else 0.0,
+                                  facets=facet_rows)
         except Exception as exc:  # noqa: BLE001  (cvxpy.error.SolverError, numerical failures)
             reason = f"solver_error: {exc}"
             break
         iters += rs.iterations
         spent += rs.flops + scan_cost  # the restricted solve and the scan below
         V, W, Gam = rs.V, rs.W, rs.multipliers
+        if loose:  # its point may violate the cones (``relaxed``); it only prices the blocks
+            va, vr = violation(Xa, masks, V, W)
+        else:  # blocks of rounding noise that violate their cones are projected onto them
+            V, W, va, vr = _onto_cones(Xa, masks, V, W, viol_tol)
         warm = rs.warm
         # one scan gives the violated blocks outside the working set and, when it is complete,
         # the exact s(v); after an early stop the certificate uses the cheap bounds (valid, loose)
@@ -911,7 +974,6 @@ def solve_relu_active_set(
                                                     cache=proj_cache)
             cert = _certificate(primal, v, y, lam, loss, float(bounds.max()) if s_exact is None else s_exact,
                                 bounds, nn + nn2)
-        va, vr = violation(Xa, masks, V, W)
         record(cert, vr, rounds, f"round {rounds} blocks {int(active.sum())} s/lam {cert.s / lam:.3g}", eps_now)
         if cert.rel_gap <= tol and vr <= viol_tol:
             reason = "certified"

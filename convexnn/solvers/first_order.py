@@ -261,7 +261,7 @@ ONE_THREAD_WORK = 5e7
 def _relu_active_set(Xa: np.ndarray, masks: np.ndarray, op: MaskedDesign, loss: Any, yb: Any, y: np.ndarray,
                      lam: float, V0: np.ndarray | None, W0: np.ndarray | None, *, tol: float, viol_tol: float,
                      t0: float, reporter: Reporter, lmax: float, max_iter: int,
-                     auto: bool = False) -> ActiveSetResult:
+                     auto: bool = False, gates: np.ndarray | None = None) -> ActiveSetResult:
     r"""C-ReLU by the active-set polish (:mod:`convexnn.solvers.active_set`).
 
     Screening (cold start): the C-GReLU program with the same patterns is solved by R-FISTA on
@@ -300,7 +300,7 @@ def _relu_active_set(Xa: np.ndarray, masks: np.ndarray, op: MaskedDesign, loss: 
     return solve_relu_active_set(Xa, masks, y, lam, loss, v_screen=v_screen, V0=V0, W0=W0,
                                  tol=tol, viol_tol=viol_tol, iterations0=iters0, t0=t0, report=report,
                                  flops0=4.0 * iters0 * op.n * op.d * op.P, start_full=full,
-                                 max_iterations=max_iter)
+                                 max_iterations=max_iter, gates=gates)
 
 
 #: C-GReLU polish: relative certified gap at which R-FISTA hands over to the Newton polish (on the
@@ -497,7 +497,7 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
                         Xs, masks, op, loss, yb, np.asarray(y_k, dtype=np.float64), lam_s,
                         None if warm is None else col(warm["V"]), None if warm is None else col(warm["W"]),
                         tol=tol_eff, viol_tol=vtol, t0=t0, reporter=reporter, lmax=lmax, max_iter=budget,
-                        auto=auto and outputs == 1)
+                        auto=auto and outputs == 1, gates=np.asarray(f.patterns.gates, dtype=np.float64))
                     if polished.converged or polished.reason in ("no_violated_block", "max_iter"):
                         results.append({**_polish_record(polished, lmax), "budget": budget})
                         continue

@@ -509,3 +509,95 @@ def test_a_restricted_solve_in_progress_finishes_and_counts():
     one = cx.solve(f, method="first_order", tol=1e-8, max_iter=1)
     assert one.status == "optimal" and 1 < one.iterations <= 1 + 150
     assert one.value == pytest.approx(_tight(f), rel=1e-6)
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_facet_rows_reach_the_optimum_of_all_rows(loss):
+    # the polish started from the chambers' facet rows (gates given, or the sign fit) certifies the
+    # same optimum as with all rows and as Clarabel, with every row satisfied
+    f = _relu(21, loss=loss, n=150, d=3, P=14, lam=0.01 if loss == "squared" else 0.03)
+    Xa, masks, y, lam, L = _arrays(f)
+    ref = _tight(f)
+    gates = np.asarray(f.patterns.gates)
+    runs = [solve_relu_active_set(Xa, masks, y, lam, L, tol=1e-9, rows_per_block=Xa.shape[0]),
+            solve_relu_active_set(Xa, masks, y, lam, L, tol=1e-9, gates=gates),
+            solve_relu_active_set(Xa, masks, y, lam, L, tol=1e-9)]
+    for r in runs:
+        assert r.converged and r.certificate.rel_gap <= 1e-9
+        assert asm.violation(Xa, masks, r.V, r.W)[1] <= 1e-8
+        assert r.certificate.primal == pytest.approx(ref, rel=1e-7)
+
+
+def test_restricted_solve_from_facets_adds_the_rows_a_hull_missed(monkeypatch):
+    # facets with every other row of every chamber removed (and kept out of the padding): the
+    # relaxation's solution violates some, row generation adds them, and the restricted optimum is
+    # the one with all rows
+    from convexnn.arrangements.facets import ChamberFacets
+
+    f = _relu(22, n=80, d=3, P=10, lam=0.005)
+    Xa, masks, y, lam, L = _arrays(f)
+    gates = np.asarray(f.patterns.gates)
+    active = np.ones((2, masks.shape[1]), dtype=bool)
+    exact = ChamberFacets(Xa, gates)
+    a = asm.solve_restricted(Xa, masks, y, lam, L, active, eps=1e-10)  # all rows
+    b = asm.solve_restricted(Xa, masks, y, lam, L, active, eps=1e-10, facets=exact)
+    of = ChamberFacets.of
+
+    def missing(self, i, mask):
+        out = of(self, i, mask)
+        if out is None:
+            return None
+        margin = out[1].copy()
+        margin[out[0][1::2]] = np.inf
+        return out[0][::2], margin
+
+    monkeypatch.setattr(ChamberFacets, "of", missing)
+    c = asm.solve_restricted(Xa, masks, y, lam, L, active, eps=1e-10, facets=ChamberFacets(Xa, gates))
+    assert c.iterations > b.iterations  # a second solve with the generated rows
+    ca = certify_relu(Xa, masks, y, lam, L, a.V, a.W)
+    for r in (b, c):
+        assert asm.violation(Xa, masks, r.V, r.W)[1] <= 1e-9
+        assert certify_relu(Xa, masks, y, lam, L, r.V, r.W).primal == pytest.approx(ca.primal, rel=1e-8)
+
+
+def test_blocks_that_violate_their_cones_are_projected():
+    # a certified point with one small block turned out of its chamber: the projection puts it back
+    # and moves nothing else
+    f = _relu(23, n=40, d=3, P=8, lam=0.05)
+    Xa, masks, y, lam, L = _arrays(f)
+    r = solve_relu_active_set(Xa, masks, y, lam, L, tol=1e-9)
+    V, W = r.V.copy(), r.W.copy()
+    assert asm.violation(Xa, masks, V, W)[1] <= 1e-8
+    i = int(np.argmin(np.linalg.norm(V, axis=1)))
+    sg = np.where(masks[:, i], 1.0, -1.0)
+    out = -Xa.T @ sg  # a direction out of its chamber, 1e-3 of the largest block
+    V[i] = 1e-3 * np.linalg.norm(V, axis=1).max() * out / np.linalg.norm(out)
+    assert asm.violation(Xa, masks, V, W)[1] > 1e-6
+    V2, W2, va, vr = asm._onto_cones(Xa, masks, V, W, 1e-6)
+    assert vr <= 1e-6 and (va, vr) == asm.violation(Xa, masks, V2, W2)
+    assert np.min(sg * (Xa @ V2[i])) >= -1e-12 * np.abs(Xa @ V[i]).max()
+    keep = np.arange(V.shape[0]) != i
+    assert np.array_equal(V2[keep], V[keep]) and np.array_equal(W2, W)
+    # a point within the tolerance is returned as it is
+    V3, W3, _, _ = asm._onto_cones(Xa, masks, r.V, r.W, 1e-8)
+    assert V3 is r.V and W3 is r.W
+
+
+def test_noise_blocks_of_a_zero_optimum_do_not_block_the_certificate():
+    # a held-out tiny program whose optimum is zero (logistic, lam = 0.3 lam_max): the interior point
+    # returned blocks of rounding noise violating their rows (relative 3.6e-5); certified now
+    rng = np.random.default_rng(5000 + 29)
+    n = 25
+    X = rng.standard_t(4, size=(n, 1)) * rng.uniform(0.5, 3, size=1) + rng.uniform(-2, 2, size=1)
+    y = np.sin(X @ rng.standard_normal(1)) + 0.3 * rng.standard_normal(n)
+    y = np.where(y > np.median(y), 1.0, -1.0)
+    pat = cx.Patterns.from_gates(X, rng.standard_normal((2, 10)), bias=True)
+    Xa = np.hstack([X, np.ones((n, 1))])
+    lam = 0.3 * cx.solvers.lam_max(Xa, pat.masks, y, "logistic")
+    f = cx.c_relu(X, y, pat, lam, loss="logistic")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sol = cx.solve(f, method="first_order")
+    assert sol.status == "optimal" and sol.info["violation"] <= 1e-8
+    ref = _tight(f)
+    assert sol.value == pytest.approx(ref, rel=1e-8) and sol.value == pytest.approx(n * np.log(2.0), rel=1e-8)

@@ -1,0 +1,144 @@
+"""Facet rows of chambers (convexnn.arrangements.facets), checked against linear programs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy.optimize import linprog
+
+from convexnn.arrangements.facets import ChamberFacets, chamber_facets
+
+SETTINGS = dict(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _implied(A: np.ndarray, keep: np.ndarray, j: int) -> bool:
+    """Whether the row ``j`` of ``A u >= 0`` is implied by the rows ``keep``: the LP
+    min a_j^T u s.t. A_keep u >= 0, |u|_inf <= 1 has optimum 0 (not negative)."""
+    r = A.shape[1]
+    res = linprog(A[j], A_ub=-A[keep], b_ub=np.zeros(len(keep)), bounds=[(-1, 1)] * r, method="highs")
+    assert res.status == 0
+    return res.fun >= -1e-9 * np.linalg.norm(A[j])
+
+
+def _chamber(seed: int, n: int, r: int):
+    rng = np.random.default_rng(seed)
+    X = np.hstack([rng.standard_normal((n, r - 1)), np.ones((n, 1))])
+    g = rng.standard_normal(r)
+    s = np.where(X @ g >= 0, 1.0, -1.0)
+    return X, s[:, None] * X, g
+
+
+@pytest.mark.parametrize("r", [2, 3, 4, 5, 6])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_facets_are_exactly_the_irredundant_rows(seed, r):
+    # brute force: every row left out is implied by the rows returned, and no row returned is
+    # implied by the others (one linear program per row)
+    _, A, g = _chamber(seed, 40, r)
+    F = chamber_facets(A, g)
+    assert F is not None and np.all(np.diff(F) > 0)
+    for j in range(A.shape[0]):
+        if j in F:
+            assert not _implied(A, F[F != j], j)
+        else:
+            assert _implied(A, F, j)
+
+
+@given(seed=st.integers(0, 10**6), r=st.integers(2, 5), scale=st.floats(1e-3, 1e3))
+@settings(**SETTINGS)
+def test_facets_are_invariant_under_invertible_maps_and_row_scaling(seed, r, scale):
+    # the chamber of X T (gate T^{-1} g) is T^{-1} times the chamber of X, with the same facet
+    # rows; scaling a row by a positive number changes no constraint
+    X, A, g = _chamber(seed, 30, r)
+    rng = np.random.default_rng(seed + 1)
+    T = rng.standard_normal((r, r)) + 3.0 * np.eye(r)
+    c = np.linalg.solve(T, g)
+    rows = np.exp(rng.uniform(-2, 2, size=A.shape[0]))[:, None] * scale
+    base = chamber_facets(A, g)
+    assert base is not None
+    assert np.array_equal(chamber_facets(A @ T, c), base)
+    assert np.array_equal(chamber_facets(rows * A, g), base)
+
+
+def test_parallel_rows_keep_one_representative():
+    _, A, g = _chamber(3, 25, 3)
+    A2 = np.vstack([A, 2.5 * A[:5]])  # rows 25..29 are positive multiples of rows 0..4
+    F = chamber_facets(A2, g)
+    assert F is not None
+    for j in range(5):
+        assert (j in F) + (25 + j in F) <= 1  # at most one of each parallel pair
+        if _implied(A, np.setdiff1d(np.arange(25), [j]), j) is False:
+            assert j in F or 25 + j in F
+
+
+def test_direction_outside_the_chamber_or_on_a_hyperplane_is_refused():
+    _, A, g = _chamber(4, 20, 3)
+    assert chamber_facets(A, -g) is None
+    # c on the hyperplane of row 0: not strictly inside
+    a0 = A[0] / np.linalg.norm(A[0])
+    c = g - (g @ a0) * a0
+    assert chamber_facets(A, c) is None
+
+
+def test_low_ranks_and_zero_rows():
+    rng = np.random.default_rng(5)
+    # rank 1: every nonzero row is a positive multiple of one row
+    A = np.outer(rng.uniform(0.5, 2.0, 8), [1.0])
+    assert np.array_equal(chamber_facets(A, np.array([1.0])), [0])
+    # rank 2: the two extreme rows of a fan; zero rows are never facets
+    ang = rng.uniform(0.1, 1.4, 12)
+    A = np.column_stack([np.cos(ang), np.sin(ang)])
+    A[3] = 0.0
+    F = chamber_facets(A, np.array([1.0, 1.0]))
+    live = np.setdiff1d(np.arange(12), [3])
+    assert set(F) == {live[np.argmin(ang[live])], live[np.argmax(ang[live])]}
+
+
+def test_chamber_facets_of_rank_deficient_data_and_missing_gates():
+    # a duplicated column: the chambers live in the row space (rank 3 of d' = 4); without gates the
+    # least-squares sign fit is the interior direction
+    X, _, _ = _chamber(6, 40, 3)
+    Xa = np.column_stack([X[:, 0], X[:, 0], X[:, 1:]])
+    rng = np.random.default_rng(7)
+    G = rng.standard_normal((4, 6))
+    masks = Xa @ G >= 0
+    for gates in (G, None):
+        cf = ChamberFacets(Xa, gates)
+        assert cf.available and cf.rank == 3
+        found = 0
+        for i in range(6):
+            out = cf.of(i, masks[:, i])
+            if out is None:  # the sign fit need not be inside a thin chamber
+                assert gates is None
+                continue
+            found += 1
+            A = np.where(masks[:, i], 1.0, -1.0)[:, None] * Xa
+            F = out[0]
+            for j in range(40):
+                assert _implied(A, F[F != j], j) == (j not in F)
+        assert found >= (6 if gates is not None else 1)
+
+
+def test_rows_layout_pads_with_distinct_implied_rows():
+    X, _, _ = _chamber(8, 60, 4)
+    rng = np.random.default_rng(9)
+    G = rng.standard_normal((4, 5))
+    masks = X @ G >= 0
+    cf = ChamberFacets(X, G)
+    pids = np.array([0, 1, 2, 3, 4, 2])  # two blocks of pattern 2
+    R = cf.rows(masks[:, pids], pids)
+    counts = [len(cf.of(i, masks[:, i])[0]) for i in range(5)]
+    assert R.shape == (max(counts), 6)
+    for b, i in enumerate(pids):
+        assert len(set(R[:, b])) == R.shape[0]  # distinct rows
+        assert set(cf.of(i, masks[:, i])[0]) <= set(R[:, b])
+    assert np.array_equal(R[:, 2], R[:, 5])
+    # above the rank limit nothing is computed; the caller keeps all rows
+    assert not ChamberFacets(X, G, max_rank=3).available
+    assert ChamberFacets(X[:20], G, rows_per_rank=10**6).available  # rank 4: whatever n
+    # rank 7 needs rows_per_rank * (7 - 5) samples
+    X7 = np.random.default_rng(10).standard_normal((150, 7))
+    assert ChamberFacets(X7, rows_per_rank=75).available and ChamberFacets(X7, rows_per_rank=75).rank == 7
+    assert not ChamberFacets(X7, rows_per_rank=76).available
+    assert ChamberFacets(X, G, max_rank=3).of(0, masks[:, 0]) is None
