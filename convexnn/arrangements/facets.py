@@ -15,9 +15,12 @@ extreme rays. So the facets are the vertices of the convex hull of :math:`n` poi
 :math:`r - 1` (:math:`r` the rank of the data), computed by Qhull: below a millisecond for
 :math:`r \le 6` and a few thousand samples, and typically 10-40 facets however large :math:`n`.
 In higher dimension the hull's size grows quickly (real data: 1 ms per chamber at :math:`r = 7`,
-3 ms at :math:`r = 8`, 0.05-0.3 s at :math:`r = 11`, seconds at :math:`r = 14`), so
-:class:`ChamberFacets` declines above :data:`FACET_MAX_RANK`, and above rank 5 on few samples
-(:data:`FACET_ROWS_PER_RANK`).
+3 ms at :math:`r = 8`, 0.05-0.3 s at :math:`r = 11`, seconds at :math:`r = 14`), and from dimension
+4 on points near a moment curve (polynomial features of one variable, sorted timestamps) make
+hulls of :math:`\Theta(n^{\lfloor (r-1)/2 \rfloor})` simplices (cyclic polytopes; seconds for 128
+points at :math:`r = 7`). So :class:`ChamberFacets` declines above :data:`FACET_MAX_RANK`, above
+rank 5 on few samples (:data:`FACET_ROWS_PER_RANK`), and from rank 5 on when two small hulls of the
+first chamber predict a large one (:func:`hull_growth`).
 
 The witness gate of a pattern (:attr:`convexnn.arrangements.patterns.Patterns.gates`) is such a
 :math:`c` when it is not on a hyperplane of the arrangement; otherwise the least-squares fit of the
@@ -39,16 +42,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FACET_MAX_RANK", "FACET_ROWS_PER_RANK", "ChamberFacets", "chamber_facets"]
+__all__ = ["FACET_MAX_RANK", "FACET_MAX_SIMPLICES", "FACET_ROWS_PER_RANK", "ChamberFacets", "chamber_facets",
+           "hull_growth"]
 
 #: the largest rank of the data for which :class:`ChamberFacets` computes hulls (see the module
 #: docstring for the measured cost above it)
-FACET_MAX_RANK = 8
+FACET_MAX_RANK = 6
 
-#: above rank 5, hulls are computed only from ``FACET_ROWS_PER_RANK * (rank - 5)`` samples on: a hull in
-#: dimension 6-7 costs 1-4 ms per chamber on real data (0.2-0.5 ms up to rank 6), more than the rows
-#: it removes save on a few hundred samples (C-ReLU polish, wine with d' = 7 and 8, n = 178: 1.3-1.4x
-#: slower with facets; n = 250-3000: 1.0-2.8x faster, ``docs/solvers.md``)
+#: above rank 5, hulls are computed only from ``FACET_ROWS_PER_RANK * (rank - 5)`` samples on (a hull
+#: costs more than the rows it removes save on few samples)
 FACET_ROWS_PER_RANK = 100
 
 #: a direction ``c`` is accepted as strictly interior when every nonzero row has
@@ -58,6 +60,31 @@ _MARGIN = 1e-9
 
 #: relative singular-value threshold of the numerical rank
 _RANK_TOL = 1e-10
+
+#: :class:`ChamberFacets` declines data whose first chamber's hull is predicted (:func:`hull_growth`)
+#: to have more simplices than this. Held-out programs (integer, binary, heavy-tailed and timestamp
+#: columns, rank 3-6): where facets paid, 4-700 simplices predicted and 4-42 facets per chamber
+#: (hulls of 0.1-2 ms); where they did not, 1,200-4,300 simplices, 83-152 facets, 5-16 ms per hull
+FACET_MAX_SIMPLICES = 1000
+
+#: the subsample sizes of :func:`hull_growth`
+_PROBE_SIZES = (64, 128)
+
+
+def _hull_points(A: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    r"""The nonzero rows ``live`` of ``A`` and their points :math:`a_j / a_j^\top c` on the hyperplane
+    :math:`c^\top a = 1` in ``r - 1`` coordinates (all but the one of the largest :math:`|c_k|`: it
+    follows from the others, so dropping it is an affine bijection, and affine bijections keep
+    vertices); None when ``c`` is not strictly inside (:data:`_MARGIN`)."""
+    norms = np.linalg.norm(A, axis=1)
+    live = np.flatnonzero(norms > 0)  # zero rows constrain nothing
+    if live.size == 0 or A.shape[1] == 0:
+        return None
+    t = A[live] @ c
+    if not np.all(t >= _MARGIN * norms[live] * np.linalg.norm(c)):
+        return None
+    keep = np.arange(A.shape[1]) != int(np.argmax(np.abs(c)))
+    return live, A[live][:, keep] / t[:, None]
 
 
 def chamber_facets(A: np.ndarray, c: np.ndarray) -> np.ndarray | None:
@@ -82,20 +109,13 @@ def chamber_facets(A: np.ndarray, c: np.ndarray) -> np.ndarray | None:
 
     A = np.asarray(A, dtype=np.float64)
     c = np.asarray(c, dtype=np.float64)
-    n, r = A.shape
-    norms = np.linalg.norm(A, axis=1)
-    live = np.flatnonzero(norms > 0)  # zero rows constrain nothing
-    if live.size == 0 or r == 0:
+    found = _hull_points(A, c)
+    if found is None:
         return None
-    t = A[live] @ c
-    if not np.all(t >= _MARGIN * norms[live] * np.linalg.norm(c)):
-        return None
+    live, pts = found
+    r = A.shape[1]
     if r == 1:  # every nonzero row is a positive multiple of the same one
         return live[:1].copy()
-    # coordinates on the hyperplane c^T a = 1: all but the one of the largest |c_k| (it follows from
-    # the others, so dropping it is an affine bijection, and affine bijections keep vertices)
-    keep = np.arange(r) != int(np.argmax(np.abs(c)))
-    pts = A[live][:, keep] / t[:, None]
     if r == 2:  # a segment: its two ends
         return np.unique(live[[int(np.argmin(pts[:, 0])), int(np.argmax(pts[:, 0]))]])
     try:
@@ -103,6 +123,34 @@ def chamber_facets(A: np.ndarray, c: np.ndarray) -> np.ndarray | None:
     except (QhullError, ValueError):
         return None
     return np.sort(live[hull.vertices])
+
+
+def hull_growth(pts: np.ndarray, sizes: tuple[int, int] = _PROBE_SIZES) -> float:
+    r"""Extrapolated number of simplices of the convex hull of all of ``pts`` (``(n, D)``) from the
+    hulls of two nested subsamples (a fixed pseudo-random order) of ``sizes`` points: with
+    :math:`s_1, s_2` their simplex counts, :math:`s_2 (n / m_2)^{\gamma}`,
+    :math:`\gamma = \max(0, \log(s_2/s_1)/\log(m_2/m_1))`. Points in general position have hulls
+    whose size barely grows with :math:`n` (:math:`\gamma \approx 0`); points near a moment curve
+    (polynomial features of one variable, sorted timestamps) have nearly every point as a vertex
+    and :math:`\Theta(n^{\lfloor D/2 \rfloor})` simplices (cyclic polytopes), which the growth
+    exposes at the cost of two small hulls. Returns ``inf`` when the first hull already has more
+    than :data:`FACET_MAX_SIMPLICES` simplices or a hull fails."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    n = pts.shape[0]
+    m1, m2 = sizes
+    if n <= m2:
+        return 0.0  # the hull of all points costs no more than the probe
+    order = np.random.default_rng(0).permutation(n)
+    try:
+        s1 = len(ConvexHull(pts[order[:m1]]).simplices)
+        if s1 > FACET_MAX_SIMPLICES:
+            return np.inf
+        s2 = len(ConvexHull(pts[order[:m2]]).simplices)
+    except (QhullError, ValueError):
+        return np.inf
+    gamma = max(0.0, np.log(s2 / max(s1, 1)) / np.log(m2 / m1))
+    return float(s2 * (n / m2) ** gamma)
 
 
 class ChamberFacets:
@@ -124,7 +172,9 @@ class ChamberFacets:
     Attributes
     ----------
     available : bool
-        Whether the rank ``r`` of ``Xa`` is between 1 and ``max_rank`` and ``n >= rows_per_rank (r - 5)``.
+        Whether the rank ``r`` of ``Xa`` is between 1 and ``max_rank`` and ``n >= rows_per_rank (r - 5)``;
+        from rank 5 on it turns False when the first chamber's hull is predicted to exceed
+        :data:`FACET_MAX_SIMPLICES` simplices (:func:`hull_growth`).
     rank : int
         The numerical rank of ``Xa`` (singular values above :data:`_RANK_TOL` times the largest).
     """
@@ -139,6 +189,8 @@ class ChamberFacets:
         self.available = (1 <= self.rank <= int(max_rank)
                           and self.n >= int(rows_per_rank) * max(self.rank - 5, 0))
         self._cache: dict[int, tuple[np.ndarray, np.ndarray] | None] = {}
+        # in dimension >= 4 (rank >= 5) a hull can have Theta(n^2) simplices: probed once
+        self._probe = self.rank >= 5
         if self.available:
             self._basis = Vt[: self.rank].T  # (d', r): the row space
             self._Xr = Xa @ self._basis  # the data in row-space coordinates
@@ -156,6 +208,14 @@ class ChamberFacets:
         A = sign[:, None] * self._Xr
         out = None
         for c in self._directions(i, sign):
+            if self._probe:  # the first chamber with a direction inside: is its hull small?
+                found = _hull_points(A, c)
+                if found is None:
+                    continue
+                self._probe = False
+                if hull_growth(found[1]) > FACET_MAX_SIMPLICES:
+                    self.available = False
+                    return None
             rows = chamber_facets(A, c)
             if rows is not None:
                 out = (rows, (A @ c) / np.where(self._rn > 0, self._rn, 1.0))

@@ -137,8 +137,33 @@ def test_rows_layout_pads_with_distinct_implied_rows():
     # above the rank limit nothing is computed; the caller keeps all rows
     assert not ChamberFacets(X, G, max_rank=3).available
     assert ChamberFacets(X[:20], G, rows_per_rank=10**6).available  # rank 4: whatever n
-    # rank 7 needs rows_per_rank * (7 - 5) samples
-    X7 = np.random.default_rng(10).standard_normal((150, 7))
-    assert ChamberFacets(X7, rows_per_rank=75).available and ChamberFacets(X7, rows_per_rank=75).rank == 7
-    assert not ChamberFacets(X7, rows_per_rank=76).available
+    # rank 6 needs rows_per_rank * (6 - 5) samples
+    X6 = np.random.default_rng(10).standard_normal((150, 6))
+    assert ChamberFacets(X6, rows_per_rank=150).available and ChamberFacets(X6, rows_per_rank=150).rank == 6
+    assert not ChamberFacets(X6, rows_per_rank=151).available
     assert ChamberFacets(X, G, max_rank=3).of(0, masks[:, 0]) is None
+
+
+def test_hulls_that_would_blow_up_are_declined():
+    # polynomial features of one variable lie on a moment curve: every point is a vertex and the
+    # hull has Theta(n^2) simplices in dimension 4 (a cyclic polytope); the probe of two small hulls
+    # declines them, while data in general position keeps its facets
+    from scipy.spatial import ConvexHull
+
+    from convexnn.arrangements.facets import FACET_MAX_SIMPLICES, hull_growth
+
+    rng = np.random.default_rng(11)
+    n = 1500
+    t = np.sort(rng.uniform(0.0, 1.0, n))
+    poly = np.column_stack([t, t ** 2, t ** 3, t ** 4, np.ones(n)])
+    gauss = np.column_stack([rng.standard_normal((n, 4)), np.ones(n)])
+    curve = poly[:, :4] / (1.0 + t[:, None])  # points on a curve of the same kind
+    assert hull_growth(curve) > FACET_MAX_SIMPLICES
+    # the prediction is one: the hull of 400 of these points already exceeds the limit
+    assert len(ConvexHull(curve[::4][:400]).simplices) > FACET_MAX_SIMPLICES
+    assert hull_growth(rng.standard_normal((n, 4))) < 1000
+    G = rng.standard_normal((5, 4))
+    cf = ChamberFacets(poly, G)
+    assert cf.available and cf.of(0, poly @ G[:, 0] >= 0) is None and not cf.available
+    cf = ChamberFacets(gauss, G)
+    assert cf.of(0, gauss @ G[:, 0] >= 0) is not None and cf.available

@@ -601,3 +601,24 @@ def test_noise_blocks_of_a_zero_optimum_do_not_block_the_certificate():
     assert sol.status == "optimal" and sol.info["violation"] <= 1e-8
     ref = _tight(f)
     assert sol.value == pytest.approx(ref, rel=1e-8) and sol.value == pytest.approx(n * np.log(2.0), rel=1e-8)
+
+
+def test_row_generation_ignores_rows_violated_no_more_than_the_rows_in():
+    # a row left out that is a duplicate of a row in R has the same value: when the interior point
+    # meets its own rows only to -1e-9, that duplicate is not "violated" (integer-valued data has
+    # many duplicates: each would cost a solve); a row violated beyond twice that is
+    rng = np.random.default_rng(24)
+    X = rng.standard_normal((20, 3))
+    Xa = np.vstack([X, X[:2]])  # rows 20, 21 duplicate rows 0, 1
+    x = np.linalg.lstsq(Xa[:3], np.array([-1e-9, 1.0, 1.0]), rcond=None)[0]  # row 0 at -1e-9
+    z = Xa @ x
+    mk = (z >= 0)[:, None]
+    mk[[0, 20], 0] = True  # row 0 and its duplicate 20 slightly violated: s = +1, value -1e-9
+    R = np.array([[0], [1], [2]])
+    out = asm._violated_rows(Xa, mk, x[None, :], R, last=False)
+    assert out is False
+    # row 3 (not a duplicate) made violated by far more than row 0
+    mk2 = mk.copy()
+    mk2[3, 0] = not mk2[3, 0]
+    out = asm._violated_rows(Xa, mk2, x[None, :], R, last=False)
+    assert out is not False and 3 in out[:, 0]
