@@ -461,8 +461,9 @@ def solve_global(
         # no loose restricted solves: each round starts from the previous round's optimum, and
         # loose solves there cost rounds (synthetic n = 500, d' = 5, one minute: 6 rounds and a gap
         # of 0.027 with them, 10 rounds and 0.0073 without)
+        # the gates of the working set's chambers: directions inside them for the facet rows
         res = solve_relu_active_set(Xa, masks, yc, lam, L, V0=V0, W0=W0, tol=tol_r, eps_loose=0.0,
-                                    deadline=deadline)
+                                    deadline=deadline, gates=np.hstack(gates))
         last_solve = time.perf_counter() - ts
         V, W = res.V, res.W
         net = _network(V, W, bias)
