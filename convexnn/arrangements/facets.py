@@ -19,8 +19,9 @@ In higher dimension the hull's size grows quickly (real data: 1 ms per chamber a
 4 on points near a moment curve (polynomial features of one variable, sorted timestamps) make
 hulls of :math:`\Theta(n^{\lfloor (r-1)/2 \rfloor})` simplices (cyclic polytopes; seconds for 128
 points at :math:`r = 7`). So :class:`ChamberFacets` declines above :data:`FACET_MAX_RANK`, above
-rank 5 on few samples (:data:`FACET_ROWS_PER_RANK`), and from rank 5 on when two small hulls of the
-first chamber predict a large one (:func:`hull_growth`).
+rank 5 on few samples (:data:`FACET_ROWS_PER_RANK`), and from rank 5 on when the first chamber's
+hull is predicted from two small ones (:func:`hull_growth`), or found, to have more simplices than
+a few per row (:data:`FACET_SIMPLICES_PER_ROW`).
 
 The witness gate of a pattern (:attr:`convexnn.arrangements.patterns.Patterns.gates`) is such a
 :math:`c` when it is not on a hyperplane of the arrangement; otherwise the least-squares fit of the
@@ -42,8 +43,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FACET_MAX_RANK", "FACET_MAX_SIMPLICES", "FACET_ROWS_PER_RANK", "ChamberFacets", "chamber_facets",
-           "hull_growth"]
+__all__ = ["FACET_MAX_RANK", "FACET_ROWS_PER_RANK", "FACET_SIMPLICES_PER_ROW", "ChamberFacets",
+           "chamber_facets", "hull_growth"]
 
 #: the largest rank of the data for which :class:`ChamberFacets` computes hulls (see the module
 #: docstring for the measured cost above it)
@@ -61,11 +62,14 @@ _MARGIN = 1e-9
 #: relative singular-value threshold of the numerical rank
 _RANK_TOL = 1e-10
 
-#: :class:`ChamberFacets` declines data whose first chamber's hull is predicted (:func:`hull_growth`)
-#: to have more simplices than this. Held-out programs (integer, binary, heavy-tailed and timestamp
-#: columns, rank 3-6): where facets paid, 4-700 simplices predicted and 4-42 facets per chamber
-#: (hulls of 0.1-2 ms); where they did not, 1,200-4,300 simplices, 83-152 facets, 5-16 ms per hull
-FACET_MAX_SIMPLICES = 1000
+#: :class:`ChamberFacets` declines data whose first chamber's hull has, or is predicted to have
+#: (:func:`hull_growth`), more than this many simplices per row: a hull's cost follows its simplices,
+#: the rows it saves are at most ``n``. Held-out programs (integer, binary, heavy-tailed and timestamp
+#: columns, rank 3-6): where facets paid, at most 2.3 simplices per row (4-42 facets per chamber,
+#: hulls of 0.1-2 ms); where they did not, 2.7-7.6 (83-152 facets, 5-16 ms per hull, on a few hundred
+#: samples). Points near a moment curve (polynomial features of one variable, sorted timestamps) have
+#: :math:`\Theta(n^2)` simplices in dimension 4-5 (cyclic polytopes), far above it.
+FACET_SIMPLICES_PER_ROW = 2.5
 
 #: the subsample sizes of :func:`hull_growth`
 _PROBE_SIZES = (64, 128)
@@ -87,7 +91,7 @@ def _hull_points(A: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray] 
     return live, A[live][:, keep] / t[:, None]
 
 
-def chamber_facets(A: np.ndarray, c: np.ndarray) -> np.ndarray | None:
+def chamber_facets(A: np.ndarray, c: np.ndarray, size: list | None = None) -> np.ndarray | None:
     r"""The facet rows of the cone :math:`\{u : Au \ge 0\}`, given a direction strictly inside it.
 
     Parameters
@@ -97,6 +101,8 @@ def chamber_facets(A: np.ndarray, c: np.ndarray) -> np.ndarray | None:
         reduction of rank-deficient data to its row space).
     c : ndarray, shape (r,)
         A direction with :math:`a_j^\top c > 0` for every nonzero row.
+    size : list, optional
+        The hull's simplex count is appended to it (rank 3 and more).
 
     Returns
     -------
@@ -122,34 +128,33 @@ def chamber_facets(A: np.ndarray, c: np.ndarray) -> np.ndarray | None:
         hull = ConvexHull(pts)
     except (QhullError, ValueError):
         return None
+    if size is not None:
+        size.append(len(hull.simplices))
     return np.sort(live[hull.vertices])
 
 
 def hull_growth(pts: np.ndarray, sizes: tuple[int, int] = _PROBE_SIZES) -> float:
-    r"""Extrapolated number of simplices of the convex hull of all of ``pts`` (``(n, D)``) from the
-    hulls of two nested subsamples (a fixed pseudo-random order) of ``sizes`` points: with
-    :math:`s_1, s_2` their simplex counts, :math:`s_2 (n / m_2)^{\gamma}`,
-    :math:`\gamma = \max(0, \log(s_2/s_1)/\log(m_2/m_1))`. Points in general position have hulls
-    whose size barely grows with :math:`n` (:math:`\gamma \approx 0`); points near a moment curve
-    (polynomial features of one variable, sorted timestamps) have nearly every point as a vertex
-    and :math:`\Theta(n^{\lfloor D/2 \rfloor})` simplices (cyclic polytopes), which the growth
-    exposes at the cost of two small hulls. Returns ``inf`` when the first hull already has more
-    than :data:`FACET_MAX_SIMPLICES` simplices or a hull fails."""
+    r"""Predicted simplex count of the convex hull of all of ``pts`` (``(n, D)``), from the hulls of two
+    nested subsamples (a fixed pseudo-random order) of ``sizes`` points: with :math:`s_1, s_2` their
+    simplex counts, :math:`s_2 (n / m_2)^{\gamma}`, :math:`\gamma = \max(0, \log(s_2/s_1)/\log(m_2/m_1))`.
+    Points near a moment curve have nearly every point as a vertex and
+    :math:`\Theta(n^{\lfloor D/2 \rfloor})` simplices (cyclic polytopes, :math:`\gamma \approx 2` in
+    dimension 4-5), which two small hulls expose; for heavy-tailed points in general position (the
+    points of a chamber) the prediction errs high, a few extreme points making the whole hull smaller
+    than a subsample's. 0 when ``n`` is at most the larger size; ``inf`` when a hull fails."""
     from scipy.spatial import ConvexHull, QhullError
 
     n = pts.shape[0]
     m1, m2 = sizes
     if n <= m2:
-        return 0.0  # the hull of all points costs no more than the probe
+        return 0.0
     order = np.random.default_rng(0).permutation(n)
     try:
         s1 = len(ConvexHull(pts[order[:m1]]).simplices)
-        if s1 > FACET_MAX_SIMPLICES:
-            return np.inf
         s2 = len(ConvexHull(pts[order[:m2]]).simplices)
     except (QhullError, ValueError):
         return np.inf
-    gamma = max(0.0, np.log(s2 / max(s1, 1)) / np.log(m2 / m1))
+    gamma = max(0.0, float(np.log(s2 / max(s1, 1)) / np.log(m2 / m1)))
     return float(s2 * (n / m2) ** gamma)
 
 
@@ -173,8 +178,8 @@ class ChamberFacets:
     ----------
     available : bool
         Whether the rank ``r`` of ``Xa`` is between 1 and ``max_rank`` and ``n >= rows_per_rank (r - 5)``;
-        from rank 5 on it turns False when the first chamber's hull is predicted to exceed
-        :data:`FACET_MAX_SIMPLICES` simplices (:func:`hull_growth`).
+        from rank 5 on it turns False when the first chamber's hull is predicted to have
+        (:func:`hull_growth`), or has, more than :data:`FACET_SIMPLICES_PER_ROW` simplices per row.
     rank : int
         The numerical rank of ``Xa`` (singular values above :data:`_RANK_TOL` times the largest).
     """
@@ -189,7 +194,7 @@ class ChamberFacets:
         self.available = (1 <= self.rank <= int(max_rank)
                           and self.n >= int(rows_per_rank) * max(self.rank - 5, 0))
         self._cache: dict[int, tuple[np.ndarray, np.ndarray] | None] = {}
-        # in dimension >= 4 (rank >= 5) a hull can have Theta(n^2) simplices: probed once
+        # in dimension >= 4 (rank >= 5) a hull can have Theta(n^2) simplices: the first one is checked
         self._probe = self.rank >= 5
         if self.available:
             self._basis = Vt[: self.rank].T  # (d', r): the row space
@@ -208,15 +213,21 @@ class ChamberFacets:
         A = sign[:, None] * self._Xr
         out = None
         for c in self._directions(i, sign):
+            size: list = []
+            limit = FACET_SIMPLICES_PER_ROW * self.n
             if self._probe:  # the first chamber with a direction inside: is its hull small?
                 found = _hull_points(A, c)
                 if found is None:
                     continue
-                self._probe = False
-                if hull_growth(found[1]) > FACET_MAX_SIMPLICES:
+                if hull_growth(found[1]) > limit:
                     self.available = False
                     return None
-            rows = chamber_facets(A, c)
+            rows = chamber_facets(A, c, size)
+            if self._probe and rows is not None:
+                self._probe = False
+                if size and size[0] > limit:  # predicted small, but it is not
+                    self.available = False
+                    return None
             if rows is not None:
                 out = (rows, (A @ c) / np.where(self._rn > 0, self._rn, 1.0))
                 break
