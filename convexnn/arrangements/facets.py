@@ -158,6 +158,15 @@ def hull_growth(pts: np.ndarray, sizes: tuple[int, int] = _PROBE_SIZES) -> float
     return float(s2 * (n / m2) ** gamma)
 
 
+def _clearly_above(Xa: np.ndarray, r: int) -> bool:
+    r"""Whether ``Xa`` has rank above ``r`` by a wide margin: the ``(r+1)``-th largest eigenvalue of
+    :math:`X_a^\top X_a` above :math:`10^{-12}` of the largest (a singular value above :math:`10^{-6}` of
+    the largest, far above the rank tolerance :data:`_RANK_TOL` and the eigenvalues' rounding). One
+    ``d' x d'`` product instead of an SVD of the ``n x d'`` data (0.36 s at :math:`n = 10^5`, d' = 51)."""
+    ev = np.linalg.eigvalsh(Xa.T @ Xa)[::-1]
+    return bool(ev[0] > 0 and ev[r] > 1e-12 * ev[0])
+
+
 class ChamberFacets:
     r"""The facet rows of the chambers of one data matrix, computed once per pattern.
 
@@ -181,7 +190,8 @@ class ChamberFacets:
         from rank 5 on it turns False when the first chamber's hull is predicted to have
         (:func:`hull_growth`), or has, more than :data:`FACET_SIMPLICES_PER_ROW` simplices per row.
     rank : int
-        The numerical rank of ``Xa`` (singular values above :data:`_RANK_TOL` times the largest).
+        The numerical rank of ``Xa`` (singular values above :data:`_RANK_TOL` times the largest), or
+        ``max_rank + 1`` when ``Xa`` has more columns and its rank is clearly above (no SVD then).
     """
 
     def __init__(self, Xa: np.ndarray, gates: np.ndarray | None = None, max_rank: int = FACET_MAX_RANK,
@@ -189,7 +199,10 @@ class ChamberFacets:
         Xa = np.asarray(Xa, dtype=np.float64)
         self.n = Xa.shape[0]
         self.gates = None if gates is None else np.asarray(gates, dtype=np.float64)
-        _, s, Vt = np.linalg.svd(Xa, full_matrices=False) if Xa.size else (None, np.zeros(0), None)
+        if Xa.shape[1] > int(max_rank) and Xa.size and _clearly_above(Xa, int(max_rank)):
+            s, Vt = np.ones(int(max_rank) + 1), None  # rank > max_rank without an n x d' SVD
+        else:
+            _, s, Vt = np.linalg.svd(Xa, full_matrices=False) if Xa.size else (None, np.zeros(0), None)
         self.rank = int(np.sum(s > _RANK_TOL * s[0])) if s.size and s[0] > 0 else 0
         self.available = (1 <= self.rank <= int(max_rank)
                           and self.n >= int(rows_per_rank) * max(self.rank - 5, 0))

@@ -168,3 +168,21 @@ def test_hulls_that_would_blow_up_are_declined():
     assert cf.available and cf.of(0, poly @ G[:, 0] >= 0) is None and not cf.available
     cf = ChamberFacets(gauss, G)
     assert cf.of(0, gauss @ G[:, 0] >= 0) is not None and cf.available
+
+
+def test_rank_of_wide_data_is_decided_without_losing_low_rank_data():
+    rng = np.random.default_rng(12)
+    X = rng.standard_normal((300, 9))
+    cf = ChamberFacets(X)
+    assert not cf.available and cf.rank == 7  # above FACET_MAX_RANK = 6, said without an SVD
+    # nine columns of rank 4: the row space is found, and the facets agree with the LP
+    Y = np.hstack([X[:, :4], X[:, :4] @ rng.standard_normal((4, 5))])
+    g = rng.standard_normal(9)
+    cf = ChamberFacets(Y, g[:, None])
+    assert cf.available and cf.rank == 4
+    mask = Y @ g >= 0
+    F = cf.of(0, mask)[0]
+    A = np.where(mask, 1.0, -1.0)[:, None] * Y
+    for j in range(0, 300, 7):
+        assert _implied(A, F[F != j], j) == (j not in F)
+
