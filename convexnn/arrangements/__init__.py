@@ -30,3 +30,8 @@ from convexnn.arrangements.layers import (  # noqa: E402
 
 __all__ += ["LayerPatterns", "NeuronCombos", "all_masks", "deep_layer_patterns", "first_layer_combos",
             "network_patterns", "sample_combos", "second_layer_patterns"]
+
+# --- facets of chambers ---
+from convexnn.arrangements.facets import ChamberFacets, chamber_facets  # noqa: E402
+
+__all__ += ["ChamberFacets", "chamber_facets"]
