@@ -71,6 +71,11 @@ _RANK_TOL = 1e-10
 #: :math:`\Theta(n^2)` simplices in dimension 4-5 (cyclic polytopes), far above it.
 FACET_SIMPLICES_PER_ROW = 2.5
 
+#: implied rows kept per pattern to complete the blocks to equal row counts (:meth:`ChamberFacets.rows`;
+#: more are recomputed from the pattern's direction when needed): a cache of ``n`` margins per pattern
+#: would hold ``n P`` floats
+_PAD_ROWS = 128
+
 #: the subsample sizes of :func:`hull_growth`
 _PROBE_SIZES = (64, 128)
 
@@ -91,7 +96,7 @@ def _hull_points(A: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray] 
     return live, A[live][:, keep] / t[:, None]
 
 
-def chamber_facets(A: np.ndarray, c: np.ndarray, size: list | None = None) -> np.ndarray | None:
+def chamber_facets(A: np.ndarray, c: np.ndarray) -> np.ndarray | None:
     r"""The facet rows of the cone :math:`\{u : Au \ge 0\}`, given a direction strictly inside it.
 
     Parameters
@@ -101,8 +106,6 @@ def chamber_facets(A: np.ndarray, c: np.ndarray, size: list | None = None) -> np
         reduction of rank-deficient data to its row space).
     c : ndarray, shape (r,)
         A direction with :math:`a_j^\top c > 0` for every nonzero row.
-    size : list, optional
-        The hull's simplex count is appended to it (rank 3 and more).
 
     Returns
     -------
@@ -111,26 +114,26 @@ def chamber_facets(A: np.ndarray, c: np.ndarray, size: list | None = None) -> np
         of each group of positively parallel rows); None when ``c`` is not strictly inside (by the
         relative margin :data:`_MARGIN`) or the hull fails (degenerate input).
     """
+    A = np.asarray(A, dtype=np.float64)
+    found = _hull_points(A, np.asarray(c, dtype=np.float64))
+    hull = None if found is None else _vertices(*found, A.shape[1])
+    return None if hull is None else hull[0]
+
+
+def _vertices(live: np.ndarray, pts: np.ndarray, r: int) -> tuple[np.ndarray, int] | None:
+    """The rows ``live`` whose points ``pts`` (:func:`_hull_points`, rank ``r``) are vertices of their
+    convex hull, sorted, and the hull's simplex count (0 below rank 3); None when Qhull fails."""
     from scipy.spatial import ConvexHull, QhullError
 
-    A = np.asarray(A, dtype=np.float64)
-    c = np.asarray(c, dtype=np.float64)
-    found = _hull_points(A, c)
-    if found is None:
-        return None
-    live, pts = found
-    r = A.shape[1]
     if r == 1:  # every nonzero row is a positive multiple of the same one
-        return live[:1].copy()
+        return live[:1].copy(), 0
     if r == 2:  # a segment: its two ends
-        return np.unique(live[[int(np.argmin(pts[:, 0])), int(np.argmax(pts[:, 0]))]])
+        return np.unique(live[[int(np.argmin(pts[:, 0])), int(np.argmax(pts[:, 0]))]]), 0
     try:
         hull = ConvexHull(pts)
     except (QhullError, ValueError):
         return None
-    if size is not None:
-        size.append(len(hull.simplices))
-    return np.sort(live[hull.vertices])
+    return np.sort(live[hull.vertices]), len(hull.simplices)
 
 
 def hull_growth(pts: np.ndarray, sizes: tuple[int, int] = _PROBE_SIZES) -> float:
@@ -207,6 +210,7 @@ class ChamberFacets:
         self.available = (1 <= self.rank <= int(max_rank)
                           and self.n >= int(rows_per_rank) * max(self.rank - 5, 0))
         self._cache: dict[int, tuple[np.ndarray, np.ndarray] | None] = {}
+        self._inside: dict[int, np.ndarray] = {}  # the direction each cached pattern's facets used
         # in dimension >= 4 (rank >= 5) a hull can have Theta(n^2) simplices: the first one is checked
         self._probe = self.rank >= 5
         if self.available:
@@ -215,39 +219,52 @@ class ChamberFacets:
             self._rn = np.linalg.norm(self._Xr, axis=1)
 
     def of(self, i: int, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        r"""Facet rows of pattern ``i`` (boolean ``mask`` of shape ``(n,)``) and the normalized
-        margins :math:`a_j^\top c / \|a_j\|` of all rows at its interior direction (the rows nearest
-        to being facets have the smallest); None when unavailable. Cached by ``i``."""
+        r"""Facet rows of pattern ``i`` (boolean ``mask`` of shape ``(n,)``) and its other rows in
+        increasing normalized margin :math:`a_j^\top c / \|a_j\|` at its interior direction (the
+        nearest to being facets first; the first :data:`_PAD_ROWS` of them, all when :meth:`rows` needs
+        more); None when unavailable. Cached by ``i``."""
         if not self.available:
             return None
         if i in self._cache:
             return self._cache[i]
         sign = np.where(np.asarray(mask, dtype=bool), 1.0, -1.0)
         A = sign[:, None] * self._Xr
+        limit = FACET_SIMPLICES_PER_ROW * self.n
         out = None
         for c in self._directions(i, sign):
-            size: list = []
-            limit = FACET_SIMPLICES_PER_ROW * self.n
-            if self._probe:  # the first chamber with a direction inside: is its hull small?
-                found = _hull_points(A, c)
-                if found is None:
-                    continue
-                if hull_growth(found[1]) > limit:
-                    self.available = False
-                    return None
-            rows = chamber_facets(A, c, size)
-            if self._probe and rows is not None:
+            found = _hull_points(A, c)
+            if found is None:
+                continue
+            if self._probe and hull_growth(found[1]) > limit:  # the first chamber: is its hull small?
+                self.available = False
+                return None
+            hull = _vertices(*found, self.rank)
+            if hull is None:
+                continue
+            if self._probe:
                 self._probe = False
-                if size and size[0] > limit:  # predicted small, but it is not
+                if hull[1] > limit:  # predicted small, but it is not
                     self.available = False
                     return None
-            if rows is not None:
-                out = (rows, (A @ c) / np.where(self._rn > 0, self._rn, 1.0))
-                break
+            self._inside[i] = c
+            out = (hull[0], self._pad_order(A @ c, hull[0], _PAD_ROWS))
+            break
         self._cache[i] = out
         return out
 
+    def _pad_order(self, t: np.ndarray, rows: np.ndarray, count: int | None) -> np.ndarray:
+        """The rows other than ``rows`` by increasing normalized margin ``t / |a_j|`` (the first
+        ``count``, or all)."""
+        mg = t / np.where(self._rn > 0, self._rn, 1.0)
+        mg[rows] = np.inf
+        keep = self.n - len(rows)
+        if count is not None and count < keep:
+            first = np.argpartition(mg, count - 1)[:count]
+            return first[np.argsort(mg[first], kind="stable")]
+        return np.argsort(mg, kind="stable")[:keep]
+
     def _directions(self, i: int, sign: np.ndarray) -> Any:
+        """Directions to try as strictly inside pattern ``i``'s chamber: its gate, then the sign fit."""
         if self.gates is not None and i < self.gates.shape[1]:
             yield self._basis.T @ self.gates[:, i]
         yield np.linalg.lstsq(self._Xr, sign, rcond=None)[0]
@@ -281,11 +298,12 @@ class ChamberFacets:
         if k == 0 or 2 * m >= self.n:
             return None
         R = np.empty((m, k), dtype=np.int64)
-        for b, (rows, margin) in enumerate(found):
+        for b, (rows, order) in enumerate(found):
             R[: len(rows), b] = rows
             extra = m - len(rows)
-            if extra:
-                mg = margin.copy()
-                mg[rows] = np.inf
-                R[len(rows):, b] = np.argpartition(mg, extra - 1)[:extra]
+            if extra > len(order):  # more than the cached padding: the whole order from the direction
+                i = int(patterns[b])
+                sign = np.where(np.asarray(masks[:, b], dtype=bool), 1.0, -1.0)
+                order = self._pad_order((sign[:, None] * self._Xr) @ self._inside[i], rows, None)
+            R[len(rows):, b] = order[:extra]
         return R

@@ -186,3 +186,19 @@ def test_rank_of_wide_data_is_decided_without_losing_low_rank_data():
     for j in range(0, 300, 7):
         assert _implied(A, F[F != j], j) == (j not in F)
 
+
+
+def test_padding_beyond_the_cached_rows_is_recomputed_the_same(monkeypatch):
+    # each pattern keeps only its first _PAD_ROWS implied rows; a block that needs more gets them from
+    # its direction, in the same order
+    import convexnn.arrangements.facets as facets_module
+
+    X, _, _ = _chamber(13, 80, 4)
+    G = np.random.default_rng(14).standard_normal((4, 6))
+    masks = X @ G >= 0
+    pids = np.arange(6)
+    full = ChamberFacets(X, G).rows(masks, pids)
+    monkeypatch.setattr(facets_module, "_PAD_ROWS", 1)
+    short = ChamberFacets(X, G)
+    assert all(len(short.of(i, masks[:, i])[1]) == 1 for i in pids)
+    assert np.array_equal(short.rows(masks, pids), full)

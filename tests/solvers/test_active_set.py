@@ -547,9 +547,7 @@ def test_restricted_solve_from_facets_adds_the_rows_a_hull_missed(monkeypatch):
         out = of(self, i, mask)
         if out is None:
             return None
-        margin = out[1].copy()
-        margin[out[0][1::2]] = np.inf
-        return out[0][::2], margin
+        return out[0][::2], out[1][~np.isin(out[1], out[0][1::2])]
 
     monkeypatch.setattr(ChamberFacets, "of", missing)
     c = asm.solve_restricted(Xa, masks, y, lam, L, active, eps=1e-10, facets=ChamberFacets(Xa, gates))
