@@ -31,7 +31,7 @@ from scipy.optimize import nnls
 
 from convexnn.rounding import gamma
 
-__all__ = ["project_cone", "ConeSupport", "cone_support", "global_support_bound"]
+__all__ = ["project_cone", "multiplier_images", "ConeSupport", "cone_support", "global_support_bound"]
 
 _CHUNK = 4096  # patterns processed at once by cone_support (memory: n * _CHUNK floats)
 _MULT_CHUNK = 256  # patterns per pass of the multiplier bounds (a few n * _MULT_CHUNK temporaries)
@@ -48,6 +48,36 @@ def project_cone(Xa: np.ndarray, signs: np.ndarray, g: np.ndarray) -> tuple[np.n
     rho, _ = nnls(A, -g, maxiter=50 * A.shape[1])
     rho = np.maximum(rho, 0.0)
     return g + A @ rho, rho
+
+
+def multiplier_images(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, rho: np.ndarray,
+                      G: np.ndarray) -> np.ndarray:
+    r"""The points :math:`h = \sigma g + A^\top\rho` whose norms bound the pairs' cone projections.
+
+    For pairs of a pattern :math:`m` and a sign :math:`\sigma`, with :math:`g = X_a^\top D v`
+    (column of ``G``) and :math:`A = \operatorname{diag}(2m - 1) X_a`, Moreau's decomposition gives
+    :math:`\|\Pi_{\mathcal K}(\sigma g)\| = \min_{\rho \ge 0}\|\sigma g + A^\top\rho\|`: every
+    :math:`\rho \ge 0` (a solver's cone multipliers, the multipliers of a projection at a nearby
+    :math:`v`) makes :math:`\|h\|` an upper bound of the pair's value, and
+    :math:`R^*(h)` one of its value under a penalty :math:`R` (:func:`convexnn.duality.dual.relu_dual_value`).
+
+    Parameters
+    ----------
+    Xa : ndarray, shape (n, d')
+    masks : ndarray of bool, shape (n, c)
+        The pattern of each pair.
+    sigma : ndarray, shape (c,)
+        :math:`\pm 1` per pair.
+    rho : ndarray, shape (n, c)
+        The multipliers, non-negative (the caller clips them).
+    G : ndarray, shape (d', c)
+        :math:`X_a^\top D v` of each pair's pattern (no sign).
+
+    Returns
+    -------
+    ndarray, shape (d', c)
+    """
+    return np.asarray(sigma, dtype=np.float64)[None, :] * G + Xa.T @ (np.where(masks, 1.0, -1.0) * rho)
 
 
 @dataclass
@@ -174,7 +204,7 @@ def cone_support(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, *, exact: boo
                     if lo + j in projections and not Rb[:, j].any():
                         rows_k, c_k = projections[lo + j]
                         Rb[rows_k, j] = np.maximum(np.where(Mb[rows_k, j], 1.0, -1.0) * c_k, 0.0)
-                H = (1 - 2 * sgn) * (Xv @ Mb.astype(np.float64)) + Xa.T @ (np.where(Mb, 1.0, -1.0) * Rb)
+                H = multiplier_images(Xa, Mb, np.full(Mb.shape[1], 1.0 - 2 * sgn), Rb, Xv @ Mb.astype(np.float64))
                 nh = np.sqrt(np.einsum("ij,ij->j", H, H))
                 e_h = gamma(n + 2) * np.sqrt(np.einsum("ij,ij->j", absX.T @ Rb, absX.T @ Rb))
                 ubs[sgn, sl] = np.minimum(ubs[sgn, sl], nh)

@@ -56,7 +56,7 @@ from convexnn.formulations.formulation import Formulation
 from convexnn.formulations.losses import Loss
 from convexnn.formulations.penalties import Penalty, get_penalty
 from convexnn.gap import relative_gap
-from convexnn.duality.cones import cone_support, project_cone
+from convexnn.duality.cones import cone_support, multiplier_images, project_cone
 from convexnn.rounding import gamma
 
 __all__ = ["DualProblem", "dual_problem", "build_dual", "DualityGap", "duality_gap", "relu_dual_value",
@@ -278,8 +278,8 @@ def relu_dual_value(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, penalty: P
         R = np.maximum(np.asarray(multipliers, dtype=np.float64), 0.0)
         if R.shape != (n, 2 * P):
             raise InputError(f"multipliers must have shape {(n, 2 * P)}; got {R.shape}.")
-        Sg = np.where(M, 1.0, -1.0)
-        H = np.concatenate([G, -G], axis=1) + Xa.T @ (np.concatenate([Sg, Sg], axis=1) * R)
+        H = multiplier_images(Xa, np.concatenate([M, M], axis=1), np.repeat([1.0, -1.0], P), R,
+                              np.concatenate([G, G], axis=1))
         at = _rstar_bound(pen, Xa, absX, H.T, np.concatenate([EG, EG], axis=1).T, R.T, rigorous)
         cheap2 = np.minimum(cheap2, at)
     val = np.full(2 * P, np.inf)

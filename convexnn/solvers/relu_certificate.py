@@ -56,7 +56,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from convexnn.duality.bounds import best_scale
-from convexnn.duality.cones import cone_support, project_cone
+from convexnn.duality.cones import cone_support, multiplier_images, project_cone
 from convexnn.formulations.blocks import block_fit
 from convexnn.formulations.losses import Loss
 from convexnn.gap import relative_gap
@@ -236,7 +236,7 @@ def scan_blocks(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, lam: float, ac
     mb = np.full(flat.size, np.inf)
     if multipliers is not None:
         cols = np.flatnonzero((flat > level) & np.any(multipliers > 0, axis=0))
-        mb[cols] = multiplier_bounds(Xa, masks, v, multipliers, cols)
+        mb[cols] = multiplier_bounds(Xa, masks, v, multipliers, cols, G)
     if cache:
         for k, (rows_k, c_k) in cache.items():
             if flat[k] > level and mb[k] > level:
@@ -283,14 +283,16 @@ def scan_flops(n: int, d: int, P: int) -> float:
 
 
 def multiplier_bounds(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, multipliers: np.ndarray,
-                      cols: np.ndarray) -> np.ndarray:
+                      cols: np.ndarray, G: np.ndarray | None = None) -> np.ndarray:
     r"""Upper bounds :math:`\|g_{i\sigma} + A_i^\top\rho\|_2 \ge s_{i\sigma}(v)` of the blocks ``cols``.
 
     ``cols`` are flat block indices ``sign_row * P + i`` (columns of ``multipliers``, shape
     ``(n, 2P)``, e.g. :attr:`RestrictedSolution.multipliers`), :math:`g_{i\sigma} = \sigma X_a^\top D_i v`,
     :math:`A_i = \operatorname{diag}(2m_i - 1) X_a` and :math:`\rho` the column's positive part: any
     :math:`\rho \ge 0` gives an upper bound of :math:`\|\Pi_{\mathcal K_i}(g)\| = \min_{\rho\ge0}\|g + A_i^\top\rho\|`
-    (see the module docstring), computed for all ``cols`` by two matrix products.
+    (:func:`~convexnn.duality.cones.multiplier_images`), computed for all ``cols`` by two matrix
+    products. ``G``: the products :math:`X_a^\top D_i v` of all patterns (:func:`_masked_products`)
+    when the caller has them.
     """
     cols = np.asarray(cols, dtype=np.int64)
     P = masks.shape[1]
@@ -298,9 +300,9 @@ def multiplier_bounds(Xa: np.ndarray, masks: np.ndarray, v: np.ndarray, multipli
         return np.zeros(0)
     sgn, idx = np.divmod(cols, P)
     Mc = np.asarray(masks[:, idx], dtype=bool)
-    sigma = 1.0 - 2.0 * sgn
-    R = np.where(Mc, 1.0, -1.0) * np.maximum(multipliers[:, cols], 0.0) + sigma[None, :] * np.where(Mc, v[:, None], 0.0)
-    return np.linalg.norm(Xa.T @ R, axis=0)
+    G = (Xa * v[:, None]).T @ Mc.astype(np.float64) if G is None else G[:, idx]
+    return np.linalg.norm(multiplier_images(Xa, Mc, 1.0 - 2.0 * sgn, np.maximum(multipliers[:, cols], 0.0), G),
+                          axis=0)
 
 
 def _block_value(Xa: np.ndarray, rn: np.ndarray, sg: np.ndarray, g: np.ndarray, level: float,

@@ -117,6 +117,38 @@ def test_cone_support_with_any_multipliers_stays_a_valid_bound(seed, rtol):
         assert cached.valid == pytest.approx(warm.valid, rel=1e-12)
 
 
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_multiplier_images_bound_every_pair_and_meet_it_at_the_projection(seed):
+    """Moreau: ||sigma g + A^T rho|| >= ||Pi_K(sigma g)|| for every rho >= 0, with equality at the NNLS
+    multipliers; the images of all pairs in one call equal their column-by-column definition."""
+    from convexnn.duality.cones import multiplier_images, project_cone
+
+    rng = np.random.default_rng(seed)
+    n, d = int(rng.integers(4, 14)), int(rng.integers(1, 4))
+    X = rng.standard_normal((n, d))
+    P = enumerate_patterns(X, bias=True)
+    Xa = np.hstack([X, np.ones((n, 1))])
+    v = rng.standard_normal(n)
+    M = np.asarray(P.masks, dtype=bool)
+    MM = np.concatenate([M, M], axis=1)
+    sigma = np.repeat([1.0, -1.0], len(P))
+    G = (Xa * v[:, None]).T @ MM.astype(float)
+    rho = np.abs(rng.standard_normal(MM.shape)) * (rng.random(MM.shape) < 0.4)
+    H = multiplier_images(Xa, MM, sigma, rho, G)
+    exact = np.empty(2 * len(P))
+    R = np.zeros_like(rho)
+    for k in range(2 * len(P)):
+        s = np.where(MM[:, k], 1.0, -1.0)
+        g = sigma[k] * (Xa.T @ np.where(MM[:, k], v, 0.0))
+        np.testing.assert_allclose(H[:, k], g + Xa.T @ (s * rho[:, k]), rtol=1e-12, atol=1e-12)
+        q, R[:, k] = project_cone(Xa, s, g)
+        exact[k] = np.linalg.norm(q)
+    assert np.all(np.linalg.norm(H, axis=0) >= exact * (1 - 1e-12) - 1e-12)
+    at = np.linalg.norm(multiplier_images(Xa, MM, sigma, R, G), axis=0)
+    np.testing.assert_allclose(at, exact, rtol=1e-9, atol=1e-12)
+
+
 def _v_shape(n: int = 16):
     x = np.linspace(-2, 2, n)
     return x[:, None], np.abs(x) - 1.0
