@@ -180,7 +180,9 @@ class ChamberFacets:
     gates : ndarray, shape (d', P), optional
         Directions inside the chambers (column ``i`` for pattern ``i``; e.g. the witness gates of
         :class:`~convexnn.arrangements.patterns.Patterns`). Without them, or where one lies on a
-        hyperplane, the least-squares sign fit is tried.
+        hyperplane, the least-squares sign fit is tried. A gate is only tried as a direction (it is
+        checked strictly inside the chamber of the mask it is given with), so a wrong one costs a
+        fallback, never wrong rows; :meth:`set_gates` replaces them (e.g. after the pattern set grew).
     max_rank : int
         Above this rank of ``Xa`` nothing is computed (:attr:`available` is False).
     rows_per_rank : int
@@ -209,8 +211,10 @@ class ChamberFacets:
         self.rank = int(np.sum(s > _RANK_TOL * s[0])) if s.size and s[0] > 0 else 0
         self.available = (1 <= self.rank <= int(max_rank)
                           and self.n >= int(rows_per_rank) * max(self.rank - 5, 0))
-        self._cache: dict[int, tuple[np.ndarray, np.ndarray] | None] = {}
-        self._inside: dict[int, np.ndarray] = {}  # the direction each cached pattern's facets used
+        # keyed by the packed mask: one instance serves every pattern set on the same data (e.g. the
+        # growing working sets of convexnn.duality.global_opt) and no index can reach another's rows
+        self._cache: dict[bytes, tuple[np.ndarray, np.ndarray] | None] = {}
+        self._inside: dict[bytes, np.ndarray] = {}  # the direction each cached pattern's facets used
         # in dimension >= 4 (rank >= 5) a hull can have Theta(n^2) simplices: the first one is checked
         self._probe = self.rank >= 5
         if self.available:
@@ -218,15 +222,21 @@ class ChamberFacets:
             self._Xr = Xa @ self._basis  # the data in row-space coordinates
             self._rn = np.linalg.norm(self._Xr, axis=1)
 
+    def set_gates(self, gates: np.ndarray | None) -> None:
+        """Replace the directions tried first (column ``i`` for pattern ``i``); the facets found so far
+        are kept (they are cached by mask)."""
+        self.gates = None if gates is None else np.asarray(gates, dtype=np.float64)
+
     def of(self, i: int, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         r"""Facet rows of pattern ``i`` (boolean ``mask`` of shape ``(n,)``) and its other rows in
         increasing normalized margin :math:`a_j^\top c / \|a_j\|` at its interior direction (the
         nearest to being facets first; the first :data:`_PAD_ROWS` of them, all when :meth:`rows` needs
-        more); None when unavailable. Cached by ``i``."""
+        more); None when unavailable. Cached by the mask (``i`` picks the gate to try first)."""
         if not self.available:
             return None
-        if i in self._cache:
-            return self._cache[i]
+        key = np.packbits(np.asarray(mask, dtype=bool)).tobytes()
+        if key in self._cache:
+            return self._cache[key]
         sign = np.where(np.asarray(mask, dtype=bool), 1.0, -1.0)
         A = sign[:, None] * self._Xr
         limit = FACET_SIMPLICES_PER_ROW * self.n
@@ -246,10 +256,10 @@ class ChamberFacets:
                 if hull[1] > limit:  # predicted small, but it is not
                     self.available = False
                     return None
-            self._inside[i] = c
+            self._inside[key] = c
             out = (hull[0], self._pad_order(A @ c, hull[0], _PAD_ROWS))
             break
-        self._cache[i] = out
+        self._cache[key] = out
         return out
 
     def _pad_order(self, t: np.ndarray, rows: np.ndarray, count: int | None) -> np.ndarray:
@@ -302,8 +312,8 @@ class ChamberFacets:
             R[: len(rows), b] = rows
             extra = m - len(rows)
             if extra > len(order):  # more than the cached padding: the whole order from the direction
-                i = int(patterns[b])
-                sign = np.where(np.asarray(masks[:, b], dtype=bool), 1.0, -1.0)
-                order = self._pad_order((sign[:, None] * self._Xr) @ self._inside[i], rows, None)
+                mask = np.asarray(masks[:, b], dtype=bool)
+                c = self._inside[np.packbits(mask).tobytes()]
+                order = self._pad_order((np.where(mask, 1.0, -1.0)[:, None] * self._Xr) @ c, rows, None)
             R[len(rows):, b] = order[:extra]
         return R

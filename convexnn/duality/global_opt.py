@@ -64,6 +64,7 @@ from typing import Any
 
 import numpy as np
 
+from convexnn.arrangements.facets import ChamberFacets
 from convexnn.arrangements.patterns import Patterns, design_matrix
 from convexnn.duality._common import network_objective, validate
 from convexnn.duality.bab import chamber_ascent, relu_dual_norm_bab
@@ -392,6 +393,8 @@ def solve_global(
         gates.append(G)
     gates = [np.hstack(gates)]
     masks = Xa @ gates[0] >= 0
+    # the chambers' facet rows, computed once per chamber over all rounds (cached by mask)
+    facets = ChamberFacets(Xa)
     keys = {np.packbits(masks[:, i]).tobytes() for i in range(masks.shape[1])}
     V = W = None
     history: list[dict[str, float]] = []
@@ -463,7 +466,7 @@ def solve_global(
         # of 0.027 with them, 10 rounds and 0.0073 without)
         # the gates of the working set's chambers: directions inside them for the facet rows
         res = solve_relu_active_set(Xa, masks, yc, lam, L, V0=V0, W0=W0, tol=tol_r, eps_loose=0.0,
-                                    deadline=deadline, gates=np.hstack(gates))
+                                    deadline=deadline, gates=np.hstack(gates), facets=facets)
         last_solve = time.perf_counter() - ts
         V, W = res.V, res.W
         net = _network(V, W, bias)

@@ -703,7 +703,7 @@ def solve_relu_active_set(
     full_ratio: float = 2.5,
     start_full: bool = False,
     gates: np.ndarray | None = None,
-    facets: bool = True,
+    facets: bool | ChamberFacets = True,
 ) -> ActiveSetResult:
     r"""Active-set (column-generation) solve of C-ReLU with a global certificate.
 
@@ -834,13 +834,17 @@ def solve_relu_active_set(
     gates : ndarray, shape (d', P), optional
         A direction inside each pattern's chamber (the witness gates of
         :class:`~convexnn.arrangements.patterns.Patterns`), for the facets below.
-    facets : bool
+    facets : bool or ChamberFacets
         **Facet rows** (with the default ``rows_per_block``). When the rank of ``Xa`` is at most
         :data:`~convexnn.arrangements.facets.FACET_MAX_RANK`, the restricted interior-point solves
         start from the facets of each block's chamber (:class:`~convexnn.arrangements.facets.ChamberFacets`,
         typically 10-40 of the ``n`` rows) instead of all rows; the rows it leaves out are implied,
         and row generation adds any that the hull missed, so the restricted optimum is the same. An
         interior-point solve then needs fewer and cheaper iterations (measured in ``docs/solvers.md``).
+        A :class:`~convexnn.arrangements.facets.ChamberFacets` of the same ``Xa`` is used (and
+        extended) as it is: a caller that solves several pattern sets on one data set (e.g.
+        :func:`convexnn.duality.global_opt.solve_global`) computes each chamber's hull once; its
+        gates are replaced by ``gates`` when given.
 
     Returns
     -------
@@ -858,7 +862,15 @@ def solve_relu_active_set(
     P = masks.shape[1]
     max_blocks = 2 * P if max_blocks is None else int(max_blocks)
     # the chambers' facet rows, unless the caller fixed the rows per block
-    facet_rows = ChamberFacets(Xa, gates) if facets and rows_per_block is None and restricted == "ipm" else None
+    facet_rows = None
+    if isinstance(facets, ChamberFacets):  # the caller's, shared across solves on the same data
+        if facets.n != n:
+            raise ValueError(f"facets were computed for {facets.n} samples; the data has {n}.")
+        facet_rows = facets if rows_per_block is None and restricted == "ipm" else None
+        if facet_rows is not None and gates is not None:
+            facet_rows.set_gates(gates)
+    elif facets and rows_per_block is None and restricted == "ipm":
+        facet_rows = ChamberFacets(Xa, gates)
     if facet_rows is not None and not facet_rows.available:
         facet_rows = None
     rows_per_block = cone_rows(n, d) if rows_per_block is None else int(rows_per_block)

@@ -202,3 +202,31 @@ def test_padding_beyond_the_cached_rows_is_recomputed_the_same(monkeypatch):
     short = ChamberFacets(X, G)
     assert all(len(short.of(i, masks[:, i])[1]) == 1 for i in pids)
     assert np.array_equal(short.rows(masks, pids), full)
+
+
+def test_one_instance_serves_any_pattern_set_on_the_same_data(monkeypatch):
+    # facets are cached by mask: a shared instance asked for the patterns in another order with
+    # patterns added (and the gates in that order) computes hulls for the new chambers only and
+    # returns each chamber's own facets, which define it (checked by linear programs)
+    import convexnn.arrangements.facets as facets_module
+
+    X, _, _ = _chamber(21, 50, 4)
+    G = np.random.default_rng(22).standard_normal((4, 8))
+    masks = X @ G >= 0
+    shared = ChamberFacets(X, G[:, :5])
+    assert shared.rows(masks[:, :5], np.arange(5)) is not None
+    hulls = []
+    real = facets_module._vertices
+    monkeypatch.setattr(facets_module, "_vertices", lambda *a: hulls.append(1) or real(*a))
+    perm = np.array([7, 2, 6, 0, 5, 1, 4, 3])
+    shared.set_gates(G[:, perm])
+    again = shared.rows(masks[:, perm], np.arange(8))
+    assert len(hulls) == 3  # patterns 5, 6, 7
+    fresh = ChamberFacets(X, G[:, perm]).rows(masks[:, perm], np.arange(8))
+    assert again is not None and again.shape == fresh.shape
+    for b, i in enumerate(perm):
+        A = np.where(masks[:, i], 1.0, -1.0)[:, None] * X
+        F = shared.of(b, masks[:, i])[0]
+        assert np.array_equal(F, ChamberFacets(X, G[:, i:i + 1]).of(0, masks[:, i])[0])
+        assert np.array_equal(again[:len(F), b], F) and np.array_equal(fresh[:len(F), b], F)
+        assert all(_implied(A, F, j) for j in range(A.shape[0]) if j not in F)

@@ -620,3 +620,22 @@ def test_row_generation_ignores_rows_violated_no_more_than_the_rows_in():
     mk2[3, 0] = not mk2[3, 0]
     out = asm._violated_rows(Xa, mk2, x[None, :], R, last=False)
     assert out is not False and 3 in out[:, 0]
+
+
+def test_a_shared_chamber_facets_gives_the_same_optimum_and_must_match_the_data():
+    # one ChamberFacets over two pattern sets on the same data (as solve_global keeps it): each polish
+    # reaches the optimum of a polish with its own facets; facets of other data are refused
+    from convexnn.arrangements.facets import ChamberFacets
+
+    f = _relu(31, n=60, d=2, P=12, lam=0.02)
+    Xa, masks, y, lam, L = _arrays(f)
+    gates = np.asarray(f.patterns.gates, dtype=np.float64)
+    shared = ChamberFacets(Xa)
+    for cols in (np.arange(6), np.arange(12)):
+        own = solve_relu_active_set(Xa, masks[:, cols], y, lam, L, tol=1e-9, gates=gates[:, cols])
+        got = solve_relu_active_set(Xa, masks[:, cols], y, lam, L, tol=1e-9, gates=gates[:, cols], facets=shared)
+        assert got.converged and own.converged
+        assert got.certificate.primal == pytest.approx(own.certificate.primal, rel=1e-8)
+    assert len(shared._cache) == len({masks[:, i].tobytes() for i in range(12)})
+    with pytest.raises(ValueError, match="60"):
+        solve_relu_active_set(Xa, masks, y, lam, L, facets=ChamberFacets(Xa[:30]))
