@@ -23,7 +23,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 #: the matrix imports its peers (adelie, skglm; numpy<2) in process: it runs in their venv when present
 PEERS_PY = HERE.parent / ".venv-peers" / "bin" / "python"
-AREAS = ["arrangements", "formulations", "certify", "solvers", "matrix", "degenerate", "facets", "deep", "bab", "distributed", "scale"]
+AREAS = ["arrangements", "formulations", "certify", "solvers", "matrix", "degenerate", "facets", "huber", "deep", "bab", "distributed", "scale"]
 
 
 def main(argv: list[str]) -> int:

@@ -26,6 +26,13 @@ subject to :math:`\|v\|_\infty \le \delta`: the squared loss's dual with a box o
 CVXPY's ``huber(x, M)`` is :math:`x^2` / :math:`2M|x| - M^2`, i.e. :math:`2h_M`, hence the factor
 one half in :meth:`HuberLoss.cvx`.
 
+**Split form.** :math:`h_\delta` is the Moreau envelope of :math:`\delta|\cdot|`:
+:math:`h_\delta(r) = \min_a \tfrac12(r - a)^2 + \delta|a|`, attained at the part of :math:`r` beyond
+:math:`\pm\delta`. So the Huber program is the squared-loss program with one :math:`\ell_1`-penalized
+outlier per sample (:meth:`HuberLoss.outlier_split`), the form in which the block interior point
+(:mod:`convexnn.solvers.block_ipm`) solves it: there the Newton systems stay nonsingular where
+:math:`h_\delta'' = 0`.
+
 Reference: Huber, *Robust Estimation of a Location Parameter*, Annals of Mathematical
 Statistics, 1964.
 """
@@ -64,6 +71,11 @@ class HuberLoss(Loss):
         if isinstance(self.delta, bool) or not isinstance(self.delta, (int, float)) \
                 or not math.isfinite(self.delta) or self.delta <= 0:
             raise InputError(f"HuberLoss needs a finite delta > 0; got {self.delta!r}.")
+
+    def outlier_split(self) -> float:
+        r""":math:`h_\delta(r) = \min_a \tfrac12(r - a)^2 + \delta|a|` (the minimizer is the part of
+        :math:`r` beyond :math:`\pm\delta`)."""
+        return float(self.delta)
 
     def _h(self, bk, r):
         # 0.5 m^2 + delta (|r| - m) with m = min(|r|, delta): the two branches without squaring a

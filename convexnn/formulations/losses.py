@@ -101,6 +101,14 @@ class Loss:
     def _missing(self, capability: str) -> InputError:
         return InputError(f"the {self.name!r} loss ({type(self).__name__}) does not provide {capability}.")
 
+    def outlier_split(self) -> float | None:
+        r""":math:`\delta` when the loss is the squared loss with an :math:`\ell_1`-penalized outlier per
+        sample, :math:`\ell(\hat y_j, y_j) = \min_{a}\ \tfrac12(\hat y_j - y_j - a)^2 + \delta|a|` (the
+        Moreau envelope of :math:`\delta|\cdot|`: the Huber loss); None otherwise. The block interior
+        point (:mod:`convexnn.solvers.block_ipm`) then solves that exact split form, whose Newton
+        systems stay nonsingular where :math:`\ell'' = 0`."""
+        return None
+
     # ------------------------------------------------------------------ array namespace (numpy / torch)
     def value_on(self, bk: Backend, z: Any, y: Any) -> Any:
         """:math:`f(z)` on the backend ``bk`` (a 0-d array)."""

@@ -94,6 +94,9 @@ class RestrictedSolution:
     #: floating-point operations of the interior-point solves by their cost model
     #: (:attr:`~convexnn.solvers.block_ipm.BlockIPMResult.flops`); NaN when Clarabel solved (not counted)
     flops: float = 0.0
+    #: the interior point's own dual candidate :math:`v` (shape ``(n,)``) where it has one (the Huber
+    #: split form, :attr:`~convexnn.solvers.block_ipm.BlockIPMResult.residual`); None: :math:`-\nabla f`
+    dual: np.ndarray | None = None
 
 
 def _row_scores(Xa: np.ndarray, rn: np.ndarray, sgn: np.ndarray, ref: np.ndarray) -> np.ndarray:
@@ -383,8 +386,12 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
             for b, (row, i) in enumerate(blocks):
                 (V if row == 0 else W)[i] = r.X[b]
                 Gam[(slice(None) if R is None else R[:, b]), row * P + i] = r.multipliers[:, b]
+            dual = None
+            if r.residual is not None:
+                delta = loss.outlier_split()
+                dual = -np.clip(r.residual, -delta, delta)
             return RestrictedSolution(V, W, Gam, iters, f"ipm: {r.status}", time.perf_counter() - t0,
-                                      (r.state, blocks, R) if r.state is not None else None, flops)
+                                      (r.state, blocks, R) if r.state is not None else None, flops, dual)
         ipm_iters = iters  # a numerical failure of the interior point: Clarabel below
     else:
         ipm_iters = 0
@@ -983,7 +990,9 @@ def solve_relu_active_set(
         # one scan gives the violated blocks outside the working set and, when it is complete,
         # the exact s(v); after an early stop the certificate uses the cheap bounds (valid, loose)
         primal, fit = _primal(Xa, masks, y, lam, loss, V, W)
-        v = -np.asarray(loss.grad(fit, y), dtype=np.float64)
+        # the dual candidate: the interior point's own where it has one (its cone multipliers pair with
+        # it), else -grad f at the point; the certificate is valid for any
+        v = rs.dual if rs.dual is not None else -np.asarray(loss.grad(fit, y), dtype=np.float64)
         # the working set may double per round (at least add_limit new blocks): dense supports are
         # reached in a logarithmic number of restricted solves
         limit = max(add_limit, int(active.sum()))

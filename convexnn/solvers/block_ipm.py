@@ -29,6 +29,20 @@ diagonal Hessian :math:`\nabla^2 f = \operatorname{diag}(f'')` at the current po
 system of the nonlinear program; :class:`~convexnn.formulations.losses.Loss` supplies
 ``value_on`` / ``grad_on`` / ``curvature_on``).
 
+**The Huber loss** has no curvature in its linear tails, where the Newton systems above are
+singular along the directions that only move samples there (the iterates stalled or ran off). It is
+solved in its exact split form instead (:meth:`~convexnn.formulations.losses.Loss.outlier_split`):
+:math:`h_\delta(r) = \min_a \tfrac12(r - a)^2 + \delta|a|`, so with one outlier
+:math:`a_j = p_j - q_j`, :math:`p, q \ge 0`, per sample the program becomes the squared loss of
+:math:`\rho = Fx - y - p + q` plus :math:`\delta\mathbf 1^\top(p + q)`, and :math:`p, q` with their
+multipliers :math:`z_p = \delta - \rho`, :math:`z_q = \delta + \rho` are four more LP variables per
+sample. Eliminating :math:`\Delta p, \Delta q` (a ``2 x 2`` system per sample) leaves the system above
+with the curvature :math:`w_j = 1/(1 + p_j/z_{p,j} + q_j/z_{q,j}) \in (0, 1)`: near 1 on the samples
+inside :math:`\pm\delta`, near 0 on the outliers, never singular (Huber, "Robust estimation of a
+location parameter", Ann. Math. Statist. 1964; the same split as CVXPY's conic form of ``huber``).
+The centrality correctors below include these pairs and run at every size: without them the steps
+of this degenerate, LP-like program stayed short for dozens of iterations.
+
 **Block structure.** Eliminating the slacks and multipliers (scalings :math:`W`) leaves the
 system in :math:`(x, \tau)`
 
@@ -565,6 +579,12 @@ class BlockIPMResult:
         Floating-point operations of the solve by the cost model of :func:`iteration_flops`: one
         iteration's count times the iterations plus one (the starting point); for the achieved
         flop rate of a solver, not a measurement.
+    residual : ndarray, shape (n,), optional
+        The Huber split form only: its residual :math:`\rho = Fx - y - p + q` at the returned point,
+        the gradient of its squared loss. :math:`-\operatorname{clip}(\rho, \pm\delta)` is the
+        interior point's own dual candidate, the one its cone multipliers pair with; near the
+        optimum it certifies better than :math:`-h_\delta'(Fx - y)`, whose error follows the
+        primal point's (both are valid candidates, the certificate holds for any).
     """
 
     X: np.ndarray
@@ -578,6 +598,7 @@ class BlockIPMResult:
     time: float
     state: dict | None = None
     flops: float = 0.0
+    residual: np.ndarray | None = None
 
 
 # ---------------------------------------------------------------- second-order cone algebra (rows = cones)
@@ -811,6 +832,11 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
         return BlockIPMResult(np.zeros((0, d)), np.zeros((n, 0)), 0, "optimal", 0.0, 0.0, 0.0,
                               float(loss.value_on(NUMPY, np.zeros(n), y)), time.perf_counter() - t0)
     quad = bool(loss.unit_curvature)
+    # the Huber loss in its split form (module docstring): the squared loss of r = Fx - y - p + q plus
+    # delta 1^T (p + q) over p, q >= 0 (multipliers zp, zq), four LP variables per sample
+    hub = loss.outlier_split() if hasattr(loss, "outlier_split") else None
+    if hub is not None:
+        quad = False  # the split form's curvature changes with the LP scalings
     # the dense solve runs over units (one block, or the two blocks of one pattern), see _UnitSystem
     us = _UnitSystem(*_units(Mk), sig)
     nux = us.m * d
@@ -837,11 +863,13 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
     cone = _ConeRows(Xa, Mk, rows) if cones else None
     nr = cone.r if cones else n  # cone rows per block
     nl = nr * k if cones else 0
-    nu = nl + k  # degree of the cone
+    nu = nl + k + (2 * n if hub is not None else 0)  # degree of the cone
     # a dense factorization costs more than _DENSE_RATIO(_GATED) Woodbury iterations
     dense_costly = low_rank and nux ** 3 / 3.0 > (_DENSE_RATIO if cones else _DENSE_RATIO_GATED) * flops
     dense_stop = False
-    n_correctors = _CORRECTORS if not cones or flops >= _CORRECTOR_MIN_FLOPS else 0
+    # (the Huber split form's outliers are centred by them whatever the size: without, its steps
+    # stay short for dozens of iterations)
+    n_correctors = _CORRECTORS if not cones or flops >= _CORRECTOR_MIN_FLOPS or hub is not None else 0
     Ft = F.reshape(n, k, d).transpose(1, 2, 0) if low_rank else None  # (k, d, n): the blocks of F^T
     Fsq = np.einsum("ij,ij->i", F, F) if low_rank else None  # row norms^2 of F (traces)
 
@@ -855,7 +883,8 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
     # CVXOPT's coneqp initialization: the least-squares point of the KKT system with W = I,
     # (H + G^T G) u = -q, s = -G u, z = G u, both shifted into the cone interior by one scalar
     z0 = np.zeros(n)
-    w0 = np.ones(n) if quad else np.asarray(loss.curvature_on(NUMPY, z0, y), dtype=np.float64)
+    w0 = (np.ones(n) if quad or hub is not None else
+          np.asarray(loss.curvature_on(NUMPY, z0, y), dtype=np.float64))
     B0 = np.broadcast_to(np.eye(d), (k, d, d)).copy()
     if cones:  # C_b^T C_b: X_a^T X_a for all rows (S_b^2 = 1)
         if rows is None:
@@ -902,6 +931,17 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
     sl, sq = shift(sl, sq)
     zl, zq = shift(zl, zq)
     tau = sq[:, 0].copy()
+    hp = hq = hzp = hzq = hc = None
+    if hub is not None:
+        # the outlier a = p - q of the starting fit (its residual beyond +-delta) plus a shift s, and
+        # multipliers on the central path of the other variables' complementarity mu0: p zp = q zq =
+        # mu0, so zp = zq = delta on the samples inside +-delta (s = mu0 / delta), small on the side
+        # of an outlier
+        mu0 = max(float(np.sum(sl * zl) + np.sum(sq * zq)) / max(nl + k, 1), 1e-300)
+        r_0 = fit(X) - y
+        a_0 = r_0 - np.clip(r_0, -hub, hub)
+        hp, hq = np.maximum(a_0, 0.0) + mu0 / hub, np.maximum(-a_0, 0.0) + mu0 / hub
+        hzp, hzq = mu0 / hp, mu0 / hq
     if start is not None:
         X = np.array(start["X"], dtype=np.float64).reshape(k, d)
         tau = np.array(start["tau"], dtype=np.float64).reshape(k)
@@ -912,11 +952,16 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
             zl = np.array(start["zl"], dtype=np.float64).reshape(nr, k)
         if not _strictly_interior(sq, zq, sl, zl):
             raise ValueError("start must be strictly interior")
+        if hub is not None and start.get("hub") is not None:
+            hp, hq, hzp, hzq = (np.array(v, dtype=np.float64).reshape(n) for v in start["hub"])
+            if not all(np.all(v > 0) for v in (hp, hq, hzp, hzq)):
+                raise ValueError("start must be strictly interior")
     state = None
 
     def residuals(X, tau, sl, zl, sq, zq):
         z = fit(X)
-        g = np.asarray(loss.grad_on(NUMPY, z, y), dtype=np.float64)
+        # the split form's residual r is the gradient of its squared loss
+        g = (np.asarray(loss.grad_on(NUMPY, z, y), dtype=np.float64) if hub is None else z - y - hp + hq)
         Fg = (Fc * g[:, None]).T @ Xa
         rx = Fg - zq[:, 1:]
         if cones:
@@ -932,6 +977,8 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
         rq = sq - np.concatenate([tau[:, None], X], axis=1)
         # scale of the dual residual: the norms of the terms it sums
         dscale = 1.0 + lam * np.sqrt(k) + _fnorm(Fg) + _fnorm(Cz) + _fnorm(zq)
+        if hub is not None:
+            dscale += hub * np.sqrt(2.0 * n)
         return z, g, rx, rt, rl, rq, ZX, dscale
 
     best = None
@@ -949,10 +996,17 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
         with np.errstate(over="ignore", invalid="ignore"):
             z, g_z, rx, rt, rl, rq, ZX, dscale = residuals(X, tau, sl, zl, sq, zq)
             gapv = float(np.sum(sl * zl) + np.sum(sq * zq))
-            obj = float(loss.value_on(NUMPY, z, y)) + lam * float(_rnorm(X).sum())  # z = fit(X)
+            if hub is None:
+                obj = float(loss.value_on(NUMPY, z, y)) + lam * float(_rnorm(X).sum())  # z = fit(X)
+                hres = 0.0
+            else:  # the split form: its objective, complementarity and the dual residuals of p, q
+                rhp, rhq = hub - g_z - hzp, hub + g_z - hzq
+                gapv += float(hp @ hzp + hq @ hzq)
+                obj = 0.5 * float(g_z @ g_z) + hub * float(hp.sum() + hq.sum()) + lam * float(_rnorm(X).sum())
+                hres = float(rhp @ rhp + rhq @ rhq)
             pscale = 1.0 + _fnorm(ZX) + _fnorm(tau)
             pres = float(np.sqrt(np.sum(rl * rl) + np.sum(rq * rq))) / pscale
-            dres = float(np.sqrt(np.sum(rx * rx) + np.sum(rt * rt))) / dscale
+            dres = float(np.sqrt(np.sum(rx * rx) + np.sum(rt * rt) + hres)) / dscale
             grel = gapv / max(1.0, abs(obj))
             score = max(grel, pres, dres)
         if not (np.isfinite(score) and np.isfinite(obj)) and best is not None:
@@ -960,9 +1014,10 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
             break
         if grel > warm_level or state is None:
             state = {"X": X.copy(), "tau": tau.copy(), "sq": sq.copy(), "zq": zq.copy(), "sl": sl.copy(),
-                     "zl": zl.copy(), "mu": gapv / nu}
+                     "zl": zl.copy(), "mu": gapv / nu,
+                     "hub": None if hub is None else (hp.copy(), hq.copy(), hzp.copy(), hzq.copy())}
         if best is None or score < best[0]:
-            best = (score, X.copy(), zl.copy(), grel, pres, dres, obj)
+            best = (score, X.copy(), zl.copy(), grel, pres, dres, obj, None if hub is None else g_z.copy())
         if score < 0.5 * mark:  # progress: the best score halved
             mark, since = score, 0
         else:
@@ -993,7 +1048,15 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
         if cones:
             cone.add_gram(Bd, Dl)
 
-        wz = None if quad else np.asarray(loss.curvature_on(NUMPY, z, y), dtype=np.float64)
+        if hub is None:
+            wz = None if quad else np.asarray(loss.curvature_on(NUMPY, z, y), dtype=np.float64)
+        else:
+            # eliminating dp, dq (and dzp, dzq) leaves the curvature 1 / (1 + p/zp + q/zq) in (0, 1):
+            # near 1 on the samples inside +-delta, near 0 on the outliers, never singular
+            h_ip, h_iq = hp / hzp, hq / hzq
+            h_s = 1.0 + h_ip + h_iq
+            wz = 1.0 / h_s
+            hc = (-hp * hzp, -hq * hzq)  # the complementarity targets of the next solve (predictor)
 
         def full_K() -> np.ndarray:
             """The dense reduced matrix over units, :math:`G + S^{-1}` (:class:`_UnitSystem`), in the
@@ -1127,6 +1190,10 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
             a00 = A[:, 0, 0]
             rtau = -rt + tq[:, 0]
             rhs = rhs - A[:, 1:, 0] * (rtau / a00)[:, None]
+            if hub is not None:
+                # dr = w F dX + beta after eliminating the outliers: F^T beta moves to the right-hand side
+                h_ap, h_aq = hc[0] / hp - rhp, hc[1] / hq - rhq
+                rhs = rhs - (Fc * ((h_iq * h_aq - h_ip * h_ap) / h_s)[:, None]).T @ Xa
             r0 = rhs.reshape(-1)
             sol = ksolve(r0)
             # iterative refinement on the reduced system (ill-conditioned near the end, or solved
@@ -1154,7 +1221,13 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
                 self_l = (dzl_t, dzl_t)
             # the cone-row directions ds_l = C dX - r_l, dz_l = W_l^{-1} (W_l dz_l) are formed only for
             # the direction taken (see the step below)
-            return dX, dtau, CdX, dzl_t, dsq, dzq, self_l, self_q
+            hdir = None
+            if hub is not None:  # the outliers' directions from e = F dX (the 2 x 2 elimination)
+                e = fit(dX)
+                dp = h_ip * (e + (1.0 + h_iq) * h_ap + h_iq * h_aq) / h_s
+                dq = h_iq * (-e + h_ip * h_ap + (1.0 + h_ip) * h_aq) / h_s
+                hdir = (dp, (hc[0] - hzp * dp) / hp, dq, (hc[1] - hzq * dq) / hq)
+            return dX, dtau, CdX, dzl_t, dsq, dzq, hdir, self_l, self_q
 
         lq2 = np.concatenate([lq, lq])  # both halves of a direction in one call below
         ll_inv = 1.0 / ll if cones else None
@@ -1165,6 +1238,10 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
             a = _soc_step(lq2, np.concatenate([sq_t, zq_t]))
             if cones:
                 a = min(a, _lp_step(ll_inv, sl_t, zl_t))
+            if hub is not None:
+                dp, dzp, dq, dzq_ = dirs[6]
+                a = min(a, _lp_step(1.0 / hp, dp), _lp_step(1.0 / hzp, dzp), _lp_step(1.0 / hq, dq),
+                        _lp_step(1.0 / hzq, dzq_))
             return a
 
         def solve_newton(ds_l, ds_q):
@@ -1215,6 +1292,9 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
         ds_q[:, 0] += sigma_c * mu
         if cones:
             ds_l = -(ll * ll) - sl_t * zl_t + sigma_c * mu
+        if hub is not None:  # the outliers' complementarity, with Mehrotra's second-order term
+            hd = aff[6]
+            hc = (sigma_c * mu - hp * hzp - hd[0] * hd[1], sigma_c * mu - hq * hzq - hd[2] * hd[3])
         full = solve_newton(ds_l, ds_q)
         if full is None:
             status = "stalled"
@@ -1240,16 +1320,24 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
             if cones:
                 v = (ll + at * sl_t) * (ll + at * zl_t)
                 ds_l2 = ds_l + np.maximum(np.clip(v, 0.1 * tmu, 10.0 * tmu) - v, -10.0 * tmu)
+            hc_kept = hc
+            if hub is not None:  # the outliers' products alike
+                hd = full[6]
+                vp, vq_ = (hp + at * hd[0]) * (hzp + at * hd[1]), (hq + at * hd[2]) * (hzq + at * hd[3])
+                hc = (hc[0] + np.maximum(np.clip(vp, 0.1 * tmu, 10.0 * tmu) - vp, -10.0 * tmu),
+                      hc[1] + np.maximum(np.clip(vq_, 0.1 * tmu, 10.0 * tmu) - vq_, -10.0 * tmu))
             trial = solve_newton(ds_l2, ds_q + dq)
             if trial is None:
+                hc = hc_kept
                 break
             a_new = min(1.0, _STEP * max_step(*trial))
             if not a_new >= 1.01 * alpha:
+                hc = hc_kept
                 break
             full, alpha, ds_l, ds_q = trial, a_new, ds_l2, ds_q + dq
         dX, dtau, CdX, dzl_t, dsq, dzq = full[:6]
         dsl, dzl = (CdX - rl, dzl_t * wl_inv) if cones else (None, None)
-        if wz is not None and np.isfinite(alpha):
+        if wz is not None and hub is None and np.isfinite(alpha):
             # a non-quadratic loss: the Newton system linearizes its gradient, and where its
             # curvature nearly vanishes (logistic loss, large weights on nearly separable data) a
             # full step can multiply the dual residual and send the iterates off (_residual_step)
@@ -1263,23 +1351,28 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
             break
         X = X + alpha * dX
         tau = tau + alpha * dtau
+        if hub is not None:
+            hd = full[6]
+            hp, hzp, hq, hzq = hp + alpha * hd[0], hzp + alpha * hd[1], hq + alpha * hd[2], hzq + alpha * hd[3]
         sq = sq + alpha * dsq
         zq = zq + alpha * dzq
         if cones:
             sl = sl + alpha * dsl
             zl = zl + alpha * dzl
-    _, Xb, zlb, grel, pres, dres, obj = best
+    _, Xb, zlb, grel, pres, dres, obj, rho_b = best
+    rho = None if hub is None else (g_z if status == "optimal" else rho_b)
     if status == "optimal" and state is not None and _strictly_interior(sq, zq, sl, zl):
         # the final iterate (strictly interior): continuing from it with a tighter ``eps`` on the same
         # blocks resumes this solve where it stopped
         state["last"] = {"X": X.copy(), "tau": tau.copy(), "sq": sq.copy(), "zq": zq.copy(), "sl": sl.copy(),
-                         "zl": zl.copy(), "mu": gapv / nu}
+                         "zl": zl.copy(), "mu": gapv / nu,
+                         "hub": None if hub is None else (hp.copy(), hq.copy(), hzp.copy(), hzq.copy())}
     if status != "optimal":
         X, zl = Xb, zlb
     else:
         obj = objective(X)
     return BlockIPMResult(X, np.maximum(zl, 0.0), it, status, grel, pres, dres, obj, time.perf_counter() - t0,
-                          state, flops * (it + 1))
+                          state, flops * (it + 1), rho)
 
 
 #: the step of a non-quadratic loss (:func:`_residual_step`): the dual residual may grow by at most
@@ -1396,4 +1489,5 @@ def warm_start(state: dict, old: list, new: list, n: int, d: int, lam: float, co
         at = np.minimum(np.searchsorted(ro, rn, sorter=o), ro.size - 1)
         hit = ro[o[at]] == rn
         sl[hit, j], zl[hit, j] = state["sl"][o[at[hit]], i], state["zl"][o[at[hit]], i]
-    return {"X": X, "tau": tau, "sq": sq, "zq": zq, "sl": sl, "zl": zl, "mu": mu}
+    # the outliers of the Huber split form are per sample: kept as they are
+    return {"X": X, "tau": tau, "sq": sq, "zq": zq, "sl": sl, "zl": zl, "mu": mu, "hub": state.get("hub")}

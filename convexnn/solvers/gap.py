@@ -151,8 +151,13 @@ def above_tol_reason(rel_gap: float) -> str:
 
 
 def gated_gap(op: MaskedDesign, loss: Loss, y: Any, lam: float, U: Any, z: Any,
-              penalty: Penalty | None = None) -> GapResult:
+              penalty: Penalty | None = None, theta: Any = None) -> GapResult:
     r"""Certified duality gap of C-GReLU at ``U`` (with ``z = op.fit(U)``).
+
+    The dual candidate is :math:`-s\theta` with :math:`\theta = \nabla f(z)` or the given ``theta``
+    (any vector in the conjugate's domain gives a valid bound, e.g. an interior point's own dual,
+    :attr:`~convexnn.solvers.block_ipm.BlockIPMResult.residual`), scaled by the largest
+    :math:`s \le 1` that makes it dual feasible.
 
     With a first-layer ``penalty`` :math:`R` (default :math:`\|\cdot\|_2`) the primal is
     :math:`f(\mathcal A U) + \lambda\sum_i R(u_i)` and the dual constraints are
@@ -162,7 +167,7 @@ def gated_gap(op: MaskedDesign, loss: Loss, y: Any, lam: float, U: Any, z: Any,
     """
     bk = op.bk
     pen = get_penalty(penalty)
-    theta = loss.grad_on(bk, z, y)
+    theta = loss.grad_on(bk, z, y) if theta is None else theta
     c = pen.dual_norms_on(bk, op.adjoint(theta))
     cmax = float(bk.max(c)) if op.P else 0.0
     primal = float(loss.value_on(bk, z, y)) + lam * pen.value_on(bk, U)

@@ -527,6 +527,9 @@ class GatedPolishResult:
     working_set: int
     history: list[dict[str, float]] = field(default_factory=list)
     cycling: bool = False
+    #: the dual point of the best certificate when the block interior point found it (possibly its
+    #: own dual candidate, not :math:`-\nabla f` at ``U``); None otherwise
+    dual_point: np.ndarray | None = None
 
 
 def _certificate(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float, loss: str | Loss,
@@ -782,6 +785,7 @@ def solve_gated_active_set(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam
     stall = 0  # rounds since the last progress (a larger support kept by Newton, or a 10% smaller gap)
     flat = 0  # rounds since the last 10% smaller gap
     kept_max, gap_best = 0, float("inf")
+    best_dual = None  # the dual point of an interior point's certificate, when it is the best
     if linear_algebra not in ("auto", "dense", "woodbury"):
         raise InputError(f"linear_algebra must be 'auto', 'dense' or 'woodbury'; got {linear_algebra!r}.")
     n = Xa.shape[0]
@@ -851,6 +855,7 @@ def solve_gated_active_set(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam
                 g = ipm.gap
                 if g.rel_gap < best[2]:
                     best, bestU = (g.primal, g.dual, g.rel_gap, None, None), ipm.U.copy()
+                    best_dual = np.asarray(g.dual_point, dtype=np.float64)
                     S = np.flatnonzero(np.linalg.norm(ipm.U, axis=1) > 0)
                 reason = "certified" if ipm.converged else f"cycling, then the block interior point: {ipm.reason}"
             break
@@ -877,4 +882,4 @@ def solve_gated_active_set(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam
         churn += bool(gone.intersection(viol.tolist()))
     primal, dual, rel, _, _ = best
     return GatedPolishResult(bestU, primal, dual, rel, rel <= tol, reason, rounds, newton_its, len(S), history,
-                             cycling=reason.startswith("cycling") or handed_over)
+                             cycling=reason.startswith("cycling") or handed_over, dual_point=best_dual)

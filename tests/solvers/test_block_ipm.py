@@ -665,3 +665,92 @@ def test_residual_step_against_the_dual_residual_from_scratch():
     a = bipm._residual_step(1.0, true_norm, r0, 0.0)
     assert 0 < a <= 1.0 and true_norm(a) <= bipm._GROWTH * r0
     assert a < 1.0 and true_norm(2.0 * a) > bipm._GROWTH * r0  # this direction needs a shorter step
+
+
+def _huber_data(seed: int, scale: float, n: int = 60, d: int = 3, P: int = 10):
+    """Heavy-tailed targets ``scale`` times larger than the Huber threshold 1: most samples in its
+    linear tails, where the loss has no curvature."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    y = scale * (np.maximum(X @ rng.standard_normal(d), 0.0) + rng.standard_t(2, n))
+    Xa = np.hstack([X, np.ones((n, 1))])
+    pat = cx.Patterns.from_gates(X, rng.standard_normal((d + 1, P)), bias=True)
+    return X, Xa, pat, y
+
+
+@pytest.mark.parametrize("cones", [True, False])
+@pytest.mark.parametrize("scale,frac", [(1.0, 0.05), (300.0, 0.05), (300.0, 2e-3)])
+def test_huber_split_form_solves_restricted_programs_like_clarabel(cones, scale, frac):
+    # the Huber loss enters the interior point as the squared loss plus an l1-penalized outlier per
+    # sample (exact): it converges where the loss's own Hessian is zero on most samples, to
+    # Clarabel's optimum of the same restricted program (CVXPY's conic form of the Huber function)
+    from convexnn.formulations.huber import HuberLoss
+
+    L = HuberLoss(1.0)
+    assert L.outlier_split() == 1.0 and get_loss("squared").outlier_split() is None
+    X, Xa, pat, y = _huber_data(7, scale)
+    masks = np.asarray(pat.masks, dtype=bool)
+    P = masks.shape[1]
+    lam = frac * lam_max(Xa, masks, y, L)
+    if cones:
+        active = np.ones((2, P), dtype=bool)
+        active[1, ::3] = False
+        a = asm.solve_restricted(Xa, masks, y, lam, L, active, solver="ipm", eps=1e-10)
+        b = asm.solve_restricted(Xa, masks, y, lam, L, active, solver="clarabel")
+        assert a.status.startswith("ipm")
+        fa, fb = (_restricted_objective(Xa, masks, y, lam, L, r.V, r.W) for r in (a, b))
+        assert asm.violation(Xa, masks, a.V, a.W)[1] <= 1e-9
+    else:
+        r = solve_block_ipm(Xa, masks, np.ones(P), y, lam, L, cones=False, eps=1e-10)
+        assert r.status == "optimal" and r.iterations <= 80
+        fa = r.objective
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fb = cx.c_grelu(X, y, pat, lam, loss=L).solve(solver="CLARABEL", tol_gap_abs=1e-10, tol_gap_rel=1e-10,
+                                                          tol_feas=1e-10).value
+    assert fa == pytest.approx(fb, rel=1e-7)
+
+
+def test_huber_split_form_warm_starts_keep_the_outliers():
+    # the outliers (p, q and their multipliers) are per sample: a warm start on another working set
+    # keeps them, and reaches the cold start's optimum
+    from convexnn.formulations.huber import HuberLoss
+    from convexnn.solvers.block_ipm import warm_start
+
+    L = HuberLoss(0.5)
+    _, Xa, pat, y = _huber_data(8, 50.0)
+    masks = np.asarray(pat.masks, dtype=bool)
+    n, d = Xa.shape
+    P = masks.shape[1]
+    lam = 0.01 * lam_max(Xa, masks, y, L)
+    old, new = list(range(0, P - 3)), list(range(2, P))
+    a = solve_block_ipm(Xa, masks[:, old], np.ones(len(old)), y, lam, L, eps=1e-10)
+    start = warm_start(a.state, old, new, n, d, lam)
+    assert start["hub"] is not None and all(np.all(v > 0) for v in start["hub"])
+    w = solve_block_ipm(Xa, masks[:, new], np.ones(len(new)), y, lam, L, eps=1e-10, start=start)
+    c = solve_block_ipm(Xa, masks[:, new], np.ones(len(new)), y, lam, L, eps=1e-10)
+    assert w.status == c.status == "optimal"
+    assert w.objective == pytest.approx(c.objective, rel=1e-8)
+
+
+@pytest.mark.parametrize("program", ["c_relu", "c_grelu"])
+def test_huber_programs_with_most_samples_in_the_tails_are_certified(program):
+    # targets 300 times the threshold: the default path certifies them (before the split form, the
+    # interior points stalled on the loss's zero curvature and R-FISTA or the augmented Lagrangian
+    # ran to max_iter) and agrees with Clarabel
+    from convexnn.formulations.huber import HuberLoss
+
+    L = HuberLoss(1.0)
+    X, Xa, pat, y = _huber_data(9, 300.0, n=80, P=12)
+    lam = 3e-3 * lam_max(Xa, pat.masks, y, L)
+    f = getattr(cx, program)(X, y, pat, lam, loss=L)
+    tol = 1e-6 if program == "c_relu" else 1e-8
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", cx.ConvergenceWarning)
+        sol = cx.solve(f, tol=tol)
+    assert sol.status == "optimal" and sol.info["gap"] <= tol
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = f.solve(solver="CLARABEL", tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10).value
+    assert sol.value == pytest.approx(ref, rel=2 * tol)
+    assert sol.value - sol.info["gap_abs"] <= ref * (1 + 1e-9)
