@@ -3,15 +3,16 @@ real and synthetic instances, sizes, ``lam`` and losses.
 
 One command::
 
-    .venv/bin/python bench/bench_matrix.py            # writes bench/RESULTS_matrix.md (~15 min)
+    bash bench/peers/setup_peers.sh                   # creates .venv-peers (once, for the peers)
+    .venv/bin/python bench/bench_matrix.py            # writes bench/RESULTS_matrix.md (~10 min)
 
-adelie and skglm pin ``numpy<2``; they are imported in this process, so the run with the peers
-uses their virtual environment (convexnn is imported from the repository)::
-
-    bash bench/peers/setup_peers.sh                   # creates .venv-peers (once)
-    .venv-peers/bin/python bench/bench_matrix.py
-
-Without them the peers' columns say that the module is missing.
+convexnn and CVXPY + Clarabel run in this process, in the project's environment (``make install``:
+numpy 2). adelie pins ``numpy<2``, so when adelie and skglm are not importable here they run in
+``.venv-peers`` (one worker process for the whole run, started with this script's ``--peer-server``;
+each cell's data, masks and ``lam`` are handed over in an ``.npz`` file and the worker times the
+solve itself, as this process times its own). Run in ``.venv-peers`` directly, everything is
+imported in one process (numpy 1.x; per-call overheads of numpy differ by 15-20% on the smallest
+programs). Without ``.venv-peers`` the peers' columns say that the module is missing.
 
 Every cell uses the same data, sampled patterns (``P`` Gaussian gates, bias on), ``lam`` (a
 fraction of :func:`convexnn.solvers.lam_max`) and objective ``loss + lam * sum ||u_i||`` for every
@@ -209,7 +210,71 @@ def run_skglm(Xa, y, M, lam, tol=1e-10):
     return np.asarray(est.coef_).reshape(P, d), wall
 
 
-def warm_up() -> None:
+PEERS_PY = ROOT / ".venv-peers" / "bin" / "python"
+
+
+class PeerServer:
+    """The peers (adelie, skglm) in ``.venv-peers``: one worker process (``--peer-server``) for the run."""
+
+    def __init__(self) -> None:
+        import subprocess
+        import tempfile
+
+        self.dir = Path(tempfile.mkdtemp(prefix="convexnn-peers-"))
+        self.proc = subprocess.Popen([str(PEERS_PY), str(Path(__file__).resolve()), "--peer-server"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=str(ROOT))
+        self.calls = 0
+
+    def run(self, peer: str, Xa, y, M, lam) -> tuple[np.ndarray, float]:
+        import json
+
+        self.calls += 1
+        path = self.dir / f"in{self.calls}.npz"
+        np.savez(path, Xa=Xa, y=y, M=M, lam=lam)
+        self.proc.stdin.write(f"{peer} {path}\n")
+        self.proc.stdin.flush()
+        reply = json.loads(self.proc.stdout.readline())
+        path.unlink()
+        if "error" in reply:
+            raise RuntimeError(reply["error"])
+        w = np.load(reply["out"])
+        Path(reply["out"]).unlink()
+        return w, float(reply["t"])
+
+
+def serve_peers() -> None:
+    """``--peer-server``: run the peers on the ``.npz`` files named on stdin (``<peer> <path>`` per
+    line), answering one JSON line each: the output file of the weights and the time (median rule of
+    :func:`median_if_short`, as for every method), or the error."""
+    import json
+
+    fns = {"adelie": run_adelie, "skglm": run_skglm}
+    for line in sys.stdin:
+        peer, path = line.split()
+        try:
+            z = np.load(path)
+            w, t = median_if_short(lambda: fns[peer](z["Xa"], z["y"], z["M"], float(z["lam"])))
+            out = path.replace(".npz", "_w.npy")
+            np.save(out, w)
+            print(json.dumps({"out": out, "t": t}), flush=True)
+        except Exception as exc:  # noqa: BLE001  reported to the main process, marked in the table
+            print(json.dumps({"error": f"{type(exc).__name__}: {str(exc)[:80]}"}), flush=True)
+
+
+def peer_runner():
+    """``(peer, Xa, y, M, lam) -> (weights, seconds)``: in this process when adelie and skglm import
+    here, else through :class:`PeerServer` when ``.venv-peers`` exists, else None."""
+    import importlib.util
+
+    if importlib.util.find_spec("adelie") and importlib.util.find_spec("skglm"):
+        fns = {"adelie": run_adelie, "skglm": run_skglm}
+        return lambda peer, Xa, y, M, lam: median_if_short(lambda: fns[peer](Xa, y, M, lam))
+    if PEERS_PY.exists():
+        return PeerServer().run
+    return None
+
+
+def warm_up(peers=None) -> None:
     """One solve by every method of the table on a tiny instance before the first cell, so that no
     cell pays the one-time costs (lazy imports, first calls, the BLAS thread-pool scan)."""
     X, y = make_data("synthetic", 40, 2)
@@ -222,9 +287,10 @@ def warm_up() -> None:
         for method in ("first_order", "auto"):
             cx.solve(f, method=method, tol=1e-6)
         f.solve(solver="CLARABEL")
-    for peer in (run_adelie, run_skglm):
+    for peer in ("adelie", "skglm"):
         try:
-            peer(Xa, y, M, lam)
+            if peers is not None:
+                peers(peer, Xa, y, M, lam)
         except Exception:  # noqa: BLE001  a peer that is not installed is marked in the table
             pass
 
@@ -279,7 +345,7 @@ def _solve_gated_start(f, tol):
 
 
 def run_cell(cell, cap: float, rows: list[dict], programs: str = "GR", restricted_clarabel: bool = False,
-             gated_start: bool = False) -> None:
+             gated_start: bool = False, peer_run=None) -> None:
     name, data, n, d, P, frac, loss, progs, peers = cell
     progs = "".join(p for p in progs if p in programs)
     X, y = make_data(data, n, d)
@@ -357,9 +423,11 @@ def run_cell(cell, cap: float, rows: list[dict], programs: str = "GR", restricte
         s_auto, t_auto, _ = timed(lambda: cx.solve(f, method="auto", tol=tol, viol_tol=1e-8))
         row.update(auto_time=t_auto, auto_method=s_auto.info.get("method"), auto_reason=s_auto.info.get("auto_reason", ""))
         if kind == "c_grelu" and peers and loss == "squared" and n * P * (d + 1) <= 3e7:
-            for peer, fn in (("adelie", run_adelie), ("skglm", run_skglm)):
+            for peer in ("adelie", "skglm"):
                 try:
-                    wp, tp = median_if_short(lambda: fn(Xa, y, M, lam))
+                    if peer_run is None:
+                        raise ModuleNotFoundError(f"No module named {peer!r} (and no .venv-peers)")
+                    wp, tp = peer_run(peer, Xa, y, M, lam)
                     vp, _ = objective(kind, loss, Xa, y, M, lam, wp)
                     row[f"{peer}_time"], row[f"{peer}_subopt"] = tp, (vp - ref) / abs(ref)
                 except Exception as exc:  # noqa: BLE001
@@ -377,7 +445,7 @@ def write(rows: list[dict], out: Path, meta: dict) -> None:
          "Command:", "", "```", meta["command"], "```", "",
          f"Machine: {meta['machine']}; {meta['date']}; total {meta['total']:.0f} s; numpy {np.__version__}, "
          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset (all cores)')}; load average at start "
-         f"{meta['load']} (other processes on the machine make times noisy). "
+         f"{meta['load']} (other processes on the machine make times noisy). Peers: {meta.get('peers', '?')}. "
          f"Measured dense GEMM rate (numpy, 4000x200x50): {meta['gemm'] / 1e9:.1f} GFlop/s. No GPU in this session.", "",
          "Reference: tight Clarabel (tolerances 1e-9, time limit "
          f"{meta['cap']:.0f} s per solve); where it hit the limit or failed, convexnn's certified lower bound. "
@@ -471,20 +539,28 @@ def main() -> None:
                     help="C-ReLU: also time the polish with Clarabel on the restricted programs")
     ap.add_argument("--gated-start", action="store_true",
                     help="C-ReLU: also time the polish started from the C-GReLU support (gated_start)")
+    ap.add_argument("--peer-server", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.peer_server:
+        serve_peers()
+        return
     names = QUICK if args.quick else ([c for c in args.cells.split(",") if c] or [c[0] for c in CELLS])
     t0 = time.perf_counter()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     gemm = gemm_rate()
+    peers = peer_runner()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        warm_up()
+        warm_up(peers)
     rows: list[dict] = []
     for cell in CELLS:
         if cell[0] in names:
-            run_cell(cell, args.cap, rows, args.programs, args.restricted_clarabel, args.gated_start)
+            run_cell(cell, args.cap, rows, args.programs, args.restricted_clarabel, args.gated_start, peers)
     meta = {"command": "python bench/bench_matrix.py " + " ".join(sys.argv[1:]),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+            "peers": ("not installed" if peers is None else
+                      "adelie and skglm in .venv-peers (numpy<2), one worker process, same data"
+                      if isinstance(getattr(peers, "__self__", None), PeerServer) else "adelie and skglm in this process"),
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "total": time.perf_counter() - t0, "load": f"{load:.2f}", "gemm": gemm, "cap": args.cap,
             "summary": summary(rows)}

@@ -22,7 +22,6 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 #: the matrix imports its peers (adelie, skglm; numpy<2) in process: it runs in their venv when present
-PEERS_PY = HERE.parent / ".venv-peers" / "bin" / "python"
 AREAS = ["arrangements", "formulations", "certify", "solvers", "matrix", "degenerate", "facets", "huber", "deep", "bab", "distributed", "scale"]
 
 
@@ -42,7 +41,7 @@ def main(argv: list[str]) -> int:
         env = dict(os.environ)
         if area in ("solvers", "matrix"):  # as recorded in RESULTS_<area>.md: single-threaded BLAS
             env.setdefault("OPENBLAS_NUM_THREADS", "1")
-        python = str(PEERS_PY) if area == "matrix" and PEERS_PY.exists() else sys.executable
+        python = sys.executable  # the matrix starts the peers' own environment itself (.venv-peers)
         rc = subprocess.call([python, str(script)], cwd=HERE.parent, env=env)
         if rc != 0:
             failed.append(area)
