@@ -41,8 +41,9 @@ def certified_dual_value(loss: Loss, v: np.ndarray, y: np.ndarray) -> float:
 def best_scale(loss: Loss, v: np.ndarray, y: np.ndarray, c_max: float) -> tuple[float, float]:
     r"""Maximize the concave dual objective :math:`c \mapsto -\ell^*(-c v)` over :math:`c \in [0, c_{\max}]`.
 
-    Closed form when the loss has one (:meth:`~convexnn.formulations.losses.Loss.best_dual_scale`;
-    squared: :math:`c^\star = \langle v, y\rangle / \|v\|^2` clipped); otherwise a bounded
+    The loss's own maximizer when it has one (:meth:`~convexnn.formulations.losses.Loss.best_dual_scale`;
+    squared: :math:`c^\star = \langle v, y\rangle / \|v\|^2` clipped; logistic: a safeguarded Newton
+    solve of :math:`\phi'(c) = 0`); otherwise a bounded
     golden-section search restricted to the conjugate's domain (found by
     bisection; ``c = 0`` is always in it because every loss is bounded below).
 

@@ -175,8 +175,9 @@ class Loss:
         raise self._missing("a projection onto the domain of its conjugate")
 
     def best_dual_scale(self, v: np.ndarray, y: np.ndarray, c_max: float) -> float | None:
-        r"""The maximizer of :math:`c \mapsto -f^*(-cv)` on :math:`[0, c_{\max}]` in closed form, or
-        ``None`` when there is none (the caller searches numerically)."""
+        r"""The maximizer of :math:`c \mapsto -f^*(-cv)` on :math:`[0, c_{\max}]` (closed form or a
+        one-dimensional solve of the loss's own), or ``None`` when the loss has none (the caller
+        searches numerically)."""
         return None
 
     # ------------------------------------------------------------------ rounding (certificates)
@@ -316,6 +317,43 @@ class LogisticLoss(_MarginLoss):
     def dual_cvx(self, v, y):
         a = cp.multiply(y, v)
         return cp.sum(cp.entr(a) + cp.entr(1 - a)), []
+
+    def best_dual_scale(self, v, y, c_max):
+        r"""The maximizer of :math:`\phi(c) = \sum_j H(c\,b_j)`, :math:`b = y \odot v`,
+        :math:`H(t) = -t\log t - (1-t)\log(1-t)`, on the domain :math:`0 \le c\,b_j \le 1` within
+        :math:`[0, c_{\max}]`: :math:`\phi` is concave with :math:`\phi'(c) = \sum_j b_j\log\frac{1 - c b_j}{c b_j}`
+        decreasing from :math:`+\infty`, so its root (or the end of the interval) is found by Newton's
+        method safeguarded by bisection (about ten steps to rounding, against some fifty values of a
+        golden-section search). Any :math:`c` of the domain gives a valid dual bound; this one the best."""
+        b = np.asarray(y, dtype=np.float64) * np.asarray(v, dtype=np.float64)
+        b = b[b != 0.0]
+        if b.size == 0 or np.any(b < 0.0):
+            return 0.0  # the domain is c = 0 alone
+        hi = min(float(c_max), 1.0 / float(b.max()))
+        if not hi > 0.0:
+            return 0.0
+
+        def slope(c: float) -> tuple[float, float]:
+            t = c * b
+            with np.errstate(divide="ignore"):
+                return float(b @ (np.log1p(-t) - np.log(t))), float(-(b * b) @ (1.0 / (t * (1.0 - t))))
+
+        d_hi, _ = slope(hi)
+        if d_hi >= 0.0:
+            return hi
+        lo, c = 0.0, 0.5 * hi
+        for _ in range(100):
+            d, dd = slope(c)
+            if d > 0.0:
+                lo = c
+            else:
+                hi = c
+            step = c - d / dd if np.isfinite(dd) and dd < 0.0 else 0.5 * (lo + hi)
+            c_new = step if lo < step < hi else 0.5 * (lo + hi)
+            if abs(c_new - c) <= 1e-15 * c or hi - lo <= 1e-15 * hi:
+                return float(c_new)
+            c = c_new
+        return float(c)
 
 
 @dataclass(frozen=True)

@@ -74,3 +74,28 @@ def test_fenchel_young(name, seed):
 def test_unknown_loss():
     with pytest.raises(InputError, match="unknown loss"):
         get_loss("l1")
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10**6), n=st.integers(1, 300), log_scale=st.floats(-3, 2), log_cmax=st.floats(-2, 2))
+def test_logistic_best_dual_scale_is_the_maximizer_on_its_domain(seed, n, log_scale, log_cmax):
+    # phi(c) = -f*(-c v) is concave on 0 <= c y_j v_j <= 1, c <= c_max: the Newton solve attains its
+    # maximum (against a fine grid and a bounded golden-section search) and stays in the domain
+    from scipy.optimize import minimize_scalar
+
+    L = get_loss("logistic")
+    rng = np.random.default_rng(seed)
+    y = np.where(rng.random(n) < 0.5, 1.0, -1.0)
+    v = -np.asarray(L.grad(rng.standard_normal(n) * 10.0**log_scale, y)) * rng.uniform(0.2, 3.0)
+    c_max = 10.0**log_cmax
+    c = L.best_dual_scale(v, y, c_max)
+    hi = min(c_max, 1.0 / float(np.max(y * v)))
+    assert 0.0 <= c <= hi * (1 + 1e-15) and L.conjugate_domain(-c * v, y)
+    phi = lambda t: L.dual_value(t * v, y)  # noqa: E731
+    ref = minimize_scalar(lambda t: -phi(t), bounds=(0.0, hi), method="bounded", options={"xatol": 1e-13 * hi})
+    best = max([phi(t) for t in np.linspace(0.0, hi, 401)] + [phi(float(ref.x)), phi(hi)])
+    assert phi(c) >= best - 1e-10 * max(1.0, abs(best))
+    # a sign against the labels leaves c = 0 as the only point of the domain
+    w = v.copy()
+    w[0] = -w[0] if w[0] != 0 else -y[0]
+    assert L.best_dual_scale(w, y, c_max) == 0.0
