@@ -3,7 +3,7 @@
 The restricted interior-point solves of the C-ReLU polish start from each chamber's facet rows
 (``convexnn/arrangements/facets.py``; data of rank at most 6) instead of all ``n`` rows. This
 benchmark runs ``method="first_order"`` with and without them (``facets=False`` is the same code
-with ``ChamberFacets`` switched off), interleaved, best of ``--repeat`` runs per program, on
+with ``solve_relu_active_set(..., facets=False)``), interleaved, best of ``--repeat`` runs per program, on
 
 * a grid of synthetic and real low-dimensional programs (n = 150-10,000, d' = 3-6), and
 * held-out programs with typed columns (integer, binary, heavy-tailed, Unix timestamps), n = 200-1500,
@@ -20,6 +20,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import functools
 import datetime
 import platform
 import sys
@@ -33,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import convexnn as cx  # noqa: E402
-import convexnn.solvers.active_set as active_set  # noqa: E402
+import convexnn.solvers.first_order as first_order  # noqa: E402
 from convexnn.arrangements.facets import ChamberFacets  # noqa: E402
 from convexnn.solvers import lam_max  # noqa: E402
 
@@ -104,7 +105,10 @@ def held_out_program(seed: int):
 
 
 def solve(f, facets: bool):
-    active_set.ChamberFacets = ChamberFacets if facets else (lambda *a, **k: None)
+    # the driver's own call, with solve_relu_active_set(..., facets=False) for the run without
+    real = first_order.solve_relu_active_set
+    if not facets:
+        first_order.solve_relu_active_set = functools.partial(real, facets=False)
     try:
         with warnings.catch_warnings(record=True) as w:
             warnings.simplefilter("always")
@@ -112,7 +116,7 @@ def solve(f, facets: bool):
             sol = cx.solve(f, method="first_order", tol=1e-6)
             t = time.perf_counter() - t
     finally:
-        active_set.ChamberFacets = ChamberFacets
+        first_order.solve_relu_active_set = real
     ok = sol.status == "optimal" and not any(issubclass(c.category, cx.ConvergenceWarning) for c in w)
     return t, ok, sol
 
@@ -169,7 +173,7 @@ def write(args, rows, held, total: float) -> None:
              f"Machine: {platform.machine()}, 2 cores, Python {platform.python_version()}; "
              f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; total {total:.0f} s. "
              "`method=\"first_order\"`, `tol=1e-6`, with the facet rows (as shipped) and with all rows (the same code, "
-             "`ChamberFacets` switched off), interleaved, best of the repeats. `cert.`: status `optimal` without a "
+             "`facets=False`), interleaved, best of the repeats. `cert.`: status `optimal` without a "
              "`ConvergenceWarning`. `facets / chamber`: mean (max) facet rows of the first 20 chambers, against the `n` "
              "rows each block has without them.", "",
              "| program | n | d' | P | lam / lam_max | loss | facets / chamber | facets s (cert.) | all rows s (cert.) "
