@@ -80,17 +80,20 @@ def test_cone_support_is_exact_and_an_upper_bound():
     assert cone_support(Xa, P.masks, v, exact=False).value >= cs.value * (1 - 1e-12)
 
 
+def _enumerated(seed: int, n_lo: int, n_hi: int):
+    """A random program with every chamber: ``(rng, n, Xa, patterns, v)``, n in [n_lo, n_hi), d' = 2-4."""
+    rng = np.random.default_rng(seed)
+    n, d = int(rng.integers(n_lo, n_hi)), int(rng.integers(1, 4))
+    X = rng.standard_normal((n, d))
+    return rng, n, np.hstack([X, np.ones((n, 1))]), enumerate_patterns(X, bias=True), rng.standard_normal(n)
+
+
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 10_000), rtol=st.sampled_from([0.0, 1e-9, 1e-3, 0.5]))
 def test_cone_support_with_any_multipliers_stays_a_valid_bound(seed, rtol):
     """Any rho >= 0 bounds a pair (Moreau); pairs left within 1 + rtol keep their rigorous bounds:
     the valid bound never drops below the exact s(v) and is at most 1 + rtol looser (plus rounding)."""
-    rng = np.random.default_rng(seed)
-    n, d = int(rng.integers(5, 12)), int(rng.integers(1, 4))
-    X = rng.standard_normal((n, d))
-    P = enumerate_patterns(X, bias=True)
-    Xa = np.hstack([X, np.ones((n, 1))])
-    v = rng.standard_normal(n)
+    rng, n, Xa, P, v = _enumerated(seed, 5, 12)
     exact = cone_support(Xa, P.masks, v)
     rho = np.abs(rng.standard_normal((n, 2 * len(P)))) * (rng.random((n, 2 * len(P))) < 0.3)
     cs = cone_support(Xa, P.masks, v, multipliers=rho, rtol=rtol)
@@ -124,12 +127,7 @@ def test_multiplier_images_bound_every_pair_and_meet_it_at_the_projection(seed):
     multipliers; the images of all pairs in one call equal their column-by-column definition."""
     from convexnn.duality.cones import multiplier_images, project_cone
 
-    rng = np.random.default_rng(seed)
-    n, d = int(rng.integers(4, 14)), int(rng.integers(1, 4))
-    X = rng.standard_normal((n, d))
-    P = enumerate_patterns(X, bias=True)
-    Xa = np.hstack([X, np.ones((n, 1))])
-    v = rng.standard_normal(n)
+    rng, n, Xa, P, v = _enumerated(seed, 4, 14)
     M = np.asarray(P.masks, dtype=bool)
     MM = np.concatenate([M, M], axis=1)
     sigma = np.repeat([1.0, -1.0], len(P))
