@@ -710,6 +710,13 @@ def solve_gated_active_set(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam
                            iterations0: int = 0) -> GatedPolishResult:
     r"""Newton polish on the support of ``U0`` with column generation and a global certificate.
 
+    **The Huber loss** (a loss with :meth:`~convexnn.formulations.losses.Loss.outlier_split`) has no
+    curvature on the samples in its linear tails, where Newton steps along its Hessian cycle: a
+    support of at most ``max_vars`` variables goes to the block interior point at once (its exact
+    split form; on 28 held-out C-GReLU Huber programs 2.1 s against 10.2 s in total, one of them
+    certified where R-FISTA had run to ``max_iter`` after the cycling Newton rounds; on 30 others
+    1.7 s against 1.8 s).
+
     **Cycling.** On degenerate programs (nearly parallel groups: one-dimensional data, duplicated
     rows, ``n`` below :math:`|\mathcal S| d'`) the overshoot rule of the Newton step can drop groups
     the optimum needs, and the next round re-adds them: the supports cycle without converging.
@@ -792,7 +799,34 @@ def solve_gated_active_set(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam
     design: _DenseDesign | _MaskedDesign | None = None
     gtol = 1e-9  # Newton stationarity target (relative to lam), tightened when the certificate asks for it
     viol_out = 0.0
-    while rounds < max_rounds:
+
+    def hand_over(work: np.ndarray, label: str) -> str:
+        """The block interior point (its own column generation, the same certificate) from ``work``;
+        its best certificate joins the polish's; returns the stopping reason."""
+        nonlocal handed_over, newton_its, rounds, best, bestU, best_dual, S
+        from convexnn.solvers.gated_ipm import solve_gated_ipm
+
+        ipm = solve_gated_ipm(Xa, masks, y, lam, loss, tol=tol, work0=work, t0=t0)
+        handed_over = True
+        for h in ipm.history:  # h["iter"]: the interior point's iterations so far
+            history.append({"iter": iterations0 + newton_its + int(h["iter"]), "time": h["time"],
+                            "objective": h["objective"], "rel_gap": h["rel_gap"]})
+        newton_its += ipm.ipm_iterations
+        rounds += ipm.rounds
+        g = ipm.gap
+        if g.rel_gap < best[2]:
+            best, bestU = (g.primal, g.dual, g.rel_gap, None, None), ipm.U.copy()
+            best_dual = np.asarray(g.dual_point, dtype=np.float64)
+            S = np.flatnonzero(np.linalg.norm(ipm.U, axis=1) > 0)
+        return "certified" if ipm.converged else f"{label}: {ipm.reason}"
+
+    split_first = loss.outlier_split() is not None and 0 < len(S) and len(S) * d <= max_vars
+    if split_first:
+        # the Huber loss has no curvature on its outliers: Newton steps along its Hessian cycle there
+        # (held-out programs: one ran R-FISTA to max_iter after them), while the block interior point
+        # solves its exact split form (convexnn.solvers.block_ipm)
+        reason = hand_over(S, "the block interior point (outlier split)")
+    while rounds < max_rounds and not handed_over:
         mode = choose_linear_algebra(n, len(S), d, bool(loss.unit_curvature), max_vars=max_vars,
                                      max_design=max_design, max_rows=max_rows, allowed=linear_algebra)
         if mode is None:
@@ -843,21 +877,7 @@ def solve_gated_active_set(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam
             reason = "cycling"
             flops = ipm_iteration_flops(n, len(ever), d, bool(loss.unit_curvature))[0]
             if len(ever) * d <= max_vars or flops <= _HANDOVER_FLOPS:
-                from convexnn.solvers.gated_ipm import solve_gated_ipm
-
-                ipm = solve_gated_ipm(Xa, masks, y, lam, loss, tol=tol, work0=np.array(sorted(ever)), t0=t0)
-                handed_over = True
-                for h in ipm.history:  # h["iter"]: the interior point's iterations so far
-                    history.append({"iter": iterations0 + newton_its + int(h["iter"]), "time": h["time"],
-                                    "objective": h["objective"], "rel_gap": h["rel_gap"]})
-                newton_its += ipm.ipm_iterations
-                rounds += ipm.rounds
-                g = ipm.gap
-                if g.rel_gap < best[2]:
-                    best, bestU = (g.primal, g.dual, g.rel_gap, None, None), ipm.U.copy()
-                    best_dual = np.asarray(g.dual_point, dtype=np.float64)
-                    S = np.flatnonzero(np.linalg.norm(ipm.U, axis=1) > 0)
-                reason = "certified" if ipm.converged else f"cycling, then the block interior point: {ipm.reason}"
+                reason = hand_over(np.array(sorted(ever)), "cycling, then the block interior point")
             break
         outside = np.setdiff1d(np.arange(P), S)
         viol = outside[c[outside] > lam * (1.0 + _ADD_RTOL)]
@@ -882,4 +902,5 @@ def solve_gated_active_set(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam
         churn += bool(gone.intersection(viol.tolist()))
     primal, dual, rel, _, _ = best
     return GatedPolishResult(bestU, primal, dual, rel, rel <= tol, reason, rounds, newton_its, len(S), history,
-                             cycling=reason.startswith("cycling") or handed_over, dual_point=best_dual)
+                             cycling=reason.startswith("cycling") or (handed_over and not split_first),
+                             dual_point=best_dual)

@@ -754,3 +754,26 @@ def test_huber_programs_with_most_samples_in_the_tails_are_certified(program):
         ref = f.solve(solver="CLARABEL", tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10).value
     assert sol.value == pytest.approx(ref, rel=2 * tol)
     assert sol.value - sol.info["gap_abs"] <= ref * (1 + 1e-9)
+
+
+def test_the_gated_polish_hands_a_huber_support_to_the_split_interior_point():
+    # Newton steps along the Huber Hessian cycle on the outliers; the polish gives a support of a
+    # Huber program to the block interior point at once (its certificate's dual point comes from it)
+    # and reaches Clarabel's optimum; the squared loss keeps its Newton rounds
+    from convexnn.formulations.huber import HuberLoss
+    from convexnn.solvers.gated_active_set import solve_gated_active_set
+
+    X, Xa, pat, y = _huber_data(11, 300.0, n=80, P=12)
+    masks = np.asarray(pat.masks, dtype=bool)
+    for L in (HuberLoss(1.0), get_loss("squared")):
+        lam = 3e-3 * lam_max(Xa, masks, y, L)
+        U0 = np.zeros((masks.shape[1], Xa.shape[1]))
+        U0[::2] = 1e-3  # a rough support, as R-FISTA hands over
+        r = solve_gated_active_set(Xa, masks, y, lam, L, U0, tol=1e-8)
+        assert r.converged and not r.cycling
+        assert (r.dual_point is not None) == (L.outlier_split() is not None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = cx.c_grelu(X, y, pat, lam, loss=L).solve(solver="CLARABEL", tol_gap_abs=1e-10, tol_gap_rel=1e-10,
+                                                           tol_feas=1e-10).value
+        assert r.primal == pytest.approx(ref, rel=1e-7)
