@@ -95,7 +95,7 @@ class RestrictedSolution:
     #: (:attr:`~convexnn.solvers.block_ipm.BlockIPMResult.flops`); NaN when Clarabel solved (not counted)
     flops: float = 0.0
     #: the interior point's own dual candidate :math:`v` (shape ``(n,)``) where it has one (the Huber
-    #: split form, :attr:`~convexnn.solvers.block_ipm.BlockIPMResult.residual`); None: :math:`-\nabla f`
+    #: split form, :attr:`~convexnn.solvers.block_ipm.BlockIPMResult.dual`); None: :math:`-\nabla f`
     dual: np.ndarray | None = None
 
 
@@ -386,12 +386,8 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
             for b, (row, i) in enumerate(blocks):
                 (V if row == 0 else W)[i] = r.X[b]
                 Gam[(slice(None) if R is None else R[:, b]), row * P + i] = r.multipliers[:, b]
-            dual = None
-            if r.residual is not None:
-                delta = loss.outlier_split()
-                dual = -np.clip(r.residual, -delta, delta)
             return RestrictedSolution(V, W, Gam, iters, f"ipm: {r.status}", time.perf_counter() - t0,
-                                      (r.state, blocks, R) if r.state is not None else None, flops, dual)
+                                      (r.state, blocks, R) if r.state is not None else None, flops, r.dual)
         ipm_iters = iters  # a numerical failure of the interior point: Clarabel below
     else:
         ipm_iters = 0

@@ -579,12 +579,13 @@ class BlockIPMResult:
         Floating-point operations of the solve by the cost model of :func:`iteration_flops`: one
         iteration's count times the iterations plus one (the starting point); for the achieved
         flop rate of a solver, not a measurement.
-    residual : ndarray, shape (n,), optional
-        The Huber split form only: its residual :math:`\rho = Fx - y - p + q` at the returned point,
-        the gradient of its squared loss. :math:`-\operatorname{clip}(\rho, \pm\delta)` is the
-        interior point's own dual candidate, the one its cone multipliers pair with; near the
-        optimum it certifies better than :math:`-h_\delta'(Fx - y)`, whose error follows the
-        primal point's (both are valid candidates, the certificate holds for any).
+    dual : ndarray, shape (n,), optional
+        The Huber split form only: the interior point's own dual candidate
+        :math:`v = -\operatorname{clip}(\rho, \pm\delta)` at the returned point, :math:`\rho = Fx - y - p + q`
+        the residual of its squared loss (:meth:`~convexnn.formulations.losses.Loss.project_dual` of
+        :math:`-\rho`), the candidate its cone multipliers pair with; near the optimum it certifies
+        better than :math:`-h_\delta'(Fx - y)`, whose error follows the primal point's (both are
+        valid candidates, the certificate holds for any).
     """
 
     X: np.ndarray
@@ -598,7 +599,7 @@ class BlockIPMResult:
     time: float
     state: dict | None = None
     flops: float = 0.0
-    residual: np.ndarray | None = None
+    dual: np.ndarray | None = None
 
 
 # ---------------------------------------------------------------- second-order cone algebra (rows = cones)
@@ -834,7 +835,7 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
     quad = bool(loss.unit_curvature)
     # the Huber loss in its split form (module docstring): the squared loss of r = Fx - y - p + q plus
     # delta 1^T (p + q) over p, q >= 0 (multipliers zp, zq), four LP variables per sample
-    hub = loss.outlier_split() if hasattr(loss, "outlier_split") else None
+    hub = loss.outlier_split()
     if hub is not None:
         quad = False  # the split form's curvature changes with the LP scalings
     # the dense solve runs over units (one block, or the two blocks of one pattern), see _UnitSystem
@@ -1360,7 +1361,7 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
             sl = sl + alpha * dsl
             zl = zl + alpha * dzl
     _, Xb, zlb, grel, pres, dres, obj, rho_b = best
-    rho = None if hub is None else (g_z if status == "optimal" else rho_b)
+    dual = None if hub is None else loss.project_dual(-(g_z if status == "optimal" else rho_b), y)
     if status == "optimal" and state is not None and _strictly_interior(sq, zq, sl, zl):
         # the final iterate (strictly interior): continuing from it with a tighter ``eps`` on the same
         # blocks resumes this solve where it stopped
@@ -1372,7 +1373,7 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
     else:
         obj = objective(X)
     return BlockIPMResult(X, np.maximum(zl, 0.0), it, status, grel, pres, dres, obj, time.perf_counter() - t0,
-                          state, flops * (it + 1), rho)
+                          state, flops * (it + 1), dual)
 
 
 #: the step of a non-quadratic loss (:func:`_residual_step`): the dual residual may grow by at most

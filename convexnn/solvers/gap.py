@@ -156,7 +156,7 @@ def gated_gap(op: MaskedDesign, loss: Loss, y: Any, lam: float, U: Any, z: Any,
 
     The dual candidate is :math:`-s\theta` with :math:`\theta = \nabla f(z)` or the given ``theta``
     (any vector in the conjugate's domain gives a valid bound, e.g. an interior point's own dual,
-    :attr:`~convexnn.solvers.block_ipm.BlockIPMResult.residual`), scaled by the largest
+    :attr:`~convexnn.solvers.block_ipm.BlockIPMResult.dual`), scaled by the largest
     :math:`s \le 1` that makes it dual feasible.
 
     With a first-layer ``penalty`` :math:`R` (default :math:`\|\cdot\|_2`) the primal is

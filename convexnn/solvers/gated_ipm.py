@@ -226,9 +226,8 @@ def solve_gated_ipm(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float
         U = np.zeros((P, d))
         U[work] = res.X
         g = gated_gap(op, L, yb, lam, U, op.fit(U))
-        if res.residual is not None:  # the Huber split form's own dual: the better certificate is kept
-            delta = L.outlier_split()
-            g_own = gated_gap(op, L, yb, lam, U, op.fit(U), theta=bk.asarray(np.clip(res.residual, -delta, delta)))
+        if res.dual is not None:  # the Huber split form's own dual: the better certificate is kept
+            g_own = gated_gap(op, L, yb, lam, U, op.fit(U), theta=bk.asarray(-res.dual))
             g = g_own if g_own.gap < g.gap else g
         U, g = _sparsify(op, L, yb, lam, U, g, tol)
         if best is None or g.gap < best[1].gap:
