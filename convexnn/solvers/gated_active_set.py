@@ -504,8 +504,9 @@ class GatedPolishResult:
     reason : str
         ``"certified"``, ``"too_large"``, ``"no_violated_group"``, ``"max_rounds"``,
         ``"max_iter"`` (the Newton iteration budget), ``"cycling"`` (the rounds cycled and the
-        groups they visited are too many for the block interior point) or
-        ``"cycling, then the block interior point: <its reason>"``.
+        groups they visited are too many for the block interior point),
+        ``"cycling, then the block interior point: <its reason>"`` or, for a loss with an outlier
+        split, ``"the block interior point (outlier split): <its reason>"``.
     rounds, newton_iterations, working_set : int
         Column-generation rounds, Newton iterations over all rounds (with the block interior
         point's rounds and iterations after cycling), final support size.
