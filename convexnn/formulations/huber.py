@@ -40,7 +40,7 @@ Statistics, 1964.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cvxpy as cp
 import numpy as np
@@ -52,7 +52,7 @@ from convexnn.rounding import UNIT_ROUNDOFF, gamma
 __all__ = ["HuberLoss"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class HuberLoss(Loss):
     r""":math:`f(\hat y) = \sum_j h_\delta(\hat y_j - y_j)` (see the module docstring).
 
@@ -62,10 +62,11 @@ class HuberLoss(Loss):
         Threshold between the quadratic and the linear part (default 1).
     """
 
+    # the one positional parameter: HuberLoss(0.5) is delta = 0.5 (the other fields are keyword-only)
+    delta: float = field(default=1.0, kw_only=False)
     name: str = "huber"
     lipschitz: float | None = 1.0
     torch_scale: float | None = 1.0  # torch.nn.HuberLoss(delta=delta) is the same function
-    delta: float = 1.0
 
     def __post_init__(self) -> None:
         if isinstance(self.delta, bool) or not isinstance(self.delta, (int, float)) \

@@ -58,7 +58,7 @@ __all__ = ["Loss", "SquaredLoss", "LogisticLoss", "HingeLoss", "get_loss", "regi
 CONJUGATE_DOMAIN_TOL = 1e-12
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Loss:
     r"""Base class: a convex loss :math:`f(\hat y) = \sum_j \ell(\hat y_j, y_j)`.
 
@@ -203,7 +203,7 @@ class Loss:
         return gamma(n + 16) * (abs(value) + float(np.sum(np.abs(v))) + n)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SquaredLoss(Loss):
     r""":math:`f(\hat y) = \tfrac12 \|\hat y - y\|_2^2`; :math:`f^*(z) = \tfrac12\|z\|^2 + z^\top y`."""
 
@@ -257,7 +257,7 @@ class SquaredLoss(Loss):
         return gamma(v.size + 16) * float(np.sum(np.abs(0.5 * v * v) + np.abs(v * y)))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class _MarginLoss(Loss):
     r"""Losses of the margin :math:`y_j\hat y_j` with labels :math:`y_j \in \{-1, +1\}`: the
     conjugate lives on :math:`a = -y z \in [0, 1]` and the slope is at most :math:`|y_j| = 1`."""
@@ -277,7 +277,7 @@ class _MarginLoss(Loss):
         return np.abs(y) * np.ones_like(e)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LogisticLoss(_MarginLoss):
     r""":math:`f(\hat y) = \sum_j \log(1 + e^{-y_j \hat y_j})`, labels in :math:`\{-1,+1\}`."""
 
@@ -356,7 +356,7 @@ class LogisticLoss(_MarginLoss):
         return float(c)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class HingeLoss(_MarginLoss):
     r""":math:`f(\hat y) = \sum_j \max(0, 1 - y_j \hat y_j)`, labels in :math:`\{-1,+1\}` (non-smooth)."""
 

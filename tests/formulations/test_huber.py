@@ -47,6 +47,24 @@ def test_registered_by_name():
         HuberLoss(delta=float("nan"))
 
 
+def test_delta_is_the_one_positional_parameter():
+    """``HuberLoss(0.5)`` is the loss with delta = 0.5 (its value against the textbook formula); the other
+    fields of every loss are keyword-only, so a number passed where none belongs is refused instead of
+    landing in ``name``."""
+    r = np.array([-3.0, -0.4, 0.0, 0.2, 0.7, 5.0])
+    for delta in (0.5, 2.0, 1e-3):
+        L = HuberLoss(delta)
+        assert L.delta == delta and L.name == "huber"
+        assert float(L.value_on(NUMPY, r, np.zeros_like(r))) == pytest.approx(huber_reference(r, delta), rel=1e-14)
+    with pytest.raises(InputError, match="delta"):
+        HuberLoss("huber")
+    with pytest.raises(TypeError):
+        HuberLoss(0.5, 1.0)
+    for L in (get_loss("squared"), get_loss("logistic"), get_loss("hinge")):
+        with pytest.raises(TypeError):
+            type(L)(2.0)
+
+
 def test_interior_point_value_is_the_huber_objective(data, solved):
     f, sol = solved
     assert sol.status == "optimal"
