@@ -40,7 +40,7 @@ Statistics, 1964.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cvxpy as cp
 import numpy as np
@@ -77,6 +77,12 @@ class HuberLoss(Loss):
         r""":math:`h_\delta(r) = \min_a \tfrac12(r - a)^2 + \delta|a|` (the minimizer is the part of
         :math:`r` beyond :math:`\pm\delta`)."""
         return float(self.delta)
+
+    def with_target_scale(self, b: float) -> "HuberLoss":
+        r"""The threshold scales with the targets: :math:`h_{\delta/b}(r/b) = h_\delta(r)/b^2` (both
+        branches are homogeneous of degree two in :math:`(r, \delta)`), exact in floating point for
+        :math:`b` a power of two."""
+        return replace(self, delta=self.delta / b)
 
     def _h(self, bk, r):
         # 0.5 m^2 + delta (|r| - m) with m = min(|r|, delta): the two branches without squaring a

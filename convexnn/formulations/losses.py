@@ -109,6 +109,13 @@ class Loss:
         systems stay nonsingular where :math:`\ell'' = 0`."""
         return None
 
+    def with_target_scale(self, b: float) -> "Loss | None":
+        r"""The loss of the program whose targets and predictions are divided by ``b > 0``: the
+        :math:`\ell_b` with :math:`\ell_b(\hat y/b,\, y/b) = \ell(\hat y, y)/b^2`, or None when the
+        loss has none (the solvers then leave the targets as they are, :mod:`convexnn.solvers.scaling`).
+        Default: the loss itself when :attr:`scales_with_targets`, else None."""
+        return self if self.scales_with_targets else None
+
     # ------------------------------------------------------------------ array namespace (numpy / torch)
     def value_on(self, bk: Backend, z: Any, y: Any) -> Any:
         """:math:`f(z)` on the backend ``bk`` (a 0-d array)."""

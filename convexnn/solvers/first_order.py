@@ -427,6 +427,7 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
     # the weights come back to the given units before the final certificate
     sc = program_scaling(Xa, Y, loss)
     Xs, Ys, lam_s = sc.Xa(Xa), sc.y(Y), sc.lam(lam)
+    loss = sc.loss(loss)  # the loss of the rescaled program (the Huber threshold scales with the targets)
     if warm is not None:
         warm = {key: sc.weights_in(w) for key, w in warm.items()}
     tol_eff = max(tol, 50.0 * bk.eps)

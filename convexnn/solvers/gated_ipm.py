@@ -482,7 +482,7 @@ class GatedBlockIPM(Solver):
             # on the exactly rescaled program (data and targets of unit size: convexnn/solvers/scaling.py);
             # its certificate is the given program's in other units
             sc = program_scaling(Xa, y, L)
-            r = solve_gated_ipm(sc.Xa(Xa), M, sc.y(y), sc.lam(lam), L, tol=tol_eff,
+            r = solve_gated_ipm(sc.Xa(Xa), M, sc.y(y), sc.lam(lam), sc.loss(L), tol=tol_eff,
                                 U0=None if U0 is None else sc.weights_in(U0), t0=t0)
             r = replace(r, U=sc.weights_out(r.U), gap=sc.gap_out(r.gap), history=sc.history_out(r.history))
         # the reported lower bound: the same dual candidate with every rounding error accounted for

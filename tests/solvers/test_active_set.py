@@ -12,6 +12,7 @@ import convexnn.solvers.active_set as asm
 import convexnn.solvers.first_order as first_order
 from convexnn.formulations.losses import get_loss
 from convexnn.solvers.active_set import certify_relu, screen_blocks, solve_relu_active_set
+from convexnn.solvers.gap import lam_max
 
 
 def _relu(seed: int, *, loss: str = "squared", bias: bool = True, n: int = 30, d: int = 3, P: int = 10,
@@ -420,7 +421,7 @@ def test_full_program_rule_reaches_the_clarabel_optimum_in_fewer_rounds(loss):
     P = masks.shape[1]
     ref = _tight(f)
     full = solve_relu_active_set(Xa, masks, y, lam, L, tol=1e-7)
-    off = solve_relu_active_set(Xa, masks, y, lam, L, tol=1e-7, full_share=2.0)
+    off = solve_relu_active_set(Xa, masks, y, lam, L, tol=1e-7, full_share=2.0, full_blocks=2.0)
     assert any(h["working_set"] == 2 * P for h in full.history)
     assert all(h["working_set"] < 2 * P for h in off.history)
     assert full.rounds < off.rounds
@@ -428,6 +429,48 @@ def test_full_program_rule_reaches_the_clarabel_optimum_in_fewer_rounds(loss):
         assert r.converged and r.certificate.rel_gap <= 1e-7 and r.violation_rel <= 1e-8
         assert r.certificate.primal == pytest.approx(ref, rel=1e-6)
         assert r.certificate.primal - ref <= r.certificate.gap + 1e-9 * abs(ref)
+
+
+def test_a_working_set_of_most_blocks_grows_to_the_full_program_whatever_its_size():
+    """Once the working set holds FULL_BLOCKS_SHARE of the 2P blocks, the next round holds all of
+    them, also above FULL_VARS (here the size rule is switched off by full_vars=0); the certified
+    optimum is Clarabel's either way."""
+    f = _relu(3, n=80, d=2, P=40, lam=1e-3)
+    Xa, masks, y, lam, L = _arrays(f)
+    P = masks.shape[1]
+    ref = _tight(f)
+    on = solve_relu_active_set(Xa, masks, y, lam, L, tol=1e-7, full_vars=0)
+    off = solve_relu_active_set(Xa, masks, y, lam, L, tol=1e-7, full_vars=0, full_blocks=2.0)
+    sizes = [h["working_set"] for h in on.history]
+    first = sizes.index(2 * P)  # the full program is reached ...
+    assert first > 0 and sizes[first - 1] < 2 * P
+    assert all(s < 2 * P for s in [h["working_set"] for h in off.history])  # ... and not without the rule
+    for r in (on, off):
+        assert r.converged and r.certificate.rel_gap <= 1e-7 and r.violation_rel <= 1e-8
+        assert r.certificate.primal == pytest.approx(ref, rel=1e-6)
+        assert r.certificate.primal - ref <= r.certificate.gap + 1e-9 * abs(ref)
+
+
+def test_full_huber_program_keeps_its_blocks_before_the_resume():
+    """Huber with targets 300x its threshold (nearly least absolute deviations): after the loose solve
+    of the full program, the resumed solve keeps every block (no thinning); Clarabel's optimum,
+    certified."""
+    rng = np.random.default_rng(0)
+    n, d, P = 60, 2, 16
+    X = rng.standard_normal((n, d))
+    y = 300.0 * (np.maximum(X @ rng.standard_normal(d), 0) + 0.3 * rng.standard_normal(n))
+    f = cx.c_relu(X, y, cx.Patterns.from_gates(X, rng.standard_normal((d + 1, P)), bias=True), 1.0,
+                  loss=cx.HuberLoss(1.0))
+    Xa, masks, y, _, _ = _arrays(f)
+    L = cx.HuberLoss(1.0)
+    f.lam.value = lam = 0.01 * lam_max(Xa, masks, y, L)
+    r = solve_relu_active_set(Xa, masks, y, lam, L, tol=1e-7, loose_flops=0.0)
+    (ws0, eps0), (ws1, eps1) = [(h["working_set"], h["restricted_eps"]) for h in r.history[-2:]]
+    assert ws0 == ws1 == 2 * P and eps0 == 3e-2 > eps1
+    assert r.converged and r.certificate.rel_gap <= 1e-7 and r.violation_rel <= 1e-8
+    ref = _tight(f)
+    assert r.certificate.primal == pytest.approx(ref, rel=1e-6)
+    assert r.certificate.primal - ref <= r.certificate.gap + 1e-9 * abs(ref)
 
 
 def test_full_program_rule_needs_coverage_and_a_small_program():

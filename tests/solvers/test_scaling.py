@@ -11,6 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import convexnn as cx
+from convexnn.backend import NUMPY
+from convexnn.formulations import HuberLoss
 from convexnn.formulations.losses import get_loss
 from convexnn.solvers import lam_max
 from convexnn.solvers.scaling import ProgramScaling, program_scaling
@@ -43,20 +45,66 @@ def test_factors_are_powers_of_two_and_the_maps_are_exact_inverses():
 
 def _program(kind: str, loss: str, seed: int, data: float, targets: float):
     """A small program without bias (so that scaling X scales every column of Xa) in the units
-    ``data`` and ``targets``, at ``lam = 0.05 lam_max`` of the unit program times ``data * targets``."""
+    ``data`` and ``targets``, at ``lam = 0.05 lam_max`` of the unit program times ``data * targets``
+    (``loss="huber"``: threshold 0.3 in the unit program, times ``targets``)."""
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((30, 3))
     y = X @ rng.standard_normal(3) + 0.3 * rng.standard_normal(30)
     if loss == "logistic":
         y = np.where(y > 0, 1.0, -1.0)
         targets = 1.0
+    unit_loss, loss = (HuberLoss(0.3), HuberLoss(0.3 * targets)) if loss == "huber" else (loss, loss)
     G = rng.standard_normal((3, 12))
-    lam = 0.05 * lam_max(X, cx.Patterns.from_gates(X, G, bias=False).masks, y, loss)
+    lam = 0.05 * lam_max(X, cx.Patterns.from_gates(X, G, bias=False).masks, y, unit_loss)
     pat = cx.Patterns.from_gates(data * X, G, bias=False)  # the same masks
     return getattr(cx, kind)(data * X, targets * y, pat, lam * data * targets, loss=loss, bias=False), targets
 
 
-@pytest.mark.parametrize("kind, loss", [("c_grelu", "squared"), ("c_grelu", "logistic"), ("c_relu", "squared")])
+@settings(max_examples=30, deadline=None)
+@given(delta=st.floats(1e-6, 1e6), b=st.integers(-60, 60),
+       r=st.lists(st.floats(-1e8, 1e8), min_size=1, max_size=20))
+def test_huber_threshold_scales_with_the_targets_exactly(delta, b, r):
+    # h_{delta/2^b}(r/2^b) = h_delta(r)/4^b: the loss of the rescaled program, bit for bit
+    L = HuberLoss(delta)
+    Ls = L.with_target_scale(2.0 ** b)
+    assert Ls.delta == delta / 2.0 ** b
+    r = np.asarray(r)
+    zero = np.zeros_like(r)
+    assert float(Ls.value_on(NUMPY, r / 2.0 ** b, zero)) == float(L.value_on(NUMPY, r, zero)) / 4.0 ** b
+    # a loss without the symmetry has no rescaled counterpart; the squared loss is its own
+    assert get_loss("logistic").with_target_scale(2.0) is None
+    assert get_loss("squared").with_target_scale(2.0) is get_loss("squared")
+
+
+def test_huber_targets_far_beyond_the_threshold_are_rescaled_and_match_clarabel():
+    # targets of about 1e3 delta: the solvers see targets of unit size and delta/2^9 (the block
+    # interior point's split form needed two to three times the iterations in the given units)
+    rng = np.random.default_rng(11)
+    n, d, P = 60, 3, 30
+    X = rng.standard_normal((n, d))
+    y = 1e3 * (np.maximum(X @ rng.standard_normal(d), 0) + 0.3 * rng.standard_normal(n))
+    L = HuberLoss(1.0)
+    pat = cx.Patterns.from_gates(X, rng.standard_normal((d + 1, P)), bias=True)
+    Xa = np.hstack([X, np.ones((n, 1))])
+    sc = program_scaling(Xa, y, L)
+    b = 2.0 ** round(np.log2(np.sqrt(np.mean(y * y))))  # the RMS of the targets, 512 here
+    assert sc.targets == b == 512.0 and sc.loss(L).delta == 1.0 / b
+    lam = 0.01 * lam_max(Xa, pat.masks, y, L)
+    for kind, tol in (("c_relu", 1e-6), ("c_grelu", 1e-8)):
+        f = getattr(cx, kind)(X, y, pat, lam, loss=L)
+        sol = cx.solve(f, tol=tol)
+        assert sol.status == "optimal" and sol.info["gap"] <= tol
+        # the dual point is back in the given units: inside the conjugate's box |v| <= delta
+        assert np.abs(sol.info["dual_point"]).max() <= 1.0 + 1e-12
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = f.solve(solver="CLARABEL", tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10).value
+        assert sol.value == pytest.approx(ref, rel=1e-6)
+        assert sol.value - sol.info["gap_abs"] <= ref * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("kind, loss", [("c_grelu", "squared"), ("c_grelu", "logistic"), ("c_relu", "squared"),
+                                        ("c_grelu", "huber"), ("c_relu", "huber")])
 @settings(max_examples=8, deadline=None)
 @given(k=st.integers(-40, 40), j=st.integers(-40, 40), seed=st.integers(0, 10_000))
 def test_power_of_two_units_give_the_same_solve_exactly(kind, loss, k, j, seed):
