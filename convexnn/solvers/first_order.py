@@ -314,7 +314,8 @@ def _gated_polished(Xa: np.ndarray, masks: np.ndarray, op: MaskedDesign, loss: A
     r"""C-GReLU by R-FISTA to a loose gap, then the Newton polish on the support
     (:mod:`convexnn.solvers.gated_active_set`, CPU / numpy / float64) with column generation
     and the global certificate; R-FISTA resumes from the polish's best point when the polish
-    cannot certify ``tol`` (support too large, round budget, no violated group left).
+    cannot certify ``tol`` (support too large, round budget, no violated group left), and the
+    point with the smaller certified gap of the two is returned.
 
     Phase 1 stops at the certified relative gap ``max(tol, GATED_POLISH_TOL)`` (R-FISTA
     identifies the support long before it converges), or on the CPU earlier by
@@ -370,6 +371,9 @@ def _gated_polished(Xa: np.ndarray, masks: np.ndarray, op: MaskedDesign, loss: A
             stop = r2.reason or ("certified" if r2.converged else "max_iter")
             if not converged:
                 stop = f"{_REASONS.get(stop, stop)} (R-FISTA after the Newton polish stopped: {pol.reason})"
+                if pol.rel_gap < r2.gap.rel_gap:  # the polish's point is certified closer: it is returned
+                    U, own = pol.U, pol.dual_point
+                    stop += f"; the polish's point returned (certified gap {pol.rel_gap:.2e})"
             iters += r2.iterations
             history += r2.history
             extra_ws, rounds, step = r2.working_set, r.outer + r2.outer, r2.step
