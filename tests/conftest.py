@@ -78,3 +78,28 @@ def bn_two_group_lasso():
         return float(lasso.value)
 
     return value
+
+
+@pytest.fixture(scope="session")
+def huber_stress_program():
+    """``program(seed) -> (X, y, patterns, lam, loss, bias)``: a random scalar-output Huber program of the
+    held-out stress draws (n = 20-200, d = 1-5, columns of mixed scales, delta from 1e-6 to 1e6, targets
+    1e-3 to 1e3 with Student-t noise, lam from 1e-4 to 0.8 lam_max), reproducible by its seed."""
+
+    def program(seed: int):
+        rng = np.random.default_rng(9000 + seed)
+        n, d, P = int(rng.integers(20, 200)), int(rng.integers(1, 6)), int(rng.integers(5, 60))
+        X = rng.standard_normal((n, d)) * 10.0 ** rng.uniform(-2, 2, d)
+        delta = float(10.0 ** rng.uniform(-6, 6))
+        y = (np.maximum(X @ rng.standard_normal(d), 0) + rng.standard_t(2, n)) * 10.0 ** rng.uniform(-3, 3)
+        if rng.random() < 0.15 or rng.random() < 0.2:
+            raise ValueError(f"seed {seed} draws zero or vector targets")
+        bias = bool(rng.random() < 0.8)
+        rng.choice(["c_relu", "c_grelu"])  # the sweep's program draw, kept for the seeds' sake
+        pat = cx.Patterns.from_gates(X, rng.standard_normal((d + int(bias), P)), bias=bias)
+        loss = cx.HuberLoss(delta)
+        Xa = np.hstack([X, np.ones((n, 1))]) if bias else X
+        lam = 10.0 ** rng.uniform(-4, -0.1) * cx.solvers.lam_max(Xa, pat.masks, y, loss)
+        return X, y, pat, lam, loss, bias
+
+    return program

@@ -779,23 +779,13 @@ def test_the_gated_polish_hands_a_huber_support_to_the_split_interior_point():
         assert r.primal == pytest.approx(ref, rel=1e-7)
 
 
-def test_huber_split_form_stops_on_the_gap_relative_to_its_objective():
+def test_huber_split_form_stops_on_the_gap_relative_to_its_objective(huber_stress_program):
     """Targets 6.7e5 times the Huber threshold (nearly least absolute deviations): in the solvers' units
     (targets of unit size) the objective is about 1e-3, so a gap floored at an absolute 1 would stop the
     interior point three orders of magnitude short. The C-GReLU solve is certified to 1e-8 and agrees
     with Clarabel."""
-    rng = np.random.default_rng(9076)  # a held-out program of the Huber stress sweep
-    n, d, P = int(rng.integers(20, 200)), int(rng.integers(1, 6)), int(rng.integers(5, 60))
-    X = rng.standard_normal((n, d)) * 10.0 ** rng.uniform(-2, 2, d)
-    delta = float(10.0 ** rng.uniform(-6, 6))
-    y = (np.maximum(X @ rng.standard_normal(d), 0) + rng.standard_t(2, n)) * 10.0 ** rng.uniform(-3, 3)
-    assert rng.random() >= 0.15 and rng.random() >= 0.2  # (the sweep's zero-target and vector draws)
-    bias = bool(rng.random() < 0.8)
-    rng.choice(["c_relu", "c_grelu"])
-    pat = cx.Patterns.from_gates(X, rng.standard_normal((d + int(bias), P)), bias=bias)
-    L = cx.HuberLoss(delta)
-    Xa = np.hstack([X, np.ones((n, 1))]) if bias else X
-    lam = 10.0 ** rng.uniform(-4, -0.1) * lam_max(Xa, pat.masks, y, L)
+    X, y, pat, lam, L, bias = huber_stress_program(76)  # a held-out program of the stress draws
+    delta = L.delta
     assert np.sqrt(np.mean(y * y)) / delta > 1e5
     f = cx.c_grelu(X, y, pat, lam, loss=L, bias=bias)
     with warnings.catch_warnings():

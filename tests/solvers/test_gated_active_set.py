@@ -413,24 +413,14 @@ def test_without_the_flat_rule_the_one_dimensional_rounds_do_not_converge(monkey
     assert sol.status == "max_iter"
 
 
-def test_the_point_with_the_smaller_certified_gap_is_returned():
+def test_the_point_with_the_smaller_certified_gap_is_returned(huber_stress_program):
     """Huber with targets 1e7 times its threshold (nearly least absolute deviations): the polish's block
     interior point stops short of tol and R-FISTA, resumed from its point, cannot get closer in its
     budget; the solve returns the point the polish certified (its final certificate is that gap, not
     R-FISTA's, which stayed three orders of magnitude above) and says so. Clarabel's optimum lies in the
     certified interval."""
-    rng = np.random.default_rng(9036)  # a held-out program of the Huber stress sweep
-    n, d, P = int(rng.integers(20, 200)), int(rng.integers(1, 6)), int(rng.integers(5, 60))
-    X = rng.standard_normal((n, d)) * 10.0 ** rng.uniform(-2, 2, d)
-    delta = float(10.0 ** rng.uniform(-6, 6))
-    y = (np.maximum(X @ rng.standard_normal(d), 0) + rng.standard_t(2, n)) * 10.0 ** rng.uniform(-3, 3)
-    assert rng.random() >= 0.15 and rng.random() >= 0.2  # (the sweep's zero-target and vector draws)
-    bias = bool(rng.random() < 0.8)
-    rng.choice(["c_relu", "c_grelu"])
-    pat = cx.Patterns.from_gates(X, rng.standard_normal((d + int(bias), P)), bias=bias)
-    L = cx.HuberLoss(delta)
-    Xa = np.hstack([X, np.ones((n, 1))]) if bias else X
-    lam = 10.0 ** rng.uniform(-4, -0.1) * cx.solvers.lam_max(Xa, pat.masks, y, L)
+    X, y, pat, lam, L, bias = huber_stress_program(36)  # a held-out program of the stress draws
+    delta = L.delta
     assert np.sqrt(np.mean(y * y)) / delta > 1e6
     f = cx.c_grelu(X, y, pat, lam, loss=L, bias=bias)
     with pytest.warns(cx.ConvergenceWarning, match="the polish's point returned"):
