@@ -288,9 +288,11 @@ def test_loose_rounds_reach_the_clarabel_optimum(loss):
     f = _relu(12, loss=loss, n=60, P=16, lam=0.005 if loss == "squared" else 0.02)
     Xa, masks, y, lam, L = _arrays(f)
     ref = _tight(f)
-    loose = solve_relu_active_set(Xa, masks, y, lam, L, tol=1e-7, loose_flops=0.0, prune_resume=0.0)
-    thinned = solve_relu_active_set(Xa, masks, y, lam, L, tol=1e-7, loose_flops=0.0)
-    plain = solve_relu_active_set(Xa, masks, y, lam, L, tol=1e-7, eps_loose=0.0)
+    # (the full program is switched off: it keeps all its blocks, and the thinning is the subject here)
+    nofull = {"full_share": 2.0, "full_blocks": 2.0}
+    loose = solve_relu_active_set(Xa, masks, y, lam, L, tol=1e-7, loose_flops=0.0, prune_resume=0.0, **nofull)
+    thinned = solve_relu_active_set(Xa, masks, y, lam, L, tol=1e-7, loose_flops=0.0, **nofull)
+    plain = solve_relu_active_set(Xa, masks, y, lam, L, tol=1e-7, eps_loose=0.0, **nofull)
     assert loose.converged and thinned.converged and plain.converged
     assert any(h["restricted_eps"] == 3e-2 for h in loose.history)
     # the last loose round found nothing to add: the same working set, resumed to the round tolerance
@@ -313,11 +315,13 @@ def test_loose_rounds_reach_the_clarabel_optimum(loss):
 def test_thinned_loose_rounds_reach_the_clarabel_optimum(loss):
     # prune_flops=0 thins every loose round: blocks below 30% of the largest weight leave the working
     # set (the working set shrinks between rounds), those still needed come back through the pricing,
-    # and the polish certifies the same optimum as Clarabel
+    # and the polish certifies the same optimum as Clarabel (the full program, which keeps its blocks,
+    # switched off)
     f = _relu(12, loss=loss, n=60, P=16, lam=0.005 if loss == "squared" else 0.02)
     Xa, masks, y, lam, L = _arrays(f)
     ref = _tight(f)
-    r = solve_relu_active_set(Xa, masks, y, lam, L, tol=1e-7, loose_flops=0.0, prune_flops=0.0, prune_loose=0.3)
+    r = solve_relu_active_set(Xa, masks, y, lam, L, tol=1e-7, loose_flops=0.0, prune_flops=0.0, prune_loose=0.3,
+                              full_share=2.0, full_blocks=2.0)
     sizes = [h["working_set"] for h in r.history]
     assert any(b < a for a, b in zip(sizes, sizes[1:]))
     assert r.converged and r.certificate.rel_gap <= 1e-7 and r.violation_rel <= 1e-8
@@ -451,10 +455,10 @@ def test_a_working_set_of_most_blocks_grows_to_the_full_program_whatever_its_siz
         assert r.certificate.primal - ref <= r.certificate.gap + 1e-9 * abs(ref)
 
 
-def test_full_huber_program_keeps_its_blocks_before_the_resume():
-    """Huber with targets 300x its threshold (nearly least absolute deviations): after the loose solve
-    of the full program, the resumed solve keeps every block (no thinning); Clarabel's optimum,
-    certified."""
+def test_full_program_keeps_its_blocks_before_the_resume():
+    """After the loose solve of the full program, the resumed solve keeps every block (no thinning;
+    here Huber with targets 300x its threshold, nearly least absolute deviations, whose loose solve has
+    small blocks the optimum needs); Clarabel's optimum, certified."""
     rng = np.random.default_rng(0)
     n, d, P = 60, 2, 16
     X = rng.standard_normal((n, d))
