@@ -14,8 +14,8 @@ Random two-layer regression programs of four shapes (``n`` = 60-200 samples, ``d
   over all groups when ``lam_max / lam >= gated_ipm.AUTO_IPM_RATIO``);
 * ``method="first_order"`` with the rules for degenerate programs switched off: the cycling rule
   of the C-GReLU Newton polish (``gated_active_set._PROGRESS = inf``: every round counts as
-  progress) and, for C-ReLU, the full-program rules of the active set (``full_share=2``, no
-  start from the full program);
+  progress) and, for C-ReLU, the full-program rules of the active set (``full_share=2``,
+  ``full_blocks=2``, no start from the full program);
 * CVXPY + Clarabel with tight tolerances (1e-9), the reference.
 
 Reported per shape and program: how many solves were certified without a warning, the time
@@ -73,7 +73,7 @@ def solve(f, kind: str, rules: bool, method: str = "first_order"):
         gated_active_set._PROGRESS = float("inf")
         first_order.FULL_START_RATIO = float("inf")
         first_order.FULL_START_FLOPS = 0.0
-        first_order.solve_relu_active_set = functools.partial(real_relu, full_share=2.0)
+        first_order.solve_relu_active_set = functools.partial(real_relu, full_share=2.0, full_blocks=2.0)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
