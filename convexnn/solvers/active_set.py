@@ -839,8 +839,8 @@ def solve_relu_active_set(
         a dense support is reached in one round instead of a doubling schedule, and no block can
         be missing. ``full_share > 1`` switches it off. ``full_vars`` defaults to :data:`FULL_VARS`.
         Whatever the size, the next round holds all blocks once the working set holds the share
-        ``full_blocks`` of them (:data:`FULL_BLOCKS_SHARE`; above 1: never): one iteration on the full program then costs little more,
-        and the rounds that remain would each add a few blocks (on programs close to least absolute
+        ``full_blocks`` of them (:data:`FULL_BLOCKS_SHARE`; above 1: never): one iteration on the full
+        program then costs little more, and the rounds that remain would each add a few blocks (on programs close to least absolute
         deviations, the Huber loss with targets far beyond its threshold, whose restricted dual
         optima price the blocks outside poorly until the very last ones are in: 18 rounds against
         6 on a held-out program of n = 800, d' = 31, P = 100, 69 s against 21 s).
@@ -952,7 +952,8 @@ def solve_relu_active_set(
     quad = bool(getattr(loss, "unit_curvature", False))
     gram_cache = PatternGram(Xa, masks) if quad and restricted == "ipm" else None
     # the full program is small enough to be a round of its own (see full_share)
-    full_allowed = P * d <= (FULL_VARS if full_vars is None else full_vars) and 2 * P <= max_blocks
+    full_fits = 2 * P <= max_blocks
+    full_allowed = full_fits and P * d <= (FULL_VARS if full_vars is None else full_vars)
     # the multipliers of every block's last projection, kept across the rounds' scans (scan_blocks)
     proj_cache: dict = {}
     while rounds < max_rounds:
@@ -1031,9 +1032,8 @@ def solve_relu_active_set(
                 # the full program keeps its blocks: it was taken so that none can be missing, and a loose
                 # solve does not tell its support yet (held-out programs, logistic and Huber: the blocks
                 # thinned here came back a few at a time, two solves of the full program's size each)
-                keep_all = bool(active.all())
                 small = (_zero_blocks(V, W, active & ~dropped, rel) if prune and rel > 0 and warm is not None
-                         and "last" in warm[0] and not keep_all else None)
+                         and "last" in warm[0] and not active.all() else None)
                 if small is not None and 0 < small.sum() < active.sum():
                     # the resume continues from the loose solve's last iterate, on the blocks left
                     active &= ~small
@@ -1071,9 +1071,9 @@ def solve_relu_active_set(
             break
         add = add[: max(1, min(limit, max_blocks - int(active.sum())))]
         active[add[:, 0], add[:, 1]] = True
-        if ((full_allowed and _go_full(active, n, d, quad, full_share, full_ratio))
-                or (2 * P <= max_blocks and active.sum() >= full_blocks * 2 * P)):
-            active[:] = True  # the full program (see full_share)
+        if ((full_fits and active.sum() >= full_blocks * 2 * P)
+                or (full_allowed and _go_full(active, n, d, quad, full_share, full_ratio))):
+            active[:] = True  # the full program (see full_share, full_blocks)
     if cert is None:  # the first restricted solve failed: certify the starting point
         cert = certify_relu(Xa, masks, y, lam, loss, V, W)
         spent += scan_cost

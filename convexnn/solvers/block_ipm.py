@@ -982,6 +982,12 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
             dscale += hub * np.sqrt(2.0 * n)
         return z, g, rx, rt, rl, rq, ZX, dscale
 
+    def snapshot() -> dict:
+        """The current iterate (the keys of a ``start``), copied."""
+        return {"X": X.copy(), "tau": tau.copy(), "sq": sq.copy(), "zq": zq.copy(), "sl": sl.copy(),
+                "zl": zl.copy(), "mu": gapv / nu,
+                "hub": None if hub is None else (hp.copy(), hq.copy(), hzp.copy(), hzq.copy())}
+
     best = None
     since, mark = 0, np.inf
     status = "max_iter"
@@ -1020,9 +1026,7 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
             status = "stalled"
             break
         if grel > warm_level or state is None:
-            state = {"X": X.copy(), "tau": tau.copy(), "sq": sq.copy(), "zq": zq.copy(), "sl": sl.copy(),
-                     "zl": zl.copy(), "mu": gapv / nu,
-                     "hub": None if hub is None else (hp.copy(), hq.copy(), hzp.copy(), hzq.copy())}
+            state = snapshot()
         if best is None or score < best[0]:
             best = (score, X.copy(), zl.copy(), grel, pres, dres, obj, None if hub is None else g_z.copy())
         if score < 0.5 * mark:  # progress: the best score halved
@@ -1371,9 +1375,7 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
     if status == "optimal" and state is not None and _strictly_interior(sq, zq, sl, zl):
         # the final iterate (strictly interior): continuing from it with a tighter ``eps`` on the same
         # blocks resumes this solve where it stopped
-        state["last"] = {"X": X.copy(), "tau": tau.copy(), "sq": sq.copy(), "zq": zq.copy(), "sl": sl.copy(),
-                         "zl": zl.copy(), "mu": gapv / nu,
-                         "hub": None if hub is None else (hp.copy(), hq.copy(), hzp.copy(), hzq.copy())}
+        state["last"] = snapshot()
     if status != "optimal":
         X, zl = Xb, zlb
     else:

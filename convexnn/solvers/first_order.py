@@ -580,12 +580,10 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
             va, vr = relu_violation(op64, w64["V"], w64["W"])
             viol_abs, viol_rel = max(viol_abs, sc.out_target_units(va)), max(viol_rel, vr)
         else:
-            g = gated_gap(op64, loss, y64, lam_s, w64["U"], op64.fit(w64["U"]), pen)
+            # the polish's block interior point may have certified with its own dual (Huber): tried as well
             own = res["extra"].pop("own_dual", None)
-            if own is not None:  # the polish's block interior point certified with its own dual (Huber)
-                g_own = gated_gap(op64, loss, y64, lam_s, w64["U"], op64.fit(w64["U"]), pen,
-                                  theta=bk64.asarray(-np.asarray(own, dtype=np.float64)))
-                g = g_own if g_own.gap < g.gap else g
+            g = gated_gap(op64, loss, y64, lam_s, w64["U"], op64.fit(w64["U"]), pen,
+                          dual=None if own is None else bk64.asarray(np.asarray(own, dtype=np.float64)))
         # the reported lower bound: the same dual candidate, every rounding error accounted for (the
         # floating-point gap above is what the solvers stop on; on badly conditioned data it can
         # exceed the optimum)

@@ -151,13 +151,14 @@ def above_tol_reason(rel_gap: float) -> str:
 
 
 def gated_gap(op: MaskedDesign, loss: Loss, y: Any, lam: float, U: Any, z: Any,
-              penalty: Penalty | None = None, theta: Any = None) -> GapResult:
+              penalty: Penalty | None = None, dual: Any = None) -> GapResult:
     r"""Certified duality gap of C-GReLU at ``U`` (with ``z = op.fit(U)``).
 
-    The dual candidate is :math:`-s\theta` with :math:`\theta = \nabla f(z)` or the given ``theta``
-    (any vector in the conjugate's domain gives a valid bound, e.g. an interior point's own dual,
-    :attr:`~convexnn.solvers.block_ipm.BlockIPMResult.dual`), scaled by the largest
-    :math:`s \le 1` that makes it dual feasible.
+    The dual candidate is :math:`-s\theta` with :math:`\theta = \nabla f(z)`, scaled by the largest
+    :math:`s \le 1` that makes it dual feasible. With ``dual`` (a dual point :math:`v` in the
+    conjugate's domain, e.g. an interior point's own, :attr:`~convexnn.solvers.block_ipm.BlockIPMResult.dual`)
+    :math:`\theta = -v` is tried as well and the smaller gap is returned (any candidate gives a valid
+    bound).
 
     With a first-layer ``penalty`` :math:`R` (default :math:`\|\cdot\|_2`) the primal is
     :math:`f(\mathcal A U) + \lambda\sum_i R(u_i)` and the dual constraints are
@@ -167,14 +168,17 @@ def gated_gap(op: MaskedDesign, loss: Loss, y: Any, lam: float, U: Any, z: Any,
     """
     bk = op.bk
     pen = get_penalty(penalty)
-    theta = loss.grad_on(bk, z, y) if theta is None else theta
-    c = pen.dual_norms_on(bk, op.adjoint(theta))
-    cmax = float(bk.max(c)) if op.P else 0.0
     primal = float(loss.value_on(bk, z, y)) + lam * pen.value_on(bk, U)
-    s = 1.0 if cmax <= lam else lam / cmax
-    dual = -float(loss.conjugate_on(bk, s * theta, y))
-    gap = primal - dual
-    return GapResult(primal, dual, gap, relative_gap(primal, dual), s, c, -s * theta)
+    best = None
+    for theta in (loss.grad_on(bk, z, y),) + (() if dual is None else (-dual,)):
+        c = pen.dual_norms_on(bk, op.adjoint(theta))
+        cmax = float(bk.max(c)) if op.P else 0.0
+        s = 1.0 if cmax <= lam else lam / cmax
+        dual_value = -float(loss.conjugate_on(bk, s * theta, y))
+        g = GapResult(primal, dual_value, primal - dual_value, relative_gap(primal, dual_value), s, c, -s * theta)
+        if best is None or g.gap < best.gap:
+            best = g
+    return best
 
 
 def relu_gap(op: MaskedDesign, loss: Loss, y: Any, lam: float, V: Any, W: Any, fit: Any,

@@ -225,10 +225,8 @@ def solve_gated_ipm(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float
         ipm_its += res.iterations
         U = np.zeros((P, d))
         U[work] = res.X
-        g = gated_gap(op, L, yb, lam, U, op.fit(U))
-        if res.dual is not None:  # the Huber split form's own dual: the better certificate is kept
-            g_own = gated_gap(op, L, yb, lam, U, op.fit(U), theta=bk.asarray(-res.dual))
-            g = g_own if g_own.gap < g.gap else g
+        # (the Huber split form's own dual candidate is tried as well: the better certificate is kept)
+        g = gated_gap(op, L, yb, lam, U, op.fit(U), dual=None if res.dual is None else bk.asarray(res.dual))
         U, g = _sparsify(op, L, yb, lam, U, g, tol)
         if best is None or g.gap < best[1].gap:
             best = (U, g)
