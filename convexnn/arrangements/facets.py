@@ -190,6 +190,8 @@ class ChamberFacets:
 
     Attributes
     ----------
+    Xa : ndarray
+        The data (a caller keeping the instance across solves checks that it still has the same).
     available : bool
         Whether the rank ``r`` of ``Xa`` is between 1 and ``max_rank`` and ``n >= rows_per_rank (r - 5)``;
         from rank 5 on it turns False when the first chamber's hull is predicted to have
@@ -202,6 +204,7 @@ class ChamberFacets:
     def __init__(self, Xa: np.ndarray, gates: np.ndarray | None = None, max_rank: int = FACET_MAX_RANK,
                  rows_per_rank: int = FACET_ROWS_PER_RANK):
         Xa = np.asarray(Xa, dtype=np.float64)
+        self.Xa = Xa
         self.n = Xa.shape[0]
         self.gates = None if gates is None else np.asarray(gates, dtype=np.float64)
         if Xa.shape[1] > int(max_rank) and Xa.size and _clearly_above(Xa, int(max_rank)):
@@ -262,6 +265,40 @@ class ChamberFacets:
         self._cache[key] = out
         return out
 
+    def _fill(self, masks: np.ndarray, patterns: np.ndarray, keys: list[bytes]) -> None:
+        r"""Compute and cache the facets of the blocks not cached yet whose gate is strictly inside
+        their chamber, all at once: their points :math:`a_j / a_j^\top c = x_j / x_j^\top c` (the
+        sign of a row cancels, so one product ``Xr @ C`` serves every pattern) go to Qhull one
+        chamber at a time. Blocks left out (no gate, a gate not strictly inside) are computed by
+        :meth:`of`, which tries the sign fit next; the rows found are those :meth:`of` finds."""
+        if self.gates is None or self._probe or not self.available:
+            return
+        todo: dict[bytes, int] = {}
+        for b, key in enumerate(keys):
+            if key not in self._cache and key not in todo and int(patterns[b]) < self.gates.shape[1]:
+                todo[key] = b
+        if not todo:
+            return
+        cols = np.fromiter(todo.values(), dtype=np.int64, count=len(todo))
+        C = self._basis.T @ self.gates[:, np.asarray(patterns, dtype=np.int64)[cols]]  # (r, t)
+        Z = self._Xr @ C  # x_j^T c for every row and chamber
+        S = np.where(masks[:, cols], 1.0, -1.0)
+        live = np.flatnonzero(self._rn > 0)
+        T = S * Z  # a_j^T c
+        inside = np.all(T[live] >= _MARGIN * self._rn[live, None] * np.linalg.norm(C, axis=0), axis=0)
+        if live.size == 0:
+            return
+        Xl = self._Xr[live]
+        drop = np.argmax(np.abs(C), axis=0)
+        for j in np.flatnonzero(inside):
+            keep = np.arange(self.rank) != drop[j]
+            hull = _vertices(live, Xl[:, keep] / Z[live, j, None], self.rank)
+            if hull is None:  # left to of(), which tries the sign fit next
+                continue
+            key = keys[int(cols[j])]
+            self._inside[key] = C[:, j]
+            self._cache[key] = (hull[0], self._pad_order(T[:, j], hull[0], _PAD_ROWS))
+
     def _pad_order(self, t: np.ndarray, rows: np.ndarray, count: int | None) -> np.ndarray:
         """The rows other than ``rows`` by increasing normalized margin ``t / |a_j|`` (the first
         ``count``, or all)."""
@@ -298,9 +335,16 @@ class ChamberFacets:
             then keeps all rows) or ``m`` would be at least half of the ``n`` rows.
         """
         k = len(patterns)
+        masks = np.asarray(masks, dtype=bool)
+        if k and self._probe:  # the first chamber decides whether hulls are affordable at all
+            self.of(int(patterns[0]), masks[:, 0])
+        if not self.available:
+            return None
+        keys = [row.tobytes() for row in np.packbits(np.ascontiguousarray(masks.T), axis=1)]
+        self._fill(masks, patterns, keys)
         found = []
         for b in range(k):
-            f = self.of(int(patterns[b]), masks[:, b])
+            f = self._cache[keys[b]] if keys[b] in self._cache else self.of(int(patterns[b]), masks[:, b])
             if f is None:
                 return None
             found.append(f)

@@ -183,7 +183,8 @@ class Formulation(abc.ABC):
         builder (e.g. ``convexnn.c_relu(f.X, f.y, f.patterns, lam)``).
         """
         state = {k: _strip_cvxpy(v) for k, v in self.__dict__.items()
-                 if k not in ("_problem", "_variables", "_constraints", "_build", "last_solution", "lam")}
+                 if k not in ("_problem", "_variables", "_constraints", "_build", "last_solution", "lam",
+                              "_chamber_facets")}
         state["_lam_value"] = None if self.lam is None or self.lam.value is None else float(self.lam.value)
         return state
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from convexnn.arrangements.facets import ChamberFacets
 from convexnn.arrangements.limits import single_blas_thread
 from convexnn.errors import ConvergenceWarning, InputError, PrecisionWarning
 from convexnn.formulations.formulation import ConvexSolution, Formulation
@@ -261,7 +262,7 @@ ONE_THREAD_WORK = 5e7
 def _relu_active_set(Xa: np.ndarray, masks: np.ndarray, op: MaskedDesign, loss: Any, yb: Any, y: np.ndarray,
                      lam: float, V0: np.ndarray | None, W0: np.ndarray | None, *, tol: float, viol_tol: float,
                      t0: float, reporter: Reporter, lmax: float, max_iter: int,
-                     auto: bool = False, gates: np.ndarray | None = None) -> ActiveSetResult:
+                     auto: bool = False, facets: ChamberFacets | None = None) -> ActiveSetResult:
     r"""C-ReLU by the active-set polish (:mod:`convexnn.solvers.active_set`).
 
     Screening (cold start): the C-GReLU program with the same patterns is solved by R-FISTA on
@@ -300,7 +301,7 @@ def _relu_active_set(Xa: np.ndarray, masks: np.ndarray, op: MaskedDesign, loss: 
     return solve_relu_active_set(Xa, masks, y, lam, loss, v_screen=v_screen, V0=V0, W0=W0,
                                  tol=tol, viol_tol=viol_tol, iterations0=iters0, t0=t0, report=report,
                                  flops0=4.0 * iters0 * op.n * op.d * op.P, start_full=full,
-                                 max_iterations=max_iter, gates=gates)
+                                 max_iterations=max_iter, facets=True if facets is None else facets)
 
 
 #: C-GReLU polish: relative certified gap at which R-FISTA hands over to the Newton polish (on the
@@ -408,6 +409,19 @@ def _design_masks(f: Formulation, masks: np.ndarray, bk: Backend) -> Any:
     return masks
 
 
+def _formulation_facets(f: Formulation, Xs: np.ndarray) -> ChamberFacets:
+    """The facet rows of the chambers of ``f``'s patterns on the solvers' data ``Xs``
+    (:class:`~convexnn.arrangements.facets.ChamberFacets`), kept on the formulation: the solves of one
+    formulation (along lam, warm restarts) compute each chamber's hull once. A kept instance is used
+    only for the same data, compared entry by entry."""
+    kept = f.__dict__.get("_chamber_facets")
+    if kept is not None and kept.Xa.shape == Xs.shape and np.array_equal(kept.Xa, Xs):
+        return kept
+    facets = ChamberFacets(Xs, np.asarray(f.patterns.gates, dtype=np.float64))
+    f.__dict__["_chamber_facets"] = facets
+    return facets
+
+
 def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int | None,
                        warm_start: Any, verbose: bool, progress: bool,
                        viol_tol: float | None, polish: bool = True, auto: bool = False) -> ConvexSolution:
@@ -504,7 +518,7 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
                         Xs, masks, op, loss, yb, np.asarray(y_k, dtype=np.float64), lam_s,
                         None if warm is None else col(warm["V"]), None if warm is None else col(warm["W"]),
                         tol=tol_eff, viol_tol=vtol, t0=t0, reporter=reporter, lmax=lmax, max_iter=budget,
-                        auto=auto and outputs == 1, gates=np.asarray(f.patterns.gates, dtype=np.float64))
+                        auto=auto and outputs == 1, facets=_formulation_facets(f, Xs))
                     if polished.converged or polished.reason in ("no_violated_block", "max_iter"):
                         results.append({**_polish_record(polished, lmax), "budget": budget})
                         continue

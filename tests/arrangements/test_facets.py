@@ -230,3 +230,56 @@ def test_one_instance_serves_any_pattern_set_on_the_same_data(monkeypatch):
         assert np.array_equal(F, ChamberFacets(X, G[:, i:i + 1]).of(0, masks[:, i])[0])
         assert np.array_equal(again[:len(F), b], F) and np.array_equal(fresh[:len(F), b], F)
         assert all(_implied(A, F, j) for j in range(A.shape[0]) if j not in F)
+
+
+@pytest.mark.parametrize("r", [3, 4, 5, 6])
+def test_all_chambers_at_once_give_each_chamber_its_own_facets(r):
+    # rows() computes the uncached chambers together (one product for every direction); each
+    # chamber's facets and padding must be those of its own computation by of(), including a
+    # chamber given a gate outside it (left to the sign fit) and a pattern without a gate
+    rng = np.random.default_rng(30 + r)
+    n, P = 160, 12
+    X = np.hstack([rng.standard_normal((n, r - 1)), np.ones((n, 1))])
+    G = rng.standard_normal((r, P))
+    masks = X @ G >= 0
+    # pattern 3: every sample on, given a gate outside (only tried; the least-squares sign fit, the
+    # bias direction, is inside); pattern P - 1: every sample off, without a gate
+    masks[:, 3], masks[:, P - 1] = True, False
+    G[:, 3] = -np.eye(r)[-1]
+    pids = np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 2])
+    batch = ChamberFacets(X, G[:, :P - 1])  # pattern P - 1 has no gate
+    R = batch.rows(masks[:, pids], pids)
+    one = ChamberFacets(X, G[:, :P - 1])
+    singles = [one.of(int(i), masks[:, i]) for i in pids]
+    assert R is not None and all(s is not None for s in singles)
+    assert not np.allclose(batch._inside[np.packbits(masks[:, 3]).tobytes()], batch._basis.T @ G[:, 3])
+    for b, i in enumerate(pids):
+        F, order = singles[b]
+        got = batch.of(int(i), masks[:, i])
+        assert np.array_equal(got[0], F) and np.array_equal(got[1], order)
+        assert np.array_equal(R[:len(F), b], F)
+        A = np.where(masks[:, i], 1.0, -1.0)[:, None] * X
+        assert all(_implied(A, F, j) for j in range(0, n, 9) if j not in F)
+
+
+def test_a_formulation_keeps_its_chamber_facets_across_solves():
+    # the hulls of a formulation's chambers are computed once: a second solve (another lam) reuses
+    # them and agrees with Clarabel; a pickled formulation leaves them behind
+    import pickle
+
+    import convexnn as cx
+
+    rng = np.random.default_rng(40)
+    X = rng.standard_normal((60, 3))
+    y = np.maximum(X @ rng.standard_normal(3), 0.0) + 0.1 * rng.standard_normal(60)
+    pat = cx.Patterns.from_gates(X, rng.standard_normal((4, 12)), bias=True)
+    f = cx.c_relu(X, y, pat, 0.05)
+    cx.solve(f, method="first_order", tol=1e-8)
+    kept = f.__dict__["_chamber_facets"]
+    assert kept.available and len(kept._cache) > 0
+    f.set_lam(0.01)
+    s = cx.solve(f, method="first_order", tol=1e-8)
+    assert f.__dict__["_chamber_facets"] is kept
+    ref = f.solve(solver="CLARABEL", tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10)
+    assert abs(s.value - ref.value) <= 1e-6 * abs(ref.value)
+    assert "_chamber_facets" not in pickle.loads(pickle.dumps(f)).__dict__

@@ -597,6 +597,7 @@ def test_restricted_solve_from_facets_adds_the_rows_a_hull_missed(monkeypatch):
         return out[0][::2], out[1][~np.isin(out[1], out[0][1::2])]
 
     monkeypatch.setattr(ChamberFacets, "of", missing)
+    monkeypatch.setattr(ChamberFacets, "_fill", lambda *a: None)  # every chamber through of()
     c = asm.solve_restricted(Xa, masks, y, lam, L, active, eps=1e-10, facets=ChamberFacets(Xa, gates))
     assert c.iterations > b.iterations  # a second solve with the generated rows
     ca = certify_relu(Xa, masks, y, lam, L, a.V, a.W)
