@@ -334,6 +334,28 @@ def test_thinned_loose_rounds_reach_the_clarabel_optimum(loss):
     assert all(b >= a for a, b in zip(sizes, sizes[1:]))
 
 
+def test_thinning_stops_once_the_blocks_it_dropped_come_back(monkeypatch):
+    # thinning at 90% of the largest weight drops blocks the optimum needs: they are violated again
+    # and return, after which no round is thinned (the working set only grows), where without the
+    # rule every loose round is thinned again; both certify Clarabel's optimum
+    f = _relu(12, loss="logistic", n=60, P=16, lam=0.02)
+    Xa, masks, y, lam, L = _arrays(f)
+    ref = _tight(f)
+    kw = dict(tol=1e-7, loose_flops=0.0, prune_flops=0.0, prune_loose=0.9, full_share=2.0, full_blocks=2.0)
+
+    def thinnings(r):  # the rounds after which blocks were thinned (history: the count before each)
+        counts = [h["thinned"] for h in r.history]
+        return [i for i, (a, b) in enumerate(zip(counts, counts[1:])) if b > a]
+
+    r = solve_relu_active_set(Xa, masks, y, lam, L, **kw)
+    monkeypatch.setattr(asm, "THIN_RETURN_SHARE", np.inf)
+    always = solve_relu_active_set(Xa, masks, y, lam, L, **kw)
+    assert len(thinnings(always)) > len(thinnings(r)) >= 1
+    for out in (r, always):
+        assert out.converged and out.certificate.rel_gap <= 1e-7 and out.violation_rel <= 1e-8
+        assert out.certificate.primal == pytest.approx(ref, rel=1e-6)
+
+
 def test_violation_over_nonzero_blocks_equals_the_operator_value():
     # the active set's cone violation (nonzero blocks only) against relu_violation over all P blocks
     from convexnn.solvers.backend import get_backend
