@@ -303,3 +303,79 @@ def test_lam_set_on_the_parameter_is_validated(kind, method):
     f.lam.value = 0.0
     with pytest.raises(cx.InputError, match="lam must be > 0"):
         cx.solve(f, method=method)
+
+
+# --------------------------------------------------------------------------- auto's rescue by the interior point
+def _scaled_logistic(seed: int):
+    """Logistic C-GReLU on 110 samples whose columns spread over seven decades, lam = 5e-4 lam_max."""
+    from convexnn.solvers import lam_max
+
+    rng = np.random.default_rng(seed)
+    n, d, P = 110, 10, 100
+    X = rng.standard_normal((n, d)) * 10.0 ** rng.uniform(-3, 4, d)
+    z = np.maximum(X @ rng.standard_normal(d) / 1e3, 0) + 0.3 * rng.standard_normal(n)
+    y = np.where(z > np.median(z), 1.0, -1.0)
+    pat = cx.Patterns.from_gates(X, rng.standard_normal((d + 1, P)), bias=True)
+    lam = 5e-4 * lam_max(np.hstack([X, np.ones((n, 1))]), pat.masks, y, "logistic")
+    return cx.c_grelu(X, y, pat, lam, loss="logistic")
+
+
+def _certified_below_clarabel(f, sol, tol):
+    ref = _clarabel(f)
+    assert sol.status == "optimal" and sol.info["gap"] <= tol
+    assert abs(sol.value - ref) <= 10 * tol * abs(ref)
+    assert sol.value - sol.info["gap_abs"] <= ref + 1e-9 * abs(ref)  # a lower bound of the optimum
+
+
+def test_auto_rescues_an_uncertified_gated_solve_with_the_interior_point():
+    # the first-order path runs out of its default budget on this program (the polish's rounds cycle
+    # and the block interior point fails on it); Clarabel's solution gets the same certificate
+    import warnings
+
+    f = _scaled_logistic(14)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", cx.ConvergenceWarning)  # certified: the first solve's warning is not the answer's
+        sol = cx.solve(f, tol=1e-8)
+    _certified_below_clarabel(f, sol, 1e-8)
+    assert sol.info["method"] == "interior" and "interior point's solution is certified" in sol.info["auto_rescue"]
+    assert sol.info["first_order"]["gap"] > 1e-8 and "max_iter" in sol.info["first_order"]["stop_reason"]
+
+
+def test_auto_rescue_respects_the_callers_budget_and_its_time_limit(monkeypatch):
+    import convexnn.solvers.dispatch as dispatch
+    import convexnn.solvers.first_order as first_order
+
+    X, y, pat = _data(0, n=40, d=3, P=20)
+    f = cx.c_grelu(X, y, pat, 0.05)
+    # a first-order solve that stops early (a budget of 3 iterations) under the default max_iter
+    real = first_order.GatedFirstOrder.solve
+    monkeypatch.setattr(first_order.GatedFirstOrder, "solve",
+                        lambda self, f_, **k: real(self, f_, **{**k, "max_iter": 3}))
+    sol = cx.solve(f, tol=1e-8)
+    _certified_below_clarabel(f, sol, 1e-8)
+    assert "auto_rescue" in sol.info
+    # nearly separable labels at a tiny lam: the rescue returns the better certified point, and its
+    # status and warning say whether it reached tol
+    import warnings
+
+    g = cx.c_grelu(X, np.where(y > np.median(y), 1.0, -1.0), pat, 1e-3, loss="logistic")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sol = cx.solve(g, tol=1e-8)
+    warned = any(issubclass(w.category, cx.ConvergenceWarning) for w in caught)
+    assert "auto_rescue" in sol.info and sol.info["gap"] < sol.info["first_order"]["gap"]
+    assert (sol.status == "optimal") == (sol.info["gap"] <= 1e-8) == (not warned)
+    # a budget of the caller's is kept: no rescue, the warning stands
+    with pytest.warns(cx.ConvergenceWarning, match="max_iter"):
+        sol = cx.solve(f, tol=1e-8, max_iter=3)
+    assert sol.status == "max_iter" and "auto_rescue" not in sol.info
+    # above the time limit of the rescue nothing changes either
+    monkeypatch.setattr(dispatch, "AUTO_RESCUE_SECONDS", 0.0)
+    with pytest.warns(cx.ConvergenceWarning):
+        sol = cx.solve(f, tol=1e-8)
+    assert sol.status == "max_iter" and "auto_rescue" not in sol.info
+    # method="first_order" is what it says: no rescue
+    monkeypatch.setattr(dispatch, "AUTO_RESCUE_SECONDS", 30.0)
+    with pytest.warns(cx.ConvergenceWarning):
+        sol = cx.solve(f, method="first_order", tol=1e-8)
+    assert "auto_rescue" not in sol.info
