@@ -22,7 +22,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 #: the matrix imports its peers (adelie, skglm; numpy<2) in process: it runs in their venv when present
-AREAS = ["arrangements", "formulations", "certify", "solvers", "matrix", "degenerate", "facets", "huber", "deep", "bab", "distributed", "scale"]
+AREAS = ["arrangements", "formulations", "certify", "solvers", "matrix", "heldout", "degenerate", "facets", "huber", "deep", "bab", "distributed", "scale"]
 
 
 def main(argv: list[str]) -> int:
@@ -39,7 +39,7 @@ def main(argv: list[str]) -> int:
         script = HERE / f"bench_{area}.py"
         print(f"=== {script.name} ===", flush=True)
         env = dict(os.environ)
-        if area in ("solvers", "matrix"):  # as recorded in RESULTS_<area>.md: single-threaded BLAS
+        if area in ("solvers", "matrix", "heldout"):  # as recorded in RESULTS_<area>.md: single-threaded BLAS
             env.setdefault("OPENBLAS_NUM_THREADS", "1")
         python = sys.executable  # the matrix starts the peers' own environment itself (.venv-peers)
         rc = subprocess.call([python, str(script)], cwd=HERE.parent, env=env)
