@@ -39,6 +39,8 @@ import convexnn as cx  # noqa: E402
 from convexnn.formulations.huber import HuberLoss  # noqa: E402
 from convexnn.solvers import lam_max  # noqa: E402
 
+from bench_heldout import columns  # noqa: E402
+
 OUT = ROOT / "bench" / "RESULTS_huber.md"
 CMD = "OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/bench_huber.py"
 
@@ -48,20 +50,7 @@ def program(seed: int):
     rng = np.random.default_rng(seed)
     n, d, P = int(rng.integers(40, 400)), int(rng.integers(1, 12)), int(rng.integers(10, 120))
     kind = str(rng.choice(["normal", "t", "uniform", "int", "mixed", "scaled", "dup"]))
-    if kind == "normal":
-        X = rng.standard_normal((n, d))
-    elif kind == "t":
-        X = rng.standard_t(2, (n, d))
-    elif kind == "uniform":
-        X = rng.uniform(-1, 3, (n, d))
-    elif kind == "int":
-        X = rng.integers(0, 6, (n, d)).astype(float)
-    elif kind == "mixed":
-        X = np.column_stack([rng.standard_normal(n) if j % 2 else rng.integers(0, 2, n) for j in range(d)]).astype(float)
-    elif kind == "scaled":
-        X = rng.standard_normal((n, d)) * 10.0 ** rng.uniform(-3, 4, d)
-    else:
-        X = np.repeat(rng.standard_normal((max(2, n // 4), d)), 4, axis=0)[:n]
+    X = columns(rng, kind, n, d)
     n = X.shape[0]
     w = rng.standard_normal(d)
     z = X @ w
