@@ -14,13 +14,19 @@ bias on for 80%; lam from 1e-4 to 0.9 lam_max (small) or 1e-3 to 0.3 lam_max (mi
 (certified to 1e-6) or C-GReLU (1e-8). Clarabel runs with tolerances 1e-9 and a 60 s limit, and not
 above 1.2e7 estimated nonzeros.
 
+A third group, ``stress``, holds one family that the first-order paths find hard: logistic C-GReLU on
+110 samples whose 10 columns spread over seven decades, 100 gates, ``lam = 5e-4 lam_max`` (nearly
+every group active, more variables than samples); ``method="auto"`` hands the programs its
+first-order path cannot certify to Clarabel (``AUTO_RESCUE_SECONDS``), so the ``method`` column shows
+``interior`` for them.
+
 Each row checks the certificate against Clarabel: ``bound ok`` means the certified lower bound
 ``value - gap_abs`` is at most Clarabel's optimal value (1e-7 relative). A solve faster than 0.5 s
 is timed as in the matrix (median of 3 or 5 runs, both methods alike).
 
 Usage::
 
-    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/bench_heldout.py [--small 60] [--mid 12] [--seed 20000]
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/bench_heldout.py [--small 60] [--mid 12] [--stress 20] [--seed 20000]
 """
 
 from __future__ import annotations
@@ -108,6 +114,20 @@ def program(seed: int, size: str):
     return f, meta
 
 
+def stress_program(seed: int):
+    """One program of the ``stress`` group: ``(formulation, description)``."""
+    rng = np.random.default_rng(seed)
+    n, d, P, frac = 110, 10, 100, 5e-4
+    X = rng.standard_normal((n, d)) * 10.0 ** rng.uniform(-3, 4, d)
+    z = np.maximum(X @ rng.standard_normal(d) / 1e3, 0.0) + 0.3 * rng.standard_normal(n)
+    y = np.where(z > np.median(z), 1.0, -1.0)
+    pat = cx.Patterns.from_gates(X, rng.standard_normal((d + 1, P)), bias=True)
+    lam = frac * lam_max(np.hstack([X, np.ones((n, 1))]), pat.masks, y, "logistic")
+    f = cx.c_grelu(X, y, pat, lam, loss="logistic")
+    return f, dict(seed=seed, size="stress", prog="c_grelu", loss="logistic", n=n, d=d + 1, P=len(pat),
+                   kind="scaled", frac=frac)
+
+
 def solve(f, tol: float) -> dict:
     def once():
         t = time.perf_counter()
@@ -152,15 +172,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--small", type=int, default=60)
     ap.add_argument("--mid", type=int, default=12)
+    ap.add_argument("--stress", type=int, default=20)
     ap.add_argument("--seed", type=int, default=20000)
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args()
     start = datetime.datetime.now(datetime.timezone.utc)
     rows = []
     seeds = ([(args.seed + i, "small") for i in range(args.small)]
-             + [(args.seed + 10_000 + i, "mid") for i in range(args.mid)])
+             + [(args.seed + 10_000 + i, "mid") for i in range(args.mid)]
+             + [(args.seed + 20_000 + i, "stress") for i in range(args.stress)])
     for seed, size in seeds:
-        f, meta = program(seed, size)
+        f, meta = stress_program(seed) if size == "stress" else program(seed, size)
         mine = solve(f, 1e-6 if meta["prog"] == "c_relu" else 1e-8)
         ref = clarabel(f)
         rows.append((meta, mine, ref))
@@ -183,10 +205,12 @@ def _bound_ok(mine: dict, ref: dict) -> str:
 
 def write(rows: list, out: Path, start: datetime.datetime, args) -> None:
     lines = ["## Held-out programs: `method=\"auto\"` against Clarabel", "",
-             "Command:", "", "```", f"{CMD} --small {args.small} --mid {args.mid} --seed {args.seed}", "```", "",
+             "Command:", "", "```", f"{CMD} --small {args.small} --mid {args.mid} --stress {args.stress} --seed {args.seed}",
+             "```", "",
              f"Machine: {platform.machine()}, Python {platform.python_version()}; {start:%Y-%m-%d %H:%M} UTC; "
              f"{len(rows)} programs (small: seeds {args.seed}-{args.seed + args.small - 1}, mid: seeds "
-             f"{args.seed + 10_000}-{args.seed + 10_000 + args.mid - 1}), drawn once for this benchmark and not used "
+             f"{args.seed + 10_000}-{args.seed + 10_000 + args.mid - 1}, stress: seeds {args.seed + 20_000}-"
+             f"{args.seed + 20_000 + args.stress - 1}), drawn once for this benchmark and not used "
              "to fit any rule (the distribution is in the script's docstring). `convexnn s`: `convexnn.solve(f)` "
              "with its defaults (C-ReLU tol 1e-6, C-GReLU 1e-8); `gap`: its certified relative gap; Clarabel "
              "through CVXPY, tolerances 1e-9, 60 s limit; `x Clarabel` = Clarabel time / convexnn time; `bound ok`: "
@@ -201,7 +225,7 @@ def write(rows: list, out: Path, start: datetime.datetime, args) -> None:
                      f"{mine['status']} | {mine['gap']:.1e} | {ref['t']:.3f} | {ref['status']} | "
                      + (f"{ratio:.1f}" if math.isfinite(ratio) else "—") + f" | {_bound_ok(mine, ref)} |")
     lines += ["", "Summary (computed from the table):", ""]
-    for size in ("small", "mid"):
+    for size in ("small", "mid", "stress"):
         for prog in ("c_relu", "c_grelu"):
             sel = [r for r in rows if r[0]["size"] == size and r[0]["prog"] == prog]
             if not sel:
@@ -210,7 +234,8 @@ def write(rows: list, out: Path, start: datetime.datetime, args) -> None:
             ratios = [r[2]["t"] / r[1]["t"] for r in timed]
             slower = [r for r in timed if r[1]["t"] > r[2]["t"]]
             lines.append(
-                f"- {size} {prog}: {len(sel)} programs, certified {sum(r[1]['status'] == 'optimal' for r in sel)}; "
+                f"- {size} {prog}: {len(sel)} programs, certified {sum(r[1]['status'] == 'optimal' for r in sel)} "
+                f"({sum(r[1]['method'] == 'interior' for r in sel)} by Clarabel's point); "
                 f"Clarabel solved {len(timed)}"
                 + (f", Clarabel/convexnn geometric mean {_gm(ratios):.1f}x, min {min(ratios):.2f}x, "
                    f"max {max(ratios):.0f}x; slower than Clarabel on {len(slower)}"
