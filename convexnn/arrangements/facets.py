@@ -271,23 +271,21 @@ class ChamberFacets:
         sign of a row cancels, so one product ``Xr @ C`` serves every pattern) go to Qhull one
         chamber at a time. Blocks left out (no gate, a gate not strictly inside) are computed by
         :meth:`of`, which tries the sign fit next; the rows found are those :meth:`of` finds."""
-        if self.gates is None or self._probe or not self.available:
+        live = np.flatnonzero(self._rn > 0)  # zero rows constrain nothing
+        if self.gates is None or self._probe or not self.available or live.size == 0:
             return
+        pids = np.asarray(patterns, dtype=np.int64)
         todo: dict[bytes, int] = {}
         for b, key in enumerate(keys):
-            if key not in self._cache and key not in todo and int(patterns[b]) < self.gates.shape[1]:
+            if key not in self._cache and key not in todo and pids[b] < self.gates.shape[1]:
                 todo[key] = b
         if not todo:
             return
         cols = np.fromiter(todo.values(), dtype=np.int64, count=len(todo))
-        C = self._basis.T @ self.gates[:, np.asarray(patterns, dtype=np.int64)[cols]]  # (r, t)
+        C = self._basis.T @ self.gates[:, pids[cols]]  # (r, t)
         Z = self._Xr @ C  # x_j^T c for every row and chamber
-        S = np.where(masks[:, cols], 1.0, -1.0)
-        live = np.flatnonzero(self._rn > 0)
-        T = S * Z  # a_j^T c
+        T = np.where(masks[:, cols], 1.0, -1.0) * Z  # a_j^T c
         inside = np.all(T[live] >= _MARGIN * self._rn[live, None] * np.linalg.norm(C, axis=0), axis=0)
-        if live.size == 0:
-            return
         Xl = self._Xr[live]
         drop = np.argmax(np.abs(C), axis=0)
         for j in np.flatnonzero(inside):

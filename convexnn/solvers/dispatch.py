@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from convexnn.errors import ConvergenceWarning, ConvexNNError, InputError
+from convexnn.errors import ConvergenceWarning, InputError
 from convexnn.formulations.formulation import ConvexSolution, Formulation
 from convexnn.solvers.first_order import GatedFirstOrder, ReluActiveSet
 from convexnn.solvers.gated_ipm import GatedBlockIPM
@@ -87,9 +87,7 @@ def _rescue(f: Formulation, sol: ConvexSolution, tol: float, verbose: bool) -> C
             # tight tolerances: at Clarabel's defaults the dual point -grad f of its solution certifies
             # about 1e-5 (its group norms exceed lam by that much)
             ip = f.solve(solver="CLARABEL", tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10)
-    except ConvexNNError:
-        return None
-    except Exception as exc:  # noqa: BLE001  (cvxpy.error.SolverError)
+    except Exception as exc:  # noqa: BLE001  (a ConvexNNError, cvxpy.error.SolverError): no rescue
         log.info("convexnn.solve: the interior point failed in the rescue: %s", exc)
         return None
     w = {"U": np.asarray(ip.weights["U"], dtype=np.float64)}
@@ -275,7 +273,7 @@ def solve(
                "polish": polish}
     # a solve that the interior point may rescue keeps its warnings until the answer is known
     rescuable = auto and max_iter is None and _rescuable(formulation)
-    rescued, first = None, 0
+    rescued = None
     try:
         with warnings.catch_warnings(record=True) if rescuable else contextlib.nullcontext() as caught:
             if rescuable:
@@ -292,13 +290,12 @@ def solve(
                     _say(f"convexnn.solve: method='auto' switched to {chosen.family!r} ({chosen.name}: {reason}).",
                          verbose)
             sol.info.setdefault("method", chosen.family)
-            if rescuable and sol.status != "optimal":
-                first = len(caught)  # the first solve's warnings
-                rescued = _rescue(formulation, sol, tol, verbose)
+        if rescuable and sol.status != "optimal":
+            rescued = _rescue(formulation, sol, tol, verbose)
     finally:
-        for i, w in enumerate(caught if rescuable else []):
+        for w in caught if rescuable else []:
             # the first solve's ConvergenceWarning is not the answer's when the rescue replaced it
-            if rescued is None or i >= first or not issubclass(w.category, ConvergenceWarning):
+            if rescued is None or not issubclass(w.category, ConvergenceWarning):
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
     if rescued is not None:
         sol = rescued
