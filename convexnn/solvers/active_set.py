@@ -22,8 +22,9 @@ only block-diagonal ``d' x d'`` terms, where a general conic solver factorizes t
 system with all the rows. Clarabel remains available (``restricted="clarabel"``) and takes over
 when the interior point fails numerically: the squared loss directly as a conic QP
 (:func:`_clarabel_squared`), every other loss through CVXPY (its ``Loss.cvx`` form; exponential
-cones for the logistic loss). This is what makes the polish cheap: the optimum typically has a
-few dozen nonzero blocks out of hundreds.
+cones for the logistic loss). The smallest squared-loss programs (:data:`CLARABEL_MAX_NNZ`) go to
+Clarabel's own interface first: there the interior point's time is numpy's fixed cost per call. This
+is what makes the polish cheap: the optimum typically has a few dozen nonzero blocks out of hundreds.
 
 Rounds far from the certificate (relative gap above ``loose_above``) with a costly restricted
 program solve it only loosely (``eps_loose``): their point only has to price the blocks outside
@@ -56,7 +57,7 @@ from convexnn.arrangements.facets import ChamberFacets
 from convexnn.arrangements.limits import one_blas_thread
 from convexnn.errors import InputError
 from convexnn.formulations.losses import Loss, SquaredLoss
-from convexnn.solvers.block_ipm import PatternGram, iteration_flops, solve_block_ipm, warm_start
+from convexnn.solvers.block_ipm import BlockIPMResult, PatternGram, iteration_flops, solve_block_ipm, warm_start
 from convexnn.solvers.relu_certificate import (
     PolishCertificate,
     _certificate,
@@ -92,7 +93,9 @@ class RestrictedSolution:
     #: block (``(r, k)``, None: all), when it solved
     warm: tuple[dict, list, np.ndarray | None] | None = None
     #: floating-point operations of the interior-point solves by their cost model
-    #: (:attr:`~convexnn.solvers.block_ipm.BlockIPMResult.flops`); NaN when Clarabel solved (not counted)
+    #: (:attr:`~convexnn.solvers.block_ipm.BlockIPMResult.flops`); NaN when Clarabel solved a program the
+    #: interior point had failed on or ``solver="clarabel"``; the small programs Clarabel solves first
+    #: (:data:`CLARABEL_MAX_NNZ`) count zero (no cost model: the flop rates understate, never overstate)
     flops: float = 0.0
     #: the interior point's own dual candidate :math:`v` (shape ``(n,)``) where it has one (the Huber
     #: split form, :attr:`~convexnn.solvers.block_ipm.BlockIPMResult.dual`); None: :math:`-\nabla f`
@@ -158,7 +161,7 @@ def _violated_rows(Xa: np.ndarray, mk: np.ndarray, X: np.ndarray, R: np.ndarray,
 
 
 def _clarabel_squared(F: np.ndarray, y: np.ndarray, lam: float, C: Any, k: int, d: int, eps: float,
-                      max_iter: int) -> tuple[np.ndarray, np.ndarray, int, str]:
+                      max_iter: int) -> tuple[np.ndarray, np.ndarray, int, str, tuple[float, float, float]]:
     r"""The restricted squared-loss program as a conic QP, passed to Clarabel directly (no CVXPY).
 
     Variables :math:`(x, t)` with :math:`x = (x_b)` (``k`` blocks of ``d``) and one epigraph
@@ -174,8 +177,15 @@ def _clarabel_squared(F: np.ndarray, y: np.ndarray, lam: float, C: Any, k: int, 
 
     Returns
     -------
-    (x, z, iterations, status)
-        ``z`` are the multipliers of the rows of ``C`` (nonnegative).
+    (x, z, iterations, status, (gap, pres, dres))
+        ``z`` are the multipliers of the rows of ``C`` (nonnegative); ``gap`` is the absolute
+        difference of Clarabel's primal and dual objectives, ``pres`` and ``dres`` its primal and dual
+        residuals.
+
+    Raises
+    ------
+    cvxpy.error.SolverError
+        When Clarabel returns a status other than solved or almost solved.
     """
     import clarabel
     import scipy.sparse as sp
@@ -224,7 +234,58 @@ def _clarabel_squared(F: np.ndarray, y: np.ndarray, lam: float, C: Any, k: int, 
         raise cp.error.SolverError(f"Clarabel returned status {status}")
     off = n if lifted else 0
     return (x[:nx], np.maximum(np.asarray(sol.z, dtype=np.float64)[off:off + rows], 0.0), int(sol.iterations),
-            status)
+            status, (abs(float(sol.obj_val) - float(sol.obj_val_dual)), float(sol.r_prim), float(sol.r_dual)))
+
+
+#: A restricted squared-loss program whose conic form has at most this many nonzeros
+#: (:func:`conic_nnz`) goes to Clarabel directly (:func:`_clarabel_blocks`) before the block interior
+#: point: on programs of a few blocks with their facet rows, numpy's fixed cost per call (about 0.5 ms
+#: per interior-point iteration) is most of the block interior point's time, and Clarabel's compiled
+#: iterations take a fraction of it. Measured on the 73 restricted programs of the squared-loss C-ReLU
+#: cells of the matrix (``bench/bench_matrix.py``, n <= 600) and of random small programs (seeds
+#: outside the held-out benchmark's): up to 1e4 nonzeros (6 programs, 22-7906) Clarabel took 0.26-0.60
+#: of the block interior point's time, at 2e4 1.1 times, from 3.4e4 on 1.4-56 times.
+CLARABEL_MAX_NNZ = 1e4
+
+
+def conic_nnz(n: int, k: int, d: int, rows: int) -> float:
+    r"""Nonzeros of the conic form of :func:`_clarabel_squared` for ``k`` blocks of ``d`` variables with
+    ``rows`` cone rows each: the cone rows (``k rows d``), the second-order cones (``k (d + 1)``) and
+    the quadratic term, the Gram matrix's upper triangle (``(kd)^2 / 2``) or, in the residual form
+    chosen when ``kd > 2n``, the ``n x kd`` map and ``n`` unit entries."""
+    nx = float(k * d)
+    quad = nx * (nx + 1.0) / 2.0 if nx <= 2 * n else n * nx + 2.0 * n
+    return k * rows * float(d) + k * (d + 1.0) + quad
+
+
+def _clarabel_blocks(Xa: np.ndarray, mk: np.ndarray, sg: np.ndarray, y: np.ndarray, lam: float,
+                     R: np.ndarray | None, eps: float, max_iter: int) -> BlockIPMResult | None:
+    r"""The restricted squared-loss program of :func:`solve_block_ipm` (blocks of the patterns ``mk``
+    with signs ``sg``, cone rows ``R`` per block or all) solved by Clarabel directly
+    (:func:`_clarabel_squared`), as a :class:`~convexnn.solvers.block_ipm.BlockIPMResult` without a
+    warm-start state and without a flop count (zero): the gap is Clarabel's primal-dual objective gap
+    relative to :math:`\max(1, |F(x)|)`, the residuals its own. None when Clarabel fails."""
+    import scipy.sparse as sp
+
+    t0 = time.perf_counter()
+    n, d = Xa.shape
+    k = mk.shape[1]
+    Rb = np.broadcast_to(np.arange(n)[:, None], (n, k)) if R is None else R
+    r = Rb.shape[0]
+    F = ((mk * sg[None, :])[:, :, None] * Xa[:, None, :]).reshape(n, k * d)
+    # the cone rows of block b, block after block: s_j x_j^T x_b >= 0 for the rows j of Rb[:, b]
+    coef = ((2.0 * mk[Rb, np.arange(k)[None, :]] - 1.0)[:, :, None] * Xa[Rb]).transpose(1, 0, 2)
+    cols = np.broadcast_to(np.arange(k * d).reshape(k, 1, d), (k, r, d))
+    C = sp.csr_matrix((coef.reshape(-1), (np.repeat(np.arange(k * r), d), cols.reshape(-1))), shape=(k * r, k * d))
+    try:
+        x, z, it, status, (gap_abs, pres, dres) = _clarabel_squared(F, y, lam, C, k, d, eps, max_iter)
+    except Exception:  # noqa: BLE001  (a failed or inaccurate Clarabel solve: the block interior point)
+        return None
+    X = x.reshape(k, d)
+    res = F @ x - y
+    obj = 0.5 * float(res @ res) + lam * float(np.linalg.norm(X, axis=1).sum())
+    return BlockIPMResult(X, z.reshape(k, r).T.copy(), it, "optimal" if status == "Solved" else status.lower(),
+                          gap_abs / max(1.0, abs(obj)), pres, dres, obj, time.perf_counter() - t0)
 
 
 def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float, loss: Loss,
@@ -234,13 +295,16 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
                      solver: str = "ipm", warm: tuple | None = None,
                      resume: bool = False, gram_cache: PatternGram | None = None,
                      accept: float | None = None, relaxed: float = 0.0,
-                     facets: ChamberFacets | None = None) -> RestrictedSolution:
+                     facets: ChamberFacets | None = None, clarabel_nnz: float | None = None) -> RestrictedSolution:
     r"""Solve C-ReLU restricted to the blocks ``active`` (others fixed at zero).
 
     ``solver="ipm"`` (default): the block-structured primal-dual interior point of
     :mod:`convexnn.solvers.block_ipm` (one dense ``|W| d' x |W| d'`` Cholesky per iteration, the
     ``|W| n`` cone rows enter only block-diagonal terms); when it cannot reach a relative
     accuracy of ``max(eps, _IPM_ACCEPT)`` (a numerical failure) the program goes to Clarabel.
+    A squared-loss program whose conic form has at most ``clarabel_nnz`` nonzeros (:func:`conic_nnz`
+    of its blocks and rows) goes to Clarabel directly first (:func:`_clarabel_blocks`), the
+    interior point only when Clarabel does not reach the accuracy.
     ``solver="clarabel"``: Clarabel, as described below.
 
     Blocks are stacked in one vector :math:`x = (x_b)_{b \in \mathcal W}`; the fit is the dense
@@ -305,6 +369,9 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
         The facet rows of the chambers (:mod:`convexnn.arrangements.facets`): with them the
         interior point starts from each block's facets instead of ``rows_per_block`` rows (the
         rest are implied; row generation as above adds any that the hull missed).
+    clarabel_nnz : float, optional
+        ``solver="ipm"``, squared loss: programs (with their current cone rows) of at most this many
+        nonzeros go to Clarabel first; default :data:`CLARABEL_MAX_NNZ`, 0 never.
 
     Returns
     -------
@@ -352,9 +419,19 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
                 R = _nearest_rows(Xa, mk, blocks, V_ref, W_ref, v_ref, m)
         iters = 0
         flops = 0.0
+        small = isinstance(loss, SquaredLoss)  # a program of few nonzeros goes to Clarabel first
+        small_nnz = CLARABEL_MAX_NNZ if clarabel_nnz is None else float(clarabel_nnz)
         for rnd in range(row_rounds + 1):
-            r = None
-            if prev is not None:
+            r, by = None, "clarabel"
+            if small and conic_nnz(n, k, d, n if R is None else R.shape[0]) <= small_nnz:
+                r = _clarabel_blocks(Xa, mk, sg, y, lam, R, eps, max(max_iter, 150))
+                if r is not None:
+                    iters += r.iterations
+                    flops += r.flops
+                    if max(r.gap, r.pres, r.dres) > accept:
+                        r = None
+            if r is None and prev is not None:
+                by = "ipm"
                 # warm start from an interior iterate of the previous solve (kept blocks and rows keep
                 # theirs); the same blocks and rows solved again (tighter): continue from the previous
                 # solve's last iterate; a cold start below when it does not reach the accuracy
@@ -368,6 +445,7 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
                 if max(r.gap, r.pres, r.dres) > accept:
                     r = None
             if r is None:
+                by = "ipm"
                 r = solve_block_ipm(Xa, mk, sg, y, lam, loss, cones=True, eps=eps, max_iter=max(max_iter, 150),
                                     gram_of=gram_of, rows=R)
                 iters += r.iterations
@@ -386,7 +464,7 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
             for b, (row, i) in enumerate(blocks):
                 (V if row == 0 else W)[i] = r.X[b]
                 Gam[(slice(None) if R is None else R[:, b]), row * P + i] = r.multipliers[:, b]
-            return RestrictedSolution(V, W, Gam, iters, f"ipm: {r.status}", time.perf_counter() - t0,
+            return RestrictedSolution(V, W, Gam, iters, f"{by}: {r.status}", time.perf_counter() - t0,
                                       (r.state, blocks, R) if r.state is not None else None, flops, r.dual)
         ipm_iters = iters  # a numerical failure of the interior point: Clarabel below
     else:
@@ -425,7 +503,7 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
                                            (bb[:, None] * d + np.arange(d)[None, :]).ravel())),
                           shape=(jj.size, k * d))
         if obj is None:
-            xv, dv, it, status = _clarabel_squared(F, y, lam, C, k, d, eps, max_iter)
+            xv, dv, it, status, _ = _clarabel_squared(F, y, lam, C, k, d, eps, max_iter)
         else:
             con = C @ x >= 0
             prob = cp.Problem(cp.Minimize(obj), [con])

@@ -220,6 +220,8 @@ def test_loose_restricted_solves_keep_the_certified_optimum(loss, monkeypatch):
     f = _relu(12, loss=loss, P=16, lam=0.01 if loss == "squared" else 0.05)
     Xa, M, y, lam, L = _arrays(f)
     ref = _tight(f)
+    # the interior point's loose and resumed solves (squared-loss programs this small go to Clarabel)
+    monkeypatch.setattr(asm, "CLARABEL_MAX_NNZ", 0.0)
     seen: list[float] = []
     inner = asm.solve_restricted
 
@@ -407,6 +409,7 @@ def test_flop_count_is_the_sum_of_its_cost_models(loss, monkeypatch):
     Xa, masks, y, lam, L = _arrays(f)
     n, d = Xa.shape
     P = masks.shape[1]
+    monkeypatch.setattr(asm, "CLARABEL_MAX_NNZ", 0.0)  # every restricted program by the interior point
     seen: list[float] = []
     scans = []
     real_ipm, real_scan, real_screen = asm.solve_block_ipm, asm.scan_blocks, asm.screen_blocks
@@ -709,3 +712,83 @@ def test_a_shared_chamber_facets_gives_the_same_optimum_and_must_match_the_data(
     assert len(shared._cache) == len({masks[:, i].tobytes() for i in range(12)})
     with pytest.raises(ValueError, match="60"):
         solve_relu_active_set(Xa, masks, y, lam, L, facets=ChamberFacets(Xa[:30]))
+
+
+def test_small_restricted_programs_go_to_clarabel_and_fall_back(monkeypatch):
+    """A squared-loss program of a few blocks with its facet rows is solved by Clarabel's own interface
+    first (asm.CLARABEL_MAX_NNZ): the certified optimum is Clarabel's full program's through CVXPY;
+    when Clarabel fails, or does not reach the accuracy, the block interior point solves the same
+    programs to the same optimum."""
+    f = _relu(31, n=60, d=2, P=12, lam=0.05)
+    Xa, M, y, lam, L = _arrays(f)
+    ref = _tight(f)
+    status: list[str] = []
+    inner = asm.solve_restricted
+
+    def spy(*a, **k):
+        rs = inner(*a, **k)
+        status.append(rs.status)
+        return rs
+
+    monkeypatch.setattr(asm, "solve_restricted", spy)
+    results = {}
+    for case in ("clarabel", "fails", "inaccurate"):
+        if case == "fails":
+            def fail(*a, **k):
+                import cvxpy as cp
+
+                raise cp.error.SolverError("Clarabel returned status NumericalError")
+
+            monkeypatch.setattr(asm, "_clarabel_squared", fail)
+        elif case == "inaccurate":
+            monkeypatch.undo()
+            monkeypatch.setattr(asm, "solve_restricted", spy)
+            real = asm._clarabel_blocks
+
+            def loose(*a, **k):  # an answer whose gap is above what the polish accepts
+                r = real(*a, **k)
+                r.gap = 1e-3
+                return r
+
+            monkeypatch.setattr(asm, "_clarabel_blocks", loose)
+        status.clear()
+        r = solve_relu_active_set(Xa, M, y, lam, L, tol=1e-8)
+        assert r.converged and r.reason == "certified", case
+        assert r.certificate.rel_gap <= 1e-8 and r.violation_rel <= 1e-8, case
+        assert r.certificate.primal == pytest.approx(ref, rel=1e-7), case
+        assert r.certificate.dual <= ref + 1e-9 * abs(ref), case  # a certificate: below Clarabel's optimum
+        assert status and all(s.startswith("clarabel" if case == "clarabel" else "ipm") for s in status), case
+        results[case] = r
+    for case in ("fails", "inaccurate"):
+        np.testing.assert_allclose(results[case].V, results["clarabel"].V, atol=1e-6 * np.abs(results["clarabel"].V).max())
+
+
+def test_conic_nnz_counts_the_conic_form():
+    """conic_nnz is the number of stored entries of _clarabel_squared's program (Gram and residual forms)."""
+    import scipy.sparse as sp
+
+    captured = {}
+    real_solver = __import__("clarabel").DefaultSolver
+
+    class Spy:
+        def __init__(self, Pm, q, A, b, cones, st):
+            captured["nnz"] = sp.triu(Pm).nnz + A.nnz
+            self.s = real_solver(Pm, q, A, b, cones, st)
+
+        def solve(self):
+            return self.s.solve()
+
+    import clarabel
+
+    rng = np.random.default_rng(3)
+    for n, k, d, r in [(40, 3, 4, 5), (10, 6, 3, 4)]:  # k d <= 2 n: Gram form; k d > 2 n: residual form
+        Xa = rng.standard_normal((n, d))
+        mk = rng.random((n, k)) < 0.5
+        R = np.stack([rng.choice(n, r, replace=False) for _ in range(k)], axis=1)
+        y = rng.standard_normal(n)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(clarabel, "DefaultSolver", Spy)
+            res = asm._clarabel_blocks(Xa, mk, np.where(np.arange(k) % 2 == 0, 1.0, -1.0), y, 0.1, R, 1e-8, 100)
+        assert res is not None and res.multipliers.shape == (r, k)
+        # the estimate counts dense blocks: at least the stored entries, within the Gram's diagonal and zeros
+        assert captured["nnz"] <= asm.conic_nnz(n, k, d, r) <= 1.5 * captured["nnz"]

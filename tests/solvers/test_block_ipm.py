@@ -54,17 +54,21 @@ def test_restricted_relu_matches_clarabel(loss, seed, gates):
     lam = 0.05 * lam_max(Xa, masks, y, loss)
     rng = np.random.default_rng(seed + 10)
     active = rng.random((2, P)) < 0.6  # a working set with some blocks zero at its optimum
-    a = asm.solve_restricted(Xa, masks, y, lam, L, active, solver="ipm")
+    a = asm.solve_restricted(Xa, masks, y, lam, L, active, solver="ipm", clarabel_nnz=0)
     b = asm.solve_restricted(Xa, masks, y, lam, L, active, solver="clarabel")
+    # the default: a squared-loss program of this size goes to Clarabel's own interface first
+    c = asm.solve_restricted(Xa, masks, y, lam, L, active, solver="ipm", clarabel_nnz=1e9)
     assert a.status.startswith("ipm")
-    fa, fb = (_restricted_objective(Xa, masks, y, lam, L, r.V, r.W) for r in (a, b))
-    assert fa == pytest.approx(fb, rel=1e-8)
-    va, vr = asm.violation(Xa, masks, a.V, a.W)
-    assert va <= 1e-9 and (vr <= 1e-9 or not gates)  # random masks: cones {0}, blocks ~1e-13, ratios meaningless
-    # blocks outside the working set stay zero; the multipliers are nonnegative and live there too
-    assert not a.V[~active[0]].any() and not a.W[~active[1]].any()
-    assert np.all(a.multipliers >= 0)
-    assert not a.multipliers[:, np.flatnonzero(~np.concatenate([active[0], active[1]]))].any()
+    assert c.status.startswith("clarabel" if loss == "squared" else "ipm")
+    fa, fb, fc = (_restricted_objective(Xa, masks, y, lam, L, r.V, r.W) for r in (a, b, c))
+    assert fa == pytest.approx(fb, rel=1e-8) and fc == pytest.approx(fb, rel=1e-8)
+    for r in (a, c):
+        va, vr = asm.violation(Xa, masks, r.V, r.W)
+        assert va <= 1e-9 and (vr <= 1e-9 or not gates)  # random masks: cones {0}, blocks ~1e-13, ratios meaningless
+        # blocks outside the working set stay zero; the multipliers are nonnegative and live there too
+        assert not r.V[~active[0]].any() and not r.W[~active[1]].any()
+        assert np.all(r.multipliers >= 0)
+        assert not r.multipliers[:, np.flatnonzero(~np.concatenate([active[0], active[1]]))].any()
 
 
 @pytest.mark.parametrize("loss", ["squared", "logistic"])
@@ -574,7 +578,7 @@ def test_row_generation_solves_the_restricted_program(loss):
     ref = asm.solve_restricted(Xa, masks, y, lam, L, active, solver="clarabel")
     fref = _restricted_objective(Xa, masks, y, lam, L, ref.V, ref.W)
     v = -np.asarray(L.grad(np.zeros(n), y))
-    rg = asm.solve_restricted(Xa, masks, y, lam, L, active, rows_per_block=6, v_ref=v, solver="ipm")
+    rg = asm.solve_restricted(Xa, masks, y, lam, L, active, rows_per_block=6, v_ref=v, solver="ipm", clarabel_nnz=0)
     assert rg.status.startswith("ipm") and rg.warm[2] is not None and 6 < rg.warm[2].shape[0] < n
     assert asm.violation(Xa, masks, rg.V, rg.W)[1] <= 1e-9
     for r in (rg, full):
@@ -585,12 +589,12 @@ def test_row_generation_solves_the_restricted_program(loss):
         outside[R[:, b], row * P + i] = False
     assert np.all(rg.multipliers >= 0) and not rg.multipliers[outside].any()
     # relaxed: rows join only while violated by more than 1e-2 (relative); fewer rows, a bounded violation
-    lo = asm.solve_restricted(Xa, masks, y, lam, L, active, rows_per_block=6, v_ref=v, relaxed=1e-2)
+    lo = asm.solve_restricted(Xa, masks, y, lam, L, active, rows_per_block=6, v_ref=v, relaxed=1e-2, clarabel_nnz=0)
     assert lo.warm[2] is not None and lo.warm[2].shape[0] <= R.shape[0]
     assert asm.violation(Xa, masks, lo.V, lo.W)[1] <= 1e-2 + 1e-9
     # resumed (same blocks, same rows) to a tighter tolerance
     rs = asm.solve_restricted(Xa, masks, y, lam, L, active, rows_per_block=6, v_ref=v, warm=rg.warm, resume=True,
-                              eps=1e-11)
+                              eps=1e-11, clarabel_nnz=0)
     assert rs.warm[2] is R or np.array_equal(rs.warm[2], R)
     assert _restricted_objective(Xa, masks, y, lam, L, rs.V, rs.W) == pytest.approx(fref, rel=1e-7)
 

@@ -125,7 +125,7 @@ def test_restricted_solve_lifted_and_gram_forms_agree(monkeypatch):
     lam = 0.05 * lam_max(Xa, M, y)
     active = np.ones((2, M.shape[1]), dtype=bool)  # 20 blocks x 4 = 80 variables > 2n = 24
     lifted = active_set.solve_restricted(Xa, M, y, lam, get_loss("squared"), active, solver="clarabel")
-    ipm = active_set.solve_restricted(Xa, M, y, lam, get_loss("squared"), active)  # block interior point
+    ipm = active_set.solve_restricted(Xa, M, y, lam, get_loss("squared"), active, clarabel_nnz=0)  # block IPM
     real = active_set._clarabel_squared
 
     def gram(F, *a):  # pretend n is large: the Gram form
