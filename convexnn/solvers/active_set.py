@@ -895,6 +895,11 @@ def solve_relu_active_set(
         The default and its alternatives are measured in ``bench/RESULTS_scale.md``. When a loose round finds no violated block, the same working set is solved to the
         round's tolerance by *resuming* the loose solve from its last iterate (the continuation of
         the same interior-point path, typically 5-8 more iterations) instead of a new solve.
+        The full program (every block in the working set) is never solved loosely: no block is left
+        to price, so its loose solve was always resumed, with a round's scan and certificate in
+        between (diabetes at 1e-3 ``lam_max``: 13 + 12 iterations and five rounds against 25 iterations
+        and four, 1.30 s -> 1.18 s; a random logistic program of the held-out generator, n = 1364,
+        d' = 39, another seed: 17.9 s -> 14.3 s).
         ``eps_loose <= eps`` switches loose rounds off.
     prune_loose, prune_flops, prune_resume : float
         **Thinning of loose rounds.** When a loose round's restricted program costs at least
@@ -1063,7 +1068,7 @@ def solve_relu_active_set(
         # solve, resumed to eps_round when it leaves nothing to add
         flops = iteration_flops(n, int(active.sum()), d, quad)[0]  # of this round's restricted program
         loose = ((cert is None or cert.rel_gap > loose_above or vr > viol_tol) and not tight
-                 and flops >= loose_flops)
+                 and flops >= loose_flops and not active.all())
         eps_now = max(eps_round, eps_loose) if loose else eps_round
         resume, tight = tight, False
         try:

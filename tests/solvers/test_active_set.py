@@ -480,10 +480,10 @@ def test_a_working_set_of_most_blocks_grows_to_the_full_program_whatever_its_siz
         assert r.certificate.primal - ref <= r.certificate.gap + 1e-9 * abs(ref)
 
 
-def test_full_program_keeps_its_blocks_before_the_resume():
-    """After the loose solve of the full program, the resumed solve keeps every block (no thinning;
-    here Huber with targets 300x its threshold, nearly least absolute deviations, whose loose solve has
-    small blocks the optimum needs); Clarabel's optimum, certified."""
+def test_full_program_of_a_nearly_lad_program_is_solved_tight():
+    """Huber with targets 300x its threshold (nearly least absolute deviations), loose rounds for every
+    size: the partial working sets are solved loosely, the full program directly to the round's
+    tolerance with all its blocks; Clarabel's optimum, certified."""
     rng = np.random.default_rng(0)
     n, d, P = 60, 2, 16
     X = rng.standard_normal((n, d))
@@ -494,8 +494,10 @@ def test_full_program_keeps_its_blocks_before_the_resume():
     L = cx.HuberLoss(1.0)
     f.lam.value = lam = 0.01 * lam_max(Xa, masks, y, L)
     r = solve_relu_active_set(Xa, masks, y, lam, L, tol=1e-7, loose_flops=0.0)
-    (ws0, eps0), (ws1, eps1) = [(h["working_set"], h["restricted_eps"]) for h in r.history[-2:]]
-    assert ws0 == ws1 == 2 * P and eps0 == 3e-2 > eps1
+    rounds = [(h["working_set"], h["restricted_eps"]) for h in r.history]
+    assert rounds[-1][0] == 2 * P and rounds[-1][1] < 3e-2
+    assert all(eps < 3e-2 for ws, eps in rounds if ws == 2 * P)
+    assert any(eps == 3e-2 for ws, eps in rounds if ws < 2 * P)
     assert r.converged and r.certificate.rel_gap <= 1e-7 and r.violation_rel <= 1e-8
     ref = _tight(f)
     assert r.certificate.primal == pytest.approx(ref, rel=1e-6)
@@ -792,3 +794,30 @@ def test_conic_nnz_counts_the_conic_form():
         assert res is not None and res.multipliers.shape == (r, k)
         # the estimate counts dense blocks: at least the stored entries, within the Gram's diagonal and zeros
         assert captured["nnz"] <= asm.conic_nnz(n, k, d, r) <= 1.5 * captured["nnz"]
+
+
+def test_the_full_program_is_never_solved_loosely(monkeypatch):
+    """Loose rounds price the blocks outside the working set; the full program has none, so its solves
+    are to the round's tolerance (while a partial working set's are loose under the same settings)."""
+    f = _relu(41, n=50, d=3, P=10, lam=0.02)
+    Xa, M, y, lam, L = _arrays(f)
+    ref = _tight(f)
+    seen: list[tuple[float, bool]] = []
+    inner = asm.solve_restricted
+
+    def spy(*a, **k):
+        seen.append((k["eps"], bool(a[5].all())))
+        return inner(*a, **k)
+
+    monkeypatch.setattr(asm, "solve_restricted", spy)
+    monkeypatch.setattr(asm, "CLARABEL_MAX_NNZ", 0.0)
+    for full in (True, False):
+        seen.clear()
+        # every round loose while the gap is above 99%: the first one always is
+        r = solve_relu_active_set(Xa, M, y, lam, L, tol=1e-8, loose_flops=0.0, loose_above=0.0, start_full=full)
+        assert r.converged and r.certificate.primal == pytest.approx(ref, rel=1e-7)
+        assert r.certificate.dual <= ref + 1e-9 * abs(ref)
+        if full:
+            assert seen and all(everything and eps <= 1e-8 for eps, everything in seen)
+        else:
+            assert any(eps >= 1e-2 and not everything for eps, everything in seen)
