@@ -501,7 +501,8 @@ def _merged_rows(H: np.ndarray, Li: np.ndarray, Fw: np.ndarray, units: _UnitSyst
     except np.linalg.LinAlgError:
         return H
     G = np.empty((single.size + first.size, d, n))
-    np.take(H.reshape(k, d, n), single, axis=0, out=G[:single.size])
+    # mode='clip' (the indices are valid): with the default 'raise' numpy buffers ``out`` (3x the time)
+    np.take(H.reshape(k, d, n), single, axis=0, out=G[:single.size], mode="clip")
     np.matmul(np.swapaxes(R, 1, 2), Fw[first], out=G[single.size:])  # (pairs, d, n)
     return G.reshape(-1, n)
 
