@@ -171,6 +171,9 @@ def solve(
         and its solution gets the same certificate; the better certified point is returned
         (``info["auto_rescue"]`` says so, ``info["first_order"]`` keeps the first solve's gap and
         stopping reason), and the first solve's ``ConvergenceWarning`` only when neither certifies.
+        Such a solve does not resume R-FISTA after a Newton polish whose rounds cycled and whose
+        block interior point failed (the rescue follows at once); should the interior point then
+        fail too, the first-order solve runs again in full.
     device : str, optional
         First-order backend: ``None`` (numpy), ``"cpu"`` / ``"torch"`` (torch on the CPU),
         ``"cuda"`` / ``"cuda:k"`` (torch on a GPU; :class:`InputError` without CUDA).
@@ -268,11 +271,11 @@ def solve(
     chosen, reason, fallbacks = choice.solver, choice.reason, list(choice.fallbacks)
     if auto:
         _say(f"convexnn.solve: method='auto' picked {chosen.family!r} ({chosen.name}: {reason}).", verbose)
-    options = {"device": device, "dtype": dtype, "tol": tol, "max_iter": max_iter, "warm_start": warm_start,
-               "verbose": verbose, "progress": progress, "viol_tol": viol_tol, "solver": solver,
-               "polish": polish}
     # a solve that the interior point may rescue keeps its warnings until the answer is known
     rescuable = auto and max_iter is None and _rescuable(formulation)
+    options = {"device": device, "dtype": dtype, "tol": tol, "max_iter": max_iter, "warm_start": warm_start,
+               "verbose": verbose, "progress": progress, "viol_tol": viol_tol, "solver": solver,
+               "polish": polish, "rescue": rescuable}
     rescued = None
     try:
         with warnings.catch_warnings(record=True) if rescuable else contextlib.nullcontext() as caught:
@@ -292,6 +295,17 @@ def solve(
             sol.info.setdefault("method", chosen.family)
         if rescuable and sol.status != "optimal":
             rescued = _rescue(formulation, sol, tol, verbose)
+            if rescued is None and (sol.info.get("polish") or {}).get("left_to_rescue"):
+                # the first solve left the program to the rescue, and the interior point failed: the
+                # first-order path in full (R-FISTA resumed after the polish); its warnings are the answer's
+                _say("convexnn.solve: the interior point did not certify more; the first-order solve again, "
+                     "with R-FISTA after the polish.", verbose)
+                caught.clear()
+                with warnings.catch_warnings(record=True) as again:
+                    warnings.simplefilter("always")
+                    sol = chosen.solve(formulation, auto=False, **{**options, "rescue": False})
+                    sol.info.setdefault("method", chosen.family)
+                caught.extend(again)
     finally:
         for w in caught if rescuable else []:
             # the first solve's ConvergenceWarning is not the answer's when the rescue replaced it

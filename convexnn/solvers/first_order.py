@@ -39,7 +39,7 @@ from convexnn.solvers.augmented_lagrangian import solve_relu
 from convexnn.solvers.backend import Backend, get_backend
 from convexnn.solvers.block_ipm import iteration_flops
 from convexnn.solvers.fista import Reporter, solve_gated
-from convexnn.solvers.gated_active_set import handover_rule, solve_gated_active_set
+from convexnn.solvers.gated_active_set import CYCLED_TO_IPM, handover_rule, solve_gated_active_set
 from convexnn.solvers.gated_ipm import GatedBlockIPM, cpu64, estimate_fista_seconds, fista_iterations, prefer_ipm
 from convexnn.solvers.gated_ipm import support_size
 from convexnn.solvers.gated_ipm import program_lam_ratio
@@ -109,7 +109,8 @@ def _run_first_order(formulation: Formulation, options: dict[str, Any]) -> Conve
                               max_iter=options.get("max_iter"), warm_start=options.get("warm_start"),
                               verbose=bool(options.get("verbose", False)),
                               progress=bool(options.get("progress", False)), viol_tol=options.get("viol_tol"),
-                              polish=bool(options.get("polish", True)), auto=bool(options.get("auto", False)))
+                              polish=bool(options.get("polish", True)), auto=bool(options.get("auto", False)),
+                              rescue=bool(options.get("rescue", False)))
 
 
 class _FirstOrderSolver(Solver):
@@ -311,7 +312,7 @@ GATED_POLISH_TOL = 2e-3
 
 def _gated_polished(Xa: np.ndarray, masks: np.ndarray, op: MaskedDesign, loss: Any, yb: Any, y: np.ndarray,
                     lam: float, U0: Any, *, tol: float, max_iter: int, t0: float, reporter: Reporter,
-                    lmax: float) -> dict[str, Any]:
+                    lmax: float, rescue: bool = False) -> dict[str, Any]:
     r"""C-GReLU by R-FISTA to a loose gap, then the Newton polish on the support
     (:mod:`convexnn.solvers.gated_active_set`, CPU / numpy / float64) with column generation
     and the global certificate; R-FISTA resumes from the polish's best point when the polish
@@ -323,6 +324,13 @@ def _gated_polished(Xa: np.ndarray, masks: np.ndarray, op: MaskedDesign, loss: A
     :func:`convexnn.solvers.gated_active_set.handover_rule`; the polish's Newton iterations
     count in ``max_iter``. The returned record has the shape of the plain R-FISTA branch's,
     plus ``extra["polish"]``.
+
+    ``rescue`` (``method="auto"`` will hand an uncertified answer to the interior point, see
+    :data:`convexnn.solvers.dispatch.AUTO_RESCUE_SECONDS`): when the polish's rounds cycled and its
+    block interior point failed too, R-FISTA is not resumed; the better point of the two is returned
+    uncertified with ``extra["polish"]["left_to_rescue"]``. From there R-FISTA rarely certifies
+    (logistic programs with columns over seven decades: 8 of 8 such ends spent the default budget,
+    2-3 s, where Clarabel takes 0.2 s).
     """
     bk = op.bk
     # on the CPU (where the polish runs too) R-FISTA hands over early when its tail would cost more
@@ -364,6 +372,14 @@ def _gated_polished(Xa: np.ndarray, masks: np.ndarray, op: MaskedDesign, loss: A
             own = pol.dual_point if U is pol.U else None
             converged, stop = False, "max_iter"
             info["fallback_fista"] = False
+        elif rescue and pol.reason.startswith(CYCLED_TO_IPM):
+            U = pol.U if pol.rel_gap < r.gap.rel_gap else r.U
+            own = pol.dual_point if U is pol.U else None
+            converged = False
+            stop = (f"the Newton polish stopped: {pol.reason}; R-FISTA not resumed (method='auto' hands the "
+                    "program to the interior point)")
+            info["fallback_fista"] = False
+            info["left_to_rescue"] = True
         else:
             start = bk.asarray(pol.U) if pol.rel_gap < r.gap.rel_gap else r.U
             r2 = solve_gated(op, loss, yb, lam, U0=start, tol=tol, max_iter=max(max_iter - iters, 0),
@@ -424,7 +440,8 @@ def _formulation_facets(f: Formulation, Xs: np.ndarray) -> ChamberFacets:
 
 def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int | None,
                        warm_start: Any, verbose: bool, progress: bool,
-                       viol_tol: float | None, polish: bool = True, auto: bool = False) -> ConvexSolution:
+                       viol_tol: float | None, polish: bool = True, auto: bool = False,
+                       rescue: bool = False) -> ConvexSolution:
     t0 = time.perf_counter()
     lam = f.lam_value
     relu = f.cone_constraints
@@ -499,7 +516,7 @@ def _solve_first_order(f: Formulation, bk: Backend, *, tol: float, max_iter: int
                 if polish and no_polish is None:
                     results.append(_gated_polished(Xs, masks, op, loss, yb, np.asarray(y_k, dtype=np.float64),
                                                    lam_s, U0, tol=tol_eff, max_iter=budget, t0=t0,
-                                                   reporter=reporter, lmax=lmax))
+                                                   reporter=reporter, lmax=lmax, rescue=rescue and outputs == 1))
                     continue
                 r = solve_gated(op, loss, yb, lam_s, U0=U0, tol=tol_eff, max_iter=budget, reporter=reporter,
                                 penalty=pen)

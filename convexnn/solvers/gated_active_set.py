@@ -119,6 +119,9 @@ _DROP_FRACTION = 0.0
 #: support kept by Newton nor a certified gap below ``_PROGRESS`` times the best one)
 _CHURN_ROUNDS = 2
 _STALL_ROUNDS = 3
+#: the beginning of the stopping reason of a polish whose rounds cycled and whose block interior point, which
+#: then took over, did not certify either (the rest is that solver's reason)
+CYCLED_TO_IPM = "cycling, then the block interior point"
 _PROGRESS = 0.9
 #: ... or the last ``_FLAT_ROUNDS`` rounds did not bring the certified gap below ``_PROGRESS`` times
 #: the best one, however the support grew (on one-dimensional data the supports grew by a few
@@ -878,7 +881,7 @@ def solve_gated_active_set(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam
             reason = "cycling"
             flops = ipm_iteration_flops(n, len(ever), d, bool(loss.unit_curvature))[0]
             if len(ever) * d <= max_vars or flops <= _HANDOVER_FLOPS:
-                reason = hand_over(np.array(sorted(ever)), "cycling, then the block interior point")
+                reason = hand_over(np.array(sorted(ever)), CYCLED_TO_IPM)
             break
         outside = np.setdiff1d(np.arange(P), S)
         viol = outside[c[outside] > lam * (1.0 + _ADD_RTOL)]

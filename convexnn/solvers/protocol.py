@@ -14,7 +14,9 @@ for the first registered solver of that family that supports the program) and th
 ``solve(formulation, **options) -> ConvexSolution``
     ``options`` are the keywords of :func:`convexnn.solve` (``device``, ``dtype``, ``tol``,
     ``max_iter``, ``warm_start``, ``verbose``, ``progress``, ``viol_tol``, ``solver``, ``polish``)
-    plus ``auto`` (True when ``method="auto"`` chose it); a solver ignores those it does not use.
+    plus ``auto`` (True when ``method="auto"`` chose it) and ``rescue`` (True when ``auto`` will hand
+    an uncertified answer to the interior point: a solver may then stop on a path that rarely
+    certifies instead of spending its budget); a solver ignores those it does not use.
     Called with ``auto=True``, it may raise :class:`Decline` (with the reason) after looking at
     the problem, and :func:`convexnn.solve` moves on to the next supporting solver.
 

@@ -328,8 +328,9 @@ def _certified_below_clarabel(f, sol, tol):
 
 
 def test_auto_rescues_an_uncertified_gated_solve_with_the_interior_point():
-    # the first-order path runs out of its default budget on this program (the polish's rounds cycle
-    # and the block interior point fails on it); Clarabel's solution gets the same certificate
+    # on this program the polish's rounds cycle and the block interior point fails on it; method="first_order"
+    # then resumes R-FISTA and runs out of its default budget, while auto leaves it to the rescue at once:
+    # Clarabel's solution gets the same certificate
     import warnings
 
     f = _scaled_logistic(14)
@@ -338,7 +339,36 @@ def test_auto_rescues_an_uncertified_gated_solve_with_the_interior_point():
         sol = cx.solve(f, tol=1e-8)
     _certified_below_clarabel(f, sol, 1e-8)
     assert sol.info["method"] == "interior" and "interior point's solution is certified" in sol.info["auto_rescue"]
-    assert sol.info["first_order"]["gap"] > 1e-8 and "max_iter" in sol.info["first_order"]["stop_reason"]
+    assert sol.info["first_order"]["gap"] > 1e-8
+    assert "R-FISTA not resumed" in sol.info["first_order"]["stop_reason"]
+    with pytest.warns(cx.ConvergenceWarning, match="max_iter"):
+        fo = cx.solve(f, method="first_order", tol=1e-8)
+    assert fo.status == "max_iter" and "R-FISTA after the Newton polish stopped" in fo.info["stop_reason"]
+    assert not fo.info["polish"].get("left_to_rescue")
+
+
+def test_auto_resumes_the_first_order_path_when_the_rescue_fails(monkeypatch):
+    # the first solve left the program to the rescue and Clarabel fails: auto runs the first-order path in
+    # full (R-FISTA after the polish), the answer of method="first_order", with its warning (once)
+    import warnings
+
+    from convexnn.errors import SolverError
+
+    f = _scaled_logistic(14)
+    with pytest.warns(cx.ConvergenceWarning):
+        fo = cx.solve(f, method="first_order", tol=1e-8)
+
+    def fail(*a, **k):
+        raise SolverError("Clarabel failed")
+
+    monkeypatch.setattr(f, "solve", fail)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sol = cx.solve(f, tol=1e-8)
+    assert sum(issubclass(w.category, cx.ConvergenceWarning) for w in caught) == 1
+    assert "auto_rescue" not in sol.info and sol.info["method"] == "first_order"
+    assert sol.status == fo.status and sol.info["stop_reason"] == fo.info["stop_reason"]
+    assert sol.value == pytest.approx(fo.value, rel=1e-12) and sol.info["gap"] == pytest.approx(fo.info["gap"])
 
 
 def test_auto_rescue_respects_the_callers_budget_and_its_time_limit(monkeypatch):
