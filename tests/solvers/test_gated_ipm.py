@@ -182,3 +182,36 @@ def test_cost_models():
     # vector outputs: one solve per output
     assert get_solver("gated_fista").estimate_seconds(cx.c_grelu(X, np.stack([y, y], 1), pat, 0.1)) == \
         pytest.approx(2 * one)
+
+
+def test_a_stalled_cold_solve_is_not_repeated_at_a_tighter_eps(monkeypatch):
+    """With no group to add, a restricted solve short of the certificate is repeated tighter and cold;
+    a cold solve that stalled is not (it would follow the same path to the same stall). The certificate
+    is a certificate: its dual value is below Clarabel's optimum."""
+    rng = np.random.default_rng(14)
+    n, d, P = 110, 10, 100
+    X = rng.standard_normal((n, d)) * 10.0 ** rng.uniform(-3, 4, d)  # columns over seven decades
+    z = np.maximum(X @ rng.standard_normal(d) / 1e3, 0) + 0.3 * rng.standard_normal(n)
+    y = np.where(z > np.median(z), 1.0, -1.0)
+    pat = cx.Patterns.from_gates(X, rng.standard_normal((d + 1, P)), bias=True)
+    Xa = np.hstack([X, np.ones((n, 1))])
+    M = np.asarray(pat.masks, dtype=bool)
+    lam = 5e-4 * lam_max(Xa, M, y, "logistic")
+    calls: list[tuple[int, bool, str, float]] = []
+    real = gi.solve_block_ipm
+
+    def spy(*a, **k):
+        r = real(*a, **k)
+        calls.append((a[1].shape[1], k.get("start") is None, r.status, k["eps"]))
+        return r
+
+    monkeypatch.setattr(gi, "solve_block_ipm", spy)
+    res = solve_gated_ipm(Xa, M, y, lam, "logistic", tol=1e-8, screen=True)
+    # this program's restricted solves stall (the interior point's rounding floor on these columns)
+    assert any(st != "optimal" for _, _, st, _ in calls)
+    for (k0, cold0, st0, eps0), (k1, _, _, eps1) in zip(calls, calls[1:]):
+        if cold0 and st0 != "optimal":  # a stalled cold solve is followed only by a larger working set
+            assert k1 > k0, calls
+    ref = cx.c_grelu(X, y, pat, lam, loss="logistic").solve(solver="CLARABEL", tol_gap_abs=1e-10,
+                                                            tol_gap_rel=1e-10, tol_feas=1e-10).value
+    assert res.gap.dual <= ref + 1e-9 * abs(ref) <= res.gap.primal + 2e-9 * abs(ref)
