@@ -234,7 +234,18 @@ def _clarabel_squared(F: np.ndarray, y: np.ndarray, lam: float, C: Any, k: int, 
         raise cp.error.SolverError(f"Clarabel returned status {status}")
     off = n if lifted else 0
     return (x[:nx], np.maximum(np.asarray(sol.z, dtype=np.float64)[off:off + rows], 0.0), int(sol.iterations),
-            status, (abs(float(sol.obj_val) - float(sol.obj_val_dual)), float(sol.r_prim), float(sol.r_dual)))
+            status, _clarabel_quality(sol))
+
+
+def _clarabel_quality(sol: Any) -> tuple[float, float, float]:
+    """Clarabel's absolute primal-dual objective gap and its primal and dual residuals; ``inf`` for what
+    an older Clarabel does not report (the answer is then not taken on these numbers)."""
+    def num(name: str) -> float:
+        v = getattr(sol, name, None)
+        return float(v) if isinstance(v, (int, float)) and np.isfinite(v) else np.inf
+
+    p, d = num("obj_val"), num("obj_val_dual")
+    return (abs(p - d) if np.isfinite(p) and np.isfinite(d) else np.inf), num("r_prim"), num("r_dual")
 
 
 #: A restricted squared-loss program whose conic form has at most this many nonzeros

@@ -821,3 +821,19 @@ def test_the_full_program_is_never_solved_loosely(monkeypatch):
             assert seen and all(everything and eps <= 1e-8 for eps, everything in seen)
         else:
             assert any(eps >= 1e-2 and not everything for eps, everything in seen)
+
+
+def test_clarabel_quality_is_infinite_where_clarabel_reports_nothing():
+    """An answer is taken on Clarabel's gap and residuals only where it reports them (finite numbers)."""
+    class Full:
+        obj_val, obj_val_dual, r_prim, r_dual = 2.0, 1.5, 1e-9, 2e-9
+
+    class Bare:
+        obj_val = 2.0
+
+    class Nan(Full):
+        obj_val_dual = float("nan")
+
+    assert asm._clarabel_quality(Full()) == (0.5, 1e-9, 2e-9)
+    assert asm._clarabel_quality(Bare()) == (np.inf, np.inf, np.inf)
+    assert asm._clarabel_quality(Nan())[0] == np.inf
