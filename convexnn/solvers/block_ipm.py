@@ -528,13 +528,24 @@ def _block_cholesky(Bd: np.ndarray, floor: float = 1e-13) -> np.ndarray:
 
 
 def _inv_factors(L: np.ndarray) -> np.ndarray:
-    """Inverses of the ``(k, d, d)`` square-root factors from :func:`_block_cholesky`: LAPACK's
-    triangular inversion per block when they are lower triangular and ``d >= 8`` (a third of the time
-    of the general batched inverse at d = 31: 0.48 against 1.65 ms for 94 blocks), else the general
-    inverse (the eigenvector factors of floored blocks, and small blocks, where the loop costs more)."""
+    """Inverses of the ``(k, d, d)`` square-root factors from :func:`_block_cholesky`. Lower triangular
+    factors: LAPACK's triangular inversion per block when ``d >= 8`` (a third of the time of the general
+    batched inverse at d = 31: 0.48 against 1.65 ms for 94 blocks), forward substitution over all
+    blocks at once, one row at a time, below (0.09 against 0.22 ms for 160 blocks of d = 5). The
+    general inverse for the eigenvector factors of floored blocks."""
     k, d, _ = L.shape
-    if d < 8 or np.any(np.triu(L, 1)):
+    if np.any(np.triu(L, 1)):
         return np.linalg.inv(L)
+    if d < 8:
+        diag = np.diagonal(L, axis1=1, axis2=2)
+        if not np.all(diag != 0.0):
+            raise np.linalg.LinAlgError("singular block factor")
+        out = np.zeros_like(L)
+        for i in range(d):  # row i of L^{-1}: (e_i - sum_{j<i} L_ij row_j) / L_ii
+            row = -np.einsum("kj,kjm->km", L[:, i, :i], out[:, :i, :]) if i else out[:, 0, :]
+            row[:, i] += 1.0
+            out[:, i, :] = row / diag[:, i:i + 1]
+        return out
     out = np.empty_like(L)
     for i in range(k):
         out[i], info = _dtrtri(L[i], lower=1)

@@ -801,3 +801,20 @@ def test_huber_split_form_stops_on_the_gap_relative_to_its_objective(huber_stres
         ref = f.solve(solver="CLARABEL", tol_gap_abs=1e-12, tol_gap_rel=1e-10, tol_feas=1e-10).value
     assert sol.value == pytest.approx(ref, rel=1e-7)
     assert sol.value - sol.info["gap_abs"] <= ref * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("d", [1, 3, 5, 7, 8, 12])
+def test_inverse_factors_are_the_inverses(d):
+    """_inv_factors: forward substitution (d < 8), LAPACK's triangular inverse (d >= 8) and the general
+    inverse of non-triangular factors all give L^{-1}; a zero on the diagonal raises."""
+    from convexnn.solvers.block_ipm import _inv_factors
+
+    rng = np.random.default_rng(d)
+    A = rng.standard_normal((9, d, d))
+    L = np.linalg.cholesky(A @ np.swapaxes(A, 1, 2) + 1e-2 * np.eye(d))
+    for F in (L, np.linalg.qr(A)[0] * rng.uniform(1, 2, size=(9, 1, d))):  # triangular, then not
+        X = _inv_factors(F)
+        np.testing.assert_allclose(np.matmul(F, X), np.broadcast_to(np.eye(d), F.shape), atol=1e-12)
+    L[4, d - 1, d - 1] = 0.0
+    with pytest.raises(np.linalg.LinAlgError):
+        _inv_factors(L)
