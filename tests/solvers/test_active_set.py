@@ -6,6 +6,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import convexnn as cx
 import convexnn.solvers.active_set as asm
@@ -837,3 +839,43 @@ def test_clarabel_quality_is_infinite_where_clarabel_reports_nothing():
     assert asm._clarabel_quality(Full()) == (0.5, 1e-9, 2e-9)
     assert asm._clarabel_quality(Bare()) == (np.inf, np.inf, np.inf)
     assert asm._clarabel_quality(Nan())[0] == np.inf
+
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), n=st.integers(8, 60), d=st.integers(1, 4), k=st.integers(1, 8),
+       lam_frac=st.sampled_from([0.01, 0.1, 0.5]))
+def test_clarabel_blocks_satisfy_the_kkt_conditions(seed, n, d, k, lam_frac):
+    """_clarabel_blocks on random restricted programs (all cone rows): primal feasible, multipliers
+    nonnegative and complementary, and stationary -- F_b^T(Fx - y) - C_b^T z_b + lam x_b/||x_b|| = 0 on
+    the nonzero blocks, ||F_b^T(Fx - y) - C_b^T z_b|| <= lam on the zero ones -- with the objective of
+    the block interior point (an independent solver)."""
+    from convexnn.solvers.block_ipm import solve_block_ipm
+
+    rng = np.random.default_rng(seed)
+    Xa = np.hstack([rng.standard_normal((n, d)), np.ones((n, 1))])
+    gates = rng.standard_normal((d + 1, k))
+    mk = (Xa @ gates) >= 0
+    sg = np.where(rng.random(k) < 0.5, 1.0, -1.0)
+    y = rng.standard_normal(n)
+    F = ((mk * sg)[:, :, None] * Xa[:, None, :]).reshape(n, -1)
+    lam = lam_frac * max(float(np.abs(F.T @ y).max()), 1e-3)
+    r = asm._clarabel_blocks(Xa, mk, sg, y, lam, None, 1e-10, 200)
+    assert r is not None and r.status in ("optimal", "almostsolved")
+    D = d + 1
+    X, Z = r.X, r.multipliers  # (k, d'), (n, k)
+    S = 2.0 * mk - 1.0
+    scale = 1.0 + float(np.abs(y).max()) * float(np.abs(Xa).max()) * n
+    assert np.all(Z >= 0) and (S * (Xa @ X.T)).min() >= -1e-7 * (1.0 + np.abs(Xa @ X.T).max())
+    assert np.abs(Z * S * (Xa @ X.T)).max() <= 1e-6 * scale  # complementarity
+    g = (F.T @ (F @ X.reshape(-1) - y)).reshape(k, D) - ((S * Z).T @ Xa)  # gradient of the smooth part
+    norms = np.linalg.norm(X, axis=1)
+    # the scale of a nonzero block: ||y|| / ||F|| (a block below 1e-6 of it is zero up to the solver's accuracy)
+    big = norms > 1e-6 * np.linalg.norm(y) / max(np.linalg.norm(F, 2), 1e-300)
+    for b in range(k):
+        if big[b]:
+            assert np.linalg.norm(g[b] + lam * X[b] / norms[b]) <= 1e-5 * scale
+        else:
+            assert np.linalg.norm(g[b]) <= lam + 1e-5 * scale
+    ipm = solve_block_ipm(Xa, mk, sg, y, lam, get_loss("squared"), eps=1e-11)
+    assert r.objective == pytest.approx(ipm.objective, rel=1e-7, abs=1e-9)
