@@ -80,20 +80,32 @@ _PAD_ROWS = 128
 _PROBE_SIZES = (64, 128)
 
 
+def _strictly_inside(t: np.ndarray, norms: np.ndarray, c_norm: Any) -> Any:
+    r"""Whether directions are strictly inside their cones: margins :math:`t_j = a_j^\top c` of at least
+    :data:`_MARGIN` :math:`\|a_j\|\|c\|` on every row (``t`` of shape ``(m,)``, or ``(m, k)`` for ``k``
+    directions with ``norms`` of shape ``(m, 1)`` and ``c_norm`` of ``(k,)``)."""
+    return np.all(t >= _MARGIN * norms * c_norm, axis=0)
+
+
+def _plane_points(rows: np.ndarray, t: np.ndarray, c: np.ndarray) -> np.ndarray:
+    r"""The points :math:`a_j / a_j^\top c` (``t`` the margins) on the hyperplane :math:`c^\top a = 1`
+    in ``r - 1`` coordinates: all but the one of the largest :math:`|c_k|`, which follows from the
+    others, so dropping it is an affine bijection, and affine bijections keep vertices."""
+    keep = np.arange(rows.shape[1]) != int(np.argmax(np.abs(c)))
+    return rows[:, keep] / t[:, None]
+
+
 def _hull_points(A: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    r"""The nonzero rows ``live`` of ``A`` and their points :math:`a_j / a_j^\top c` on the hyperplane
-    :math:`c^\top a = 1` in ``r - 1`` coordinates (all but the one of the largest :math:`|c_k|`: it
-    follows from the others, so dropping it is an affine bijection, and affine bijections keep
-    vertices); None when ``c`` is not strictly inside (:data:`_MARGIN`)."""
+    r"""The nonzero rows ``live`` of ``A`` and their points on the hyperplane :math:`c^\top a = 1`
+    (:func:`_plane_points`); None when ``c`` is not strictly inside (:func:`_strictly_inside`)."""
     norms = np.linalg.norm(A, axis=1)
     live = np.flatnonzero(norms > 0)  # zero rows constrain nothing
     if live.size == 0 or A.shape[1] == 0:
         return None
     t = A[live] @ c
-    if not np.all(t >= _MARGIN * norms[live] * np.linalg.norm(c)):
+    if not _strictly_inside(t, norms[live], np.linalg.norm(c)):
         return None
-    keep = np.arange(A.shape[1]) != int(np.argmax(np.abs(c)))
-    return live, A[live][:, keep] / t[:, None]
+    return live, _plane_points(A[live], t, c)
 
 
 def chamber_facets(A: np.ndarray, c: np.ndarray) -> np.ndarray | None:
@@ -285,12 +297,10 @@ class ChamberFacets:
         C = self._basis.T @ self.gates[:, pids[cols]]  # (r, t)
         Z = self._Xr @ C  # x_j^T c for every row and chamber
         T = np.where(masks[:, cols], 1.0, -1.0) * Z  # a_j^T c
-        inside = np.all(T[live] >= _MARGIN * self._rn[live, None] * np.linalg.norm(C, axis=0), axis=0)
+        inside = _strictly_inside(T[live], self._rn[live, None], np.linalg.norm(C, axis=0))
         Xl = self._Xr[live]
-        drop = np.argmax(np.abs(C), axis=0)
         for j in np.flatnonzero(inside):
-            keep = np.arange(self.rank) != drop[j]
-            hull = _vertices(live, Xl[:, keep] / Z[live, j, None], self.rank)
+            hull = _vertices(live, _plane_points(Xl, Z[live, j], C[:, j]), self.rank)
             if hull is None:  # left to of(), which tries the sign fit next
                 continue
             key = keys[int(cols[j])]

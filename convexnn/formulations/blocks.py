@@ -5,7 +5,8 @@ for vector outputs, ``docs/DESIGN.md``). This module holds what every consumer o
 computes -- the formulations (:mod:`convexnn.formulations.two_layer`), the network-to-convex map
 (:mod:`convexnn.mapping`) and the solvers' results:
 
-* the fit :math:`\sum_i D_i X_a u_i` (:func:`block_fit`), block norms and the regularizer;
+* the fit :math:`\sum_i D_i X_a u_i` (:func:`block_fit`) and its matrix over a set of blocks
+  (:func:`block_design`), block norms and the regularizer;
 * the cone violation :math:`\max_{i,j} (-(2D_i - I)X_a u_i)_j^+` (:func:`cone_violation`);
 * the **zero-block threshold** of the convex-to-network maps (:func:`zero_block_threshold`):
   interior-point solvers return :math:`\sim 10^{-10}` instead of exact zeros, so a block whose
@@ -28,7 +29,7 @@ import numpy as np
 
 from convexnn.formulations.penalties import Penalty, get_penalty
 
-__all__ = ["ZERO_RTOL", "zero_block_threshold", "block_fit", "block_norms", "block_regularizer",
+__all__ = ["ZERO_RTOL", "zero_block_threshold", "block_fit", "block_design", "block_norms", "block_regularizer",
            "cone_violation", "gated_neurons", "group_neurons", "nuclear_relu_neurons"]
 
 #: Blocks whose norm is at most ``ZERO_RTOL`` times the largest block norm (or the data scale
@@ -58,6 +59,16 @@ def block_fit(Xa: np.ndarray, masks: np.ndarray, U: np.ndarray) -> np.ndarray:
         return np.sum(masks * (Xa @ U.T), axis=1)
     Z = np.einsum("nd,pdc->npc", Xa, U)
     return np.einsum("np,npc->nc", masks, Z)
+
+
+def block_design(Xa: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    r"""The fit's matrix over ``k`` blocks, :math:`[\operatorname{diag}(c_1)X_a, \dots,
+    \operatorname{diag}(c_k)X_a]` of shape ``(n, k d')``, for the columns :math:`c_b` of ``cols``
+    (``(n, k)``): the masks :math:`m_i` of the blocks (:math:`D_iX_a`), or :math:`\sigma_b m_{i_b}`
+    for signed blocks (the :math:`v_i`, :math:`w_i` of C-ReLU)."""
+    c = np.asarray(cols, dtype=np.float64)
+    n, d = Xa.shape
+    return (c[:, :, None] * Xa[:, None, :]).reshape(n, c.shape[1] * d)
 
 
 def block_norms(U: np.ndarray) -> np.ndarray:

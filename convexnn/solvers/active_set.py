@@ -56,6 +56,7 @@ import numpy as np
 from convexnn.arrangements.facets import ChamberFacets
 from convexnn.arrangements.limits import one_blas_thread
 from convexnn.errors import InputError
+from convexnn.formulations.blocks import block_design
 from convexnn.formulations.losses import Loss, SquaredLoss
 from convexnn.solvers.block_ipm import BlockIPMResult, PatternGram, iteration_flops, solve_block_ipm, warm_start
 from convexnn.solvers.relu_certificate import (
@@ -269,6 +270,18 @@ def conic_nnz(n: int, k: int, d: int, rows: int) -> float:
     return k * rows * float(d) + k * (d + 1.0) + quad
 
 
+def _cone_matrix(Xa: np.ndarray, signs: np.ndarray, jj: np.ndarray, bb: np.ndarray, k: int) -> Any:
+    r"""The cone rows :math:`s_j x_j^\top x_b \ge 0` of the pairs (row ``jj[t]``, block ``bb[t]``) as a
+    sparse ``(len(jj), k d')`` matrix ``C`` (``Cx >= 0``; ``signs[t]`` = :math:`s_j` of that block's
+    pattern), one matrix row per pair, in the columns of its block."""
+    import scipy.sparse as sp
+
+    d = Xa.shape[1]
+    coef = signs[:, None] * Xa[jj]
+    return sp.csr_matrix((coef.ravel(), (np.repeat(np.arange(jj.size), d), (bb[:, None] * d + np.arange(d)).ravel())),
+                         shape=(jj.size, k * d))
+
+
 def _clarabel_blocks(Xa: np.ndarray, mk: np.ndarray, sg: np.ndarray, y: np.ndarray, lam: float,
                      R: np.ndarray | None, eps: float, max_iter: int) -> BlockIPMResult | None:
     r"""The restricted squared-loss program of :func:`solve_block_ipm` (blocks of the patterns ``mk``
@@ -276,18 +289,15 @@ def _clarabel_blocks(Xa: np.ndarray, mk: np.ndarray, sg: np.ndarray, y: np.ndarr
     (:func:`_clarabel_squared`), as a :class:`~convexnn.solvers.block_ipm.BlockIPMResult` without a
     warm-start state and without a flop count (zero): the gap is Clarabel's primal-dual objective gap
     relative to :math:`\max(1, |F(x)|)`, the residuals its own. None when Clarabel fails."""
-    import scipy.sparse as sp
-
     t0 = time.perf_counter()
     n, d = Xa.shape
     k = mk.shape[1]
-    Rb = np.broadcast_to(np.arange(n)[:, None], (n, k)) if R is None else R
-    r = Rb.shape[0]
-    F = ((mk * sg[None, :])[:, :, None] * Xa[:, None, :]).reshape(n, k * d)
-    # the cone rows of block b, block after block: s_j x_j^T x_b >= 0 for the rows j of Rb[:, b]
-    coef = ((2.0 * mk[Rb, np.arange(k)[None, :]] - 1.0)[:, :, None] * Xa[Rb]).transpose(1, 0, 2)
-    cols = np.broadcast_to(np.arange(k * d).reshape(k, 1, d), (k, r, d))
-    C = sp.csr_matrix((coef.reshape(-1), (np.repeat(np.arange(k * r), d), cols.reshape(-1))), shape=(k * r, k * d))
+    r = n if R is None else R.shape[0]
+    F = block_design(Xa, mk * sg[None, :])
+    # the cone rows of block b, block after block: the rows j of R[:, b] (all rows without R)
+    jj = np.tile(np.arange(n), k) if R is None else R.T.ravel()
+    bb = np.repeat(np.arange(k), r)
+    C = _cone_matrix(Xa, 2.0 * mk[jj, bb] - 1.0, jj, bb, k)
     try:
         x, z, it, status, (gap_abs, pres, dres) = _clarabel_squared(F, y, lam, C, k, d, eps, max_iter)
     except Exception:  # noqa: BLE001  (a failed or inaccurate Clarabel solve: the block interior point)
@@ -397,7 +407,6 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
         When Clarabel fails outright (the caller falls back to the augmented Lagrangian).
     """
     import cvxpy as cp
-    import scipy.sparse as sp
 
     t0 = time.perf_counter()
     n, d = Xa.shape
@@ -412,9 +421,10 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
         raise InputError(f"solver must be 'ipm' or 'clarabel'; got {solver!r}.")
     # a solve that reached the requested accuracy is used
     accept = max(_IPM_ACCEPT, float(eps), 0.0 if accept is None else float(accept))
+    # the blocks' patterns, masks and signs sigma_b
+    pids = np.array([i for _, i in blocks])
+    mk, sg = masks[:, pids], np.array([1.0 - 2.0 * b for b, _ in blocks])
     if solver == "ipm":
-        mk, sg = masks[:, [i for _, i in blocks]], np.array([1.0 - 2.0 * b for b, _ in blocks])
-        pids = np.array([i for _, i in blocks])
         gram_of = None if gram_cache is None else (lambda which: gram_cache.of(pids[which]))
         prev = warm  # (state, blocks, rows) of the solve to start from
         same = prev is not None and prev[1] == blocks
@@ -486,7 +496,7 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
     rn = np.linalg.norm(Xa, axis=1)
     rn = np.where(rn > 0, rn, 1.0)
     m = n if rows_per_block is None else int(rows_per_block)
-    F = np.hstack([(1.0 - 2.0 * r) * M[:, [i]] * Xa for r, i in blocks])  # (n, k d)
+    F = block_design(Xa, mk * sg[None, :])  # (n, k d)
     sel = np.zeros((n, k), dtype=bool)
     for b, (r, i) in enumerate(blocks):
         ref = None
@@ -509,10 +519,7 @@ def solve_restricted(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: floa
         if rnd == row_rounds:
             sel[:] = True
         jj, bb = np.nonzero(sel)
-        coef = S[jj, [blocks[b][1] for b in bb]][:, None] * Xa[jj]  # (nnz_rows, d)
-        C = sp.csr_matrix((coef.ravel(), (np.repeat(np.arange(jj.size), d),
-                                           (bb[:, None] * d + np.arange(d)[None, :]).ravel())),
-                          shape=(jj.size, k * d))
+        C = _cone_matrix(Xa, S[jj, pids[bb]], jj, bb, k)
         if obj is None:
             xv, dv, it, status, _ = _clarabel_squared(F, y, lam, C, k, d, eps, max_iter)
         else:

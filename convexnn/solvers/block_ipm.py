@@ -130,6 +130,7 @@ from scipy.linalg.lapack import dtrtri as _dtrtri
 
 from convexnn.arrangements.limits import parallel_blas
 from convexnn.backend import NUMPY
+from convexnn.formulations.blocks import block_design
 from convexnn.formulations.losses import Loss
 
 __all__ = ["BlockIPMResult", "PatternGram", "iteration_flops", "pattern_gram", "solve_block_ipm", "warm_start"]
@@ -858,14 +859,14 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
     # F = [sigma_b D_b X_a] (n x k d') only for the Woodbury solve; the dense solve needs the unit
     # Gram matrix G (squared loss, by patterns, never forming F) or F_u (the curvature products of a
     # non-quadratic loss), each formed when first needed
-    F = (Fc[:, :, None] * Xa[:, None, :]).reshape(n, nx) if low_rank else None
+    F = block_design(Xa, Fc) if low_rank else None
     gram = None
     Fu = None
 
     def unit_design() -> np.ndarray:
         nonlocal Fu
         if Fu is None:
-            Fu = (Mk[:, us.first, None] * Xa[:, None, :]).reshape(n, nux)
+            Fu = block_design(Xa, Mk[:, us.first])
         return Fu
 
     def unit_gram() -> np.ndarray:

@@ -367,19 +367,19 @@ def _gated_polished(Xa: np.ndarray, masks: np.ndarray, op: MaskedDesign, loss: A
         if pol.converged:
             U, own = pol.U, pol.dual_point
             stop = "certified"
-        elif pol.reason == "max_iter":  # the budget is spent: the better of the two points
-            U = pol.U if pol.rel_gap < r.gap.rel_gap else r.U
-            own = pol.dual_point if U is pol.U else None
-            converged, stop = False, "max_iter"
-            info["fallback_fista"] = False
-        elif rescue and pol.reason.startswith(CYCLED_TO_IPM):
+        elif pol.reason == "max_iter" or (rescue and pol.reason.startswith(CYCLED_TO_IPM)):
+            # no R-FISTA after the polish: the budget is spent, or auto's rescue takes over; the better
+            # of the two points
             U = pol.U if pol.rel_gap < r.gap.rel_gap else r.U
             own = pol.dual_point if U is pol.U else None
             converged = False
-            stop = (f"the Newton polish stopped: {pol.reason}; R-FISTA not resumed (method='auto' hands the "
-                    "program to the interior point)")
             info["fallback_fista"] = False
-            info["left_to_rescue"] = True
+            if pol.reason == "max_iter":
+                stop = "max_iter"
+            else:
+                stop = (f"the Newton polish stopped: {pol.reason}; R-FISTA not resumed (method='auto' hands the "
+                        "program to the interior point)")
+                info["left_to_rescue"] = True
         else:
             start = bk.asarray(pol.U) if pol.rel_gap < r.gap.rel_gap else r.U
             r2 = solve_gated(op, loss, yb, lam, U0=start, tol=tol, max_iter=max(max_iter - iters, 0),

@@ -93,6 +93,7 @@ import scipy.linalg
 from convexnn.arrangements.limits import one_blas_thread
 from convexnn.backend import NUMPY
 from convexnn.errors import InputError
+from convexnn.formulations.blocks import block_design
 from convexnn.formulations.losses import Loss, get_loss
 from convexnn.gap import relative_gap
 from convexnn.solvers.block_ipm import iteration_flops as ipm_iteration_flops
@@ -135,8 +136,7 @@ _HANDOVER_FLOPS = 1e10
 
 def _block_design(Xa: np.ndarray, masks: np.ndarray, S: np.ndarray) -> np.ndarray:
     r""":math:`A_{\mathcal S} = [D_i\tilde X]_{i\in\mathcal S}`, shape ``(n, |S| d')``."""
-    n, d = Xa.shape
-    return np.einsum("nk,nd->nkd", masks[:, S].astype(np.float64), Xa).reshape(n, len(S) * d)
+    return block_design(Xa, masks[:, S])
 
 
 def restricted_newton(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float, loss: str | Loss,
