@@ -60,6 +60,28 @@ Gram matrix is formed once for the squared loss). The ``k n`` cone rows cost
 only) and never enter a factorization. With ``rows`` (row generation by the caller) each block
 carries ``r`` of its ``n`` rows, gathered once, and they cost :math:`O(k r d'^2)` (:class:`_ConeRows`).
 
+The reduced ``d' x d'`` block of a cone, the Schur complement of :math:`(W^{-2})_{00}` in
+:math:`W^{-2}`, is formed in closed form (:func:`_nt_scaling`). Near the end the blocks of the groups
+that are nonzero at the optimum have one eigenvalue (their radial direction) many orders of magnitude
+below the others, and the explicit Schur complement of the entries of :math:`W^{-2}` loses it to
+cancellation: where the loss adds little curvature along that direction (logistic loss with columns
+whose scales spread over seven decades) the reduced matrix was then indefinite in rounding, the
+Woodbury and dense solves needed regularization, and the solves stalled at relative residuals of
+:math:`10^{-7}` to :math:`10^{-5}`.
+
+**Balanced centring.** Mehrotra's centring parameter :math:`\sigma = (1 - \alpha_{\text{aff}})^3` is
+raised so that the relative complementarity aimed at, :math:`\sigma` times the present one, is at
+least :data:`_BALANCE` times the larger relative residual: infeasibility and complementarity then
+decrease together, as in the neighbourhoods of infeasible path-following methods (Wright,
+*Primal-Dual Interior-Point Methods*, SIAM 1997, ch. 6). Without it the complementarity can run
+ahead of a dual residual that the loss lets decrease only slowly (logistic loss on nearly separable
+samples, whose curvature is exponentially small), the iterates reach the cone boundaries with the
+residual still at :math:`10^{-7}`, and the steps shrink to nothing. On ten logistic C-GReLU programs
+of 110 samples with column scales over seven decades (drawn like the ``stress`` group of
+``bench/bench_heldout.py``, other seeds) the two changes together took the interior point over all
+groups from 4 to 10 certified (0.04-0.17 s each), and the first-order path from 4 to 10; on the
+matrix's programs and 58 random small ones the iteration counts stayed within a few of before.
+
 **Blocks of one pattern.** The :math:`v_i` and :math:`w_i` of C-ReLU share their columns of
 :math:`F` up to sign, so the loss term depends on :math:`v_i - w_i` only: the dense system is
 solved over *units* (a block alone, or the two blocks of one pattern), with the second block of a
@@ -141,6 +163,9 @@ _CORRECTORS = 2
 #: correctors: there a corrector's Python overhead exceeds the factorization it reuses
 _CORRECTOR_MIN_FLOPS = 1e7
 _STEP = 0.99  # fraction of the step to the boundary
+#: balanced centring: Mehrotra's centring parameter is raised so that the relative complementarity
+#: aimed at is at least this times the larger relative residual (see the module docstring)
+_BALANCE = 0.1
 #: the dense Cholesky solve of an unregularized reduced system is refined (one step) only once the
 #: relative gap is below this: earlier the directions need no more than a backward-stable solve (the
 #: infeasible method corrects residuals in the next iteration), and on small programs the step cost
@@ -708,7 +733,19 @@ def _lp_step(s_inv: np.ndarray, *dss: np.ndarray) -> float:
 
 def _nt_scaling(s: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     r"""Nesterov--Todd scaling of second-order cones (rows): ``W``, ``W^{-1}`` (``(k, m, m)``),
-    :math:`\lambda = W z = W^{-1} s` and :math:`\lambda^\top J\lambda` (Vandenberghe 2010, Sec. 4.3)."""
+    :math:`\lambda = W z = W^{-1} s`, :math:`\lambda^\top J\lambda` (Vandenberghe 2010, Sec. 4.3) and
+    the reduced block ``(k, m - 1, m - 1)``: the Schur complement of :math:`(W^{-2})_{00}` in
+    :math:`W^{-2}`, which is :math:`((W^2)_{11})^{-1}`. With :math:`W = \beta(2vv^\top - J)` and
+    :math:`v_0^2 = 1 + \|v_1\|^2`, :math:`(W^2)_{11} = \beta^2(I + 8(1 + \|v_1\|^2)v_1v_1^\top)`, so by
+    Sherman--Morrison
+
+    .. math::
+
+        \big((W^2)_{11}\big)^{-1} = \beta^{-2}\Big(I - \frac{8(1 + \|v_1\|^2)}{1 + 8(1 + \|v_1\|^2)\|v_1\|^2}
+        v_1v_1^\top\Big),
+
+    formed without the cancellation of the explicit Schur complement (whose entries are of the size
+    :math:`\beta^{-2}\|v\|^4` while its smallest eigenvalue is :math:`\beta^{-2}/(1 + 8(1 + \|v_1\|^2)\|v_1\|^2)`)."""
     k, m = s.shape
     sn, zn = _jnorm(s), _jnorm(z)
     sb, zb = s / sn[:, None], z / zn[:, None]
@@ -736,7 +773,12 @@ def _nt_scaling(s: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     dd = sb[:, 0] + zb[:, 0] + 2.0 * gam
     lmb[:, 1:] = ((gam + zb[:, 0])[:, None] * sb[:, 1:] + (gam + sb[:, 0])[:, None] * zb[:, 1:]) / dd[:, None]
     lmb *= np.sqrt(sn * zn)[:, None]
-    return W, Winv, lmb, sn * zn
+    v1 = wb[:, 1:]
+    n2 = np.einsum("ij,ij->i", v1, v1)
+    c = 8.0 * (1.0 + n2) / (1.0 + 8.0 * (1.0 + n2) * n2)
+    red = np.eye(m - 1)[None] - c[:, None, None] * v1[:, :, None] * v1[:, None, :]
+    red *= (1.0 / (beta * beta))[:, None, None]
+    return W, Winv, lmb, sn * zn, red
 
 
 def _dense_factor(K: np.ndarray, reg: float, diag: tuple, base: float,
@@ -1060,15 +1102,14 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
             status = "stalled"  # an iterate reached a cone boundary in rounding: the scaling is undefined
             break
         # scalings
-        W, Winv, lq, lden = _nt_scaling(sq, zq)
+        W, Winv, lq, lden, Bd = _nt_scaling(sq, zq)
         A = np.matmul(Winv, Winv)  # W^{-2}, (k, m, m)
         if cones:
             Dl = zl / sl
             wl_inv = np.sqrt(Dl)  # 1 / w_l, w_l = sqrt(s_l / z_l)
             ll = np.sqrt(sl * zl)
             Dl_rl = Dl * rl  # the same in every Newton solve of this iteration
-        # the reduced matrix (depends on the scalings only)
-        Bd = A[:, 1:, 1:] - A[:, 1:, :1] * A[:, :1, 1:] / A[:, :1, :1]
+        # the reduced matrix (depends on the scalings only): Bd from _nt_scaling, plus the cone rows
         if cones:
             cone.add_gram(Bd, Dl)
 
@@ -1310,6 +1351,11 @@ def solve_block_ipm(Xa: np.ndarray, masks: np.ndarray, sigma: np.ndarray, y: np.
             break
         a_aff = min(1.0, max_step(*aff))
         sigma_c = (1.0 - a_aff) ** 3
+        # balanced centring: the complementarity aimed at stays at least _BALANCE times the larger
+        # relative residual (see the module docstring)
+        lag = _BALANCE * max(dres, pres)
+        if grel < lag:
+            sigma_c = max(sigma_c, min(1.0, lag / max(grel, 1e-300)))
         # corrector (Mehrotra's second-order term, in the scaled space)
         (sl_t, zl_t), (sq_t, zq_t) = aff[-2], aff[-1]
         ds_q = -_jprod(lq, lq) - _jprod(sq_t, zq_t)

@@ -167,7 +167,7 @@ def test_cone_algebra():
     s[:, 0] = np.linalg.norm(s[:, 1:], axis=1) + rng.random(5)
     z = rng.standard_normal((5, 4))
     z[:, 0] = np.linalg.norm(z[:, 1:], axis=1) + rng.random(5)
-    W, Winv, lmb, den = _nt_scaling(s, z)
+    W, Winv, lmb, den, red = _nt_scaling(s, z)
     # Nesterov-Todd: W z = W^{-1} s = lambda, W W^{-1} = I, W^2 z = s
     np.testing.assert_allclose(np.einsum("kij,kj->ki", W, z), lmb, atol=1e-12)
     np.testing.assert_allclose(np.einsum("kij,kj->ki", Winv, s), lmb, atol=1e-12)
@@ -818,3 +818,78 @@ def test_inverse_factors_are_the_inverses(d):
     L[4, d - 1, d - 1] = 0.0
     with pytest.raises(np.linalg.LinAlgError):
         _inv_factors(L)
+
+
+def _mp_reduced_block(s: np.ndarray, z: np.ndarray, mp) -> tuple[list, list, list]:
+    """In 60-digit arithmetic: the Nesterov-Todd scaling W of one cone (checked by W z = W^{-1} s), and
+    the explicit Schur complement of (W^{-2})_{00} in W^{-2}."""
+    m = s.size
+    S, Z = mp.matrix([mp.mpf(float(v)) for v in s]), mp.matrix([mp.mpf(float(v)) for v in z])
+    J = mp.diag([1] + [-1] * (m - 1))
+
+    def jn(u):
+        return mp.sqrt((u.T * J * u)[0])
+
+    sn, zn = jn(S), jn(Z)
+    sb, zb = S / sn, Z / zn
+    gam = mp.sqrt((1 + (sb.T * zb)[0]) / 2)
+    wb = (sb + J * zb) / (2 * gam)
+    e = mp.matrix([1] + [0] * (m - 1))
+    v = (wb + e) / mp.sqrt(2 * (wb[0] + 1))
+    beta = mp.sqrt(sn / zn)
+    W = beta * (2 * v * v.T - J)
+    Wi = mp.inverse(W)
+    assert mp.norm(W * Z - Wi * S) <= mp.mpf(10) ** -40 * (mp.norm(S) + mp.norm(Z))
+    A = Wi * Wi
+    red = mp.matrix(m - 1, m - 1)
+    for i in range(1, m):
+        for j in range(1, m):
+            red[i - 1, j - 1] = A[i, j] - A[i, 0] * A[0, j] / A[0, 0]
+    return red, W, Wi
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), m=st.integers(2, 7), near=st.floats(0.0, 9.0))
+def test_reduced_cone_block_is_the_schur_complement_without_cancellation(seed, m, near):
+    # s and z near the boundary and nearly orthogonal, as at the end of a solve (complementarity
+    # 10^-near): the closed form of _nt_scaling equals the Schur complement of W^{-2} computed in
+    # 60 digits, in every eigendirection, the radial one of tiny eigenvalue included
+    mp = pytest.importorskip("mpmath")
+    mp.mp.dps = 60
+    rng = np.random.default_rng(seed)
+    u = rng.standard_normal(m - 1)
+    u /= np.linalg.norm(u)
+    t = 10.0 ** -near
+    a, b = rng.uniform(0.5, 2.0, 2)
+    s = np.r_[a * (1.0 + t), a * u + t * rng.standard_normal(m - 1) * 0.1]
+    z = np.r_[b * (1.0 + t), -b * u + t * rng.standard_normal(m - 1) * 0.1]
+    for x in (s, z):  # strictly inside
+        x[0] = max(x[0], np.linalg.norm(x[1:]) * (1.0 + t))
+    _, _, _, _, red = _nt_scaling(s[None], z[None])
+    ref, _, _ = _mp_reduced_block(s, z, mp)
+    R = np.array(ref.tolist(), dtype=float)
+    ev, Q = np.linalg.eigh(R)
+    assert ev.min() > 0
+    # each eigenvalue of the reference, as a Rayleigh quotient of the closed form: relative accuracy
+    # eps times the condition number of the block at most (1e-16 x 1e9 ... 1e18 spread)
+    got = np.einsum("ij,ik,kj->j", Q, red[0], Q)
+    np.testing.assert_allclose(got, ev, rtol=1e-6 + 1e-14 * ev.max() / ev.min())
+    np.testing.assert_allclose(red[0], red[0].T, atol=0)
+    assert np.all(np.linalg.eigvalsh(red[0]) > -1e-15 * ev.max())
+
+
+def test_explicit_schur_complement_loses_the_radial_eigenvalue():
+    # what the closed form avoids: near the boundary the explicit Schur complement of W^{-2} in
+    # double precision gets the smallest eigenvalue wrong by orders of magnitude (or its sign)
+    mp = pytest.importorskip("mpmath")
+    mp.mp.dps = 60
+    t = 1e-10
+    s = np.array([1.0 + t, 1.0, 0.0])
+    z = np.array([1.0 + t, -1.0, 0.0])
+    ref, _, _ = _mp_reduced_block(s, z, mp)
+    lo = float(min(mp.eigsy(ref)[0]))
+    W, Winv, _, _, red = _nt_scaling(s[None], z[None])
+    A = Winv[0] @ Winv[0]
+    explicit = A[1:, 1:] - np.outer(A[1:, 0], A[0, 1:]) / A[0, 0]
+    assert np.linalg.eigvalsh(red[0]).min() == pytest.approx(lo, rel=1e-5)
+    assert abs(np.linalg.eigvalsh(explicit).min() - lo) > 100.0 * lo

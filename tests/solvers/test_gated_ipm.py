@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -187,7 +189,8 @@ def test_cost_models():
 def test_a_stalled_cold_solve_is_not_repeated_at_a_tighter_eps(monkeypatch):
     """With no group to add, a restricted solve short of the certificate is repeated tighter and cold;
     a cold solve that stalled is not (it would follow the same path to the same stall). The certificate
-    is a certificate: its dual value is below Clarabel's optimum."""
+    is a certificate: its dual value is below Clarabel's optimum. The stalls are forced (the interior
+    point now certifies this program)."""
     rng = np.random.default_rng(14)
     n, d, P = 110, 10, 100
     X = rng.standard_normal((n, d)) * 10.0 ** rng.uniform(-3, 4, d)  # columns over seven decades
@@ -201,13 +204,14 @@ def test_a_stalled_cold_solve_is_not_repeated_at_a_tighter_eps(monkeypatch):
     real = gi.solve_block_ipm
 
     def spy(*a, **k):
-        r = real(*a, **k)
-        calls.append((a[1].shape[1], k.get("start") is None, r.status, k["eps"]))
+        cold = k.get("start") is None
+        # cold solves stall after a few iterations (as at a rounding floor)
+        r = real(*a, **k) if not cold else replace(real(*a, **{**k, "max_iter": 6}), status="stalled")
+        calls.append((a[1].shape[1], cold, r.status, k["eps"]))
         return r
 
     monkeypatch.setattr(gi, "solve_block_ipm", spy)
     res = solve_gated_ipm(Xa, M, y, lam, "logistic", tol=1e-8, screen=True)
-    # this program's restricted solves stall (the interior point's rounding floor on these columns)
     assert any(st != "optimal" for _, _, st, _ in calls)
     for (k0, cold0, st0, eps0), (k1, _, _, eps1) in zip(calls, calls[1:]):
         if cold0 and st0 != "optimal":  # a stalled cold solve is followed only by a larger working set
@@ -215,3 +219,29 @@ def test_a_stalled_cold_solve_is_not_repeated_at_a_tighter_eps(monkeypatch):
     ref = cx.c_grelu(X, y, pat, lam, loss="logistic").solve(solver="CLARABEL", tol_gap_abs=1e-10,
                                                             tol_gap_rel=1e-10, tol_feas=1e-10).value
     assert res.gap.dual <= ref + 1e-9 * abs(ref) <= res.gap.primal + 2e-9 * abs(ref)
+
+
+def _seven_decades(seed: int):
+    """Logistic C-GReLU on 110 samples whose 10 columns spread over seven decades of scale, at
+    5e-4 lam_max (nearly every group active, more variables than samples)."""
+    rng = np.random.default_rng(seed)
+    n, d = 110, 10
+    X = rng.standard_normal((n, d)) * 10.0 ** rng.uniform(-3, 4, d)
+    z = np.maximum(X @ rng.standard_normal(d) / 1e3, 0.0) + 0.3 * rng.standard_normal(n)
+    y = np.where(z > np.median(z), 1.0, -1.0)
+    pat = cx.Patterns.from_gates(X, rng.standard_normal((d + 1, 100)), bias=True)
+    lam = 5e-4 * lam_max(np.hstack([X, np.ones((n, 1))]), pat.masks, y, "logistic")
+    return cx.c_grelu(X, y, pat, lam, loss="logistic")
+
+
+@pytest.mark.parametrize("seed", [70000, 70006, 70009])
+def test_badly_scaled_logistic_programs_are_certified(seed):
+    # the reduced cone blocks in closed form and the balanced centring of the block interior point:
+    # without them its solves over all groups stalled at certified gaps of 2e-5, 1e-6 and 1e-5 on
+    # these programs
+    f = _seven_decades(seed)
+    ref = f.solve("CLARABEL", **TIGHT).value
+    sol = cx.solve(f, method="gated_ipm")
+    assert sol.status == "optimal" and sol.info["gap"] <= 1e-8, sol.info.get("stop_reason")
+    assert sol.value - sol.info["gap_abs"] <= ref + 1e-7 * abs(ref)  # the certified bound holds
+    assert sol.value == pytest.approx(ref, rel=1e-6)

@@ -327,12 +327,25 @@ def _certified_below_clarabel(f, sol, tol):
     assert sol.value - sol.info["gap_abs"] <= ref + 1e-9 * abs(ref)  # a lower bound of the optimum
 
 
-def test_auto_rescues_an_uncertified_gated_solve_with_the_interior_point():
-    # on this program the polish's rounds cycle and the block interior point fails on it; method="first_order"
-    # then resumes R-FISTA and runs out of its default budget, while auto leaves it to the rescue at once:
-    # Clarabel's solution gets the same certificate
+def _failing_gated_interior_point(monkeypatch) -> None:
+    """The block interior point of the C-GReLU polish stalls after a few iterations (forced: on the
+    programs of :func:`_scaled_logistic` it certifies)."""
+    from dataclasses import replace
+
+    import convexnn.solvers.gated_ipm as gi
+
+    real = gi.solve_block_ipm
+    monkeypatch.setattr(gi, "solve_block_ipm",
+                        lambda *a, **k: replace(real(*a, **{**k, "max_iter": 4}), status="stalled"))
+
+
+def test_auto_rescues_an_uncertified_gated_solve_with_the_interior_point(monkeypatch):
+    # on this program the polish's rounds cycle and the block interior point fails on it (forced);
+    # method="first_order" then resumes R-FISTA and runs out of its default budget, while auto leaves it
+    # to the rescue at once: Clarabel's solution gets the same certificate
     import warnings
 
+    _failing_gated_interior_point(monkeypatch)
     f = _scaled_logistic(14)
     with warnings.catch_warnings():
         warnings.simplefilter("error", cx.ConvergenceWarning)  # certified: the first solve's warning is not the answer's
@@ -354,6 +367,7 @@ def test_auto_resumes_the_first_order_path_when_the_rescue_fails(monkeypatch):
 
     from convexnn.errors import SolverError
 
+    _failing_gated_interior_point(monkeypatch)
     f = _scaled_logistic(14)
     with pytest.warns(cx.ConvergenceWarning):
         fo = cx.solve(f, method="first_order", tol=1e-8)
