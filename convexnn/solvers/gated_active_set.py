@@ -123,6 +123,9 @@ _STALL_ROUNDS = 3
 #: the beginning of the stopping reason of a polish whose rounds cycled and whose block interior point, which
 #: then took over, did not certify either (the rest is that solver's reason)
 CYCLED_TO_IPM = "cycling, then the block interior point"
+#: the beginning of the stopping reason of a polish that went to the block interior point over all groups at once
+#: (``ipm_first``) and was not certified by it
+ALL_GROUPS_IPM = "the block interior point over all groups"
 _PROGRESS = 0.9
 #: ... or the last ``_FLAT_ROUNDS`` rounds did not bring the certified gap below ``_PROGRESS`` times
 #: the best one, however the support grew (on one-dimensional data the supports grew by a few
@@ -711,7 +714,7 @@ def solve_gated_active_set(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam
                            max_vars: int = 1500, max_design: int = 20_000_000,
                            max_rows: int = MAX_WOODBURY_ROWS, linear_algebra: str = "auto",
                            max_iterations: int | None = None, t0: float | None = None,
-                           iterations0: int = 0) -> GatedPolishResult:
+                           iterations0: int = 0, ipm_first: bool = False) -> GatedPolishResult:
     r"""Newton polish on the support of ``U0`` with column generation and a global certificate.
 
     **The Huber loss** (a loss with :meth:`~convexnn.formulations.losses.Loss.outlier_split`) has no
@@ -767,6 +770,12 @@ def solve_gated_active_set(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam
         ``time.perf_counter()`` origin of the history's times.
     iterations0 : int
         Iteration count of the first-order phase (history numbering).
+    ipm_first : bool
+        No Newton rounds: the block interior point solves the program over all ``P`` groups at
+        once (its cost is bounded, 10-30 iterations; the caller asks for it when ``U0`` is a rough
+        guess on a program of at most :data:`convexnn.solvers.gated_ipm.MAX_VARS` variables, see
+        :data:`convexnn.solvers.first_order.IPM_FIRST_GAP`). ``reason`` is then ``"certified"`` or
+        ``"the block interior point over all groups: <its reason>"``.
 
     Returns
     -------
@@ -810,7 +819,8 @@ def solve_gated_active_set(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam
         nonlocal handed_over, newton_its, rounds, best, bestU, best_dual, S
         from convexnn.solvers.gated_ipm import solve_gated_ipm
 
-        ipm = solve_gated_ipm(Xa, masks, y, lam, loss, tol=tol, work0=work, t0=t0)
+        ipm = solve_gated_ipm(Xa, masks, y, lam, loss, tol=tol, work0=work, t0=t0,
+                              max_iterations=None if max_iterations is None else max_iterations - newton_its)
         handed_over = True
         for h in ipm.history:  # h["iter"]: the interior point's iterations so far
             history.append({"iter": iterations0 + newton_its + int(h["iter"]), "time": h["time"],
@@ -822,7 +832,9 @@ def solve_gated_active_set(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam
             best, bestU = (g.primal, g.dual, g.rel_gap, None, None), ipm.U.copy()
             best_dual = np.asarray(g.dual_point, dtype=np.float64)
             S = np.flatnonzero(np.linalg.norm(ipm.U, axis=1) > 0)
-        return "certified" if ipm.converged else f"{label}: {ipm.reason}"
+        if ipm.converged:
+            return "certified"
+        return "max_iter" if ipm.reason == "max_iter" else f"{label}: {ipm.reason}"
 
     split_first = loss.outlier_split() is not None and 0 < len(S) and len(S) * d <= max_vars
     if split_first:
@@ -830,6 +842,8 @@ def solve_gated_active_set(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam
         # (held-out programs: one ran R-FISTA to max_iter after them), while the block interior point
         # solves its exact split form (convexnn.solvers.block_ipm)
         reason = hand_over(S, "the block interior point (outlier split)")
+    elif ipm_first:
+        reason = hand_over(np.arange(P), ALL_GROUPS_IPM)
     while rounds < max_rounds and not handed_over:
         mode = choose_linear_algebra(n, len(S), d, bool(loss.unit_curvature), max_vars=max_vars,
                                      max_design=max_design, max_rows=max_rows, allowed=linear_algebra)
@@ -906,5 +920,5 @@ def solve_gated_active_set(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam
         churn += bool(gone.intersection(viol.tolist()))
     primal, dual, rel, _, _ = best
     return GatedPolishResult(bestU, primal, dual, rel, rel <= tol, reason, rounds, newton_its, len(S), history,
-                             cycling=reason.startswith("cycling") or (handed_over and not split_first),
+                             cycling=reason.startswith("cycling") or (handed_over and not (split_first or ipm_first)),
                              dual_point=best_dual)

@@ -86,7 +86,8 @@ class GatedIPMResult:
         ``gap.rel_gap <= tol``.
     reason : str
         ``"certified"``, ``"no_violated_block"`` (the restricted solves' accuracy limits the gap),
-        ``"max_rounds"`` or ``"ipm_failed"`` (the interior point stalled on every attempt).
+        ``"max_rounds"``, ``"max_iter"`` (the iteration budget ``max_iterations``) or ``"ipm_failed"``
+        (the interior point stalled on every attempt).
     rounds : int
         Restricted interior-point solves.
     iterations : int
@@ -135,7 +136,7 @@ def solve_gated_ipm(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float
                     max_vars: int = MAX_VARS, screen: bool | None = None, screen_tol: float = 1e-2,
                     screen_iter: int = 500, U0: np.ndarray | None = None, max_rounds: int = 30,
                     add_limit: int = 10, t0: float | None = None,
-                    work0: np.ndarray | None = None) -> GatedIPMResult:
+                    work0: np.ndarray | None = None, max_iterations: int | None = None) -> GatedIPMResult:
     r"""Solve C-GReLU (group lasso, scalar output) by the block interior point, certified over all
     groups (see the module docstring).
 
@@ -171,6 +172,9 @@ def solve_gated_ipm(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float
     work0 : ndarray of int, optional
         The first working set (group indices) instead of screening or all groups: e.g. the groups
         a Newton polish cycled between (:func:`convexnn.solvers.gated_active_set.solve_gated_active_set`).
+    max_iterations : int, optional
+        Budget of interior-point iterations over all restricted solves (the screening's not counted):
+        each solve gets at most what is left, and none starts once it is spent (``reason="max_iter"``).
 
     Returns
     -------
@@ -216,16 +220,25 @@ def solve_gated_ipm(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float
     rounds = ipm_its = 0
     reason = "max_rounds"
     best: tuple[np.ndarray, GapResult] | None = None
+    def left() -> int:
+        """Iterations the next restricted solve may take (100, or what the budget leaves)."""
+        return 100 if max_iterations is None else min(100, int(max_iterations) - ipm_its)
+
     while rounds < max_rounds:
+        if left() <= 0:
+            reason = "max_iter"
+            break
         rounds += 1
         wl = [int(i) for i in work]
         start = None if warm is None else warm_start(warm[0], warm[1], wl, n, d, lam, cones=False)
-        res = solve_block_ipm(Xa, masks[:, work], ones[work], y, lam, L, cones=False, eps=eps, start=start)
-        cold = start is None
-        if not cold and max(res.gap, res.pres, res.dres) > 1e-7:
-            res = solve_block_ipm(Xa, masks[:, work], ones[work], y, lam, L, cones=False, eps=eps)
-            cold = True
+        res = solve_block_ipm(Xa, masks[:, work], ones[work], y, lam, L, cones=False, eps=eps, start=start,
+                              max_iter=left())
         ipm_its += res.iterations
+        cold = start is None
+        if not cold and max(res.gap, res.pres, res.dres) > 1e-7 and left() > 0:
+            res = solve_block_ipm(Xa, masks[:, work], ones[work], y, lam, L, cones=False, eps=eps, max_iter=left())
+            ipm_its += res.iterations
+            cold = True
         U = np.zeros((P, d))
         U[work] = res.X
         # (the Huber split form's own dual candidate is tried as well: the better certificate is kept)
@@ -243,6 +256,9 @@ def solve_gated_ipm(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float
         inw[work] = True
         add = np.flatnonzero(~inw & (c > lam * (1.0 + _ADD_RTOL)))
         if add.size == 0:
+            if left() <= 0:
+                reason = "max_iter"
+                break
             # tighter, from a cold start; but a cold solve that stalled follows the same path to the same
             # stall at any eps (logistic programs with columns over seven decades: three cold solves of
             # 0.2-0.4 s each ended where the first had)
@@ -255,6 +271,9 @@ def solve_gated_ipm(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float
         add = add[np.argsort(-c[add], kind="stable")][:max(add_limit, int(work.size))]
         warm = (res.state, wl) if res.state is not None else None
         work = np.union1d(work, add)
+    if best is None:  # the budget was spent before the first solve: the certificate of zero
+        U = np.zeros((P, d))
+        best = (U, gated_gap(op, L, yb, lam, U, op.fit(U)))
     U, g = best
     return GatedIPMResult(U, g, g.rel_gap <= tol, reason, rounds, screen_its + ipm_its, ipm_its, screen_its,
                           int(work.size), history)

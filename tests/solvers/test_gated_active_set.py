@@ -19,6 +19,14 @@ from convexnn.solvers.gated_active_set import (
 )
 
 
+@pytest.fixture(autouse=True)
+def _newton_rounds(monkeypatch):
+    """This module tests the Newton rounds of the polish: the rule that sends a rough hand-over on a
+    small program to the block interior point over all groups instead (``first_order.IPM_FIRST_GAP``,
+    tested in test_gated_ipm.py) is off, except where a test turns it on."""
+    monkeypatch.setattr(first_order, "IPM_FIRST_GAP", float("inf"))
+
+
 def _grelu(seed: int, *, loss: str = "squared", bias: bool = True, n: int = 60, d: int = 4, P: int = 30,
            lam: float = 0.05):
     rng = np.random.default_rng(seed)
@@ -226,7 +234,11 @@ def test_handover_rule_stops_fista_early_and_polish_certifies():
     assert abs(sol.value - ref) <= 1e-6 * abs(ref) and sol.value - ref <= sol.info["gap_abs"] + 1e-9 * abs(ref)
 
 
-def test_polish_respects_the_iteration_budget():
+@pytest.mark.parametrize("ipm_first", [False, True])
+def test_polish_respects_the_iteration_budget(monkeypatch, ipm_first):
+    # Newton rounds, or the block interior point over all groups (a rough hand-over): the budget holds
+    if ipm_first:
+        monkeypatch.setattr(first_order, "IPM_FIRST_GAP", 0.0)
     f0 = _grelu(14, n=50, d=5, P=40)
     Xa, masks, y, _ = _arrays(f0)
     f = cx.c_grelu(f0.X, f0.y, f0.patterns, 1e-3 * cx.solvers.lam_max(Xa, masks, y, "squared"))

@@ -245,3 +245,32 @@ def test_badly_scaled_logistic_programs_are_certified(seed):
     assert sol.status == "optimal" and sol.info["gap"] <= 1e-8, sol.info.get("stop_reason")
     assert sol.value - sol.info["gap_abs"] <= ref + 1e-7 * abs(ref)  # the certified bound holds
     assert sol.value == pytest.approx(ref, rel=1e-6)
+
+
+@pytest.mark.parametrize("seed", [70001, 70004])
+def test_a_rough_hand_over_goes_to_the_interior_point_over_all_groups(monkeypatch, seed):
+    # R-FISTA hands these programs over early, far from the optimum: the polish is the block interior
+    # point over all groups. On 70004 the Newton rounds from R-FISTA's support cycled and R-FISTA then
+    # spent max_iter; on 70001 they certify, at the same optimum (and Clarabel's)
+    import convexnn.solvers.first_order as fo
+
+    f = _seven_decades(seed)
+    ref = f.solve("CLARABEL", **TIGHT).value
+    seen: list[bool] = []
+    real = fo.solve_gated_active_set
+
+    def spy(*a, **k):
+        seen.append(k["ipm_first"])
+        return real(*a, **k)
+
+    monkeypatch.setattr(fo, "solve_gated_active_set", spy)
+    sol = cx.solve(f, method="first_order")
+    assert seen == [True]
+    assert sol.status == "optimal" and sol.info["gap"] <= 1e-8 and not sol.info["polish"]["cycling"]
+    assert sol.value - sol.info["gap_abs"] <= ref + 1e-7 * abs(ref)
+    assert sol.value == pytest.approx(ref, rel=1e-6)
+    if seed == 70001:
+        monkeypatch.setattr(fo, "IPM_FIRST_GAP", float("inf"))  # Newton rounds from the same start
+        newton = cx.solve(f, method="first_order")
+        assert seen == [True, False] and newton.status == "optimal" and newton.info["gap"] <= 1e-8
+        assert newton.value == pytest.approx(sol.value, rel=1e-8)

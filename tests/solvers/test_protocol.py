@@ -340,7 +340,7 @@ def _failing_gated_interior_point(monkeypatch) -> None:
 
 
 def test_auto_rescues_an_uncertified_gated_solve_with_the_interior_point(monkeypatch):
-    # on this program the polish's rounds cycle and the block interior point fails on it (forced);
+    # on this program the polish is the block interior point over all groups, and it fails (forced);
     # method="first_order" then resumes R-FISTA and runs out of its default budget, while auto leaves it
     # to the rescue at once: Clarabel's solution gets the same certificate
     import warnings
