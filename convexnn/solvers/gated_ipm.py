@@ -309,8 +309,10 @@ AUTO_IPM_MIN_SAVING = 0.1
 #: ... or whatever the cost models say, when ``lam_max / lam`` is at least this (squared loss,
 #: ``P d' <=`` :data:`MAX_VARS`): the support is dense and degenerate, the Newton polish of R-FISTA
 #: needs many column-generation rounds (or cycles), and the interior point solves over all groups at
-#: once. Not for the logistic loss: at ``lam = 1e-4 lam_max`` on nearly separable labels the interior
-#: point stalled (certified gaps 4e-7 to 0.7) where R-FISTA + Newton certified one of four programs.
+#: once. Not for the logistic loss (set when the interior point still stalled on nearly separable
+#: labels at ``lam = 1e-4 lam_max``; since its closed-form cone blocks and balanced centring it certifies
+#: 5 of 6 such programs, and the first-order path reaches it after a rough hand-over,
+#: :data:`convexnn.solvers.first_order.IPM_FIRST_GAP`).
 #: Measured (``bench/RESULTS_degenerate.md``, ``bench/RESULTS_matrix.md``): 1.8-4.8x faster than the
 #: first-order path at ``lam_max / lam`` of 3e3-2.5e5; at 1e3 (diabetes, ``lam = 1e-3 lam_max``)
 #: R-FISTA + Newton is faster (0.10 s against 0.15 s).
