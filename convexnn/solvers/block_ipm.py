@@ -79,8 +79,8 @@ samples, whose curvature is exponentially small), the iterates reach the cone bo
 residual still at :math:`10^{-7}`, and the steps shrink to nothing. On ten logistic C-GReLU programs
 of 110 samples with column scales over seven decades (drawn like the ``stress`` group of
 ``bench/bench_heldout.py``, other seeds) the two changes together took the interior point over all
-groups from 4 to 10 certified (0.04-0.17 s each), and the first-order path from 4 to 10; on the
-matrix's programs and 58 random small ones the iteration counts stayed within a few of before.
+groups from 4 to 10 certified (0.04-0.17 s each); on the matrix's programs and 58 random small ones
+the iteration counts stayed within a few of before.
 
 **Blocks of one pattern.** The :math:`v_i` and :math:`w_i` of C-ReLU share their columns of
 :math:`F` up to sign, so the loss term depends on :math:`v_i - w_i` only: the dense system is
