@@ -295,3 +295,14 @@ def test_demo_runs_without_torch(tmp_path):
     lb = float(re.search(r"certified lower bound\s+([0-9.eE+-]+)", out).group(1))
     assert lb <= pstar * (1 + 1e-9) and pstar <= nn * (1 + 1e-9)
     assert "total time" in out
+
+
+@pytest.mark.parametrize("max_iter", [-3, 2.5, True, "10"])
+@pytest.mark.parametrize("method", ["auto", "first_order", "gated_ipm"])
+def test_solve_refuses_a_max_iter_that_is_not_a_non_negative_integer(method, max_iter):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30, 2))
+    pat = cx.Patterns.from_gates(X, rng.standard_normal((3, 10)), bias=True)
+    f = cx.c_grelu(X, X[:, 0], pat, 0.01)
+    with pytest.raises(InputError, match="max_iter must be None or a non-negative integer"):
+        cx.solve(f, method=method, max_iter=max_iter)

@@ -259,6 +259,9 @@ def solve(
                          f"got {method!r}.")
     if not (isinstance(tol, (int, float)) and tol > 0):
         raise InputError(f"tol must be a positive number; got {tol!r}.")
+    if max_iter is not None and (isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer))
+                                 or max_iter < 0):
+        raise InputError(f"max_iter must be None or a non-negative integer; got {max_iter!r}.")
     choice = choose(formulation, method)
     if method == "auto" and AUTO_INTERIOR_SECONDS > 0 and _INTERIOR in [choice.solver] + choice.fallbacks:
         # the interior point's cost model alone decides this switch (the other solvers' estimates

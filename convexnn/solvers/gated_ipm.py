@@ -173,8 +173,9 @@ def solve_gated_ipm(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float
         The first working set (group indices) instead of screening or all groups: e.g. the groups
         a Newton polish cycled between (:func:`convexnn.solvers.gated_active_set.solve_gated_active_set`).
     max_iterations : int, optional
-        Budget of interior-point iterations over all restricted solves (the screening's not counted):
-        each solve gets at most what is left, and none starts once it is spent (``reason="max_iter"``).
+        Budget of iterations, the screening's R-FISTA iterations and the interior point's over all
+        restricted solves: each gets at most what is left, and no solve starts once it is spent
+        (``reason="max_iter"``).
 
     Returns
     -------
@@ -204,7 +205,7 @@ def solve_gated_ipm(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float
         U = np.zeros((P, d))
     else:
         r = solve_gated(op, L, yb, lam, U0=None if U0 is None else bk.asarray(U0), tol=max(tol, screen_tol),
-                        max_iter=screen_iter)
+                        max_iter=screen_iter if max_iterations is None else max(min(screen_iter, max_iterations), 0))
         screen_its = r.iterations
         U = np.asarray(bk.to_numpy(r.U), dtype=np.float64)
         c = _group_norms(op, L.grad_on(bk, op.fit(bk.asarray(U)), yb))
@@ -222,7 +223,7 @@ def solve_gated_ipm(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, lam: float
     best: tuple[np.ndarray, GapResult] | None = None
     def left() -> int:
         """Iterations the next restricted solve may take (100, or what the budget leaves)."""
-        return 100 if max_iterations is None else min(100, int(max_iterations) - ipm_its)
+        return 100 if max_iterations is None else min(100, int(max_iterations) - screen_its - ipm_its)
 
     while rounds < max_rounds:
         if left() <= 0:
@@ -478,7 +479,7 @@ class GatedBlockIPM(Solver):
 
     def solve(self, formulation: Any, *, auto: bool = False, tol: float = 1e-8, warm_start: Any = None,
               device: str | None = None, dtype: Any = None, verbose: bool = False,
-              **options: Any) -> Any:
+              max_iter: int | None = None, **options: Any) -> Any:
         from convexnn.formulations.formulation import ConvexSolution
         from convexnn.solvers.protocol import Decline
 
@@ -508,14 +509,14 @@ class GatedBlockIPM(Solver):
             # its certificate is the given program's in other units
             sc = program_scaling(Xa, y, L)
             r = solve_gated_ipm(sc.Xa(Xa), M, sc.y(y), sc.lam(lam), sc.loss(L), tol=tol_eff,
-                                U0=None if U0 is None else sc.weights_in(U0), t0=t0)
+                                U0=None if U0 is None else sc.weights_in(U0), t0=t0, max_iterations=max_iter)
             r = replace(r, U=sc.weights_out(r.U), gap=sc.gap_out(r.gap), history=sc.history_out(r.history))
         # the reported lower bound: the same dual candidate with every rounding error accounted for
         g = r.gap.with_dual(*certified_program_bound(Xa, M, y, lam, L, np.asarray(r.gap.dual_point, dtype=np.float64),
                                                      cones=False, op=op))
         if r.converged and g.rel_gap > tol_eff:
             r = replace(r, converged=False, reason=above_tol_reason(g.rel_gap))
-        status = "optimal" if r.converged else "not_converged"
+        status = "optimal" if r.converged else ("max_iter" if r.reason == "max_iter" else "not_converged")
         info = {"method": self.name, "gap": g.rel_gap, "gap_abs": g.gap, "dual_value": g.dual, "violation": 0.0,
                 "violation_abs": 0.0, "tol": tol_eff, "dual_point": np.asarray(g.dual_point, dtype=np.float64),
                 "lam_max": lmax, "history": r.history, "backend": repr(bk), "device": "cpu", "dtype": "float64",
@@ -527,8 +528,9 @@ class GatedBlockIPM(Solver):
 
             from convexnn.errors import ConvergenceWarning
 
+            why = f"iteration budget (max_iter={max_iter}) spent" if r.reason == "max_iter" else r.reason
             warnings.warn(f"{formulation.kind} block interior point stopped without certifying tol {tol_eff:.1e}: "
-                          f"{r.reason}; certified relative gap {g.rel_gap:.3e}; use method='interior' or "
+                          f"{why}; certified relative gap {g.rel_gap:.3e}; use method='interior' or "
                           "method='first_order'.", ConvergenceWarning, stacklevel=3)
         return ConvexSolution(formulation=formulation, weights={"U": r.U}, value=float(g.primal), status=status,
                               solver="block_ipm", solve_time=time.perf_counter() - t0, compile_time=0.0,

@@ -274,3 +274,22 @@ def test_a_rough_hand_over_goes_to_the_interior_point_over_all_groups(monkeypatc
         newton = cx.solve(f, method="first_order")
         assert seen == [True, False] and newton.status == "optimal" and newton.info["gap"] <= 1e-8
         assert newton.value == pytest.approx(sol.value, rel=1e-8)
+
+
+@pytest.mark.parametrize("P, budget", [(20, 5), (320, 60)])
+def test_the_named_interior_point_keeps_the_iteration_budget(P, budget):
+    # over all groups (P d' = 80), and with screening (P d' = 1600 > MAX_VARS: R-FISTA iterations count too)
+    X, Xa, masks, y, pat = _data(3, "squared", n=60, d=4, P=P)
+    f = cx.c_grelu(X, y, pat, 1e-3 * lam_max(Xa, masks, y, "squared"))
+    with pytest.warns(cx.ConvergenceWarning, match=rf"iteration budget \(max_iter={budget}\) spent"):
+        sol = cx.solve(f, method="gated_ipm", max_iter=budget)
+    assert sol.status == "max_iter" and sol.iterations <= budget
+    assert sol.info["stop_reason"] == "max_iter"
+    ref = _clarabel(f)
+    assert sol.value - sol.info["gap_abs"] <= ref + 1e-9 * abs(ref)  # its certificate still holds
+    full = cx.solve(f, method="gated_ipm")
+    assert full.status == "optimal" and full.iterations > budget
+    with pytest.warns(cx.ConvergenceWarning, match=r"max_iter=0"):
+        none = cx.solve(f, method="gated_ipm", max_iter=0)  # no iteration: the certificate of zero
+    assert none.status == "max_iter" and none.iterations == 0 and np.all(none.U == 0)
+    assert none.value - none.info["gap_abs"] <= ref + 1e-9 * abs(ref)
