@@ -893,3 +893,31 @@ def test_explicit_schur_complement_loses_the_radial_eigenvalue():
     explicit = A[1:, 1:] - np.outer(A[1:, 0], A[0, 1:]) / A[0, 0]
     assert np.linalg.eigvalsh(red[0]).min() == pytest.approx(lo, rel=1e-5)
     assert abs(np.linalg.eigvalsh(explicit).min() - lo) > 100.0 * lo
+
+
+def test_a_costly_dense_fallback_serves_one_iteration_and_the_woodbury_solve_is_retried(monkeypatch):
+    # few samples, many blocks (a dense factorization costs many Woodbury iterations): with every
+    # Woodbury solve made to fail its accuracy test, each iteration still tries it first (the dense
+    # Cholesky serves the failed iteration only), and the solve reaches the same optimum
+    import convexnn.solvers.block_ipm as bi
+
+    X, Xa, masks, y = _data(4, "squared", n=40, d=6, P=60)
+    L = get_loss("squared")
+    P = masks.shape[1]
+    lam = 0.01 * lam_max(Xa, masks, y, "squared")
+    mk = np.hstack([masks, masks])
+    sg = np.r_[np.ones(P), -np.ones(P)]
+    good = solve_block_ipm(Xa, mk, sg, y, lam, L, eps=1e-10)
+    calls = {"woodbury": 0}
+    real = bi._merged_rows  # the capacitance rows, formed by every Woodbury attempt and nothing else
+
+    def counted(*a):
+        calls["woodbury"] += 1
+        return real(*a)
+
+    monkeypatch.setattr(bi, "_merged_rows", counted)
+    monkeypatch.setattr(bi, "_LOW_RANK_RTOL", 0.0)  # no Woodbury solve is accurate enough
+    monkeypatch.setattr(bi, "_LOW_RANK_STOP", 0.0)  # and the solve does not stop at its best iterate
+    bad = solve_block_ipm(Xa, mk, sg, y, lam, L, eps=1e-10)
+    assert calls["woodbury"] >= bad.iterations  # a Woodbury attempt in every iteration
+    assert bad.objective == pytest.approx(good.objective, rel=1e-9)
