@@ -901,12 +901,8 @@ def test_a_costly_dense_fallback_serves_one_iteration_and_the_woodbury_solve_is_
     # Cholesky serves the failed iteration only), and the solve reaches the same optimum
     import convexnn.solvers.block_ipm as bi
 
-    X, Xa, masks, y = _data(4, "squared", n=40, d=6, P=60)
-    L = get_loss("squared")
-    P = masks.shape[1]
-    lam = 0.01 * lam_max(Xa, masks, y, "squared")
-    mk = np.hstack([masks, masks])
-    sg = np.r_[np.ones(P), -np.ones(P)]
+    Xa, masks, y, L, lam = _program(4, "squared", 0.01, n=40, d=6, P=60)
+    mk, sg = np.hstack([masks, masks]), np.repeat([1.0, -1.0], masks.shape[1])  # every v_i and w_i
     good = solve_block_ipm(Xa, mk, sg, y, lam, L, eps=1e-10)
     calls = {"woodbury": 0}
     real = bi._merged_rows  # the capacitance rows, formed by every Woodbury attempt and nothing else
