@@ -103,3 +103,22 @@ def huber_stress_program():
         return X, y, pat, lam, loss, bias
 
     return program
+
+
+@pytest.fixture(scope="session")
+def seven_decades_logistic():
+    """``program(seed) -> c_grelu formulation``: logistic C-GReLU on 110 samples whose 10 columns spread
+    over seven decades of scale, 100 gates, ``lam = 5e-4 lam_max`` (nearly every group active, more
+    variables than samples): the ``stress`` family of ``bench/bench_heldout.py``, reproducible by its seed."""
+
+    def program(seed: int):
+        rng = np.random.default_rng(seed)
+        n, d, P = 110, 10, 100
+        X = rng.standard_normal((n, d)) * 10.0 ** rng.uniform(-3, 4, d)
+        z = np.maximum(X @ rng.standard_normal(d) / 1e3, 0.0) + 0.3 * rng.standard_normal(n)
+        y = np.where(z > np.median(z), 1.0, -1.0)
+        pat = cx.Patterns.from_gates(X, rng.standard_normal((d + 1, P)), bias=True)
+        lam = 5e-4 * cx.solvers.lam_max(np.hstack([X, np.ones((n, 1))]), pat.masks, y, "logistic")
+        return cx.c_grelu(X, y, pat, lam, loss="logistic")
+
+    return program

@@ -171,9 +171,9 @@ def solve(
         and its solution gets the same certificate; the better certified point is returned
         (``info["auto_rescue"]`` says so, ``info["first_order"]`` keeps the first solve's gap and
         stopping reason), and the first solve's ``ConvergenceWarning`` only when neither certifies.
-        Such a solve does not resume R-FISTA after a Newton polish whose rounds cycled and whose
-        block interior point failed (the rescue follows at once); should the interior point then
-        fail too, the first-order solve runs again in full.
+        Such a solve does not resume R-FISTA after a polish whose block interior point failed, after
+        cycling Newton rounds or over all groups at once (the rescue follows at once); should the
+        interior point then fail too, the first-order solve runs again in full.
     device : str, optional
         First-order backend: ``None`` (numpy), ``"cpu"`` / ``"torch"`` (torch on the CPU),
         ``"cuda"`` / ``"cuda:k"`` (torch on a GPU; :class:`InputError` without CUDA).

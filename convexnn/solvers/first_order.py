@@ -40,10 +40,9 @@ from convexnn.solvers.backend import Backend, get_backend
 from convexnn.solvers.block_ipm import iteration_flops
 from convexnn.solvers.fista import Reporter, solve_gated
 from convexnn.solvers.gated_active_set import ALL_GROUPS_IPM, CYCLED_TO_IPM, handover_rule, solve_gated_active_set
-from convexnn.solvers.gated_ipm import GatedBlockIPM, cpu64, estimate_fista_seconds, fista_iterations, prefer_ipm
 from convexnn.solvers.gated_ipm import MAX_VARS as GATED_IPM_MAX_VARS
-from convexnn.solvers.gated_ipm import support_size
-from convexnn.solvers.gated_ipm import program_lam_ratio
+from convexnn.solvers.gated_ipm import (GatedBlockIPM, cpu64, estimate_fista_seconds, fista_iterations, prefer_ipm,
+                                        program_lam_ratio, support_size)
 from convexnn.solvers.gap import (
     GapResult,
     above_tol_reason,

@@ -186,20 +186,13 @@ def test_cost_models():
         pytest.approx(2 * one)
 
 
-def test_a_stalled_cold_solve_is_not_repeated_at_a_tighter_eps(monkeypatch):
+def test_a_stalled_cold_solve_is_not_repeated_at_a_tighter_eps(monkeypatch, seven_decades_logistic):
     """With no group to add, a restricted solve short of the certificate is repeated tighter and cold;
     a cold solve that stalled is not (it would follow the same path to the same stall). The certificate
     is a certificate: its dual value is below Clarabel's optimum. The stalls are forced (the interior
     point now certifies this program)."""
-    rng = np.random.default_rng(14)
-    n, d, P = 110, 10, 100
-    X = rng.standard_normal((n, d)) * 10.0 ** rng.uniform(-3, 4, d)  # columns over seven decades
-    z = np.maximum(X @ rng.standard_normal(d) / 1e3, 0) + 0.3 * rng.standard_normal(n)
-    y = np.where(z > np.median(z), 1.0, -1.0)
-    pat = cx.Patterns.from_gates(X, rng.standard_normal((d + 1, P)), bias=True)
-    Xa = np.hstack([X, np.ones((n, 1))])
-    M = np.asarray(pat.masks, dtype=bool)
-    lam = 5e-4 * lam_max(Xa, M, y, "logistic")
+    f = seven_decades_logistic(14)
+    Xa, M, y, lam = np.asarray(f.Xa, float), np.asarray(f.patterns.masks, bool), np.asarray(f.y, float), f.lam_value
     calls: list[tuple[int, bool, str, float]] = []
     real = gi.solve_block_ipm
 
@@ -216,30 +209,16 @@ def test_a_stalled_cold_solve_is_not_repeated_at_a_tighter_eps(monkeypatch):
     for (k0, cold0, st0, eps0), (k1, _, _, eps1) in zip(calls, calls[1:]):
         if cold0 and st0 != "optimal":  # a stalled cold solve is followed only by a larger working set
             assert k1 > k0, calls
-    ref = cx.c_grelu(X, y, pat, lam, loss="logistic").solve(solver="CLARABEL", tol_gap_abs=1e-10,
-                                                            tol_gap_rel=1e-10, tol_feas=1e-10).value
+    ref = f.solve(solver="CLARABEL", tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10).value
     assert res.gap.dual <= ref + 1e-9 * abs(ref) <= res.gap.primal + 2e-9 * abs(ref)
 
 
-def _seven_decades(seed: int):
-    """Logistic C-GReLU on 110 samples whose 10 columns spread over seven decades of scale, at
-    5e-4 lam_max (nearly every group active, more variables than samples)."""
-    rng = np.random.default_rng(seed)
-    n, d = 110, 10
-    X = rng.standard_normal((n, d)) * 10.0 ** rng.uniform(-3, 4, d)
-    z = np.maximum(X @ rng.standard_normal(d) / 1e3, 0.0) + 0.3 * rng.standard_normal(n)
-    y = np.where(z > np.median(z), 1.0, -1.0)
-    pat = cx.Patterns.from_gates(X, rng.standard_normal((d + 1, 100)), bias=True)
-    lam = 5e-4 * lam_max(np.hstack([X, np.ones((n, 1))]), pat.masks, y, "logistic")
-    return cx.c_grelu(X, y, pat, lam, loss="logistic")
-
-
 @pytest.mark.parametrize("seed", [70000, 70006, 70009])
-def test_badly_scaled_logistic_programs_are_certified(seed):
+def test_badly_scaled_logistic_programs_are_certified(seed, seven_decades_logistic):
     # the reduced cone blocks in closed form and the balanced centring of the block interior point:
     # without them its solves over all groups stalled at certified gaps of 2e-5, 1e-6 and 1e-5 on
     # these programs
-    f = _seven_decades(seed)
+    f = seven_decades_logistic(seed)
     ref = f.solve("CLARABEL", **TIGHT).value
     sol = cx.solve(f, method="gated_ipm")
     assert sol.status == "optimal" and sol.info["gap"] <= 1e-8, sol.info.get("stop_reason")
@@ -248,13 +227,13 @@ def test_badly_scaled_logistic_programs_are_certified(seed):
 
 
 @pytest.mark.parametrize("seed", [70001, 70004])
-def test_a_rough_hand_over_goes_to_the_interior_point_over_all_groups(monkeypatch, seed):
+def test_a_rough_hand_over_goes_to_the_interior_point_over_all_groups(monkeypatch, seed, seven_decades_logistic):
     # R-FISTA hands these programs over early, far from the optimum: the polish is the block interior
     # point over all groups. On 70004 the Newton rounds from R-FISTA's support cycled and R-FISTA then
     # spent max_iter; on 70001 they certify, at the same optimum (and Clarabel's)
     import convexnn.solvers.first_order as fo
 
-    f = _seven_decades(seed)
+    f = seven_decades_logistic(seed)
     ref = f.solve("CLARABEL", **TIGHT).value
     seen: list[bool] = []
     real = fo.solve_gated_active_set

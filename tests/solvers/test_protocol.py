@@ -306,20 +306,6 @@ def test_lam_set_on_the_parameter_is_validated(kind, method):
 
 
 # --------------------------------------------------------------------------- auto's rescue by the interior point
-def _scaled_logistic(seed: int):
-    """Logistic C-GReLU on 110 samples whose columns spread over seven decades, lam = 5e-4 lam_max."""
-    from convexnn.solvers import lam_max
-
-    rng = np.random.default_rng(seed)
-    n, d, P = 110, 10, 100
-    X = rng.standard_normal((n, d)) * 10.0 ** rng.uniform(-3, 4, d)
-    z = np.maximum(X @ rng.standard_normal(d) / 1e3, 0) + 0.3 * rng.standard_normal(n)
-    y = np.where(z > np.median(z), 1.0, -1.0)
-    pat = cx.Patterns.from_gates(X, rng.standard_normal((d + 1, P)), bias=True)
-    lam = 5e-4 * lam_max(np.hstack([X, np.ones((n, 1))]), pat.masks, y, "logistic")
-    return cx.c_grelu(X, y, pat, lam, loss="logistic")
-
-
 def _certified_below_clarabel(f, sol, tol):
     ref = _clarabel(f)
     assert sol.status == "optimal" and sol.info["gap"] <= tol
@@ -329,7 +315,7 @@ def _certified_below_clarabel(f, sol, tol):
 
 def _failing_gated_interior_point(monkeypatch) -> None:
     """The block interior point of the C-GReLU polish stalls after a few iterations (forced: on the
-    programs of :func:`_scaled_logistic` it certifies)."""
+    programs of the ``seven_decades_logistic`` fixture it certifies)."""
     from dataclasses import replace
 
     import convexnn.solvers.gated_ipm as gi
@@ -339,14 +325,14 @@ def _failing_gated_interior_point(monkeypatch) -> None:
                         lambda *a, **k: replace(real(*a, **{**k, "max_iter": 4}), status="stalled"))
 
 
-def test_auto_rescues_an_uncertified_gated_solve_with_the_interior_point(monkeypatch):
+def test_auto_rescues_an_uncertified_gated_solve_with_the_interior_point(monkeypatch, seven_decades_logistic):
     # on this program the polish is the block interior point over all groups, and it fails (forced);
     # method="first_order" then resumes R-FISTA and runs out of its default budget, while auto leaves it
     # to the rescue at once: Clarabel's solution gets the same certificate
     import warnings
 
     _failing_gated_interior_point(monkeypatch)
-    f = _scaled_logistic(14)
+    f = seven_decades_logistic(14)
     with warnings.catch_warnings():
         warnings.simplefilter("error", cx.ConvergenceWarning)  # certified: the first solve's warning is not the answer's
         sol = cx.solve(f, tol=1e-8)
@@ -360,7 +346,7 @@ def test_auto_rescues_an_uncertified_gated_solve_with_the_interior_point(monkeyp
     assert not fo.info["polish"].get("left_to_rescue")
 
 
-def test_auto_resumes_the_first_order_path_when_the_rescue_fails(monkeypatch):
+def test_auto_resumes_the_first_order_path_when_the_rescue_fails(monkeypatch, seven_decades_logistic):
     # the first solve left the program to the rescue and Clarabel fails: auto runs the first-order path in
     # full (R-FISTA after the polish), the answer of method="first_order", with its warning (once)
     import warnings
@@ -368,7 +354,7 @@ def test_auto_resumes_the_first_order_path_when_the_rescue_fails(monkeypatch):
     from convexnn.errors import SolverError
 
     _failing_gated_interior_point(monkeypatch)
-    f = _scaled_logistic(14)
+    f = seven_decades_logistic(14)
     with pytest.warns(cx.ConvergenceWarning):
         fo = cx.solve(f, method="first_order", tol=1e-8)
 
